@@ -1,0 +1,4 @@
+//! migproof: proves that database migrations are safe to ship, by running them against a real
+//! PostgreSQL and comparing schema and data with what must be there after every step.
+
+pub mod source;

@@ -1,0 +1,1 @@
+//! Statement splitting (placeholder until the splitter lands).
