@@ -16,6 +16,12 @@ pub struct MigrationSet {
     /// The folder the migrations were read from.
     pub dir: PathBuf,
     pub migrations: Vec<Migration>,
+    /// Migrations re-applied after the versioned ones whenever their text changed (Flyway's
+    /// `R__` files); each must be idempotent. Empty for most layouts.
+    pub repeatable: Vec<Migration>,
+    /// Things the reader could not honour and the user should know (for example Liquibase
+    /// preconditions that are not evaluated).
+    pub notes: Vec<String>,
 }
 
 /// The layouts migproof can read.
@@ -23,6 +29,19 @@ pub struct MigrationSet {
 #[serde(rename_all = "kebab-case")]
 pub enum Format {
     Sqlx,
+}
+
+impl MigrationSet {
+    /// A set of versioned migrations only, as most layouts produce.
+    pub fn new(format: Format, dir: &Path, migrations: Vec<Migration>) -> MigrationSet {
+        MigrationSet {
+            format,
+            dir: dir.to_owned(),
+            migrations,
+            repeatable: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
 }
 
 impl Format {
@@ -170,10 +189,9 @@ pub fn load(dir: &Path, format: Option<Format>) -> Result<MigrationSet, SourceEr
         Some(f) => f,
         None => detect(dir)?,
     };
-    let migrations = match format {
-        Format::Sqlx => sqlx::load(dir)?,
-    };
-    Ok(MigrationSet { format, dir: dir.to_owned(), migrations })
+    match format {
+        Format::Sqlx => sqlx::load(dir),
+    }
 }
 
 /// Works out which layout a folder uses.

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{list_dir, read_text, Migration, Script, SourceError};
+use super::{list_dir, read_text, Format, Migration, MigrationSet, Script, SourceError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -69,7 +69,7 @@ struct Files {
     down: Option<PathBuf>,
 }
 
-pub fn load(dir: &Path) -> Result<Vec<Migration>, SourceError> {
+pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
     let mut by_version: BTreeMap<i64, Files> = BTreeMap::new();
     for path in list_dir(dir)? {
         if !path.is_file() {
@@ -117,7 +117,7 @@ pub fn load(dir: &Path) -> Result<Vec<Migration>, SourceError> {
     if migrations.is_empty() {
         return Err(SourceError::Empty { dir: dir.to_owned(), hint: String::new() });
     }
-    Ok(migrations)
+    Ok(MigrationSet::new(Format::Sqlx, dir, migrations))
 }
 
 #[cfg(test)]
@@ -140,7 +140,7 @@ mod tests {
             ("2_a.sql", b"-- no-transaction\ncreate index concurrently x on y(z);"),
             ("README.md", b"not a migration"),
         ]);
-        let m = load(dir.path()).unwrap();
+        let m = load(dir.path()).unwrap().migrations;
         assert_eq!(m.iter().map(|m| m.id()).collect::<Vec<_>>(), ["2_a", "10_b"]);
         assert!(m[0].down.is_none());
         assert!(!m[0].up.blocks[0].transactional);
@@ -151,7 +151,7 @@ mod tests {
     #[test]
     fn strips_bom_and_keeps_crlf() {
         let dir = folder(&[("1_a.up.sql", b"\xef\xbb\xbfselect 1;\r\nselect 2;\r\n")]);
-        let m = load(dir.path()).unwrap();
+        let m = load(dir.path()).unwrap().migrations;
         assert_eq!(m[0].up.text, "select 1;\r\nselect 2;\r\n");
         assert_eq!(m[0].up.line_of(12), 2);
     }
