@@ -1,1 +1,5 @@
-fn main() {}
+//! argv → cli → exit code, nothing else.
+
+fn main() -> std::process::ExitCode {
+    migproof::cli::main()
+}

@@ -1,0 +1,260 @@
+//! The `local` backend: a throwaway PostgreSQL cluster started from this machine's own
+//! binaries, tuned for speed, on a free port with a private socket folder, run as the
+//! `postgres` user when migproof runs as root, and removed when migproof exits.
+
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::{Pid, User};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection};
+
+use super::{process_alive, BackendError, BackendKind, Server};
+
+const DIR_PREFIX: &str = "migproof-local-";
+
+/// The folder holding `initdb`, `pg_ctl` and `postgres`: PATH first, then the newest
+/// /usr/lib/postgresql/*/bin.
+pub fn binaries() -> Option<PathBuf> {
+    let has_all = |dir: &Path| ["initdb", "postgres"].iter().all(|b| dir.join(b).is_file());
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            if has_all(&dir) {
+                return Some(dir);
+            }
+        }
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            has_all(&bin).then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin)
+}
+
+/// A running throwaway cluster; dropping it stops the server and removes its folder.
+pub struct Cluster {
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            stop_postmaster(child.id() as i32);
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Asks a postmaster for a fast shutdown, then kills it if it has not gone within 5 seconds.
+fn stop_postmaster(pid: i32) {
+    let pid = Pid::from_raw(pid);
+    let _ = kill(pid, Signal::SIGINT);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if !process_alive(pid.as_raw()) || is_zombie(pid.as_raw()) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = kill(pid, Signal::SIGKILL);
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')))
+        .unwrap_or(false)
+}
+
+fn fail(message: impl Into<String>) -> BackendError {
+    BackendError::Local(message.into())
+}
+
+/// Removes clusters left by migproof processes that died without cleaning up (`kill -9`).
+pub fn sweep_stale() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !name.starts_with(DIR_PREFIX) {
+            continue;
+        }
+        let dir = entry.path();
+        let owner = std::fs::read_to_string(dir.join("owner.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok());
+        match owner {
+            Some(pid) if process_alive(pid) => continue,
+            None if recently_modified(&dir) => continue,
+            _ => {}
+        }
+        let postmaster = std::fs::read_to_string(dir.join("data/postmaster.pid"))
+            .ok()
+            .and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<i32>().ok()));
+        if let Some(pid) = postmaster {
+            stop_postmaster(pid);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+fn recently_modified(dir: &Path) -> bool {
+    std::fs::metadata(dir)
+        .and_then(|m| m.modified())
+        .map(|t| t.elapsed().unwrap_or_default() < Duration::from_secs(60))
+        .unwrap_or(true)
+}
+
+fn free_port() -> Result<u16, BackendError> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| fail(format!("could not find a free port: {e}")))?;
+    Ok(listener.local_addr().map_err(|e| fail(e.to_string()))?.port())
+}
+
+/// Runs as the `postgres` user when we are root: initdb and postgres refuse to run as root.
+fn as_cluster_user(cmd: &mut Command, user: &Option<User>) {
+    if let Some(user) = user {
+        cmd.uid(user.uid.as_raw()).gid(user.gid.as_raw());
+        cmd.env("HOME", &user.dir).env("USER", &user.name);
+    }
+}
+
+pub async fn start() -> Result<Server, BackendError> {
+    let bin = binaries().ok_or_else(|| {
+        fail(
+            "no PostgreSQL binaries (`initdb`, `postgres`) on PATH or under \
+             /usr/lib/postgresql/*/bin; install PostgreSQL or use `--backend url`",
+        )
+    })?;
+    sweep_stale();
+    let user = if nix::unistd::geteuid().is_root() {
+        let user = User::from_name("postgres")
+            .map_err(|e| fail(format!("could not look up the `postgres` user: {e}")))?
+            .ok_or_else(|| {
+                fail(
+                    "migproof runs as root, where initdb refuses to run, and there is no \
+                     `postgres` user to run it as; create one or run migproof as another user",
+                )
+            })?;
+        Some(user)
+    } else {
+        None
+    };
+    let dir = tempfile::Builder::new()
+        .prefix(DIR_PREFIX)
+        .tempdir()
+        .map_err(|e| fail(format!("could not create a temporary folder: {e}")))?
+        .keep();
+    // From here on the folder is removed by Cluster's Drop, whatever happens.
+    let mut cluster = Cluster { dir: dir.clone(), child: None };
+    std::fs::write(dir.join("owner.pid"), std::process::id().to_string())
+        .map_err(|e| fail(format!("could not write to `{}`: {e}", dir.display())))?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| fail(e.to_string()))?;
+    let data = dir.join("data");
+    let socket = dir.join("socket");
+    for sub in [&data, &socket] {
+        std::fs::create_dir(sub).map_err(|e| fail(e.to_string()))?;
+        if let Some(user) = &user {
+            nix::unistd::chown(sub.as_path(), Some(user.uid), Some(user.gid))
+                .map_err(|e| fail(format!("could not hand `{}` to postgres: {e}", sub.display())))?;
+        }
+        std::fs::set_permissions(sub, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| fail(e.to_string()))?;
+    }
+
+    let mut initdb = Command::new(bin.join("initdb"));
+    initdb
+        .arg("-D")
+        .arg(&data)
+        .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync"])
+        .stdin(Stdio::null());
+    as_cluster_user(&mut initdb, &user);
+    let out = initdb.output().map_err(|e| fail(format!("could not run initdb: {e}")))?;
+    if !out.status.success() {
+        return Err(fail(format!(
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+
+    let mut last_error = String::new();
+    for _ in 0..3 {
+        let port = free_port()?;
+        let log = std::fs::File::create(dir.join("server.log")).map_err(|e| fail(e.to_string()))?;
+        let mut postgres = Command::new(bin.join("postgres"));
+        postgres
+            .arg("-D")
+            .arg(&data)
+            .arg("-k")
+            .arg(&socket)
+            .args(["-p", &port.to_string(), "-h", "127.0.0.1"])
+            .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
+            .args(["-c", "full_page_writes=off", "-c", "autovacuum=off"])
+            .args(["-c", "max_connections=100", "-c", "wal_level=minimal"])
+            .args(["-c", "max_wal_senders=0", "-c", "checkpoint_timeout=1h"])
+            .args(["-c", "shared_buffers=128MB", "-c", "log_min_messages=fatal"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            // Its own process group: a Ctrl-C in the terminal reaches migproof, which then
+            // stops the server in order, instead of the server dying under running work.
+            .process_group(0);
+        as_cluster_user(&mut postgres, &user);
+        let child = postgres.spawn().map_err(|e| fail(format!("could not run postgres: {e}")))?;
+        cluster.child = Some(child);
+        let options = PgConnectOptions::new()
+            .socket(&socket)
+            .port(port)
+            .username("postgres")
+            .database("postgres")
+            .application_name("migproof");
+        match wait_ready(&mut cluster, &options).await {
+            Ok(()) => {
+                let target = format!("a local cluster (port {port}, {})", dir.display());
+                return Ok(Server::new(options, target, BackendKind::Local, Some(cluster)));
+            }
+            Err(e) => {
+                last_error = e;
+                if let Some(mut child) = cluster.child.take() {
+                    stop_postmaster(child.id() as i32);
+                    let _ = child.wait();
+                }
+            }
+        }
+    }
+    Err(fail(last_error))
+}
+
+async fn wait_ready(cluster: &mut Cluster, options: &PgConnectOptions) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(conn) = options.connect().await {
+            let _ = conn.close().await;
+            return Ok(());
+        }
+        let child = cluster.child.as_mut().expect("started");
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut log = String::new();
+            let _ = std::fs::File::open(cluster.dir.join("server.log"))
+                .and_then(|mut f| f.read_to_string(&mut log));
+            return Err(format!("postgres exited ({status}): {}", log.trim()));
+        }
+        if Instant::now() > deadline {
+            return Err("postgres did not accept connections within 30 seconds".into());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

@@ -1,0 +1,310 @@
+//! Getting a PostgreSQL server and scratch databases on it. One file per way of getting a
+//! server; this module owns scratch database naming, ownership markers and clean-up, so that
+//! migproof only ever creates, uses and drops databases it made itself.
+
+pub mod local;
+pub mod url;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
+
+/// Prefix of every database migproof creates; nothing else is ever dropped.
+pub const SCRATCH_PREFIX: &str = "migproof_";
+/// Start of the comment that marks a scratch database and names its owner.
+const MARKER: &str = "migproof scratch";
+
+/// Which way to get a server, as the user asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// `local` when PostgreSQL binaries are installed, else `url` when a URL is given.
+    Auto,
+    /// A throwaway cluster started from this machine's PostgreSQL binaries.
+    Local,
+    /// An existing server from `--database-url` or `DATABASE_URL`.
+    Url,
+}
+
+/// Why no server could be had. All of these are environment failures (exit 3).
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error(
+        "no PostgreSQL server available: no PostgreSQL binaries (`initdb`, `pg_ctl`) were found \
+         on PATH or under /usr/lib/postgresql/*/bin, and no database URL was given; install \
+         PostgreSQL (for example `apt-get install postgresql`) or pass `--database-url \
+         postgres://user@host/db` (or set DATABASE_URL)"
+    )]
+    NothingAvailable,
+    #[error("`--backend url` needs a server: pass `--database-url postgres://user@host/db` or set DATABASE_URL")]
+    NoUrl,
+    #[error("database URL `{url}` is not valid: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("failed to start a local PostgreSQL cluster: {0}")]
+    Local(String),
+    #[error("failed to connect to PostgreSQL at {target}: {reason}")]
+    Connect { target: String, reason: String },
+    #[error("failed to {action} on the server at {target}: {reason}")]
+    Admin { action: String, target: String, reason: String },
+}
+
+/// A reachable server on which migproof may create scratch databases.
+pub struct Server {
+    /// Options for the maintenance database; only used to create and drop scratch databases.
+    admin: PgConnectOptions,
+    /// Where the server is, for messages (never carries a password).
+    pub target: String,
+    /// What kind of server this is, for the report.
+    pub kind: BackendKind,
+    created: Mutex<Vec<String>>,
+    counter: std::sync::atomic::AtomicU32,
+    /// Keeps a local cluster alive as long as the server is in use; dropping stops it.
+    _cluster: Option<local::Cluster>,
+}
+
+/// A database migproof created and will drop.
+#[derive(Debug, Clone)]
+pub struct ScratchDb {
+    pub name: String,
+    pub options: PgConnectOptions,
+}
+
+impl ScratchDb {
+    pub async fn connect(&self) -> Result<PgConnection, sqlx::Error> {
+        self.options.connect().await
+    }
+
+    /// A `postgresql://` URL for external migrators (Alembic, commands). Carries the password
+    /// when the server needs one, so it must never be printed.
+    pub fn url(&self) -> String {
+        let o = &self.options;
+        let mut url = ::url::Url::parse("postgresql://localhost").expect("static URL parses");
+        let _ = url.set_username(o.get_username());
+        let _ = url.set_host(Some(o.get_host()));
+        let _ = url.set_port(Some(o.get_port()));
+        url.set_path(&self.name);
+        url.into()
+    }
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// The ownership marker written as the comment of every scratch database.
+fn marker() -> String {
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!("{MARKER} host={} pid={} started={started}", hostname(), std::process::id())
+}
+
+/// True when a marker names a process on this host that no longer runs.
+fn owner_is_gone(comment: &str) -> bool {
+    let Some(rest) = comment.strip_prefix(MARKER) else { return false };
+    let field = |key: &str| {
+        rest.split_whitespace().find_map(|f| f.strip_prefix(key).map(str::to_owned))
+    };
+    let (Some(host), Some(pid)) = (field("host="), field("pid=")) else { return false };
+    if host != hostname() {
+        return false;
+    }
+    let Ok(pid) = pid.parse::<i32>() else { return false };
+    pid != std::process::id() as i32 && !process_alive(pid)
+}
+
+pub(crate) fn process_alive(pid: i32) -> bool {
+    use nix::sys::signal::kill;
+    use nix::unistd::Pid;
+    match kill(Pid::from_raw(pid), None) {
+        Ok(()) => true,
+        Err(nix::errno::Errno::EPERM) => true,
+        Err(_) => false,
+    }
+}
+
+impl Server {
+    fn new(
+        admin: PgConnectOptions,
+        target: String,
+        kind: BackendKind,
+        cluster: Option<local::Cluster>,
+    ) -> Server {
+        Server {
+            admin,
+            target,
+            kind,
+            created: Mutex::new(Vec::new()),
+            counter: Default::default(),
+            _cluster: cluster,
+        }
+    }
+
+    /// `local` or `url`, for the report.
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            BackendKind::Local => "local",
+            BackendKind::Url => "url",
+            BackendKind::Auto => "auto",
+        }
+    }
+
+    /// Starts or connects to a server as asked; sweeps stale scratch databases of dead
+    /// migproof processes on it.
+    pub async fn open(kind: BackendKind, url: Option<&str>) -> Result<Server, BackendError> {
+        let server = match kind {
+            BackendKind::Local => local::start().await?,
+            BackendKind::Url => url::open(url.ok_or(BackendError::NoUrl)?).await?,
+            BackendKind::Auto => {
+                if local::binaries().is_some() {
+                    local::start().await?
+                } else if let Some(url) = url {
+                    url::open(url).await?
+                } else {
+                    return Err(BackendError::NothingAvailable);
+                }
+            }
+        };
+        server.sweep().await?;
+        Ok(server)
+    }
+
+    async fn admin_conn(&self) -> Result<PgConnection, BackendError> {
+        connect_with_retry(&self.admin, &self.target).await
+    }
+
+    fn admin_error(&self, action: &str, e: sqlx::Error) -> BackendError {
+        BackendError::Admin {
+            action: action.to_owned(),
+            target: self.target.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// Creates an empty scratch database, marked as ours.
+    pub async fn create(&self) -> Result<ScratchDb, BackendError> {
+        let n = self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("{SCRATCH_PREFIX}{}_{}_{n}", std::process::id(), nonce());
+        let mut conn = self.admin_conn().await?;
+        let create = format!("CREATE DATABASE {} TEMPLATE template0", quote_ident(&name));
+        sqlx::raw_sql(AssertSqlSafe(create))
+            .execute(&mut conn)
+            .await
+            .map_err(|e| self.admin_error(&format!("create scratch database `{name}`"), e))?;
+        self.created.lock().expect("not poisoned").push(name.clone());
+        let comment =
+            format!("COMMENT ON DATABASE {} IS {}", quote_ident(&name), quote_literal(&marker()));
+        sqlx::raw_sql(AssertSqlSafe(comment))
+            .execute(&mut conn)
+            .await
+            .map_err(|e| self.admin_error(&format!("mark scratch database `{name}`"), e))?;
+        let _ = conn.close().await;
+        Ok(ScratchDb { options: self.admin.clone().database(&name), name })
+    }
+
+    /// Drops a scratch database this process created, disconnecting its sessions.
+    pub async fn drop_db(&self, db: &ScratchDb) -> Result<(), BackendError> {
+        let mut conn = self.admin_conn().await?;
+        self.drop_named(&mut conn, &db.name).await?;
+        self.created.lock().expect("not poisoned").retain(|n| *n != db.name);
+        Ok(())
+    }
+
+    async fn drop_named(&self, conn: &mut PgConnection, name: &str) -> Result<(), BackendError> {
+        assert!(name.starts_with(SCRATCH_PREFIX), "only scratch databases are ever dropped");
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name));
+        sqlx::raw_sql(AssertSqlSafe(sql))
+            .execute(conn)
+            .await
+            .map_err(|e| self.admin_error(&format!("drop scratch database `{name}`"), e))?;
+        Ok(())
+    }
+
+    /// Drops every scratch database this process created and has not dropped yet.
+    pub async fn cleanup(&self) -> Result<(), BackendError> {
+        let names = std::mem::take(&mut *self.created.lock().expect("not poisoned"));
+        if names.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.admin_conn().await?;
+        for name in names {
+            self.drop_named(&mut conn, &name).await?;
+        }
+        Ok(())
+    }
+
+    /// Drops scratch databases whose marker names a migproof process on this host that is
+    /// gone (a run killed with `kill -9`). Databases without our marker are never touched.
+    async fn sweep(&self) -> Result<(), BackendError> {
+        let mut conn = self.admin_conn().await?;
+        let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+            "SELECT d.datname::text, shobj_description(d.oid, 'pg_database') \
+             FROM pg_database d WHERE d.datname LIKE 'migproof\\_%'",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .map_err(|e| self.admin_error("list scratch databases", e))?;
+        for (name, comment) in rows {
+            if comment.as_deref().is_some_and(owner_is_gone) {
+                self.drop_named(&mut conn, &name).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn nonce() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{:06x}", t & 0xff_ffff)
+}
+
+/// Connects, retrying briefly while a server that was just started finishes starting up.
+pub(crate) async fn connect_with_retry(
+    options: &PgConnectOptions,
+    target: &str,
+) -> Result<PgConnection, BackendError> {
+    let mut last = None;
+    for attempt in 0..3 {
+        match options.connect().await {
+            Ok(conn) => return Ok(conn),
+            Err(e @ sqlx::Error::Database(_)) => {
+                return Err(BackendError::Connect { target: target.into(), reason: e.to_string() });
+            }
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(100 * (attempt + 1))).await;
+    }
+    let reason = last.map(|e| e.to_string()).unwrap_or_default();
+    Err(BackendError::Connect { target: target.into(), reason })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marker_of_live_process_is_not_swept() {
+        assert!(!owner_is_gone(&marker()));
+        assert!(!owner_is_gone("somebody else's comment pid=1"));
+        let dead = format!("{MARKER} host={} pid=999999999 started=0", hostname());
+        assert!(owner_is_gone(&dead));
+        let other_host = format!("{MARKER} host=elsewhere pid=999999999 started=0");
+        assert!(!owner_is_gone(&other_host));
+    }
+}

@@ -1,0 +1,309 @@
+//! The command line: what the user typed (clap types), its resolution into settings, running the
+//! command, printing the report, and the exit code. The only module that prints.
+
+mod progress;
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::backend::{self, BackendKind, Server};
+use crate::check::{self, CheckOptions, RunError};
+use crate::report::{self, Report};
+use crate::source::{self, Format};
+
+/// Exit codes, as documented in the README.
+pub mod exit {
+    /// Every property holds.
+    pub const OK: u8 = 0;
+    /// At least one finding.
+    pub const FINDINGS: u8 = 1;
+    /// Bad input or usage: the message names the file, line or flag.
+    pub const USAGE: u8 = 2;
+    /// The environment failed: no database reachable, a backend that could not start.
+    pub const ENVIRONMENT: u8 = 3;
+    /// Interrupted by Ctrl-C or SIGTERM (after cleaning up).
+    pub const INTERRUPTED: u8 = 130;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "migproof",
+    version,
+    about = "Proves database migrations are safe to ship, against a real PostgreSQL",
+    long_about = "migproof applies a project's migrations to a real PostgreSQL and proves that \
+                  every migration applies with realistic data present, rolls back to exactly the \
+                  previous schema, keeps the data, re-applies, and is a no-op when run again.\n\n\
+                  Exit codes: 0 no finding, 1 findings, 2 bad input or usage, 3 environment \
+                  failure (no database, backend could not start)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The release gate: prove every migration applies, rolls back, re-applies and keeps data.
+    Check(CheckArgs),
+    /// Print the golden schema snapshot after applying the migrations to an empty database.
+    Snapshot(SnapshotArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Readable text; colours on a terminal.
+    Human,
+    /// One JSON document on stdout (see the README for its fields).
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Folder holding the migrations.
+    #[arg(long, short = 'm', value_name = "DIR", default_value = "migrations")]
+    pub migrations: PathBuf,
+
+    /// Read the folder as this layout instead of detecting it.
+    #[arg(long, value_name = "NAME", value_parser = format_parser())]
+    pub source: Option<Format>,
+
+    /// Where PostgreSQL comes from: `local` starts a throwaway cluster from this machine's
+    /// binaries; `url` uses --database-url; `auto` prefers local.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub backend: BackendKind,
+
+    /// Server for `--backend url` (or `auto` without local binaries). migproof only creates and
+    /// drops its own `migproof_*` scratch databases there.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub common: Common,
+
+    /// Fail on differences of column order too (by default they are notes).
+    #[arg(long)]
+    pub strict: bool,
+
+    /// Fail on migrations without a down (by default they are `irreversible` notes).
+    #[arg(long)]
+    pub require_down: bool,
+
+    /// Stop a step that runs longer than this and report it as `timeout` (e.g. 30s, 5m).
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
+    pub step_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    #[command(flatten)]
+    pub common: Common,
+}
+
+fn format_parser() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(Format::ALL.iter().map(|f| f.name()))
+}
+
+impl Common {
+    fn source_format(&self) -> Option<Format> {
+        self.source
+    }
+}
+
+/// Parses `500ms`, `30s`, `5m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration; write it like 30s, 5m or 1h"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        other => return Err(format!("unknown unit `{other}` in `{text}`; use ms, s, m or h")),
+    };
+    if !(seconds.is_finite() && seconds > 0.0) {
+        return Err(format!("`{text}` must be a positive duration"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Parses the command line, runs the command, prints, and returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(exit::ENVIRONMENT, &format!("failed to start the async runtime: {e}")),
+    };
+    ExitCode::from(runtime.block_on(run(cli)))
+}
+
+fn fail(code: u8, message: &str) -> ExitCode {
+    eprintln!("{}: {message}", paint("error", "1;31", std::io::stderr().is_terminal()));
+    ExitCode::from(code)
+}
+
+fn error(code: u8, message: &str) -> u8 {
+    eprintln!("{}: {message}", paint("error", "1;31", std::io::stderr().is_terminal()));
+    code
+}
+
+pub(crate) fn paint(text: &str, code: &str, on: bool) -> String {
+    if on && std::env::var_os("NO_COLOR").is_none() {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_owned()
+    }
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+async fn interrupted() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let term = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+async fn run(cli: Cli) -> u8 {
+    match cli.command {
+        Command::Check(args) => run_check(args).await,
+        Command::Snapshot(args) => run_snapshot(args).await,
+    }
+}
+
+async fn open_server(common: &Common) -> Result<Server, u8> {
+    let url = common.database_url.as_deref().filter(|u| !u.is_empty());
+    tokio::select! {
+        server = Server::open(common.backend, url) => server.map_err(|e| {
+            let text = match url {
+                Some(u) => backend::url::scrub(&e.to_string(), u),
+                None => e.to_string(),
+            };
+            error(exit::ENVIRONMENT, &text)
+        }),
+        _ = interrupted() => Err(error(exit::INTERRUPTED, "interrupted")),
+    }
+}
+
+async fn run_check(args: CheckArgs) -> u8 {
+    let set = match source::load(&args.common.migrations, args.common.source_format()) {
+        Ok(set) => set,
+        Err(e) => return error(exit::USAGE, &e.to_string()),
+    };
+    let server = match open_server(&args.common).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let options = CheckOptions {
+        strict: args.strict,
+        require_down: args.require_down,
+        step_timeout: args.step_timeout,
+    };
+    let bar = progress::Bar::new(args.common.format == OutputFormat::Human);
+    let result = tokio::select! {
+        r = check::run(&server, &set, &options, &bar) => Some(r),
+        _ = interrupted() => None,
+    };
+    bar.clear();
+    let cleanup = server.cleanup().await;
+    drop(server);
+    let url = args.common.database_url.clone().unwrap_or_default();
+    let scrub = |t: String| if url.is_empty() { t } else { backend::url::scrub(&t, &url) };
+    if let Err(e) = cleanup {
+        eprintln!("warning: {}", scrub(e.to_string()));
+    }
+    match result {
+        None => error(exit::INTERRUPTED, "interrupted; scratch databases were dropped"),
+        Some(Err(e @ RunError::Backend(_))) | Some(Err(e @ RunError::Lost(_))) => {
+            error(exit::ENVIRONMENT, &scrub(e.to_string()))
+        }
+        Some(Ok(report)) => {
+            print_report(&report, args.common.format);
+            if report.findings.is_empty() { exit::OK } else { exit::FINDINGS }
+        }
+    }
+}
+
+fn print_report(report: &Report, format: OutputFormat) {
+    let text = match format {
+        OutputFormat::Json => report::json::render(report),
+        OutputFormat::Human => report::human::render(report, std::io::stdout().is_terminal()),
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+async fn run_snapshot(args: SnapshotArgs) -> u8 {
+    let set = match source::load(&args.common.migrations, args.common.source_format()) {
+        Ok(set) => set,
+        Err(e) => return error(exit::USAGE, &e.to_string()),
+    };
+    let server = match open_server(&args.common).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let result = tokio::select! {
+        r = check::golden_snapshot(&server, &set) => Some(r),
+        _ = interrupted() => None,
+    };
+    let _ = server.cleanup().await;
+    drop(server);
+    match result {
+        None => error(exit::INTERRUPTED, "interrupted; scratch databases were dropped"),
+        Some(Err(e)) => error(exit::ENVIRONMENT, &e.to_string()),
+        Some(Ok(Err(message))) => error(exit::FINDINGS, &message),
+        Some(Ok(Ok(snapshot))) => {
+            let text = match args.common.format {
+                OutputFormat::Json => serde_json::to_string_pretty(&snapshot).expect("serializes") + "\n",
+                OutputFormat::Human => snapshot.render(),
+            };
+            print!("{text}");
+            exit::OK
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert!(parse_duration("soon").unwrap_err().contains("not a duration"));
+        assert!(parse_duration("5 weeks").is_err());
+        assert!(parse_duration("0s").is_err());
+    }
+}

@@ -1,0 +1,272 @@
+//! Observations against expectations: schema snapshots against the golden snapshot, table
+//! contents before and after a step. Pure: it turns differences into verdicts, telling real
+//! differences from noise (column order, whitespace in bodies, creation-time literals,
+//! auto-generated names).
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use crate::observe::data::TableDiff;
+use crate::observe::snapshot::{render_item, Item, Snapshot};
+use crate::report::Kind;
+
+/// What comparing a snapshot with the golden one showed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchemaVerdict {
+    Equal,
+    /// Equal but for differences that do not matter; each note names one kind of noise.
+    Noise(Vec<(String, String)>, String),
+    /// A real difference, as a unified diff from expected to actual.
+    Mismatch { diff: String, summary: String },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Norm {
+    Whitespace,
+    Literal,
+    Name,
+    Order,
+}
+
+const ALL: [Norm; 4] = [Norm::Whitespace, Norm::Literal, Norm::Name, Norm::Order];
+
+static TIMESTAMP: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"'\d{4}-\d{2}-\d{2}( \d{2}:\d{2}:\d{2}(\.\d+)?([+-]\d{2}(:\d{2})?)?)?'").unwrap()
+});
+static GENERATED_NAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b([A-Za-z0-9_]+_(?:key|idx|fkey|pkey|check|excl|seq|not_null))\d+\b").unwrap()
+});
+static SPACE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\s+").unwrap());
+
+fn has_body(kind: &str) -> bool {
+    matches!(kind, "function" | "procedure" | "view" | "materialized-view" | "trigger" | "rule")
+}
+
+fn normalize(snapshot: &Snapshot, skip: Option<Norm>, strict: bool) -> Vec<String> {
+    let on = |n: Norm| skip != Some(n);
+    let mut items: Vec<Item> = snapshot.items.clone();
+    if strict || !on(Norm::Order) {
+        items.extend(snapshot.column_orders());
+    }
+    let mut lines = Vec::new();
+    for mut item in items {
+        if on(Norm::Whitespace) && has_body(&item.kind) {
+            item.body = SPACE.replace_all(item.body.trim(), " ").into_owned();
+        }
+        if on(Norm::Literal) && matches!(item.kind.as_str(), "column" | "type" | "comment") {
+            item.body = TIMESTAMP.replace_all(&item.body, "'<creation time>'").into_owned();
+        }
+        if on(Norm::Name) {
+            item.key = GENERATED_NAME.replace_all(&item.key, "$1").into_owned();
+            item.body = GENERATED_NAME.replace_all(&item.body, "$1").into_owned();
+        }
+        render_item(&item, &mut lines);
+    }
+    lines.sort();
+    lines
+}
+
+fn unified(expected: &[String], actual: &[String], labels: (&str, &str)) -> String {
+    let a = expected.join("\n") + "\n";
+    let b = actual.join("\n") + "\n";
+    similar::TextDiff::from_lines(&a, &b)
+        .unified_diff()
+        .context_radius(2)
+        .header(labels.0, labels.1)
+        .to_string()
+}
+
+/// Compares `actual` with `expected`. `strict` makes column order a real difference.
+/// `labels` name the two sides in the diff header.
+pub fn schema(
+    expected: &Snapshot,
+    actual: &Snapshot,
+    strict: bool,
+    labels: (&str, &str),
+) -> SchemaVerdict {
+    let raw_e = expected.lines(true);
+    let raw_a = actual.lines(true);
+    if raw_e == raw_a {
+        return SchemaVerdict::Equal;
+    }
+    let (e, a) = (normalize(expected, None, strict), normalize(actual, None, strict));
+    if e != a {
+        let (e, a) = (expected.lines(strict), actual.lines(strict));
+        let diff = unified(&e, &a, labels);
+        let changed = diff.lines().filter(|l| {
+            (l.starts_with('+') || l.starts_with('-')) && !l.starts_with("+++") && !l.starts_with("---")
+        });
+        let summary: Vec<String> = changed.take(3).map(|l| l.to_string()).collect();
+        return SchemaVerdict::Mismatch { diff, summary: summary.join("; ") };
+    }
+    let mut notes = Vec::new();
+    for norm in ALL {
+        if normalize(expected, Some(norm), strict) == normalize(actual, Some(norm), strict) {
+            continue;
+        }
+        let (kind, message) = match norm {
+            Norm::Whitespace => ("body_whitespace", "function or view bodies differ only in whitespace"),
+            Norm::Literal => ("creation_time_literal", "defaults differ only in literals fixed at creation time (for example DEFAULT 'now')"),
+            Norm::Name => ("generated_name", "objects differ only in the numeric suffix of names PostgreSQL generated"),
+            Norm::Order => ("column_order", "columns are in a different order (a column was dropped and re-added, or re-created at the end); use --strict to fail on this"),
+        };
+        notes.push((kind.to_owned(), message.to_owned()));
+    }
+    SchemaVerdict::Noise(notes, unified(&raw_e, &raw_a, labels))
+}
+
+/// A data verdict: the kind of finding, a message and sample rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataVerdict {
+    pub kind: Kind,
+    pub message: String,
+    pub rows: Vec<String>,
+}
+
+fn show(value: &Option<String>) -> String {
+    match value {
+        None => "NULL".into(),
+        Some(v) => {
+            let short: String = v.chars().take(60).collect();
+            let ellipsis = if v.chars().count() > 60 { "..." } else { "" };
+            format!("'{}{ellipsis}'", short.replace('\'', "''"))
+        }
+    }
+}
+
+/// Judges table differences across a step. `allow_added` accepts rows that only exist after
+/// the step (an up may insert rows; a round trip must give back exactly what was there).
+pub fn data(diffs: &[TableDiff], allow_added: bool) -> Option<DataVerdict> {
+    let mut rows = Vec::new();
+    let mut lost = false;
+    let mut changed = false;
+    let mut tables = Vec::new();
+    for diff in diffs {
+        let mut counted = false;
+        for row in &diff.rows {
+            let key = if row.key.starts_with('{') { format!("row {}", row.key) } else { row.key.clone() };
+            match (&row.before, &row.after) {
+                (Some(_), None) => {
+                    lost = true;
+                    counted = true;
+                    rows.push(format!("{}({key}): row missing", diff.table));
+                }
+                (None, Some(_)) => {
+                    if !allow_added {
+                        changed = true;
+                        counted = true;
+                        rows.push(format!("{}({key}): row added", diff.table));
+                    }
+                }
+                (Some(b), Some(a)) => {
+                    counted = true;
+                    for ((col, bv), av) in diff.columns.iter().zip(b).zip(a) {
+                        if bv != av {
+                            if bv.is_some() && av.is_none() {
+                                lost = true;
+                            } else {
+                                changed = true;
+                            }
+                            rows.push(format!("{}({key}).{col}: {} -> {}", diff.table, show(bv), show(av)));
+                        }
+                    }
+                }
+                (None, None) => {}
+            }
+        }
+        if counted || (!allow_added && diff.rows_before != diff.rows_after) {
+            tables.push(format!("{} ({} rows before, {} after)", diff.table, diff.rows_before, diff.rows_after));
+            if !counted {
+                changed = true;
+            }
+        }
+    }
+    if !lost && !changed {
+        return None;
+    }
+    let kind = if lost { Kind::DataLost } else { Kind::DataChanged };
+    let what = if lost { "rows or values were lost" } else { "values changed" };
+    Some(DataVerdict { kind, message: format!("{what} in {}", tables.join(", ")), rows })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::data::RowDiff;
+
+    fn item(kind: &str, key: &str, body: &str, position: Option<i32>) -> Item {
+        Item { kind: kind.into(), key: key.into(), body: body.into(), position }
+    }
+
+    fn base() -> Vec<Item> {
+        vec![
+            item("table", "public.t", "", None),
+            item("column", "public.t.a", "integer", Some(1)),
+            item("column", "public.t.b", "text", Some(2)),
+            item("function", "public.f()", "CREATE FUNCTION f()\n AS $$ select 1 $$", None),
+        ]
+    }
+
+    #[test]
+    fn column_order_is_noise_unless_strict() {
+        let a = Snapshot::new(base());
+        let mut items = base();
+        items[1].position = Some(2);
+        items[2].position = Some(1);
+        let b = Snapshot::new(items);
+        match schema(&a, &b, false, ("a", "b")) {
+            SchemaVerdict::Noise(notes, _) => assert_eq!(notes[0].0, "column_order"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(schema(&a, &b, true, ("a", "b")), SchemaVerdict::Mismatch { .. }));
+    }
+
+    #[test]
+    fn whitespace_in_bodies_and_creation_literals_are_noise() {
+        let a = Snapshot::new(base());
+        let mut items = base();
+        items[3].body = "CREATE FUNCTION f()\n AS $$   select 1\n $$".into();
+        let b = Snapshot::new(items);
+        assert!(matches!(schema(&a, &b, false, ("a", "b")), SchemaVerdict::Noise(..)));
+        let mut x = base();
+        x[1].body = "timestamp default '2026-01-01 10:00:00.123'::timestamp".into();
+        let mut y = base();
+        y[1].body = "timestamp default '2026-01-02 11:00:00.456'::timestamp".into();
+        let verdict = schema(&Snapshot::new(x), &Snapshot::new(y), false, ("a", "b"));
+        assert!(matches!(verdict, SchemaVerdict::Noise(ref n, _) if n[0].0 == "creation_time_literal"));
+    }
+
+    #[test]
+    fn a_different_default_is_a_mismatch_with_a_diff() {
+        let a = Snapshot::new(base());
+        let mut items = base();
+        items[2].body = "text default 'x'::text".into();
+        match schema(&a, &Snapshot::new(items), false, ("golden", "actual")) {
+            SchemaVerdict::Mismatch { diff, .. } => {
+                assert!(diff.contains("-column public.t.b: text\n"), "{diff}");
+                assert!(diff.contains("+column public.t.b: text default 'x'::text"), "{diff}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn nulled_values_are_lost_and_rewritten_values_changed() {
+        let diff = |before: Option<&str>, after: Option<&str>| TableDiff {
+            table: "public.users".into(),
+            columns: vec!["email".into()],
+            rows_before: 1,
+            rows_after: 1,
+            rows: vec![RowDiff {
+                key: "id=3".into(),
+                before: Some(vec![before.map(Into::into)]),
+                after: Some(vec![after.map(Into::into)]),
+            }],
+        };
+        let v = data(&[diff(Some("Ann@x.io"), Some("ann@x.io"))], true).unwrap();
+        assert_eq!(v.kind, Kind::DataChanged);
+        assert_eq!(v.rows, ["public.users(id=3).email: 'Ann@x.io' -> 'ann@x.io'"]);
+        assert_eq!(data(&[diff(Some("a"), None)], true).unwrap().kind, Kind::DataLost);
+    }
+}

@@ -1,0 +1,169 @@
+//! The user's tables as the seeder and the data checks see them: columns with their types,
+//! nullability and defaults, and keys. Read from the live database.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgConnection;
+
+use super::ident;
+
+const TABLES: &str = include_str!("queries/tables.sql");
+const KEYS: &str = include_str!("queries/keys.sql");
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Column {
+    pub name: String,
+    /// `format_type` of the column, usable in a cast (`numeric(12,4)`).
+    pub type_sql: String,
+    /// The base type's name (`int4`, `varchar`, `numeric`, an enum's name); for arrays the
+    /// element type.
+    pub base_type: String,
+    /// `pg_type.typcategory` of the base type.
+    pub category: String,
+    pub typmod: i32,
+    pub not_null: bool,
+    pub has_default: bool,
+    /// `a` always, `d` by default, empty when not an identity column.
+    pub identity: String,
+    /// `s` for a stored generated column.
+    pub generated: String,
+    pub enum_labels: Option<Vec<String>>,
+    pub is_array: bool,
+}
+
+impl Column {
+    /// Columns a client cannot or should not write: generated, identity columns, and
+    /// sequence-backed defaults (production rows take their ids from the sequence).
+    pub fn server_filled(&self, default_is_sequence: bool) -> bool {
+        !self.generated.is_empty() || !self.identity.is_empty() || default_is_sequence
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForeignKey {
+    pub columns: Vec<String>,
+    pub ref_table: String,
+    pub ref_columns: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Table {
+    pub oid: i64,
+    pub schema: String,
+    pub name: String,
+    pub columns: Vec<Column>,
+    pub primary_key: Vec<String>,
+    /// Column sets of unique constraints and plain unique indexes.
+    pub unique: Vec<Vec<String>>,
+    pub foreign_keys: Vec<ForeignKey>,
+    /// Columns whose default draws from a sequence.
+    pub sequence_defaults: Vec<String>,
+}
+
+impl Table {
+    /// `"schema"."name"`, for SQL.
+    pub fn sql_name(&self) -> String {
+        format!("{}.{}", ident(&self.schema), ident(&self.name))
+    }
+
+    /// `schema.name`, for people.
+    pub fn display_name(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    pub fn is_unique(&self, column: &str) -> bool {
+        self.primary_key == [column] || self.unique.iter().any(|u| u == &[column])
+    }
+}
+
+type ColumnRow = (
+    i64,
+    String,
+    String,
+    String,
+    i32,
+    String,
+    String,
+    String,
+    i32,
+    bool,
+    bool,
+    String,
+    String,
+    Option<Vec<String>>,
+    bool,
+);
+
+/// Reads every user table, sorted by schema and name.
+pub async fn tables(conn: &mut PgConnection) -> Result<Vec<Table>, sqlx::Error> {
+    let rows: Vec<ColumnRow> = sqlx::query_as(TABLES).fetch_all(&mut *conn).await?;
+    let mut by_oid: BTreeMap<i64, Table> = BTreeMap::new();
+    for row in rows {
+        let (oid, schema, name, column, _attnum, type_sql, base_type, category, typmod) =
+            (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8);
+        let table = by_oid.entry(oid).or_insert_with(|| Table {
+            oid,
+            schema,
+            name,
+            columns: Vec::new(),
+            primary_key: Vec::new(),
+            unique: Vec::new(),
+            foreign_keys: Vec::new(),
+            sequence_defaults: Vec::new(),
+        });
+        table.columns.push(Column {
+            name: column,
+            type_sql,
+            base_type,
+            category,
+            typmod,
+            not_null: row.9,
+            has_default: row.10,
+            identity: row.11,
+            generated: row.12,
+            enum_labels: row.13,
+            is_array: row.14,
+        });
+    }
+    let keys: Vec<(i64, String, Option<Vec<String>>, i64, Option<Vec<String>>)> =
+        sqlx::query_as(KEYS).fetch_all(&mut *conn).await?;
+    let names: BTreeMap<i64, String> =
+        by_oid.iter().map(|(oid, t)| (*oid, t.sql_name())).collect();
+    for (oid, kind, columns, ref_oid, ref_columns) in keys {
+        let (Some(table), Some(columns)) = (by_oid.get_mut(&oid), columns) else { continue };
+        match kind.as_str() {
+            "p" => table.primary_key = columns,
+            "u" | "i" => table.unique.push(columns),
+            "f" => {
+                if let (Some(ref_table), Some(ref_columns)) = (names.get(&ref_oid), ref_columns) {
+                    table.foreign_keys.push(ForeignKey {
+                        columns,
+                        ref_table: ref_table.clone(),
+                        ref_columns,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    let defaults: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT d.adrelid::int8, a.attname::text FROM pg_attrdef d \
+         JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum \
+         WHERE d.adrelid >= 16384 AND pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%'",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for (oid, column) in defaults {
+        if let Some(table) = by_oid.get_mut(&oid) {
+            table.sequence_defaults.push(column);
+        }
+    }
+    let mut tables: Vec<Table> = by_oid.into_values().collect();
+    tables.sort_by(|a, b| (&a.schema, &a.name).cmp(&(&b.schema, &b.name)));
+    Ok(tables)
+}

@@ -1,0 +1,265 @@
+//! Table contents across a step. Before a step the rows of every table are stashed as text in
+//! migproof's own `_migproof` schema (one statement, server-side); after it, an
+//! order-independent checksum (row count and a sum of row hashes, one pass per table) compares
+//! the columns that exist on both sides, and only for tables whose checksums differ a second,
+//! narrower query names the rows and columns that changed.
+
+use sqlx::postgres::PgConnection;
+use sqlx::{AssertSqlSafe, Row};
+
+use super::catalog::Table;
+use super::{ident, literal};
+
+/// How many differing rows are fetched per table for the report.
+const SAMPLE: usize = 20;
+
+/// Creates migproof's bookkeeping schema in a scratch database.
+pub async fn ensure_schema(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql(
+        "CREATE SCHEMA IF NOT EXISTS _migproof;
+         CREATE TABLE IF NOT EXISTS _migproof.applied (
+             version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());
+         CREATE UNLOGGED TABLE IF NOT EXISTS _migproof.stash (
+             tag int NOT NULL, tbl text NOT NULL, k text, cols text[] NOT NULL);",
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The rows of `tables` as they were when stashed under `tag`.
+#[derive(Debug, Clone)]
+pub struct Stash {
+    pub tag: i32,
+    pub tables: Vec<Table>,
+}
+
+fn key_expr(table: &Table, cast: impl Fn(&str) -> String) -> String {
+    if table.primary_key.is_empty() {
+        return "NULL::text".into();
+    }
+    let parts: Vec<String> = table
+        .primary_key
+        .iter()
+        .map(|c| format!("{} || '=' || coalesce({}, 'NULL')", literal(c), cast(c)))
+        .collect();
+    format!("concat_ws(', ', {})", parts.join(", "))
+}
+
+/// Stashes the current rows of `tables` under `tag`, replacing an older stash of that tag.
+pub async fn stash(
+    conn: &mut PgConnection,
+    tag: i32,
+    tables: &[Table],
+) -> Result<Stash, sqlx::Error> {
+    let mut sql = format!("DELETE FROM _migproof.stash WHERE tag = {tag};\n");
+    let selects: Vec<String> = tables
+        .iter()
+        .map(|t| {
+            let text = |c: &str| format!("({})::text", ident(c));
+            let cols: Vec<String> = t.columns.iter().map(|c| text(&c.name)).collect();
+            format!(
+                "SELECT {tag}, {}, {}, ARRAY[{}]::text[] FROM {}",
+                literal(&t.display_name()),
+                key_expr(t, text),
+                cols.join(", "),
+                t.sql_name()
+            )
+        })
+        .collect();
+    if !selects.is_empty() {
+        sql.push_str("INSERT INTO _migproof.stash (tag, tbl, k, cols)\n");
+        sql.push_str(&selects.join("\nUNION ALL\n"));
+    }
+    sqlx::raw_sql(AssertSqlSafe(sql)).execute(conn).await?;
+    Ok(Stash { tag, tables: tables.to_vec() })
+}
+
+/// A row that differs between the stash and the live table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowDiff {
+    /// `id=3`, or the whole row for tables without a primary key.
+    pub key: String,
+    pub before: Option<Vec<Option<String>>>,
+    pub after: Option<Vec<Option<String>>>,
+}
+
+/// How one table's contents differ across a step, over the columns on both sides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableDiff {
+    pub table: String,
+    pub columns: Vec<String>,
+    pub rows_before: i64,
+    pub rows_after: i64,
+    /// Up to [`SAMPLE`] differing rows.
+    pub rows: Vec<RowDiff>,
+}
+
+/// One table compared: which stash columns, and how to read them back from the live table.
+struct Pair<'a> {
+    before: &'a Table,
+    /// 1-based positions in the stash's column array.
+    positions: Vec<usize>,
+    columns: Vec<String>,
+    /// Live expressions giving text comparable with the stash.
+    live: Vec<String>,
+    live_key: String,
+    stash_key: String,
+    after: &'a Table,
+}
+
+impl Pair<'_> {
+    fn stash_values(&self) -> String {
+        let cols: Vec<String> = self.positions.iter().map(|p| format!("cols[{p}]")).collect();
+        format!("ARRAY[{}]::text[]", cols.join(", "))
+    }
+
+    fn live_values(&self) -> String {
+        format!("ARRAY[{}]::text[]", self.live.join(", "))
+    }
+
+    fn stash_from(&self, tag: i32) -> String {
+        format!(
+            "_migproof.stash WHERE tag = {tag} AND tbl = {}",
+            literal(&self.before.display_name())
+        )
+    }
+
+    fn checksum_sql(&self, tag: i32, index: usize) -> String {
+        format!(
+            "SELECT {index} AS i, 0 AS side, count(*)::int8 AS n, \
+             coalesce(sum(hashtextextended(({})::text, 0)), 0)::text AS h FROM {}\n\
+             UNION ALL\n\
+             SELECT {index}, 1, count(*)::int8, \
+             coalesce(sum(hashtextextended(({})::text, 0)), 0)::text FROM {}",
+            self.stash_values(),
+            self.stash_from(tag),
+            self.live_values(),
+            self.after.sql_name()
+        )
+    }
+
+    fn diff_sql(&self, tag: i32) -> String {
+        format!(
+            "WITH b0 AS (SELECT {sk} AS k, {sv} AS v FROM {sf}), \
+                  a0 AS (SELECT {lk} AS k, {lv} AS v FROM {t}), \
+                  b AS (SELECT coalesce(k, v::text) AS k, v, \
+                               row_number() OVER (PARTITION BY coalesce(k, v::text)) AS n FROM b0), \
+                  a AS (SELECT coalesce(k, v::text) AS k, v, \
+                               row_number() OVER (PARTITION BY coalesce(k, v::text)) AS n FROM a0) \
+             SELECT coalesce(b.k, a.k) AS k, b.v AS bv, a.v AS av \
+             FROM b FULL JOIN a ON a.k = b.k AND a.n = b.n \
+             WHERE b.v IS DISTINCT FROM a.v \
+             ORDER BY 1 LIMIT {SAMPLE}",
+            sk = self.stash_key,
+            sv = self.stash_values(),
+            sf = self.stash_from(tag),
+            lk = self.live_key,
+            lv = self.live_values(),
+            t = self.after.sql_name(),
+        )
+    }
+}
+
+/// Which stashed tables can be compared with which live tables: same schema and name; over
+/// the columns with the same name on both sides. Where a column's type changed, the live value
+/// is cast back to the old type (so a silently rounded numeric shows) unless `cast_back` is off.
+fn pairs<'a>(stash: &'a Stash, after: &'a [Table], cast_back: bool) -> Vec<Pair<'a>> {
+    let mut out = Vec::new();
+    for before in &stash.tables {
+        let Some(now) = after.iter().find(|t| t.schema == before.schema && t.name == before.name)
+        else {
+            continue;
+        };
+        let mut positions = Vec::new();
+        let mut columns = Vec::new();
+        let mut live = Vec::new();
+        let cast = |name: &str| -> Option<String> {
+            let old = before.column(name)?;
+            let new = now.column(name)?;
+            Some(if cast_back && old.type_sql != new.type_sql {
+                format!("(({})::{})::text", ident(name), old.type_sql)
+            } else {
+                format!("({})::text", ident(name))
+            })
+        };
+        for (i, col) in before.columns.iter().enumerate() {
+            if let Some(expr) = cast(&col.name) {
+                positions.push(i + 1);
+                columns.push(col.name.clone());
+                live.push(expr);
+            }
+        }
+        let key_common = !before.primary_key.is_empty()
+            && before.primary_key.iter().all(|c| now.column(c).is_some());
+        let (live_key, stash_key) = if key_common {
+            (key_expr(before, |c| cast(c).unwrap_or_default()), "k".to_owned())
+        } else {
+            ("NULL::text".to_owned(), "NULL::text".to_owned())
+        };
+        out.push(Pair { before, positions, columns, live, live_key, stash_key, after: now });
+    }
+    out
+}
+
+/// Compares the stash with the live tables; returns the tables whose contents differ.
+pub async fn compare(
+    conn: &mut PgConnection,
+    stash: &Stash,
+    after: &[Table],
+) -> Result<Vec<TableDiff>, sqlx::Error> {
+    match compare_with(conn, stash, after, true).await {
+        Ok(diffs) => Ok(diffs),
+        // A value that no longer casts back to its old type: compare the text instead.
+        Err(sqlx::Error::Database(_)) => compare_with(conn, stash, after, false).await,
+        Err(e) => Err(e),
+    }
+}
+
+async fn compare_with(
+    conn: &mut PgConnection,
+    stash: &Stash,
+    after: &[Table],
+    cast_back: bool,
+) -> Result<Vec<TableDiff>, sqlx::Error> {
+    let pairs = pairs(stash, after, cast_back);
+    if pairs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql: Vec<String> =
+        pairs.iter().enumerate().map(|(i, p)| p.checksum_sql(stash.tag, i)).collect();
+    let rows = sqlx::query(AssertSqlSafe(sql.join("\nUNION ALL\n"))).fetch_all(&mut *conn).await?;
+    let mut sums = vec![[(0i64, String::new()), (0i64, String::new())]; pairs.len()];
+    for row in rows {
+        let i: i32 = row.try_get("i")?;
+        let side: i32 = row.try_get("side")?;
+        sums[i as usize][side as usize] = (row.try_get("n")?, row.try_get("h")?);
+    }
+    let mut diffs = Vec::new();
+    for (pair, [before, now]) in pairs.iter().zip(sums) {
+        if before == now {
+            continue;
+        }
+        let rows = sqlx::query(AssertSqlSafe(pair.diff_sql(stash.tag)))
+            .fetch_all(&mut *conn)
+            .await?;
+        let rows = rows
+            .into_iter()
+            .map(|r| {
+                Ok(RowDiff {
+                    key: r.try_get("k")?,
+                    before: r.try_get("bv")?,
+                    after: r.try_get("av")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        diffs.push(TableDiff {
+            table: pair.before.display_name(),
+            columns: pair.columns.clone(),
+            rows_before: before.0,
+            rows_after: now.0,
+            rows,
+        });
+    }
+    Ok(diffs)
+}

@@ -1,0 +1,17 @@
+//! Read-only observation of a live database: the schema snapshot, the tables as the seeder and
+//! the data checks see them, and table contents compared across a step. Queries live in
+//! `queries/*.sql`; judging what was observed is left to `compare`.
+
+pub mod catalog;
+pub mod data;
+pub mod snapshot;
+
+/// Quotes an SQL identifier.
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quotes an SQL string literal.
+pub fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}

@@ -1,0 +1,76 @@
+//! The human rendering: findings grouped by migration with their step, message, sample rows
+//! and diff; then notes and a one-line summary. Colours only when asked (a terminal).
+
+use std::fmt::Write;
+
+use super::Report;
+use crate::cli::paint;
+
+const MAX_ROWS: usize = 10;
+
+pub fn render(report: &Report, colour: bool) -> String {
+    let c = |text: &str, code: &str| paint(text, code, colour);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "migproof {}: {} migration(s) in {} ({} layout), {} backend",
+        report.command, report.migrations, report.source.dir, report.source.format, report.backend
+    );
+    for f in &report.findings {
+        let _ = writeln!(
+            out,
+            "\n{} {}  {}  [{}]",
+            c("✗", "1;31"),
+            c(f.kind.as_str(), "1;31"),
+            c(&f.migration, "1"),
+            f.step
+        );
+        for line in f.message.lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+        for row in f.rows.iter().take(MAX_ROWS) {
+            let _ = writeln!(out, "    {row}");
+        }
+        if f.rows.len() > MAX_ROWS {
+            let _ = writeln!(out, "    ... and {} more", f.rows.len() - MAX_ROWS);
+        }
+        if let Some(diff) = &f.diff {
+            for line in diff.lines() {
+                let coloured = if line.starts_with('+') && !line.starts_with("+++") {
+                    c(line, "32")
+                } else if line.starts_with('-') && !line.starts_with("---") {
+                    c(line, "31")
+                } else {
+                    line.to_string()
+                };
+                let _ = writeln!(out, "    {coloured}");
+            }
+        }
+    }
+    if !report.notes.is_empty() {
+        let _ = writeln!(out, "\n{}", c("notes:", "1;33"));
+        for n in &report.notes {
+            let migration = n.migration.as_deref().map(|m| format!(" {m}")).unwrap_or_default();
+            let step = n.step.as_deref().map(|s| format!(" [{s}]")).unwrap_or_default();
+            let _ = writeln!(out, "  {}{migration}{step}: {}", c(&n.kind, "33"), n.message);
+        }
+    }
+    let s = &report.summary;
+    let verdict = if s.passed { c("PASS", "1;32") } else { c("FAIL", "1;31") };
+    let kinds: Vec<String> = s.by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    let kinds = if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join(", ")) };
+    let _ = writeln!(
+        out,
+        "\n{verdict}: {} finding(s){kinds}, {} note(s); {}/{} migrations checked, {} steps, \
+         {} rows seeded ({} rejected by constraints) in {:.1}s",
+        s.findings,
+        s.notes,
+        s.migrations_checked,
+        report.migrations,
+        s.steps,
+        s.rows_seeded,
+        s.rows_skipped,
+        s.duration_ms as f64 / 1000.0
+    );
+    out
+}

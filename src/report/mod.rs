@@ -1,0 +1,149 @@
+//! The one report value every command builds, and its renderings: human text (`human`) and the
+//! JSON document (`json`). Renderers compute nothing; the runner fills the report.
+
+pub mod human;
+pub mod json;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// The fixed vocabulary of findings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A migration did not apply.
+    ApplyFailed,
+    /// The schema differs from the golden schema of that version.
+    SchemaMismatch,
+    /// Rows or values that existed before a step are gone after it.
+    DataLost,
+    /// Values in columns that exist on both sides of a step changed.
+    DataChanged,
+    /// A failed migration left part of its work behind.
+    ResidueAfterFailure,
+    /// Retrying an interrupted migration failed.
+    RetryFailed,
+    /// Running the migrator again at the target changed something.
+    NotIdempotent,
+    /// A statement takes a lock that blocks the application.
+    LockHazard,
+    /// A migration has no down.
+    Irreversible,
+    /// A step ran past the step timeout.
+    Timeout,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::ApplyFailed => "apply_failed",
+            Kind::SchemaMismatch => "schema_mismatch",
+            Kind::DataLost => "data_lost",
+            Kind::DataChanged => "data_changed",
+            Kind::ResidueAfterFailure => "residue_after_failure",
+            Kind::RetryFailed => "retry_failed",
+            Kind::NotIdempotent => "not_idempotent",
+            Kind::LockHazard => "lock_hazard",
+            Kind::Irreversible => "irreversible",
+            Kind::Timeout => "timeout",
+        }
+    }
+}
+
+/// Something that breaks a property: the run fails.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub kind: Kind,
+    /// The migration as in its file name, for example `0003_rename`.
+    pub migration: String,
+    /// Which step of which property, for example `down (round trip)`.
+    pub step: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rows: Vec<String>,
+}
+
+/// Something worth knowing that does not fail the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Note {
+    /// `irreversible`, `column_order`, `body_whitespace`, `creation_time_literal`,
+    /// `generated_name`, `source`.
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migration: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    /// True when no finding was made.
+    pub passed: bool,
+    pub findings: usize,
+    pub notes: usize,
+    /// Findings per kind.
+    pub by_kind: BTreeMap<String, usize>,
+    /// Migrations whose checks all ran.
+    pub migrations_checked: usize,
+    /// Steps applied to databases (ups, downs, reruns, seedings).
+    pub steps: usize,
+    /// Rows the seeder wrote, and rows a constraint rejected.
+    pub rows_seeded: usize,
+    pub rows_skipped: usize,
+    pub duration_ms: u64,
+}
+
+/// Everything one command found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub format_version: u32,
+    pub command: String,
+    /// The migrations folder and the layout it was read as.
+    pub source: Source,
+    /// How many migrations the project has.
+    pub migrations: usize,
+    /// Which backend ran the checks (`local`, `url`).
+    pub backend: String,
+    pub findings: Vec<Finding>,
+    pub notes: Vec<Note>,
+    pub summary: Summary,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Source {
+    pub dir: String,
+    pub format: String,
+}
+
+impl Report {
+    pub fn new(command: &str, source: Source, migrations: usize, backend: &str) -> Report {
+        Report {
+            format_version: 1,
+            command: command.to_owned(),
+            source,
+            migrations,
+            backend: backend.to_owned(),
+            findings: Vec::new(),
+            notes: Vec::new(),
+            summary: Summary::default(),
+        }
+    }
+
+    /// Fills the counts of the summary from the findings and notes.
+    pub fn finish(&mut self, duration: std::time::Duration) {
+        self.summary.findings = self.findings.len();
+        self.summary.notes = self.notes.len();
+        self.summary.passed = self.findings.is_empty();
+        self.summary.by_kind.clear();
+        for f in &self.findings {
+            *self.summary.by_kind.entry(f.kind.as_str().to_owned()).or_default() += 1;
+        }
+        self.summary.duration_ms = duration.as_millis() as u64;
+    }
+}
