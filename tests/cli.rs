@@ -1,0 +1,159 @@
+//! The command line's contract: exit codes, messages naming the file or flag, and the url
+//! backend's promise to touch nothing it did not create.
+
+mod common;
+
+use common::*;
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn missing_folder_exits_2_naming_it() {
+    let out = migproof().args(["check", "--migrations", "/nonexistent/migs"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("`/nonexistent/migs` does not exist"), "{}", stderr(&out));
+}
+
+#[test]
+fn empty_folder_exits_2() {
+    let dir = folder(&[("README.md", "nothing here")]);
+    let out = migproof().arg("check").arg("--migrations").arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("holds no migrations"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("README.md"), "says what it found: {}", stderr(&out));
+}
+
+#[test]
+fn duplicate_versions_exit_2_naming_both_files() {
+    let dir = folder(&[("0001_a.up.sql", "select 1;"), ("0001_b.up.sql", "select 1;")]);
+    let out = migproof().arg("check").arg("--migrations").arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("0001_a.up.sql") && err.contains("0001_b.up.sql"), "{err}");
+}
+
+#[test]
+fn non_utf8_file_exits_2_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("0001_a.up.sql"), b"select '\xff\xfe';").unwrap();
+    let out = migproof().arg("check").arg("--migrations").arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("0001_a.up.sql") && stderr(&out).contains("UTF-8"));
+}
+
+#[test]
+fn unreadable_file_exits_2_naming_it() {
+    let dir = folder(&[("0001_a.up.sql", "select 1;")]);
+    // Reading /proc/self/mem fails with an I/O error even for root.
+    std::os::unix::fs::symlink("/proc/self/mem", dir.path().join("0002_b.up.sql")).unwrap();
+    let out = migproof().arg("check").arg("--migrations").arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("failed to read") && stderr(&out).contains("0002_b.up.sql"), "{}", stderr(&out));
+}
+
+#[test]
+fn bad_flags_exit_2_naming_the_flag() {
+    let out = migproof().args(["check", "--step-timeout", "soon"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--step-timeout"), "{}", stderr(&out));
+    let out = migproof().args(["check", "--backend", "cloud"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--backend"), "{}", stderr(&out));
+    let out = migproof().args(["check", "--no-such-flag"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn unreachable_database_exits_3_without_printing_the_password() {
+    let dir = folder(&[("0001_a.up.sql", "create table a (id int);")]);
+    let out = migproof()
+        .args(["check", "--backend", "url", "--database-url"])
+        .arg("postgres://ann:hunter2secret@127.0.0.1:1/db")
+        .arg("--migrations")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let all = format!("{}{}", stderr(&out), String::from_utf8_lossy(&out.stdout));
+    assert!(!all.contains("hunter2secret"), "{all}");
+    assert!(all.contains("failed to connect"), "{all}");
+}
+
+#[test]
+fn url_backend_without_url_exits_3_saying_how() {
+    let dir = folder(&[("0001_a.up.sql", "create table a (id int);")]);
+    let out = migproof()
+        .args(["check", "--backend", "url", "--migrations"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("--database-url"), "{}", stderr(&out));
+}
+
+#[test]
+fn sql_error_is_a_finding_naming_file_line_and_server_message() {
+    let dir = folder(&[
+        ("0001_a.up.sql", "create table a (id int);\n"),
+        ("0001_a.down.sql", "drop table a;\n"),
+        ("0002_b.up.sql", "-- add a column\nalter table a\n  add column b intt;\n"),
+        ("0002_b.down.sql", "alter table a drop column b;\n"),
+    ]);
+    let (out, json) = check_json(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(findings(&json), [("apply_failed".to_string(), "0002_b".to_string())]);
+    let message = json["findings"][0]["message"].as_str().unwrap();
+    assert!(message.contains("0002_b.up.sql:3"), "{message}");
+    assert!(message.contains("type \"intt\" does not exist"), "{message}");
+}
+
+#[test]
+fn url_backend_touches_nothing_else_and_leaves_no_scratch_database() {
+    let name = format!("mp_user_data_{}", std::process::id());
+    sql("postgres", &format!("DROP DATABASE IF EXISTS {name}"));
+    sql("postgres", &format!("CREATE DATABASE {name}"));
+    sql(&name, "CREATE TABLE keep (id int primary key, v text); INSERT INTO keep VALUES (1, 'mine');");
+    let fingerprint = |db: &str| {
+        sql(db, "SELECT string_agg(format('%s:%s', id, v), ',' ORDER BY id) FROM keep")
+    };
+    let before = fingerprint(&name);
+    let (out, json) = check_json(&root().join("tests/fixtures/tiny"), &[]);
+    assert_eq!(out.status.code(), Some(0), "{json}");
+    assert_eq!(fingerprint(&name), before);
+    let leftovers = sql(
+        "postgres",
+        "SELECT datname::text FROM pg_database WHERE shobj_description(oid, 'pg_database') LIKE 'migproof scratch%'",
+    );
+    let child_pids: Vec<_> = leftovers.iter().flatten().flatten().collect();
+    // scratch databases of concurrently running tests may exist; ours (dead pid) must not
+    for db in child_pids {
+        let pid: u32 = db.split('_').nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+        assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "left behind: {db}");
+    }
+    sql("postgres", &format!("DROP DATABASE {name}"));
+}
+
+#[test]
+fn missing_down_is_a_note_unless_required() {
+    let dir = folder(&[("0001_a.sql", "create table a (id int);\n")]);
+    let (out, json) = check_json(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{json}");
+    assert_eq!(json["notes"][0]["kind"], "irreversible");
+    let (out, json) = check_json(dir.path(), &["--require-down"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(findings(&json), [("irreversible".to_string(), "0001_a".to_string())]);
+}
+
+#[test]
+fn json_document_has_the_documented_shape() {
+    let (_, json) = check_json(&root().join("tests/fixtures/tiny"), &[]);
+    assert_eq!(json["format_version"], 1);
+    assert_eq!(json["command"], "check");
+    assert_eq!(json["migrations"], 2);
+    assert!(json["findings"].is_array() && json["notes"].is_array());
+    assert_eq!(json["summary"]["passed"], true);
+    assert_eq!(json["summary"]["migrations_checked"], 2);
+    assert!(json["summary"]["rows_seeded"].as_u64().unwrap() > 0);
+}

@@ -1,0 +1,87 @@
+//! Shared helpers for end-to-end tests: run the real binary against the real PostgreSQL
+//! server of the test machine (`MIGPROOF_TEST_URL`, default the local server on 5432).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+
+pub fn server_url() -> String {
+    std::env::var("MIGPROOF_TEST_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn migproof() -> Command {
+    let mut cmd = Command::cargo_bin("migproof").expect("binary built");
+    cmd.env_remove("DATABASE_URL").env("NO_COLOR", "1");
+    cmd
+}
+
+/// Runs `migproof check` on `dir` with the url backend and JSON output.
+pub fn check_json(dir: &Path, extra: &[&str]) -> (Output, serde_json::Value) {
+    let out = migproof()
+        .args(["check", "--backend", "url", "--format", "json", "--database-url"])
+        .arg(server_url())
+        .arg("--migrations")
+        .arg(dir)
+        .args(extra)
+        .output()
+        .expect("runs");
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}); stdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out, json)
+}
+
+/// (kind, migration) of every finding.
+pub fn findings(json: &serde_json::Value) -> Vec<(String, String)> {
+    json["findings"]
+        .as_array()
+        .expect("findings array")
+        .iter()
+        .map(|f| {
+            (f["kind"].as_str().unwrap().to_string(), f["migration"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+/// Writes `files` (name, content) into a fresh temporary folder.
+pub fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, body) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    }
+    dir
+}
+
+/// Runs SQL on the test server's maintenance database with psql-free sqlx.
+pub fn sql(database: &str, query: &str) -> Vec<Vec<Option<String>>> {
+    let url = server_url();
+    let url = match url.rfind('/') {
+        Some(i) => format!("{}/{}", &url[..i], database),
+        None => url,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async move {
+        use sqlx::{Connection, Row};
+        let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+        let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(query.to_string()))
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|r| (0..r.len()).map(|i| r.try_get::<Option<String>, _>(i).unwrap()).collect())
+            .collect()
+    })
+}
