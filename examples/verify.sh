@@ -31,6 +31,7 @@ fi
 
 export PGHOST=${PGHOST:-127.0.0.1}
 export PGUSER=${PGUSER:-postgres}
+export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"
 db=migproof_verify_$$
 work=$(mktemp -d)
 
@@ -42,7 +43,9 @@ trap cleanup EXIT
 psql -X -q -d postgres -c "CREATE DATABASE $db" >/dev/null
 
 dump_args=(-s -d "$db")
-if pg_dump --help | grep -q -- --restrict-key; then
+# (grep reads all of the help text: with -q it could exit early and, under pipefail, turn
+# pg_dump's SIGPIPE into a false "no such option")
+if pg_dump --help | grep -c -- --restrict-key >/dev/null; then
     dump_args+=(--restrict-key=migproof)
 fi
 dump() { pg_dump "${dump_args[@]}" >"$1"; }
