@@ -1,0 +1,2 @@
+DROP FUNCTION format_money(numeric);
+DROP TABLE orders;

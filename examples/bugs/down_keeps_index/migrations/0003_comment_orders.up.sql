@@ -1,0 +1,1 @@
+COMMENT ON TABLE orders IS 'One checkout of a basket';

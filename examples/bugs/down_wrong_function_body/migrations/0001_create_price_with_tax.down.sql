@@ -1,0 +1,2 @@
+DROP FUNCTION price_with_tax(numeric);
+DROP TABLE products;
