@@ -94,11 +94,7 @@ pub fn schema(
     if e != a {
         let (e, a) = (expected.lines(strict), actual.lines(strict));
         let diff = unified(&e, &a, labels);
-        let changed = diff.lines().filter(|l| {
-            (l.starts_with('+') || l.starts_with('-')) && !l.starts_with("+++") && !l.starts_with("---")
-        });
-        let summary: Vec<String> = changed.take(3).map(|l| l.to_string()).collect();
-        return SchemaVerdict::Mismatch { diff, summary: summary.join("; ") };
+        return SchemaVerdict::Mismatch { diff, summary: objects_summary(expected, actual, strict) };
     }
     let mut notes = Vec::new();
     for norm in ALL {
@@ -114,6 +110,36 @@ pub fn schema(
         notes.push((kind.to_owned(), message.to_owned()));
     }
     SchemaVerdict::Noise(notes, unified(&raw_e, &raw_a, labels))
+}
+
+/// Names the objects that differ: `index public.x is unexpected`, `function public.f() differs`.
+fn objects_summary(expected: &Snapshot, actual: &Snapshot, strict: bool) -> String {
+    use std::collections::BTreeMap;
+    let map = |s: &Snapshot| -> BTreeMap<(String, String), String> {
+        let mut items = s.items.clone();
+        if strict {
+            items.extend(s.column_orders());
+        }
+        items.into_iter().map(|i| ((i.kind, i.key), i.body)).collect()
+    };
+    let (e, a) = (map(expected), map(actual));
+    let mut parts = Vec::new();
+    for (key, body) in &e {
+        match a.get(key) {
+            None => parts.push(format!("{} {} is missing", key.0, key.1)),
+            Some(other) if other != body => parts.push(format!("{} {} differs", key.0, key.1)),
+            _ => {}
+        }
+    }
+    for key in a.keys().filter(|k| !e.contains_key(*k)) {
+        parts.push(format!("{} {} is unexpected", key.0, key.1));
+    }
+    let total = parts.len();
+    let mut text = parts.into_iter().take(5).collect::<Vec<_>>().join("; ");
+    if total > 5 {
+        text.push_str(&format!("; and {} more", total - 5));
+    }
+    text
 }
 
 /// A data verdict: the kind of finding, a message and sample rows.

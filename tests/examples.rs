@@ -1,0 +1,80 @@
+//! Every example project produces exactly the verdict its folder promises: the shop passes,
+//! and every planted bug under `examples/bugs/<name>` produces exactly the finding named in its
+//! `expect.json` (kind and migration), and nothing else.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn shop_passes_every_check() {
+    let (out, json) = check_json(&root().join("examples/shop/migrations"), &["--strict"]);
+    assert_eq!(out.status.code(), Some(0), "{json:#}");
+    assert_eq!(json["summary"]["migrations_checked"], json["migrations"]);
+    assert!(json["migrations"].as_u64().unwrap() >= 8);
+    assert!(json["notes"].as_array().unwrap().is_empty(), "{json:#}");
+}
+
+fn planted(name: &str) {
+    let dir = root().join("examples/bugs").join(name);
+    let expect: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expect.json")).unwrap()).unwrap();
+    let args: Vec<String> = expect["args"]
+        .as_array()
+        .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (out, json) = check_json(&dir.join("migrations"), &args);
+    assert_eq!(out.status.code(), Some(1), "{name} must fail: {json:#}");
+    let want = (
+        expect["kind"].as_str().unwrap().to_string(),
+        expect["migration"].as_str().unwrap().to_string(),
+    );
+    let mut got = findings(&json);
+    got.dedup();
+    assert_eq!(got, [want], "{name}: {json:#}");
+    if let Some(step) = expect["step"].as_str() {
+        assert_eq!(json["findings"][0]["step"], step, "{name}");
+    }
+}
+
+macro_rules! planted_bugs {
+    ($($name:ident),* $(,)?) => {
+        $( #[test] fn $name() { planted(stringify!($name)); } )*
+        const PLANTED: &[&str] = &[$(stringify!($name)),*];
+    };
+}
+
+planted_bugs!(
+    down_drops_preexisting_function,
+    down_keeps_enum_type,
+    down_keeps_function,
+    down_keeps_index,
+    down_leaves_column_nullable,
+    down_loosens_check,
+    down_lowercases_email,
+    down_wrong_default,
+    down_wrong_function_body,
+    enum_value_not_removed,
+    missing_down,
+    not_null_column_without_default,
+    numeric_scale_narrowed,
+    rebuild_loses_guest_orders,
+    rename_down_drops_column,
+    text_status_to_enum,
+    typo_in_up,
+    unique_over_duplicates,
+    widen_then_narrow_down,
+);
+
+#[test]
+fn every_planted_bug_has_a_test() {
+    let mut on_disk: Vec<String> = std::fs::read_dir(root().join("examples/bugs"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    on_disk.sort();
+    assert_eq!(on_disk, PLANTED, "add the new example to planted_bugs! in tests/examples.rs");
+}
