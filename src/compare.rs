@@ -15,8 +15,9 @@ use crate::report::Kind;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SchemaVerdict {
     Equal,
-    /// Equal but for differences that do not matter; each note names one kind of noise.
-    Noise(Vec<(String, String)>, String),
+    /// Equal but for differences that do not matter: (kind, message) per kind of noise, the
+    /// objects that differ, and the raw diff.
+    Noise { notes: Vec<(String, String)>, objects: String, diff: String },
     /// A real difference, as a unified diff from expected to actual.
     Mismatch { diff: String, summary: String },
 }
@@ -109,7 +110,11 @@ pub fn schema(
         };
         notes.push((kind.to_owned(), message.to_owned()));
     }
-    SchemaVerdict::Noise(notes, unified(&raw_e, &raw_a, labels))
+    SchemaVerdict::Noise {
+        notes,
+        objects: objects_summary(expected, actual, true),
+        diff: unified(&raw_e, &raw_a, labels),
+    }
 }
 
 /// Names the objects that differ: `index public.x is unexpected`, `function public.f() differs`.
@@ -242,7 +247,7 @@ mod tests {
         items[2].position = Some(1);
         let b = Snapshot::new(items);
         match schema(&a, &b, false, ("a", "b")) {
-            SchemaVerdict::Noise(notes, _) => assert_eq!(notes[0].0, "column_order"),
+            SchemaVerdict::Noise { notes, .. } => assert_eq!(notes[0].0, "column_order"),
             other => panic!("{other:?}"),
         }
         assert!(matches!(schema(&a, &b, true, ("a", "b")), SchemaVerdict::Mismatch { .. }));
@@ -254,13 +259,15 @@ mod tests {
         let mut items = base();
         items[3].body = "CREATE FUNCTION f()\n AS $$   select 1\n $$".into();
         let b = Snapshot::new(items);
-        assert!(matches!(schema(&a, &b, false, ("a", "b")), SchemaVerdict::Noise(..)));
+        assert!(matches!(schema(&a, &b, false, ("a", "b")), SchemaVerdict::Noise { .. }));
         let mut x = base();
         x[1].body = "timestamp default '2026-01-01 10:00:00.123'::timestamp".into();
         let mut y = base();
         y[1].body = "timestamp default '2026-01-02 11:00:00.456'::timestamp".into();
         let verdict = schema(&Snapshot::new(x), &Snapshot::new(y), false, ("a", "b"));
-        assert!(matches!(verdict, SchemaVerdict::Noise(ref n, _) if n[0].0 == "creation_time_literal"));
+        assert!(
+            matches!(verdict, SchemaVerdict::Noise { ref notes, .. } if notes[0].0 == "creation_time_literal")
+        );
     }
 
     #[test]
