@@ -144,31 +144,20 @@ impl Run<'_> {
     /// Applies every up on an empty database, recording the golden snapshot of every version.
     /// Returns how many migrations applied (the stairway covers only those).
     async fn golden_pass(&mut self, progress: &dyn Progress) -> Result<usize, RunError> {
-        let (db, mut s) = self.session().await?;
-        self.golden.push(snapshot::take(s.conn()).await.map_err(lost)?);
-        let mut usable = self.set.migrations.len();
-        for (i, m) in self.set.migrations.iter().enumerate() {
-            progress.migration(i, &m.id(), "golden apply");
-            self.report.summary.steps += 1;
-            match s.apply(&m.version, &m.up, Direction::Up).await {
-                Ok(()) => self.golden.push(snapshot::take(s.conn()).await.map_err(lost)?),
-                Err(e) if e.is_environment() => return Err(e.into()),
-                Err(e) => {
-                    let kind = step_error_kind(&e);
-                    let later = self.set.migrations.len() - i - 1;
-                    let skipped = if later > 0 {
-                        format!("; the {later} migration(s) after it were not checked")
-                    } else {
-                        String::new()
-                    };
-                    self.finding(kind, m, step::UP_EMPTY, format!("{e}{skipped}"));
-                    usable = i;
-                    break;
-                }
-            }
+        let golden = golden(self.server, self.set, self.options.step_timeout, progress).await?;
+        self.report.summary.steps += golden.snapshots.len() - 1;
+        self.golden = golden.snapshots;
+        let usable = self.golden.len() - 1;
+        if let Some(e) = golden.failure {
+            let m = &self.set.migrations[usable];
+            let later = self.set.migrations.len() - usable - 1;
+            let skipped = if later > 0 {
+                format!("; the {later} migration(s) after it were not checked")
+            } else {
+                String::new()
+            };
+            self.finding(step_error_kind(&e), m, step::UP_EMPTY, format!("{e}{skipped}"));
         }
-        drop(s);
-        self.server.drop_db(&db).await?;
         Ok(usable)
     }
 
@@ -407,6 +396,49 @@ impl Run<'_> {
     }
 }
 
+/// The golden history of a project: the schema and tables after each up of a clean linear
+/// apply on an empty database (index 0 = empty).
+pub struct Golden {
+    pub snapshots: Vec<Snapshot>,
+    pub tables: Vec<Vec<catalog::Table>>,
+    /// The up that did not apply on an empty database, if any (it is migration
+    /// `snapshots.len() - 1`).
+    pub failure: Option<StepError>,
+}
+
+/// Applies every up in order to an empty scratch database, recording each golden version.
+pub async fn golden(
+    server: &Server,
+    set: &MigrationSet,
+    step_timeout: Duration,
+    progress: &dyn Progress,
+) -> Result<Golden, RunError> {
+    let db = server.create().await?;
+    let mut s = Session::open(&db, step_timeout).await?;
+    let mut golden = Golden {
+        snapshots: vec![snapshot::take(s.conn()).await.map_err(lost)?],
+        tables: vec![catalog::tables(s.conn()).await.map_err(lost)?],
+        failure: None,
+    };
+    for (i, m) in set.migrations.iter().enumerate() {
+        progress.migration(i, &m.id(), "golden apply");
+        match s.apply(&m.version, &m.up, Direction::Up).await {
+            Ok(()) => {
+                golden.snapshots.push(snapshot::take(s.conn()).await.map_err(lost)?);
+                golden.tables.push(catalog::tables(s.conn()).await.map_err(lost)?);
+            }
+            Err(e) if e.is_environment() => return Err(e.into()),
+            Err(e) => {
+                golden.failure = Some(e);
+                break;
+            }
+        }
+    }
+    drop(s);
+    server.drop_db(&db).await?;
+    Ok(golden)
+}
+
 fn step_error_kind(e: &StepError) -> Kind {
     match e {
         StepError::Timeout { .. } => Kind::Timeout,
@@ -420,23 +452,10 @@ pub async fn golden_snapshot(
     server: &Server,
     set: &MigrationSet,
 ) -> Result<Result<Snapshot, String>, RunError> {
-    let db = server.create().await?;
-    let mut s = Session::open(&db, Duration::from_secs(600)).await?;
-    let mut failure = None;
-    for m in &set.migrations {
-        if let Err(e) = s.apply(&m.version, &m.up, Direction::Up).await {
-            if e.is_environment() {
-                return Err(e.into());
-            }
-            failure = Some(format!("{} did not apply: {e}", m.id()));
-            break;
-        }
-    }
-    let snapshot = snapshot::take(s.conn()).await.map_err(lost)?;
-    drop(s);
-    server.drop_db(&db).await?;
-    Ok(match failure {
-        Some(message) => Err(message),
-        None => Ok(snapshot),
+    let mut golden = golden(server, set, Duration::from_secs(600), &Silent).await?;
+    let last = golden.snapshots.pop().expect("the empty version is always there");
+    Ok(match golden.failure {
+        Some(e) => Err(format!("{} did not apply: {e}", set.migrations[golden.snapshots.len()].id())),
+        None => Ok(last),
     })
 }

@@ -8,6 +8,7 @@ use sqlx::postgres::{PgConnection, PgDatabaseError, PgErrorPosition};
 use sqlx::{AssertSqlSafe, Connection, Row};
 
 use crate::backend::ScratchDb;
+use crate::model::machine::Fault;
 use crate::model::seed;
 use crate::observe::catalog::Table;
 use crate::observe::{data, ident, literal};
@@ -143,6 +144,124 @@ impl Session {
                 })
             }
         }
+    }
+
+    /// Applies a script with `fault` injected. `Ok(None)` when it applied (the fault did not
+    /// fire, for example because nothing had to wait), `Ok(Some(what))` when the fault
+    /// interrupted it; `Err` when it failed for another reason.
+    pub async fn apply_with_fault(
+        &mut self,
+        version: &str,
+        script: &Script,
+        direction: Direction,
+        fault: Fault,
+    ) -> Result<Option<String>, StepError> {
+        let conn_err = |e: sqlx::Error| StepError::Connection(e.to_string());
+        if fault == Fault::KillBefore {
+            let mut other = self.db.connect().await.map_err(conn_err)?;
+            let _ = sqlx::query("SELECT pg_terminate_backend($1)").bind(self.pid).execute(&mut other).await;
+            let _ = other.close().await;
+            // The migrator finds its connection dead and reconnects.
+            let _ = sqlx::raw_sql("SELECT 1").execute(&mut self.conn).await;
+            self.reconnect().await?;
+            return Ok(Some("the connection was killed before the migration started".into()));
+        }
+        // A concurrent transaction holding a snapshot and a ROW EXCLUSIVE lock on every table.
+        let mut blocker = self.db.connect().await.map_err(conn_err)?;
+        let tables: Vec<String> = crate::observe::catalog::tables(&mut blocker)
+            .await
+            .map_err(conn_err)?
+            .iter()
+            .map(Table::sql_name)
+            .collect();
+        let mut hold = String::from("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1;");
+        if !tables.is_empty() {
+            hold.push_str(&format!(" LOCK TABLE {} IN ROW EXCLUSIVE MODE;", tables.join(", ")));
+        }
+        sqlx::raw_sql(AssertSqlSafe(hold)).execute(&mut blocker).await.map_err(conn_err)?;
+        if fault == Fault::LockTimeout {
+            sqlx::raw_sql("SET lock_timeout = '200ms'").execute(&mut self.conn).await.map_err(conn_err)?;
+        }
+        let pid = self.pid;
+        let db = self.db.clone();
+        let fired = std::sync::atomic::AtomicBool::new(false);
+        let watch = async {
+            if fault == Fault::LockTimeout {
+                return std::future::pending::<()>().await;
+            }
+            let Ok(mut watcher) = db.connect().await else { return std::future::pending().await };
+            loop {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let waiting: Option<String> = sqlx::query_scalar(
+                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1",
+                )
+                .bind(pid)
+                .fetch_optional(&mut watcher)
+                .await
+                .ok()
+                .flatten()
+                .flatten();
+                if waiting.as_deref() == Some("Lock") {
+                    let stop = if fault == Fault::KillWhileWaiting {
+                        "SELECT pg_terminate_backend($1)"
+                    } else {
+                        "SELECT pg_cancel_backend($1)"
+                    };
+                    let _ = sqlx::query(stop).bind(pid).execute(&mut watcher).await;
+                    fired.store(true, std::sync::atomic::Ordering::SeqCst);
+                    return std::future::pending().await;
+                }
+            }
+        };
+        let mut current = (0, 0);
+        let timeout = self.step_timeout;
+        let result = tokio::select! {
+            r = tokio::time::timeout(timeout, apply_blocks(&mut self.conn, version, script, direction, &mut current)) => r,
+            _ = watch => unreachable!("the watcher never finishes"),
+        };
+        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut blocker).await;
+        let _ = blocker.close().await;
+        let fired = fired.load(std::sync::atomic::Ordering::SeqCst);
+        let result = match result {
+            Ok(r) => r,
+            Err(_) => {
+                let activity = self.stop_runaway().await;
+                return Err(StepError::Timeout {
+                    location: script.path.display().to_string(),
+                    after: timeout,
+                    activity,
+                });
+            }
+        };
+        match result {
+            Ok(()) => {
+                let _ = sqlx::raw_sql("RESET lock_timeout").execute(&mut self.conn).await;
+                Ok(None)
+            }
+            Err(StepError::Connection(_)) if fired => {
+                self.reconnect().await?;
+                Ok(Some("the connection was killed while a statement waited on a lock".into()))
+            }
+            Err(StepError::Sql { location, message })
+                if fired || message.contains("55P03") || message.contains("57014") =>
+            {
+                let _ = sqlx::raw_sql("RESET lock_timeout").execute(&mut self.conn).await;
+                Ok(Some(format!("{location}: {}", message.lines().next().unwrap_or_default())))
+            }
+            Err(e) => {
+                if matches!(e, StepError::Connection(_)) {
+                    return Err(e);
+                }
+                let _ = sqlx::raw_sql("RESET lock_timeout").execute(&mut self.conn).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Opens a fresh connection to the same database.
+    async fn reconnect(&mut self) -> Result<(), StepError> {
+        *self = Session::open(&self.db, self.step_timeout).await?;
+        Ok(())
     }
 
     /// Ends the backend of a step that ran too long and reconnects; says what it was doing.
