@@ -110,14 +110,7 @@ pub async fn run(
 
 impl Run<'_> {
     fn finding(&mut self, kind: Kind, m: &Migration, step: &str, message: String) -> &mut Finding {
-        self.report.findings.push(Finding {
-            kind,
-            migration: m.id(),
-            step: step.to_owned(),
-            message,
-            diff: None,
-            rows: Vec::new(),
-        });
+        self.report.findings.push(Finding::new(kind, m.id(), step.to_owned(), message));
         self.report.findings.last_mut().expect("just pushed")
     }
 

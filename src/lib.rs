@@ -10,3 +10,4 @@ pub mod compare;
 pub mod report;
 pub mod check;
 pub mod cli;
+pub mod fuzz;

@@ -64,6 +64,31 @@ pub struct Finding {
     pub diff: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rows: Vec<String>,
+    /// For fuzz findings: the shrunk sequence of steps, numbered and readable.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sequence: Vec<String>,
+    /// For fuzz findings: the case seed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<String>,
+    /// For fuzz findings: the command that replays the saved case.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay: Option<String>,
+}
+
+impl Finding {
+    pub fn new(kind: Kind, migration: String, step: String, message: String) -> Finding {
+        Finding {
+            kind,
+            migration,
+            step,
+            message,
+            diff: None,
+            rows: Vec::new(),
+            sequence: Vec::new(),
+            seed: None,
+            replay: None,
+        }
+    }
 }
 
 /// Something worth knowing that does not fail the run.
@@ -97,6 +122,11 @@ pub struct Summary {
     pub rows_seeded: usize,
     pub rows_skipped: usize,
     pub duration_ms: u64,
+    /// Fuzz: cases run, and steps applied per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cases: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps_per_second: Option<f64>,
 }
 
 /// Everything one command found.

@@ -1,0 +1,259 @@
+//! `migproof fuzz` and `migproof replay`: random step sequences from the reference model run
+//! against real PostgreSQL, shrunk to the shortest failing sequence, saved as the transitions
+//! themselves, and replayed exactly.
+
+pub mod regression;
+pub mod sut;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use proptest::test_runner::{Config, RngAlgorithm, TestError, TestRng, TestRunner};
+use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
+
+use crate::backend::Server;
+use crate::check::{self, RunError, Silent};
+use crate::model::machine::{Model, Plan, Step};
+use crate::report::{Finding, Kind, Report, Source};
+use crate::source::MigrationSet;
+use sut::{Ctx, FuzzTest};
+
+/// What the user asked of `fuzz`.
+#[derive(Debug, Clone)]
+pub struct FuzzOptions {
+    pub cases: u64,
+    pub max_steps: usize,
+    pub seed: u64,
+    /// Stop starting new cases (and shrinking) at this budget.
+    pub duration: Option<Duration>,
+    pub jobs: usize,
+    /// (index, count): this run covers cases whose number is `index` modulo `count`.
+    pub shard: (u64, u64),
+    pub regressions: PathBuf,
+    pub strict: bool,
+    pub step_timeout: Duration,
+    /// The command line of this run, to print replay commands.
+    pub migrations_arg: String,
+}
+
+/// Receives fuzz progress.
+pub trait FuzzProgress: Sync + Send {
+    fn case_done(&self, _cases: u64, _steps: u64, _findings: usize) {}
+}
+
+impl FuzzProgress for Silent {}
+
+/// The seed of case `case`: a SplitMix64 step, so cases are independent and reproducible.
+pub fn case_seed(seed: u64, case: u64) -> u64 {
+    let mut z = seed ^ case.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn rng(seed: u64) -> TestRng {
+    let mut bytes = [0u8; 32];
+    for (i, chunk) in bytes.chunks_mut(8).enumerate() {
+        chunk.copy_from_slice(&case_seed(seed, i as u64).to_le_bytes());
+    }
+    TestRng::from_seed(RngAlgorithm::ChaCha, &bytes)
+}
+
+/// The golden history and the model's plan for a migration set; findings of the golden pass.
+pub async fn prepare(
+    server: &Arc<Server>,
+    set: &MigrationSet,
+    step_timeout: Duration,
+    strict: bool,
+    releases: Option<Vec<usize>>,
+) -> Result<(Arc<Ctx>, Vec<Finding>), RunError> {
+    let golden = check::golden(server, set, step_timeout, &Silent).await?;
+    let mut findings = Vec::new();
+    let usable = golden.snapshots.len() - 1;
+    let mut set = set.clone();
+    if let Some(e) = &golden.failure {
+        let m = &set.migrations[usable];
+        findings.push(Finding::new(
+            Kind::ApplyFailed,
+            m.id(),
+            check::step::UP_EMPTY.into(),
+            format!("{e}; fuzzing covers only the migrations before it"),
+        ));
+    }
+    set.migrations.truncate(usable);
+    let plan = Plan {
+        ids: set.migrations.iter().map(|m| m.id()).collect(),
+        has_down: set.migrations.iter().map(|m| m.down.is_some()).collect(),
+        tables: golden.tables,
+        releases: releases.map(|r| r.into_iter().filter(|v| *v <= usable).collect()),
+    };
+    let ctx = Ctx {
+        server: server.clone(),
+        set: Arc::new(set),
+        golden: Arc::new(golden.snapshots),
+        plan: Arc::new(plan),
+        handle: tokio::runtime::Handle::current(),
+        strict,
+        step_timeout,
+        steps: Arc::new(AtomicU64::new(0)),
+    };
+    Ok((Arc::new(ctx), findings))
+}
+
+/// One shrunk failure.
+struct Failure {
+    seed: u64,
+    releases: Vec<usize>,
+    steps: Vec<Step>,
+    finding: Finding,
+}
+
+/// Silences the default panic message while cases run: failures are reported as findings.
+struct QuietPanics(Option<Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send + 'static>>);
+
+impl QuietPanics {
+    fn install() -> QuietPanics {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        QuietPanics(Some(previous))
+    }
+}
+
+impl Drop for QuietPanics {
+    fn drop(&mut self) {
+        if let Some(previous) = self.0.take() {
+            std::panic::set_hook(previous);
+        }
+    }
+}
+
+/// Runs one case; returns the shrunk failure, if any.
+fn run_case(ctx: &Arc<Ctx>, options: &FuzzOptions, seed: u64, deadline: Option<Instant>) -> Result<Option<Failure>, RunError> {
+    let shrink_ms = deadline
+        .map(|d| d.saturating_duration_since(Instant::now()).as_millis().min(u32::MAX as u128) as u32)
+        .unwrap_or(120_000)
+        .max(1);
+    let config = Config {
+        cases: 1,
+        max_shrink_iters: 2048,
+        max_shrink_time: shrink_ms,
+        failure_persistence: None,
+        verbose: 0,
+        ..Config::default()
+    };
+    let mut runner = TestRunner::new_with_rng(config.clone(), rng(seed));
+    let strategy = Model::sequential_strategy(1..=options.max_steps.max(1));
+    let result = runner.run(&strategy, |(state, steps, seen)| {
+        FuzzTest::test_sequential(config.clone(), state, steps, seen);
+        Ok(())
+    });
+    let (state, steps) = match result {
+        Ok(()) => return Ok(None),
+        Err(TestError::Abort(reason)) => return Err(RunError::Lost(format!("fuzzing aborted: {reason}"))),
+        Err(TestError::Fail(reason, (state, steps, _))) => {
+            if reason.message().contains("environment failure") {
+                return Err(RunError::Lost(reason.message().to_string()));
+            }
+            (state, steps)
+        }
+    };
+    // Replay the shrunk sequence once more to read its finding exactly.
+    let replayed = ctx.handle.block_on(sut::replay(ctx.clone(), state.releases.clone(), &steps));
+    match replayed {
+        Ok(Some((finding, len))) => Ok(Some(Failure {
+            seed,
+            releases: state.releases,
+            steps: steps[..len].to_vec(),
+            finding,
+        })),
+        Ok(None) => Ok(sut::take_last().map(|finding| Failure { seed, releases: state.releases, steps, finding })),
+        Err(sut::Broken(e)) => Err(RunError::Lost(e)),
+    }
+}
+
+/// Runs `migproof fuzz`.
+pub async fn run(
+    server: Arc<Server>,
+    set: &MigrationSet,
+    options: FuzzOptions,
+    progress: Arc<dyn FuzzProgress>,
+    stop: Arc<AtomicBool>,
+) -> Result<Report, RunError> {
+    let started = Instant::now();
+    let deadline = options.duration.map(|d| started + d);
+    let source = Source { dir: set.dir.display().to_string(), format: set.format.to_string() };
+    let mut report = Report::new("fuzz", source, set.migrations.len(), server.kind_name());
+    let (ctx, findings) = prepare(&server, set, options.step_timeout, options.strict, None).await?;
+    report.findings.extend(findings);
+    let failures: Arc<Mutex<Vec<Failure>>> = Arc::default();
+    let cases_done = Arc::new(AtomicU64::new(0));
+    let next_case = Arc::new(AtomicU64::new(0));
+    let mut workers = Vec::new();
+    if !ctx.plan.is_empty() {
+        for _ in 0..options.jobs.max(1) {
+            let (ctx, options, failures, progress) = (ctx.clone(), options.clone(), failures.clone(), progress.clone());
+            let (cases_done, next_case, stop) = (cases_done.clone(), next_case.clone(), stop.clone());
+            workers.push(tokio::task::spawn_blocking(move || -> Result<(), RunError> {
+                sut::install(ctx.clone());
+                loop {
+                    let n = next_case.fetch_add(1, Ordering::SeqCst);
+                    if n >= options.cases
+                        || stop.load(Ordering::SeqCst)
+                        || deadline.is_some_and(|d| Instant::now() >= d)
+                    {
+                        return Ok(());
+                    }
+                    // Shards take disjoint case numbers: shard i of N runs i, i+N, i+2N, ...
+                    let case = n * options.shard.1 + options.shard.0;
+                    let seed = case_seed(options.seed, case);
+                    if let Some(f) = run_case(&ctx, &options, seed, deadline)? {
+                        failures.lock().expect("not poisoned").push(f);
+                    }
+                    let done = cases_done.fetch_add(1, Ordering::SeqCst) + 1;
+                    let found = failures.lock().expect("not poisoned").len();
+                    progress.case_done(done, ctx.steps.load(Ordering::Relaxed), found);
+                }
+            }));
+        }
+    }
+    let quiet = QuietPanics::install();
+    let mut error = None;
+    for w in workers {
+        match w.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => error = Some(e),
+            Err(e) => error = Some(RunError::Lost(format!("a fuzz worker failed: {e}"))),
+        }
+    }
+    drop(quiet);
+    if let Some(e) = error {
+        return Err(e);
+    }
+    let mut failures = std::mem::take(&mut *failures.lock().expect("not poisoned"));
+    failures.sort_by_key(|f| (f.steps.len(), f.seed));
+    let mut seen: Vec<(Kind, String)> = Vec::new();
+    for f in failures {
+        let key = (f.finding.kind, f.finding.migration.clone());
+        if seen.contains(&key) {
+            continue; // the same finding from another case
+        }
+        seen.push(key);
+        let saved = regression::save(&options.regressions, set, f.seed, &f.releases, &f.steps, &f.finding)
+            .map_err(|e| RunError::Lost(format!("failed to save the regression case: {e}")))?;
+        let mut finding = f.finding;
+        finding.sequence = f.steps.iter().enumerate().map(|(i, s)| format!("{}. {s}", i + 1)).collect();
+        finding.seed = Some(format!("{:#018x}", f.seed));
+        finding.replay = Some(format!("migproof replay {}", saved.display()));
+        report.findings.push(finding);
+    }
+    let elapsed = started.elapsed();
+    let steps = ctx.steps.load(Ordering::Relaxed);
+    report.summary.cases = Some(cases_done.load(Ordering::SeqCst));
+    report.summary.steps = steps as usize;
+    report.summary.steps_per_second = Some((steps as f64 / elapsed.as_secs_f64().max(1e-3) * 10.0).round() / 10.0);
+    report.summary.migrations_checked = ctx.plan.len();
+    report.finish(elapsed);
+    Ok(report)
+}

@@ -1,0 +1,411 @@
+//! The system under test: one scratch database per case, driven step by step, compared with
+//! the reference model after every transition (schema against the golden snapshot of the
+//! model's version; data against what was there before the step and, after a down, before the
+//! up it undoes). The first difference becomes a finding.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use proptest_state_machine::StateMachineTest;
+use sqlx::AssertSqlSafe;
+
+use crate::backend::{ScratchDb, Server};
+use crate::compare::{self, SchemaVerdict};
+use crate::executor::{Direction, Session, StepError};
+use crate::model::machine::{Fault, Model, Plan, State, Step, Value};
+use crate::model::seed;
+use crate::observe::catalog::Table;
+use crate::observe::data::{self, Stash};
+use crate::observe::snapshot::{self, Snapshot};
+use crate::observe::{catalog, ident, literal};
+use crate::report::{Finding, Kind};
+use crate::source::MigrationSet;
+
+/// Everything a case needs that outlives it: the server, the migrations, the golden history.
+pub struct Ctx {
+    pub server: Arc<Server>,
+    pub set: Arc<MigrationSet>,
+    pub golden: Arc<Vec<Snapshot>>,
+    pub plan: Arc<Plan>,
+    pub handle: tokio::runtime::Handle,
+    pub strict: bool,
+    pub step_timeout: Duration,
+    /// Transitions applied, over all cases.
+    pub steps: Arc<AtomicU64>,
+}
+
+thread_local! {
+    static CTX: RefCell<Option<Arc<Ctx>>> = const { RefCell::new(None) };
+}
+
+/// Makes `ctx` the context of cases run on this thread (and its plan the model's plan).
+pub fn install(ctx: Arc<Ctx>) {
+    crate::model::machine::install(ctx.plan.clone());
+    CTX.with(|c| *c.borrow_mut() = Some(ctx));
+}
+
+fn ctx() -> Arc<Ctx> {
+    CTX.with(|c| c.borrow().clone()).expect("migproof: install a fuzz context first")
+}
+
+/// A running case.
+pub struct Sut {
+    ctx: Arc<Ctx>,
+    db: Option<ScratchDb>,
+    session: Option<Session>,
+    /// The version the database is at.
+    level: usize,
+    fault: Option<Fault>,
+    /// Target of an interrupted migrate.
+    pending: Option<usize>,
+    /// Contents stashed before the up that left each version, to compare after coming back.
+    round_trip: BTreeMap<usize, Stash>,
+    written: usize,
+    index: usize,
+    /// The step being applied, for findings.
+    current: String,
+}
+
+impl Drop for Sut {
+    fn drop(&mut self) {
+        self.session.take();
+        if let Some(db) = self.db.take() {
+            let server = self.ctx.server.clone();
+            let _ = self.ctx.handle.block_on(async move { server.drop_db(&db).await });
+        }
+    }
+}
+
+/// Why a step could not be judged: the environment failed.
+#[derive(Debug)]
+pub struct Broken(pub String);
+
+type Outcome = Result<Result<(), Finding>, Broken>;
+
+fn broken<E: std::fmt::Display>(e: E) -> Broken {
+    Broken(e.to_string())
+}
+
+impl Sut {
+    pub async fn start(ctx: Arc<Ctx>) -> Result<Sut, Broken> {
+        let db = ctx.server.create().await.map_err(broken)?;
+        let session = Session::open(&db, ctx.step_timeout).await.map_err(broken)?;
+        Ok(Sut {
+            ctx,
+            db: Some(db),
+            session: Some(session),
+            level: 0,
+            fault: None,
+            pending: None,
+            round_trip: BTreeMap::new(),
+            written: 0,
+            index: 0,
+            current: String::new(),
+        })
+    }
+
+    fn s(&mut self) -> &mut Session {
+        self.session.as_mut().expect("open while the case runs")
+    }
+
+    fn id(&self, version: usize) -> String {
+        match version {
+            0 => "(before any migration)".into(),
+            v => self.ctx.plan.ids[v - 1].clone(),
+        }
+    }
+
+    fn finding(&self, kind: Kind, version: usize, message: String) -> Finding {
+        Finding::new(kind, self.id(version), self.current.clone(), message)
+    }
+
+    /// Applies one transition; `after` is the model's state after it.
+    pub async fn step(&mut self, after: &State, step: &Step) -> Outcome {
+        self.index += 1;
+        self.current = format!("step {}: {step}", self.index);
+        self.ctx.steps.fetch_add(1, Ordering::Relaxed);
+        match step {
+            Step::Interrupt(f) => {
+                self.fault = Some(*f);
+                Ok(Ok(()))
+            }
+            Step::WriteRows { table, rows } => self.write_rows(table, rows).await,
+            Step::Verify => self.expect_schema(self.level, Kind::SchemaMismatch, None).await,
+            Step::RerunMigrator => self.rerun().await,
+            Step::Retry => self.retry().await,
+            _ => {
+                let target = after.pending.map(|(_, to)| to).unwrap_or(after.version);
+                self.migrate(target).await
+            }
+        }
+    }
+
+    async fn expect_schema(&mut self, version: usize, kind: Kind, why: Option<&str>) -> Outcome {
+        let actual = snapshot::take(self.s().conn()).await.map_err(broken)?;
+        let label = format!("golden schema at {}", self.id(version));
+        let after = format!("after {}", self.current);
+        match compare::schema(&self.ctx.golden[version], &actual, self.ctx.strict, (&label, &after)) {
+            SchemaVerdict::Equal | SchemaVerdict::Noise { .. } => Ok(Ok(())),
+            SchemaVerdict::Mismatch { diff, summary } => {
+                let why = why.map(|w| format!("{w}: ")).unwrap_or_default();
+                let mut f = self.finding(kind, version, format!("{why}schema differs from the {label}: {summary}"));
+                f.diff = Some(diff);
+                Ok(Err(f))
+            }
+        }
+    }
+
+    async fn expect_data(&mut self, stash: &Stash, version: usize, allow_added: bool, kind: Option<Kind>, what: &str) -> Outcome {
+        let tables = catalog::tables(self.s().conn()).await.map_err(broken)?;
+        let diffs = data::compare(self.s().conn(), stash, &tables).await.map_err(broken)?;
+        Ok(match compare::data(&diffs, allow_added) {
+            None => Ok(()),
+            Some(v) => {
+                let mut f = self.finding(kind.unwrap_or(v.kind), version, format!("{what}: {}", v.message));
+                f.rows = v.rows;
+                Err(f)
+            }
+        })
+    }
+
+    async fn tables(&mut self) -> Result<Vec<Table>, Broken> {
+        catalog::tables(self.s().conn()).await.map_err(broken)
+    }
+
+    /// Migrates one version at a time to `target`; an armed fault hits the first step.
+    async fn migrate(&mut self, target: usize) -> Outcome {
+        while self.level != target {
+            let up = target > self.level;
+            let (from, to) = if up { (self.level, self.level + 1) } else { (self.level, self.level - 1) };
+            let m = &self.ctx.set.migrations[if up { to } else { from } - 1];
+            let (direction, script) = match (up, &m.down) {
+                (true, _) => (Direction::Up, m.up.clone()),
+                (false, Some(down)) => (Direction::Down, down.clone()),
+                (false, None) => unreachable!("the model only goes down through downs"),
+            };
+            let version = m.version.clone();
+            let tables = self.tables().await?;
+            let tag = if up { 1000 + from as i32 } else { 1 };
+            let before = data::stash(self.s().conn(), tag, &tables).await.map_err(broken)?;
+            if up {
+                self.round_trip.insert(from, before.clone());
+            }
+            let fault = self.fault.take();
+            let applied = match fault {
+                Some(f) => self.s().apply_with_fault(&version, &script, direction, f).await,
+                None => self.s().apply(&version, &script, direction).await.map(|()| None),
+            };
+            match applied {
+                Err(e) if e.is_environment() => return Err(broken(e)),
+                Err(e) => {
+                    let kind = if matches!(e, StepError::Timeout { .. }) { Kind::Timeout } else { Kind::ApplyFailed };
+                    let at = if up { to } else { from };
+                    let way = if up { "up" } else { "down" };
+                    return Ok(Err(self.finding(kind, at, format!("{way} failed: {e}"))));
+                }
+                Ok(Some(what)) => {
+                    // Interrupted: a transactional migration must leave exactly the version
+                    // before it; a non-transactional one may leave residue for the retry.
+                    self.pending = Some(target);
+                    if !script.has_autocommit() {
+                        let why = format!("the migration was interrupted ({what}) and rolled back, but left residue");
+                        if let Err(f) = self.expect_schema(from, Kind::ResidueAfterFailure, Some(&why)).await? {
+                            return Ok(Err(f));
+                        }
+                    }
+                    return Ok(Ok(()));
+                }
+                Ok(None) => {}
+            }
+            self.level = to;
+            if let Err(f) = self.expect_schema(to, Kind::SchemaMismatch, None).await? {
+                return Ok(Err(f));
+            }
+            let at = if up { to } else { from };
+            let what = if up { "up kept rows and values" } else { "down kept rows and values" };
+            if let Err(f) = self.expect_data(&before, at, true, None, &format!("{what} violated")).await? {
+                return Ok(Err(f));
+            }
+            if !up {
+                if let Some(stash) = self.round_trip.get(&to).cloned() {
+                    let what = "up then down did not give back the rows present before the up";
+                    if let Err(f) = self.expect_data(&stash, at, true, None, what).await? {
+                        return Ok(Err(f));
+                    }
+                }
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// The version recorded by migproof's bookkeeping (the longest applied prefix).
+    async fn recorded_level(&mut self) -> Result<usize, Broken> {
+        let applied = self.s().applied().await.map_err(broken)?;
+        Ok(self.ctx.set.migrations.iter().take_while(|m| applied.contains(&m.version)).count())
+    }
+
+    async fn retry(&mut self) -> Outcome {
+        let target = self.pending.take().unwrap_or(self.level);
+        self.level = self.recorded_level().await?;
+        while self.level != target {
+            let up = target > self.level;
+            let index = if up { self.level } else { self.level - 1 };
+            let m = self.ctx.set.migrations[index].clone();
+            let script = if up { m.up.clone() } else { m.down.clone().expect("model checked") };
+            let direction = if up { Direction::Up } else { Direction::Down };
+            match self.s().apply(&m.version, &script, direction).await {
+                Err(e) if e.is_environment() => return Err(broken(e)),
+                Err(e) => {
+                    let message = format!("the retry of {} after the interruption failed: {e}", m.id());
+                    return Ok(Err(self.finding(Kind::RetryFailed, index + 1, message)));
+                }
+                Ok(()) => self.level = if up { self.level + 1 } else { self.level - 1 },
+            }
+        }
+        let why = "after the interruption and the retry, the schema is not the golden one";
+        self.expect_schema(target, Kind::ResidueAfterFailure, Some(why)).await
+    }
+
+    async fn rerun(&mut self) -> Outcome {
+        let tables = self.tables().await?;
+        let before = data::stash(self.s().conn(), 2, &tables).await.map_err(broken)?;
+        let recorded = self.recorded_level().await?;
+        if recorded != self.level {
+            let message = format!("the migrator's bookkeeping says version {recorded}, the database is at {}", self.level);
+            return Ok(Err(self.finding(Kind::NotIdempotent, self.level, message)));
+        }
+        if let Err(f) = self.expect_schema(self.level, Kind::NotIdempotent, None).await? {
+            return Ok(Err(f));
+        }
+        let level = self.level;
+        self.expect_data(&before, level, false, Some(Kind::NotIdempotent), "running the migrator again changed data").await
+    }
+
+    async fn write_rows(&mut self, table: &str, rows: &[Vec<(String, Value)>]) -> Outcome {
+        let tables = self.tables().await?;
+        let Some(t) = tables.iter().find(|t| t.display_name() == table).cloned() else {
+            return Ok(Ok(()));
+        };
+        for row in rows {
+            let mut cols = Vec::new();
+            let mut values = Vec::new();
+            for (name, value) in row {
+                let Some(col) = t.column(name) else { continue };
+                let text = match value {
+                    Value::Default => continue,
+                    Value::Null => None,
+                    Value::Pick(k) => pick(col, *k, t.is_unique(name), self.written),
+                    Value::Ref(k) => self.reference(&t, name, *k).await?,
+                };
+                cols.push(ident(name));
+                values.push(match text {
+                    Some(v) => format!("{}::{}", literal(&v), col.type_sql),
+                    None => "NULL".into(),
+                });
+            }
+            let sql = if cols.is_empty() {
+                format!("INSERT INTO {} DEFAULT VALUES", t.sql_name())
+            } else {
+                format!("INSERT INTO {} ({}) VALUES ({})", t.sql_name(), cols.join(", "), values.join(", "))
+            };
+            self.written += 1;
+            match sqlx::raw_sql(AssertSqlSafe(sql)).execute(self.s().conn()).await {
+                Ok(_) | Err(sqlx::Error::Database(_)) => {} // a rejected row is skipped
+                Err(e) => return Err(broken(e)),
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// The k-th existing value of the column a foreign key column references.
+    async fn reference(&mut self, t: &Table, column: &str, k: u8) -> Result<Option<String>, Broken> {
+        let Some(fk) = t.foreign_keys.iter().find(|fk| fk.columns.iter().any(|c| c == column)) else {
+            return Ok(None);
+        };
+        let at = fk.columns.iter().position(|c| c == column).unwrap_or(0);
+        let target = &fk.ref_columns[at];
+        let sql = format!(
+            "SELECT ({c})::text FROM {t} WHERE {c} IS NOT NULL ORDER BY 1 OFFSET {k} % greatest(1, (SELECT count(*) FROM {t})) LIMIT 1",
+            c = ident(target),
+            t = fk.ref_table
+        );
+        sqlx::query_scalar(AssertSqlSafe(sql)).persistent(false).fetch_optional(self.s().conn()).await.map_err(broken)
+    }
+}
+
+/// The k-th adversarial value for a written row: the seeder's values 0..6, then a lowercase
+/// and an uppercase variant (case-only differences). Unique columns get a distinct value per
+/// written row.
+fn pick(col: &crate::observe::catalog::Column, k: u8, unique: bool, written: usize) -> Option<String> {
+    let k = k as usize;
+    let base = match k {
+        0..=5 => seed::value(col, k, false),
+        6 => seed::value(col, 1, false).map(|v| v.to_lowercase()),
+        _ => seed::value(col, 1, false).map(|v| v.to_uppercase()),
+    };
+    if unique {
+        return seed::value(col, k % 6, true).map(|v| {
+            if col.category == "S" { format!("{v}{written}") } else { v }
+        });
+    }
+    base
+}
+
+/// The migproof state machine test, usable with `proptest-state-machine`'s
+/// `prop_state_machine!` macro after [`install`]ing a context on the test thread.
+pub struct FuzzTest;
+
+thread_local! {
+    static LAST: RefCell<Option<Finding>> = const { RefCell::new(None) };
+}
+
+/// The finding of the last failed transition on this thread.
+pub fn take_last() -> Option<Finding> {
+    LAST.with(|l| l.borrow_mut().take())
+}
+
+impl StateMachineTest for FuzzTest {
+    type SystemUnderTest = Sut;
+    type Reference = Model;
+
+    fn init_test(_ref_state: &State) -> Sut {
+        let ctx = ctx();
+        let handle = ctx.handle.clone();
+        match handle.block_on(Sut::start(ctx)) {
+            Ok(sut) => sut,
+            Err(Broken(e)) => panic!("migproof: environment failure: {e}"),
+        }
+    }
+
+    fn apply(mut sut: Sut, ref_state: &State, step: Step) -> Sut {
+        let handle = sut.ctx.handle.clone();
+        match handle.block_on(sut.step(ref_state, &step)) {
+            Ok(Ok(())) => sut,
+            Ok(Err(finding)) => {
+                let message = format!("{} in {}: {}", finding.kind.as_str(), finding.migration, finding.message);
+                LAST.with(|l| *l.borrow_mut() = Some(finding));
+                panic!("{message}");
+            }
+            Err(Broken(e)) => panic!("migproof: environment failure: {e}"),
+        }
+    }
+}
+
+/// Runs `steps` exactly, without randomness, from a fresh database; returns the first finding.
+pub async fn replay(ctx: Arc<Ctx>, releases: Vec<usize>, steps: &[Step]) -> Result<Option<(Finding, usize)>, Broken> {
+    let mut state = State::new(ctx.plan.clone(), releases);
+    let mut sut = Sut::start(ctx).await?;
+    for (i, step) in steps.iter().enumerate() {
+        if !<Model as proptest_state_machine::ReferenceStateMachine>::preconditions(&state, step) {
+            return Err(Broken(format!("step {} ({step}) does not apply to these migrations any more", i + 1)));
+        }
+        state = <Model as proptest_state_machine::ReferenceStateMachine>::apply(state, step);
+        if let Err(f) = sut.step(&state, step).await? {
+            return Ok(Some((f, i + 1)));
+        }
+    }
+    Ok(None)
+}
