@@ -207,8 +207,9 @@ impl Session {
                     } else {
                         "SELECT pg_cancel_backend($1)"
                     };
-                    let _ = sqlx::query(stop).bind(pid).execute(&mut watcher).await;
+                    // Mark first: the migration may see its error before this task runs again.
                     fired.store(true, std::sync::atomic::Ordering::SeqCst);
+                    let _ = sqlx::query(stop).bind(pid).execute(&mut watcher).await;
                     return std::future::pending().await;
                 }
             }
@@ -245,6 +246,10 @@ impl Session {
             Err(StepError::Sql { location, message })
                 if fired || message.contains("55P03") || message.contains("57014") =>
             {
+                if fault == Fault::KillWhileWaiting {
+                    // The server says why it ended the session (57P01), then closes it.
+                    self.reconnect().await?;
+                }
                 let _ = sqlx::raw_sql("RESET lock_timeout").execute(&mut self.conn).await;
                 Ok(Some(format!("{location}: {}", message.lines().next().unwrap_or_default())))
             }

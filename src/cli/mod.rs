@@ -1,6 +1,7 @@
 //! The command line: what the user typed (clap types), its resolution into settings, running the
 //! command, printing the report, and the exit code. The only module that prints.
 
+mod fuzz;
 mod progress;
 
 use std::io::{IsTerminal, Write};
@@ -49,6 +50,10 @@ pub struct Cli {
 pub enum Command {
     /// The release gate: prove every migration applies, rolls back, re-applies and keeps data.
     Check(CheckArgs),
+    /// Search for failures with random deploy/migrate/rollback/retry sequences, faults and data.
+    Fuzz(FuzzArgs),
+    /// Re-run saved fuzz failures exactly, with no randomness.
+    Replay(ReplayArgs),
     /// Print the golden schema snapshot after applying the migrations to an empty database.
     Snapshot(SnapshotArgs),
 }
@@ -102,6 +107,101 @@ pub struct CheckArgs {
     /// Stop a step that runs longer than this and report it as `timeout` (e.g. 30s, 5m).
     #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
     pub step_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct FuzzArgs {
+    #[command(flatten)]
+    pub common: Common,
+
+    /// How many cases (random step sequences) to run.
+    #[arg(long, default_value_t = 64)]
+    pub cases: u64,
+
+    /// Longest sequence of steps in a case.
+    #[arg(long, default_value_t = 24)]
+    pub max_steps: usize,
+
+    /// Seed of the run: the same seed and migrations give the same cases.
+    #[arg(long, default_value = "0", value_parser = parse_seed)]
+    pub seed: u64,
+
+    /// Stop starting cases (and shrinking) after this long, e.g. 10m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Cases run at once, each on its own scratch database.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub jobs: u64,
+
+    /// Run only part I of N of the case space (a CI matrix), e.g. 2/4.
+    #[arg(long, value_name = "I/N", default_value = "1/1", value_parser = parse_shard)]
+    pub shard: (u64, u64),
+
+    /// Where shrunk failures are saved.
+    #[arg(long, value_name = "DIR", default_value = "proptest-regressions")]
+    pub regressions: PathBuf,
+
+    /// Fail on column order differences too.
+    #[arg(long)]
+    pub strict: bool,
+
+    /// Stop a step that runs longer than this and report it as `timeout`.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
+    pub step_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Saved cases to replay (default: every `*.json` in --regressions).
+    pub files: Vec<PathBuf>,
+
+    /// Folder of saved cases.
+    #[arg(long, value_name = "DIR", default_value = "proptest-regressions")]
+    pub regressions: PathBuf,
+
+    /// Migrations folder (default: the one recorded in each case).
+    #[arg(long, short = 'm', value_name = "DIR")]
+    pub migrations: Option<PathBuf>,
+
+    #[arg(long, value_name = "NAME", value_parser = format_parser())]
+    pub source: Option<Format>,
+
+    #[arg(long, value_enum, default_value = "auto")]
+    pub backend: BackendKind,
+
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    pub database_url: Option<String>,
+
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: OutputFormat,
+
+    /// Fail on column order differences too.
+    #[arg(long)]
+    pub strict: bool,
+
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
+    pub step_timeout: Duration,
+}
+
+/// Parses a seed: decimal or 0x-prefixed hex.
+pub fn parse_seed(text: &str) -> Result<u64, String> {
+    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => text.parse(),
+    };
+    parsed.map_err(|_| format!("`{text}` is not a seed; give a number like 42 or 0x2a"))
+}
+
+/// Parses a shard `I/N` (1-based I) into a 0-based index and a count.
+pub fn parse_shard(text: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("`{text}` is not a shard; write I/N with 1 <= I <= N, for example 2/4");
+    let (i, n) = text.split_once('/').ok_or_else(bad)?;
+    let (i, n): (u64, u64) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+    if n == 0 || i == 0 || i > n {
+        return Err(bad());
+    }
+    Ok((i - 1, n))
 }
 
 #[derive(Debug, Args)]
@@ -162,7 +262,7 @@ fn fail(code: u8, message: &str) -> ExitCode {
     ExitCode::from(code)
 }
 
-fn error(code: u8, message: &str) -> u8 {
+pub(crate) fn error(code: u8, message: &str) -> u8 {
     eprintln!("{}: {message}", paint("error", "1;31", std::io::stderr().is_terminal()));
     code
 }
@@ -176,7 +276,7 @@ pub(crate) fn paint(text: &str, code: &str, on: bool) -> String {
 }
 
 /// Waits for Ctrl-C or SIGTERM.
-async fn interrupted() {
+pub(crate) async fn interrupted() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let term = async {
         match term.as_mut() {
@@ -195,14 +295,16 @@ async fn interrupted() {
 async fn run(cli: Cli) -> u8 {
     match cli.command {
         Command::Check(args) => run_check(args).await,
+        Command::Fuzz(args) => fuzz::run_fuzz(args).await,
+        Command::Replay(args) => fuzz::run_replay(args).await,
         Command::Snapshot(args) => run_snapshot(args).await,
     }
 }
 
-async fn open_server(common: &Common) -> Result<Server, u8> {
-    let url = common.database_url.as_deref().filter(|u| !u.is_empty());
+pub(crate) async fn open_server_with(backend: BackendKind, url: Option<&str>) -> Result<Server, u8> {
+    let url = url.filter(|u| !u.is_empty());
     tokio::select! {
-        server = Server::open(common.backend, url) => server.map_err(|e| {
+        server = Server::open(backend, url) => server.map_err(|e| {
             let text = match url {
                 Some(u) => backend::url::scrub(&e.to_string(), u),
                 None => e.to_string(),
@@ -211,6 +313,10 @@ async fn open_server(common: &Common) -> Result<Server, u8> {
         }),
         _ = interrupted() => Err(error(exit::INTERRUPTED, "interrupted")),
     }
+}
+
+async fn open_server(common: &Common) -> Result<Server, u8> {
+    open_server_with(common.backend, common.database_url.as_deref()).await
 }
 
 async fn run_check(args: CheckArgs) -> u8 {
@@ -252,7 +358,7 @@ async fn run_check(args: CheckArgs) -> u8 {
     }
 }
 
-fn print_report(report: &Report, format: OutputFormat) {
+pub(crate) fn print_report(report: &Report, format: OutputFormat) {
     let text = match format {
         OutputFormat::Json => report::json::render(report),
         OutputFormat::Human => report::human::render(report, std::io::stdout().is_terminal()),

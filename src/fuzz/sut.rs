@@ -74,7 +74,17 @@ impl Drop for Sut {
         self.session.take();
         if let Some(db) = self.db.take() {
             let server = self.ctx.server.clone();
-            let _ = self.ctx.handle.block_on(async move { server.drop_db(&db).await });
+            let drop_db = async move {
+                let _ = server.drop_db(&db).await;
+            };
+            // Inside the runtime (a replay) the drop runs as a task; on a case thread it
+            // finishes before the next case starts. Whatever is missed, the run's final
+            // clean-up drops.
+            if tokio::runtime::Handle::try_current().is_ok() {
+                self.ctx.handle.spawn(drop_db);
+            } else {
+                self.ctx.handle.block_on(drop_db);
+            }
         }
     }
 }
@@ -124,6 +134,12 @@ impl Sut {
 
     /// Applies one transition; `after` is the model's state after it.
     pub async fn step(&mut self, after: &State, step: &Step) -> Outcome {
+        if std::env::var_os("MIGPROOF_TRACE").is_some() { eprintln!("[trace] {} {step}", self.index + 1); }
+        let outcome = self.step_inner(after, step).await;
+        outcome.map_err(|Broken(e)| Broken(format!("{}: {e}", self.current)))
+    }
+
+    async fn step_inner(&mut self, after: &State, step: &Step) -> Outcome {
         self.index += 1;
         self.current = format!("step {}: {step}", self.index);
         self.ctx.steps.fetch_add(1, Ordering::Relaxed);

@@ -34,6 +34,12 @@ pub fn render(report: &Report, colour: bool) -> String {
         if f.rows.len() > MAX_ROWS {
             let _ = writeln!(out, "    ... and {} more", f.rows.len() - MAX_ROWS);
         }
+        if !f.sequence.is_empty() {
+            let _ = writeln!(out, "  shrunk sequence{}:", f.seed.as_deref().map(|s| format!(" (seed {s})")).unwrap_or_default());
+            for step in &f.sequence {
+                let _ = writeln!(out, "    {step}");
+            }
+        }
         if let Some(diff) = &f.diff {
             for line in diff.lines() {
                 let coloured = if line.starts_with('+') && !line.starts_with("+++") {
@@ -45,6 +51,11 @@ pub fn render(report: &Report, colour: bool) -> String {
                 };
                 let _ = writeln!(out, "    {coloured}");
             }
+        }
+    }
+    if !report.notes.is_empty() || report.findings.iter().any(|f| f.replay.is_some()) {
+        for f in report.findings.iter().filter(|f| f.replay.is_some()) {
+            let _ = writeln!(out, "\n  replay {}: {}", f.migration, f.replay.as_deref().unwrap_or_default());
         }
     }
     if !report.notes.is_empty() {
@@ -72,5 +83,8 @@ pub fn render(report: &Report, colour: bool) -> String {
         s.rows_skipped,
         s.duration_ms as f64 / 1000.0
     );
+    if let (Some(cases), Some(rate)) = (s.cases, s.steps_per_second) {
+        let _ = writeln!(out, "{cases} case(s), {rate} steps per second");
+    }
     out
 }

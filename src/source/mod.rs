@@ -52,6 +52,11 @@ impl Format {
     }
 
     pub const ALL: &'static [Format] = &[Format::Sqlx];
+
+    /// The format called `name`, as `--source` and saved cases spell it.
+    pub fn from_name(name: &str) -> Option<Format> {
+        Format::ALL.iter().copied().find(|f| f.name() == name)
+    }
 }
 
 impl fmt::Display for Format {

@@ -1,0 +1,195 @@
+//! `migproof fuzz` and `migproof replay` at the command line: resolve the arguments, run, print.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{error, exit, interrupted, open_server_with, print_report, FuzzArgs, OutputFormat, ReplayArgs};
+use crate::backend;
+use crate::check::RunError;
+use crate::fuzz::{self, regression, sut, FuzzOptions, FuzzProgress};
+use crate::report::{Finding, Kind, Report, Source};
+use crate::source;
+
+struct Bar(Option<indicatif::ProgressBar>);
+
+impl FuzzProgress for Bar {
+    fn case_done(&self, cases: u64, steps: u64, findings: usize) {
+        if let Some(bar) = &self.0 {
+            bar.set_position(cases);
+            let rate = steps as f64 / bar.elapsed().as_secs_f64().max(1e-3);
+            bar.set_message(format!("{steps} steps ({rate:.1}/s), {findings} finding(s)"));
+        }
+    }
+}
+
+fn bar(wanted: bool, cases: u64) -> Bar {
+    use std::io::IsTerminal;
+    if !wanted || !std::io::stderr().is_terminal() {
+        return Bar(None);
+    }
+    let bar = indicatif::ProgressBar::new(cases);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} cases [{bar:30}] {pos}/{len} {msg} ({elapsed})")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    Bar(Some(bar))
+}
+
+fn scrubber(url: Option<&str>) -> impl Fn(String) -> String + '_ {
+    move |t: String| match url {
+        Some(u) if !u.is_empty() => backend::url::scrub(&t, u),
+        _ => t,
+    }
+}
+
+pub async fn run_fuzz(args: FuzzArgs) -> u8 {
+    let set = match source::load(&args.common.migrations, args.common.source) {
+        Ok(set) => set,
+        Err(e) => return error(exit::USAGE, &e.to_string()),
+    };
+    let url = args.common.database_url.clone();
+    let server = match open_server_with(args.common.backend, url.as_deref()).await {
+        Ok(s) => Arc::new(s),
+        Err(code) => return code,
+    };
+    let options = FuzzOptions {
+        cases: args.cases,
+        max_steps: args.max_steps,
+        seed: args.seed,
+        duration: args.duration,
+        jobs: args.jobs as usize,
+        shard: args.shard,
+        regressions: args.regressions.clone(),
+        strict: args.strict,
+        step_timeout: args.step_timeout,
+        migrations_arg: args.common.migrations.display().to_string(),
+    };
+    let progress = Arc::new(bar(args.common.format == OutputFormat::Human, args.cases));
+    let stop = Arc::new(AtomicBool::new(false));
+    let run = fuzz::run(server.clone(), &set, options, progress.clone(), stop.clone());
+    let result = tokio::select! {
+        r = run => Some(r),
+        _ = interrupted() => None,
+    };
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    if let Some(b) = &progress.0 {
+        b.finish_and_clear();
+    }
+    let scrub = scrubber(url.as_deref());
+    if let Err(e) = server.cleanup().await {
+        eprintln!("warning: {}", scrub(e.to_string()));
+    }
+    finish(result, args.common.format, &scrub, server)
+}
+
+fn finish(
+    result: Option<Result<Report, RunError>>,
+    format: OutputFormat,
+    scrub: &dyn Fn(String) -> String,
+    server: Arc<backend::Server>,
+) -> u8 {
+    // Stops a local cluster once nothing else holds the server.
+    drop(server);
+    match result {
+        None => error(exit::INTERRUPTED, "interrupted; scratch databases were dropped"),
+        Some(Err(e)) => error(exit::ENVIRONMENT, &scrub(e.to_string())),
+        Some(Ok(report)) => {
+            print_report(&report, format);
+            if report.findings.is_empty() { exit::OK } else { exit::FINDINGS }
+        }
+    }
+}
+
+pub async fn run_replay(args: ReplayArgs) -> u8 {
+    let files = if args.files.is_empty() {
+        match regression::list(&args.regressions) {
+            Ok(f) => f,
+            Err(e) => return error(exit::USAGE, &e.to_string()),
+        }
+    } else {
+        args.files.clone()
+    };
+    if files.is_empty() {
+        return error(
+            exit::USAGE,
+            &format!("no saved cases: `{}` holds no *.json files; pass files or --regressions DIR", args.regressions.display()),
+        );
+    }
+    let mut cases = Vec::new();
+    for path in &files {
+        match regression::load(path) {
+            Ok(case) => cases.push((path.clone(), case)),
+            Err(e) => return error(exit::USAGE, &e.to_string()),
+        }
+    }
+    let url = args.database_url.clone();
+    let server = match open_server_with(args.backend, url.as_deref()).await {
+        Ok(s) => Arc::new(s),
+        Err(code) => return code,
+    };
+    let work = replay_all(server.clone(), &args, cases);
+    let result = tokio::select! {
+        r = work => Some(r),
+        _ = interrupted() => None,
+    };
+    let scrub = scrubber(url.as_deref());
+    let _ = server.cleanup().await;
+    match result {
+        Some(Err(Replayed::Usage(message))) => {
+            drop(server);
+            error(exit::USAGE, &message)
+        }
+        Some(Err(Replayed::Env(e))) => finish(Some(Err(e)), args.format, &scrub, server),
+        Some(Ok(report)) => finish(Some(Ok(report)), args.format, &scrub, server),
+        None => finish(None, args.format, &scrub, server),
+    }
+}
+
+enum Replayed {
+    Usage(String),
+    Env(RunError),
+}
+
+async fn replay_all(
+    server: Arc<backend::Server>,
+    args: &ReplayArgs,
+    cases: Vec<(PathBuf, regression::Case)>,
+) -> Result<Report, Replayed> {
+    let started = Instant::now();
+    let first_dir = args.migrations.clone().unwrap_or_else(|| PathBuf::from(&cases[0].1.migrations));
+    let source = Source { dir: first_dir.display().to_string(), format: cases[0].1.source.clone() };
+    let mut report = Report::new("replay", source, 0, server.kind_name());
+    let mut steps = 0;
+    for (path, case) in cases {
+        let dir = args.migrations.clone().unwrap_or_else(|| PathBuf::from(&case.migrations));
+        let format = args.source.or_else(|| source::Format::from_name(&case.source));
+        let set = source::load(&dir, format).map_err(|e| Replayed::Usage(e.to_string()))?;
+        report.migrations = set.migrations.len();
+        let (ctx, golden_findings) =
+            fuzz::prepare(&server, &set, args.step_timeout, args.strict, None).await.map_err(Replayed::Env)?;
+        report.findings.extend(golden_findings);
+        let outcome = sut::replay(ctx.clone(), case.releases.clone(), &case.steps).await;
+        steps += case.steps.len();
+        match outcome {
+            Err(sut::Broken(message)) if message.contains("does not apply") => {
+                let mut f = Finding::new(Kind::ApplyFailed, case.finding.migration.clone(), "replay".into(), format!("`{}`: {message}", path.display()));
+                f.kind = Kind::ApplyFailed;
+                return Err(Replayed::Usage(f.message));
+            }
+            Err(sut::Broken(message)) => return Err(Replayed::Env(RunError::Lost(message))),
+            Ok(None) => {}
+            Ok(Some((mut finding, len))) => {
+                finding.sequence = case.steps[..len].iter().enumerate().map(|(i, s)| format!("{}. {s}", i + 1)).collect();
+                finding.seed = Some(case.seed.clone());
+                finding.replay = Some(format!("migproof replay {}", path.display()));
+                report.findings.push(finding);
+            }
+        }
+    }
+    report.summary.steps = steps;
+    report.finish(started.elapsed());
+    Ok(report)
+}
