@@ -2,6 +2,7 @@
 //! format-independent [`MigrationSet`]. Reads files only, never a database; how a script is
 //! sent to the server is described here as data and carried out by `executor`.
 
+pub mod diesel;
 pub mod split;
 pub mod sqlx;
 
@@ -29,6 +30,7 @@ pub struct MigrationSet {
 #[serde(rename_all = "kebab-case")]
 pub enum Format {
     Sqlx,
+    Diesel,
 }
 
 impl MigrationSet {
@@ -48,10 +50,11 @@ impl Format {
     pub fn name(self) -> &'static str {
         match self {
             Format::Sqlx => "sqlx",
+            Format::Diesel => "diesel",
         }
     }
 
-    pub const ALL: &'static [Format] = &[Format::Sqlx];
+    pub const ALL: &'static [Format] = &[Format::Sqlx, Format::Diesel];
 }
 
 impl fmt::Display for Format {
@@ -191,6 +194,7 @@ pub fn load(dir: &Path, format: Option<Format>) -> Result<MigrationSet, SourceEr
     };
     match format {
         Format::Sqlx => sqlx::load(dir),
+        Format::Diesel => diesel::load(dir),
     }
 }
 
@@ -199,6 +203,9 @@ pub fn detect(dir: &Path) -> Result<Format, SourceError> {
     let entries = list_dir(dir)?;
     if sqlx::matches(&entries) {
         return Ok(Format::Sqlx);
+    }
+    if diesel::matches(&entries) {
+        return Ok(Format::Diesel);
     }
     let names: Vec<String> = entries
         .iter()
