@@ -3,6 +3,7 @@
 //! sent to the server is described here as data and carried out by `executor`.
 
 pub mod diesel;
+pub mod golang_migrate;
 pub mod split;
 pub mod sqlx;
 
@@ -31,6 +32,7 @@ pub struct MigrationSet {
 pub enum Format {
     Sqlx,
     Diesel,
+    GolangMigrate,
 }
 
 impl MigrationSet {
@@ -51,10 +53,11 @@ impl Format {
         match self {
             Format::Sqlx => "sqlx",
             Format::Diesel => "diesel",
+            Format::GolangMigrate => "golang-migrate",
         }
     }
 
-    pub const ALL: &'static [Format] = &[Format::Sqlx, Format::Diesel];
+    pub const ALL: &'static [Format] = &[Format::Sqlx, Format::Diesel, Format::GolangMigrate];
 }
 
 impl fmt::Display for Format {
@@ -195,6 +198,7 @@ pub fn load(dir: &Path, format: Option<Format>) -> Result<MigrationSet, SourceEr
     match format {
         Format::Sqlx => sqlx::load(dir),
         Format::Diesel => diesel::load(dir),
+        Format::GolangMigrate => golang_migrate::load(dir),
     }
 }
 
@@ -206,6 +210,9 @@ pub fn detect(dir: &Path) -> Result<Format, SourceError> {
     }
     if diesel::matches(&entries) {
         return Ok(Format::Diesel);
+    }
+    if golang_migrate::matches(&entries) {
+        return Ok(Format::GolangMigrate);
     }
     let names: Vec<String> = entries
         .iter()
