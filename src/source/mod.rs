@@ -2,6 +2,7 @@
 //! format-independent [`MigrationSet`]. Reads files only, never a database; how a script is
 //! sent to the server is described here as data and carried out by `executor`.
 
+pub mod dbmate;
 pub mod diesel;
 pub mod golang_migrate;
 pub mod split;
@@ -33,6 +34,7 @@ pub enum Format {
     Sqlx,
     Diesel,
     GolangMigrate,
+    Dbmate,
 }
 
 impl MigrationSet {
@@ -54,10 +56,11 @@ impl Format {
             Format::Sqlx => "sqlx",
             Format::Diesel => "diesel",
             Format::GolangMigrate => "golang-migrate",
+            Format::Dbmate => "dbmate",
         }
     }
 
-    pub const ALL: &'static [Format] = &[Format::Sqlx, Format::Diesel, Format::GolangMigrate];
+    pub const ALL: &'static [Format] = &[Format::Sqlx, Format::Diesel, Format::GolangMigrate, Format::Dbmate];
 }
 
 impl fmt::Display for Format {
@@ -199,6 +202,7 @@ pub fn load(dir: &Path, format: Option<Format>) -> Result<MigrationSet, SourceEr
         Format::Sqlx => sqlx::load(dir),
         Format::Diesel => diesel::load(dir),
         Format::GolangMigrate => golang_migrate::load(dir),
+        Format::Dbmate => dbmate::load(dir),
     }
 }
 
@@ -213,6 +217,9 @@ pub fn detect(dir: &Path) -> Result<Format, SourceError> {
     }
     if golang_migrate::matches(&entries) {
         return Ok(Format::GolangMigrate);
+    }
+    if dbmate::matches(&entries) {
+        return Ok(Format::Dbmate);
     }
     let names: Vec<String> = entries
         .iter()
