@@ -5,6 +5,7 @@
 pub mod dbmate;
 pub mod diesel;
 pub mod golang_migrate;
+pub mod refinery;
 pub mod split;
 pub mod sqlx;
 
@@ -35,6 +36,7 @@ pub enum Format {
     Diesel,
     GolangMigrate,
     Dbmate,
+    Refinery,
 }
 
 impl MigrationSet {
@@ -57,10 +59,12 @@ impl Format {
             Format::Diesel => "diesel",
             Format::GolangMigrate => "golang-migrate",
             Format::Dbmate => "dbmate",
+            Format::Refinery => "refinery",
         }
     }
 
-    pub const ALL: &'static [Format] = &[Format::Sqlx, Format::Diesel, Format::GolangMigrate, Format::Dbmate];
+    pub const ALL: &'static [Format] =
+        &[Format::Sqlx, Format::Diesel, Format::GolangMigrate, Format::Dbmate, Format::Refinery];
 }
 
 impl fmt::Display for Format {
@@ -203,6 +207,7 @@ pub fn load(dir: &Path, format: Option<Format>) -> Result<MigrationSet, SourceEr
         Format::Diesel => diesel::load(dir),
         Format::GolangMigrate => golang_migrate::load(dir),
         Format::Dbmate => dbmate::load(dir),
+        Format::Refinery => refinery::load(dir),
     }
 }
 
@@ -220,6 +225,9 @@ pub fn detect(dir: &Path) -> Result<Format, SourceError> {
     }
     if dbmate::matches(&entries) {
         return Ok(Format::Dbmate);
+    }
+    if refinery::matches(&entries) {
+        return Ok(Format::Refinery);
     }
     let names: Vec<String> = entries
         .iter()
