@@ -12,8 +12,10 @@
 //!   still runs a multi-statement message as one implicit transaction; that is the executor's
 //!   business. (The driver's `x-multi-statement` URL option, which splits files on `;`, is a
 //!   connection setting that a folder cannot show and is not modelled.)
-//! - An up without a down is allowed; a down without an up is an error; two ups (or two
-//!   downs) of one version are an error.
+//! - An up without a down is allowed: `migrate down` then moves the version back without
+//!   running anything, so the migration's effects stay. A down without an up is an error
+//!   here, though golang-migrate would silently record the missing up as applied. Two ups (or
+//!   two downs) of one version are an error, as in golang-migrate.
 //!
 //! Where golang-migrate skips silently and migproof adds a note: a version too large for 64
 //! bits, and an up and down of one version whose titles differ.
