@@ -362,6 +362,27 @@ mod tests {
     }
 
     #[test]
+    fn loads_the_fixture_history() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/diesel_history");
+        let set = load(&dir).unwrap();
+        assert_eq!(set.migrations.len(), 300);
+        assert_eq!(set.migrations[0].id(), "00000000000000_diesel_initial_setup");
+        assert_eq!(set.migrations[1].id(), "2023-02-06-091403_create_users");
+        let keys: Vec<String> = set.migrations.iter().map(|m| order_key(&m.version)).collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "versions are strictly increasing");
+        assert!(set.migrations.iter().all(|m| m.down.is_some()));
+        let autocommit: Vec<&Migration> =
+            set.migrations.iter().filter(|m| m.up.has_autocommit()).collect();
+        assert_eq!(autocommit.len(), 7);
+        for m in autocommit {
+            assert!(m.up.text.contains("CREATE INDEX CONCURRENTLY"), "{}", m.id());
+            assert!(m.down.as_ref().unwrap().has_autocommit(), "{}", m.id());
+        }
+        assert!(set.notes.is_empty(), "{:?}", set.notes);
+        assert!(matches(&list_dir(&dir).unwrap()));
+    }
+
+    #[test]
     fn empty_folder_and_matches() {
         let dir = tree(&[("README.md", b"")]);
         assert!(matches!(load(dir.path()), Err(SourceError::Empty { .. })));

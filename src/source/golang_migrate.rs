@@ -257,6 +257,34 @@ mod tests {
     }
 
     #[test]
+    fn loads_the_fixture_history() {
+        let dir =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golang_migrate_history");
+        let set = load(&dir).unwrap();
+        assert_eq!(set.migrations.len(), 40);
+        let versions: Vec<&str> = set.migrations.iter().map(|m| m.version.as_str()).collect();
+        let expected: Vec<String> = (1..=40).map(|n| format!("{n:06}")).collect();
+        assert_eq!(versions, expected);
+        assert_eq!(set.migrations[0].id(), "000001_create_accounts");
+        let irreversible: Vec<String> =
+            set.migrations.iter().filter(|m| m.down.is_none()).map(|m| m.id()).collect();
+        assert_eq!(
+            irreversible,
+            [
+                "000011_backfill_event_types",
+                "000017_add_delivery_status_dropped",
+                "000019_backfill_account_settings",
+                "000023_drop_legacy_tokens",
+                "000031_normalize_endpoint_urls",
+                "000038_backfill_api_key_last_used_at",
+            ]
+        );
+        assert!(set.migrations.iter().all(|m| m.up.has_autocommit()));
+        assert!(set.notes.is_empty(), "{:?}", set.notes);
+        assert!(matches(&list_dir(&dir).unwrap()));
+    }
+
+    #[test]
     fn matches_only_directional_names() {
         let dir = folder(&[("1_a.up.sql", b"")]);
         assert!(matches(&list_dir(dir.path()).unwrap()));
