@@ -73,6 +73,7 @@ pub fn matches(entries: &[PathBuf]) -> bool {
     })
 }
 
+/// Reads `dir` as a dbmate migrations folder.
 pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
     // Keyed by file name: dbmate orders by file name, not by version.
     let mut files: BTreeMap<String, (PathBuf, Name)> = BTreeMap::new();
@@ -179,8 +180,7 @@ fn parse(path: &Path, text: &str) -> Result<Vec<Section>, SourceError> {
                 .to_owned(),
         ));
     };
-    let mut line = 1;
-    for before in text[..first].split('\n') {
+    for (line, before) in (1..).zip(text[..first].split('\n')) {
         let trimmed = before.trim_start_matches(is_go_space);
         if !trimmed.is_empty() && !trimmed.starts_with("--") {
             return Err(invalid(
@@ -191,7 +191,6 @@ fn parse(path: &Path, text: &str) -> Result<Vec<Section>, SourceError> {
                 ),
             ));
         }
-        line += 1;
     }
     let mut sections = Vec::new();
     for (i, &start) in ups.iter().enumerate() {

@@ -56,6 +56,7 @@ fn order_key(version: &str) -> String {
     version.replace('-', "")
 }
 
+/// Reads `dir` as a diesel migrations folder.
 pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
     let mut by_key: BTreeMap<String, Folder> = BTreeMap::new();
     for path in list_dir(dir)? {

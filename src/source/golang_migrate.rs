@@ -85,6 +85,7 @@ struct Files {
     down: Option<(PathBuf, Name)>,
 }
 
+/// Reads `dir` as a golang-migrate migrations folder.
 pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
     let mut notes = Vec::new();
     let mut by_version: BTreeMap<u64, Files> = BTreeMap::new();

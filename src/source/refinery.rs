@@ -96,6 +96,7 @@ fn rust_migration(path: &Path, name: &Name) -> SourceError {
     }
 }
 
+/// Reads `dir` as a refinery migrations folder, sub-folders included.
 pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
     let mut files = Vec::new();
     walk(dir, &mut files)?;
