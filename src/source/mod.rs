@@ -2,6 +2,10 @@
 //! format-independent [`MigrationSet`]. Reads files only, never a database; how a script is
 //! sent to the server is described here as data and carried out by `executor`.
 
+pub mod dbmate;
+pub mod diesel;
+pub mod golang_migrate;
+pub mod refinery;
 pub mod split;
 pub mod sqlx;
 
@@ -29,6 +33,10 @@ pub struct MigrationSet {
 #[serde(rename_all = "kebab-case")]
 pub enum Format {
     Sqlx,
+    Diesel,
+    GolangMigrate,
+    Dbmate,
+    Refinery,
 }
 
 impl MigrationSet {
@@ -48,10 +56,15 @@ impl Format {
     pub fn name(self) -> &'static str {
         match self {
             Format::Sqlx => "sqlx",
+            Format::Diesel => "diesel",
+            Format::GolangMigrate => "golang-migrate",
+            Format::Dbmate => "dbmate",
+            Format::Refinery => "refinery",
         }
     }
 
-    pub const ALL: &'static [Format] = &[Format::Sqlx];
+    pub const ALL: &'static [Format] =
+        &[Format::Sqlx, Format::Diesel, Format::GolangMigrate, Format::Dbmate, Format::Refinery];
 
     /// The format called `name`, as `--source` and saved cases spell it.
     pub fn from_name(name: &str) -> Option<Format> {
@@ -196,6 +209,10 @@ pub fn load(dir: &Path, format: Option<Format>) -> Result<MigrationSet, SourceEr
     };
     match format {
         Format::Sqlx => sqlx::load(dir),
+        Format::Diesel => diesel::load(dir),
+        Format::GolangMigrate => golang_migrate::load(dir),
+        Format::Dbmate => dbmate::load(dir),
+        Format::Refinery => refinery::load(dir),
     }
 }
 
@@ -204,6 +221,18 @@ pub fn detect(dir: &Path) -> Result<Format, SourceError> {
     let entries = list_dir(dir)?;
     if sqlx::matches(&entries) {
         return Ok(Format::Sqlx);
+    }
+    if diesel::matches(&entries) {
+        return Ok(Format::Diesel);
+    }
+    if golang_migrate::matches(&entries) {
+        return Ok(Format::GolangMigrate);
+    }
+    if dbmate::matches(&entries) {
+        return Ok(Format::Dbmate);
+    }
+    if refinery::matches(&entries) {
+        return Ok(Format::Refinery);
     }
     let names: Vec<String> = entries
         .iter()
