@@ -2,6 +2,7 @@
 //! format-independent [`MigrationSet`]. Reads files only, never a database; how a script is
 //! sent to the server is described here as data and carried out by `executor`.
 
+pub mod flyway;
 pub mod split;
 pub mod sqlx;
 
@@ -29,6 +30,7 @@ pub struct MigrationSet {
 #[serde(rename_all = "kebab-case")]
 pub enum Format {
     Sqlx,
+    Flyway,
 }
 
 impl MigrationSet {
@@ -48,10 +50,11 @@ impl Format {
     pub fn name(self) -> &'static str {
         match self {
             Format::Sqlx => "sqlx",
+            Format::Flyway => "flyway",
         }
     }
 
-    pub const ALL: &'static [Format] = &[Format::Sqlx];
+    pub const ALL: &'static [Format] = &[Format::Sqlx, Format::Flyway];
 }
 
 impl fmt::Display for Format {
@@ -191,6 +194,7 @@ pub fn load(dir: &Path, format: Option<Format>) -> Result<MigrationSet, SourceEr
     };
     match format {
         Format::Sqlx => sqlx::load(dir),
+        Format::Flyway => flyway::load(dir),
     }
 }
 
