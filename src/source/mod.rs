@@ -3,6 +3,7 @@
 //! sent to the server is described here as data and carried out by `executor`.
 
 pub mod flyway;
+pub mod liquibase;
 pub mod split;
 pub mod sqlx;
 
@@ -31,6 +32,7 @@ pub struct MigrationSet {
 pub enum Format {
     Sqlx,
     Flyway,
+    Liquibase,
 }
 
 impl MigrationSet {
@@ -51,10 +53,11 @@ impl Format {
         match self {
             Format::Sqlx => "sqlx",
             Format::Flyway => "flyway",
+            Format::Liquibase => "liquibase",
         }
     }
 
-    pub const ALL: &'static [Format] = &[Format::Sqlx, Format::Flyway];
+    pub const ALL: &'static [Format] = &[Format::Sqlx, Format::Flyway, Format::Liquibase];
 }
 
 impl fmt::Display for Format {
@@ -195,6 +198,7 @@ pub fn load(dir: &Path, format: Option<Format>) -> Result<MigrationSet, SourceEr
     match format {
         Format::Sqlx => sqlx::load(dir),
         Format::Flyway => flyway::load(dir),
+        Format::Liquibase => liquibase::load(dir),
     }
 }
 
