@@ -4,7 +4,9 @@
 
 pub mod dbmate;
 pub mod diesel;
+pub mod flyway;
 pub mod golang_migrate;
+pub mod liquibase;
 pub mod refinery;
 pub mod split;
 pub mod sqlx;
@@ -37,6 +39,8 @@ pub enum Format {
     GolangMigrate,
     Dbmate,
     Refinery,
+    Flyway,
+    Liquibase,
 }
 
 impl MigrationSet {
@@ -60,11 +64,20 @@ impl Format {
             Format::GolangMigrate => "golang-migrate",
             Format::Dbmate => "dbmate",
             Format::Refinery => "refinery",
+            Format::Flyway => "flyway",
+            Format::Liquibase => "liquibase",
         }
     }
 
-    pub const ALL: &'static [Format] =
-        &[Format::Sqlx, Format::Diesel, Format::GolangMigrate, Format::Dbmate, Format::Refinery];
+    pub const ALL: &'static [Format] = &[
+        Format::Sqlx,
+        Format::Diesel,
+        Format::GolangMigrate,
+        Format::Flyway,
+        Format::Dbmate,
+        Format::Liquibase,
+        Format::Refinery,
+    ];
 
     /// The format called `name`, as `--source` and saved cases spell it.
     pub fn from_name(name: &str) -> Option<Format> {
@@ -93,7 +106,9 @@ impl Migration {
     /// The name users know the migration by: version and description as in its file name,
     /// for example `0003_rename`.
     pub fn id(&self) -> String {
-        if self.description.is_empty() {
+        if self.version.is_empty() {
+            format!("R__{}", self.description)
+        } else if self.description.is_empty() {
             self.version.clone()
         } else {
             format!("{}_{}", self.version, self.description)
@@ -167,6 +182,8 @@ pub enum SourceError {
     DownWithoutUp { down: PathBuf, expected: PathBuf },
     #[error("`{}`: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
+    #[error("migrations folder `{}` mixes layouts ({layouts}); found: {files}; keep one layout per folder, or pick one with --source", dir.display())]
+    Mixed { dir: PathBuf, layouts: String, files: String },
 }
 
 /// Reads a text file, rejecting binary or non-UTF-8 content and removing a UTF-8 BOM.
@@ -213,40 +230,58 @@ pub fn load(dir: &Path, format: Option<Format>) -> Result<MigrationSet, SourceEr
         Format::GolangMigrate => golang_migrate::load(dir),
         Format::Dbmate => dbmate::load(dir),
         Format::Refinery => refinery::load(dir),
+        Format::Flyway => flyway::load(dir),
+        Format::Liquibase => liquibase::load(dir),
     }
 }
 
-/// Works out which layout a folder uses.
+/// Works out which layout a folder uses. Layouts whose file names look alike are told apart
+/// by content (dbmate's `-- migrate:up`, Liquibase's changelog header) or resolved to the more
+/// common tool (sqlx over golang-migrate, Flyway over refinery; `--source` picks the other).
+/// A folder holding two different layouts is refused.
 pub fn detect(dir: &Path) -> Result<Format, SourceError> {
     let entries = list_dir(dir)?;
-    if sqlx::matches(&entries) {
-        return Ok(Format::Sqlx);
+    let mut found: Vec<Format> = Vec::new();
+    if liquibase::matches(&entries) {
+        found.push(Format::Liquibase);
+    } else if dbmate::matches(&entries) {
+        found.push(Format::Dbmate);
+    } else if sqlx::matches(&entries) {
+        found.push(Format::Sqlx);
+    } else if golang_migrate::matches(&entries) {
+        found.push(Format::GolangMigrate);
     }
     if diesel::matches(&entries) {
-        return Ok(Format::Diesel);
+        found.push(Format::Diesel);
     }
-    if golang_migrate::matches(&entries) {
-        return Ok(Format::GolangMigrate);
-    }
-    if dbmate::matches(&entries) {
-        return Ok(Format::Dbmate);
-    }
-    if refinery::matches(&entries) {
-        return Ok(Format::Refinery);
+    if flyway::matches(&entries) {
+        found.push(Format::Flyway);
+    } else if refinery::matches(&entries) {
+        found.push(Format::Refinery);
     }
     let names: Vec<String> = entries
         .iter()
-        .take(5)
+        .take(6)
         .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .collect();
-    let hint = if names.is_empty() {
-        String::new()
-    } else {
-        format!(
-            " in a layout migproof knows ({}); found: {}",
-            Format::ALL.iter().map(|f| f.name()).collect::<Vec<_>>().join(", "),
-            names.join(", ")
-        )
-    };
-    Err(SourceError::Empty { dir: dir.to_owned(), hint })
+    match found.as_slice() {
+        [one] => Ok(*one),
+        [] => {
+            let hint = if names.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " in a layout migproof knows ({}); found: {}",
+                    Format::ALL.iter().map(|f| f.name()).collect::<Vec<_>>().join(", "),
+                    names.join(", ")
+                )
+            };
+            Err(SourceError::Empty { dir: dir.to_owned(), hint })
+        }
+        many => Err(SourceError::Mixed {
+            dir: dir.to_owned(),
+            layouts: many.iter().map(|f| f.name()).collect::<Vec<_>>().join(" and "),
+            files: names.join(", "),
+        }),
+    }
 }
