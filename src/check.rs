@@ -64,6 +64,8 @@ pub mod step {
     pub const RERUN: &str = "migrator rerun at this version";
     pub const DOWN_NEW_ROWS: &str = "down with rows written at this version";
     pub const UP_AFTER: &str = "up after that down";
+    pub const REPEATABLE: &str = "repeatable after the versioned migrations";
+    pub const REPEATABLE_AGAIN: &str = "repeatable applied again";
 }
 
 struct Run<'a> {
@@ -103,6 +105,9 @@ pub async fn run(
     progress.start(set.migrations.len());
     let usable = run.golden_pass(progress).await?;
     run.stairway(usable, progress).await?;
+    if usable == set.migrations.len() && !set.repeatable.is_empty() {
+        run.repeatables().await?;
+    }
     progress.finish();
     run.report.finish(started.elapsed());
     Ok(run.report)
@@ -281,6 +286,50 @@ impl Run<'_> {
             }
         }
         Ok(None)
+    }
+
+    /// Repeatable migrations (Flyway's `R__`) run after the versioned ones and again whenever
+    /// they change, so applying one a second time must change nothing.
+    async fn repeatables(&mut self) -> Result<(), RunError> {
+        let (db, mut s) = self.session().await?;
+        for m in &self.set.migrations {
+            s.apply(&m.version, &m.up, Direction::Up).await?;
+        }
+        for r in &self.set.repeatable {
+            if !self.apply(&mut s, r, Direction::Up, step::REPEATABLE, "").await? {
+                drop(s);
+                self.server.drop_db(&db).await?;
+                return Ok(());
+            }
+        }
+        self.seed(&mut s).await?;
+        let before = snapshot::take(s.conn()).await.map_err(lost)?;
+        let tables = catalog::tables(s.conn()).await.map_err(lost)?;
+        let stash = data::stash(s.conn(), 3, &tables).await.map_err(lost)?;
+        for r in &self.set.repeatable {
+            self.report.summary.steps += 1;
+            if let Err(e) = s.apply(&r.id(), &r.up, Direction::Up).await {
+                if e.is_environment() {
+                    return Err(e.into());
+                }
+                let message = format!("applying it a second time failed: {e}");
+                self.finding(Kind::NotIdempotent, r, step::REPEATABLE_AGAIN, message);
+                continue;
+            }
+            let after = snapshot::take(s.conn()).await.map_err(lost)?;
+            let labels = ("schema after the first apply", "after applying it again");
+            if let SchemaVerdict::Mismatch { diff, summary } =
+                compare::schema(&before, &after, self.options.strict, labels)
+            {
+                let message = format!("applying it again changed the schema: {summary}");
+                self.finding(Kind::NotIdempotent, r, step::REPEATABLE_AGAIN, message).diff = Some(diff);
+            }
+            self.expect_data(&mut s, &stash, r, step::REPEATABLE_AGAIN, false, Some(Kind::NotIdempotent))
+                .await?;
+        }
+        drop(s);
+        self.server.drop_db(&db).await?;
+        Ok(())
     }
 
     async fn stairway(&mut self, usable: usize, progress: &dyn Progress) -> Result<(), RunError> {

@@ -61,6 +61,7 @@ planted_bugs!(
     numeric_scale_narrowed,
     rebuild_loses_guest_orders,
     rename_down_drops_column,
+    repeatable_not_idempotent,
     text_status_to_enum,
     typo_in_up,
     unique_over_duplicates,
