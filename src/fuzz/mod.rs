@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use proptest::test_runner::{Config, RngAlgorithm, TestError, TestRng, TestRunner};
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
 
 use crate::backend::Server;
@@ -129,36 +130,83 @@ impl Drop for QuietPanics {
     }
 }
 
-/// Runs one case; returns the shrunk failure, if any.
-fn run_case(ctx: &Arc<Ctx>, options: &FuzzOptions, seed: u64, deadline: Option<Instant>) -> Result<Option<Failure>, RunError> {
-    let shrink_ms = deadline
-        .map(|d| d.saturating_duration_since(Instant::now()).as_millis().min(u32::MAX as u128) as u32)
-        .unwrap_or(120_000)
-        .max(1);
-    let config = Config {
-        cases: 1,
-        max_shrink_iters: 2048,
-        max_shrink_time: shrink_ms,
-        failure_persistence: None,
-        verbose: 0,
-        ..Config::default()
-    };
+/// Runs one case; returns the shrunk failure, if any. A failure whose (kind, migration) is
+/// already in `known` is not shrunk again: shrinking replays the case many times.
+fn run_case(
+    ctx: &Arc<Ctx>,
+    options: &FuzzOptions,
+    seed: u64,
+    deadline: Option<Instant>,
+    known: &Mutex<Vec<(Kind, String)>>,
+) -> Result<Option<Failure>, RunError> {
+    let config = Config { cases: 1, failure_persistence: None, verbose: 0, ..Config::default() };
     let mut runner = TestRunner::new_with_rng(config.clone(), rng(seed));
     let strategy = Model::sequential_strategy(1..=options.max_steps.max(1));
-    let result = runner.run(&strategy, |(state, steps, seen)| {
-        FuzzTest::test_sequential(config.clone(), state, steps, seen);
-        Ok(())
-    });
-    let (state, steps) = match result {
-        Ok(()) => return Ok(None),
-        Err(TestError::Abort(reason)) => return Err(RunError::Lost(format!("fuzzing aborted: {reason}"))),
-        Err(TestError::Fail(reason, (state, steps, _))) => {
-            if reason.message().contains("environment failure") {
-                return Err(RunError::Lost(reason.message().to_string()));
-            }
-            (state, steps)
-        }
+    let mut tree = strategy
+        .new_tree(&mut runner)
+        .map_err(|e| RunError::Lost(format!("failed to generate a case: {e}")))?;
+    let run = |case: (crate::model::machine::State, Vec<Step>, Option<Arc<std::sync::atomic::AtomicUsize>>)| {
+        let (state, steps, seen) = case;
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            FuzzTest::test_sequential(config.clone(), state, steps, seen);
+        }))
+        .map_err(|payload| {
+            payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default()
+        })
     };
+    // Run the case once; shrink only a failure not seen before.
+    let (state, steps, seen) = tree.current();
+    let mut failing = (state.clone(), steps.clone());
+    match run((state, steps, seen)) {
+        Ok(()) => return Ok(None),
+        Err(message) if message.contains("environment failure") => {
+            return Err(RunError::Lost(message));
+        }
+        Err(_) => {
+            if let Some(f) = sut::take_last() {
+                let key = (f.kind, f.migration.clone());
+                let mut known = known.lock().expect("not poisoned");
+                if known.contains(&key) {
+                    return Ok(None);
+                }
+                known.push(key);
+            }
+        }
+    }
+    // Shrink as proptest does: simplify while the case still fails, complicate when it passes.
+    let started = Instant::now();
+    let budget = deadline
+        .map(|d| d.saturating_duration_since(Instant::now()))
+        .unwrap_or(Duration::from_secs(120));
+    let mut iterations = 0;
+    if tree.simplify() {
+        while iterations < 2048 && started.elapsed() < budget {
+            iterations += 1;
+            let (state, steps, seen) = tree.current();
+            let candidate = (state.clone(), steps.clone());
+            match run((state, steps, seen)) {
+                Err(message) if message.contains("environment failure") => {
+                    return Err(RunError::Lost(message));
+                }
+                Err(_) => {
+                    failing = candidate;
+                    if !tree.simplify() {
+                        break;
+                    }
+                }
+                Ok(()) => {
+                    if !tree.complicate() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let (state, steps) = failing;
     // Replay the shrunk sequence once more to read its finding exactly.
     let replayed = ctx.handle.block_on(sut::replay(ctx.clone(), state.releases.clone(), &steps));
     match replayed {
@@ -190,11 +238,13 @@ pub async fn run(
     let failures: Arc<Mutex<Vec<Failure>>> = Arc::default();
     let cases_done = Arc::new(AtomicU64::new(0));
     let next_case = Arc::new(AtomicU64::new(0));
+    let known: Arc<Mutex<Vec<(Kind, String)>>> = Arc::default();
     let mut workers = Vec::new();
     if !ctx.plan.is_empty() {
         for _ in 0..options.jobs.max(1) {
             let (ctx, options, failures, progress) = (ctx.clone(), options.clone(), failures.clone(), progress.clone());
             let (cases_done, next_case, stop) = (cases_done.clone(), next_case.clone(), stop.clone());
+            let known = known.clone();
             workers.push(tokio::task::spawn_blocking(move || -> Result<(), RunError> {
                 sut::install(ctx.clone());
                 loop {
@@ -208,7 +258,7 @@ pub async fn run(
                     // Shards take disjoint case numbers: shard i of N runs i, i+N, i+2N, ...
                     let case = n * options.shard.1 + options.shard.0;
                     let seed = case_seed(options.seed, case);
-                    if let Some(f) = run_case(&ctx, &options, seed, deadline)? {
+                    if let Some(f) = run_case(&ctx, &options, seed, deadline, &known)? {
                         failures.lock().expect("not poisoned").push(f);
                     }
                     let done = cases_done.fetch_add(1, Ordering::SeqCst) + 1;

@@ -134,7 +134,6 @@ impl Sut {
 
     /// Applies one transition; `after` is the model's state after it.
     pub async fn step(&mut self, after: &State, step: &Step) -> Outcome {
-        if std::env::var_os("MIGPROOF_TRACE").is_some() { eprintln!("[trace] {} {step}", self.index + 1); }
         let outcome = self.step_inner(after, step).await;
         outcome.map_err(|Broken(e)| Broken(format!("{}: {e}", self.current)))
     }
@@ -193,6 +192,8 @@ impl Sut {
 
     /// Migrates one version at a time to `target`; an armed fault hits the first step.
     async fn migrate(&mut self, target: usize) -> Outcome {
+        // As in the model, a migrate consumes the armed fault, even one with nothing to do.
+        let mut fault = self.fault.take();
         while self.level != target {
             let up = target > self.level;
             let (from, to) = if up { (self.level, self.level + 1) } else { (self.level, self.level - 1) };
@@ -209,8 +210,7 @@ impl Sut {
             if up {
                 self.round_trip.insert(from, before.clone());
             }
-            let fault = self.fault.take();
-            let applied = match fault {
+            let applied = match fault.take() {
                 Some(f) => self.s().apply_with_fault(&version, &script, direction, f).await,
                 None => self.s().apply(&version, &script, direction).await.map(|()| None),
             };
