@@ -1,0 +1,137 @@
+//! `fuzz` and `replay` end to end on real PostgreSQL, with fixed seeds and small budgets: the
+//! planted bugs only fuzzing can find are found, shrunk, saved, and replayed exactly.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::*;
+
+fn fuzz(dir: &Path, regressions: &Path, extra: &[&str]) -> (Output, serde_json::Value) {
+    let out = migproof()
+        .args(["fuzz", "--backend", "url", "--format", "json", "--seed", "7", "--duration", "90s"])
+        .arg("--database-url")
+        .arg(server_url())
+        .arg("--migrations")
+        .arg(dir)
+        .arg("--regressions")
+        .arg(regressions)
+        .args(extra)
+        .output()
+        .expect("runs");
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr))
+    });
+    (out, json)
+}
+
+fn replay(files: &[&Path], migrations: Option<&Path>) -> (Output, serde_json::Value) {
+    let mut cmd = migproof();
+    cmd.args(["replay", "--backend", "url", "--format", "json", "--database-url"]).arg(server_url());
+    if let Some(m) = migrations {
+        cmd.arg("--migrations").arg(m);
+    }
+    let out = cmd.args(files).output().expect("runs");
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr))
+    });
+    (out, json)
+}
+
+fn expected(example: &str) -> (String, String) {
+    let text = std::fs::read_to_string(root().join(example).join("expect.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    (v["kind"].as_str().unwrap().into(), v["migration"].as_str().unwrap().into())
+}
+
+fn saved_cases(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn finds(example: &str, cases: &str) {
+    let regressions = tempfile::tempdir().unwrap();
+    let (out, json) =
+        fuzz(&root().join(example).join("migrations"), regressions.path(), &["--cases", cases]);
+    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    let want = expected(example);
+    assert!(findings(&json).contains(&want), "{example}: want {want:?}: {json:#}");
+    let finding = json["findings"].as_array().unwrap().iter().find(|f| f["kind"] == want.0.as_str()).unwrap();
+    assert!(finding["sequence"].as_array().unwrap().len() <= 10, "{finding:#}");
+    assert!(finding["replay"].as_str().unwrap().starts_with("migproof replay "));
+    assert!(json["summary"]["steps_per_second"].as_f64().unwrap() > 0.0);
+    // The saved case replays to the same finding, every time.
+    let files = saved_cases(regressions.path());
+    assert!(!files.is_empty());
+    assert!(regressions.path().join("migproof.txt").exists());
+    for _ in 0..2 {
+        let (out, again) = replay(&[files[0].as_path()], None);
+        assert_eq!(out.status.code(), Some(1), "{again:#}");
+        assert_eq!(findings(&again)[0], findings(&json)[0]);
+    }
+}
+
+#[test]
+fn finds_an_invalid_index_kept_by_create_index_concurrently_if_not_exists() {
+    finds("examples/fuzz/cic_if_not_exists_keeps_invalid_index", "40");
+}
+
+#[test]
+fn finds_a_non_transactional_migration_whose_retry_always_fails() {
+    finds("examples/fuzz/cic_retry_fails", "40");
+}
+
+#[test]
+fn lossy_down_shrinks_to_at_most_six_steps_and_replay_passes_once_fixed() {
+    let regressions = tempfile::tempdir().unwrap();
+    let bug = root().join("examples/bugs/rename_down_drops_column/migrations");
+    let (out, json) = fuzz(&bug, regressions.path(), &["--cases", "40"]);
+    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    let f = &json["findings"][0];
+    assert_eq!(f["kind"], "data_lost");
+    assert_eq!(f["migration"], "0002_rename_nickname_to_display_name");
+    let steps = f["sequence"].as_array().unwrap().len();
+    assert!(steps <= 6, "shrunk to {steps} steps: {f:#}");
+    let files = saved_cases(regressions.path());
+    // The fixed twin: the down renames back.
+    let fixed = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&bug).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, fixed.path().join(path.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(
+        fixed.path().join("0002_rename_nickname_to_display_name.down.sql"),
+        "ALTER TABLE customers RENAME COLUMN display_name TO nickname;\n",
+    )
+    .unwrap();
+    let (out, json) = replay(&[files[0].as_path()], Some(fixed.path()));
+    assert_eq!(out.status.code(), Some(0), "{json:#}");
+}
+
+#[test]
+fn same_seed_gives_the_same_cases_and_correct_migrations_pass() {
+    let shop = root().join("examples/shop/migrations");
+    let a = tempfile::tempdir().unwrap();
+    let (out, json) = fuzz(&shop, a.path(), &["--cases", "6", "--max-steps", "12"]);
+    assert_eq!(out.status.code(), Some(0), "no false alarm on the shop: {json:#}");
+    let (_, again) = fuzz(&shop, a.path(), &["--cases", "6", "--max-steps", "12"]);
+    assert_eq!(json["summary"]["steps"], again["summary"]["steps"], "same seed, same cases");
+}
+
+#[test]
+fn bad_fuzz_flags_exit_2_naming_the_flag() {
+    for (flag, value) in [("--shard", "3/2"), ("--shard", "x"), ("--seed", "abc"), ("--duration", "1 fortnight")] {
+        let out = migproof().args(["fuzz", flag, value]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(flag), "{flag}");
+    }
+    let out = migproof().args(["replay", "/nonexistent/case.json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/case.json"));
+}
