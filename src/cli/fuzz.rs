@@ -169,9 +169,12 @@ async fn replay_all(
         let set = source::load(&dir, format).map_err(|e| Replayed::Usage(e.to_string()))?;
         report.migrations = set.migrations.len();
         let (ctx, golden_findings) =
-            fuzz::prepare(&server, &set, args.step_timeout, args.strict, None).await.map_err(Replayed::Env)?;
+            fuzz::prepare(&server, &set, args.step_timeout, args.strict, None, 1)
+                .await
+                .map_err(Replayed::Env)?;
         report.findings.extend(golden_findings);
         let outcome = sut::replay(ctx.clone(), case.releases.clone(), &case.steps).await;
+        ctx.spares.finish().await;
         steps += case.steps.len();
         match outcome {
             Err(sut::Broken(message)) if message.contains("does not apply") => {

@@ -69,6 +69,7 @@ pub async fn prepare(
     step_timeout: Duration,
     strict: bool,
     releases: Option<Vec<usize>>,
+    jobs: usize,
 ) -> Result<(Arc<Ctx>, Vec<Finding>), RunError> {
     let golden = check::golden(server, set, step_timeout, &Silent).await?;
     let mut findings = Vec::new();
@@ -99,6 +100,7 @@ pub async fn prepare(
         strict,
         step_timeout,
         steps: Arc::new(AtomicU64::new(0)),
+        spares: sut::Spares::start(server.clone(), jobs.max(1)),
     };
     Ok((Arc::new(ctx), findings))
 }
@@ -233,7 +235,8 @@ pub async fn run(
     let deadline = options.duration.map(|d| started + d);
     let source = Source { dir: set.dir.display().to_string(), format: set.format.to_string() };
     let mut report = Report::new("fuzz", source, set.migrations.len(), server.kind_name());
-    let (ctx, findings) = prepare(&server, set, options.step_timeout, options.strict, None).await?;
+    let (ctx, findings) =
+        prepare(&server, set, options.step_timeout, options.strict, None, options.jobs).await?;
     report.findings.extend(findings);
     let failures: Arc<Mutex<Vec<Failure>>> = Arc::default();
     let cases_done = Arc::new(AtomicU64::new(0));
@@ -278,6 +281,7 @@ pub async fn run(
         }
     }
     drop(quiet);
+    ctx.spares.finish().await;
     if let Some(e) = error {
         return Err(e);
     }

@@ -35,6 +35,60 @@ pub struct Ctx {
     pub step_timeout: Duration,
     /// Transitions applied, over all cases.
     pub steps: Arc<AtomicU64>,
+    /// Scratch databases created ahead of time (creating one can take a second on a server
+    /// that syncs to disk), and the background drops of finished cases.
+    pub spares: Spares,
+}
+
+/// Scratch databases made ahead, so a case rarely waits for `CREATE DATABASE`.
+pub struct Spares {
+    rx: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<ScratchDb>>,
+    producer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    drops: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Spares {
+    /// Starts keeping `ahead` databases ready on `server`.
+    pub fn start(server: Arc<Server>, ahead: usize) -> Spares {
+        let (tx, rx) = tokio::sync::mpsc::channel::<ScratchDb>(ahead.max(1));
+        let producer = tokio::spawn(async move {
+            loop {
+                let Ok(permit) = tx.reserve().await else { return };
+                match server.create().await {
+                    Ok(db) => permit.send(db),
+                    Err(_) => return, // the case's own create reports the error
+                }
+            }
+        });
+        Spares {
+            rx: tokio::sync::Mutex::new(rx),
+            producer: std::sync::Mutex::new(Some(producer)),
+            drops: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    async fn take(&self, server: &Server) -> Result<ScratchDb, Broken> {
+        let ready = self.rx.lock().await.try_recv().ok();
+        match ready {
+            Some(db) => Ok(db),
+            None => server.create().await.map_err(broken),
+        }
+    }
+
+    /// Stops making databases and waits for the background drops; the spares left are
+    /// dropped by the server's clean-up.
+    pub async fn finish(&self) {
+        let producer = self.producer.lock().expect("not poisoned").take();
+        if let Some(p) = producer {
+            p.abort();
+            let _ = p.await;
+        }
+        self.rx.lock().await.close();
+        let drops = std::mem::take(&mut *self.drops.lock().expect("not poisoned"));
+        for d in drops {
+            let _ = d.await;
+        }
+    }
 }
 
 thread_local! {
@@ -77,14 +131,9 @@ impl Drop for Sut {
             let drop_db = async move {
                 let _ = server.drop_db(&db).await;
             };
-            // Inside the runtime (a replay) the drop runs as a task; on a case thread it
-            // finishes before the next case starts. Whatever is missed, the run's final
-            // clean-up drops.
-            if tokio::runtime::Handle::try_current().is_ok() {
-                self.ctx.handle.spawn(drop_db);
-            } else {
-                self.ctx.handle.block_on(drop_db);
-            }
+            // Dropped in the background; the run waits for these drops before it ends.
+            let task = self.ctx.handle.spawn(drop_db);
+            self.ctx.spares.drops.lock().expect("not poisoned").push(task);
         }
     }
 }
@@ -101,7 +150,7 @@ fn broken<E: std::fmt::Display>(e: E) -> Broken {
 
 impl Sut {
     pub async fn start(ctx: Arc<Ctx>) -> Result<Sut, Broken> {
-        let db = ctx.server.create().await.map_err(broken)?;
+        let db = ctx.spares.take(&ctx.server).await?;
         let session = Session::open(&db, ctx.step_timeout).await.map_err(broken)?;
         Ok(Sut {
             ctx,
