@@ -311,3 +311,55 @@ pub async fn run(
     report.finish(elapsed);
     Ok(report)
 }
+
+/// The fuzzer from a user's own `cargo test`: gets a server, computes the golden history of
+/// a migrations folder, and installs the context that [`sut::FuzzTest`] (usable with
+/// `proptest-state-machine`'s `prop_state_machine!`) runs against. Dropping it drops every
+/// scratch database and stops a local cluster.
+pub struct Harness {
+    ctx: Arc<Ctx>,
+    server: Arc<Server>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Harness {
+    /// Loads `migrations` (layout detected) and prepares it on a server from `backend`
+    /// (`url` names the server for the `url` backend).
+    pub fn new(
+        migrations: &std::path::Path,
+        backend: crate::backend::BackendKind,
+        url: Option<&str>,
+    ) -> Result<Harness, String> {
+        let set = crate::source::load(migrations, None).map_err(|e| e.to_string())?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("failed to start the async runtime: {e}"))?;
+        let (ctx, server) = runtime.block_on(async {
+            let server = Arc::new(Server::open(backend, url).await.map_err(|e| e.to_string())?);
+            let (ctx, findings) = prepare(&server, &set, Duration::from_secs(120), false, None, 1)
+                .await
+                .map_err(|e| e.to_string())?;
+            if let Some(f) = findings.first() {
+                return Err(format!("{} in {}: {}", f.kind.as_str(), f.migration, f.message));
+            }
+            Ok::<_, String>((ctx, server))
+        })?;
+        Ok(Harness { ctx, server, runtime })
+    }
+
+    /// Makes this project the one state machine tests on the current thread run against.
+    pub fn install(&self) {
+        sut::install(self.ctx.clone());
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let (ctx, server) = (self.ctx.clone(), self.server.clone());
+        self.runtime.block_on(async move {
+            ctx.spares.finish().await;
+            let _ = server.cleanup().await;
+        });
+    }
+}
