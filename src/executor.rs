@@ -124,6 +124,9 @@ impl Session {
         script: &Script,
         direction: Direction,
     ) -> Result<(), StepError> {
+        if let Some(command) = &script.command {
+            return self.run_command(version, script, command, direction).await;
+        }
         let timeout = self.step_timeout;
         let mut current: (usize, usize) = (0, 0);
         let result = tokio::time::timeout(
@@ -261,6 +264,87 @@ impl Session {
                 Err(e)
             }
         }
+    }
+
+    /// Runs an external migrator (Alembic, a configured command) against this database, then
+    /// records the step. A non-zero exit is an `Sql` error carrying its stderr.
+    async fn run_command(
+        &mut self,
+        version: &str,
+        script: &Script,
+        command: &crate::source::Command,
+        direction: Direction,
+    ) -> Result<(), StepError> {
+        let url = self.db.url();
+        let url = match url.split_once("://") {
+            Some((_, rest)) => format!("{}://{rest}", command.scheme),
+            None => url,
+        };
+        let dir = tempfile::tempdir().map_err(|e| StepError::Connection(e.to_string()))?;
+        let ini = match &command.ini {
+            Some(original) => {
+                let text = std::fs::read_to_string(original).map_err(|e| StepError::Sql {
+                    location: original.display().to_string(),
+                    message: format!("failed to read: {e}"),
+                })?;
+                let here = original.parent().map(|p| p.display().to_string()).unwrap_or_default();
+                let copy = dir.path().join("alembic.ini");
+                std::fs::write(&copy, point_ini_at(&text, &here, &url))
+                    .map_err(|e| StepError::Connection(e.to_string()))?;
+                copy.display().to_string()
+            }
+            None => String::new(),
+        };
+        let argv: Vec<String> =
+            command.argv.iter().map(|a| a.replace("{url}", &url).replace("{ini}", &ini)).collect();
+        let Some((program, args)) = argv.split_first() else {
+            return Err(StepError::Sql { location: script.path.display().to_string(), message: "empty command".into() });
+        };
+        let mut child = tokio::process::Command::new(program);
+        child
+            .args(args)
+            .current_dir(&command.cwd)
+            .env("DATABASE_URL", &url)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        let output = match tokio::time::timeout(self.step_timeout, child.output()).await {
+            Err(_) => {
+                return Err(StepError::Timeout {
+                    location: script.path.display().to_string(),
+                    after: self.step_timeout,
+                    activity: format!("`{program}` still running; killed"),
+                })
+            }
+            Ok(Err(e)) => {
+                return Err(StepError::Sql {
+                    location: script.path.display().to_string(),
+                    message: format!("failed to run `{program}`: {e}"),
+                })
+            }
+            Ok(Ok(output)) => output,
+        };
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let stderr = stderr.replace(&url, "<scratch database>");
+            let tail: Vec<&str> = stderr.lines().rev().take(6).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            return Err(StepError::Sql {
+                location: script.path.display().to_string(),
+                message: format!("`{}` failed ({}):\n{}", argv_display(&command.argv), output.status, tail.join("\n")),
+            });
+        }
+        let bookkeeping = match direction {
+            Direction::Up => format!(
+                "INSERT INTO _migproof.applied (version) VALUES ({}) ON CONFLICT DO NOTHING",
+                literal(version)
+            ),
+            Direction::Down => format!("DELETE FROM _migproof.applied WHERE version = {}", literal(version)),
+        };
+        sqlx::raw_sql(AssertSqlSafe(bookkeeping))
+            .execute(&mut self.conn)
+            .await
+            .map_err(|e| StepError::Connection(e.to_string()))?;
+        Ok(())
     }
 
     /// Opens a fresh connection to the same database.
@@ -482,4 +566,39 @@ fn topological(tables: &[Table]) -> Vec<&Table> {
         out.push(t);
     }
     out
+}
+
+/// An ini file's text with `sqlalchemy.url` pointing at `url` and `%(here)s` kept meaning the
+/// original file's folder.
+fn point_ini_at(text: &str, here: &str, url: &str) -> String {
+    let mut out = String::new();
+    let mut section = String::new();
+    let mut done = false;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            if section == "alembic" && !done {
+                out.push_str(&format!("sqlalchemy.url = {}\n", url.replace('%', "%%")));
+                done = true;
+            }
+            section = trimmed.trim_matches(|c| c == '[' || c == ']').to_string();
+        }
+        if section == "alembic" && trimmed.split('=').next().is_some_and(|k| k.trim() == "sqlalchemy.url") {
+            out.push_str(&format!("sqlalchemy.url = {}\n", url.replace('%', "%%")));
+            done = true;
+            continue;
+        }
+        out.push_str(&line.replace("%(here)s", here));
+        out.push('\n');
+    }
+    if !done && section == "alembic" {
+        out.push_str(&format!("sqlalchemy.url = {}\n", url.replace('%', "%%")));
+    } else if !done {
+        out.push_str(&format!("\n[alembic]\nsqlalchemy.url = {}\n", url.replace('%', "%%")));
+    }
+    out
+}
+
+fn argv_display(argv: &[String]) -> String {
+    argv.join(" ")
 }

@@ -216,6 +216,7 @@ pub async fn start() -> Result<Server, BackendError> {
         let child = postgres.spawn().map_err(|e| fail(format!("could not run postgres: {e}")))?;
         cluster.child = Some(child);
         let options = PgConnectOptions::new()
+            .host("127.0.0.1")
             .socket(&socket)
             .port(port)
             .username("postgres")

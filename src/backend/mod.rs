@@ -59,6 +59,8 @@ pub struct Server {
     /// What kind of server this is, for the report.
     pub kind: BackendKind,
     created: Mutex<Vec<String>>,
+    /// The password of the URL, if any, for external migrators.
+    password: Option<String>,
     counter: std::sync::atomic::AtomicU32,
     /// Keeps a local cluster alive as long as the server is in use; dropping stops it.
     _cluster: Option<local::Cluster>,
@@ -69,6 +71,8 @@ pub struct Server {
 pub struct ScratchDb {
     pub name: String,
     pub options: PgConnectOptions,
+    /// The server's password, for external migrators' URLs; never printed.
+    password: Option<String>,
 }
 
 impl ScratchDb {
@@ -82,6 +86,7 @@ impl ScratchDb {
         let o = &self.options;
         let mut url = ::url::Url::parse("postgresql://localhost").expect("static URL parses");
         let _ = url.set_username(o.get_username());
+        let _ = url.set_password(self.password.as_deref());
         let _ = url.set_host(Some(o.get_host()));
         let _ = url.set_port(Some(o.get_port()));
         url.set_path(&self.name);
@@ -148,9 +153,16 @@ impl Server {
             target,
             kind,
             created: Mutex::new(Vec::new()),
+            password: None,
             counter: Default::default(),
             _cluster: cluster,
         }
+    }
+
+    /// Sets the password external migrators need in their URL.
+    pub(crate) fn with_password(mut self, password: Option<String>) -> Server {
+        self.password = password;
+        self
     }
 
     /// `local` or `url`, for the report.
@@ -212,7 +224,11 @@ impl Server {
             .await
             .map_err(|e| self.admin_error(&format!("mark scratch database `{name}`"), e))?;
         let _ = conn.close().await;
-        Ok(ScratchDb { options: self.admin.clone().database(&name), name })
+        Ok(ScratchDb {
+            options: self.admin.clone().database(&name),
+            name,
+            password: self.password.clone(),
+        })
     }
 
     /// Drops a scratch database this process created, disconnecting its sessions.

@@ -65,7 +65,13 @@ pub async fn open(url: &str) -> Result<Server, BackendError> {
         other => other,
     })?;
     let _ = conn.close().await;
-    Ok(Server::new(options, target, BackendKind::Url, None))
+    let password = parsed.password().map(|p| {
+        ::url::form_urlencoded::parse(format!("p={p}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    });
+    Ok(Server::new(options, target, BackendKind::Url, None).with_password(password))
 }
 
 #[cfg(test)]

@@ -133,6 +133,7 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
                     }
                 })
                 .collect(),
+            command: None,
         };
         let up = script(|s| &s.up);
         let down = script(|s| &s.down);

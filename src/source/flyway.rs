@@ -221,7 +221,12 @@ fn script(path: &Path, mixed: bool, notes: &mut Vec<String>) -> Result<Script, S
         None => transactional(&text, &statements, mixed).map_err(invalid)?,
     };
     let chunks = statements.into_iter().map(|s| Chunk { offset: s.offset, sql: s.sql }).collect();
-    Ok(Script { path: path.to_owned(), text, blocks: vec![Block { transactional, chunks }] })
+    Ok(Script {
+        path: path.to_owned(),
+        text,
+        blocks: vec![Block { transactional, chunks }],
+        command: None,
+    })
 }
 
 /// Flyway runs a migration in a transaction unless a statement cannot run in one; a file

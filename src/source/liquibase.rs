@@ -516,7 +516,7 @@ impl<'a> Loader<'a> {
             ));
         }
         let block = Block { transactional: changeset.transactional, chunks };
-        Ok(Script { path, text, blocks: vec![block] })
+        Ok(Script { path, text, blocks: vec![block], command: None })
     }
 }
 

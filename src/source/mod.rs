@@ -2,6 +2,7 @@
 //! format-independent [`MigrationSet`]. Reads files only, never a database; how a script is
 //! sent to the server is described here as data and carried out by `executor`.
 
+pub mod alembic;
 pub mod dbmate;
 pub mod diesel;
 pub mod flyway;
@@ -41,6 +42,7 @@ pub enum Format {
     Refinery,
     Flyway,
     Liquibase,
+    Alembic,
 }
 
 impl MigrationSet {
@@ -66,6 +68,7 @@ impl Format {
             Format::Refinery => "refinery",
             Format::Flyway => "flyway",
             Format::Liquibase => "liquibase",
+            Format::Alembic => "alembic",
         }
     }
 
@@ -77,6 +80,7 @@ impl Format {
         Format::Dbmate,
         Format::Liquibase,
         Format::Refinery,
+        Format::Alembic,
     ];
 
     /// The format called `name`, as `--source` and saved cases spell it.
@@ -125,6 +129,21 @@ pub struct Script {
     pub text: String,
     /// Units sent to the server in order.
     pub blocks: Vec<Block>,
+    /// For migrations run by an external tool (Alembic, a configured command): the command
+    /// that runs this script instead of `blocks`.
+    pub command: Option<Command>,
+}
+
+/// An external migrator's command line. In `argv`, `{url}` becomes the scratch database's
+/// URL and `{ini}` a temporary copy of `ini` whose `sqlalchemy.url` points at it; the
+/// environment also gets `DATABASE_URL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub argv: Vec<String>,
+    pub cwd: PathBuf,
+    pub ini: Option<PathBuf>,
+    /// The URL scheme the tool expects (`postgresql+psycopg` for SQLAlchemy).
+    pub scheme: String,
 }
 
 /// A run of SQL sent either inside one transaction or in autocommit mode.
@@ -148,7 +167,12 @@ impl Script {
     /// A script sent as one query message, in a transaction or not.
     pub fn whole(path: PathBuf, text: String, transactional: bool) -> Script {
         let chunk = Chunk { offset: 0, sql: text.clone() };
-        Script { path, text, blocks: vec![Block { transactional, chunks: vec![chunk] }] }
+        Script {
+            path,
+            text,
+            blocks: vec![Block { transactional, chunks: vec![chunk] }],
+            command: None,
+        }
     }
 
     /// 1-based line of the byte `offset` in this script's file.
@@ -232,6 +256,7 @@ pub fn load(dir: &Path, format: Option<Format>) -> Result<MigrationSet, SourceEr
         Format::Refinery => refinery::load(dir),
         Format::Flyway => flyway::load(dir),
         Format::Liquibase => liquibase::load(dir),
+        Format::Alembic => alembic::load(dir),
     }
 }
 
@@ -242,6 +267,9 @@ pub fn load(dir: &Path, format: Option<Format>) -> Result<MigrationSet, SourceEr
 pub fn detect(dir: &Path) -> Result<Format, SourceError> {
     let entries = list_dir(dir)?;
     let mut found: Vec<Format> = Vec::new();
+    if alembic::matches(&entries) {
+        return Ok(Format::Alembic);
+    }
     if liquibase::matches(&entries) {
         found.push(Format::Liquibase);
     } else if dbmate::matches(&entries) {

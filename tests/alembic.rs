@@ -1,0 +1,74 @@
+//! A real Alembic project driven by the real `alembic` command (installed by `.ci/run` from
+//! PyPI with psycopg 3): the article's revision that adds a non-nullable
+//! `notification_enabled` column with a server default and then drops the default. Its
+//! downgrade that forgets to restore an index the upgrade removed is found; the corrected twin
+//! passes.
+
+mod common;
+
+use common::*;
+
+fn alembic_installed() {
+    let ok = std::process::Command::new("alembic").arg("--version").output().is_ok_and(|o| o.status.success());
+    assert!(ok, "the `alembic` command is needed: `pip install alembic 'psycopg[binary]'` (.ci/run does it)");
+}
+
+#[test]
+fn downgrade_that_forgets_what_its_upgrade_removed_is_found() {
+    alembic_installed();
+    let (out, json) = check_json(&root().join("examples/alembic/notifications_bug"), &[]);
+    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert_eq!(json["source"]["format"], "alembic");
+    assert_eq!(
+        findings(&json),
+        [("schema_mismatch".to_string(), "2b3c4d5e6f7a_add_notification_enabled".to_string())]
+    );
+    assert!(json["findings"][0]["diff"].as_str().unwrap().contains("-index public.ix_users_email"));
+}
+
+#[test]
+fn corrected_twin_passes() {
+    alembic_installed();
+    let (out, json) = check_json(&root().join("examples/alembic/notifications_fixed"), &[]);
+    assert_eq!(out.status.code(), Some(0), "{json:#}");
+    assert_eq!(json["summary"]["migrations_checked"], 2);
+}
+
+#[test]
+fn a_failed_alembic_run_is_a_finding_carrying_its_stderr() {
+    alembic_installed();
+    let dir = tempfile::tempdir().unwrap();
+    let src = root().join("examples/alembic/notifications_fixed");
+    std::fs::create_dir_all(dir.path().join("alembic/versions")).unwrap();
+    for f in ["alembic.ini", "alembic/env.py", "alembic/versions/1a2b3c4d5e6f_create_users.py"] {
+        std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("alembic/versions/2b3c4d5e6f7a_broken.py"),
+        "from alembic import op\nrevision = '2b3c4d5e6f7a'\ndown_revision = '1a2b3c4d5e6f'\n\ndef upgrade():\n    op.execute('ALTER TABLE users ADD COLUMN x nosuchtype')\n\ndef downgrade():\n    pass\n",
+    )
+    .unwrap();
+    let (out, json) = check_json(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    let f = &json["findings"][0];
+    assert_eq!(f["kind"], "apply_failed");
+    assert!(f["message"].as_str().unwrap().contains("nosuchtype"), "{f:#}");
+}
+
+#[test]
+fn branched_history_exits_2_naming_the_heads() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("alembic/versions")).unwrap();
+    std::fs::write(dir.path().join("alembic.ini"), "[alembic]\nscript_location = alembic\n").unwrap();
+    for (rev, down) in [("aaa", "None"), ("bbb", "'aaa'"), ("ccc", "'aaa'")] {
+        std::fs::write(
+            dir.path().join(format!("alembic/versions/{rev}_x.py")),
+            format!("revision = '{rev}'\ndown_revision = {down}\n"),
+        )
+        .unwrap();
+    }
+    let out = migproof().arg("check").arg("--migrations").arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("2 heads") && err.contains("bbb") && err.contains("ccc"), "{err}");
+}
