@@ -3,6 +3,7 @@
 //! sent to the server is described here as data and carried out by `executor`.
 
 pub mod alembic;
+pub mod command;
 pub mod dbmate;
 pub mod diesel;
 pub mod flyway;
@@ -43,6 +44,7 @@ pub enum Format {
     Flyway,
     Liquibase,
     Alembic,
+    Command,
 }
 
 impl MigrationSet {
@@ -69,6 +71,7 @@ impl Format {
             Format::Flyway => "flyway",
             Format::Liquibase => "liquibase",
             Format::Alembic => "alembic",
+            Format::Command => "command",
         }
     }
 
@@ -81,6 +84,7 @@ impl Format {
         Format::Liquibase,
         Format::Refinery,
         Format::Alembic,
+        Format::Command,
     ];
 
     /// The format called `name`, as `--source` and saved cases spell it.
@@ -257,6 +261,7 @@ pub fn load(dir: &Path, format: Option<Format>) -> Result<MigrationSet, SourceEr
         Format::Flyway => flyway::load(dir),
         Format::Liquibase => liquibase::load(dir),
         Format::Alembic => alembic::load(dir),
+        Format::Command => command::load(dir),
     }
 }
 
@@ -267,6 +272,9 @@ pub fn load(dir: &Path, format: Option<Format>) -> Result<MigrationSet, SourceEr
 pub fn detect(dir: &Path) -> Result<Format, SourceError> {
     let entries = list_dir(dir)?;
     let mut found: Vec<Format> = Vec::new();
+    if command::matches(&entries) {
+        return Ok(Format::Command);
+    }
     if alembic::matches(&entries) {
         return Ok(Format::Alembic);
     }

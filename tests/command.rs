@@ -1,0 +1,48 @@
+//! The external command source (`migproof.toml` `[command]`): migrations run by any tool.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn psql_scripts_through_commands_pass() {
+    let (out, json) = check_json(&root().join("examples/command/psql_scripts"), &[]);
+    assert_eq!(out.status.code(), Some(0), "{json:#}");
+    assert_eq!(json["source"]["format"], "command");
+    assert_eq!(json["summary"]["migrations_checked"], 2);
+}
+
+#[test]
+fn a_command_down_that_forgets_a_column_is_found() {
+    let src = root().join("examples/command/psql_scripts");
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["up", "down"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        for e in std::fs::read_dir(src.join(sub)).unwrap() {
+            let p = e.unwrap().path();
+            std::fs::copy(&p, dir.path().join(sub).join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::copy(src.join("migproof.toml"), dir.path().join("migproof.toml")).unwrap();
+    std::fs::write(dir.path().join("down/002_add_balance.sql"), "SELECT 1;\n").unwrap();
+    let (out, json) = check_json(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert_eq!(findings(&json), [("schema_mismatch".to_string(), "002_add_balance".to_string())]);
+}
+
+#[test]
+fn broken_migproof_toml_exits_2_naming_file_and_line() {
+    let dir = folder(&[(
+        "migproof.toml",
+        "[command]\nversions = [\"1\"]\nup = [\"true\"]\ncolour = \"blue\"\n",
+    )]);
+    let out = migproof().arg("check").arg("--migrations").arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("migproof.toml") && err.contains("line 4") && err.contains("colour"), "{err}");
+    let dir = folder(&[("migproof.toml", "[command]\nversions = \"1\"\nup = [\"true\"]\n")]);
+    let out = migproof().arg("check").arg("--migrations").arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 2"), "wrong type names its line: {err}");
+}
