@@ -117,6 +117,11 @@ impl Run<'_> {
             message,
             diff: None,
             rows: Vec::new(),
+            rule: None,
+            table: None,
+            lock_mode: None,
+            duration_ms: None,
+            hint: None,
         });
         self.report.findings.last_mut().expect("just pushed")
     }
