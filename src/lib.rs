@@ -9,4 +9,5 @@ pub mod executor;
 pub mod compare;
 pub mod report;
 pub mod check;
+pub mod locks;
 pub mod cli;
