@@ -1,6 +1,7 @@
 //! The command line: what the user typed (clap types), its resolution into settings, running the
 //! command, printing the report, and the exit code. The only module that prints.
 
+mod locks;
 mod progress;
 
 use std::io::{IsTerminal, Write};
@@ -51,6 +52,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Print the golden schema snapshot after applying the migrations to an empty database.
     Snapshot(SnapshotArgs),
+    /// Trace the locks every statement of every up takes, at a given table size, and who waits.
+    Locks(locks::LocksArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -102,6 +105,9 @@ pub struct CheckArgs {
     /// Stop a step that runs longer than this and report it as `timeout` (e.g. 30s, 5m).
     #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
     pub step_timeout: Duration,
+
+    #[command(flatten)]
+    pub locks: locks::CheckLockArgs,
 }
 
 #[derive(Debug, Args)]
@@ -196,6 +202,7 @@ async fn run(cli: Cli) -> u8 {
     match cli.command {
         Command::Check(args) => run_check(args).await,
         Command::Snapshot(args) => run_snapshot(args).await,
+        Command::Locks(args) => locks::run(args).await,
     }
 }
 
@@ -226,6 +233,7 @@ async fn run_check(args: CheckArgs) -> u8 {
         strict: args.strict,
         require_down: args.require_down,
         step_timeout: args.step_timeout,
+        locks: args.locks.resolve(args.step_timeout),
     };
     let bar = progress::Bar::new(args.common.format == OutputFormat::Human);
     let result = tokio::select! {
