@@ -23,6 +23,8 @@ pub struct CheckOptions {
     pub require_down: bool,
     /// How long one step may run before it is stopped and reported as `timeout`.
     pub step_timeout: Duration,
+    /// The lock analysis (`--locks warn|error`); `None` when off.
+    pub locks: Option<crate::locks::LockCheck>,
 }
 
 /// Receives progress events; the CLI draws a progress bar from them.
@@ -108,6 +110,11 @@ pub async fn run(
     if usable == set.migrations.len() && !set.repeatable.is_empty() {
         run.repeatables().await?;
     }
+    // ---- lock analysis (`--locks warn|error`): a pass of its own, see `crate::locks` ----
+    if let Some(locks) = &options.locks {
+        crate::locks::add_to_check(&mut run.report, server, set, locks, progress).await?;
+    }
+    // ---- end of lock analysis ----
     progress.finish();
     run.report.finish(started.elapsed());
     Ok(run.report)

@@ -9,5 +9,6 @@ pub mod executor;
 pub mod compare;
 pub mod report;
 pub mod check;
+pub mod locks;
 pub mod cli;
 pub mod fuzz;

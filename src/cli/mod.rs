@@ -2,6 +2,7 @@
 //! command, printing the report, and the exit code. The only module that prints.
 
 mod fuzz;
+mod locks;
 mod progress;
 
 use std::io::{IsTerminal, Write};
@@ -56,6 +57,8 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Print the golden schema snapshot after applying the migrations to an empty database.
     Snapshot(SnapshotArgs),
+    /// Trace the locks every statement of every up takes, at a given table size, and who waits.
+    Locks(locks::LocksArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -107,6 +110,9 @@ pub struct CheckArgs {
     /// Stop a step that runs longer than this and report it as `timeout` (e.g. 30s, 5m).
     #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
     pub step_timeout: Duration,
+
+    #[command(flatten)]
+    pub locks: locks::CheckLockArgs,
 }
 
 #[derive(Debug, Args)]
@@ -298,6 +304,7 @@ async fn run(cli: Cli) -> u8 {
         Command::Fuzz(args) => fuzz::run_fuzz(args).await,
         Command::Replay(args) => fuzz::run_replay(args).await,
         Command::Snapshot(args) => run_snapshot(args).await,
+        Command::Locks(args) => locks::run(args).await,
     }
 }
 
@@ -332,6 +339,7 @@ async fn run_check(args: CheckArgs) -> u8 {
         strict: args.strict,
         require_down: args.require_down,
         step_timeout: args.step_timeout,
+        locks: args.locks.resolve(args.step_timeout),
     };
     let bar = progress::Bar::new(args.common.format == OutputFormat::Human);
     let result = tokio::select! {

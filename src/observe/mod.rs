@@ -1,9 +1,12 @@
 //! Read-only observation of a live database: the schema snapshot, the tables as the seeder and
-//! the data checks see them, and table contents compared across a step. Queries live in
-//! `queries/*.sql`; judging what was observed is left to `compare`.
+//! the data checks see them, table contents compared across a step, and the lock trace with its
+//! probe. Queries live in `queries/*.sql`; judging what was observed is left to `compare` and
+//! `locks::rules`.
 
 pub mod catalog;
 pub mod data;
+pub mod locks;
+pub mod probe;
 pub mod snapshot;
 
 /// Quotes an SQL identifier.

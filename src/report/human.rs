@@ -16,6 +16,9 @@ pub fn render(report: &Report, colour: bool) -> String {
         "migproof {}: {} migration(s) in {} ({} layout), {} backend",
         report.command, report.migrations, report.source.dir, report.source.format, report.backend
     );
+    if let Some(trace) = &report.locks {
+        out.push_str(&super::locks::render_human(trace, colour));
+    }
     for f in &report.findings {
         let _ = writeln!(
             out,
@@ -27,6 +30,16 @@ pub fn render(report: &Report, colour: bool) -> String {
         );
         for line in f.message.lines() {
             let _ = writeln!(out, "  {line}");
+        }
+        if let Some(rule) = &f.rule {
+            let mut facts = vec![format!("rule {rule}")];
+            facts.extend(f.table.iter().map(|t| format!("table {t}")));
+            facts.extend(f.lock_mode.clone());
+            facts.extend(f.duration_ms.map(|d| format!("held {d} ms")));
+            let _ = writeln!(out, "  {}", facts.join(" · "));
+        }
+        if let Some(hint) = &f.hint {
+            let _ = writeln!(out, "  {} {hint}", c("fix:", "1;32"));
         }
         for row in f.rows.iter().take(MAX_ROWS) {
             let _ = writeln!(out, "    {row}");

@@ -3,6 +3,7 @@
 
 pub mod human;
 pub mod json;
+pub mod locks;
 
 use std::collections::BTreeMap;
 
@@ -73,29 +74,29 @@ pub struct Finding {
     /// For fuzz findings: the command that replays the saved case.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replay: Option<String>,
-}
-
-impl Finding {
-    pub fn new(kind: Kind, migration: String, step: String, message: String) -> Finding {
-        Finding {
-            kind,
-            migration,
-            step,
-            message,
-            diff: None,
-            rows: Vec::new(),
-            sequence: Vec::new(),
-            seed: None,
-            replay: None,
-        }
-    }
+    /// Lock hazards: the rule that fired (`rewrite`, `index_not_concurrent`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// Lock hazards: the table, schema-qualified (`public.orders`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// Lock hazards: the lock mode as `pg_locks` names it (`ShareLock`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock_mode: Option<String>,
+    /// Lock hazards: how long that lock was held, measured at the traced table size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// Lock hazards: the safe pattern.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
 }
 
 /// Something worth knowing that does not fail the run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Note {
     /// `irreversible`, `column_order`, `body_whitespace`, `creation_time_literal`,
-    /// `generated_name`, `source`.
+    /// `generated_name`, `source`, `lock_hazard` (a warning-level hazard, or any hazard under
+    /// `check --locks warn`), `unfilled_table`, `lock_analysis`.
     pub kind: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub migration: Option<String>,
@@ -143,12 +144,37 @@ pub struct Report {
     pub findings: Vec<Finding>,
     pub notes: Vec<Note>,
     pub summary: Summary,
+    /// The per-statement lock trace (`migproof locks` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locks: Option<locks::LockTrace>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Source {
     pub dir: String,
     pub format: String,
+}
+
+impl Finding {
+    /// A finding with no diff, rows or lock details.
+    pub fn new(kind: Kind, migration: String, step: String, message: String) -> Finding {
+        Finding {
+            kind,
+            migration,
+            step,
+            message,
+            diff: None,
+            rows: Vec::new(),
+            sequence: Vec::new(),
+            seed: None,
+            replay: None,
+            rule: None,
+            table: None,
+            lock_mode: None,
+            duration_ms: None,
+            hint: None,
+        }
+    }
 }
 
 impl Report {
@@ -162,6 +188,7 @@ impl Report {
             findings: Vec::new(),
             notes: Vec::new(),
             summary: Summary::default(),
+            locks: None,
         }
     }
 

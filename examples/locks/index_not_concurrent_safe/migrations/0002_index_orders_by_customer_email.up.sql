@@ -1,0 +1,2 @@
+-- no-transaction
+CREATE INDEX CONCURRENTLY orders_customer_email_idx ON orders (customer_email);

@@ -1,0 +1,3 @@
+SET LOCAL lock_timeout = '2s';
+ALTER TABLE customers DROP CONSTRAINT customers_email_present;
+ALTER TABLE customers ADD CONSTRAINT customers_email_present CHECK (email IS NOT NULL) NOT VALID;

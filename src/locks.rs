@@ -1,0 +1,736 @@
+//! The `locks` runner: the no-downtime analysis. On a scratch database of its own it applies
+//! every up in order, statement by statement, the way its layout runs it (inside the
+//! migration's transaction where it has one), after filling every table with `--rows` rows.
+//! After each statement it reads the migrating backend's locks on relations that existed
+//! before the migration, rewrites, index builds and validations (`observe::locks`); statements
+//! that cannot run in a transaction block are sampled from a second connection while they run;
+//! a probe measures how long the application's reads and writes waited (`observe::probe`).
+//! The trace is judged by `rules` and reported by `migproof locks`, or inside `check --locks`.
+
+pub mod rules;
+
+use crate::source::split;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::{PgConnection, PgDatabaseError, PgErrorPosition};
+use sqlx::{AssertSqlSafe, Connection};
+use tokio::sync::mpsc;
+
+use crate::backend::{ScratchDb, Server};
+use crate::check::{Progress, RunError};
+use crate::model::fill;
+use crate::observe::catalog;
+use crate::observe::locks::{blocks_reads, blocks_writes, changes, Existing, Sampler, State};
+use crate::observe::probe::{Access, Probes, Wait};
+use crate::report::locks::{LockTaken, LockTrace, MigrationTrace, StatementTrace, TableWait};
+use crate::report::{Finding, Kind, Note, Report, Source};
+use crate::source::{Migration, MigrationSet, Script};
+
+pub use rules::{Rule, RULES};
+
+/// Rows per table when `--rows` is not given.
+pub const DEFAULT_ROWS: u64 = 10_000;
+
+/// The step named in lock findings.
+pub const STEP: &str = "up (lock trace)";
+
+/// What the user asked of the lock analysis.
+#[derive(Debug, Clone)]
+pub struct LockOptions {
+    /// Rows written into every table before the migrations after it are traced.
+    pub rows: u64,
+    /// A lock that blocks reads or writes held longer than this is a hazard.
+    pub threshold: Duration,
+    /// A statement running longer than this is stopped and reported as `timeout`.
+    pub step_timeout: Duration,
+}
+
+/// How `check` reports hazards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Every hazard is a `lock_hazard` note.
+    Warn,
+    /// Hazards are `lock_hazard` findings, warnings stay notes.
+    Error,
+}
+
+/// The lock analysis as `check --locks warn|error` runs it.
+#[derive(Debug, Clone)]
+pub struct LockCheck {
+    pub level: Level,
+    pub options: LockOptions,
+}
+
+fn lost(e: sqlx::Error) -> RunError {
+    RunError::Lost(format!("lost the connection to the scratch database: {e}"))
+}
+
+/// What one analysis produced.
+struct Outcome {
+    trace: LockTrace,
+    /// The migration that did not apply, and why.
+    failure: Option<(String, Kind, String)>,
+    /// (migration, message) for every table that could not be filled.
+    unfilled: Vec<(String, String)>,
+    statements: usize,
+    rows_filled: u64,
+}
+
+/// `migproof locks`: the trace, hazards as findings (warnings as notes).
+pub async fn run(
+    server: &Server,
+    set: &MigrationSet,
+    options: &LockOptions,
+    progress: &dyn Progress,
+) -> Result<Report, RunError> {
+    let started = Instant::now();
+    let source = Source { dir: set.dir.display().to_string(), format: set.format.to_string() };
+    let mut report = Report::new("locks", source, set.migrations.len(), server.kind_name());
+    for note in &set.notes {
+        report.notes.push(Note {
+            kind: "source".into(),
+            migration: None,
+            step: None,
+            message: note.clone(),
+            diff: None,
+        });
+    }
+    progress.start(set.migrations.len());
+    let outcome = analyse(server, set, options, progress).await?;
+    progress.finish();
+    for h in rules::evaluate(&outcome.trace) {
+        if h.rule.is_warning() {
+            report.notes.push(note(h));
+        } else {
+            report.findings.push(finding(h));
+        }
+    }
+    if let Some((migration, kind, message)) = &outcome.failure {
+        let later = set.migrations.len() - outcome.trace.migrations.len();
+        let skipped = if later > 0 {
+            format!("; the {later} migration(s) after it were not traced")
+        } else {
+            String::new()
+        };
+        let message = format!("{message}{skipped}");
+        report.findings.push(Finding::new(*kind, migration.clone(), STEP.into(), message));
+    }
+    push_unfilled(&mut report, &outcome.unfilled);
+    report.summary.migrations_checked =
+        outcome.trace.migrations.len() - usize::from(outcome.failure.is_some());
+    report.summary.steps = outcome.statements;
+    report.summary.rows_seeded = outcome.rows_filled as usize;
+    report.locks = Some(outcome.trace);
+    report.finish(started.elapsed());
+    Ok(report)
+}
+
+/// `check --locks warn|error`: adds hazards to a check report as findings or notes.
+pub async fn add_to_check(
+    report: &mut Report,
+    server: &Server,
+    set: &MigrationSet,
+    check: &LockCheck,
+    progress: &dyn Progress,
+) -> Result<(), RunError> {
+    let outcome = analyse(server, set, &check.options, progress).await?;
+    for h in rules::evaluate(&outcome.trace) {
+        if check.level == Level::Error && !h.rule.is_warning() {
+            report.findings.push(finding(h));
+        } else {
+            report.notes.push(note(h));
+        }
+    }
+    if let Some((migration, _, message)) = outcome.failure {
+        report.notes.push(Note {
+            kind: "lock_analysis".into(),
+            migration: Some(migration),
+            step: Some(STEP.into()),
+            message: format!("the lock analysis stopped here: {message}"),
+            diff: None,
+        });
+    }
+    push_unfilled(report, &outcome.unfilled);
+    Ok(())
+}
+
+fn finding(h: rules::Hazard) -> Finding {
+    let mut f = Finding::new(Kind::LockHazard, h.migration, STEP.into(), h.message);
+    f.rule = Some(h.rule.id().into());
+    f.table = Some(h.table);
+    f.lock_mode = Some(h.lock_mode);
+    f.duration_ms = Some(h.duration_ms);
+    f.hint = Some(h.rule.hint().into());
+    f
+}
+
+fn note(h: rules::Hazard) -> Note {
+    Note {
+        kind: Kind::LockHazard.as_str().into(),
+        migration: Some(h.migration),
+        step: Some(STEP.into()),
+        message: format!("[{}] {}; fix: {}", h.rule.id(), h.message, h.rule.hint()),
+        diff: None,
+    }
+}
+
+fn push_unfilled(report: &mut Report, unfilled: &[(String, String)]) {
+    for (migration, message) in unfilled {
+        report.notes.push(Note {
+            kind: "unfilled_table".into(),
+            migration: Some(migration.clone()),
+            step: Some("fill (--rows)".into()),
+            message: message.clone(),
+            diff: None,
+        });
+    }
+}
+
+async fn analyse(
+    server: &Server,
+    set: &MigrationSet,
+    options: &LockOptions,
+    progress: &dyn Progress,
+) -> Result<Outcome, RunError> {
+    let db = server.create().await?;
+    let result = analyse_on(&db, set, options, progress).await;
+    server.drop_db(&db).await?;
+    result
+}
+
+async fn analyse_on(
+    db: &ScratchDb,
+    set: &MigrationSet,
+    options: &LockOptions,
+    progress: &dyn Progress,
+) -> Result<Outcome, RunError> {
+    let mut conn = db.connect().await.map_err(lost)?;
+    sqlx::raw_sql("SET TimeZone = 'UTC'; SET client_min_messages = warning;")
+        .execute(&mut conn)
+        .await
+        .map_err(lost)?;
+    let pid: i32 =
+        sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut conn).await.map_err(lost)?;
+    let mut outcome = Outcome {
+        trace: LockTrace {
+            rows: options.rows,
+            lock_threshold_ms: options.threshold.as_millis() as u64,
+            migrations: Vec::new(),
+        },
+        failure: None,
+        unfilled: Vec::new(),
+        statements: 0,
+        rows_filled: 0,
+    };
+    let mut given_up: BTreeSet<String> = BTreeSet::new();
+    for (i, m) in set.migrations.iter().enumerate() {
+        let filled = if options.rows > 0 {
+            progress.migration(i, &m.id(), "fill");
+            let (filled, notes) =
+                fill_tables(&mut conn, options.rows, &mut given_up).await.map_err(lost)?;
+            outcome.rows_filled += options.rows * filled.len() as u64;
+            outcome.unfilled.extend(notes.into_iter().map(|n| (m.id(), n)));
+            filled
+        } else {
+            Vec::new()
+        };
+        progress.migration(i, &m.id(), "lock trace");
+        let (mut trace, failure) =
+            trace_migration(db, &mut conn, pid, m, options.step_timeout).await?;
+        trace.filled = filled;
+        outcome.statements += trace.statements.len();
+        outcome.trace.migrations.push(trace);
+        if let Some((kind, message)) = failure {
+            outcome.failure = Some((m.id(), kind, message));
+            break;
+        }
+    }
+    let _ = conn.close().await;
+    Ok(outcome)
+}
+
+/// Fills every empty table with `rows` rows, parents first. Returns the tables filled and a
+/// note for each table that could not be (it stays empty and is not tried again).
+async fn fill_tables(
+    conn: &mut PgConnection,
+    rows: u64,
+    given_up: &mut BTreeSet<String>,
+) -> Result<(Vec<String>, Vec<String>), sqlx::Error> {
+    let tables = catalog::tables(&mut *conn).await?;
+    let mut has_rows: BTreeSet<String> = BTreeSet::new();
+    for t in &tables {
+        let sql = format!("SELECT EXISTS (SELECT 1 FROM {})", t.sql_name());
+        let any: bool =
+            sqlx::query_scalar(AssertSqlSafe(sql)).persistent(false).fetch_one(&mut *conn).await?;
+        if any {
+            has_rows.insert(t.sql_name());
+        }
+    }
+    let (mut filled, mut notes) = (Vec::new(), Vec::new());
+    for t in fill::order(&tables) {
+        if has_rows.contains(&t.sql_name()) || given_up.contains(&t.sql_name()) {
+            continue;
+        }
+        let cannot = |why: String| {
+            format!("could not fill {} with {rows} rows ({why}); its locks are traced on an empty table", t.display_name())
+        };
+        let sql = match fill::insert(t, rows, &|name| has_rows.contains(name)) {
+            Ok(sql) => sql,
+            Err(why) => {
+                notes.push(cannot(why));
+                given_up.insert(t.sql_name());
+                continue;
+            }
+        };
+        match sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *conn).await {
+            Ok(_) => {
+                has_rows.insert(t.sql_name());
+                filled.push(t.display_name());
+            }
+            Err(sqlx::Error::Database(e)) => {
+                notes.push(cannot(format!("the server said: {}", e.message())));
+                given_up.insert(t.sql_name());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if !filled.is_empty() {
+        // production tables have statistics; the planner's choices in validations depend on them
+        let names: Vec<String> = fill::order(&tables)
+            .iter()
+            .filter(|t| filled.contains(&t.display_name()))
+            .map(|t| t.sql_name())
+            .collect();
+        sqlx::raw_sql(AssertSqlSafe(format!("ANALYZE {}", names.join(", "))))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok((filled, notes))
+}
+
+/// The migration's clock: wall time without migproof's own observation queries.
+struct Clock {
+    start: Instant,
+    paused: Duration,
+}
+
+impl Clock {
+    fn now(&self) -> Duration {
+        self.start.elapsed().saturating_sub(self.paused)
+    }
+}
+
+/// When a statement ran, for attributing probe waits.
+#[derive(Debug, Clone)]
+struct Timing {
+    start: Instant,
+    /// When the locks it took were released (end of its transaction).
+    released: Option<Instant>,
+    /// (relation oid, mode) of the locks it took first.
+    took: Vec<(i64, String)>,
+}
+
+/// The transaction statements currently run in.
+struct Unit {
+    number: usize,
+    /// (oid, mode, statement index, migration clock at that statement's start).
+    taken: Vec<(i64, String, usize, Duration)>,
+}
+
+/// Why a statement did not complete.
+enum Stop {
+    Failed(Kind, String),
+    Lost(String),
+}
+
+struct Tracer<'a> {
+    db: &'a ScratchDb,
+    conn: &'a mut PgConnection,
+    pid: i32,
+    script: &'a Script,
+    step_timeout: Duration,
+    existing: Existing,
+    prev: State,
+    clock: Clock,
+    statements: Vec<StatementTrace>,
+    timings: Vec<Timing>,
+    unit: Option<Unit>,
+    units: usize,
+    sampler: Option<Sampler>,
+}
+
+/// Runs one migration's up statement by statement and traces it.
+async fn trace_migration(
+    db: &ScratchDb,
+    conn: &mut PgConnection,
+    pid: i32,
+    m: &Migration,
+    step_timeout: Duration,
+) -> Result<(MigrationTrace, Option<(Kind, String)>), RunError> {
+    let before = State::read(&mut *conn).await.map_err(lost)?;
+    let existing = Existing::from_state(&before);
+    let (touched, announced) = mpsc::unbounded_channel();
+    let sampler = Sampler::start(db, pid, &existing, touched).await.map_err(lost)?;
+    let probes = Probes::start(db, existing.tables(), announced).await;
+    let mut t = Tracer {
+        db,
+        conn,
+        pid,
+        script: &m.up,
+        step_timeout,
+        existing,
+        prev: before,
+        clock: Clock { start: Instant::now(), paused: Duration::ZERO },
+        statements: Vec::new(),
+        timings: Vec::new(),
+        unit: None,
+        units: 0,
+        sampler: Some(sampler),
+    };
+    let result = t.run_script().await;
+    let duration = t.clock.now();
+    if let Some(sampler) = t.sampler.take() {
+        sampler.stop().await;
+    }
+    let waits = probes.stop().await;
+    let failure = match result {
+        Ok(()) => None,
+        Err(Stop::Lost(e)) => return Err(RunError::Lost(e)),
+        Err(Stop::Failed(kind, message)) => Some((kind, message)),
+    };
+    let table_waits = t.attribute(&waits);
+    let trace = MigrationTrace {
+        migration: m.id(),
+        file: m.up.path.display().to_string(),
+        duration_ms: duration.as_millis() as u64,
+        filled: Vec::new(),
+        statements: t.statements,
+        waits: table_waits,
+        error: failure.as_ref().map(|(_, message)| message.clone()),
+    };
+    Ok((trace, failure))
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+impl Tracer<'_> {
+    async fn run_script(&mut self) -> Result<(), Stop> {
+        let script = self.script;
+        for block in &script.blocks {
+            if block.transactional {
+                self.begin().await?;
+            }
+            for chunk in &block.chunks {
+                let statements = split::split(&chunk.sql).map_err(|e| {
+                    let line = script.line_of(chunk.offset);
+                    Stop::Failed(
+                        Kind::ApplyFailed,
+                        format!("{}:{line}: {e}", script.path.display()),
+                    )
+                })?;
+                // Several statements sent as one message outside a transaction run as one
+                // implicit transaction on the server.
+                let implicit = !block.transactional && statements.len() > 1;
+                if implicit {
+                    self.begin().await?;
+                }
+                for st in statements {
+                    let offset = chunk.offset + st.offset;
+                    let result = if self.unit.is_some() {
+                        self.in_transaction(&st.sql, offset).await
+                    } else if split::is_non_transactional(&st.sql) {
+                        self.sampled(&st.sql, offset).await
+                    } else {
+                        // a single statement in autocommit is a transaction of its own
+                        self.begin().await?;
+                        let r = self.in_transaction(&st.sql, offset).await;
+                        if r.is_ok() {
+                            self.commit().await?;
+                        }
+                        r
+                    };
+                    if let Err(e) = result {
+                        self.rollback().await;
+                        return Err(e);
+                    }
+                }
+                if implicit {
+                    self.commit().await?;
+                }
+            }
+            if block.transactional {
+                self.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn observe(&mut self) -> Result<State, Stop> {
+        let started = Instant::now();
+        let state =
+            State::read(&mut *self.conn).await.map_err(|e| Stop::Lost(lost(e).to_string()))?;
+        self.clock.paused += started.elapsed();
+        Ok(state)
+    }
+
+    /// Runs `sql` with the step timeout; a statement still running is stopped.
+    async fn exec(&mut self, sql: &str, offset: usize) -> Result<(), Stop> {
+        let run = sqlx::raw_sql(AssertSqlSafe(sql.to_owned())).execute(&mut *self.conn);
+        match tokio::time::timeout(self.step_timeout, run).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(sqlx::Error::Database(e))) => {
+                let mut line = self.script.line_of(offset);
+                let mut message = e.message().to_string();
+                if let Some(pg) = e.try_downcast_ref::<PgDatabaseError>() {
+                    if let Some(PgErrorPosition::Original(pos)) = pg.position() {
+                        let byte =
+                            sql.char_indices().nth(pos.saturating_sub(1)).map_or(0, |(b, _)| b);
+                        line = self.script.line_of(offset + byte);
+                    }
+                    message = format!("ERROR {}: {}", pg.code(), pg.message());
+                    if let Some(detail) = pg.detail() {
+                        message.push_str(&format!("\nDETAIL: {detail}"));
+                    }
+                }
+                let location = format!("{}:{line}", self.script.path.display());
+                Err(Stop::Failed(Kind::ApplyFailed, format!("{location}: {message}")))
+            }
+            Ok(Err(e)) => Err(Stop::Lost(lost(e).to_string())),
+            Err(_) => {
+                if let Ok(mut other) = self.db.connect().await {
+                    let _ = sqlx::query("SELECT pg_terminate_backend($1)")
+                        .bind(self.pid)
+                        .execute(&mut other)
+                        .await;
+                    let _ = other.close().await;
+                }
+                let location =
+                    format!("{}:{}", self.script.path.display(), self.script.line_of(offset));
+                let after = self.step_timeout.as_secs();
+                Err(Stop::Failed(
+                    Kind::Timeout,
+                    format!("{location}: still running after {after}s; stopped"),
+                ))
+            }
+        }
+    }
+
+    async fn begin(&mut self) -> Result<(), Stop> {
+        sqlx::raw_sql("BEGIN")
+            .execute(&mut *self.conn)
+            .await
+            .map_err(|e| Stop::Lost(lost(e).to_string()))?;
+        // scan counts only compare within one transaction
+        self.prev = self.observe().await?;
+        self.units += 1;
+        self.unit = Some(Unit { number: self.units, taken: Vec::new() });
+        Ok(())
+    }
+
+    /// Ends the transaction; its locks are released, which fixes how long each was held.
+    async fn commit(&mut self) -> Result<(), Stop> {
+        let result = sqlx::raw_sql("COMMIT").execute(&mut *self.conn).await;
+        self.release();
+        match result {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) => {
+                // a deferred constraint fails at commit
+                let location = match self.statements.last() {
+                    Some(s) => format!("{}:{}", self.script.path.display(), s.line),
+                    None => self.script.path.display().to_string(),
+                };
+                Err(Stop::Failed(
+                    Kind::ApplyFailed,
+                    format!("{location}: at COMMIT: {}", e.message()),
+                ))
+            }
+            Err(e) => Err(Stop::Lost(lost(e).to_string())),
+        }
+    }
+
+    async fn rollback(&mut self) {
+        if self.unit.is_some() {
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *self.conn).await;
+            self.release();
+        }
+    }
+
+    fn release(&mut self) {
+        let Some(unit) = self.unit.take() else { return };
+        let (end, wall) = (self.clock.now(), Instant::now());
+        for (oid, mode, at, since) in unit.taken {
+            let name = self.existing.get(oid).map(|r| r.display_name()).unwrap_or_default();
+            if let Some(lock) =
+                self.statements[at].locks.iter_mut().find(|l| l.relation == name && l.mode == mode)
+            {
+                lock.held_ms = ms(end.saturating_sub(since));
+            }
+        }
+        for (s, timing) in self.statements.iter().zip(&mut self.timings) {
+            if s.transaction == unit.number {
+                timing.released = Some(wall);
+            }
+        }
+    }
+
+    fn push(&mut self, sql: &str, offset: usize, in_transaction: bool, start: Instant) -> usize {
+        let at = self.statements.len();
+        self.statements.push(StatementTrace {
+            statement: at + 1,
+            line: self.script.line_of(offset),
+            sql: sql.to_owned(),
+            transaction: self.unit.as_ref().map_or(self.units, |u| u.number),
+            in_transaction,
+            lock_timeout: self.prev.lock_timeout.clone(),
+            ..StatementTrace::default()
+        });
+        self.timings.push(Timing { start, released: None, took: Vec::new() });
+        at
+    }
+
+    fn lock_taken(&self, oid: i64, mode: &str) -> LockTaken {
+        let rel = self.existing.get(oid);
+        LockTaken {
+            relation: rel.map(|r| r.display_name()).unwrap_or_default(),
+            kind: rel.map_or("relation", |r| r.kind_name()).to_string(),
+            mode: mode.to_owned(),
+            held_ms: 0,
+        }
+    }
+
+    /// A statement inside a transaction: its locks are read after it, on its own connection.
+    async fn in_transaction(&mut self, sql: &str, offset: usize) -> Result<(), Stop> {
+        let (start, wall) = (self.clock.now(), Instant::now());
+        let at = self.push(sql, offset, true, wall);
+        let result = self.exec(sql, offset).await;
+        self.statements[at].duration_ms = ms(self.clock.now().saturating_sub(start));
+        if let Err(e) = result {
+            if let Stop::Failed(_, message) = &e {
+                self.statements[at].error = Some(message.clone());
+            }
+            return Err(e);
+        }
+        let now = self.observe().await?;
+        let c = changes(&self.existing, &self.prev, &now, true);
+        for (oid, mode) in c.locks {
+            let unit = self.unit.as_mut().expect("inside a transaction");
+            if unit.taken.iter().any(|(o, m, _, _)| *o == oid && *m == mode) {
+                continue;
+            }
+            unit.taken.push((oid, mode.clone(), at, start));
+            let lock = self.lock_taken(oid, &mode);
+            self.statements[at].locks.push(lock);
+            self.timings[at].took.push((oid, mode));
+        }
+        let s = &mut self.statements[at];
+        s.rewrite = !c.rewrites.is_empty();
+        s.rewrites = c.rewrites;
+        s.index_builds = c.index_builds;
+        s.validations = c.validations;
+        self.prev = now;
+        Ok(())
+    }
+
+    /// A statement PostgreSQL refuses inside a transaction block: its locks are sampled from
+    /// a second connection while it runs.
+    async fn sampled(&mut self, sql: &str, offset: usize) -> Result<(), Stop> {
+        let before = self.observe().await?;
+        self.units += 1;
+        let (start, wall) = (self.clock.now(), Instant::now());
+        let at = self.push(sql, offset, false, wall);
+        let result = self.exec(sql, offset).await;
+        let end = Instant::now();
+        self.statements[at].duration_ms = ms(self.clock.now().saturating_sub(start));
+        self.timings[at].released = Some(end);
+        let seen = self.sampler.as_ref().map(|s| s.seen_between(wall, end)).unwrap_or_default();
+        let mut spans: BTreeMap<(i64, String), Duration> = BTreeMap::new();
+        for s in seen {
+            let span = spans.entry((s.oid, s.mode)).or_default();
+            *span = (*span).max(s.last - s.first);
+        }
+        for ((oid, mode), span) in spans {
+            let mut lock = self.lock_taken(oid, &mode);
+            lock.held_ms = ms(span);
+            self.statements[at].locks.push(lock);
+            self.timings[at].took.push((oid, mode));
+        }
+        if let Err(e) = result {
+            if let Stop::Failed(_, message) = &e {
+                self.statements[at].error = Some(message.clone());
+            }
+            return Err(e);
+        }
+        let now = self.observe().await?;
+        let c = changes(&self.existing, &before, &now, false);
+        let s = &mut self.statements[at];
+        s.rewrite = !c.rewrites.is_empty();
+        s.rewrites = c.rewrites;
+        s.index_builds = c
+            .index_builds
+            .into_iter()
+            .map(|b| crate::report::locks::IndexBuild { concurrent: true, ..b })
+            .collect();
+        s.validations = c.validations;
+        self.prev = now;
+        Ok(())
+    }
+
+    /// Gives each probe wait to the statement whose lock made it wait, and returns the longest
+    /// wait per table the migration locked.
+    fn attribute(&mut self, waits: &[Wait]) -> Vec<TableWait> {
+        let slack = Duration::from_millis(5);
+        for w in waits {
+            let conflicts = |mode: &str| match w.access {
+                Access::Read => blocks_reads(mode),
+                Access::Write => blocks_writes(mode),
+            };
+            let cause = self
+                .timings
+                .iter()
+                .position(|t| {
+                    t.took.iter().any(|(oid, mode)| *oid == w.table && conflicts(mode))
+                        && t.start <= w.end
+                        && t.released.is_none_or(|r| r + slack >= w.start)
+                })
+                .or_else(|| self.timings.iter().rposition(|t| t.start <= w.start))
+                .unwrap_or(0);
+            if let Some(s) = self.statements.get_mut(cause) {
+                s.longest_wait_ms = s.longest_wait_ms.max(ms(w.duration()));
+            }
+        }
+        let mut tables: BTreeMap<String, TableWait> = BTreeMap::new();
+        let locked =
+            self.statements.iter().flat_map(|s| &s.locks).filter(|l| l.kind.ends_with("table"));
+        for lock in locked {
+            tables.entry(lock.relation.clone()).or_insert_with(|| TableWait {
+                table: lock.relation.clone(),
+                read_wait_ms: 0,
+                write_wait_ms: 0,
+                longest_wait_ms: 0,
+            });
+        }
+        for w in waits {
+            let Some(rel) = self.existing.get(w.table) else { continue };
+            let name = rel.display_name();
+            let entry = tables.entry(name.clone()).or_insert_with(|| TableWait {
+                table: name,
+                read_wait_ms: 0,
+                write_wait_ms: 0,
+                longest_wait_ms: 0,
+            });
+            let d = ms(w.duration());
+            match w.access {
+                Access::Read => entry.read_wait_ms = entry.read_wait_ms.max(d),
+                Access::Write => entry.write_wait_ms = entry.write_wait_ms.max(d),
+            }
+            entry.longest_wait_ms = entry.read_wait_ms.max(entry.write_wait_ms);
+        }
+        let mut out: Vec<TableWait> = tables.into_values().collect();
+        out.sort_by(|a, b| b.longest_wait_ms.cmp(&a.longest_wait_ms).then(a.table.cmp(&b.table)));
+        out
+    }
+}

@@ -1,0 +1,265 @@
+//! The lock trace of `migproof locks` as data (per migration, per statement: locks and modes per
+//! relation, rewrites, index builds, validations, duration, the longest wait it caused) and its
+//! human rendering, a table per migration. The runner (`crate::locks`) fills it.
+
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use crate::cli::paint;
+use crate::observe::locks::strength;
+
+/// Everything the lock analysis observed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LockTrace {
+    /// Rows each table was filled with before the migrations that follow it were traced.
+    pub rows: u64,
+    /// Locks that block the application held longer than this are hazards.
+    pub lock_threshold_ms: u64,
+    pub migrations: Vec<MigrationTrace>,
+}
+
+/// One migration's up, statement by statement.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MigrationTrace {
+    /// As in its file name, for example `0003_index_orders`.
+    pub migration: String,
+    pub file: String,
+    /// Wall time of the whole up, without migproof's own observation queries.
+    pub duration_ms: u64,
+    /// Tables filled (with `rows` rows each) just before this migration.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub filled: Vec<String>,
+    pub statements: Vec<StatementTrace>,
+    /// The longest wait of the probe per table it touched, largest first.
+    pub waits: Vec<TableWait>,
+    /// Why the up stopped, when it did (`file:line: server message`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One statement as it ran.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StatementTrace {
+    /// 1-based position in the migration.
+    pub statement: usize,
+    /// 1-based line of the statement in its file.
+    pub line: usize,
+    pub sql: String,
+    /// Which transaction of the migration it ran in (1-based); locks are held until that
+    /// transaction ends.
+    pub transaction: usize,
+    /// False for statements run outside a transaction block (`CREATE INDEX CONCURRENTLY`),
+    /// whose locks are sampled from a second connection while they run.
+    pub in_transaction: bool,
+    pub duration_ms: u64,
+    /// `lock_timeout` in effect when the statement started (`0` is none).
+    pub lock_timeout: String,
+    /// Locks on relations that existed before the migration, first taken by this statement.
+    pub locks: Vec<LockTaken>,
+    /// True when a table's or an index's data file was replaced (a full rewrite).
+    pub rewrite: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rewrites: Vec<Rewrite>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub index_builds: Vec<IndexBuild>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub validations: Vec<Validation>,
+    /// The longest probe wait this statement's locks caused.
+    pub longest_wait_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LockTaken {
+    /// Schema-qualified name as before the migration.
+    pub relation: String,
+    /// `table`, `partitioned table`, `index`, `sequence`, `view`, `materialized view`, ...
+    pub kind: String,
+    /// As `pg_locks` names it: `AccessShareLock` ... `AccessExclusiveLock`.
+    pub mode: String,
+    /// From the start of the statement that took it to the end of its transaction (sampled
+    /// for statements outside a transaction), without migproof's observation queries.
+    pub held_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rewrite {
+    /// The table whose data (or one of whose indexes) was rewritten.
+    pub table: String,
+    /// The relation whose file changed: the table itself or one of its indexes.
+    pub relation: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IndexBuild {
+    pub index: String,
+    pub table: String,
+    /// Built with `CONCURRENTLY`, outside a transaction.
+    pub concurrent: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Validation {
+    pub table: String,
+    /// `check`, `foreign_key` or `not_null`.
+    pub kind: String,
+    /// The constraint's name, or the column for `not_null`.
+    pub object: String,
+    /// `added` (a constraint added without NOT VALID, checked at once), `validate`
+    /// (`VALIDATE CONSTRAINT`) or `set_not_null`.
+    pub how: String,
+    /// The table was read in full to check it.
+    pub scanned: bool,
+}
+
+/// The longest time the probe's read (`SELECT 1 FROM t LIMIT 1`) and write (`DELETE FROM t
+/// WHERE false`, rolled back) on a table waited while the migration ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TableWait {
+    pub table: String,
+    pub read_wait_ms: u64,
+    pub write_wait_ms: u64,
+    pub longest_wait_ms: u64,
+}
+
+const SQL_WIDTH: usize = 48;
+
+/// For the table: the strongest lock per relation other than indexes (the JSON has them all).
+fn strongest_per_relation(locks: &[LockTaken]) -> Vec<&LockTaken> {
+    let mut out: Vec<&LockTaken> = Vec::new();
+    for lock in locks.iter().filter(|l| l.kind != "index") {
+        match out.iter_mut().find(|l| l.relation == lock.relation) {
+            Some(kept) if strength(&kept.mode) < strength(&lock.mode) => *kept = lock,
+            Some(_) => {}
+            None => out.push(lock),
+        }
+    }
+    out
+}
+
+/// One line of SQL, shortened to `width` characters.
+fn short(sql: &str, width: usize) -> String {
+    let flat: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= width {
+        flat
+    } else {
+        let cut: String = flat.chars().take(width - 1).collect();
+        format!("{cut}…")
+    }
+}
+
+/// A table per migration: statement, locks and modes per relation, rewrite, duration and the
+/// longest wait it caused; then the longest wait per table.
+pub fn render_human(trace: &LockTrace, colour: bool) -> String {
+    let c = |text: &str, code: &str| paint(text, code, colour);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nlock trace at {} rows per table (locks that block the application held longer than \
+         {} ms are hazards):",
+        trace.rows, trace.lock_threshold_ms
+    );
+    for m in &trace.migrations {
+        let _ = writeln!(out, "\n{}  ({} ms)", c(&m.migration, "1"), m.duration_ms);
+        if !m.filled.is_empty() {
+            let _ = writeln!(out, "  filled first: {}", m.filled.join(", "));
+        }
+        let _ = writeln!(
+            out,
+            "  {:>3} {:>5}  {:<SQL_WIDTH$}  {:<7}  {:>8}  {:>8}  locks",
+            "#", "line", "statement", "rewrite", "duration", "max wait"
+        );
+        for s in &m.statements {
+            let locks: Vec<String> = strongest_per_relation(&s.locks)
+                .into_iter()
+                .map(|l| format!("{} {} ({} ms)", l.relation, l.mode, l.held_ms))
+                .collect();
+            let locks = if locks.is_empty() { "-".to_string() } else { locks.join(", ") };
+            let rewrite = format!("{:<7}", if s.rewrite { "yes" } else { "no" });
+            let rewrite = if s.rewrite { c(&rewrite, "1;31") } else { rewrite };
+            let _ = writeln!(
+                out,
+                "  {:>3} {:>5}  {:<SQL_WIDTH$}  {}  {:>5} ms  {:>5} ms  {}",
+                s.statement,
+                s.line,
+                short(&s.sql, SQL_WIDTH),
+                rewrite,
+                s.duration_ms,
+                s.longest_wait_ms,
+                locks,
+            );
+            if let Some(e) = &s.error {
+                let _ = writeln!(out, "            {}", c(&format!("failed: {e}"), "31"));
+            }
+        }
+        if !m.waits.is_empty() {
+            let waits: Vec<String> = m
+                .waits
+                .iter()
+                .map(|w| {
+                    format!(
+                        "{} reads {} ms, writes {} ms",
+                        w.table, w.read_wait_ms, w.write_wait_ms
+                    )
+                })
+                .collect();
+            let _ = writeln!(out, "  longest probe wait: {}", waits.join("; "));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_sql_is_shortened_to_one_line() {
+        assert_eq!(
+            short("ALTER TABLE t\n   ADD COLUMN x int", 48),
+            "ALTER TABLE t ADD COLUMN x int"
+        );
+        let long = "x".repeat(60);
+        assert_eq!(short(&long, 10).chars().count(), 10);
+    }
+
+    #[test]
+    fn renders_a_row_per_statement() {
+        let trace = LockTrace {
+            rows: 20000,
+            lock_threshold_ms: 1000,
+            migrations: vec![MigrationTrace {
+                migration: "0002_index".into(),
+                duration_ms: 14,
+                statements: vec![StatementTrace {
+                    statement: 1,
+                    line: 1,
+                    sql: "CREATE INDEX orders_email ON orders (email)".into(),
+                    transaction: 1,
+                    in_transaction: true,
+                    duration_ms: 12,
+                    locks: vec![LockTaken {
+                        relation: "public.orders".into(),
+                        kind: "table".into(),
+                        mode: "ShareLock".into(),
+                        held_ms: 13,
+                    }],
+                    longest_wait_ms: 11,
+                    ..Default::default()
+                }],
+                waits: vec![TableWait {
+                    table: "public.orders".into(),
+                    read_wait_ms: 0,
+                    write_wait_ms: 11,
+                    longest_wait_ms: 11,
+                }],
+                ..Default::default()
+            }],
+        };
+        let text = render_human(&trace, false);
+        assert!(text.contains("public.orders ShareLock (13 ms)"), "{text}");
+        assert!(text.contains("public.orders reads 0 ms, writes 11 ms"), "{text}");
+    }
+}

@@ -1,0 +1,343 @@
+//! The lock analysis against a real PostgreSQL: every hazard rule fires on its example under
+//! `examples/locks/<rule>` and stays quiet on its safe twin `examples/locks/<rule>_safe`; the
+//! trace names tables, lock modes and rewrites; the probe's measured wait grows with `--rows`;
+//! `check --locks` reports hazards as findings or notes.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+/// Runs `migproof locks` on `examples/locks/<name>/migrations` with the url backend and JSON.
+fn locks_json(name: &str, extra: &[&str]) -> (std::process::Output, Value) {
+    let dir = root().join("examples/locks").join(name).join("migrations");
+    let out = migproof()
+        .args(["locks", "--backend", "url", "--format", "json", "--database-url"])
+        .arg(server_url())
+        .arg("--migrations")
+        .arg(&dir)
+        .args(extra)
+        .output()
+        .expect("runs");
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}); stdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out, json)
+}
+
+/// (rule, migration, table, lock_mode) of every lock hazard finding.
+fn hazards(json: &Value) -> Vec<(String, String, String, String)> {
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            assert_eq!(f["kind"], "lock_hazard", "{f:#}");
+            assert!(f["duration_ms"].is_u64(), "{f:#}");
+            assert!(f["hint"].as_str().unwrap().len() > 40, "{f:#}");
+            (s(&f["rule"]), s(&f["migration"]), s(&f["table"]), s(&f["lock_mode"]))
+        })
+        .collect()
+}
+
+fn hazard(
+    rule: &str,
+    migration: &str,
+    table: &str,
+    mode: &str,
+) -> (String, String, String, String) {
+    (rule.into(), migration.into(), table.into(), mode.into())
+}
+
+/// The traced statement of `migration` whose SQL contains `sql`.
+fn statement<'a>(json: &'a Value, migration: &str, sql: &str) -> &'a Value {
+    let m = json["locks"]["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["migration"] == migration)
+        .unwrap_or_else(|| panic!("{migration} not traced: {json:#}"));
+    m["statements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["sql"].as_str().unwrap().contains(sql))
+        .unwrap_or_else(|| panic!("no statement with `{sql}` in {m:#}"))
+}
+
+/// (relation, mode) of the locks a traced statement took.
+fn locks_of(s: &Value) -> Vec<(String, String)> {
+    s["locks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["relation"].as_str().unwrap().into(), l["mode"].as_str().unwrap().into()))
+        .collect()
+}
+
+/// A safe twin: exit 0, no finding, no note.
+fn quiet(name: &str, extra: &[&str]) -> Value {
+    let (out, json) = locks_json(name, extra);
+    assert_eq!(out.status.code(), Some(0), "{name}: {json:#}");
+    assert_eq!(json["findings"], serde_json::json!([]), "{name}");
+    assert_eq!(json["notes"], serde_json::json!([]), "{name}");
+    json
+}
+
+#[test]
+fn plain_create_index_on_20000_rows_is_a_hazard_naming_the_table_and_share_lock() {
+    let (out, json) = locks_json("index_not_concurrent", &["--rows", "20000"]);
+    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    let migration = "0002_index_orders_by_customer_email";
+    assert_eq!(
+        hazards(&json),
+        [hazard("index_not_concurrent", migration, "public.orders", "ShareLock")]
+    );
+    let s = statement(&json, migration, "CREATE INDEX orders_customer_email_idx");
+    assert!(locks_of(s).contains(&("public.orders".into(), "ShareLock".into())), "{s:#}");
+    assert_eq!(s["index_builds"][0]["concurrent"], false);
+    assert_eq!(json["locks"]["migrations"][1]["filled"], serde_json::json!(["public.orders"]));
+}
+
+#[test]
+fn create_index_concurrently_is_not_a_hazard_and_its_lock_is_sampled_while_it_runs() {
+    let json = quiet("index_not_concurrent_safe", &["--rows", "20000"]);
+    let s = statement(&json, "0002_index_orders_by_customer_email", "CONCURRENTLY");
+    assert_eq!(s["in_transaction"], false);
+    assert_eq!(s["index_builds"][0]["concurrent"], true);
+    assert!(
+        locks_of(s).contains(&("public.orders".into(), "ShareUpdateExclusiveLock".into())),
+        "{s:#}"
+    );
+}
+
+#[test]
+fn text_to_varchar_32_rewrite_is_a_hazard_naming_the_table_and_the_rewrite() {
+    let (out, json) = locks_json("rewrite", &["--rows", "20000"]);
+    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    let migration = "0002_cap_email_length";
+    assert_eq!(
+        hazards(&json),
+        [hazard("rewrite", migration, "public.accounts", "AccessExclusiveLock")]
+    );
+    let message = json["findings"][0]["message"].as_str().unwrap();
+    assert!(message.contains("rewrote public.accounts"), "{message}");
+    let s = statement(&json, migration, "TYPE varchar(32)");
+    assert_eq!(s["rewrite"], true);
+    assert_eq!(s["rewrites"][0]["table"], "public.accounts");
+}
+
+#[test]
+fn numeric_precision_widening_is_not_a_rewrite_and_validate_later_is_safe() {
+    let json = quiet("rewrite_safe", &["--rows", "20000"]);
+    let s = statement(&json, "0002_widen_balance", "numeric(12,2)");
+    assert_eq!(s["rewrite"], false, "{s:#}");
+    let s = statement(&json, "0004_validate_email_length", "VALIDATE CONSTRAINT");
+    assert_eq!(locks_of(s), [("public.accounts".into(), "ShareUpdateExclusiveLock".into())]);
+    assert_eq!(s["validations"][0]["how"], "validate");
+}
+
+#[test]
+fn check_and_foreign_key_without_not_valid_are_hazards() {
+    let (out, json) = locks_json("constraint_not_valid", &["--rows", "2000"]);
+    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert_eq!(
+        hazards(&json),
+        [
+            hazard(
+                "constraint_not_valid",
+                "0002_check_total_not_negative",
+                "public.orders",
+                "AccessExclusiveLock"
+            ),
+            hazard(
+                "constraint_not_valid",
+                "0003_orders_reference_customers",
+                "public.orders",
+                "ShareRowExclusiveLock"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn not_valid_constraints_validated_later_are_not_hazards() {
+    quiet("constraint_not_valid_safe", &["--rows", "2000"]);
+}
+
+#[test]
+fn set_not_null_that_scans_is_a_hazard() {
+    let (out, json) = locks_json("set_not_null", &["--rows", "2000"]);
+    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert_eq!(
+        hazards(&json),
+        [hazard(
+            "set_not_null",
+            "0002_require_customer_email",
+            "public.customers",
+            "AccessExclusiveLock"
+        )]
+    );
+    let s = statement(&json, "0002_require_customer_email", "SET NOT NULL");
+    assert_eq!(s["validations"][0]["scanned"], true);
+}
+
+#[test]
+fn set_not_null_proven_by_a_valid_check_skips_the_scan() {
+    let json = quiet("set_not_null_safe", &["--rows", "2000"]);
+    let s = statement(&json, "0004_require_customer_email", "SET NOT NULL");
+    assert_eq!(s["validations"][0]["kind"], "not_null");
+    assert_eq!(s["validations"][0]["scanned"], false, "{s:#}");
+}
+
+#[test]
+fn adding_a_nullable_column_is_not_a_hazard_but_no_lock_timeout_is_a_warning() {
+    let (out, json) = locks_json("access_exclusive_without_lock_timeout", &["--rows", "1000"]);
+    assert_eq!(out.status.code(), Some(0), "{json:#}");
+    assert_eq!(json["findings"], serde_json::json!([]));
+    let notes = json["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 1, "{json:#}");
+    assert_eq!(notes[0]["kind"], "lock_hazard");
+    assert_eq!(notes[0]["migration"], "0002_add_customer_nickname");
+    let message = notes[0]["message"].as_str().unwrap();
+    assert!(message.contains("[access_exclusive_without_lock_timeout]"), "{message}");
+    assert!(message.contains("public.customers") && message.contains("lock_timeout"), "{message}");
+}
+
+#[test]
+fn access_exclusive_with_a_lock_timeout_is_quiet() {
+    quiet("access_exclusive_without_lock_timeout_safe", &["--rows", "1000"]);
+}
+
+#[test]
+fn lock_held_past_the_threshold_is_a_hazard() {
+    let args = ["--rows", "60000", "--lock-threshold", "250ms"];
+    let (out, json) = locks_json("lock_held_too_long", &args);
+    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    let migration = "0002_add_and_backfill_display_name";
+    assert_eq!(
+        hazards(&json),
+        [hazard("lock_held_too_long", migration, "public.customers", "AccessExclusiveLock")]
+    );
+    assert!(json["findings"][0]["duration_ms"].as_u64().unwrap() > 250);
+}
+
+#[test]
+fn backfill_in_its_own_transaction_holds_no_blocking_lock_for_long() {
+    quiet("lock_held_too_long_safe", &["--rows", "60000", "--lock-threshold", "250ms"]);
+}
+
+/// The longest wait of the probe on `public.accounts` during the rewrite.
+fn rewrite_wait(rows: &str) -> u64 {
+    let (_, json) = locks_json("rewrite", &["--rows", rows]);
+    let s = statement(&json, "0002_cap_email_length", "TYPE varchar(32)");
+    let waits = &json["locks"]["migrations"][1]["waits"];
+    let table = waits
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["table"] == "public.accounts")
+        .unwrap_or_else(|| panic!("no wait on public.accounts: {waits:#}"));
+    let longest = table["longest_wait_ms"].as_u64().unwrap();
+    assert_eq!(
+        s["longest_wait_ms"].as_u64().unwrap(),
+        longest,
+        "the rewrite caused the wait: {json:#}"
+    );
+    longest
+}
+
+#[test]
+fn probe_wait_of_a_rewrite_is_reported_and_grows_with_rows() {
+    let small = rewrite_wait("2000");
+    let large = rewrite_wait("100000");
+    assert!(large >= 80, "100000 rows: the probe waited only {large} ms");
+    assert!(large > small + 50, "2000 rows: {small} ms, 100000 rows: {large} ms");
+}
+
+#[test]
+fn human_output_is_a_table_per_migration() {
+    let dir = root().join("examples/locks/index_not_concurrent/migrations");
+    let out = migproof()
+        .args(["locks", "--backend", "url", "--rows", "500", "--database-url"])
+        .arg(server_url())
+        .arg("--migrations")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("0002_index_orders_by_customer_email"), "{text}");
+    assert!(text.contains("public.orders ShareLock"), "{text}");
+    assert!(text.contains("rule index_not_concurrent · table public.orders · ShareLock"), "{text}");
+    assert!(text.contains("fix: build it with CREATE INDEX CONCURRENTLY"), "{text}");
+}
+
+#[test]
+fn check_reports_hazards_as_findings_with_locks_error_and_notes_with_warn() {
+    let dir = root().join("examples/locks/index_not_concurrent/migrations");
+    let migration = "0002_index_orders_by_customer_email";
+    let (out, json) = check_json(&dir, &["--locks", "error", "--lock-rows", "500"]);
+    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert_eq!(findings(&json), [("lock_hazard".to_string(), migration.to_string())]);
+    assert_eq!(json["findings"][0]["rule"], "index_not_concurrent");
+    assert_eq!(json["findings"][0]["table"], "public.orders");
+    assert_eq!(json["findings"][0]["lock_mode"], "ShareLock");
+    assert!(json.get("locks").is_none(), "check does not print the trace");
+
+    let (out, json) = check_json(&dir, &["--locks", "warn", "--lock-rows", "500"]);
+    assert_eq!(out.status.code(), Some(0), "{json:#}");
+    let notes: Vec<&Value> =
+        json["notes"].as_array().unwrap().iter().filter(|n| n["kind"] == "lock_hazard").collect();
+    assert_eq!(notes.len(), 1, "{json:#}");
+    assert!(notes[0]["message"].as_str().unwrap().starts_with("[index_not_concurrent]"));
+
+    let (out, json) = check_json(&dir, &[]);
+    assert_eq!(out.status.code(), Some(0), "off by default: {json:#}");
+    assert!(json["notes"].as_array().unwrap().iter().all(|n| n["kind"] != "lock_hazard"));
+}
+
+#[test]
+fn every_rule_has_a_hazard_example_and_a_safe_twin() {
+    let mut on_disk: Vec<String> = std::fs::read_dir(root().join("examples/locks"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("migrations").is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    on_disk.sort();
+    let mut expected: Vec<String> = migproof::locks::RULES
+        .iter()
+        .flat_map(|r| [r.id().to_string(), format!("{}_safe", r.id())])
+        .collect();
+    expected.sort();
+    assert_eq!(on_disk, expected);
+}
+
+#[test]
+fn a_migration_that_fails_stops_the_trace_naming_file_and_line() {
+    let dir = folder(&[
+        ("0001_a.up.sql", "CREATE TABLE a (id int PRIMARY KEY, v text);\n"),
+        ("0002_b.up.sql", "SET LOCAL lock_timeout = '1s';\nALTER TABLE a\n  ADD COLUMN b intt;\n"),
+        ("0003_c.up.sql", "CREATE TABLE c (id int);\n"),
+    ]);
+    let out = migproof()
+        .args(["locks", "--backend", "url", "--format", "json", "--rows", "10", "--database-url"])
+        .arg(server_url())
+        .arg("--migrations")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(findings(&json), [("apply_failed".to_string(), "0002_b".to_string())]);
+    let message = json["findings"][0]["message"].as_str().unwrap();
+    assert!(message.contains("0002_b.up.sql:3") && message.contains("intt"), "{message}");
+    assert!(message.contains("1 migration(s) after it were not traced"), "{message}");
+    assert_eq!(json["locks"]["migrations"].as_array().unwrap().len(), 2);
+}
