@@ -216,8 +216,10 @@ pub struct SnapshotArgs {
     pub common: Common,
 }
 
-fn format_parser() -> clap::builder::PossibleValuesParser {
+fn format_parser() -> impl clap::builder::TypedValueParser<Value = Format> {
+    use clap::builder::TypedValueParser;
     clap::builder::PossibleValuesParser::new(Format::ALL.iter().map(|f| f.name()))
+        .map(|name| Format::from_name(&name).expect("clap admits only format names"))
 }
 
 impl Common {
