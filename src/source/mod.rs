@@ -266,8 +266,9 @@ pub fn load(dir: &Path, format: Option<Format>) -> Result<MigrationSet, SourceEr
 }
 
 /// Works out which layout a folder uses. Layouts whose file names look alike are told apart
-/// by content (dbmate's `-- migrate:up`, Liquibase's changelog header) or resolved to the more
-/// common tool (sqlx over golang-migrate, Flyway over refinery; `--source` picks the other).
+/// by content (dbmate's `-- migrate:up`, Liquibase's changelog header), by the project around
+/// them (`V1__x.sql` files are refinery's in a crate depending on refinery, else Flyway's), or
+/// resolved to the more common tool (sqlx over golang-migrate; `--source` picks the other).
 /// A folder holding two different layouts is refused.
 pub fn detect(dir: &Path) -> Result<Format, SourceError> {
     let entries = list_dir(dir)?;
@@ -290,10 +291,9 @@ pub fn detect(dir: &Path) -> Result<Format, SourceError> {
     if diesel::matches(&entries) {
         found.push(Format::Diesel);
     }
-    if flyway::matches(&entries) {
-        found.push(Format::Flyway);
-    } else if refinery::matches(&entries) {
-        found.push(Format::Refinery);
+    if flyway::matches(&entries) || refinery::matches(&entries) {
+        let refinery = refinery::claims(dir, &entries);
+        found.push(if refinery { Format::Refinery } else { Format::Flyway });
     }
     let names: Vec<String> = entries
         .iter()
@@ -319,5 +319,34 @@ pub fn detect(dir: &Path) -> Result<Format, SourceError> {
             layouts: many.iter().map(|f| f.name()).collect::<Vec<_>>().join(" and "),
             files: names.join(", "),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, body) in files {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, body).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn versioned_files_are_flyway_unless_the_folder_is_refinery() {
+        let dir = tree(&[("V1__a.sql", "select 1;")]);
+        assert_eq!(detect(dir.path()).unwrap(), Format::Flyway);
+        // Only refinery has Rust-file migrations; its reader then says how to turn them into SQL.
+        let dir = tree(&[("V1__a.sql", "select 1;"), ("V2__b.rs", "")]);
+        assert_eq!(detect(dir.path()).unwrap(), Format::Refinery);
+        let dir = tree(&[
+            ("Cargo.toml", "[dependencies]\nrefinery = \"0.8\"\n"),
+            ("migrations/V1__a.sql", "select 1;"),
+        ]);
+        assert_eq!(detect(&dir.path().join("migrations")).unwrap(), Format::Refinery);
     }
 }

@@ -18,7 +18,7 @@
 //!   turn them into SQL.
 //!
 //! Flyway uses the same `V<N>__<NAME>.sql` names; [`matches`] only answers whether refinery
-//! could read the folder.
+//! could read the folder, and [`claims`] whether the folder is refinery's rather than Flyway's.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -66,6 +66,39 @@ fn parse_name(path: &Path) -> Option<Name> {
 pub fn matches(entries: &[PathBuf]) -> bool {
     entries.iter().any(|p| {
         p.is_file() && parse_name(p).is_some_and(|n| n.version_text.parse::<i32>().is_ok())
+    })
+}
+
+/// True when a folder of `V<N>__<NAME>` files belongs to refinery rather than Flyway, whose
+/// names are the same: it holds a Rust-file migration, which only refinery has, or the
+/// nearest `Cargo.toml` above it (the crate that embeds the migrations) depends on
+/// `refinery`.
+pub fn claims(dir: &Path, entries: &[PathBuf]) -> bool {
+    let rust =
+        entries.iter().any(|p| p.is_file() && parse_name(p).is_some_and(|n| n.kind == Kind::Rust));
+    rust || crate_depends_on_refinery(dir)
+}
+
+fn crate_depends_on_refinery(dir: &Path) -> bool {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
+    let Some(manifest) = dir.ancestors().map(|d| d.join("Cargo.toml")).find(|p| p.is_file()) else {
+        return false;
+    };
+    let Some(manifest) = read_text(&manifest).ok().and_then(|t| t.parse::<toml::Table>().ok())
+    else {
+        return false;
+    };
+    let tables = ["dependencies", "dev-dependencies", "build-dependencies"];
+    let mut lists: Vec<&toml::Value> = tables.iter().filter_map(|t| manifest.get(*t)).collect();
+    lists.extend(manifest.get("workspace").and_then(|w| w.get("dependencies")));
+    for (_, target) in manifest.get("target").and_then(toml::Value::as_table).into_iter().flatten()
+    {
+        lists.extend(tables.iter().filter_map(|t| target.get(*t)));
+    }
+    lists.iter().filter_map(|list| list.as_table()).flatten().any(|(name, spec)| {
+        // A renamed dependency names its crate in `package`.
+        let package = spec.get("package").and_then(toml::Value::as_str).unwrap_or(name);
+        package == "refinery"
     })
 }
 
@@ -287,6 +320,37 @@ mod tests {
         assert!(!matches(&list_dir(dir.path()).unwrap()));
         let dir = tree(&[("notes.txt", b"")]);
         assert!(matches!(load(dir.path()), Err(SourceError::Empty { .. })));
+    }
+
+    #[test]
+    fn claims_folders_with_rust_migrations_or_in_a_crate_using_refinery() {
+        let dir = tree(&[("migrations/V1__a.sql", b""), ("migrations/V2__b.rs", b"")]);
+        let migrations = dir.path().join("migrations");
+        assert!(claims(&migrations, &list_dir(&migrations).unwrap()));
+        for manifest in [
+            &b"[dependencies]\nrefinery = { version = \"0.8\", features = [\"tokio-postgres\"] }\n"[..],
+            b"[workspace.dependencies]\nrefinery = \"0.8\"\n",
+            b"[target.'cfg(unix)'.dependencies]\nmigrate = { package = \"refinery\", version = \"0.8\" }\n",
+        ] {
+            let dir = tree(&[("Cargo.toml", manifest), ("db/migrations/V1__a.sql", b"")]);
+            let migrations = dir.path().join("db/migrations");
+            assert!(
+                claims(&migrations, &list_dir(&migrations).unwrap()),
+                "{}",
+                String::from_utf8_lossy(manifest)
+            );
+        }
+        // The nearest manifest decides, and one without refinery (or none, or a broken one)
+        // leaves the folder to Flyway.
+        for manifest in [&b"[dependencies]\nsqlx = \"0.8\"\n"[..], b"not toml ["] {
+            let dir = tree(&[
+                ("Cargo.toml", b"[dependencies]\nrefinery = \"0.8\"\n"),
+                ("app/Cargo.toml", manifest),
+                ("app/migrations/V1__a.sql", b""),
+            ]);
+            let migrations = dir.path().join("app/migrations");
+            assert!(!claims(&migrations, &list_dir(&migrations).unwrap()));
+        }
     }
 
     #[cfg(unix)]

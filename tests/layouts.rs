@@ -1,0 +1,123 @@
+//! One project in every layout: the same correct migrations pass and the same planted bug is
+//! found, whatever tool's layout they are written in, and the layout is detected from the folder
+//! alone. Each `examples/layouts/<layout>/<good|bug>/` holds `migrations/` and an `expect.json`
+//! giving the layout migproof must report, the `--source` flag the folder needs (only
+//! golang-migrate, whose names are sqlx's), the exit code, and the finding of a bug.
+//! Folders that mix layouts or match none are refused with exit 2 and a message saying what
+//! was found (`tests/fixtures/detect/`).
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::*;
+
+/// What an `examples/layouts` folder promises.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Expect {
+    format: String,
+    source_flag: Option<String>,
+    exit: i32,
+    kind: Option<String>,
+    migration: Option<String>,
+}
+
+fn layout(folder: &str) {
+    let dir = root().join("examples/layouts").join(folder);
+    let text = std::fs::read_to_string(dir.join("expect.json")).unwrap();
+    let expect: Expect = serde_json::from_str(&text).unwrap();
+    let mut args = Vec::new();
+    if let Some(source) = &expect.source_flag {
+        args.extend(["--source", source.as_str()]);
+    }
+    let (out, json) = check_json(&dir.join("migrations"), &args);
+    assert_eq!(out.status.code(), Some(expect.exit), "{folder}: {json:#}");
+    assert_eq!(json["source"]["format"], expect.format.as_str(), "{folder}: detected layout");
+    let got: BTreeSet<(String, String)> = findings(&json).into_iter().collect();
+    let want: BTreeSet<(String, String)> = match (expect.kind, expect.migration) {
+        (Some(kind), Some(migration)) => [(kind, migration)].into(),
+        (None, None) => BTreeSet::new(),
+        _ => panic!("{folder}/expect.json: give both `kind` and `migration`, or neither"),
+    };
+    assert_eq!(got, want, "{folder}: {json:#}");
+}
+
+macro_rules! layouts {
+    ($($name:ident => $folder:literal),* $(,)?) => {
+        $( #[test] fn $name() { layout($folder); } )*
+        const FOLDERS: &[&str] = &[$($folder),*];
+    };
+}
+
+layouts!(
+    dbmate_bug => "dbmate/bug",
+    dbmate_good => "dbmate/good",
+    diesel_bug => "diesel/bug",
+    diesel_good => "diesel/good",
+    flyway_bug => "flyway/bug",
+    flyway_good => "flyway/good",
+    golang_migrate_bug => "golang-migrate/bug",
+    golang_migrate_good => "golang-migrate/good",
+    liquibase_bug => "liquibase/bug",
+    liquibase_good => "liquibase/good",
+    liquibase_xml_bug => "liquibase-xml/bug",
+    liquibase_xml_good => "liquibase-xml/good",
+    liquibase_yaml_bug => "liquibase-yaml/bug",
+    liquibase_yaml_good => "liquibase-yaml/good",
+    refinery_bug => "refinery/bug",
+    refinery_good => "refinery/good",
+    sqlx_bug => "sqlx/bug",
+    sqlx_good => "sqlx/good",
+);
+
+#[test]
+fn every_layout_folder_has_a_test() {
+    let mut on_disk = Vec::new();
+    for layout in std::fs::read_dir(root().join("examples/layouts")).unwrap() {
+        let layout = layout.unwrap().path();
+        if !layout.is_dir() {
+            continue;
+        }
+        for variant in std::fs::read_dir(&layout).unwrap() {
+            let variant = variant.unwrap().path();
+            if variant.is_dir() {
+                let name = variant.strip_prefix(root().join("examples/layouts")).unwrap();
+                on_disk.push(name.to_string_lossy().into_owned());
+            }
+        }
+    }
+    on_disk.sort();
+    let mut listed: Vec<&str> = FOLDERS.to_vec();
+    listed.sort();
+    assert_eq!(on_disk, listed, "add the new folder to layouts! in tests/layouts.rs");
+}
+
+/// Runs `check` on a detection fixture; returns the exit code and stderr.
+fn detect_fixture(name: &str) -> (Option<i32>, String) {
+    let out = migproof()
+        .args(["check", "--backend", "url", "--database-url"])
+        .arg(server_url())
+        .arg("--migrations")
+        .arg(root().join("tests/fixtures/detect").join(name))
+        .output()
+        .unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn sqlx_files_beside_a_diesel_folder_exit_2_naming_both_layouts() {
+    let (code, err) = detect_fixture("sqlx_files_and_diesel_folder");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("mixes layouts (sqlx and diesel)"), "{err}");
+    assert!(err.contains("0001_create_customers.up.sql"), "names a sqlx file: {err}");
+    assert!(err.contains("2024-03-04-141500_create_orders"), "names the diesel folder: {err}");
+}
+
+#[test]
+fn folder_matching_no_layout_exits_2_saying_what_it_found() {
+    let (code, err) = detect_fixture("no_known_layout");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("holds no migrations in a layout migproof knows"), "{err}");
+    assert!(err.contains("20240301093000_create_customers.rb"), "names what it found: {err}");
+}
