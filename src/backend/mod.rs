@@ -205,8 +205,13 @@ impl Server {
             .await
             .map_err(|e| self.admin_error(&format!("create scratch database `{name}`"), e))?;
         self.created.lock().expect("not poisoned").push(name.clone());
-        let comment =
-            format!("COMMENT ON DATABASE {} IS {}", quote_ident(&name), quote_literal(&marker()));
+        // A scratch database is thrown away, so its commits need not wait for the disk (the
+        // local backend's cluster runs with synchronous_commit off for the same reason).
+        let comment = format!(
+            "COMMENT ON DATABASE {db} IS {};\nALTER DATABASE {db} SET synchronous_commit = off",
+            quote_literal(&marker()),
+            db = quote_ident(&name),
+        );
         sqlx::raw_sql(AssertSqlSafe(comment))
             .execute(&mut conn)
             .await
