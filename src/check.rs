@@ -99,8 +99,15 @@ pub async fn run(
         });
     }
     progress.start(set.migrations.len());
-    let usable = run.golden_pass(progress).await?;
-    run.stairway(usable, progress).await?;
+    // Creating and dropping a database are the slowest statements of a check (a drop waits
+    // for a checkpoint): both databases are created at once, and the golden one is dropped
+    // while the stairway runs.
+    let (golden, stairs) = tokio::try_join!(run.session(), run.session())?;
+    let (golden_db, usable) = run.golden_pass(golden, progress).await?;
+    let (dropped, checked) =
+        tokio::join!(server.drop_db(&golden_db), run.stairway(stairs, usable, progress));
+    checked?;
+    dropped?;
     progress.finish();
     run.report.finish(started.elapsed());
     Ok(run.report)
@@ -140,9 +147,13 @@ impl Run<'_> {
     }
 
     /// Applies every up on an empty database, recording the golden snapshot of every version.
-    /// Returns how many migrations applied (the stairway covers only those).
-    async fn golden_pass(&mut self, progress: &dyn Progress) -> Result<usize, RunError> {
-        let (db, mut s) = self.session().await?;
+    /// Returns the database, to be dropped, and how many migrations applied (the stairway
+    /// covers only those).
+    async fn golden_pass(
+        &mut self,
+        (db, mut s): (ScratchDb, Session),
+        progress: &dyn Progress,
+    ) -> Result<(ScratchDb, usize), RunError> {
         self.golden.push(snapshot::take(s.conn()).await.map_err(lost)?);
         let mut usable = self.set.migrations.len();
         for (i, m) in self.set.migrations.iter().enumerate() {
@@ -166,8 +177,7 @@ impl Run<'_> {
             }
         }
         drop(s);
-        self.server.drop_db(&db).await?;
-        Ok(usable)
+        Ok((db, usable))
     }
 
     /// Compares the live schema with golden `version`; records a finding or notes.
@@ -295,8 +305,13 @@ impl Run<'_> {
         Ok(None)
     }
 
-    async fn stairway(&mut self, usable: usize, progress: &dyn Progress) -> Result<(), RunError> {
-        let (mut db, mut s) = self.session().await?;
+    /// Checks migrations 1..=`usable` in turn on `(db, s)`, an empty database.
+    async fn stairway(
+        &mut self,
+        (mut db, mut s): (ScratchDb, Session),
+        usable: usize,
+        progress: &dyn Progress,
+    ) -> Result<(), RunError> {
         for v in 1..=usable {
             let m = &self.set.migrations[v - 1];
             self.noisy = false;
