@@ -5,7 +5,6 @@
 use std::str::FromStr;
 
 use sqlx::postgres::PgConnectOptions;
-use sqlx::Connection;
 
 use super::{connect_with_retry, BackendError, BackendKind, Server};
 
@@ -64,8 +63,9 @@ pub async fn open(url: &str) -> Result<Server, BackendError> {
         }
         other => other,
     })?;
-    let _ = conn.close().await;
-    Ok(Server::new(options, target, BackendKind::Url, None))
+    let server = Server::new(options, target, BackendKind::Url, None);
+    server.release(conn);
+    Ok(server)
 }
 
 #[cfg(test)]
