@@ -105,6 +105,7 @@ impl Session {
         let pid: i32 =
             sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut conn).await.map_err(conn_err)?;
         data::ensure_schema(&mut conn).await.map_err(conn_err)?;
+        sqlx::raw_sql(INSERT_EACH).execute(&mut conn).await.map_err(conn_err)?;
         Ok(Session { db: db.clone(), conn, pid, step_timeout })
     }
 
@@ -408,6 +409,16 @@ impl Session {
                 .filter(|(_, fk)| fk.ref_table == table.sql_name())
                 .map(|(i, _)| i)
                 .collect();
+            if self_refs.is_empty() {
+                let rows: Vec<seed::Row> =
+                    (0..seed::ROWS).map(|i| seed::row(table, i, round, &targets)).collect();
+                if let Some(stored) = self.insert_each(table, &rows).await? {
+                    seeded.skipped += seed::ROWS - stored.len();
+                    seeded.inserted += stored.len();
+                    seeded.rows.extend(stored.into_iter().map(|r| (table.display_name(), r)));
+                    continue;
+                }
+            }
             for i in 0..seed::ROWS {
                 let row = seed::row(table, i, round, &targets);
                 let stored = match self.insert(table, &row).await {
@@ -457,38 +468,85 @@ impl Session {
         sqlx::query_scalar(AssertSqlSafe(sql)).persistent(false).fetch_all(&mut self.conn).await
     }
 
+    /// Inserts rows in one round trip, each in its own subtransaction, and reads back those
+    /// stored; a row a constraint rejects is skipped. `None` when the batch must be retried
+    /// row by row: it failed as a whole (a deferred constraint fails at commit) or a row was
+    /// not stored without an error (a trigger returned NULL).
+    async fn insert_each(
+        &mut self,
+        table: &Table,
+        rows: &[seed::Row],
+    ) -> Result<Option<Vec<Vec<Option<String>>>>, sqlx::Error> {
+        let statements: Vec<String> = rows.iter().map(|r| insert_sql(table, r)).collect();
+        let stored: Vec<Option<Vec<Option<String>>>> =
+            match sqlx::query_scalar("SELECT stored FROM _migproof.insert_each($1) ORDER BY n")
+                .bind(statements)
+                .fetch_all(&mut self.conn)
+                .await
+            {
+                Ok(stored) => stored,
+                Err(sqlx::Error::Database(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+        Ok(stored.into_iter().collect())
+    }
+
     /// Inserts one row and reads it back as stored.
     async fn insert(
         &mut self,
         table: &Table,
         row: &seed::Row,
     ) -> Result<Vec<Option<String>>, sqlx::Error> {
-        let returning: Vec<String> =
-            table.columns.iter().map(|c| format!("({})::text", ident(&c.name))).collect();
-        let returning = format!(" RETURNING ARRAY[{}]::text[]", returning.join(", "));
-        let sql = if row.is_empty() {
-            format!("INSERT INTO {} DEFAULT VALUES", table.sql_name())
-        } else {
-            let mut cols = Vec::new();
-            let mut values = Vec::new();
-            for (name, value) in row {
-                let Some(col) = table.column(name) else { continue };
-                cols.push(ident(name));
-                values.push(match value {
-                    Some(v) => format!("{}::{}", literal(v), col.type_sql),
-                    None => "NULL".to_string(),
-                });
-            }
-            format!(
-                "INSERT INTO {} ({}) VALUES ({})",
-                table.sql_name(),
-                cols.join(", "),
-                values.join(", ")
-            )
-        };
-        let row = sqlx::raw_sql(AssertSqlSafe(sql + &returning)).fetch_one(&mut self.conn).await?;
+        let sql = insert_sql(table, row);
+        let row = sqlx::raw_sql(AssertSqlSafe(sql)).fetch_one(&mut self.conn).await?;
         row.try_get(0)
     }
+}
+
+/// Creates the function behind `Session::insert_each`. Rows it stores come back with their
+/// position; a row whose INSERT stored nothing comes back as NULL.
+const INSERT_EACH: &str = "
+CREATE OR REPLACE FUNCTION _migproof.insert_each(statements text[])
+RETURNS TABLE (n int, stored text[]) LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(statements, 1), 0) LOOP
+        BEGIN
+            EXECUTE statements[i] INTO stored;
+            n := i;
+            RETURN NEXT;
+        EXCEPTION WHEN OTHERS THEN
+            NULL; -- a row a constraint rejects is skipped
+        END;
+    END LOOP;
+END
+$$";
+
+/// `INSERT ... RETURNING` the row as stored, as text in the table's column order.
+fn insert_sql(table: &Table, row: &seed::Row) -> String {
+    let returning: Vec<String> =
+        table.columns.iter().map(|c| format!("({})::text", ident(&c.name))).collect();
+    let returning = format!(" RETURNING ARRAY[{}]::text[]", returning.join(", "));
+    let sql = if row.is_empty() {
+        format!("INSERT INTO {} DEFAULT VALUES", table.sql_name())
+    } else {
+        let mut cols = Vec::new();
+        let mut values = Vec::new();
+        for (name, value) in row {
+            let Some(col) = table.column(name) else { continue };
+            cols.push(ident(name));
+            values.push(match value {
+                Some(v) => format!("{}::{}", literal(v), col.type_sql),
+                None => "NULL".to_string(),
+            });
+        }
+        format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            table.sql_name(),
+            cols.join(", "),
+            values.join(", ")
+        )
+    };
+    sql + &returning
 }
 
 async fn apply_blocks(

@@ -5,7 +5,6 @@
 use std::str::FromStr;
 
 use sqlx::postgres::PgConnectOptions;
-use sqlx::Connection;
 
 use super::{connect_with_retry, BackendError, BackendKind, Server};
 
@@ -64,14 +63,15 @@ pub async fn open(url: &str) -> Result<Server, BackendError> {
         }
         other => other,
     })?;
-    let _ = conn.close().await;
     let password = parsed.password().map(|p| {
         ::url::form_urlencoded::parse(format!("p={p}").as_bytes())
             .next()
             .map(|(_, v)| v.into_owned())
             .unwrap_or_default()
     });
-    Ok(Server::new(options, target, BackendKind::Url, None).with_password(password))
+    let server = Server::new(options, target, BackendKind::Url, None).with_password(password);
+    server.release(conn);
+    Ok(server)
 }
 
 #[cfg(test)]

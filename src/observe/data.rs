@@ -1,8 +1,8 @@
 //! Table contents across a step. Before a step the rows of every table are stashed as text in
-//! migproof's own `_migproof` schema (one statement, server-side); after it, an
-//! order-independent checksum (row count and a sum of row hashes, one pass per table) compares
-//! the columns that exist on both sides, and only for tables whose checksums differ a second,
-//! narrower query names the rows and columns that changed.
+//! a temporary table of the scratch session (one statement, server-side, one table per tag);
+//! after it, an order-independent checksum (row count and a sum of row hashes, one pass per
+//! table) compares the columns that exist on both sides, and only for tables whose checksums
+//! differ a second, narrower query names the rows and columns that changed.
 
 use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Row};
@@ -18,13 +18,21 @@ pub async fn ensure_schema(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     sqlx::raw_sql(
         "CREATE SCHEMA IF NOT EXISTS _migproof;
          CREATE TABLE IF NOT EXISTS _migproof.applied (
-             version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());
-         CREATE UNLOGGED TABLE IF NOT EXISTS _migproof.stash (
-             tag int NOT NULL, tbl text NOT NULL, k text, cols text[] NOT NULL);",
+             version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());",
     )
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// The table holding the stash of `tag`. A stash is replaced with TRUNCATE, not DELETE: the
+/// dead rows of earlier stashes would otherwise pile up (every table's rows, twice per
+/// migration) and every checksum would scan them. Temporary, because truncating a temporary
+/// table writes no WAL and syncs no file; it lives as long as the session, which is longer
+/// than any stash is used. Named so that no unqualified name in a migration resolves to it
+/// (temporary tables come first in the search path).
+fn stash_table(tag: i32) -> String {
+    format!("pg_temp.{}", ident(&format!("_migproof_stash_{tag}")))
 }
 
 /// The rows of `tables` as they were when stashed under `tag`.
@@ -52,14 +60,18 @@ pub async fn stash(
     tag: i32,
     tables: &[Table],
 ) -> Result<Stash, sqlx::Error> {
-    let mut sql = format!("DELETE FROM _migproof.stash WHERE tag = {tag};\n");
+    let table = stash_table(tag);
+    let mut sql = format!(
+        "CREATE TEMPORARY TABLE IF NOT EXISTS {table} (tbl text NOT NULL, k text, cols text[] NOT NULL);\n\
+         TRUNCATE {table};\n"
+    );
     let selects: Vec<String> = tables
         .iter()
         .map(|t| {
             let text = |c: &str| format!("({})::text", ident(c));
             let cols: Vec<String> = t.columns.iter().map(|c| text(&c.name)).collect();
             format!(
-                "SELECT {tag}, {}, {}, ARRAY[{}]::text[] FROM {}",
+                "SELECT {}, {}, ARRAY[{}]::text[] FROM {}",
                 literal(&t.display_name()),
                 key_expr(t, text),
                 cols.join(", "),
@@ -68,7 +80,7 @@ pub async fn stash(
         })
         .collect();
     if !selects.is_empty() {
-        sql.push_str("INSERT INTO _migproof.stash (tag, tbl, k, cols)\n");
+        sql.push_str(&format!("INSERT INTO {table} (tbl, k, cols)\n"));
         sql.push_str(&selects.join("\nUNION ALL\n"));
     }
     sqlx::raw_sql(AssertSqlSafe(sql)).execute(conn).await?;
@@ -120,7 +132,8 @@ impl Pair<'_> {
 
     fn stash_from(&self, tag: i32) -> String {
         format!(
-            "_migproof.stash WHERE tag = {tag} AND tbl = {}",
+            "{} WHERE tbl = {}",
+            stash_table(tag),
             literal(&self.before.display_name())
         )
     }
