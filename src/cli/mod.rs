@@ -110,8 +110,12 @@ pub struct SnapshotArgs {
     pub common: Common,
 }
 
-fn format_parser() -> clap::builder::PossibleValuesParser {
+fn format_parser() -> impl clap::builder::TypedValueParser<Value = Format> {
+    use clap::builder::TypedValueParser;
     clap::builder::PossibleValuesParser::new(Format::ALL.iter().map(|f| f.name()))
+        .map(|name| {
+            *Format::ALL.iter().find(|f| f.name() == name).expect("clap admits only format names")
+        })
 }
 
 impl Common {
@@ -138,7 +142,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if !(seconds.is_finite() && seconds > 0.0) {
         return Err(format!("`{text}` must be a positive duration"));
     }
-    Ok(Duration::from_secs_f64(seconds))
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{text}` is too long a duration"))
 }
 
 /// Parses the command line, runs the command, prints, and returns the exit code.
@@ -305,5 +309,6 @@ mod tests {
         assert!(parse_duration("soon").unwrap_err().contains("not a duration"));
         assert!(parse_duration("5 weeks").is_err());
         assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("99999999999999999999h").unwrap_err().contains("too long"));
     }
 }

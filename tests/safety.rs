@@ -1,0 +1,487 @@
+//! Safe under faults, load and bad input (issue 6), end to end against real PostgreSQL:
+//! migproof never touches what it did not create, cleans up when interrupted, sweeps what a
+//! `kill -9` left, fails cleanly when the server goes away, stops hanging steps, never prints a
+//! password, rejects bad input with exit 2, and keeps its memory bounded.
+//!
+//! Properties that every command must keep iterate over [`harness::COMMANDS`]; `fuzz` and
+//! `locks` join that list as they land.
+
+mod common;
+#[path = "safety/harness.rs"]
+mod harness;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use common::{folder, root, server_url, sql};
+use harness::*;
+
+/// Tests that measure time or memory run alone; the others share the machine.
+static MACHINE: RwLock<()> = RwLock::new(());
+
+fn shared() -> RwLockReadGuard<'static, ()> {
+    MACHINE.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn alone() -> RwLockWriteGuard<'static, ()> {
+    MACHINE.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Where a run gets its server.
+#[derive(Clone)]
+enum Backend {
+    /// `--backend url` with this URL.
+    Url(String),
+    /// `--backend local` with this folder as TMPDIR, so its cluster can be found.
+    Local(PathBuf),
+}
+
+/// `migproof <command> --migrations <dir>` on `backend`, with `extra` arguments.
+fn mp(command: &str, backend: &Backend, dir: &Path, extra: &[&str]) -> Command {
+    let mut cmd = harness::command(&[command]);
+    cmd.arg("--migrations").arg(dir).args(command_args(command)).args(extra);
+    match backend {
+        Backend::Url(url) => {
+            cmd.args(["--backend", "url", "--database-url", url]);
+        }
+        Backend::Local(tmp) => {
+            cmd.args(["--backend", "local"]).env("TMPDIR", tmp);
+        }
+    }
+    cmd
+}
+
+fn url_backend() -> Backend {
+    Backend::Url(server_url())
+}
+
+/// The test server's URL with another database.
+fn url_of(db: &str) -> String {
+    let url = server_url();
+    format!("{}/{db}", &url[..url.rfind('/').unwrap()])
+}
+
+/// Two migrations, the second of which sleeps for a minute on an empty database: a run that
+/// is reliably in the middle of a statement when a test interrupts it.
+fn slow_set() -> tempfile::TempDir {
+    folder(&[
+        ("0001_accounts.up.sql", "create table accounts (id int primary key, email text);\n"),
+        ("0001_accounts.down.sql", "drop table accounts;\n"),
+        ("0002_slow.up.sql", "-- a long data migration\nselect pg_sleep(60);\n"),
+        ("0002_slow.down.sql", "select 1;\n"),
+    ])
+}
+
+fn tiny() -> PathBuf {
+    root().join("tests/fixtures/tiny")
+}
+
+/// Waits until migproof process `pid` runs `needle` on the url backend's server.
+fn wait_running_url(url: &str, proc: &mut Proc, needle: &str) {
+    let pid = proc.pid();
+    wait_until(Duration::from_secs(60), &format!("migproof to run `{needle}`"), || {
+        assert!(!proc.exited(), "migproof exited early: {}", proc.output_so_far());
+        running(url, pid, needle)
+    });
+}
+
+/// Waits until the local cluster under `tmp` is up and migproof runs `needle` on it; returns
+/// the cluster folder and its postmaster's pid.
+fn wait_running_local(tmp: &Path, proc: &mut Proc, needle: &str) -> (PathBuf, i32) {
+    let mut found = None;
+    wait_until(Duration::from_secs(60), &format!("migproof to run `{needle}` locally"), || {
+        assert!(!proc.exited(), "migproof exited early: {}", proc.output_so_far());
+        let Some(cluster) = clusters(tmp).into_iter().next() else { return false };
+        let Some((postmaster, options)) = cluster_server(&cluster) else { return false };
+        let sql = format!(
+            "SELECT count(*)::text FROM pg_stat_activity WHERE state = 'active' \
+             AND query LIKE '%{needle}%' AND pid <> pg_backend_pid()"
+        );
+        let busy = query(&options, &sql).map(|r| r[0][0].as_deref() != Some("0")).unwrap_or(false);
+        found = Some((cluster, postmaster));
+        busy
+    });
+    found.unwrap()
+}
+
+/// Asserts that nothing of a local run is left under `tmp`: no cluster folder, no process.
+fn assert_no_local_leftovers(tmp: &Path, when: &str) {
+    let left = clusters(tmp);
+    let files: Vec<_> = left
+        .iter()
+        .flat_map(|c| std::fs::read_dir(c).unwrap().flatten().map(|e| e.file_name()))
+        .collect();
+    assert!(left.is_empty(), "{when}: cluster folders left: {left:?} holding {files:?}");
+    // The postmaster's children may take a moment to follow it out.
+    wait_until(Duration::from_secs(5), "postgres processes of the cluster to exit", || {
+        processes_under(tmp).is_empty()
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Bad input
+// ---------------------------------------------------------------------------------------------
+
+/// Every kind of bad input exits 2 before any server is contacted (the URL given points at
+/// nothing, which would be exit 3), with a message naming the file, folder or flag.
+#[test]
+fn bad_input_exits_2_naming_the_file_or_flag() {
+    let _g = shared();
+    let nowhere = "postgres://postgres@127.0.0.1:1/postgres";
+    let t = tempfile::tempdir().unwrap();
+    let mk = |name: &str, files: &[(&str, &[u8])]| -> PathBuf {
+        let dir = t.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (file, body) in files {
+            std::fs::write(dir.join(file), body).unwrap();
+        }
+        dir
+    };
+    let ok: &[u8] = b"create table a (id int);\n";
+    let file_not_dir = t.path().join("a_file.sql");
+    std::fs::write(&file_not_dir, ok).unwrap();
+    let looped = t.path().join("loop");
+    std::os::unix::fs::symlink(&looped, &looped).unwrap();
+    let unreadable = mk("unreadable", &[("0001_a.up.sql", ok)]);
+    std::os::unix::fs::symlink("/proc/self/mem", unreadable.join("0002_b.up.sql")).unwrap();
+    let bad_name = mk("bad_name", &[("0001_a.up.sql", ok)]);
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let name = std::ffi::OsStr::from_bytes(b"0002_caf\xe9.up.sql");
+        std::fs::write(bad_name.join(name), ok).unwrap();
+    }
+
+    // (case, folder, extra args, what the message must name)
+    let cases: Vec<(&str, PathBuf, Vec<&str>, Vec<String>)> = vec![
+        (
+            "missing folder",
+            t.path().join("nope"),
+            vec![],
+            vec!["nope`".into(), "does not exist".into()],
+        ),
+        (
+            "empty folder",
+            mk("empty", &[]),
+            vec![],
+            vec!["empty`".into(), "holds no migrations".into()],
+        ),
+        (
+            "folder of other files",
+            mk("other", &[("README.md", b"hi")]),
+            vec![],
+            vec!["README.md".into()],
+        ),
+        (
+            "a file, not a folder",
+            file_not_dir.clone(),
+            vec![],
+            vec!["a_file.sql`".into(), "not a folder".into()],
+        ),
+        ("a symlink loop", looped.clone(), vec![], vec!["loop`".into(), "symbolic links".into()]),
+        (
+            "an unreadable file",
+            unreadable,
+            vec![],
+            vec!["0002_b.up.sql".into(), "failed to read".into()],
+        ),
+        (
+            "duplicate versions",
+            mk("dup", &[("0001_a.up.sql", ok), ("0001_b.up.sql", ok)]),
+            vec![],
+            vec!["0001_a.up.sql".into(), "0001_b.up.sql".into(), "duplicate".into()],
+        ),
+        (
+            "the same version written twice",
+            mk("dup2", &[("1_a.up.sql", ok), ("01_a.up.sql", ok)]),
+            vec![],
+            vec!["1_a.up.sql".into(), "01_a.up.sql".into(), "duplicate".into()],
+        ),
+        (
+            "a simple and a reversible up",
+            mk("dup3", &[("1_a.sql", ok), ("1_a.up.sql", ok)]),
+            vec![],
+            vec!["1_a.sql".into(), "1_a.up.sql".into()],
+        ),
+        (
+            "a down without its up",
+            mk("orphan", &[("0001_a.up.sql", ok), ("0002_b.down.sql", ok)]),
+            vec![],
+            vec!["0002_b.down.sql".into(), "without its up".into()],
+        ),
+        (
+            "a non-UTF-8 file",
+            mk("latin1", &[("0001_a.up.sql", b"insert into t values ('caf\xe9');")]),
+            vec![],
+            vec!["0001_a.up.sql".into(), "UTF-8".into()],
+        ),
+        (
+            "a binary file",
+            mk("binary", &[("0001_a.up.sql", b"create table a (id int);\0\0\x01\x02")]),
+            vec![],
+            vec!["0001_a.up.sql".into(), "binary".into()],
+        ),
+        ("a non-UTF-8 file name", bad_name, vec![], vec!["0002_caf".into(), "UTF-8".into()]),
+        (
+            "a version that is not a number",
+            mk("nan", &[("0001_a.up.sql", ok), ("v2_b.up.sql", ok)]),
+            vec![],
+            vec!["v2_b.up.sql".into(), "version `v2`".into()],
+        ),
+        (
+            "only versions that are not numbers",
+            mk("nan2", &[("first_a.up.sql", ok)]),
+            vec![],
+            vec!["first_a.up.sql".into()],
+        ),
+        (
+            "a version that is not a number, layout given",
+            mk("nan3", &[("first_a.up.sql", ok)]),
+            vec!["--source", "sqlx"],
+            vec!["first_a.up.sql".into(), "version `first`".into()],
+        ),
+        (
+            "a version too big",
+            mk("huge", &[("99999999999999999999_a.up.sql", ok)]),
+            vec!["--source", "sqlx"],
+            vec!["99999999999999999999_a.up.sql".into()],
+        ),
+        (
+            "a negative version",
+            mk("negative", &[("0001_a.up.sql", ok), ("-2_b.up.sql", ok)]),
+            vec![],
+            vec!["-2_b.up.sql".into()],
+        ),
+    ];
+    let good = mk("good", &[("0001_a.up.sql", ok)]);
+    let mut flags: Vec<(&str, PathBuf, Vec<&str>, Vec<String>)> = Vec::new();
+    for (value, says) in [
+        ("soon", "not a duration"),
+        ("0s", "positive"),
+        ("-5s", "--step-timeout"),
+        ("5 weeks", "unit"),
+        ("1e3s", "unit"),
+        ("99999999999999999999h", "--step-timeout"),
+        ("", "--step-timeout"),
+    ] {
+        flags.push((
+            "a bad duration",
+            good.clone(),
+            vec!["--step-timeout", value],
+            vec!["--step-timeout".into(), says.into()],
+        ));
+    }
+    flags.push((
+        "an unknown layout",
+        good.clone(),
+        vec!["--source", "rails"],
+        vec!["--source".into()],
+    ));
+    flags.push((
+        "an unknown backend",
+        good.clone(),
+        vec!["--backend", "cloud"],
+        vec!["--backend".into()],
+    ));
+    flags.push((
+        "an unknown format",
+        good.clone(),
+        vec!["--format", "xml"],
+        vec!["--format".into()],
+    ));
+    flags.push(("an unknown flag", good.clone(), vec!["--jobz", "2"], vec!["--jobz".into()]));
+
+    for (case, dir, extra, names) in cases.into_iter().chain(flags) {
+        for command in COMMANDS {
+            let mut cmd = harness::command(&[command]);
+            cmd.arg("--migrations").arg(&dir).args(["--backend", "url", "--database-url", nowhere]);
+            // `--flag=value` keeps a value such as `-5s` from being read as a flag
+            if let [flag, value] = extra.as_slice() {
+                cmd.arg(format!("{flag}={value}"));
+            } else {
+                cmd.args(&extra);
+            }
+            let out = Proc::spawn(cmd).finish(Duration::from_secs(30));
+            assert_eq!(out.code, Some(2), "{command}, {case}: {}", out.all());
+            for name in &names {
+                assert!(
+                    out.stderr.contains(name.as_str()),
+                    "{command}, {case}: must name {name}: {}",
+                    out.stderr
+                );
+            }
+            assert!(!out.stderr.contains("panicked"), "{command}, {case}: {}", out.stderr);
+        }
+    }
+}
+
+mod parsers {
+    //! Random bytes and random near-valid files in temp folders, read as every layout and with
+    //! detection: a reader returns a set or a `SourceError` naming something in the folder,
+    //! and never panics.
+
+    use std::path::Path;
+
+    use migproof::source::{self, Format};
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngSeed};
+
+    /// Names that are almost right for some layout, and some that are not at all.
+    fn name() -> impl Strategy<Value = String> {
+        let version = prop_oneof![
+            (0u32..5).prop_map(|v| format!("{v:04}")),
+            Just("1".to_string()),
+            Just("01".to_string()),
+            Just("-1".to_string()),
+            Just("99999999999999999999".to_string()),
+            Just("20240101120000".to_string()),
+            Just("1.1".to_string()),
+            Just("V1".to_string()),
+            Just("V1.2".to_string()),
+            Just("R".to_string()),
+            Just("U3".to_string()),
+            Just("2024-01-01-000000".to_string()),
+            Just(String::new()),
+            "[a-z0-9]{1,6}",
+        ];
+        let sep = prop_oneof![Just("_"), Just("__"), Just(""), Just("-"), Just(".")];
+        let description = prop_oneof![
+            prop::sample::select(vec!["", "a", "add_users", "ünï", "x y"]).prop_map(String::from),
+            "[A-Za-z_]{0,8}",
+        ];
+        let suffix = prop_oneof![
+            Just(".up.sql"),
+            Just(".down.sql"),
+            Just(".sql"),
+            Just(".SQL"),
+            Just(".up.sql.bak"),
+            Just(".xml"),
+            Just(".yaml"),
+            Just(".json"),
+            Just(""),
+            Just("/up.sql"),
+            Just("/down.sql"),
+            Just("/migration.sql"),
+        ];
+        prop_oneof![
+            8 => (version, sep, description, suffix).prop_map(|(v, s, d, x)| format!("{v}{s}{d}{x}")),
+            1 => "[ -~]{1,20}".prop_filter("a plain file name", |n| {
+                !n.contains('/') && n != "." && n != ".." && !n.trim().is_empty()
+            }),
+            1 => prop_oneof![
+                Just("changelog.xml".to_string()),
+                Just("db.changelog-master.yaml".to_string()),
+                Just("migrations.toml".to_string()),
+                Just("schema.sql".to_string()),
+            ],
+        ]
+    }
+
+    /// Contents: random bytes, or text close to what some layout expects.
+    fn contents() -> impl Strategy<Value = Vec<u8>> {
+        let text = prop_oneof![
+            Just("create table a (id int);\n".to_string()),
+            Just("-- no-transaction\ncreate index concurrently i on a (id);\n".to_string()),
+            Just("\u{feff}select 1;\r\nselect 2;\r\n".to_string()),
+            Just("-- migrate:up\ncreate table a (id int);\n-- migrate:down\ndrop table a;\n".to_string()),
+            Just("-- migrate:up transaction:false\n".to_string()),
+            Just("-- +goose Up\n-- +goose StatementBegin\nselect 1;\n".to_string()),
+            Just("--liquibase formatted sql\n--changeset ann:1\ncreate table a (id int);\n--rollback drop table a;\n".to_string()),
+            Just("--liquibase formatted sql\n--changeset\n--rollback\n".to_string()),
+            Just("<?xml version=\"1.0\"?><databaseChangeLog><changeSet id=\"1\" author=\"a\"><sql>select 1</sql></changeSet></databaseChangeLog>".to_string()),
+            Just("<databaseChangeLog><changeSet><include file=\"../../../etc/passwd\"/>".to_string()),
+            Just("databaseChangeLog:\n  - changeSet:\n      id: 1\n      changes:\n        - sql: select 1\n".to_string()),
+            Just("databaseChangeLog:\n  - include:\n      file: missing.yaml\n  - changeSet: [".to_string()),
+            Just("{\"databaseChangeLog\": [{\"changeSet\": {\"id\": 1}}]}".to_string()),
+            Just("$$ unterminated dollar quote\n".to_string()),
+            Just("/* unterminated comment\n".to_string()),
+            Just("'unterminated string\n".to_string()),
+            Just("E'\\\\".to_string()),
+            Just(String::new()),
+            "[ -~\n]{0,120}",
+        ];
+        prop_oneof![
+            3 => text.prop_map(String::into_bytes),
+            1 => prop::collection::vec(any::<u8>(), 0..200),
+            1 => (text_bytes(), prop::collection::vec(any::<u8>(), 1..8), any::<prop::sample::Index>())
+                .prop_map(|(mut t, junk, at)| {
+                    let at = if t.is_empty() { 0 } else { at.index(t.len()) };
+                    t.splice(at..at, junk);
+                    t
+                }),
+        ]
+    }
+
+    fn text_bytes() -> impl Strategy<Value = Vec<u8>> {
+        "[ -~\n]{0,60}".prop_map(String::into_bytes)
+    }
+
+    fn check_folder(dir: &Path) {
+        let shown = dir.display().to_string();
+        let formats = Format::ALL.iter().map(|f| Some(*f)).chain([None]);
+        for format in formats {
+            match source::load(dir, format) {
+                Ok(set) => {
+                    if let Some(f) = format {
+                        assert_eq!(set.format, f);
+                    }
+                    for m in set.migrations.iter().chain(&set.repeatable) {
+                        for script in std::iter::once(&m.up).chain(m.down.as_ref()) {
+                            assert!(
+                                script.path.starts_with(dir),
+                                "{format:?}: {}",
+                                script.path.display()
+                            );
+                            for block in &script.blocks {
+                                for chunk in &block.chunks {
+                                    assert!(
+                                        chunk.offset <= script.text.len(),
+                                        "{format:?}: chunk past the end"
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    assert!(
+                        message.contains(&shown),
+                        "{format:?}: names nothing in the folder: {message}"
+                    );
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(Config {
+            cases: 300,
+            rng_seed: RngSeed::Fixed(0x6d69_6770_726f_6f66),
+            failure_persistence: None,
+            ..Config::default()
+        })]
+
+        #[test]
+        fn readers_never_panic(files in prop::collection::vec((name(), contents()), 0..8)) {
+            let _g = super::shared();
+            let dir = tempfile::tempdir().unwrap();
+            for (name, body) in &files {
+                if name.starts_with('/') || name.split('/').any(|part| part == "..") {
+                    continue; // stays inside the temp folder
+                }
+                let path = dir.path().join(name);
+                if let Some(parent) = path.parent() {
+                    if std::fs::create_dir_all(parent).is_err() {
+                        continue; // a file already holds that name
+                    }
+                }
+                let _ = std::fs::write(&path, body);
+            }
+            check_folder(dir.path());
+        }
+    }
+}
+
