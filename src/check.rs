@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::backend::{BackendError, ScratchDb, Server};
 use crate::compare::{self, SchemaVerdict};
 use crate::executor::{Direction, Session, StepError};
+use crate::observe::history::History;
 use crate::observe::snapshot::{self, Snapshot};
 use crate::observe::{catalog, data};
 use crate::report::{Finding, Kind, Note, Report, Source};
@@ -71,7 +72,7 @@ struct Run<'a> {
     set: &'a MigrationSet,
     options: &'a CheckOptions,
     report: Report,
-    golden: Vec<Snapshot>,
+    golden: History,
     /// Seeding rounds so far; unique values differ per round.
     rounds: usize,
     /// Set when a comparison found only noise: the database is not exactly golden any more.
@@ -90,7 +91,7 @@ pub async fn run(
     let source = Source { dir: set.dir.display().to_string(), format: set.format.to_string() };
     let report = Report::new("check", source, set.migrations.len(), server.kind_name());
     let mut run =
-        Run { server, set, options, report, golden: Vec::new(), rounds: 0, noisy: false, noise_seen: Vec::new() };
+        Run { server, set, options, report, golden: History::new(), rounds: 0, noisy: false, noise_seen: Vec::new() };
     for note in &set.notes {
         run.report.notes.push(Note {
             kind: "source".into(),
@@ -187,7 +188,8 @@ impl Run<'_> {
             v => format!("golden schema at {}", self.set.migrations[v - 1].id()),
         };
         let after = format!("after {step}");
-        match compare::schema(&self.golden[version], &actual, self.options.strict, (&label, &after)) {
+        let golden = self.golden.get(version);
+        match compare::schema(golden, &actual, self.options.strict, (&label, &after)) {
             SchemaVerdict::Equal => Ok(true),
             SchemaVerdict::Noise { notes, objects, diff } => {
                 for (kind, message) in notes {

@@ -485,3 +485,123 @@ mod parsers {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// 7. Resource limits
+// ---------------------------------------------------------------------------------------------
+
+const MIB: u64 = 1024;
+
+#[test]
+fn two_thousand_tables_and_a_big_table_complete_with_bounded_memory() {
+    let _g = alone();
+    let tables: String = (0..2000)
+        .map(|i| {
+            format!(
+                "create table t{i} (id bigint primary key, qty int, price numeric(12,2), \
+                 created_at timestamptz not null default now(), status smallint not null default 0);\n"
+            )
+        })
+        .collect();
+    // ~60 MB of rows migproof must never pull into its own memory (stash and checksums run on
+    // the server).
+    let big = "create table blobs (id int primary key, payload text not null);\n\
+               insert into blobs select g, repeat(md5(g::text), 64) from generate_series(1, 30000) g;\n";
+    let up = format!("{tables}{big}");
+    // No down: dropping 2,000 tables in one transaction needs more locks than a default server
+    // has (max_locks_per_transaction 64), exactly as in production.
+    let dir = folder(&[
+        ("0001_many_tables.up.sql", &up),
+        ("0002_note.up.sql", "alter table t0 add column note text;\n"),
+        ("0002_note.down.sql", "alter table t0 drop column note;\n"),
+    ]);
+    let tmp = private_tmp();
+    let started = Instant::now();
+    let proc = Proc::spawn(mp(
+        "check",
+        &Backend::Local(tmp.path().into()),
+        dir.path(),
+        &["--format", "json"],
+    ));
+    let (out, peak) = proc.finish_measuring_peak(Duration::from_secs(300));
+    let took = started.elapsed();
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["summary"]["migrations_checked"], 2, "{json:#}");
+    assert!(json["summary"]["rows_seeded"].as_u64().unwrap() >= 12_000, "{json:#}");
+    eprintln!("2,000 tables + 60 MB table: peak RSS {} MiB, {took:?}", peak / MIB);
+    assert!(peak > 0, "measured");
+    assert!(peak < 128 * MIB, "peak RSS {} MiB", peak / MIB);
+    assert!(took < Duration::from_secs(120), "took {took:?}");
+}
+
+/// A history of `n` migrations over a schema of fixed, realistic size (5 tables, 60
+/// functions): every migration after the first changes a comment and a default, and its down
+/// restores them.
+fn history(n: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let w = |name: String, body: String| std::fs::write(dir.path().join(name), body).unwrap();
+    let mut up = String::new();
+    let mut down = String::new();
+    for t in 0..5 {
+        up.push_str(&format!(
+            "create table t{t} (id serial primary key, name text not null default '', qty int, note varchar(40));\n"
+        ));
+        down.push_str(&format!("drop table t{t};\n"));
+    }
+    for f in 0..60 {
+        let body: String = (0..25)
+            .map(|l| format!("    -- line {l}: a function body of realistic length\n"))
+            .collect();
+        up.push_str(&format!(
+            "create function f{f}(x int) returns int language plpgsql as $f$\nbegin\n{body}    return x + {f};\nend\n$f$;\n"
+        ));
+        down.push_str(&format!("drop function f{f}(int);\n"));
+    }
+    w("0001_base.up.sql".into(), up);
+    w("0001_base.down.sql".into(), down);
+    for i in 2..=n {
+        let t = i % 5;
+        let change = |v: Option<usize>| {
+            match v {
+            Some(v) => format!(
+                "comment on table t{t} is 'version {v}';\nalter table t{t} alter column qty set default {v};\n"
+            ),
+            None => format!("comment on table t{t} is null;\nalter table t{t} alter column qty drop default;\n"),
+        }
+        };
+        let previous = (2..i).rev().find(|j| j % 5 == t);
+        w(format!("{i:04}_step.up.sql"), change(Some(i)));
+        w(format!("{i:04}_step.down.sql"), change(previous));
+    }
+    dir
+}
+
+fn peak_for_history(n: usize) -> (u64, Duration) {
+    let dir = history(n);
+    let tmp = private_tmp();
+    let started = Instant::now();
+    let proc = Proc::spawn(mp(
+        "check",
+        &Backend::Local(tmp.path().into()),
+        dir.path(),
+        &["--format", "json"],
+    ));
+    let (out, peak) = proc.finish_measuring_peak(Duration::from_secs(300));
+    assert_eq!(out.code, Some(0), "{n} migrations: {}", out.all());
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["summary"]["migrations_checked"], n, "{json:#}");
+    (peak, started.elapsed())
+}
+
+#[test]
+fn memory_does_not_grow_with_the_number_of_migrations() {
+    let _g = alone();
+    let (small, small_took) = peak_for_history(50);
+    let (large, large_took) = peak_for_history(300);
+    eprintln!(
+        "peak RSS: 50 migrations {} KiB ({small_took:?}), 300 migrations {} KiB ({large_took:?})",
+        small, large
+    );
+    // Keeping every version's whole snapshot would add ~250 × 130 KB here.
+    assert!(large <= small + small / 5 + 2 * MIB, "50: {small} KiB, 300: {large} KiB");
+}

@@ -4,6 +4,7 @@
 
 pub mod catalog;
 pub mod data;
+pub mod history;
 pub mod snapshot;
 
 /// Quotes an SQL identifier.
