@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::backend::{BackendError, ScratchDb, Server};
+use crate::backend::{describe, BackendError, ScratchDb, Server};
 use crate::compare::{self, SchemaVerdict};
 use crate::executor::{Direction, Session, StepError};
 use crate::observe::history::History;
@@ -53,7 +53,7 @@ impl From<StepError> for RunError {
 }
 
 fn lost(e: sqlx::Error) -> RunError {
-    RunError::Lost(format!("lost the connection to the scratch database: {e}"))
+    RunError::Lost(format!("lost the connection to the scratch database: {}", describe(&e)))
 }
 
 /// Step names, as they appear in findings.

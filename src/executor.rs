@@ -7,7 +7,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnection, PgDatabaseError, PgErrorPosition};
 use sqlx::{AssertSqlSafe, Connection, Row};
 
-use crate::backend::ScratchDb;
+use crate::backend::{describe, ScratchDb};
 use crate::model::seed;
 use crate::observe::catalog::Table;
 use crate::observe::{data, ident, literal};
@@ -37,6 +37,12 @@ pub enum StepError {
 impl StepError {
     fn from_sqlx(e: sqlx::Error, script: &Script, chunk: &Chunk) -> StepError {
         match e {
+            // The server ended the session (shut down, restarted, crashed) or the connection
+            // broke: the environment failed; the migration is not to blame.
+            sqlx::Error::Database(db) if db.code().is_some_and(|c| ends_session(&c)) => {
+                let e = sqlx::Error::Database(db);
+                StepError::Connection(format!("the server ended the session: {}", describe(&e)))
+            }
             sqlx::Error::Database(db) => {
                 let pg = db.try_downcast_ref::<PgDatabaseError>();
                 let mut line = None;
@@ -65,13 +71,19 @@ impl StepError {
                 let line = line.unwrap_or_else(|| script.line_of(chunk.offset));
                 StepError::Sql { location: format!("{}:{line}", script.path.display()), message }
             }
-            other => StepError::Connection(other.to_string()),
+            other => StepError::Connection(describe(&other)),
         }
     }
 
     pub fn is_environment(&self) -> bool {
         matches!(self, StepError::Connection(_))
     }
+}
+
+/// SQLSTATEs with which the server ends a session rather than rejects a statement: class 08
+/// (connection exception) and admin_shutdown, crash_shutdown, cannot_connect_now.
+fn ends_session(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
 }
 
 /// A connection to one scratch database on which steps are applied.
@@ -95,7 +107,7 @@ pub struct Seeded {
 
 impl Session {
     pub async fn open(db: &ScratchDb, step_timeout: Duration) -> Result<Session, StepError> {
-        let conn_err = |e: sqlx::Error| StepError::Connection(e.to_string());
+        let conn_err = |e: sqlx::Error| StepError::Connection(describe(&e));
         let mut conn = db.connect().await.map_err(conn_err)?;
         sqlx::raw_sql("SET TimeZone = 'UTC'; SET client_min_messages = warning;")
             .execute(&mut conn)
@@ -181,7 +193,7 @@ impl Session {
         sqlx::query_scalar("SELECT version FROM _migproof.applied")
             .fetch_all(&mut self.conn)
             .await
-            .map_err(|e| StepError::Connection(e.to_string()))
+            .map_err(|e| StepError::Connection(describe(&e)))
     }
 
     /// Writes the seeder's rows into every table, parents before children; rows a
@@ -299,7 +311,7 @@ async fn apply_blocks(
             format!("DELETE FROM _migproof.applied WHERE version = {}", literal(version))
         }
     };
-    let conn_err = |e: sqlx::Error| StepError::Connection(e.to_string());
+    let conn_err = |e: sqlx::Error| StepError::Connection(describe(&e));
     let last = script.blocks.len().saturating_sub(1);
     let mut recorded = false;
     for (b, block) in script.blocks.iter().enumerate() {

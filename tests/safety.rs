@@ -122,6 +122,100 @@ fn assert_no_local_leftovers(tmp: &Path, when: &str) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 3. A server that fails mid-run
+// ---------------------------------------------------------------------------------------------
+
+/// Migrations that take a few seconds in all, each creating a table and sleeping a little.
+fn leisurely_set() -> tempfile::TempDir {
+    let files: Vec<(String, String)> = (1..=8)
+        .flat_map(|i| {
+            [
+                (
+                    format!("{i:04}_t{i}.up.sql"),
+                    format!(
+                        "create table t{i} (id int primary key, v text);\nselect pg_sleep(0.3);\n"
+                    ),
+                ),
+                (format!("{i:04}_t{i}.down.sql"), format!("drop table t{i};\n")),
+            ]
+        })
+        .collect();
+    let files: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    folder(&files)
+}
+
+/// Runs `check` against a throwaway server, does `fail` to the server while a migration runs,
+/// and checks: exit 3 within 20 s with a message saying the connection was lost, then (with
+/// the server up again) the next run leaves none of the first run's databases.
+fn server_fails_mid_run(what: &str, fail: impl FnOnce(&mut PgServer)) {
+    let mut server = PgServer::start();
+    let url = server.url();
+    let set = leisurely_set();
+    let mut proc = Proc::spawn(mp("check", &Backend::Url(url.clone()), set.path(), &[]));
+    wait_running_url(&url, &mut proc, "pg_sleep");
+    let pid = proc.pid();
+    let failed = Instant::now();
+    fail(&mut server);
+    let out = proc.finish(Duration::from_secs(60));
+    eprintln!("{what}, after {:?}:\n{}", failed.elapsed(), out.stderr);
+    assert!(failed.elapsed() < Duration::from_secs(20), "{what}: took {:?}", failed.elapsed());
+    assert_eq!(out.code, Some(3), "{what}: {}", out.all());
+    assert!(out.stdout.is_empty(), "{what}: no report on stdout: {}", out.stdout);
+    let message = out.stderr.to_lowercase();
+    assert!(
+        message.starts_with("error: ")
+            && (message.contains("connect") || message.contains("connection")),
+        "{what}: says the connection failed: {}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("panicked"), "{what}: {}", out.stderr);
+    if server.pid().is_none() {
+        server.start_again();
+    }
+    let out = Proc::spawn(mp("check", &Backend::Url(url.clone()), &tiny(), &[]))
+        .finish(Duration::from_secs(120));
+    assert_eq!(out.code, Some(0), "{what}: {}", out.all());
+    assert_eq!(scratch_dbs_of(&url, pid), Vec::<String>::new(), "{what}: left behind");
+}
+
+#[test]
+fn server_stopped_mid_run_exits_3_and_leftovers_are_swept() {
+    let _g = shared();
+    server_fails_mid_run("fast shutdown", |s| s.stop(Signal::SIGINT));
+    server_fails_mid_run("immediate shutdown (crash)", |s| s.stop(Signal::SIGQUIT));
+}
+
+#[test]
+fn server_restarted_mid_run_exits_3_and_does_not_blame_the_migration() {
+    let _g = shared();
+    server_fails_mid_run("restart", |s| {
+        s.stop(Signal::SIGINT);
+        s.start_again();
+    });
+    // The server stays up but ends migproof's session (an administrator, a failover proxy):
+    // the run must not go on and report the migration as failing to apply.
+    server_fails_mid_run("session terminated", |s| {
+        let sql = "SELECT count(pg_terminate_backend(pid))::text FROM pg_stat_activity \
+                   WHERE datname LIKE 'migproof\\_%' AND query LIKE '%pg_sleep%'";
+        assert_eq!(query(&options(&s.url()), sql).unwrap()[0][0].as_deref(), Some("1"));
+    });
+}
+
+#[test]
+fn local_cluster_killed_mid_run_exits_3_and_is_removed() {
+    let _g = shared();
+    let tmp = private_tmp();
+    let set = leisurely_set();
+    let mut proc = Proc::spawn(mp("check", &Backend::Local(tmp.path().into()), set.path(), &[]));
+    let (_, postmaster) = wait_running_local(tmp.path(), &mut proc, "pg_sleep");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(postmaster), Signal::SIGQUIT).unwrap();
+    let out = proc.finish(Duration::from_secs(30));
+    assert_eq!(out.code, Some(3), "{}", out.all());
+    assert!(out.stderr.contains("connection"), "{}", out.stderr);
+    assert_no_local_leftovers(tmp.path(), "after the run");
+}
+
+// ---------------------------------------------------------------------------------------------
 // 6. Bad input
 // ---------------------------------------------------------------------------------------------
 

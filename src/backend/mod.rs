@@ -89,6 +89,20 @@ impl ScratchDb {
     }
 }
 
+/// An sqlx error as a message for people: for an error from the server, its message and
+/// SQLSTATE, without sqlx's "at line N" (a line of PostgreSQL's C source, easily mistaken for
+/// a line of a migration).
+pub fn describe(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db) => match db.code() {
+            Some(code) => format!("{} (SQLSTATE {code})", db.message()),
+            None => db.message().to_owned(),
+        },
+        sqlx::Error::Io(io) => format!("the connection broke ({io})"),
+        other => other.to_string(),
+    }
+}
+
 fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
@@ -190,7 +204,7 @@ impl Server {
         BackendError::Admin {
             action: action.to_owned(),
             target: self.target.clone(),
-            reason: e.to_string(),
+            reason: describe(&e),
         }
     }
 
@@ -266,6 +280,34 @@ impl Server {
     }
 }
 
+/// `CREATE DATABASE` and its ownership marker. They cannot share a transaction, so a `kill -9`
+/// between the two (a few milliseconds) leaves an unmarked database that no sweep touches.
+async fn create_marked(
+    admin: &PgConnectOptions,
+    target: &str,
+    name: &str,
+) -> Result<(), BackendError> {
+    let failed = |action: String, e: sqlx::Error| BackendError::Admin {
+        action,
+        target: target.to_owned(),
+        reason: describe(&e),
+    };
+    let mut conn = connect_with_retry(admin, target).await?;
+    let create = format!("CREATE DATABASE {} TEMPLATE template0", quote_ident(name));
+    sqlx::raw_sql(AssertSqlSafe(create))
+        .execute(&mut conn)
+        .await
+        .map_err(|e| failed(format!("create scratch database `{name}`"), e))?;
+    let comment =
+        format!("COMMENT ON DATABASE {} IS {}", quote_ident(name), quote_literal(&marker()));
+    sqlx::raw_sql(AssertSqlSafe(comment))
+        .execute(&mut conn)
+        .await
+        .map_err(|e| failed(format!("mark scratch database `{name}`"), e))?;
+    let _ = conn.close().await;
+    Ok(())
+}
+
 fn nonce() -> String {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -284,13 +326,13 @@ pub(crate) async fn connect_with_retry(
         match options.connect().await {
             Ok(conn) => return Ok(conn),
             Err(e @ sqlx::Error::Database(_)) => {
-                return Err(BackendError::Connect { target: target.into(), reason: e.to_string() });
+                return Err(BackendError::Connect { target: target.into(), reason: describe(&e) });
             }
             Err(e) => last = Some(e),
         }
         tokio::time::sleep(Duration::from_millis(100 * (attempt + 1))).await;
     }
-    let reason = last.map(|e| e.to_string()).unwrap_or_default();
+    let reason = last.map(|e| describe(&e)).unwrap_or_default();
     Err(BackendError::Connect { target: target.into(), reason })
 }
 

@@ -241,10 +241,8 @@ async fn run_check(args: CheckArgs) -> u8 {
     drop(server);
     let url = args.common.database_url.clone().unwrap_or_default();
     let scrub = |t: String| if url.is_empty() { t } else { backend::url::scrub(&t, &url) };
-    if let Err(e) = cleanup {
-        eprintln!("warning: {}", scrub(e.to_string()));
-    }
-    match result {
+    let code = match result {
+        None if cleanup.is_err() => error(exit::INTERRUPTED, "interrupted"),
         None => error(exit::INTERRUPTED, "interrupted; scratch databases were dropped"),
         Some(Err(e @ RunError::Backend(_))) | Some(Err(e @ RunError::Lost(_))) => {
             error(exit::ENVIRONMENT, &scrub(e.to_string()))
@@ -253,7 +251,16 @@ async fn run_check(args: CheckArgs) -> u8 {
             print_report(&report, args.common.format);
             if report.findings.is_empty() { exit::OK } else { exit::FINDINGS }
         }
+    };
+    // After the error it follows from: what went wrong first comes first.
+    if let Err(e) = cleanup {
+        eprintln!(
+            "warning: scratch databases were not dropped ({}); the next migproof run on this \
+             server drops them",
+            scrub(e.to_string())
+        );
     }
+    code
 }
 
 fn print_report(report: &Report, format: OutputFormat) {
