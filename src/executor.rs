@@ -13,6 +13,9 @@ use crate::observe::catalog::Table;
 use crate::observe::{data, ident, literal};
 use crate::source::{Chunk, Script};
 
+/// How long a cancelled step may take to stop before its backend is terminated.
+const CANCEL_GRACE: Duration = Duration::from_secs(5);
+
 /// Which way a migration runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -137,24 +140,42 @@ impl Session {
     ) -> Result<(), StepError> {
         let timeout = self.step_timeout;
         let mut current: (usize, usize) = (0, 0);
-        let result = tokio::time::timeout(
-            timeout,
-            apply_blocks(&mut self.conn, version, script, direction, &mut current),
-        )
-        .await;
-        match result {
-            Ok(r) => r,
-            Err(_) => {
-                let activity = self.stop_runaway().await;
-                let chunk = script.blocks.get(current.0).and_then(|b| b.chunks.get(current.1));
-                let line = chunk.map(|c| script.line_of(c.offset)).unwrap_or(1);
-                Err(StepError::Timeout {
-                    location: format!("{}:{line}", script.path.display()),
-                    after: timeout,
-                    activity,
-                })
+        let (activity, stopped) = {
+            let Session { db, conn, pid, .. } = &mut *self;
+            let run = apply_blocks(conn, version, script, direction, &mut current);
+            tokio::pin!(run);
+            match tokio::time::timeout(timeout, &mut run).await {
+                Ok(r) => return r,
+                Err(_) => {
+                    // Cancel rather than kill: the statement fails with the server's own
+                    // account of where it was (the CONTEXT of a function or DO block), and the
+                    // session stays usable.
+                    let activity = describe_and_cancel(db, *pid).await;
+                    let stopped = tokio::time::timeout(CANCEL_GRACE, &mut run).await;
+                    (activity, stopped)
+                }
             }
+        };
+        let mut activity = activity;
+        match stopped {
+            Ok(Err(StepError::Sql { message, .. })) => {
+                if let Some((_, context)) = message.split_once("\nCONTEXT: ") {
+                    let context = context.replace('\n', "; ");
+                    activity.push_str(&format!("; the server was at: {context}"));
+                }
+            }
+            // Finished as it was cancelled: the caller rebuilds after the finding anyway.
+            Ok(Ok(())) => {}
+            // Ignored the cancel, or the connection broke: end the backend and reconnect.
+            Ok(Err(_)) | Err(_) => drop(self.stop_runaway().await),
         }
+        let chunk = script.blocks.get(current.0).and_then(|b| b.chunks.get(current.1));
+        let line = chunk.map(|c| script.line_of(c.offset)).unwrap_or(1);
+        Err(StepError::Timeout {
+            location: format!("{}:{line}", script.path.display()),
+            after: timeout,
+            activity,
+        })
     }
 
     /// Ends the backend of a step that ran too long and reconnects; says what it was doing.
@@ -293,6 +314,31 @@ impl Session {
         let row = sqlx::raw_sql(AssertSqlSafe(sql + &returning)).fetch_one(&mut self.conn).await?;
         row.try_get(0)
     }
+}
+
+/// Says what backend `pid` is doing (waiting for a lock, sleeping, busy) and cancels its
+/// statement, from a second connection.
+async fn describe_and_cancel(db: &ScratchDb, pid: i32) -> String {
+    let mut activity = String::from("unknown activity");
+    let Ok(mut other) = db.connect().await else { return activity };
+    let row: Option<(Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT state, wait_event_type, wait_event FROM pg_stat_activity WHERE pid = $1",
+    )
+    .bind(pid)
+    .fetch_optional(&mut other)
+    .await
+    .ok()
+    .flatten();
+    if let Some((state, wait_type, wait)) = row {
+        activity = match (wait_type.as_deref(), wait) {
+            (Some("Lock"), Some(w)) => format!("waiting for a {w} lock"),
+            (Some(t), Some(w)) => format!("{} waiting on {t}/{w}", state.unwrap_or_default()),
+            _ => format!("{}, not waiting: busy", state.unwrap_or_default()),
+        };
+    }
+    let _ = sqlx::query("SELECT pg_cancel_backend($1)").bind(pid).execute(&mut other).await;
+    let _ = other.close().await;
+    activity
 }
 
 async fn apply_blocks(

@@ -216,6 +216,83 @@ fn local_cluster_killed_mid_run_exits_3_and_is_removed() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 4. Hangs
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn endless_statements_are_stopped_by_the_step_timeout_and_reported() {
+    let _g = shared();
+    let cases = [
+        ("sleep", "-- waits\nselect pg_sleep(3600);\n", "PgSleep"),
+        ("loop", "DO $$BEGIN LOOP END LOOP; END$$;\n", "at LOOP"),
+        (
+            "function",
+            "create function spin() returns void language plpgsql as $f$\nbegin\n  loop\n    \
+             perform 1;\n  end loop;\nend\n$f$;\nselect spin();\n",
+            "spin() line 4",
+        ),
+    ];
+    for (name, up, says) in cases {
+        let file = format!("0002_{name}.up.sql");
+        let dir = folder(&[
+            ("0001_a.up.sql", "create table a (id int primary key);\n"),
+            ("0001_a.down.sql", "drop table a;\n"),
+            (&file, up),
+        ]);
+        let started = Instant::now();
+        let (out, json) = common::check_json(dir.path(), &["--step-timeout", "2s"]);
+        assert!(started.elapsed() < Duration::from_secs(30), "{name}: {:?}", started.elapsed());
+        assert_eq!(out.status.code(), Some(1), "{name}: {json:#}");
+        let findings = json["findings"].as_array().unwrap();
+        assert_eq!(findings.len(), 1, "{name}: {json:#}");
+        let f = &findings[0];
+        assert_eq!(f["kind"], "timeout", "{name}: {json:#}");
+        assert_eq!(f["migration"], format!("0002_{name}"));
+        let message = f["message"].as_str().unwrap();
+        assert!(message.contains(&format!("{file}:1")), "names the file: {message}");
+        assert!(message.contains("after 2s"), "{message}");
+        assert!(message.contains(says), "{name}: says what it was doing: {message}");
+        assert_eq!(json["summary"]["migrations_checked"], 1, "the one before it is checked");
+    }
+}
+
+#[test]
+fn a_step_that_hangs_only_with_data_is_a_timeout_and_the_run_goes_on() {
+    let _g = shared();
+    let dir = folder(&[
+        ("0001_a.up.sql", "create table a (id int primary key, v text);\n"),
+        ("0001_a.down.sql", "drop table a;\n"),
+        (
+            "0002_backfill.up.sql",
+            "-- spins forever once the table holds rows\n\
+             DO $$BEGIN IF EXISTS (SELECT 1 FROM a) THEN LOOP END LOOP; END IF; END$$;\n",
+        ),
+        ("0002_backfill.down.sql", "select 1;\n"),
+        ("0003_b.up.sql", "create table b (id int primary key);\n"),
+        ("0003_b.down.sql", "drop table b;\n"),
+    ]);
+    let (out, json) = common::check_json(dir.path(), &["--step-timeout", "2s"]);
+    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert_eq!(
+        common::findings(&json),
+        [("timeout".to_string(), "0002_backfill".to_string())],
+        "{json:#}"
+    );
+    assert_eq!(json["findings"][0]["step"], "up with data");
+    assert!(json["findings"][0]["message"].as_str().unwrap().contains("0002_backfill.up.sql:1"));
+    assert_eq!(json["summary"]["migrations_checked"], 3, "the run goes on: {json:#}");
+}
+
+#[test]
+fn step_timeout_has_a_sane_documented_default() {
+    let out = harness::command(&["check", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("--step-timeout") && help.contains("[default: 2m]"), "{help}");
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    assert!(readme.contains("`--step-timeout` (default `2m`"), "README documents the default");
+}
+
+// ---------------------------------------------------------------------------------------------
 // 6. Bad input
 // ---------------------------------------------------------------------------------------------
 
