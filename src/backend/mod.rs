@@ -5,7 +5,7 @@
 pub mod local;
 pub mod url;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection};
@@ -59,6 +59,8 @@ pub struct Server {
     /// What kind of server this is, for the report.
     pub kind: BackendKind,
     created: Mutex<Vec<String>>,
+    /// Held (shared) by every creation under way; cleanup takes it exclusively.
+    creating: Arc<tokio::sync::RwLock<()>>,
     counter: std::sync::atomic::AtomicU32,
     /// Keeps a local cluster alive as long as the server is in use; dropping stops it.
     _cluster: Option<local::Cluster>,
@@ -140,12 +142,12 @@ fn owner_is_gone(comment: &str) -> bool {
     pid != std::process::id() as i32 && !process_alive(pid)
 }
 
+/// True when `pid` runs. A zombie (exited, not yet reaped by its parent) does not.
 pub(crate) fn process_alive(pid: i32) -> bool {
     use nix::sys::signal::kill;
     use nix::unistd::Pid;
     match kill(Pid::from_raw(pid), None) {
-        Ok(()) => true,
-        Err(nix::errno::Errno::EPERM) => true,
+        Ok(()) | Err(nix::errno::Errno::EPERM) => !local::is_zombie(pid),
         Err(_) => false,
     }
 }
@@ -162,6 +164,7 @@ impl Server {
             target,
             kind,
             created: Mutex::new(Vec::new()),
+            creating: Default::default(),
             counter: Default::default(),
             _cluster: cluster,
         }
@@ -209,23 +212,22 @@ impl Server {
     }
 
     /// Creates an empty scratch database, marked as ours.
+    ///
+    /// Safe to cancel (Ctrl-C drops the future at any await): the name is recorded before the
+    /// database exists, and creating and marking run to the end in a task of their own, which
+    /// [`Server::cleanup`] waits for, so an interrupted creation is still dropped.
     pub async fn create(&self) -> Result<ScratchDb, BackendError> {
         let n = self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!("{SCRATCH_PREFIX}{}_{}_{n}", std::process::id(), nonce());
-        let mut conn = self.admin_conn().await?;
-        let create = format!("CREATE DATABASE {} TEMPLATE template0", quote_ident(&name));
-        sqlx::raw_sql(AssertSqlSafe(create))
-            .execute(&mut conn)
-            .await
-            .map_err(|e| self.admin_error(&format!("create scratch database `{name}`"), e))?;
         self.created.lock().expect("not poisoned").push(name.clone());
-        let comment =
-            format!("COMMENT ON DATABASE {} IS {}", quote_ident(&name), quote_literal(&marker()));
-        sqlx::raw_sql(AssertSqlSafe(comment))
-            .execute(&mut conn)
-            .await
-            .map_err(|e| self.admin_error(&format!("mark scratch database `{name}`"), e))?;
-        let _ = conn.close().await;
+        let creating = self.creating.clone().read_owned().await;
+        let (admin, target, task_name) = (self.admin.clone(), self.target.clone(), name.clone());
+        tokio::spawn(async move {
+            let _creating = creating;
+            create_marked(&admin, &target, &task_name).await
+        })
+        .await
+        .expect("creating a database does not panic")?;
         Ok(ScratchDb { options: self.admin.clone().database(&name), name })
     }
 
@@ -247,8 +249,11 @@ impl Server {
         Ok(())
     }
 
-    /// Drops every scratch database this process created and has not dropped yet.
+    /// Drops every scratch database this process created and has not dropped yet, after
+    /// creations still under way (interrupted ones included) have finished.
     pub async fn cleanup(&self) -> Result<(), BackendError> {
+        let _no_creation_under_way =
+            tokio::time::timeout(Duration::from_secs(10), self.creating.write()).await;
         let names = std::mem::take(&mut *self.created.lock().expect("not poisoned"));
         if names.is_empty() {
             return Ok(());

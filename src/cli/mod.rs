@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::backend::{self, BackendKind, Server};
 use crate::check::{self, CheckOptions, RunError};
@@ -179,31 +180,48 @@ pub(crate) fn paint(text: &str, code: &str, on: bool) -> String {
     }
 }
 
-/// Waits for Ctrl-C or SIGTERM.
-async fn interrupted() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let term = async {
-        match term.as_mut() {
-            Some(t) => {
-                t.recv().await;
-            }
-            None => std::future::pending().await,
+/// Ctrl-C and SIGTERM, listened for from the start of a run to its end: a signal that arrives
+/// between two phases (loading, starting a server, checking) is kept, not lost, and none ends
+/// the process before it has cleaned up.
+struct Interrupts {
+    int: Option<Signal>,
+    term: Option<Signal>,
+}
+
+impl Interrupts {
+    fn install() -> Interrupts {
+        Interrupts {
+            int: signal(SignalKind::interrupt()).ok(),
+            term: signal(SignalKind::terminate()).ok(),
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
+    }
+
+    /// Waits for Ctrl-C or SIGTERM (or one that came while nobody was waiting).
+    async fn recv(&mut self) {
+        async fn one(s: &mut Option<Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            _ = one(&mut self.int) => {}
+            _ = one(&mut self.term) => {}
+        }
     }
 }
 
 async fn run(cli: Cli) -> u8 {
+    let mut interrupts = Interrupts::install();
     match cli.command {
-        Command::Check(args) => run_check(args).await,
-        Command::Snapshot(args) => run_snapshot(args).await,
+        Command::Check(args) => run_check(args, &mut interrupts).await,
+        Command::Snapshot(args) => run_snapshot(args, &mut interrupts).await,
     }
 }
 
-async fn open_server(common: &Common) -> Result<Server, u8> {
+async fn open_server(common: &Common, interrupts: &mut Interrupts) -> Result<Server, u8> {
     let url = common.database_url.as_deref().filter(|u| !u.is_empty());
     tokio::select! {
         server = Server::open(common.backend, url) => server.map_err(|e| {
@@ -213,16 +231,16 @@ async fn open_server(common: &Common) -> Result<Server, u8> {
             };
             error(exit::ENVIRONMENT, &text)
         }),
-        _ = interrupted() => Err(error(exit::INTERRUPTED, "interrupted")),
+        _ = interrupts.recv() => Err(error(exit::INTERRUPTED, "interrupted")),
     }
 }
 
-async fn run_check(args: CheckArgs) -> u8 {
+async fn run_check(args: CheckArgs, interrupts: &mut Interrupts) -> u8 {
     let set = match source::load(&args.common.migrations, args.common.source_format()) {
         Ok(set) => set,
         Err(e) => return error(exit::USAGE, &e.to_string()),
     };
-    let server = match open_server(&args.common).await {
+    let server = match open_server(&args.common, interrupts).await {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -234,7 +252,7 @@ async fn run_check(args: CheckArgs) -> u8 {
     let bar = progress::Bar::new(args.common.format == OutputFormat::Human);
     let result = tokio::select! {
         r = check::run(&server, &set, &options, &bar) => Some(r),
-        _ = interrupted() => None,
+        _ = interrupts.recv() => None,
     };
     bar.clear();
     let cleanup = server.cleanup().await;
@@ -273,18 +291,18 @@ fn print_report(report: &Report, format: OutputFormat) {
     let _ = out.flush();
 }
 
-async fn run_snapshot(args: SnapshotArgs) -> u8 {
+async fn run_snapshot(args: SnapshotArgs, interrupts: &mut Interrupts) -> u8 {
     let set = match source::load(&args.common.migrations, args.common.source_format()) {
         Ok(set) => set,
         Err(e) => return error(exit::USAGE, &e.to_string()),
     };
-    let server = match open_server(&args.common).await {
+    let server = match open_server(&args.common, interrupts).await {
         Ok(s) => s,
         Err(code) => return code,
     };
     let result = tokio::select! {
         r = check::golden_snapshot(&server, &set) => Some(r),
-        _ = interrupted() => None,
+        _ = interrupts.recv() => None,
     };
     let _ = server.cleanup().await;
     drop(server);
