@@ -122,6 +122,189 @@ fn assert_no_local_leftovers(tmp: &Path, when: &str) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 1. Ownership
+// ---------------------------------------------------------------------------------------------
+
+/// A user's database with tables and rows, a foreign key, a function, a sequence that has
+/// been used, a view, an enum and a comment, dropped when the test ends.
+struct UserDb(String);
+
+impl UserDb {
+    fn create(name: String) -> UserDb {
+        sql("postgres", &format!("DROP DATABASE IF EXISTS {name}"));
+        sql("postgres", &format!("CREATE DATABASE {name}"));
+        sql("postgres", &format!("COMMENT ON DATABASE {name} IS 'the team''s real data'"));
+        sql(
+            &name,
+            "CREATE TYPE status AS ENUM ('new', 'paid');
+             CREATE TABLE customers (id serial PRIMARY KEY, email text UNIQUE NOT NULL);
+             CREATE TABLE orders (id bigserial PRIMARY KEY,
+                                  customer_id int REFERENCES customers(id),
+                                  total numeric(12,2), status status DEFAULT 'new');
+             INSERT INTO customers (email) SELECT 'c' || g || '@example.com'
+                 FROM generate_series(1, 50) g;
+             INSERT INTO orders (customer_id, total)
+                 SELECT 1 + g % 50, g * 1.25 FROM generate_series(1, 200) g;
+             CREATE SEQUENCE invoice_no START 1000;
+             SELECT nextval('invoice_no')::text FROM generate_series(1, 7);
+             CREATE FUNCTION order_total(c int) RETURNS numeric LANGUAGE sql
+                 AS $$ SELECT sum(total) FROM orders WHERE customer_id = c $$;
+             CREATE VIEW big_customers AS SELECT customer_id FROM orders
+                 GROUP BY customer_id HAVING sum(total) > 100;
+             CREATE INDEX orders_by_customer ON orders (customer_id);",
+        );
+        UserDb(name)
+    }
+}
+
+impl Drop for UserDb {
+    fn drop(&mut self) {
+        sql("postgres", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0));
+    }
+}
+
+#[test]
+fn user_database_is_byte_for_byte_unchanged_by_runs_that_pass_fail_or_are_interrupted() {
+    let _g = shared();
+    let user = UserDb::create(format!("mp_user_{}", std::process::id()));
+    let before = dump(&user.0);
+    // The URL names the user's own database, as a DATABASE_URL copied from an app's .env does:
+    // migproof may only use it to create and drop its own scratch databases.
+    let backend = Backend::Url(url_of(&user.0));
+    let unchanged = |what: &str| {
+        let after = dump(&user.0);
+        assert!(after == before, "{what} changed the user's database:\n{}", diff(&before, &after));
+    };
+    for command in COMMANDS {
+        let out = Proc::spawn(mp(command, &backend, &tiny(), &[])).finish(Duration::from_secs(120));
+        assert_eq!(out.code, Some(0), "{}", out.all());
+        unchanged(&format!("a passing `{command}`"));
+
+        let bug = root().join("examples/bugs/rename_down_drops_column/migrations");
+        let out = Proc::spawn(mp(command, &backend, &bug, &[])).finish(Duration::from_secs(120));
+        assert_eq!(out.code, Some(1), "{}", out.all());
+        unchanged(&format!("a `{command}` with findings"));
+
+        let typo = root().join("examples/bugs/typo_in_up/migrations");
+        let out = Proc::spawn(mp(command, &backend, &typo, &[])).finish(Duration::from_secs(120));
+        assert_eq!(out.code, Some(1), "{}", out.all());
+        unchanged(&format!("a `{command}` whose migration fails to apply"));
+
+        let slow = slow_set();
+        let mut proc = Proc::spawn(mp(command, &backend, slow.path(), &[]));
+        wait_running_url(&server_url(), &mut proc, "pg_sleep");
+        proc.signal(Signal::SIGTERM);
+        let out = proc.finish(Duration::from_secs(10));
+        assert_eq!(out.code, Some(130), "{}", out.all());
+        unchanged(&format!("a `{command}` interrupted by SIGTERM"));
+    }
+}
+
+fn diff(a: &[u8], b: &[u8]) -> String {
+    let (a, b) = (String::from_utf8_lossy(a), String::from_utf8_lossy(b));
+    similar::TextDiff::from_lines(a.as_ref(), b.as_ref()).unified_diff().to_string()
+}
+
+/// Databases the sweep test plants, each dropped when the test ends.
+struct Planted(Vec<String>);
+
+impl Drop for Planted {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            sql("postgres", &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
+        }
+    }
+}
+
+#[test]
+fn sweep_drops_only_scratch_databases_whose_owner_died_on_this_host() {
+    let _g = shared();
+    let me = std::process::id();
+    let dead = dead_pid();
+    let host = hostname();
+    let marker =
+        |host: &str, pid: &str| format!("migproof scratch host={host} pid={pid} started=0");
+    // (name, comment, swept?)
+    let cases: Vec<(String, Option<String>, bool)> = vec![
+        (format!("migproof_{dead}_sweep_dead_{me}"), Some(marker(&host, &dead.to_string())), true),
+        (format!("migproof_{me}_sweep_live_{me}"), Some(marker(&host, &me.to_string())), false),
+        (
+            format!("migproof_{dead}_sweep_elsewhere_{me}"),
+            Some(marker("another-host", &dead.to_string())),
+            false,
+        ),
+        (format!("migproof_{dead}_sweep_unmarked_{me}"), None, false),
+        (
+            format!("migproof_{dead}_sweep_foreign_{me}"),
+            Some(format!("payroll, keep! pid={dead}")),
+            false,
+        ),
+        (format!("migproof_{dead}_sweep_garbled_{me}"), Some(marker(&host, "x1")), false),
+        (
+            format!("mpuser_{dead}_sweep_noprefix_{me}"),
+            Some(marker(&host, &dead.to_string())),
+            false,
+        ),
+    ];
+    let planted = Planted(cases.iter().map(|c| c.0.clone()).collect());
+    let mut dumps = Vec::new();
+    for (name, comment, swept) in &cases {
+        sql("postgres", &format!("CREATE DATABASE \"{name}\""));
+        if let Some(comment) = comment {
+            sql("postgres", &format!("COMMENT ON DATABASE \"{name}\" IS '{comment}'"));
+        }
+        sql(
+            name,
+            "CREATE TABLE precious (id int PRIMARY KEY); INSERT INTO precious VALUES (1), (2);",
+        );
+        dumps.push(if *swept { Vec::new() } else { dump(name) });
+    }
+    let out =
+        Proc::spawn(mp("check", &url_backend(), &tiny(), &[])).finish(Duration::from_secs(120));
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let exists = |name: &str| {
+        !sql("postgres", &format!("SELECT datname::text FROM pg_database WHERE datname = '{name}'"))
+            .is_empty()
+    };
+    for ((name, _, swept), before) in cases.iter().zip(dumps) {
+        if *swept {
+            assert!(!exists(name), "{name}: owner died on this host, must be swept");
+        } else {
+            assert!(exists(name), "{name} must not be touched");
+            assert!(dump(name) == before, "{name} was changed");
+        }
+    }
+    drop(planted);
+}
+
+#[test]
+fn sweep_removes_only_local_clusters_whose_owner_died() {
+    let _g = shared();
+    let tmp = private_tmp();
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let plant = |name: &str, owner: Option<String>| {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        if let Some(owner) = owner {
+            std::fs::write(dir.join("owner.pid"), owner).unwrap();
+        }
+        std::fs::File::open(&dir).unwrap().set_modified(old).unwrap();
+        dir
+    };
+    let dead = plant("migproof-local-dead", Some(dead_pid().to_string()));
+    let live = plant("migproof-local-live", Some(std::process::id().to_string()));
+    // A folder without owner.pid may be one another run is still setting up: kept while fresh.
+    let fresh = tmp.path().join("migproof-local-fresh");
+    std::fs::create_dir(&fresh).unwrap();
+    let other = plant("someone-elses-folder", Some(dead_pid().to_string()));
+    let out = Proc::spawn(mp("check", &Backend::Local(tmp.path().into()), &tiny(), &[]))
+        .finish(Duration::from_secs(120));
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(!dead.exists(), "the cluster folder of a dead owner must be removed");
+    assert!(live.exists() && fresh.exists() && other.exists(), "others must be kept");
+}
+
+// ---------------------------------------------------------------------------------------------
 // 2. Interruptions
 // ---------------------------------------------------------------------------------------------
 
@@ -427,6 +610,192 @@ fn step_timeout_has_a_sane_documented_default() {
     assert!(help.contains("--step-timeout") && help.contains("[default: 2m]"), "{help}");
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
     assert!(readme.contains("`--step-timeout` (default `2m`"), "README documents the default");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Secrets
+// ---------------------------------------------------------------------------------------------
+
+struct Role(String);
+
+impl Drop for Role {
+    fn drop(&mut self) {
+        // scratch databases it may own are migproof's; they are gone or swept by now
+        let owned = sql(
+            "postgres",
+            &format!(
+                "SELECT datname::text FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba \
+                 WHERE r.rolname = '{}' AND d.datname LIKE 'migproof\\_%'",
+                self.0
+            ),
+        );
+        for db in owned.into_iter().flatten().flatten() {
+            sql("postgres", &format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"));
+        }
+        sql("postgres", &format!("DROP ROLE IF EXISTS {}", self.0));
+    }
+}
+
+#[test]
+fn a_password_never_appears_in_any_output() {
+    let _g = shared();
+    let pid = std::process::id();
+    let role = Role(format!("mp_secret_{pid}"));
+    // distinctive, and with characters that must be percent-encoded in a URL
+    let core = format!("Pw{pid}Xyzzy");
+    let password = format!("{core}@:/%#?");
+    sql("postgres", &format!("DROP ROLE IF EXISTS {}", role.0));
+    sql("postgres", &format!("CREATE ROLE {} LOGIN CREATEDB PASSWORD '{password}'", role.0));
+    let with = |host: &str, port: u16, db: &str| {
+        let mut url = url::Url::parse("postgres://localhost/").unwrap();
+        url.set_username(&role.0).unwrap();
+        url.set_password(Some(&password)).unwrap();
+        url.set_host(Some(host)).unwrap();
+        url.set_port(Some(port)).unwrap();
+        url.set_path(db);
+        url.to_string()
+    };
+    let good = with("127.0.0.1", 5432, "postgres");
+    let encoded = url::Url::parse(&good).unwrap().password().unwrap().to_owned();
+    assert_ne!(encoded, password, "the URL carries the password percent-encoded");
+    let leaks = |out: &Ended| {
+        let all = out.all();
+        [core.as_str(), password.as_str(), encoded.as_str()].iter().any(|p| all.contains(p))
+    };
+    let bug = root().join("examples/bugs/rename_down_drops_column/migrations");
+    let slow = slow_set();
+    let hang = folder(&[("0001_hang.up.sql", "select pg_sleep(3600);\n")]);
+
+    // (what, args, DATABASE_URL, expected exit code)
+    let mut runs: Vec<(String, Vec<String>, Option<String>, Option<i32>)> = Vec::new();
+    for command in COMMANDS {
+        let dir = bug.to_string_lossy().into_owned();
+        for format in ["human", "json"] {
+            runs.push((
+                format!("`{command}` with findings, --format {format}, --database-url"),
+                vec![
+                    command.to_string(),
+                    "-m".into(),
+                    dir.clone(),
+                    "--backend".into(),
+                    "url".into(),
+                    "--format".into(),
+                    format.into(),
+                    "--database-url".into(),
+                    good.clone(),
+                ],
+                None,
+                Some(1),
+            ));
+            runs.push((
+                format!("`{command}` with findings, --format {format}, DATABASE_URL"),
+                vec![
+                    command.to_string(),
+                    "-m".into(),
+                    dir.clone(),
+                    "--backend".into(),
+                    "url".into(),
+                    "--format".into(),
+                    format.into(),
+                ],
+                Some(good.clone()),
+                Some(1),
+            ));
+        }
+    }
+    let hang_dir = hang.path().to_string_lossy().into_owned();
+    runs.push((
+        "a timeout finding".into(),
+        vec![
+            "check".into(),
+            "-m".into(),
+            hang_dir.clone(),
+            "--backend".into(),
+            "url".into(),
+            "--step-timeout".into(),
+            "1s".into(),
+            "--format".into(),
+            "json".into(),
+        ],
+        Some(good.clone()),
+        Some(1),
+    ));
+    for (what, url) in [
+        ("nothing listening", with("127.0.0.1", 1, "postgres")),
+        ("a database that does not exist", with("127.0.0.1", 5432, &format!("mp_nothing_{pid}"))),
+        ("a host that does not resolve", with("no-such-host.invalid", 5432, "postgres")),
+    ] {
+        runs.push((
+            format!("connection error: {what}"),
+            vec![
+                "check".into(),
+                "-m".into(),
+                hang_dir.clone(),
+                "--backend".into(),
+                "url".into(),
+                "--database-url".into(),
+                url,
+            ],
+            None,
+            Some(3),
+        ));
+    }
+    runs.push((
+        "a URL that does not parse".into(),
+        vec![
+            "check".into(),
+            "-m".into(),
+            hang_dir.clone(),
+            "--backend".into(),
+            "url".into(),
+            "--database-url".into(),
+            format!("postgres://{}:{password}@127.0.0.1:notaport/db", role.0),
+        ],
+        None,
+        Some(3),
+    ));
+    runs.push((
+        "a usage error with DATABASE_URL set".into(),
+        vec!["check".into(), "--step-timeout".into(), "soon".into()],
+        Some(good.clone()),
+        Some(2),
+    ));
+    runs.push((
+        "--help with DATABASE_URL set".into(),
+        vec!["check".into(), "--help".into()],
+        Some(good.clone()),
+        Some(0),
+    ));
+    for (what, args, env, code) in runs {
+        let mut cmd = harness::command(&[]);
+        cmd.args(&args);
+        if let Some(env) = env {
+            cmd.env("DATABASE_URL", env);
+        }
+        let out = Proc::spawn(cmd).finish(Duration::from_secs(120));
+        assert_eq!(out.code, code, "{what}: {}", out.all());
+        assert!(!leaks(&out), "{what} printed the password:\n{}", out.all());
+    }
+
+    // an error from the server: the role may not create databases
+    sql("postgres", &format!("ALTER ROLE {} NOCREATEDB", role.0));
+    let out = Proc::spawn(mp("check", &Backend::Url(good.clone()), &tiny(), &[]))
+        .finish(Duration::from_secs(60));
+    assert_eq!(out.code, Some(3), "{}", out.all());
+    assert!(out.stderr.contains("permission denied"), "{}", out.stderr);
+    assert!(!leaks(&out), "a server error printed the password:\n{}", out.all());
+    sql("postgres", &format!("ALTER ROLE {} CREATEDB", role.0));
+
+    // an interrupted run
+    for command in COMMANDS {
+        let backend = Backend::Url(good.clone());
+        let mut proc = Proc::spawn(mp(command, &backend, slow.path(), &[]));
+        wait_running_url(&server_url(), &mut proc, "pg_sleep");
+        proc.signal(Signal::SIGINT);
+        let out = proc.finish(Duration::from_secs(10));
+        assert_eq!(out.code, Some(130), "{}", out.all());
+        assert!(!leaks(&out), "an interrupted run printed the password:\n{}", out.all());
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
