@@ -1091,6 +1091,49 @@ mod parsers {
         ]
     }
 
+    /// A folder that is almost right for one layout: a few well-named migrations of it, with
+    /// near-valid contents, and perhaps a stray entry. Reaches the readers' deeper paths, which
+    /// a folder of random names (one bad name fails the whole folder) rarely does.
+    fn layout_folder() -> impl Strategy<Value = Vec<(String, Vec<u8>)>> {
+        let family = prop::sample::select(vec![
+            "{v}_{d}.up.sql|{v}_{d}.down.sql|{v}_{d}.sql",
+            "V{v}__{d}.sql|U{v}__{d}.sql|R__{d}.sql|V{v}.{v}__{d}.sql",
+            "2024-01-0{v}-000000_{d}/up.sql|2024-01-0{v}-000000_{d}/down.sql",
+            "00000{v}_{d}.up.sql|00000{v}_{d}.down.sql",
+            "2024010100000{v}_{d}.sql",
+            "changelog.xml|db.changelog-master.yaml|changelog.sql|changes/{v}_{d}.sql",
+        ]);
+        let valid = prop::sample::select(vec![
+            "create table a (id int);\n",
+            "-- migrate:up\ncreate table a (id int);\n\n-- migrate:down\ndrop table a;\n",
+            "--liquibase formatted sql\n--changeset ann:1\ncreate table a (id int);\n\
+             --rollback drop table a;\n",
+            "<databaseChangeLog><changeSet id=\"1\" author=\"a\"><sql>select 1</sql>\
+             </changeSet></databaseChangeLog>",
+            "databaseChangeLog:\n  - changeSet:\n      id: 1\n      author: a\n      changes:\n\
+             \x20       - sql:\n            sql: select 1\n",
+        ])
+        .prop_map(|t| t.as_bytes().to_vec());
+        let body = prop_oneof![4 => valid, 1 => contents()];
+        let entry = (1u32..10, "[a-z_]{1,8}", any::<prop::sample::Index>(), body);
+        let stray = prop::collection::vec((name(), contents()), 0..2).prop_map(|mut v| {
+            v.truncate(v.len() / 2); // mostly none
+            v
+        });
+        (family, prop::collection::vec(entry, 1..6), stray).prop_map(|(family, entries, stray)| {
+            let shapes: Vec<&str> = family.split('|').collect();
+            let mut files: Vec<(String, Vec<u8>)> = entries
+                .into_iter()
+                .map(|(v, d, shape, body)| {
+                    let shape = shapes[shape.index(shapes.len())];
+                    (shape.replace("{v}", &v.to_string()).replace("{d}", &d), body)
+                })
+                .collect();
+            files.extend(stray);
+            files
+        })
+    }
+
     fn text_bytes() -> impl Strategy<Value = Vec<u8>> {
         "[ -~\n]{0,60}".prop_map(String::into_bytes)
     }
@@ -1142,7 +1185,10 @@ mod parsers {
         })]
 
         #[test]
-        fn readers_never_panic(files in prop::collection::vec((name(), contents()), 0..8)) {
+        fn readers_never_panic(files in prop_oneof![
+            layout_folder(),
+            prop::collection::vec((name(), contents()), 0..8),
+        ]) {
             let _g = super::shared();
             let dir = tempfile::tempdir().unwrap();
             for (name, body) in &files {
