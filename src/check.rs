@@ -6,9 +6,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::backend::{BackendError, ScratchDb, Server};
+use crate::backend::{describe, BackendError, ScratchDb, Server};
 use crate::compare::{self, SchemaVerdict};
 use crate::executor::{Direction, Session, StepError};
+use crate::observe::history::History;
 use crate::observe::snapshot::{self, Snapshot};
 use crate::observe::{catalog, data};
 use crate::report::{Finding, Kind, Note, Report, Source};
@@ -54,7 +55,7 @@ impl From<StepError> for RunError {
 }
 
 fn lost(e: sqlx::Error) -> RunError {
-    RunError::Lost(format!("lost the connection to the scratch database: {e}"))
+    RunError::Lost(format!("lost the connection to the scratch database: {}", describe(&e)))
 }
 
 /// Step names, as they appear in findings.
@@ -75,7 +76,7 @@ struct Run<'a> {
     set: &'a MigrationSet,
     options: &'a CheckOptions,
     report: Report,
-    golden: Vec<Snapshot>,
+    golden: History,
     /// Seeding rounds so far; unique values differ per round.
     rounds: usize,
     /// Set when a comparison found only noise: the database is not exactly golden any more.
@@ -94,7 +95,7 @@ pub async fn run(
     let source = Source { dir: set.dir.display().to_string(), format: set.format.to_string() };
     let report = Report::new("check", source, set.migrations.len(), server.kind_name());
     let mut run =
-        Run { server, set, options, report, golden: Vec::new(), rounds: 0, noisy: false, noise_seen: Vec::new() };
+        Run { server, set, options, report, golden: History::new(), rounds: 0, noisy: false, noise_seen: Vec::new() };
     for note in &set.notes {
         run.report.notes.push(Note {
             kind: "source".into(),
@@ -152,7 +153,9 @@ impl Run<'_> {
     async fn golden_pass(&mut self, progress: &dyn Progress) -> Result<usize, RunError> {
         let golden = golden(self.server, self.set, self.options.step_timeout, progress).await?;
         self.report.summary.steps += golden.snapshots.len() - 1;
-        self.golden = golden.snapshots;
+        for snapshot in golden.snapshots {
+            self.golden.push(snapshot);
+        }
         let usable = self.golden.len() - 1;
         if let Some(e) = golden.failure {
             let m = &self.set.migrations[usable];
@@ -182,7 +185,8 @@ impl Run<'_> {
             v => format!("golden schema at {}", self.set.migrations[v - 1].id()),
         };
         let after = format!("after {step}");
-        match compare::schema(&self.golden[version], &actual, self.options.strict, (&label, &after)) {
+        let golden = self.golden.get(version);
+        match compare::schema(golden, &actual, self.options.strict, (&label, &after)) {
             SchemaVerdict::Equal => Ok(true),
             SchemaVerdict::Noise { notes, objects, diff } => {
                 for (kind, message) in notes {

@@ -7,12 +7,15 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnection, PgDatabaseError, PgErrorPosition};
 use sqlx::{AssertSqlSafe, Connection, Row};
 
-use crate::backend::ScratchDb;
+use crate::backend::{describe, ScratchDb};
 use crate::model::machine::Fault;
 use crate::model::seed;
 use crate::observe::catalog::Table;
 use crate::observe::{data, ident, literal};
 use crate::source::{Chunk, Script};
+
+/// How long a cancelled step may take to stop before its backend is terminated.
+const CANCEL_GRACE: Duration = Duration::from_secs(5);
 
 /// Which way a migration runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +41,12 @@ pub enum StepError {
 impl StepError {
     fn from_sqlx(e: sqlx::Error, script: &Script, chunk: &Chunk) -> StepError {
         match e {
+            // The server ended the session (shut down, restarted, crashed) or the connection
+            // broke: the environment failed; the migration is not to blame.
+            sqlx::Error::Database(db) if db.code().is_some_and(|c| ends_session(&c)) => {
+                let e = sqlx::Error::Database(db);
+                StepError::Connection(format!("the server ended the session: {}", describe(&e)))
+            }
             sqlx::Error::Database(db) => {
                 let pg = db.try_downcast_ref::<PgDatabaseError>();
                 let mut line = None;
@@ -66,13 +75,19 @@ impl StepError {
                 let line = line.unwrap_or_else(|| script.line_of(chunk.offset));
                 StepError::Sql { location: format!("{}:{line}", script.path.display()), message }
             }
-            other => StepError::Connection(other.to_string()),
+            other => StepError::Connection(describe(&other)),
         }
     }
 
     pub fn is_environment(&self) -> bool {
         matches!(self, StepError::Connection(_))
     }
+}
+
+/// SQLSTATEs with which the server ends a session rather than rejects a statement: class 08
+/// (connection exception) and admin_shutdown, crash_shutdown, cannot_connect_now.
+fn ends_session(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
 }
 
 /// A connection to one scratch database on which steps are applied.
@@ -96,7 +111,7 @@ pub struct Seeded {
 
 impl Session {
     pub async fn open(db: &ScratchDb, step_timeout: Duration) -> Result<Session, StepError> {
-        let conn_err = |e: sqlx::Error| StepError::Connection(e.to_string());
+        let conn_err = |e: sqlx::Error| StepError::Connection(describe(&e));
         let mut conn = db.connect().await.map_err(conn_err)?;
         sqlx::raw_sql("SET TimeZone = 'UTC'; SET client_min_messages = warning;")
             .execute(&mut conn)
@@ -130,24 +145,42 @@ impl Session {
         }
         let timeout = self.step_timeout;
         let mut current: (usize, usize) = (0, 0);
-        let result = tokio::time::timeout(
-            timeout,
-            apply_blocks(&mut self.conn, version, script, direction, &mut current),
-        )
-        .await;
-        match result {
-            Ok(r) => r,
-            Err(_) => {
-                let activity = self.stop_runaway().await;
-                let chunk = script.blocks.get(current.0).and_then(|b| b.chunks.get(current.1));
-                let line = chunk.map(|c| script.line_of(c.offset)).unwrap_or(1);
-                Err(StepError::Timeout {
-                    location: format!("{}:{line}", script.path.display()),
-                    after: timeout,
-                    activity,
-                })
+        let (activity, stopped) = {
+            let Session { db, conn, pid, .. } = &mut *self;
+            let run = apply_blocks(conn, version, script, direction, &mut current);
+            tokio::pin!(run);
+            match tokio::time::timeout(timeout, &mut run).await {
+                Ok(r) => return r,
+                Err(_) => {
+                    // Cancel rather than kill: the statement fails with the server's own
+                    // account of where it was (the CONTEXT of a function or DO block), and the
+                    // session stays usable.
+                    let activity = describe_and_cancel(db, *pid).await;
+                    let stopped = tokio::time::timeout(CANCEL_GRACE, &mut run).await;
+                    (activity, stopped)
+                }
             }
+        };
+        let mut activity = activity;
+        match stopped {
+            Ok(Err(StepError::Sql { message, .. })) => {
+                if let Some((_, context)) = message.split_once("\nCONTEXT: ") {
+                    let context = context.replace('\n', "; ");
+                    activity.push_str(&format!("; the server was at: {context}"));
+                }
+            }
+            // Finished as it was cancelled: the caller rebuilds after the finding anyway.
+            Ok(Ok(())) => {}
+            // Ignored the cancel, or the connection broke: end the backend and reconnect.
+            Ok(Err(_)) | Err(_) => drop(self.stop_runaway().await),
         }
+        let chunk = script.blocks.get(current.0).and_then(|b| b.chunks.get(current.1));
+        let line = chunk.map(|c| script.line_of(c.offset)).unwrap_or(1);
+        Err(StepError::Timeout {
+            location: format!("{}:{line}", script.path.display()),
+            after: timeout,
+            activity,
+        })
     }
 
     /// Applies a script with `fault` injected. `Ok(None)` when it applied (the fault did not
@@ -390,7 +423,7 @@ impl Session {
         sqlx::query_scalar("SELECT version FROM _migproof.applied")
             .fetch_all(&mut self.conn)
             .await
-            .map_err(|e| StepError::Connection(e.to_string()))
+            .map_err(|e| StepError::Connection(describe(&e)))
     }
 
     /// Writes the seeder's rows into every table, parents before children; rows a
@@ -549,6 +582,31 @@ fn insert_sql(table: &Table, row: &seed::Row) -> String {
     sql + &returning
 }
 
+/// Says what backend `pid` is doing (waiting for a lock, sleeping, busy) and cancels its
+/// statement, from a second connection.
+async fn describe_and_cancel(db: &ScratchDb, pid: i32) -> String {
+    let mut activity = String::from("unknown activity");
+    let Ok(mut other) = db.connect().await else { return activity };
+    let row: Option<(Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT state, wait_event_type, wait_event FROM pg_stat_activity WHERE pid = $1",
+    )
+    .bind(pid)
+    .fetch_optional(&mut other)
+    .await
+    .ok()
+    .flatten();
+    if let Some((state, wait_type, wait)) = row {
+        activity = match (wait_type.as_deref(), wait) {
+            (Some("Lock"), Some(w)) => format!("waiting for a {w} lock"),
+            (Some(t), Some(w)) => format!("{} waiting on {t}/{w}", state.unwrap_or_default()),
+            _ => format!("{}, not waiting: busy", state.unwrap_or_default()),
+        };
+    }
+    let _ = sqlx::query("SELECT pg_cancel_backend($1)").bind(pid).execute(&mut other).await;
+    let _ = other.close().await;
+    activity
+}
+
 async fn apply_blocks(
     conn: &mut PgConnection,
     version: &str,
@@ -565,7 +623,7 @@ async fn apply_blocks(
             format!("DELETE FROM _migproof.applied WHERE version = {}", literal(version))
         }
     };
-    let conn_err = |e: sqlx::Error| StepError::Connection(e.to_string());
+    let conn_err = |e: sqlx::Error| StepError::Connection(describe(&e));
     let last = script.blocks.len().saturating_sub(1);
     let mut recorded = false;
     for (b, block) in script.blocks.iter().enumerate() {

@@ -46,15 +46,31 @@ pub fn binaries() -> Option<PathBuf> {
 pub struct Cluster {
     dir: PathBuf,
     child: Option<Child>,
+    /// initdb while it runs, in a process group of its own.
+    initdb: Option<Child>,
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        if let Some(mut initdb) = self.initdb.take() {
+            // initdb acts on SIGINT only between its steps (seconds): kill it and the
+            // bootstrap postgres it runs.
+            let group = Pid::from_raw(initdb.id() as i32);
+            let _ = nix::sys::signal::killpg(group, Signal::SIGKILL);
+            let _ = initdb.wait();
+        }
         if let Some(mut child) = self.child.take() {
             stop_postmaster(child.id() as i32);
             let _ = child.wait();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // A process killed a moment ago may still finish writing a file: try again briefly.
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while std::fs::remove_dir_all(&self.dir).is_err()
+            && self.dir.exists()
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
@@ -64,7 +80,7 @@ fn stop_postmaster(pid: i32) {
     let _ = kill(pid, Signal::SIGINT);
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
-        if !process_alive(pid.as_raw()) || is_zombie(pid.as_raw()) {
+        if !process_alive(pid.as_raw()) {
             return;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -72,7 +88,7 @@ fn stop_postmaster(pid: i32) {
     let _ = kill(pid, Signal::SIGKILL);
 }
 
-fn is_zombie(pid: i32) -> bool {
+pub(crate) fn is_zombie(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|s| s.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')))
         .unwrap_or(false)
@@ -158,7 +174,7 @@ pub async fn start() -> Result<Server, BackendError> {
         .map_err(|e| fail(format!("could not create a temporary folder: {e}")))?
         .keep();
     // From here on the folder is removed by Cluster's Drop, whatever happens.
-    let mut cluster = Cluster { dir: dir.clone(), child: None };
+    let mut cluster = Cluster { dir: dir.clone(), child: None, initdb: None };
     std::fs::write(dir.join("owner.pid"), std::process::id().to_string())
         .map_err(|e| fail(format!("could not write to `{}`: {e}", dir.display())))?;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
@@ -176,18 +192,31 @@ pub async fn start() -> Result<Server, BackendError> {
     }
 
     let mut initdb = Command::new(bin.join("initdb"));
+    let log = dir.join("initdb.log");
     initdb
         .arg("-D")
         .arg(&data)
         .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync"])
-        .stdin(Stdio::null());
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).map_err(|e| fail(e.to_string()))?)
+        .process_group(0);
     as_cluster_user(&mut initdb, &user);
-    let out = initdb.output().map_err(|e| fail(format!("could not run initdb: {e}")))?;
-    if !out.status.success() {
-        return Err(fail(format!(
-            "initdb failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+    // Held by `cluster` and awaited, not blocked on: Ctrl-C during initdb (a second or more)
+    // must stop migproof at once, and dropping `cluster` then stops initdb before removing
+    // the folder it writes into.
+    cluster.initdb = Some(initdb.spawn().map_err(|e| fail(format!("could not run initdb: {e}")))?);
+    let status = loop {
+        let child = cluster.initdb.as_mut().expect("just spawned");
+        match child.try_wait().map_err(|e| fail(format!("could not wait for initdb: {e}")))? {
+            Some(status) => break status,
+            None => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    };
+    cluster.initdb = None;
+    if !status.success() {
+        let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+        return Err(fail(format!("initdb failed: {}", stderr.trim())));
     }
 
     let mut last_error = String::new();

@@ -5,7 +5,7 @@
 pub mod local;
 pub mod url;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection};
@@ -61,6 +61,8 @@ pub struct Server {
     created: Mutex<Vec<String>>,
     /// The password of the URL, if any, for external migrators.
     password: Option<String>,
+    /// Held (shared) by every creation under way; cleanup takes it exclusively.
+    creating: Arc<tokio::sync::RwLock<()>>,
     counter: std::sync::atomic::AtomicU32,
     /// Idle connections to the maintenance database, reused: with sqlx 0.9.0 opening one over
     /// TLS takes ~90 ms, as it no longer sets TCP_NODELAY and the handshake waits for delayed
@@ -95,6 +97,20 @@ impl ScratchDb {
         let _ = url.set_port(Some(o.get_port()));
         url.set_path(&self.name);
         url.into()
+    }
+}
+
+/// An sqlx error as a message for people: for an error from the server, its message and
+/// SQLSTATE, without sqlx's "at line N" (a line of PostgreSQL's C source, easily mistaken for
+/// a line of a migration).
+pub fn describe(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db) => match db.code() {
+            Some(code) => format!("{} (SQLSTATE {code})", db.message()),
+            None => db.message().to_owned(),
+        },
+        sqlx::Error::Io(io) => format!("the connection broke ({io})"),
+        other => other.to_string(),
     }
 }
 
@@ -135,12 +151,12 @@ fn owner_is_gone(comment: &str) -> bool {
     pid != std::process::id() as i32 && !process_alive(pid)
 }
 
+/// True when `pid` runs. A zombie (exited, not yet reaped by its parent) does not.
 pub(crate) fn process_alive(pid: i32) -> bool {
     use nix::sys::signal::kill;
     use nix::unistd::Pid;
     match kill(Pid::from_raw(pid), None) {
-        Ok(()) => true,
-        Err(nix::errno::Errno::EPERM) => true,
+        Ok(()) | Err(nix::errno::Errno::EPERM) => !local::is_zombie(pid),
         Err(_) => false,
     }
 }
@@ -158,6 +174,7 @@ impl Server {
             kind,
             created: Mutex::new(Vec::new()),
             password: None,
+            creating: Default::default(),
             counter: Default::default(),
             idle: Mutex::new(Vec::new()),
             _cluster: cluster,
@@ -219,33 +236,27 @@ impl Server {
         BackendError::Admin {
             action: action.to_owned(),
             target: self.target.clone(),
-            reason: e.to_string(),
+            reason: describe(&e),
         }
     }
 
     /// Creates an empty scratch database, marked as ours.
+    ///
+    /// Safe to cancel (Ctrl-C drops the future at any await): the name is recorded before the
+    /// database exists, and creating and marking run to the end in a task of their own, which
+    /// [`Server::cleanup`] waits for, so an interrupted creation is still dropped.
     pub async fn create(&self) -> Result<ScratchDb, BackendError> {
         let n = self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!("{SCRATCH_PREFIX}{}_{}_{n}", std::process::id(), nonce());
-        let mut conn = self.admin_conn().await?;
-        let create = format!("CREATE DATABASE {} TEMPLATE template0", quote_ident(&name));
-        sqlx::raw_sql(AssertSqlSafe(create))
-            .execute(&mut conn)
-            .await
-            .map_err(|e| self.admin_error(&format!("create scratch database `{name}`"), e))?;
         self.created.lock().expect("not poisoned").push(name.clone());
-        // A scratch database is thrown away, so its commits need not wait for the disk (the
-        // local backend's cluster runs with synchronous_commit off for the same reason).
-        let comment = format!(
-            "COMMENT ON DATABASE {db} IS {};\nALTER DATABASE {db} SET synchronous_commit = off",
-            quote_literal(&marker()),
-            db = quote_ident(&name),
-        );
-        sqlx::raw_sql(AssertSqlSafe(comment))
-            .execute(&mut conn)
-            .await
-            .map_err(|e| self.admin_error(&format!("mark scratch database `{name}`"), e))?;
-        self.release(conn);
+        let creating = self.creating.clone().read_owned().await;
+        let (admin, target, task_name) = (self.admin.clone(), self.target.clone(), name.clone());
+        tokio::spawn(async move {
+            let _creating = creating;
+            create_marked(&admin, &target, &task_name).await
+        })
+        .await
+        .expect("creating a database does not panic")?;
         Ok(ScratchDb {
             options: self.admin.clone().database(&name),
             name,
@@ -272,9 +283,11 @@ impl Server {
         Ok(())
     }
 
-    /// Drops every scratch database this process created and has not dropped yet, and closes
-    /// the maintenance connections.
+    /// Drops every scratch database this process created and has not dropped yet, after
+    /// creations still under way (interrupted ones included) have finished.
     pub async fn cleanup(&self) -> Result<(), BackendError> {
+        let _no_creation_under_way =
+            tokio::time::timeout(Duration::from_secs(10), self.creating.write()).await;
         let names = std::mem::take(&mut *self.created.lock().expect("not poisoned"));
         if !names.is_empty() {
             let mut conn = self.admin_conn().await?;
@@ -303,12 +316,46 @@ impl Server {
         .map_err(|e| self.admin_error("list scratch databases", e))?;
         for (name, comment) in rows {
             if comment.as_deref().is_some_and(owner_is_gone) {
-                self.drop_named(&mut conn, &name).await?;
+                // Best effort: a stale database this role may not drop (another role's run
+                // left it) must not stop this run; its owner's next run sweeps it.
+                let _ = self.drop_named(&mut conn, &name).await;
             }
         }
         self.release(conn);
         Ok(())
     }
+}
+
+/// `CREATE DATABASE` and its ownership marker. They cannot share a transaction, so a `kill -9`
+/// between the two (a few milliseconds) leaves an unmarked database that no sweep touches.
+async fn create_marked(
+    admin: &PgConnectOptions,
+    target: &str,
+    name: &str,
+) -> Result<(), BackendError> {
+    let failed = |action: String, e: sqlx::Error| BackendError::Admin {
+        action,
+        target: target.to_owned(),
+        reason: describe(&e),
+    };
+    let mut conn = connect_with_retry(admin, target).await?;
+    let create = format!("CREATE DATABASE {} TEMPLATE template0", quote_ident(name));
+    sqlx::raw_sql(AssertSqlSafe(create))
+        .execute(&mut conn)
+        .await
+        .map_err(|e| failed(format!("create scratch database `{name}`"), e))?;
+    // A scratch database is thrown away, so its commits need not wait for the disk.
+    let comment = format!(
+        "COMMENT ON DATABASE {db} IS {};\nALTER DATABASE {db} SET synchronous_commit = off",
+        quote_literal(&marker()),
+        db = quote_ident(name),
+    );
+    sqlx::raw_sql(AssertSqlSafe(comment))
+        .execute(&mut conn)
+        .await
+        .map_err(|e| failed(format!("mark scratch database `{name}`"), e))?;
+    let _ = conn.close().await;
+    Ok(())
 }
 
 fn nonce() -> String {
@@ -329,13 +376,13 @@ pub(crate) async fn connect_with_retry(
         match options.connect().await {
             Ok(conn) => return Ok(conn),
             Err(e @ sqlx::Error::Database(_)) => {
-                return Err(BackendError::Connect { target: target.into(), reason: e.to_string() });
+                return Err(BackendError::Connect { target: target.into(), reason: describe(&e) });
             }
             Err(e) => last = Some(e),
         }
         tokio::time::sleep(Duration::from_millis(100 * (attempt + 1))).await;
     }
-    let reason = last.map(|e| e.to_string()).unwrap_or_default();
+    let reason = last.map(|e| describe(&e)).unwrap_or_default();
     Err(BackendError::Connect { target: target.into(), reason })
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::{
-    error, exit, interrupted, open_server, parse_duration, print_report, Common, OutputFormat,
+    error, exit, interrupted, open_server_with, parse_duration, print_report, Common, OutputFormat,
 };
 use crate::backend;
 use crate::check::RunError;
@@ -106,7 +106,7 @@ pub async fn run(args: LocksArgs) -> u8 {
         Ok(set) => set,
         Err(e) => return error(exit::USAGE, &e.to_string()),
     };
-    let server = match open_server(&args.common).await {
+    let server = match open_server_with(args.common.backend, args.common.database_url.as_deref()).await {
         Ok(s) => s,
         Err(code) => return code,
     };

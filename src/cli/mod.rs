@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::backend::{self, BackendKind, Server};
 use crate::check::{self, CheckOptions, RunError};
@@ -246,7 +247,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if !(seconds.is_finite() && seconds > 0.0) {
         return Err(format!("`{text}` must be a positive duration"));
     }
-    Ok(Duration::from_secs_f64(seconds))
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{text}` is too long a duration"))
 }
 
 /// Parses the command line, runs the command, prints, and returns the exit code.
@@ -283,34 +284,69 @@ pub(crate) fn paint(text: &str, code: &str, on: bool) -> String {
     }
 }
 
-/// Waits for Ctrl-C or SIGTERM.
+/// Waits for Ctrl-C or SIGTERM (for commands that listen from the moment they start).
 pub(crate) async fn interrupted() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let term = async {
-        match term.as_mut() {
-            Some(t) => {
-                t.recv().await;
-            }
-            None => std::future::pending().await,
+    Interrupts::install().recv().await
+}
+
+/// Ctrl-C and SIGTERM, listened for from the start of a run to its end: a signal that arrives
+/// between two phases (loading, starting a server, checking) is kept, not lost, and none ends
+/// the process before it has cleaned up.
+pub(crate) struct Interrupts {
+    int: Option<Signal>,
+    term: Option<Signal>,
+}
+
+impl Interrupts {
+    pub(crate) fn install() -> Interrupts {
+        Interrupts {
+            int: signal(SignalKind::interrupt()).ok(),
+            term: signal(SignalKind::terminate()).ok(),
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
+    }
+
+    /// Waits for Ctrl-C or SIGTERM (or one that came while nobody was waiting).
+    pub(crate) async fn recv(&mut self) {
+        async fn one(s: &mut Option<Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            _ = one(&mut self.int) => {}
+            _ = one(&mut self.term) => {}
+        }
     }
 }
 
 async fn run(cli: Cli) -> u8 {
+    let mut interrupts = Interrupts::install();
     match cli.command {
-        Command::Check(args) => run_check(args).await,
+        Command::Check(args) => run_check(args, &mut interrupts).await,
         Command::Fuzz(args) => fuzz::run_fuzz(args).await,
         Command::Replay(args) => fuzz::run_replay(args).await,
-        Command::Snapshot(args) => run_snapshot(args).await,
+        Command::Snapshot(args) => run_snapshot(args, &mut interrupts).await,
         Command::Locks(args) => locks::run(args).await,
     }
 }
 
 pub(crate) async fn open_server_with(backend: BackendKind, url: Option<&str>) -> Result<Server, u8> {
+    let mut interrupts = Interrupts::install();
+    open_server_inner(backend, url, &mut interrupts).await
+}
+
+async fn open_server(common: &Common, interrupts: &mut Interrupts) -> Result<Server, u8> {
+    open_server_inner(common.backend, common.database_url.as_deref(), interrupts).await
+}
+
+async fn open_server_inner(
+    backend: BackendKind,
+    url: Option<&str>,
+    interrupts: &mut Interrupts,
+) -> Result<Server, u8> {
     let url = url.filter(|u| !u.is_empty());
     tokio::select! {
         server = Server::open(backend, url) => server.map_err(|e| {
@@ -320,20 +356,16 @@ pub(crate) async fn open_server_with(backend: BackendKind, url: Option<&str>) ->
             };
             error(exit::ENVIRONMENT, &text)
         }),
-        _ = interrupted() => Err(error(exit::INTERRUPTED, "interrupted")),
+        _ = interrupts.recv() => Err(error(exit::INTERRUPTED, "interrupted")),
     }
 }
 
-async fn open_server(common: &Common) -> Result<Server, u8> {
-    open_server_with(common.backend, common.database_url.as_deref()).await
-}
-
-async fn run_check(args: CheckArgs) -> u8 {
+async fn run_check(args: CheckArgs, interrupts: &mut Interrupts) -> u8 {
     let set = match source::load(&args.common.migrations, args.common.source_format()) {
         Ok(set) => set,
         Err(e) => return error(exit::USAGE, &e.to_string()),
     };
-    let server = match open_server(&args.common).await {
+    let server = match open_server(&args.common, interrupts).await {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -346,17 +378,15 @@ async fn run_check(args: CheckArgs) -> u8 {
     let bar = progress::Bar::new(args.common.format == OutputFormat::Human);
     let result = tokio::select! {
         r = check::run(&server, &set, &options, &bar) => Some(r),
-        _ = interrupted() => None,
+        _ = interrupts.recv() => None,
     };
     bar.clear();
     let cleanup = server.cleanup().await;
     drop(server);
     let url = args.common.database_url.clone().unwrap_or_default();
     let scrub = |t: String| if url.is_empty() { t } else { backend::url::scrub(&t, &url) };
-    if let Err(e) = cleanup {
-        eprintln!("warning: {}", scrub(e.to_string()));
-    }
-    match result {
+    let code = match result {
+        None if cleanup.is_err() => error(exit::INTERRUPTED, "interrupted"),
         None => error(exit::INTERRUPTED, "interrupted; scratch databases were dropped"),
         Some(Err(e @ RunError::Backend(_))) | Some(Err(e @ RunError::Lost(_))) => {
             error(exit::ENVIRONMENT, &scrub(e.to_string()))
@@ -365,7 +395,16 @@ async fn run_check(args: CheckArgs) -> u8 {
             print_report(&report, args.common.format);
             if report.findings.is_empty() { exit::OK } else { exit::FINDINGS }
         }
+    };
+    // After the error it follows from: what went wrong first comes first.
+    if let Err(e) = cleanup {
+        eprintln!(
+            "warning: scratch databases were not dropped ({}); the next migproof run on this \
+             server drops them",
+            scrub(e.to_string())
+        );
     }
+    code
 }
 
 pub(crate) fn print_report(report: &Report, format: OutputFormat) {
@@ -378,18 +417,18 @@ pub(crate) fn print_report(report: &Report, format: OutputFormat) {
     let _ = out.flush();
 }
 
-async fn run_snapshot(args: SnapshotArgs) -> u8 {
+async fn run_snapshot(args: SnapshotArgs, interrupts: &mut Interrupts) -> u8 {
     let set = match source::load(&args.common.migrations, args.common.source_format()) {
         Ok(set) => set,
         Err(e) => return error(exit::USAGE, &e.to_string()),
     };
-    let server = match open_server(&args.common).await {
+    let server = match open_server(&args.common, interrupts).await {
         Ok(s) => s,
         Err(code) => return code,
     };
     let result = tokio::select! {
         r = check::golden_snapshot(&server, &set) => Some(r),
-        _ = interrupted() => None,
+        _ = interrupts.recv() => None,
     };
     let _ = server.cleanup().await;
     drop(server);
@@ -421,5 +460,6 @@ mod tests {
         assert!(parse_duration("soon").unwrap_err().contains("not a duration"));
         assert!(parse_duration("5 weeks").is_err());
         assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("99999999999999999999h").unwrap_err().contains("too long"));
     }
 }

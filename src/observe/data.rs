@@ -12,6 +12,9 @@ use super::{ident, literal};
 
 /// How many differing rows are fetched per table for the report.
 const SAMPLE: usize = 20;
+/// Tables per `UNION ALL` statement. PostgreSQL plans a `UNION ALL` in time quadratic in its
+/// arms (2,000 tables in one statement took 42 s, in batches of 50 under a second).
+const BATCH: usize = 50;
 
 /// Creates migproof's bookkeeping schema in a scratch database.
 pub async fn ensure_schema(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
@@ -79,9 +82,10 @@ pub async fn stash(
             )
         })
         .collect();
-    if !selects.is_empty() {
+    for batch in selects.chunks(BATCH) {
         sql.push_str(&format!("INSERT INTO {table} (tbl, k, cols)\n"));
-        sql.push_str(&selects.join("\nUNION ALL\n"));
+        sql.push_str(&batch.join("\nUNION ALL\n"));
+        sql.push_str(";\n");
     }
     sqlx::raw_sql(AssertSqlSafe(sql)).execute(conn).await?;
     Ok(Stash { tag, tables: tables.to_vec() })
@@ -241,12 +245,17 @@ async fn compare_with(
     }
     let sql: Vec<String> =
         pairs.iter().enumerate().map(|(i, p)| p.checksum_sql(stash.tag, i)).collect();
-    let rows = sqlx::query(AssertSqlSafe(sql.join("\nUNION ALL\n"))).fetch_all(&mut *conn).await?;
     let mut sums = vec![[(0i64, String::new()), (0i64, String::new())]; pairs.len()];
-    for row in rows {
-        let i: i32 = row.try_get("i")?;
-        let side: i32 = row.try_get("side")?;
-        sums[i as usize][side as usize] = (row.try_get("n")?, row.try_get("h")?);
+    for batch in sql.chunks(BATCH) {
+        let rows = sqlx::query(AssertSqlSafe(batch.join("\nUNION ALL\n")))
+            .persistent(false)
+            .fetch_all(&mut *conn)
+            .await?;
+        for row in rows {
+            let i: i32 = row.try_get("i")?;
+            let side: i32 = row.try_get("side")?;
+            sums[i as usize][side as usize] = (row.try_get("n")?, row.try_get("h")?);
+        }
     }
     let mut diffs = Vec::new();
     for (pair, [before, now]) in pairs.iter().zip(sums) {

@@ -53,7 +53,8 @@ pub async fn take(conn: &mut PgConnection) -> Result<Snapshot, sqlx::Error> {
 impl Snapshot {
     pub fn new(mut items: Vec<Item>) -> Snapshot {
         items.sort_by(|a, b| {
-            (kind_rank(&a.kind), &a.key, &a.body).cmp(&(kind_rank(&b.kind), &b.key, &b.body))
+            (kind_rank(&a.kind), &a.key, &a.body, a.position)
+                .cmp(&(kind_rank(&b.kind), &b.key, &b.body, b.position))
         });
         Snapshot { items }
     }

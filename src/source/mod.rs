@@ -202,6 +202,8 @@ pub enum SourceError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("`{}` is not valid UTF-8 text (byte {offset}); migrations must be UTF-8", path.display())]
     NotUtf8 { path: PathBuf, offset: usize },
+    #[error("`{}` is a binary file, not SQL text (NUL byte at byte {offset})", path.display())]
+    Binary { path: PathBuf, offset: usize },
     #[error("migrations folder `{}` holds no migrations{hint}", dir.display())]
     Empty { dir: PathBuf, hint: String },
     #[error("duplicate migration version {version}: `{}` and `{}`", first.display(), second.display())]
@@ -223,7 +225,7 @@ pub fn read_text(path: &Path) -> Result<String, SourceError> {
         offset: e.utf8_error().valid_up_to(),
     })?;
     if let Some(pos) = text.find('\0') {
-        return Err(SourceError::NotUtf8 { path: path.to_owned(), offset: pos });
+        return Err(SourceError::Binary { path: path.to_owned(), offset: pos });
     }
     Ok(text.strip_prefix('\u{feff}').map(str::to_owned).unwrap_or(text))
 }
@@ -231,13 +233,16 @@ pub fn read_text(path: &Path) -> Result<String, SourceError> {
 /// Lists the entries of a migrations folder, sorted by name, with clear errors for a missing
 /// or unreadable folder.
 pub fn list_dir(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
-    if !dir.exists() {
-        return Err(SourceError::Missing(dir.to_owned()));
-    }
-    if !dir.is_dir() {
-        return Err(SourceError::NotADir(dir.to_owned()));
-    }
     let io = |source| SourceError::Io { path: dir.to_owned(), source };
+    // `exists()` would call a symlink loop or a folder without permission "missing".
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(SourceError::Missing(dir.to_owned()));
+        }
+        Err(e) => return Err(io(e)),
+        Ok(meta) if !meta.is_dir() => return Err(SourceError::NotADir(dir.to_owned())),
+        Ok(_) => {}
+    }
     let mut entries = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         entries.push(entry.map_err(io)?.path());

@@ -22,7 +22,16 @@ struct Name {
 }
 
 fn parse_name(path: &Path) -> Option<Result<Name, SourceError>> {
-    let file = path.file_name()?.to_str()?;
+    let raw = path.file_name()?;
+    let Some(file) = raw.to_str() else {
+        // Skipping it would silently leave a migration out of the check.
+        return raw.to_string_lossy().ends_with(".sql").then(|| {
+            Err(SourceError::Invalid {
+                path: path.to_owned(),
+                message: "the file name is not valid UTF-8; rename the file".into(),
+            })
+        });
+    };
     let stem = file.strip_suffix(".sql")?;
     let (stem, kind) = if let Some(s) = stem.strip_suffix(".up") {
         (s, Kind::Up)

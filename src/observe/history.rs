@@ -1,0 +1,168 @@
+//! The golden snapshot of every version, kept as one whole snapshot plus the difference between
+//! each version and the next, so that memory follows the size of the schema and of the changes,
+//! not the number of versions times the size of the schema. Taking snapshots is left to
+//! `snapshot`; deciding what a difference means is left to `compare`.
+
+use super::snapshot::{Item, Snapshot};
+
+/// What turns version `i` into version `i + 1`: items that went away and items that came.
+#[derive(Debug, Clone, Default)]
+struct Delta {
+    removed: Vec<Item>,
+    added: Vec<Item>,
+}
+
+/// Snapshots of versions `0..len()`, one materialized at a time. Reading versions in order,
+/// or stepping one back and forth as the stairway does, costs one delta per step.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    /// The snapshot of version `at`.
+    current: Snapshot,
+    at: usize,
+    /// `deltas[i]` turns version `i` into version `i + 1`.
+    deltas: Vec<Delta>,
+    len: usize,
+}
+
+impl History {
+    pub fn new() -> History {
+        History::default()
+    }
+
+    /// How many versions are stored.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends the snapshot of the next version.
+    pub fn push(&mut self, next: Snapshot) {
+        if self.len > 0 {
+            self.seek(self.len - 1);
+            let delta = difference(&self.current.items, &next.items);
+            self.deltas.push(delta);
+        }
+        self.current = next;
+        self.at = self.len;
+        self.len += 1;
+    }
+
+    /// The snapshot of `version`.
+    ///
+    /// # Panics
+    /// When `version` was never pushed, like indexing a slice out of bounds.
+    pub fn get(&mut self, version: usize) -> &Snapshot {
+        assert!(version < self.len, "version {version} of {} stored", self.len);
+        self.seek(version);
+        &self.current
+    }
+
+    fn seek(&mut self, version: usize) {
+        while self.at < version {
+            let d = &self.deltas[self.at];
+            self.current = apply(&self.current.items, &d.removed, &d.added);
+            self.at += 1;
+        }
+        while self.at > version {
+            let d = &self.deltas[self.at - 1];
+            self.current = apply(&self.current.items, &d.added, &d.removed);
+            self.at -= 1;
+        }
+    }
+}
+
+/// Items of `before` missing from `after` and items of `after` missing from `before`, as
+/// multisets.
+fn difference(before: &[Item], after: &[Item]) -> Delta {
+    let mut a: Vec<&Item> = before.iter().collect();
+    let mut b: Vec<&Item> = after.iter().collect();
+    a.sort();
+    b.sort();
+    let mut delta = Delta::default();
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) if x == y => {
+                i += 1;
+                j += 1;
+            }
+            (Some(x), Some(y)) if x < y => {
+                delta.removed.push((*x).clone());
+                i += 1;
+            }
+            (Some(_), Some(y)) | (None, Some(y)) => {
+                delta.added.push((*y).clone());
+                j += 1;
+            }
+            (Some(x), None) => {
+                delta.removed.push((*x).clone());
+                i += 1;
+            }
+            (None, None) => unreachable!("loop condition"),
+        }
+    }
+    delta
+}
+
+/// `items` without `remove` (as a multiset) and with `add`.
+fn apply(items: &[Item], remove: &[Item], add: &[Item]) -> Snapshot {
+    let mut gone: Vec<&Item> = remove.iter().collect();
+    gone.sort();
+    let mut sorted: Vec<&Item> = items.iter().collect();
+    sorted.sort();
+    let mut kept = Vec::with_capacity(items.len() + add.len());
+    let mut g = 0;
+    for item in sorted {
+        while g < gone.len() && gone[g] < item {
+            g += 1;
+        }
+        if g < gone.len() && gone[g] == item {
+            g += 1;
+            continue;
+        }
+        kept.push(item.clone());
+    }
+    kept.extend(add.iter().cloned());
+    Snapshot::new(kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn item(kind: u8, key: u8, body: u8) -> Item {
+        Item {
+            kind: ["table", "column", "index"][kind as usize % 3].into(),
+            key: format!("public.t{key}"),
+            body: format!("body {body}"),
+            position: (kind % 3 == 1).then_some(i32::from(body % 4)),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn every_version_reads_back_exactly_in_any_order(
+            versions in prop::collection::vec(
+                prop::collection::vec((0u8..3, 0u8..6, 0u8..3), 0..12), 1..8),
+            reads in prop::collection::vec(any::<prop::sample::Index>(), 1..20),
+        ) {
+            let snapshots: Vec<Snapshot> = versions
+                .iter()
+                .map(|v| Snapshot::new(v.iter().map(|&(k, n, b)| item(k, n, b)).collect()))
+                .collect();
+            let mut history = History::new();
+            for s in &snapshots {
+                history.push(s.clone());
+            }
+            prop_assert_eq!(history.len(), snapshots.len());
+            for r in reads {
+                let v = r.index(snapshots.len());
+                prop_assert_eq!(history.get(v), &snapshots[v]);
+            }
+        }
+    }
+}
