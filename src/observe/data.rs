@@ -34,8 +34,10 @@ pub async fn ensure_schema(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
 /// table writes no WAL and syncs no file; it lives as long as the session, which is longer
 /// than any stash is used. Named so that no unqualified name in a migration resolves to it
 /// (temporary tables come first in the search path).
+/// The stash of `tag`: an unlogged table in migproof's own schema (not a temporary one: a
+/// stash must outlive the session, which a fault may kill between the stash and the compare).
 fn stash_table(tag: i32) -> String {
-    format!("pg_temp.{}", ident(&format!("_migproof_stash_{tag}")))
+    format!("_migproof.stash_{tag}")
 }
 
 /// The rows of `tables` as they were when stashed under `tag`.
@@ -65,7 +67,7 @@ pub async fn stash(
 ) -> Result<Stash, sqlx::Error> {
     let table = stash_table(tag);
     let mut sql = format!(
-        "CREATE TEMPORARY TABLE IF NOT EXISTS {table} (tbl text NOT NULL, k text, cols text[] NOT NULL);\n\
+        "CREATE UNLOGGED TABLE IF NOT EXISTS {table} (tbl text NOT NULL, k text, cols text[] NOT NULL);\n\
          TRUNCATE {table};\n"
     );
     let selects: Vec<String> = tables
