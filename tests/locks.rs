@@ -216,7 +216,7 @@ fn access_exclusive_with_a_lock_timeout_is_quiet() {
 
 #[test]
 fn lock_held_past_the_threshold_is_a_hazard() {
-    let args = ["--rows", "60000", "--lock-threshold", "250ms"];
+    let args = ["--rows", "60000", "--lock-threshold", "100ms"];
     let (out, json) = locks_json("lock_held_too_long", &args);
     assert_eq!(out.status.code(), Some(1), "{json:#}");
     let migration = "0002_add_and_backfill_display_name";
@@ -229,7 +229,7 @@ fn lock_held_past_the_threshold_is_a_hazard() {
 
 #[test]
 fn backfill_in_its_own_transaction_holds_no_blocking_lock_for_long() {
-    quiet("lock_held_too_long_safe", &["--rows", "60000", "--lock-threshold", "250ms"]);
+    quiet("lock_held_too_long_safe", &["--rows", "60000", "--lock-threshold", "100ms"]);
 }
 
 /// The longest wait of the probe on `public.accounts` during the rewrite.
