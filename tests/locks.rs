@@ -224,7 +224,7 @@ fn lock_held_past_the_threshold_is_a_hazard() {
         hazards(&json),
         [hazard("lock_held_too_long", migration, "public.customers", "AccessExclusiveLock")]
     );
-    assert!(json["findings"][0]["duration_ms"].as_u64().unwrap() > 250);
+    assert!(json["findings"][0]["duration_ms"].as_u64().unwrap() > 100);
 }
 
 #[test]
