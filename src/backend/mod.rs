@@ -2,6 +2,7 @@
 //! server; this module owns scratch database naming, ownership markers and clean-up, so that
 //! migproof only ever creates, uses and drops databases it made itself.
 
+pub mod docker;
 pub mod local;
 pub mod url;
 
@@ -20,12 +21,15 @@ const MARKER: &str = "migproof scratch";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
-    /// `local` when PostgreSQL binaries are installed, else `url` when a URL is given.
+    /// `local` when PostgreSQL binaries are installed, else `docker` when a Docker engine
+    /// answers, else `url` when a URL is given.
     Auto,
     /// A throwaway cluster started from this machine's PostgreSQL binaries.
     Local,
     /// An existing server from `--database-url` or `DATABASE_URL`.
     Url,
+    /// A throwaway container of the `postgres` image (`--pg-version`), through testcontainers.
+    Docker,
 }
 
 /// Why no server could be had. All of these are environment failures (exit 3).
@@ -33,9 +37,9 @@ pub enum BackendKind {
 pub enum BackendError {
     #[error(
         "no PostgreSQL server available: no PostgreSQL binaries (`initdb`, `pg_ctl`) were found \
-         on PATH or under /usr/lib/postgresql/*/bin, and no database URL was given; install \
-         PostgreSQL (for example `apt-get install postgresql`) or pass `--database-url \
-         postgres://user@host/db` (or set DATABASE_URL)"
+         on PATH or under /usr/lib/postgresql/*/bin, no Docker engine answers, and no database \
+         URL was given; install PostgreSQL (for example `apt-get install postgresql`), start \
+         Docker, or pass `--database-url postgres://user@host/db` (or set DATABASE_URL)"
     )]
     NothingAvailable,
     #[error("`--backend url` needs a server: pass `--database-url postgres://user@host/db` or set DATABASE_URL")]
@@ -44,6 +48,8 @@ pub enum BackendError {
     BadUrl { url: String, reason: String },
     #[error("failed to start a local PostgreSQL cluster: {0}")]
     Local(String),
+    #[error("docker backend: {0}")]
+    Docker(String),
     #[error("failed to connect to PostgreSQL at {target}: {reason}")]
     Connect { target: String, reason: String },
     #[error("failed to {action} on the server at {target}: {reason}")]
@@ -70,6 +76,8 @@ pub struct Server {
     idle: Mutex<Vec<PgConnection>>,
     /// Keeps a local cluster alive as long as the server is in use; dropping stops it.
     _cluster: Option<local::Cluster>,
+    /// Keeps a container alive as long as the server is in use; dropping removes it.
+    _container: Option<docker::Container>,
 }
 
 /// A database migproof created and will drop.
@@ -178,6 +186,7 @@ impl Server {
             counter: Default::default(),
             idle: Mutex::new(Vec::new()),
             _cluster: cluster,
+            _container: None,
         }
     }
 
@@ -187,24 +196,38 @@ impl Server {
         self
     }
 
-    /// `local` or `url`, for the report.
+    /// Keeps the container the server runs in until the server is dropped.
+    pub(crate) fn with_container(mut self, container: docker::Container) -> Server {
+        self._container = Some(container);
+        self
+    }
+
+    /// `local`, `url` or `docker`, for the report.
     pub fn kind_name(&self) -> &'static str {
         match self.kind {
             BackendKind::Local => "local",
             BackendKind::Url => "url",
+            BackendKind::Docker => "docker",
             BackendKind::Auto => "auto",
         }
     }
 
-    /// Starts or connects to a server as asked; sweeps stale scratch databases of dead
-    /// migproof processes on it.
-    pub async fn open(kind: BackendKind, url: Option<&str>) -> Result<Server, BackendError> {
+    /// Starts or connects to a server as asked (`docker` says which image for the docker
+    /// backend); sweeps stale scratch databases of dead migproof processes on it.
+    pub async fn open(
+        kind: BackendKind,
+        url: Option<&str>,
+        docker: &docker::Options,
+    ) -> Result<Server, BackendError> {
         let server = match kind {
             BackendKind::Local => local::start().await?,
             BackendKind::Url => url::open(url.ok_or(BackendError::NoUrl)?).await?,
+            BackendKind::Docker => docker::start(docker).await?,
             BackendKind::Auto => {
                 if local::binaries().is_some() {
                     local::start().await?
+                } else if docker::engine_answers().await {
+                    docker::start(docker).await?
                 } else if let Some(url) = url {
                     url::open(url).await?
                 } else {

@@ -51,7 +51,7 @@ pub async fn run_fuzz(args: FuzzArgs) -> u8 {
         Err(e) => return error(exit::USAGE, &e.to_string()),
     };
     let url = args.common.database_url.clone();
-    let server = match open_server_with(args.common.backend, url.as_deref()).await {
+    let server = match open_server_with(args.common.backend, url.as_deref(), &args.common.docker).await {
         Ok(s) => Arc::new(s),
         Err(code) => return code,
     };
@@ -126,7 +126,7 @@ pub async fn run_replay(args: ReplayArgs) -> u8 {
         }
     }
     let url = args.database_url.clone();
-    let server = match open_server_with(args.backend, url.as_deref()).await {
+    let server = match open_server_with(args.backend, url.as_deref(), &args.docker).await {
         Ok(s) => Arc::new(s),
         Err(code) => return code,
     };

@@ -106,7 +106,8 @@ pub async fn run(args: LocksArgs) -> u8 {
         Ok(set) => set,
         Err(e) => return error(exit::USAGE, &e.to_string()),
     };
-    let server = match open_server_with(args.common.backend, args.common.database_url.as_deref()).await {
+    let server = match open_server_with(args.common.backend, args.common.database_url.as_deref(), &args.common.docker)
+        .await {
         Ok(s) => s,
         Err(code) => return code,
     };

@@ -13,7 +13,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-use crate::backend::{self, BackendKind, Server};
+use crate::backend::{self, docker, BackendKind, Server};
 use crate::check::{self, CheckOptions, RunError};
 use crate::report::{self, Report};
 use crate::source::{self, Format};
@@ -81,9 +81,13 @@ pub struct Common {
     pub source: Option<Format>,
 
     /// Where PostgreSQL comes from: `local` starts a throwaway cluster from this machine's
-    /// binaries; `url` uses --database-url; `auto` prefers local.
+    /// binaries; `docker` a throwaway container; `url` uses --database-url; `auto` prefers
+    /// local, then docker, then url.
     #[arg(long, value_enum, default_value = "auto")]
     pub backend: BackendKind,
+
+    #[command(flatten)]
+    pub docker: DockerArgs,
 
     /// Server for `--backend url` (or `auto` without local binaries). migproof only creates and
     /// drops its own `migproof_*` scratch databases there.
@@ -93,6 +97,26 @@ pub struct Common {
     /// Output format.
     #[arg(long, value_enum, default_value = "human")]
     pub format: OutputFormat,
+}
+
+/// The container `--backend docker` starts.
+#[derive(Debug, Args)]
+pub struct DockerArgs {
+    /// PostgreSQL major version for `--backend docker`: the tag of the image.
+    #[arg(long, value_name = "MAJOR", env = docker::PG_VERSION_ENV, default_value_t = docker::DEFAULT_PG_VERSION,
+          value_parser = clap::value_parser!(u32).range(9..=99))]
+    pub pg_version: u32,
+
+    /// Image for `--backend docker`, `NAME` or `NAME:TAG`, starting like the official one
+    /// (default: `postgres:<pg-version>`).
+    #[arg(long, value_name = "IMAGE", env = docker::IMAGE_ENV)]
+    pub docker_image: Option<String>,
+}
+
+impl DockerArgs {
+    fn options(&self) -> docker::Options {
+        docker::Options { pg_version: self.pg_version, image: self.docker_image.clone() }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -176,6 +200,9 @@ pub struct ReplayArgs {
 
     #[arg(long, value_enum, default_value = "auto")]
     pub backend: BackendKind,
+
+    #[command(flatten)]
+    pub docker: DockerArgs,
 
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
     pub database_url: Option<String>,
@@ -333,23 +360,30 @@ async fn run(cli: Cli) -> u8 {
     }
 }
 
-pub(crate) async fn open_server_with(backend: BackendKind, url: Option<&str>) -> Result<Server, u8> {
+pub(crate) async fn open_server_with(
+    backend: BackendKind,
+    url: Option<&str>,
+    docker: &DockerArgs,
+) -> Result<Server, u8> {
     let mut interrupts = Interrupts::install();
-    open_server_inner(backend, url, &mut interrupts).await
+    open_server_inner(backend, url, docker, &mut interrupts).await
 }
 
 async fn open_server(common: &Common, interrupts: &mut Interrupts) -> Result<Server, u8> {
-    open_server_inner(common.backend, common.database_url.as_deref(), interrupts).await
+    open_server_inner(common.backend, common.database_url.as_deref(), &common.docker, interrupts)
+        .await
 }
 
 async fn open_server_inner(
     backend: BackendKind,
     url: Option<&str>,
+    docker: &DockerArgs,
     interrupts: &mut Interrupts,
 ) -> Result<Server, u8> {
     let url = url.filter(|u| !u.is_empty());
+    let docker = docker.options();
     tokio::select! {
-        server = Server::open(backend, url) => server.map_err(|e| {
+        server = Server::open(backend, url, &docker) => server.map_err(|e| {
             let text = match url {
                 Some(u) => backend::url::scrub(&e.to_string(), u),
                 None => e.to_string(),

@@ -324,7 +324,8 @@ pub struct Harness {
 
 impl Harness {
     /// Loads `migrations` (layout detected) and prepares it on a server from `backend`
-    /// (`url` names the server for the `url` backend).
+    /// (`url` names the server for the `url` backend; the docker backend's image comes from
+    /// `MIGPROOF_PG_VERSION` and `MIGPROOF_DOCKER_IMAGE`).
     pub fn new(
         migrations: &std::path::Path,
         backend: crate::backend::BackendKind,
@@ -336,7 +337,8 @@ impl Harness {
             .build()
             .map_err(|e| format!("failed to start the async runtime: {e}"))?;
         let (ctx, server) = runtime.block_on(async {
-            let server = Arc::new(Server::open(backend, url).await.map_err(|e| e.to_string())?);
+            let docker = crate::backend::docker::Options::from_env();
+            let server = Arc::new(Server::open(backend, url, &docker).await.map_err(|e| e.to_string())?);
             let (ctx, findings) = prepare(&server, &set, Duration::from_secs(120), false, None, 1)
                 .await
                 .map_err(|e| e.to_string())?;
