@@ -151,12 +151,11 @@ impl Run<'_> {
     /// Applies every up on an empty database, recording the golden snapshot of every version.
     /// Returns how many migrations applied (the stairway covers only those).
     async fn golden_pass(&mut self, progress: &dyn Progress) -> Result<usize, RunError> {
-        let golden = golden(self.server, self.set, self.options.step_timeout, progress).await?;
-        self.report.summary.steps += golden.snapshots.len() - 1;
-        for snapshot in golden.snapshots {
-            self.golden.push(snapshot);
-        }
-        let usable = self.golden.len() - 1;
+        let history = &mut self.golden;
+        let golden =
+            golden(self.server, self.set, self.options.step_timeout, progress, false, |s| history.push(s)).await?;
+        self.report.summary.steps += golden.versions - 1;
+        let usable = golden.versions - 1;
         if let Some(e) = golden.failure {
             let m = &self.set.migrations[usable];
             let later = self.set.migrations.len() - usable - 1;
@@ -471,37 +470,44 @@ impl Run<'_> {
     }
 }
 
-/// The golden history of a project: the schema and tables after each up of a clean linear
-/// apply on an empty database (index 0 = empty).
+/// What the golden pass found: a clean linear apply of every up on an empty database.
 pub struct Golden {
-    pub snapshots: Vec<Snapshot>,
+    /// How many versions were recorded (index 0 = empty), `1 +` the ups that applied.
+    pub versions: usize,
+    /// The tables of every version, when asked for (the fuzz model plans its writes on them).
     pub tables: Vec<Vec<catalog::Table>>,
     /// The up that did not apply on an empty database, if any (it is migration
-    /// `snapshots.len() - 1`).
+    /// `versions - 1`).
     pub failure: Option<StepError>,
 }
 
-/// Applies every up in order to an empty scratch database, recording each golden version.
+/// Applies every up in order to an empty scratch database, handing the snapshot of each
+/// version, in order, to `keep`, so that the caller decides what it holds on to (the whole
+/// history of a long project would not fit in memory as whole snapshots).
 pub async fn golden(
     server: &Server,
     set: &MigrationSet,
     step_timeout: Duration,
     progress: &dyn Progress,
+    with_tables: bool,
+    mut keep: impl FnMut(Snapshot),
 ) -> Result<Golden, RunError> {
     let db = server.create().await?;
     let mut s = Session::open(&db, step_timeout).await?;
-    let mut golden = Golden {
-        snapshots: vec![snapshot::take(s.conn()).await.map_err(lost)?],
-        tables: vec![catalog::tables(s.conn()).await.map_err(lost)?],
-        failure: None,
+    let mut golden = Golden { versions: 0, tables: Vec::new(), failure: None };
+    let mut record = async |s: &mut Session, golden: &mut Golden| -> Result<(), RunError> {
+        keep(snapshot::take(s.conn()).await.map_err(lost)?);
+        if with_tables {
+            golden.tables.push(catalog::tables(s.conn()).await.map_err(lost)?);
+        }
+        golden.versions += 1;
+        Ok(())
     };
+    record(&mut s, &mut golden).await?;
     for (i, m) in set.migrations.iter().enumerate() {
         progress.migration(i, &m.id(), "golden apply");
         match s.apply(&m.version, &m.up, Direction::Up).await {
-            Ok(()) => {
-                golden.snapshots.push(snapshot::take(s.conn()).await.map_err(lost)?);
-                golden.tables.push(catalog::tables(s.conn()).await.map_err(lost)?);
-            }
+            Ok(()) => record(&mut s, &mut golden).await?,
             Err(e) if e.is_environment() => return Err(e.into()),
             Err(e) => {
                 golden.failure = Some(e);
@@ -527,10 +533,10 @@ pub async fn golden_snapshot(
     server: &Server,
     set: &MigrationSet,
 ) -> Result<Result<Snapshot, String>, RunError> {
-    let mut golden = golden(server, set, Duration::from_secs(600), &Silent).await?;
-    let last = golden.snapshots.pop().expect("the empty version is always there");
+    let mut last = None;
+    let golden = golden(server, set, Duration::from_secs(600), &Silent, false, |s| last = Some(s)).await?;
     Ok(match golden.failure {
-        Some(e) => Err(format!("{} did not apply: {e}", set.migrations[golden.snapshots.len()].id())),
-        None => Ok(last),
+        Some(e) => Err(format!("{} did not apply: {e}", set.migrations[golden.versions - 1].id())),
+        None => Ok(last.expect("the empty version is always recorded")),
     })
 }

@@ -71,9 +71,10 @@ pub async fn prepare(
     releases: Option<Vec<usize>>,
     jobs: usize,
 ) -> Result<(Arc<Ctx>, Vec<Finding>), RunError> {
-    let golden = check::golden(server, set, step_timeout, &Silent).await?;
+    let mut snapshots = Vec::new();
+    let golden = check::golden(server, set, step_timeout, &Silent, true, |s| snapshots.push(s)).await?;
     let mut findings = Vec::new();
-    let usable = golden.snapshots.len() - 1;
+    let usable = golden.versions - 1;
     let mut set = set.clone();
     if let Some(e) = &golden.failure {
         let m = &set.migrations[usable];
@@ -94,7 +95,7 @@ pub async fn prepare(
     let ctx = Ctx {
         server: server.clone(),
         set: Arc::new(set),
-        golden: Arc::new(golden.snapshots),
+        golden: Arc::new(snapshots),
         plan: Arc::new(plan),
         handle: tokio::runtime::Handle::current(),
         strict,
