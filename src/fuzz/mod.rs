@@ -16,7 +16,7 @@ use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
 
 use crate::backend::Server;
 use crate::check::{self, RunError, Silent};
-use crate::model::machine::{Model, Plan, Step};
+use crate::model::machine::{Model, Plan, State, Step};
 use crate::report::{Finding, Kind, Report, Source};
 use crate::source::MigrationSet;
 use sut::{Ctx, FuzzTest};
@@ -212,16 +212,63 @@ fn run_case(
     let (state, steps) = failing;
     // Replay the shrunk sequence once more to read its finding exactly.
     let replayed = ctx.handle.block_on(sut::replay(ctx.clone(), state.releases.clone(), &steps));
-    match replayed {
-        Ok(Some((finding, len))) => Ok(Some(Failure {
-            seed,
-            releases: state.releases,
-            steps: steps[..len].to_vec(),
-            finding,
-        })),
-        Ok(None) => Ok(sut::take_last().map(|finding| Failure { seed, releases: state.releases, steps, finding })),
-        Err(sut::Broken(e)) => Err(RunError::Lost(e)),
+    let (steps, finding) = match replayed {
+        Ok(Some((finding, len))) => (steps[..len].to_vec(), finding),
+        Ok(None) => match sut::take_last() {
+            Some(finding) => (steps, finding),
+            None => return Ok(None),
+        },
+        Err(sut::Broken(e)) => return Err(RunError::Lost(e)),
+    };
+    let (steps, finding) = minimize(ctx, &state, steps, finding, started + budget)?;
+    Ok(Some(Failure { seed, releases: state.releases, steps, finding }))
+}
+
+/// Deletes the steps a failure does not need, one at a time, each with the later steps its
+/// deletion leaves invalid for the model (the retry of a deleted interruption, for example),
+/// for as long as the shorter sequence gives the same finding again. proptest's own shrinking
+/// deletes each step once, from the end, and cannot delete an interruption whose retry it kept.
+fn minimize(
+    ctx: &Arc<Ctx>,
+    initial: &State,
+    mut steps: Vec<Step>,
+    mut finding: Finding,
+    deadline: Instant,
+) -> Result<(Vec<Step>, Finding), RunError> {
+    let same = |a: &Finding, b: &Finding| a.kind == b.kind && a.migration == b.migration;
+    let mut shorter = true;
+    while shorter {
+        shorter = false;
+        let mut at = 0;
+        while at < steps.len() && steps.len() > 1 {
+            if Instant::now() >= deadline {
+                return Ok((steps, finding));
+            }
+            let candidate = without(initial, &steps, at);
+            let replayed = sut::replay(ctx.clone(), initial.releases.clone(), &candidate);
+            match ctx.handle.block_on(replayed) {
+                Ok(Some((f, len))) if same(&f, &finding) => {
+                    (steps, finding, shorter) = (candidate[..len].to_vec(), f, true);
+                }
+                Ok(_) => at += 1,
+                Err(sut::Broken(e)) => return Err(RunError::Lost(e)),
+            }
+        }
     }
+    Ok((steps, finding))
+}
+
+/// `steps` without step `at` and without every later step that is then invalid for the model.
+fn without(initial: &State, steps: &[Step], at: usize) -> Vec<Step> {
+    let mut state = initial.clone();
+    let mut kept = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        if i != at && Model::preconditions(&state, step) {
+            state = Model::apply(state, step);
+            kept.push(step.clone());
+        }
+    }
+    kept
 }
 
 /// Runs `migproof fuzz`.

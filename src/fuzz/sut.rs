@@ -402,8 +402,9 @@ impl Sut {
 }
 
 /// The k-th adversarial value for a written row: the seeder's values 0..6, then a lowercase
-/// and an uppercase variant (case-only differences). Unique columns get a distinct value per
-/// written row.
+/// and an uppercase variant (case-only differences). In unique columns the seeder's values are
+/// made distinct per written row, and the two case variants are kept as they are: they are
+/// distinct for a plain unique constraint but not for one on `lower(...)`.
 fn pick(col: &crate::observe::catalog::Column, k: u8, unique: bool, written: usize) -> Option<String> {
     let k = k as usize;
     let base = match k {
@@ -411,8 +412,8 @@ fn pick(col: &crate::observe::catalog::Column, k: u8, unique: bool, written: usi
         6 => seed::value(col, 1, false).map(|v| v.to_lowercase()),
         _ => seed::value(col, 1, false).map(|v| v.to_uppercase()),
     };
-    if unique {
-        return seed::value(col, k % 6, true).map(|v| {
+    if unique && k < 6 {
+        return seed::value(col, k, true).map(|v| {
             if col.category == "S" { format!("{v}{written}") } else { v }
         });
     }
