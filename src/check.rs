@@ -361,7 +361,7 @@ impl Run<'_> {
             if !ok || self.noisy {
                 (db, s) = self.rebuild(db, s, v).await?;
             }
-            self.report.summary.migrations_checked += 1;
+            self.report.checked.push(m.id());
         }
         drop(s);
         self.server.drop_db(&db).await?;

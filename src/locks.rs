@@ -118,8 +118,9 @@ pub async fn run(
         report.findings.push(Finding::new(*kind, migration.clone(), STEP.into(), message));
     }
     push_unfilled(&mut report, &outcome.unfilled);
-    report.summary.migrations_checked =
-        outcome.trace.migrations.len() - usize::from(outcome.failure.is_some());
+    // The migration that did not apply is the last one traced.
+    let traced = outcome.trace.migrations.len() - usize::from(outcome.failure.is_some());
+    report.checked = outcome.trace.migrations[..traced].iter().map(|m| m.migration.clone()).collect();
     report.summary.steps = outcome.statements;
     report.summary.rows_seeded = outcome.rows_filled as usize;
     report.locks = Some(outcome.trace);

@@ -157,3 +157,96 @@ fn json_document_has_the_documented_shape() {
     assert_eq!(json["summary"]["migrations_checked"], 2);
     assert!(json["summary"]["rows_seeded"].as_u64().unwrap() > 0);
 }
+
+/// One `<testcase>` of a JUnit report: its classname and name, and (type, message, text) of
+/// each `<failure>`.
+#[derive(Debug)]
+struct TestCase {
+    classname: String,
+    name: String,
+    failures: Vec<(String, String, String)>,
+}
+
+/// Runs `migproof check --format junit` on `dir`; returns the output, the `<testsuite>`'s
+/// (tests, failures) and its test cases. Panics unless stdout is well-formed XML.
+fn check_junit(dir: &std::path::Path) -> (std::process::Output, (String, String), Vec<TestCase>) {
+    use quick_xml::events::{BytesStart, Event};
+    let out = migproof()
+        .args(["check", "--backend", "url", "--format", "junit", "--database-url"])
+        .arg(server_url())
+        .arg("--migrations")
+        .arg(dir)
+        .output()
+        .unwrap();
+    let xml = String::from_utf8(out.stdout.clone()).expect("UTF-8");
+    let attr = |e: &BytesStart, key: &str| -> String {
+        let a = e.try_get_attribute(key).unwrap().unwrap_or_else(|| panic!("no {key} in {xml}"));
+        a.normalized_value(quick_xml::XmlVersion::Implicit1_0).unwrap().into_owned()
+    };
+    let mut reader = quick_xml::Reader::from_str(&xml);
+    reader.config_mut().check_end_names = true;
+    let (mut suite, mut cases, mut in_failure) = ((String::new(), String::new()), Vec::new(), false);
+    loop {
+        match reader.read_event().unwrap_or_else(|e| panic!("not well-formed: {e}\n{xml}")) {
+            Event::Start(e) | Event::Empty(e) if e.name().as_ref() == "testsuite" => {
+                suite = (attr(&e, "tests"), attr(&e, "failures"));
+            }
+            Event::Start(e) | Event::Empty(e) if e.name().as_ref() == "testcase" => {
+                let (classname, name) = (attr(&e, "classname"), attr(&e, "name"));
+                cases.push(TestCase { classname, name, failures: Vec::new() });
+            }
+            Event::Start(e) if e.name().as_ref() == "failure" => {
+                let failure = (attr(&e, "type"), attr(&e, "message"), String::new());
+                cases.last_mut().expect("a failure inside a testcase").failures.push(failure);
+                in_failure = true;
+            }
+            Event::End(e) if e.name().as_ref() == "failure" => in_failure = false,
+            Event::Text(t) if in_failure => {
+                cases.last_mut().unwrap().failures.last_mut().unwrap().2.push_str(&t.xml10_content());
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    (out, suite, cases)
+}
+
+#[test]
+fn junit_report_has_a_case_per_migration_and_the_planted_bug_as_its_failure() {
+    let bug = root().join("examples/bugs/down_keeps_index");
+    let expect: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(bug.join("expect.json")).unwrap()).unwrap();
+    let (out, suite, cases) = check_junit(&bug.join("migrations"));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(suite, ("3".to_string(), "1".to_string()), "{cases:#?}");
+    let names: Vec<&str> = cases.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["0001_create_orders", "0002_add_shipped_at", "0003_comment_orders"]);
+    assert!(cases.iter().all(|c| c.classname == "migproof.check"), "{cases:#?}");
+    let failing: Vec<&TestCase> = cases.iter().filter(|c| !c.failures.is_empty()).collect();
+    assert_eq!(failing.len(), 1, "{cases:#?}");
+    assert_eq!(failing[0].name, expect["migration"].as_str().unwrap());
+    let (kind, message, text) = &failing[0].failures[0];
+    assert_eq!(kind, expect["kind"].as_str().unwrap());
+    assert!(message.starts_with(&format!("{}: ", expect["step"].as_str().unwrap())), "{message}");
+    assert!(text.contains("+index public.orders_customer_id_idx"), "the diff is in the text: {text}");
+}
+
+#[test]
+fn junit_report_of_a_passing_project_has_only_passing_cases() {
+    let dir = root().join("examples/shop/migrations");
+    let (out, suite, cases) = check_junit(&dir);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let migrations = std::fs::read_dir(&dir).unwrap().filter(|e| {
+        e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".up.sql")
+    });
+    assert_eq!(cases.len(), migrations.count());
+    assert_eq!(suite, (cases.len().to_string(), "0".to_string()));
+    assert!(cases.iter().all(|c| c.failures.is_empty()), "{cases:#?}");
+}
+
+#[test]
+fn snapshot_rejects_junit_naming_the_flag() {
+    let out = migproof().args(["snapshot", "--format", "junit"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--format"), "{}", stderr(&out));
+}

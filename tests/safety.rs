@@ -670,7 +670,7 @@ fn a_password_never_appears_in_any_output() {
     let mut runs: Vec<(String, Vec<String>, Option<String>, Option<i32>)> = Vec::new();
     for command in COMMANDS {
         let dir = bug.to_string_lossy().into_owned();
-        for format in ["human", "json"] {
+        for format in ["human", "json", "junit"] {
             runs.push((
                 format!("`{command}` with findings, --format {format}, --database-url"),
                 vec![

@@ -173,6 +173,11 @@ async fn replay_all(
                 .await
                 .map_err(Replayed::Env)?;
         report.findings.extend(golden_findings);
+        for id in &ctx.plan.ids {
+            if !report.checked.contains(id) {
+                report.checked.push(id.clone());
+            }
+        }
         let outcome = sut::replay(ctx.clone(), case.releases.clone(), &case.steps).await;
         ctx.spares.finish().await;
         steps += case.steps.len();

@@ -68,6 +68,22 @@ pub enum OutputFormat {
     Human,
     /// One JSON document on stdout (see the README for its fields).
     Json,
+    /// JUnit XML on stdout for CI test reporters: a test case per migration checked, a failure
+    /// per finding.
+    Junit,
+}
+
+impl OutputFormat {
+    /// `--format` of a command whose output is not a run's report (`snapshot`): no `junit`.
+    fn without_junit() -> impl clap::builder::TypedValueParser<Value = OutputFormat> {
+        use clap::builder::TypedValueParser;
+        let values = OutputFormat::value_variants()
+            .iter()
+            .filter(|f| **f != OutputFormat::Junit)
+            .filter_map(|f| f.to_possible_value());
+        clap::builder::PossibleValuesParser::new(values)
+            .map(|name| OutputFormat::from_str(&name, false).expect("clap admits only these names"))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -94,7 +110,8 @@ pub struct Common {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
     pub database_url: Option<String>,
 
-    /// Output format.
+    /// Output format: `human` on a terminal or in a log, `json` for tools, `junit` for CI test
+    /// reporters.
     #[arg(long, value_enum, default_value = "human")]
     pub format: OutputFormat,
 }
@@ -207,6 +224,8 @@ pub struct ReplayArgs {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
     pub database_url: Option<String>,
 
+    /// Output format: `human` on a terminal or in a log, `json` for tools, `junit` for CI test
+    /// reporters.
     #[arg(long, value_enum, default_value = "human")]
     pub format: OutputFormat,
 
@@ -239,6 +258,9 @@ pub fn parse_shard(text: &str) -> Result<(u64, u64), String> {
 }
 
 #[derive(Debug, Args)]
+#[command(mut_arg("format", |a| {
+    a.value_parser(OutputFormat::without_junit()).help("Output format: `human` or `json`")
+}))]
 pub struct SnapshotArgs {
     #[command(flatten)]
     pub common: Common,
@@ -444,6 +466,7 @@ async fn run_check(args: CheckArgs, interrupts: &mut Interrupts) -> u8 {
 pub(crate) fn print_report(report: &Report, format: OutputFormat) {
     let text = match format {
         OutputFormat::Json => report::json::render(report),
+        OutputFormat::Junit => report::junit::render(report),
         OutputFormat::Human => report::human::render(report, std::io::stdout().is_terminal()),
     };
     let mut out = std::io::stdout().lock();
@@ -474,6 +497,10 @@ async fn run_snapshot(args: SnapshotArgs, interrupts: &mut Interrupts) -> u8 {
             let text = match args.common.format {
                 OutputFormat::Json => serde_json::to_string_pretty(&snapshot).expect("serializes") + "\n",
                 OutputFormat::Human => snapshot.render(),
+                // clap admits only human and json for `snapshot`.
+                OutputFormat::Junit => {
+                    return error(exit::USAGE, "`snapshot` prints `--format human` or `json`, not `junit`")
+                }
             };
             print!("{text}");
             exit::OK

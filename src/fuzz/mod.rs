@@ -355,7 +355,7 @@ pub async fn run(
     report.summary.cases = Some(cases_done.load(Ordering::SeqCst));
     report.summary.steps = steps as usize;
     report.summary.steps_per_second = Some((steps as f64 / elapsed.as_secs_f64().max(1e-3) * 10.0).round() / 10.0);
-    report.summary.migrations_checked = ctx.plan.len();
+    report.checked = ctx.plan.ids.clone();
     report.finish(elapsed);
     Ok(report)
 }

@@ -31,11 +31,8 @@ pub fn render(report: &Report, colour: bool) -> String {
         for line in f.message.lines() {
             let _ = writeln!(out, "  {line}");
         }
-        if let Some(rule) = &f.rule {
-            let mut facts = vec![format!("rule {rule}")];
-            facts.extend(f.table.iter().map(|t| format!("table {t}")));
-            facts.extend(f.lock_mode.clone());
-            facts.extend(f.duration_ms.map(|d| format!("held {d} ms")));
+        let facts = f.lock_facts();
+        if !facts.is_empty() {
             let _ = writeln!(out, "  {}", facts.join(" · "));
         }
         if let Some(hint) = &f.hint {

@@ -1,8 +1,10 @@
-//! The one report value every command builds, and its renderings: human text (`human`) and the
-//! JSON document (`json`). Renderers compute nothing; the runner fills the report.
+//! The one report value every command builds, and its renderings: human text (`human`), the
+//! JSON document (`json`) and JUnit XML for CI (`junit`). Renderers compute nothing; the runner
+//! fills the report.
 
 pub mod human;
 pub mod json;
+pub mod junit;
 pub mod locks;
 
 use std::collections::BTreeMap;
@@ -115,7 +117,7 @@ pub struct Summary {
     pub notes: usize,
     /// Findings per kind.
     pub by_kind: BTreeMap<String, usize>,
-    /// Migrations whose checks all ran.
+    /// Migrations whose checks all ran: `Report::checked` counted by `Report::finish`.
     pub migrations_checked: usize,
     /// Steps applied to databases (ups, downs, reruns, seedings).
     pub steps: usize,
@@ -141,6 +143,10 @@ pub struct Report {
     pub migrations: usize,
     /// Which backend ran the checks (`local`, `url`).
     pub backend: String,
+    /// The migrations whose checks all ran, in order, named as in `Finding::migration`. Not in
+    /// the JSON document, whose summary carries their number (`migrations_checked`).
+    #[serde(skip)]
+    pub checked: Vec<String>,
     pub findings: Vec<Finding>,
     pub notes: Vec<Note>,
     pub summary: Summary,
@@ -175,6 +181,17 @@ impl Finding {
             hint: None,
         }
     }
+
+    /// What a lock hazard observed, as short phrases: `rule rewrite`, `table public.orders`,
+    /// the lock mode, `held 31 ms`. Empty for other findings.
+    pub fn lock_facts(&self) -> Vec<String> {
+        let Some(rule) = &self.rule else { return Vec::new() };
+        let mut facts = vec![format!("rule {rule}")];
+        facts.extend(self.table.iter().map(|t| format!("table {t}")));
+        facts.extend(self.lock_mode.clone());
+        facts.extend(self.duration_ms.map(|d| format!("held {d} ms")));
+        facts
+    }
 }
 
 impl Report {
@@ -185,6 +202,7 @@ impl Report {
             source,
             migrations,
             backend: backend.to_owned(),
+            checked: Vec::new(),
             findings: Vec::new(),
             notes: Vec::new(),
             summary: Summary::default(),
@@ -192,8 +210,9 @@ impl Report {
         }
     }
 
-    /// Fills the counts of the summary from the findings and notes.
+    /// Fills the counts of the summary from the checked migrations, findings and notes.
     pub fn finish(&mut self, duration: std::time::Duration) {
+        self.summary.migrations_checked = self.checked.len();
         self.summary.findings = self.findings.len();
         self.summary.notes = self.notes.len();
         self.summary.passed = self.findings.is_empty();
