@@ -88,6 +88,61 @@ fn finds_a_non_transactional_migration_whose_retry_always_fails() {
 }
 
 #[test]
+fn finds_case_variants_that_break_a_unique_index_on_lower_which_check_misses() {
+    let example = "examples/fuzz/lower_email_unique";
+    let (out, json) = check_json(&root().join(example).join("migrations"), &[]);
+    assert_eq!(out.status.code(), Some(0), "check's seeded rows do not trip it: {json:#}");
+    finds(example, "15");
+}
+
+#[test]
+fn finds_a_table_rebuild_that_loses_rows_whose_foreign_key_is_null() {
+    finds("examples/bugs/rebuild_loses_guest_orders", "15");
+}
+
+#[test]
+fn finds_a_rollback_that_fails_once_rows_were_written_after_the_up() {
+    finds("examples/bugs/widen_then_narrow_down", "15");
+}
+
+#[test]
+fn eight_jobs_run_the_same_cases_as_one_and_leave_no_database() {
+    let shop = root().join("examples/shop/migrations");
+    let args = ["--cases", "16", "--max-steps", "10"];
+    let one = tempfile::tempdir().unwrap();
+    let (out, serial) = fuzz(&shop, one.path(), &args);
+    assert_eq!(out.status.code(), Some(0), "{serial:#}");
+    let eight = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_migproof"));
+    cmd.args(["fuzz", "--backend", "url", "--format", "json", "--seed", "7", "--jobs", "8"])
+        .arg("--database-url")
+        .arg(server_url())
+        .arg("--migrations")
+        .arg(&shop)
+        .arg("--regressions")
+        .arg(eight.path())
+        .args(args)
+        .stdout(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let parallel: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "no interference between jobs: {parallel:#}");
+    assert_eq!(parallel["summary"]["cases"], 16);
+    assert_eq!(parallel["summary"]["steps"], serial["summary"]["steps"], "the same cases ran");
+    let left = sql(
+        "postgres",
+        &format!("SELECT datname::text FROM pg_database WHERE datname LIKE 'migproof\\_{pid}\\_%'"),
+    );
+    assert!(left.is_empty(), "left behind: {left:?}");
+    // And a bug is still found, with the jobs sharing the work.
+    let bug = root().join("examples/bugs/rebuild_loses_guest_orders/migrations");
+    let (out, json) = fuzz(&bug, eight.path(), &["--cases", "16", "--jobs", "8"]);
+    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert_eq!(findings(&json)[0], ("data_lost".into(), "0002_denormalize_customer_name".into()));
+}
+
+#[test]
 fn lossy_down_shrinks_to_at_most_six_steps_and_replay_passes_once_fixed() {
     let regressions = tempfile::tempdir().unwrap();
     let bug = root().join("examples/bugs/rename_down_drops_column/migrations");
