@@ -193,6 +193,9 @@ impl Session {
         direction: Direction,
         fault: Fault,
     ) -> Result<Option<String>, StepError> {
+        if let Some(command) = &script.command {
+            return self.run_command_with_fault(version, script, command, direction, fault).await;
+        }
         let conn_err = |e: sqlx::Error| StepError::Connection(e.to_string());
         if fault == Fault::KillBefore {
             let mut other = self.db.connect().await.map_err(conn_err)?;
@@ -203,53 +206,26 @@ impl Session {
             self.reconnect().await?;
             return Ok(Some("the connection was killed before the migration started".into()));
         }
-        // A concurrent transaction holding a snapshot and a ROW EXCLUSIVE lock on every table.
-        let mut blocker = self.db.connect().await.map_err(conn_err)?;
-        let tables: Vec<String> = crate::observe::catalog::tables(&mut blocker)
-            .await
-            .map_err(conn_err)?
-            .iter()
-            .map(Table::sql_name)
-            .collect();
-        let mut hold = String::from("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1;");
-        if !tables.is_empty() {
-            hold.push_str(&format!(" LOCK TABLE {} IN ROW EXCLUSIVE MODE;", tables.join(", ")));
-        }
-        sqlx::raw_sql(AssertSqlSafe(hold)).execute(&mut blocker).await.map_err(conn_err)?;
+        let blocker = Blocker::hold(&self.db).await.map_err(conn_err)?;
         if fault == Fault::LockTimeout {
             sqlx::raw_sql("SET lock_timeout = '200ms'").execute(&mut self.conn).await.map_err(conn_err)?;
         }
-        let pid = self.pid;
-        let db = self.db.clone();
         let fired = std::sync::atomic::AtomicBool::new(false);
         let watch = async {
             if fault == Fault::LockTimeout {
                 return std::future::pending::<()>().await;
             }
-            let Ok(mut watcher) = db.connect().await else { return std::future::pending().await };
-            loop {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                let waiting: Option<String> = sqlx::query_scalar(
-                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1",
-                )
-                .bind(pid)
-                .fetch_optional(&mut watcher)
-                .await
-                .ok()
-                .flatten()
-                .flatten();
-                if waiting.as_deref() == Some("Lock") {
-                    let stop = if fault == Fault::KillWhileWaiting {
-                        "SELECT pg_terminate_backend($1)"
-                    } else {
-                        "SELECT pg_cancel_backend($1)"
-                    };
-                    // Mark first: the migration may see its error before this task runs again.
-                    fired.store(true, std::sync::atomic::Ordering::SeqCst);
-                    let _ = sqlx::query(stop).bind(pid).execute(&mut watcher).await;
-                    return std::future::pending().await;
-                }
-            }
+            // Only the migration's session can wait on the blocker's locks.
+            let (mut watcher, waiting) = blocker.wait_for_lock_wait(&[blocker.pid]).await;
+            let stop = if fault == Fault::KillWhileWaiting {
+                "SELECT pg_terminate_backend($1)"
+            } else {
+                "SELECT pg_cancel_backend($1)"
+            };
+            // Mark first: the migration may see its error before this task runs again.
+            fired.store(true, std::sync::atomic::Ordering::SeqCst);
+            let _ = sqlx::query(stop).bind(waiting).execute(&mut watcher).await;
+            std::future::pending().await
         };
         let mut current = (0, 0);
         let timeout = self.step_timeout;
@@ -257,8 +233,7 @@ impl Session {
             r = tokio::time::timeout(timeout, apply_blocks(&mut self.conn, version, script, direction, &mut current)) => r,
             _ = watch => unreachable!("the watcher never finishes"),
         };
-        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut blocker).await;
-        let _ = blocker.close().await;
+        blocker.release().await;
         let fired = fired.load(std::sync::atomic::Ordering::SeqCst);
         let result = match result {
             Ok(r) => r,
@@ -309,64 +284,79 @@ impl Session {
         command: &crate::source::Command,
         direction: Direction,
     ) -> Result<(), StepError> {
-        let url = self.db.url();
-        let url = match url.split_once("://") {
-            Some((_, rest)) => format!("{}://{rest}", command.scheme),
-            None => url,
-        };
-        let dir = tempfile::tempdir().map_err(|e| StepError::Connection(e.to_string()))?;
-        let ini = match &command.ini {
-            Some(original) => {
-                let text = std::fs::read_to_string(original).map_err(|e| StepError::Sql {
-                    location: original.display().to_string(),
-                    message: format!("failed to read: {e}"),
-                })?;
-                let here = original.parent().map(|p| p.display().to_string()).unwrap_or_default();
-                let copy = dir.path().join("alembic.ini");
-                std::fs::write(&copy, point_ini_at(&text, &here, &url))
-                    .map_err(|e| StepError::Connection(e.to_string()))?;
-                copy.display().to_string()
-            }
-            None => String::new(),
-        };
-        let argv: Vec<String> =
-            command.argv.iter().map(|a| a.replace("{url}", &url).replace("{ini}", &ini)).collect();
-        let Some((program, args)) = argv.split_first() else {
-            return Err(StepError::Sql { location: script.path.display().to_string(), message: "empty command".into() });
-        };
-        let mut child = tokio::process::Command::new(program);
-        child
-            .args(args)
-            .current_dir(&command.cwd)
-            .env("DATABASE_URL", &url)
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true);
-        let output = match tokio::time::timeout(self.step_timeout, child.output()).await {
-            Err(_) => {
-                return Err(StepError::Timeout {
-                    location: script.path.display().to_string(),
-                    after: self.step_timeout,
-                    activity: format!("`{program}` still running; killed"),
-                })
-            }
-            Ok(Err(e)) => {
-                return Err(StepError::Sql {
-                    location: script.path.display().to_string(),
-                    message: format!("failed to run `{program}`: {e}"),
-                })
-            }
-            Ok(Ok(output)) => output,
-        };
-        if !output.status.success() {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            let stderr = stderr.replace(&url, "<scratch database>");
-            let tail: Vec<&str> = stderr.lines().rev().take(6).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
-            return Err(StepError::Sql {
-                location: script.path.display().to_string(),
-                message: format!("`{}` failed ({}):\n{}", argv_display(&command.argv), output.status, tail.join("\n")),
-            });
+        let migrator = Migrator::prepare(&self.db, script, command, None)?;
+        let output = migrator.run(self.step_timeout).await?;
+        migrator.check(&output)?;
+        self.record(version, direction).await
+    }
+
+    /// The fault of an external migrator: its process (group) is killed before it starts, or
+    /// once one of its statements waits behind a concurrent transaction holding a snapshot and
+    /// a ROW EXCLUSIVE lock on every table (its server sessions are ended with it, as a crashed
+    /// deploy's would be); with `LockTimeout` it runs with `lock_timeout` set through
+    /// PGOPTIONS and fails by itself.
+    async fn run_command_with_fault(
+        &mut self,
+        version: &str,
+        script: &Script,
+        command: &crate::source::Command,
+        direction: Direction,
+        fault: Fault,
+    ) -> Result<Option<String>, StepError> {
+        if fault == Fault::KillBefore {
+            return Ok(Some("the migrator was killed before it started".into()));
         }
+        let lock_timeout = (fault == Fault::LockTimeout).then_some("-c lock_timeout=200ms");
+        let migrator = Migrator::prepare(&self.db, script, command, lock_timeout)?;
+        let conn_err = |e: sqlx::Error| StepError::Connection(e.to_string());
+        let mut blocker = Blocker::hold(&self.db).await.map_err(conn_err)?;
+        let mut child = migrator.spawn()?;
+        let group = child.id().map(|id| nix::unistd::Pid::from_raw(id as i32));
+        let ours = [self.pid, blocker.pid];
+        let watch = async {
+            if fault == Fault::LockTimeout {
+                return std::future::pending::<()>().await;
+            }
+            drop(blocker.wait_for_lock_wait(&ours).await);
+        };
+        let waited = tokio::select! {
+            r = tokio::time::timeout(self.step_timeout, child.wait()) => Some(r),
+            () = watch => None,
+        };
+        let output = match waited {
+            None => {
+                if let Some(group) = group {
+                    let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+                }
+                let _ = child.wait().await;
+                blocker.end_sessions_except(&ours).await;
+                blocker.release().await;
+                return Ok(Some("the migrator was killed while its statement waited on a lock".into()));
+            }
+            Some(Err(_)) => {
+                if let Some(group) = group {
+                    let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+                }
+                let _ = child.wait().await;
+                blocker.end_sessions_except(&ours).await;
+                blocker.release().await;
+                return Err(migrator.timed_out(self.step_timeout));
+            }
+            Some(Ok(_)) => child.wait_with_output().await,
+        };
+        blocker.release().await;
+        let output = output.map_err(|e| migrator.failed_to_run(e))?;
+        match migrator.check(&output) {
+            Err(StepError::Sql { message, .. }) if lock_timeout.is_some() && message.contains("lock timeout") => {
+                Ok(Some("the migrator's statement hit lock_timeout behind a competing lock".into()))
+            }
+            Err(e) => Err(e),
+            Ok(()) => self.record(version, direction).await.map(|()| None),
+        }
+    }
+
+    /// Records in migproof's bookkeeping that an external migrator applied `version`.
+    async fn record(&mut self, version: &str, direction: Direction) -> Result<(), StepError> {
         let bookkeeping = match direction {
             Direction::Up => format!(
                 "INSERT INTO _migproof.applied (version) VALUES ({}) ON CONFLICT DO NOTHING",
@@ -580,6 +570,181 @@ fn insert_sql(table: &Table, row: &seed::Row) -> String {
         )
     };
     sql + &returning
+}
+
+/// An external migrator's invocation for one step: its command line pointed at a scratch
+/// database (and a copy of its ini file, if it has one, kept alive by `_dir`).
+struct Migrator {
+    program: String,
+    args: Vec<String>,
+    display: String,
+    cwd: std::path::PathBuf,
+    url: String,
+    location: String,
+    pg_options: Option<&'static str>,
+    _dir: tempfile::TempDir,
+}
+
+impl Migrator {
+    fn prepare(
+        db: &ScratchDb,
+        script: &Script,
+        command: &crate::source::Command,
+        pg_options: Option<&'static str>,
+    ) -> Result<Migrator, StepError> {
+        let location = script.path.display().to_string();
+        let url = db.url();
+        let url = match url.split_once("://") {
+            Some((_, rest)) => format!("{}://{rest}", command.scheme),
+            None => url,
+        };
+        let dir = tempfile::tempdir().map_err(|e| StepError::Connection(e.to_string()))?;
+        let ini = match &command.ini {
+            Some(original) => {
+                let text = std::fs::read_to_string(original).map_err(|e| StepError::Sql {
+                    location: original.display().to_string(),
+                    message: format!("failed to read: {e}"),
+                })?;
+                let here = original.parent().map(|p| p.display().to_string()).unwrap_or_default();
+                let copy = dir.path().join("alembic.ini");
+                std::fs::write(&copy, point_ini_at(&text, &here, &url))
+                    .map_err(|e| StepError::Connection(e.to_string()))?;
+                copy.display().to_string()
+            }
+            None => String::new(),
+        };
+        let argv: Vec<String> =
+            command.argv.iter().map(|a| a.replace("{url}", &url).replace("{ini}", &ini)).collect();
+        let Some((program, args)) = argv.split_first() else {
+            return Err(StepError::Sql { location, message: "empty command".into() });
+        };
+        Ok(Migrator {
+            program: program.clone(),
+            args: args.to_vec(),
+            display: argv_display(&command.argv),
+            cwd: command.cwd.clone(),
+            url,
+            location,
+            pg_options,
+            _dir: dir,
+        })
+    }
+
+    /// Starts the migrator in its own process group, output captured.
+    fn spawn(&self) -> Result<tokio::process::Child, StepError> {
+        let mut child = tokio::process::Command::new(&self.program);
+        child
+            .args(&self.args)
+            .current_dir(&self.cwd)
+            .env("DATABASE_URL", &self.url)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        if let Some(options) = self.pg_options {
+            let inherited = std::env::var("PGOPTIONS").unwrap_or_default();
+            child.env("PGOPTIONS", format!("{inherited} {options}").trim());
+        }
+        child.spawn().map_err(|e| self.failed_to_run(e))
+    }
+
+    /// Runs the migrator to its end, or kills it at `timeout`.
+    async fn run(&self, timeout: Duration) -> Result<std::process::Output, StepError> {
+        let child = self.spawn()?;
+        match tokio::time::timeout(timeout, child.wait_with_output()).await {
+            Err(_) => Err(self.timed_out(timeout)),
+            Ok(output) => output.map_err(|e| self.failed_to_run(e)),
+        }
+    }
+
+    fn failed_to_run(&self, e: std::io::Error) -> StepError {
+        StepError::Sql { location: self.location.clone(), message: format!("failed to run `{}`: {e}", self.program) }
+    }
+
+    fn timed_out(&self, after: Duration) -> StepError {
+        StepError::Timeout {
+            location: self.location.clone(),
+            after,
+            activity: format!("`{}` still running; killed", self.program),
+        }
+    }
+
+    /// A non-zero exit as an `Sql` error carrying the end of its stderr (the scratch URL
+    /// replaced).
+    fn check(&self, output: &std::process::Output) -> Result<(), StepError> {
+        if output.status.success() {
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&output.stderr).replace(&self.url, "<scratch database>");
+        let tail: Vec<&str> = stderr.lines().rev().take(6).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        Err(StepError::Sql {
+            location: self.location.clone(),
+            message: format!("`{}` failed ({}):\n{}", self.display, output.status, tail.join("\n")),
+        })
+    }
+}
+
+/// A concurrent transaction holding a snapshot and a ROW EXCLUSIVE lock on every table, the
+/// competitor that faults make a migration wait behind.
+struct Blocker {
+    conn: PgConnection,
+    pid: i32,
+    db: ScratchDb,
+}
+
+impl Blocker {
+    async fn hold(db: &ScratchDb) -> Result<Blocker, sqlx::Error> {
+        let mut conn = db.connect().await?;
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut conn).await?;
+        let tables: Vec<String> =
+            crate::observe::catalog::tables(&mut conn).await?.iter().map(Table::sql_name).collect();
+        let mut hold = String::from("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1;");
+        if !tables.is_empty() {
+            hold.push_str(&format!(" LOCK TABLE {} IN ROW EXCLUSIVE MODE;", tables.join(", ")));
+        }
+        sqlx::raw_sql(AssertSqlSafe(hold)).execute(&mut conn).await?;
+        Ok(Blocker { conn, pid, db: db.clone() })
+    }
+
+    /// Returns once a session of this database other than `ours` waits on a lock, with that
+    /// session's pid and the watching connection (never, when no watching connection can be
+    /// had).
+    async fn wait_for_lock_wait(&self, ours: &[i32]) -> (PgConnection, i32) {
+        let Ok(mut watcher) = self.db.connect().await else { return std::future::pending().await };
+        loop {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let waiting: Option<i32> = sqlx::query_scalar(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+                 AND wait_event_type = 'Lock' AND pid <> pg_backend_pid() AND NOT pid = ANY($1) LIMIT 1",
+            )
+            .bind(ours)
+            .fetch_optional(&mut watcher)
+            .await
+            .ok()
+            .flatten();
+            if let Some(pid) = waiting {
+                return (watcher, pid);
+            }
+        }
+    }
+
+    /// Ends every session of this database but `ours` and this blocker's.
+    async fn end_sessions_except(&mut self, ours: &[i32]) {
+        let _ = sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() \
+             AND pid <> pg_backend_pid() AND NOT pid = ANY($1)",
+        )
+        .bind(ours)
+        .execute(&mut self.conn)
+        .await;
+    }
+
+    async fn release(mut self) {
+        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await;
+        let _ = self.conn.close().await;
+    }
 }
 
 /// Says what backend `pid` is doing (waiting for a lock, sleeping, busy) and cancels its

@@ -72,3 +72,19 @@ fn branched_history_exits_2_naming_the_heads() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("2 heads") && err.contains("bbb") && err.contains("ccc"), "{err}");
 }
+
+#[test]
+fn fuzz_kills_the_alembic_process_without_false_alarm_and_finds_the_bug() {
+    alembic_installed();
+    let regressions = tempfile::tempdir().unwrap();
+    let fixed = root().join("examples/alembic/notifications_fixed");
+    let (out, json) = fuzz_json(&fixed, regressions.path(), &["--cases", "6", "--max-steps", "10"]);
+    assert_eq!(out.status.code(), Some(0), "killed migrators of a correct project: {json:#}");
+    let bug = root().join("examples/alembic/notifications_bug");
+    let (out, json) = fuzz_json(&bug, regressions.path(), &["--cases", "6", "--max-steps", "10"]);
+    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert_eq!(
+        findings(&json),
+        [("schema_mismatch".to_string(), "2b3c4d5e6f7a_add_notification_enabled".to_string())]
+    );
+}

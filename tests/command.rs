@@ -46,3 +46,23 @@ fn broken_migproof_toml_exits_2_naming_file_and_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 2"), "wrong type names its line: {err}");
 }
+
+#[test]
+fn a_killed_migrator_whose_committed_residue_breaks_the_retry_is_found_by_fuzz_only() {
+    let example = root().join("examples/fuzz/command_killed_retry_fails");
+    let (out, json) = check_json(&example, &[]);
+    assert_eq!(out.status.code(), Some(0), "check cannot see it: {json:#}");
+    let regressions = tempfile::tempdir().unwrap();
+    let (out, json) = fuzz_json(&example, regressions.path(), &["--cases", "15"]);
+    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert_eq!(findings(&json), [("retry_failed".to_string(), "002_order_archive".to_string())]);
+    let message = json["findings"][0]["message"].as_str().unwrap();
+    assert!(message.contains("\"order_archive\" already exists"), "{message}");
+}
+
+#[test]
+fn killed_migrators_of_correct_scripts_are_no_false_alarm() {
+    let regressions = tempfile::tempdir().unwrap();
+    let (out, json) = fuzz_json(&root().join("examples/command/psql_scripts"), regressions.path(), &["--cases", "10"]);
+    assert_eq!(out.status.code(), Some(0), "{json:#}");
+}

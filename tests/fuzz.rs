@@ -8,24 +8,6 @@ use std::process::Output;
 
 use common::*;
 
-fn fuzz(dir: &Path, regressions: &Path, extra: &[&str]) -> (Output, serde_json::Value) {
-    let out = migproof()
-        .args(["fuzz", "--backend", "url", "--format", "json", "--seed", "7", "--duration", "90s"])
-        .arg("--database-url")
-        .arg(server_url())
-        .arg("--migrations")
-        .arg(dir)
-        .arg("--regressions")
-        .arg(regressions)
-        .args(extra)
-        .output()
-        .expect("runs");
-    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr))
-    });
-    (out, json)
-}
-
 fn replay(files: &[&Path], migrations: Option<&Path>) -> (Output, serde_json::Value) {
     let mut cmd = migproof();
     cmd.args(["replay", "--backend", "url", "--format", "json", "--database-url"]).arg(server_url());
@@ -58,7 +40,7 @@ fn saved_cases(dir: &Path) -> Vec<std::path::PathBuf> {
 fn finds(example: &str, cases: &str) {
     let regressions = tempfile::tempdir().unwrap();
     let (out, json) =
-        fuzz(&root().join(example).join("migrations"), regressions.path(), &["--cases", cases]);
+        fuzz_json(&root().join(example).join("migrations"), regressions.path(), &["--cases", cases]);
     assert_eq!(out.status.code(), Some(1), "{json:#}");
     let want = expected(example);
     assert!(findings(&json).contains(&want), "{example}: want {want:?}: {json:#}");
@@ -110,7 +92,7 @@ fn eight_jobs_run_the_same_cases_as_one_and_leave_no_database() {
     let shop = root().join("examples/shop/migrations");
     let args = ["--cases", "16", "--max-steps", "10"];
     let one = tempfile::tempdir().unwrap();
-    let (out, serial) = fuzz(&shop, one.path(), &args);
+    let (out, serial) = fuzz_json(&shop, one.path(), &args);
     assert_eq!(out.status.code(), Some(0), "{serial:#}");
     let eight = tempfile::tempdir().unwrap();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_migproof"));
@@ -137,7 +119,7 @@ fn eight_jobs_run_the_same_cases_as_one_and_leave_no_database() {
     assert!(left.is_empty(), "left behind: {left:?}");
     // And a bug is still found, with the jobs sharing the work.
     let bug = root().join("examples/bugs/rebuild_loses_guest_orders/migrations");
-    let (out, json) = fuzz(&bug, eight.path(), &["--cases", "16", "--jobs", "8"]);
+    let (out, json) = fuzz_json(&bug, eight.path(), &["--cases", "16", "--jobs", "8"]);
     assert_eq!(out.status.code(), Some(1), "{json:#}");
     assert_eq!(findings(&json)[0], ("data_lost".into(), "0002_denormalize_customer_name".into()));
 }
@@ -146,7 +128,7 @@ fn eight_jobs_run_the_same_cases_as_one_and_leave_no_database() {
 fn lossy_down_shrinks_to_at_most_six_steps_and_replay_passes_once_fixed() {
     let regressions = tempfile::tempdir().unwrap();
     let bug = root().join("examples/bugs/rename_down_drops_column/migrations");
-    let (out, json) = fuzz(&bug, regressions.path(), &["--cases", "40"]);
+    let (out, json) = fuzz_json(&bug, regressions.path(), &["--cases", "40"]);
     assert_eq!(out.status.code(), Some(1), "{json:#}");
     let f = &json["findings"][0];
     assert_eq!(f["kind"], "data_lost");
@@ -173,9 +155,9 @@ fn lossy_down_shrinks_to_at_most_six_steps_and_replay_passes_once_fixed() {
 fn same_seed_gives_the_same_cases_and_correct_migrations_pass() {
     let shop = root().join("examples/shop/migrations");
     let a = tempfile::tempdir().unwrap();
-    let (out, json) = fuzz(&shop, a.path(), &["--cases", "6", "--max-steps", "12"]);
+    let (out, json) = fuzz_json(&shop, a.path(), &["--cases", "6", "--max-steps", "12"]);
     assert_eq!(out.status.code(), Some(0), "no false alarm on the shop: {json:#}");
-    let (_, again) = fuzz(&shop, a.path(), &["--cases", "6", "--max-steps", "12"]);
+    let (_, again) = fuzz_json(&shop, a.path(), &["--cases", "6", "--max-steps", "12"]);
     assert_eq!(json["summary"]["steps"], again["summary"]["steps"], "same seed, same cases");
 }
 
@@ -189,4 +171,25 @@ fn bad_fuzz_flags_exit_2_naming_the_flag() {
     let out = migproof().args(["replay", "/nonexistent/case.json"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/case.json"));
+}
+
+/// The examples under examples/fuzz, each with a test asserting its finding (here, and
+/// command_killed_retry_fails in tests/command.rs).
+const FUZZ_EXAMPLES: &[&str] = &[
+    "cic_if_not_exists_keeps_invalid_index",
+    "cic_retry_fails",
+    "command_killed_retry_fails",
+    "lower_email_unique",
+];
+
+#[test]
+fn every_fuzz_example_has_a_test() {
+    let mut on_disk: Vec<String> = std::fs::read_dir(root().join("examples/fuzz"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    on_disk.sort();
+    assert_eq!(on_disk, FUZZ_EXAMPLES, "add a test for the new example and list it here");
 }

@@ -335,10 +335,18 @@ pub async fn run(
     }
     let mut failures = std::mem::take(&mut *failures.lock().expect("not poisoned"));
     failures.sort_by_key(|f| (f.steps.len(), f.seed));
+    // A retry that fails, or ends elsewhere than the golden schema, because the migration
+    // fails or mismatches anyway is that same finding again, not a finding about retries.
+    let after_interruption = |k: Kind| matches!(k, Kind::RetryFailed | Kind::ResidueAfterFailure);
+    let plain: Vec<String> = failures
+        .iter()
+        .filter(|f| !after_interruption(f.finding.kind))
+        .map(|f| f.finding.migration.clone())
+        .collect();
     let mut seen: Vec<(Kind, String)> = Vec::new();
     for f in failures {
         let key = (f.finding.kind, f.finding.migration.clone());
-        if seen.contains(&key) {
+        if seen.contains(&key) || (after_interruption(key.0) && plain.contains(&key.1)) {
             continue; // the same finding from another case
         }
         seen.push(key);

@@ -197,7 +197,7 @@ impl Sut {
                 Ok(Ok(()))
             }
             Step::WriteRows { table, rows } => self.write_rows(table, rows).await,
-            Step::Verify => self.expect_schema(self.level, Kind::SchemaMismatch, None).await,
+            Step::Verify => self.expect_schema(self.level, self.level, Kind::SchemaMismatch, None).await,
             Step::RerunMigrator => self.rerun().await,
             Step::Retry => self.retry().await,
             _ => {
@@ -207,7 +207,9 @@ impl Sut {
         }
     }
 
-    async fn expect_schema(&mut self, version: usize, kind: Kind, why: Option<&str>) -> Outcome {
+    /// Compares the schema with the golden one of `version`; a difference is a finding about
+    /// migration `blame` (the one whose up or down just ran).
+    async fn expect_schema(&mut self, version: usize, blame: usize, kind: Kind, why: Option<&str>) -> Outcome {
         let actual = snapshot::take(self.s().conn()).await.map_err(broken)?;
         let label = format!("golden schema at {}", self.id(version));
         let after = format!("after {}", self.current);
@@ -215,7 +217,7 @@ impl Sut {
             SchemaVerdict::Equal | SchemaVerdict::Noise { .. } => Ok(Ok(())),
             SchemaVerdict::Mismatch { diff, summary } => {
                 let why = why.map(|w| format!("{w}: ")).unwrap_or_default();
-                let mut f = self.finding(kind, version, format!("{why}schema differs from the {label}: {summary}"));
+                let mut f = self.finding(kind, blame, format!("{why}schema differs from the {label}: {summary}"));
                 f.diff = Some(diff);
                 Ok(Err(f))
             }
@@ -273,11 +275,12 @@ impl Sut {
                 }
                 Ok(Some(what)) => {
                     // Interrupted: a transactional migration must leave exactly the version
-                    // before it; a non-transactional one may leave residue for the retry.
+                    // before it; a non-transactional one may leave residue for the retry, and
+                    // so may an external migrator, whose transactions migproof cannot see.
                     self.pending = Some(target);
-                    if !script.has_autocommit() {
+                    if !script.has_autocommit() && script.command.is_none() {
                         let why = format!("the migration was interrupted ({what}) and rolled back, but left residue");
-                        if let Err(f) = self.expect_schema(from, Kind::ResidueAfterFailure, Some(&why)).await? {
+                        if let Err(f) = self.expect_schema(from, if up { to } else { from }, Kind::ResidueAfterFailure, Some(&why)).await? {
                             return Ok(Err(f));
                         }
                     }
@@ -286,10 +289,10 @@ impl Sut {
                 Ok(None) => {}
             }
             self.level = to;
-            if let Err(f) = self.expect_schema(to, Kind::SchemaMismatch, None).await? {
+            let at = if up { to } else { from };
+            if let Err(f) = self.expect_schema(to, at, Kind::SchemaMismatch, None).await? {
                 return Ok(Err(f));
             }
-            let at = if up { to } else { from };
             let what = if up { "up kept rows and values" } else { "down kept rows and values" };
             if let Err(f) = self.expect_data(&before, at, true, None, &format!("{what} violated")).await? {
                 return Ok(Err(f));
@@ -315,6 +318,8 @@ impl Sut {
     async fn retry(&mut self) -> Outcome {
         let target = self.pending.take().unwrap_or(self.level);
         self.level = self.recorded_level().await?;
+        // The interrupted migration: the last one up, or the first one down, to the target.
+        let blame = if target < self.level { target + 1 } else { target };
         while self.level != target {
             let up = target > self.level;
             let index = if up { self.level } else { self.level - 1 };
@@ -331,7 +336,7 @@ impl Sut {
             }
         }
         let why = "after the interruption and the retry, the schema is not the golden one";
-        self.expect_schema(target, Kind::ResidueAfterFailure, Some(why)).await
+        self.expect_schema(target, blame, Kind::ResidueAfterFailure, Some(why)).await
     }
 
     async fn rerun(&mut self) -> Outcome {
@@ -342,7 +347,7 @@ impl Sut {
             let message = format!("the migrator's bookkeeping says version {recorded}, the database is at {}", self.level);
             return Ok(Err(self.finding(Kind::NotIdempotent, self.level, message)));
         }
-        if let Err(f) = self.expect_schema(self.level, Kind::NotIdempotent, None).await? {
+        if let Err(f) = self.expect_schema(self.level, self.level, Kind::NotIdempotent, None).await? {
             return Ok(Err(f));
         }
         let level = self.level;

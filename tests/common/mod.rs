@@ -85,3 +85,22 @@ pub fn sql(database: &str, query: &str) -> Vec<Vec<Option<String>>> {
             .collect()
     })
 }
+
+/// `migproof fuzz` on the test server with seed 7 and a 90 s budget, saving to `regressions`.
+pub fn fuzz_json(dir: &Path, regressions: &Path, extra: &[&str]) -> (Output, serde_json::Value) {
+    let out = migproof()
+        .args(["fuzz", "--backend", "url", "--format", "json", "--seed", "7", "--duration", "90s"])
+        .arg("--database-url")
+        .arg(server_url())
+        .arg("--migrations")
+        .arg(dir)
+        .arg("--regressions")
+        .arg(regressions)
+        .args(extra)
+        .output()
+        .expect("runs");
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr))
+    });
+    (out, json)
+}

@@ -1,0 +1,2 @@
+DROP INDEX orders_placed_at_idx;
+DROP TABLE order_archive;
