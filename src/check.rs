@@ -26,6 +26,8 @@ pub struct CheckOptions {
     pub step_timeout: Duration,
     /// The lock analysis (`--locks warn|error`); `None` when off.
     pub locks: Option<crate::locks::LockCheck>,
+    /// How many parts of the stairway run at once, each on its own scratch database.
+    pub jobs: usize,
 }
 
 /// Receives progress events; the CLI draws a progress bar from them.
@@ -71,6 +73,11 @@ pub mod step {
     pub const REPEATABLE_AGAIN: &str = "repeatable applied again";
 }
 
+/// The stairway runs in parts of about this many migrations, each starting from a fresh
+/// database at its golden version (re-applying the ups before it), at most `MAX_PARTS`.
+const MIGRATIONS_PER_PART: usize = 20;
+const MAX_PARTS: usize = 8;
+
 struct Run<'a> {
     server: &'a Server,
     set: &'a MigrationSet,
@@ -107,8 +114,7 @@ pub async fn run(
     }
     progress.start(set.migrations.len());
     let usable = run.golden_pass(progress).await?;
-    let stairs = run.session().await?;
-    run.stairway(stairs, usable, progress).await?;
+    run.stairways(usable, progress).await?;
     if usable == set.migrations.len() && !set.repeatable.is_empty() {
         run.repeatables().await?;
     }
@@ -273,13 +279,7 @@ impl Run<'_> {
     ) -> Result<(ScratchDb, Session), RunError> {
         drop(s);
         self.server.drop_db(&db).await?;
-        let (db, mut s) = self.session().await?;
-        for m in &self.set.migrations[..version] {
-            s.apply(&m.version, &m.up, Direction::Up).await.map_err(|e| {
-                RunError::Lost(format!("failed to rebuild golden state at {}: {e}", m.id()))
-            })?;
-        }
-        Ok((db, s))
+        self.session_at(version).await
     }
 
     /// The migrations up to `target` that a migrator rerun would apply: those not recorded.
@@ -347,14 +347,76 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Checks migrations 1..=`usable` in turn on `(db, s)`, an empty database.
+    /// Checks migrations 1..=`usable` in contiguous parts, up to `options.jobs` parts at once,
+    /// each on its own database brought to the golden version before its first migration
+    /// (without the rows earlier parts seeded). The parts depend only on the number of
+    /// migrations, and their findings and notes are merged in migration order, so the report
+    /// does not depend on the number of jobs.
+    async fn stairways(&mut self, usable: usize, progress: &dyn Progress) -> Result<(), RunError> {
+        use futures_util::stream::{self, StreamExt, TryStreamExt};
+        let count = usable.div_ceil(MIGRATIONS_PER_PART).clamp(1, MAX_PARTS);
+        let parts: Vec<std::ops::RangeInclusive<usize>> = (0..count)
+            .map(|j| (usable * j / count + 1)..=(usable * (j + 1) / count))
+            .filter(|r| !r.is_empty())
+            .collect();
+        let mut workers: Vec<Run> = parts
+            .iter()
+            .map(|_| Run {
+                server: self.server,
+                set: self.set,
+                options: self.options,
+                report: Report::new("check", self.report.source.clone(), 0, ""),
+                golden: History::new(),
+                rounds: 0,
+                noisy: false,
+                noise_seen: Vec::new(),
+            })
+            .collect();
+        let golden = &self.golden;
+        let runs = workers.iter_mut().zip(parts).map(|(w, part)| async move {
+            // Each part walks the golden history from its own cursor.
+            w.golden = golden.clone();
+            let start = w.session_at(part.start() - 1).await?;
+            w.stairway(start, part, progress).await
+        });
+        stream::iter(runs).buffer_unordered(self.options.jobs.max(1)).try_collect::<Vec<()>>().await?;
+        for w in workers {
+            let r = w.report;
+            self.report.findings.extend(r.findings);
+            for note in r.notes {
+                // The same noise seen by an earlier part was already reported.
+                if !self.report.notes.iter().any(|n| n.kind == note.kind && n.message == note.message) {
+                    self.report.notes.push(note);
+                }
+            }
+            self.report.checked.extend(r.checked);
+            self.report.summary.steps += r.summary.steps;
+            self.report.summary.rows_seeded += r.summary.rows_seeded;
+            self.report.summary.rows_skipped += r.summary.rows_skipped;
+        }
+        Ok(())
+    }
+
+    /// A fresh database at golden `version` (without data), and a session on it.
+    async fn session_at(&mut self, version: usize) -> Result<(ScratchDb, Session), RunError> {
+        let (db, mut s) = self.session().await?;
+        for m in &self.set.migrations[..version] {
+            s.apply(&m.version, &m.up, Direction::Up).await.map_err(|e| {
+                RunError::Lost(format!("failed to rebuild golden state at {}: {e}", m.id()))
+            })?;
+        }
+        Ok((db, s))
+    }
+
+    /// Checks the migrations of `part` in turn on `(db, s)`, a database at the golden version
+    /// before the first of them.
     async fn stairway(
         &mut self,
         (mut db, mut s): (ScratchDb, Session),
-        usable: usize,
+        part: std::ops::RangeInclusive<usize>,
         progress: &dyn Progress,
     ) -> Result<(), RunError> {
-        for v in 1..=usable {
+        for v in part {
             let m = &self.set.migrations[v - 1];
             self.noisy = false;
             let ok = self.check_one(&mut s, v, m, progress).await?;
@@ -378,6 +440,9 @@ impl Run<'_> {
         progress: &dyn Progress,
     ) -> Result<bool, RunError> {
         progress.migration(v - 1, &m.id(), "up with data");
+        // Two seeding rounds per migration, numbered by it: the rows do not depend on which
+        // part of the stairway checks it.
+        self.rounds = 2 * (v - 1);
         let tables = self.seed(s).await?;
         let before_up = data::stash(s.conn(), 1, &tables).await.map_err(lost)?;
         let context = "applies on an empty database but fails once tables hold rows: ";

@@ -250,3 +250,52 @@ fn snapshot_rejects_junit_naming_the_flag() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--format"), "{}", stderr(&out));
 }
+
+#[test]
+fn check_jobs_give_the_same_report_in_parts_and_leave_no_database() {
+    // 50 migrations: three parts of the stairway, with planted bugs in the second and third.
+    let dir = tempfile::tempdir().unwrap();
+    let w = |name: String, text: String| std::fs::write(dir.path().join(name), text).unwrap();
+    for i in 1..=50 {
+        let (up, down) = match i {
+            30 => (
+                format!("create table t{i} (id int primary key, v text);\ncreate index t{i}_v on t{i} (v);\n"),
+                format!("drop index t{i}_v;\n"),
+            ),
+            45 => (
+                "alter table t1 rename column v to label;\n".to_string(),
+                "alter table t1 drop column label;\nalter table t1 add column v text;\n".to_string(),
+            ),
+            _ => (format!("create table t{i} (id int primary key, v text);\n"), format!("drop table t{i};\n")),
+        };
+        w(format!("{i:04}_m{i}.up.sql"), up);
+        w(format!("{i:04}_m{i}.down.sql"), down);
+    }
+    let run = |jobs: &str| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_migproof"));
+        cmd.args(["check", "--backend", "url", "--format", "json", "--jobs", jobs])
+            .arg("--database-url")
+            .arg(server_url())
+            .arg("--migrations")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::piped());
+        let child = cmd.spawn().unwrap();
+        let pid = child.id();
+        let out = child.wait_with_output().unwrap();
+        let mut json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{json:#}");
+        let left = sql(
+            "postgres",
+            &format!("SELECT datname::text FROM pg_database WHERE datname LIKE 'migproof\\_{pid}\\_%'"),
+        );
+        assert!(left.is_empty(), "--jobs {jobs} left {left:?}");
+        json["summary"]["duration_ms"] = 0.into();
+        json
+    };
+    let serial = run("1");
+    let kinds = findings(&serial);
+    assert!(kinds.contains(&("schema_mismatch".into(), "0030_m30".into())), "{serial:#}");
+    assert!(kinds.contains(&("data_lost".into(), "0045_m45".into())), "{serial:#}");
+    assert_eq!(serial["summary"]["migrations_checked"], 50);
+    assert_eq!(run("8"), serial, "the report does not depend on --jobs");
+}

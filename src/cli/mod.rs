@@ -153,6 +153,12 @@ pub struct CheckArgs {
     #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
     pub step_timeout: Duration,
 
+    /// Check up to N parts of the migration history at once (parts of about 20 migrations, at
+    /// most 8), each on its own scratch database. Default: the number of CPUs, at most 8. The
+    /// report is the same for any N.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub jobs: Option<u64>,
+
     #[command(flatten)]
     pub locks: locks::CheckLockArgs,
 }
@@ -430,6 +436,9 @@ async fn run_check(args: CheckArgs, interrupts: &mut Interrupts) -> u8 {
         require_down: args.require_down,
         step_timeout: args.step_timeout,
         locks: args.locks.resolve(args.step_timeout),
+        jobs: args.jobs.map(|n| n as usize).unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)
+        }),
     };
     let bar = progress::Bar::new(args.common.format == OutputFormat::Human);
     let result = tokio::select! {
