@@ -226,7 +226,8 @@ impl Run<'_> {
         kind_override: Option<Kind>,
     ) -> Result<(), RunError> {
         let tables = catalog::tables(s.conn()).await.map_err(lost)?;
-        let diffs = data::compare(s.conn(), stash, &tables).await.map_err(lost)?;
+        let exclude = self.set.data.exclude(Some(m));
+        let diffs = data::compare(s.conn(), stash, &tables, &exclude).await.map_err(lost)?;
         if let Some(v) = compare::data(&diffs, allow_added) {
             let kind = kind_override.unwrap_or(v.kind);
             self.finding(kind, m, step, v.message).rows = v.rows;

@@ -299,3 +299,38 @@ fn check_jobs_give_the_same_report_in_parts_and_leave_no_database() {
     assert_eq!(serial["summary"]["migrations_checked"], 50);
     assert_eq!(run("8"), serial, "the report does not depend on --jobs");
 }
+
+#[test]
+fn declared_data_changes_and_ignored_tables_are_not_findings() {
+    let example = root().join("examples/declared_changes/migrations");
+    let (out, json) = check_json(&example, &[]);
+    assert_eq!(out.status.code(), Some(0), "{json:#}");
+    // The same migrations without the declarations: the backfill and the audit rows show.
+    let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(&example).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "sql") {
+            std::fs::copy(&p, dir.path().join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let (out, json) = check_json(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert_eq!(findings(&json), [("data_changed".to_string(), "0002_normalize_emails".to_string())]);
+    let toml = dir.path().join("migproof.toml");
+    std::fs::write(&toml, "[data.changes]\n\"0002_normalize_emails\" = [\"users.email\"]\n").unwrap();
+    let (out, json) = check_json(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert!(json["findings"][0]["rows"].to_string().contains("public.user_audit"), "{json:#}");
+    // A declaration must name a migration of the folder, with keys migproof knows.
+    for (text, says) in [
+        ("[data.changes]\n\"0003_nope\" = [\"users.email\"]\n", "`0003_nope`"),
+        ("[data]\nignore_table = [\"x\"]\n", "ignore_table"),
+        ("[data]\nignore_tables = \"x\"\n", "line 2"),
+    ] {
+        std::fs::write(&toml, text).unwrap();
+        let out = migproof().arg("check").arg("--migrations").arg(dir.path()).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("migproof.toml") && err.contains(says), "{text}: {err}");
+    }
+}

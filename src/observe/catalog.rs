@@ -47,7 +47,7 @@ pub struct ForeignKey {
     pub ref_columns: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Table {
     pub oid: i64,
     pub schema: String,

@@ -8,6 +8,7 @@ use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::catalog::Table;
+use crate::source::config::Exclude;
 use super::{ident, literal};
 
 /// How many differing rows are fetched per table for the report.
@@ -183,9 +184,9 @@ impl Pair<'_> {
 /// Which stashed tables can be compared with which live tables: same schema and name; over
 /// the columns with the same name on both sides. Where a column's type changed, the live value
 /// is cast back to the old type (so a silently rounded numeric shows) unless `cast_back` is off.
-fn pairs<'a>(stash: &'a Stash, after: &'a [Table], cast_back: bool) -> Vec<Pair<'a>> {
+fn pairs<'a>(stash: &'a Stash, after: &'a [Table], exclude: &Exclude, cast_back: bool) -> Vec<Pair<'a>> {
     let mut out = Vec::new();
-    for before in &stash.tables {
+    for before in stash.tables.iter().filter(|t| !exclude.table(t)) {
         let Some(now) = after.iter().find(|t| t.schema == before.schema && t.name == before.name)
         else {
             continue;
@@ -203,6 +204,9 @@ fn pairs<'a>(stash: &'a Stash, after: &'a [Table], cast_back: bool) -> Vec<Pair<
             })
         };
         for (i, col) in before.columns.iter().enumerate() {
+            if exclude.column(before, &col.name) {
+                continue;
+            }
             if let Some(expr) = cast(&col.name) {
                 positions.push(i + 1);
                 columns.push(col.name.clone());
@@ -226,11 +230,12 @@ pub async fn compare(
     conn: &mut PgConnection,
     stash: &Stash,
     after: &[Table],
+    exclude: &Exclude,
 ) -> Result<Vec<TableDiff>, sqlx::Error> {
-    match compare_with(conn, stash, after, true).await {
+    match compare_with(conn, stash, after, exclude, true).await {
         Ok(diffs) => Ok(diffs),
         // A value that no longer casts back to its old type: compare the text instead.
-        Err(sqlx::Error::Database(_)) => compare_with(conn, stash, after, false).await,
+        Err(sqlx::Error::Database(_)) => compare_with(conn, stash, after, exclude, false).await,
         Err(e) => Err(e),
     }
 }
@@ -239,9 +244,10 @@ async fn compare_with(
     conn: &mut PgConnection,
     stash: &Stash,
     after: &[Table],
+    exclude: &Exclude,
     cast_back: bool,
 ) -> Result<Vec<TableDiff>, sqlx::Error> {
-    let pairs = pairs(stash, after, cast_back);
+    let pairs = pairs(stash, after, exclude, cast_back);
     if pairs.is_empty() {
         return Ok(Vec::new());
     }

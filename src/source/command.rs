@@ -8,12 +8,15 @@ use serde::Deserialize;
 
 use super::{read_text, Command, Format, Migration, MigrationSet, Script, SourceError};
 
-pub const FILE: &str = "migproof.toml";
+pub use super::config::FILE;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Config {
     command: CommandConfig,
+    /// Read by `config`, for every layout.
+    #[allow(dead_code)]
+    data: Option<toml::Table>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,6 +4,7 @@
 
 pub mod alembic;
 pub mod command;
+pub mod config;
 pub mod dbmate;
 pub mod diesel;
 pub mod flyway;
@@ -30,6 +31,8 @@ pub struct MigrationSet {
     /// Things the reader could not honour and the user should know (for example Liquibase
     /// preconditions that are not evaluated).
     pub notes: Vec<String>,
+    /// What data comparisons leave out (`[data]` of `migproof.toml`).
+    pub data: config::DataRules,
 }
 
 /// The layouts migproof can read.
@@ -56,6 +59,7 @@ impl MigrationSet {
             migrations,
             repeatable: Vec::new(),
             notes: Vec::new(),
+            data: config::DataRules::default(),
         }
     }
 }
@@ -125,7 +129,7 @@ impl Migration {
 }
 
 /// How one script reaches the server.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Script {
     /// The file the script was read from (for messages).
     pub path: PathBuf,
@@ -257,7 +261,7 @@ pub fn load(dir: &Path, format: Option<Format>) -> Result<MigrationSet, SourceEr
         Some(f) => f,
         None => detect(dir)?,
     };
-    match format {
+    let mut set = match format {
         Format::Sqlx => sqlx::load(dir),
         Format::Diesel => diesel::load(dir),
         Format::GolangMigrate => golang_migrate::load(dir),
@@ -267,7 +271,9 @@ pub fn load(dir: &Path, format: Option<Format>) -> Result<MigrationSet, SourceEr
         Format::Liquibase => liquibase::load(dir),
         Format::Alembic => alembic::load(dir),
         Format::Command => command::load(dir),
-    }
+    }?;
+    set.data = config::load(dir, &set.migrations)?;
+    Ok(set)
 }
 
 /// Works out which layout a folder uses. Layouts whose file names look alike are told apart

@@ -1,0 +1,3 @@
+DROP TABLE users;
+DROP TABLE user_audit;
+DROP FUNCTION audit_user();

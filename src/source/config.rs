@@ -1,0 +1,150 @@
+//! The optional `migproof.toml` beside the migrations, for any layout: `[data]` says which
+//! tables are not compared at all (written by triggers, queues, caches) and which data changes
+//! a migration makes on purpose (a backfill, a normalisation), so that those are not findings.
+//! (`[command]`, the external-migrator layout, is read by `command`.)
+//!
+//! ```toml
+//! [data]
+//! ignore_tables = ["audit_log", "jobs.queue"]
+//! [data.changes]
+//! "0005_normalize_emails" = ["users.email"]   # a column: table.column or schema.table.column
+//! "0007_rebuild_totals" = ["order_totals"]     # a whole table: table or schema.table
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::{Migration, SourceError};
+use crate::observe::catalog::Table;
+
+pub const FILE: &str = "migproof.toml";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    /// The external-migrator layout; read by `command`.
+    #[allow(dead_code)]
+    command: Option<toml::Table>,
+    #[serde(default)]
+    data: DataRules,
+}
+
+/// What the data comparisons leave out.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataRules {
+    /// Tables never compared: `table` (any schema) or `schema.table`.
+    #[serde(default)]
+    pub ignore_tables: Vec<String>,
+    /// Per migration (its version, or its full name such as `0005_normalize_emails`): the
+    /// tables or columns whose values it changes on purpose.
+    #[serde(default)]
+    pub changes: BTreeMap<String, Vec<String>>,
+}
+
+/// Reads `[data]` from the folder's `migproof.toml`, if there is one; every migration named in
+/// `changes` must exist.
+pub fn load(dir: &Path, migrations: &[Migration]) -> Result<DataRules, SourceError> {
+    let path = dir.join(FILE);
+    if !path.is_file() {
+        return Ok(DataRules::default());
+    }
+    let text = super::read_text(&path)?;
+    let file: File = toml::from_str(&text).map_err(|e| {
+        let line = e.span().map(|s| super::split::line_of(&text, s.start)).unwrap_or(1);
+        SourceError::Invalid { path: path.clone(), message: format!("line {line}: {}", e.message()) }
+    })?;
+    for name in file.data.changes.keys() {
+        if !migrations.iter().any(|m| m.version == *name || m.id() == *name) {
+            let line = text.lines().position(|l| l.contains(name.as_str())).map_or(1, |i| i + 1);
+            return Err(SourceError::Invalid {
+                path,
+                message: format!("line {line}: [data.changes] names `{name}`, which is not a migration here"),
+            });
+        }
+    }
+    Ok(file.data)
+}
+
+/// The tables and columns one comparison leaves out.
+#[derive(Debug, Clone, Default)]
+pub struct Exclude {
+    entries: Vec<Vec<String>>,
+}
+
+impl DataRules {
+    /// What to leave out when comparing across `migration` (`None`: only the ignored tables).
+    pub fn exclude(&self, migration: Option<&Migration>) -> Exclude {
+        let mut entries: Vec<Vec<String>> = self.ignore_tables.iter().map(|t| split(t)).collect();
+        if let Some(m) = migration {
+            for (name, list) in &self.changes {
+                if m.version == *name || m.id() == *name {
+                    entries.extend(list.iter().map(|e| split(e)));
+                }
+            }
+        }
+        Exclude { entries }
+    }
+}
+
+fn split(entry: &str) -> Vec<String> {
+    entry.split('.').map(str::to_owned).collect()
+}
+
+impl Exclude {
+    /// Whether the whole table is left out: an entry `table` or `schema.table`.
+    pub fn table(&self, t: &Table) -> bool {
+        self.entries.iter().any(|e| match e.as_slice() {
+            [name] => *name == t.name,
+            [schema, name] => *schema == t.schema && *name == t.name,
+            _ => false,
+        })
+    }
+
+    /// Whether a column is left out: an entry `table.column` or `schema.table.column` (an
+    /// entry `a.b` names schema `a`'s table `b` when that is this table, else column `b`).
+    pub fn column(&self, t: &Table, column: &str) -> bool {
+        self.table(t)
+            || self.entries.iter().any(|e| match e.as_slice() {
+                [name, col] => *name == t.name && col == column,
+                [schema, name, col] => *schema == t.schema && *name == t.name && col == column,
+                _ => false,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(schema: &str, name: &str) -> Table {
+        Table { schema: schema.into(), name: name.into(), ..Table::default() }
+    }
+
+    #[test]
+    fn entries_name_tables_or_columns_with_or_without_schema() {
+        let rules = DataRules {
+            ignore_tables: vec!["audit_log".into(), "jobs.queue".into()],
+            changes: BTreeMap::from([("5".to_string(), vec!["users.email".into(), "public.orders.total".into()])]),
+        };
+        let m = |v: &str| Migration {
+            version: v.into(),
+            description: "x".into(),
+            up: Default::default(),
+            down: None,
+        };
+        let global = rules.exclude(None);
+        assert!(global.table(&table("public", "audit_log")));
+        assert!(global.table(&table("jobs", "queue")));
+        assert!(!global.table(&table("public", "queue")));
+        assert!(!global.column(&table("public", "users"), "email"));
+        let five = rules.exclude(Some(&m("5")));
+        assert!(five.column(&table("public", "users"), "email"));
+        assert!(!five.column(&table("public", "users"), "name"));
+        assert!(five.column(&table("public", "orders"), "total"));
+        assert!(!five.column(&table("other", "orders"), "total"));
+        assert!(!rules.exclude(Some(&m("6"))).column(&table("public", "users"), "email"));
+    }
+}
