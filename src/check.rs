@@ -4,7 +4,10 @@
 //! with rows written at the new version) and data preservation. Every finding of every
 //! migration is reported; after one, the run resumes from golden state.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
 
 use crate::backend::{describe, BackendError, ScratchDb, Server};
 use crate::compare::{self, SchemaVerdict};
@@ -83,7 +86,8 @@ struct Run<'a> {
     set: &'a MigrationSet,
     options: &'a CheckOptions,
     report: Report,
-    golden: History,
+    /// The golden history this run reads (a part's own copy, filled as the golden pass runs).
+    golden: Arc<Mutex<History>>,
     /// Seeding rounds so far; unique values differ per round.
     rounds: usize,
     /// Set when a comparison found only noise: the database is not exactly golden any more.
@@ -101,8 +105,7 @@ pub async fn run(
     let started = Instant::now();
     let source = Source { dir: set.dir.display().to_string(), format: set.format.to_string() };
     let report = Report::new("check", source, set.migrations.len(), server.kind_name());
-    let mut run =
-        Run { server, set, options, report, golden: History::new(), rounds: 0, noisy: false, noise_seen: Vec::new() };
+    let mut run = Run::new(server, set, options, report);
     for note in &set.notes {
         run.report.notes.push(Note {
             kind: "source".into(),
@@ -113,8 +116,30 @@ pub async fn run(
         });
     }
     progress.start(set.migrations.len());
-    let usable = run.golden_pass(progress).await?;
-    run.stairways(usable, progress).await?;
+    // The golden pass and the stairway run side by side: a part of the stairway waits only
+    // for the golden versions it needs.
+    let parts = parts(set.migrations.len());
+    // Each part keeps the golden versions it reads: the one before it, and its own.
+    let histories: Vec<Arc<Mutex<History>>> = parts
+        .iter()
+        .map(|p| Arc::new(Mutex::new(History::window(p.start() - 1, *p.end()))))
+        .collect();
+    let (recorded, ready) = watch::channel(Ready::default());
+    let golden_pass = async {
+        let feed = |snapshot: Snapshot| {
+            for h in &histories {
+                h.lock().expect("not poisoned").push(snapshot.clone());
+            }
+            recorded.send_modify(|r| r.versions += 1);
+        };
+        let golden = golden(server, set, options.step_timeout, progress, false, feed).await;
+        recorded.send_modify(|r| r.over = true);
+        golden
+    };
+    let stairway = run.stairways(parts, &histories, ready, progress);
+    let (golden, reports) = tokio::try_join!(golden_pass, stairway)?;
+    let usable = run.golden_findings(golden);
+    run.merge(reports);
     if usable == set.migrations.len() && !set.repeatable.is_empty() {
         run.repeatables().await?;
     }
@@ -128,7 +153,7 @@ pub async fn run(
     Ok(run.report)
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
     fn finding(&mut self, kind: Kind, m: &Migration, step: &str, message: String) -> &mut Finding {
         self.report.findings.push(Finding::new(kind, m.id(), step.to_owned(), message));
         self.report.findings.last_mut().expect("just pushed")
@@ -154,12 +179,13 @@ impl Run<'_> {
         Ok((db, session))
     }
 
-    /// Applies every up on an empty database, recording the golden snapshot of every version.
-    /// Returns how many migrations applied (the stairway covers only those).
-    async fn golden_pass(&mut self, progress: &dyn Progress) -> Result<usize, RunError> {
-        let history = &mut self.golden;
-        let golden =
-            golden(self.server, self.set, self.options.step_timeout, progress, false, |s| history.push(s)).await?;
+    fn new(server: &'a Server, set: &'a MigrationSet, options: &'a CheckOptions, report: Report) -> Run<'a> {
+        Run { server, set, options, report, golden: Arc::default(), rounds: 0, noisy: false, noise_seen: Vec::new() }
+    }
+
+    /// Records what the golden pass found. Returns how many migrations applied on an empty
+    /// database (the stairway covers only those).
+    fn golden_findings(&mut self, golden: Golden) -> usize {
         self.report.summary.steps += golden.versions - 1;
         let usable = golden.versions - 1;
         if let Some(e) = golden.failure {
@@ -172,7 +198,7 @@ impl Run<'_> {
             };
             self.finding(step_error_kind(&e), m, step::UP_EMPTY, format!("{e}{skipped}"));
         }
-        Ok(usable)
+        usable
     }
 
     /// Compares the live schema with golden `version`; records a finding or notes.
@@ -190,8 +216,11 @@ impl Run<'_> {
             v => format!("golden schema at {}", self.set.migrations[v - 1].id()),
         };
         let after = format!("after {step}");
-        let golden = self.golden.get(version);
-        match compare::schema(golden, &actual, self.options.strict, (&label, &after)) {
+        let verdict = {
+            let mut history = self.golden.lock().expect("not poisoned");
+            compare::schema(history.get(version), &actual, self.options.strict, (&label, &after))
+        };
+        match verdict {
             SchemaVerdict::Equal => Ok(true),
             SchemaVerdict::Noise { notes, objects, diff } => {
                 for (kind, message) in notes {
@@ -348,41 +377,44 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Checks migrations 1..=`usable` in contiguous parts, up to `options.jobs` parts at once,
-    /// each on its own database brought to the golden version before its first migration
-    /// (without the rows earlier parts seeded). The parts depend only on the number of
-    /// migrations, and their findings and notes are merged in migration order, so the report
-    /// does not depend on the number of jobs.
-    async fn stairways(&mut self, usable: usize, progress: &dyn Progress) -> Result<(), RunError> {
+    /// Checks the migrations in contiguous `parts`, up to `options.jobs` parts at once, each
+    /// on its own database brought to the golden version before its first migration (without
+    /// the rows earlier parts seeded), reading the golden history from `histories` as `ready`
+    /// says it grows; a part stops at the first migration that did not apply on an empty
+    /// database. The parts depend only on the number of migrations, and their reports are
+    /// returned in migration order, so the report does not depend on the number of jobs.
+    async fn stairways(
+        &self,
+        parts: Vec<std::ops::RangeInclusive<usize>>,
+        histories: &[Arc<Mutex<History>>],
+        ready: watch::Receiver<Ready>,
+        progress: &dyn Progress,
+    ) -> Result<Vec<Report>, RunError> {
         use futures_util::stream::{self, StreamExt, TryStreamExt};
-        let count = usable.div_ceil(MIGRATIONS_PER_PART).clamp(1, MAX_PARTS);
-        let parts: Vec<std::ops::RangeInclusive<usize>> = (0..count)
-            .map(|j| (usable * j / count + 1)..=(usable * (j + 1) / count))
-            .filter(|r| !r.is_empty())
-            .collect();
-        let mut workers: Vec<Run> = parts
+        let mut workers: Vec<Run> = histories
             .iter()
-            .map(|_| Run {
-                server: self.server,
-                set: self.set,
-                options: self.options,
-                report: Report::new("check", self.report.source.clone(), 0, ""),
-                golden: History::new(),
-                rounds: 0,
-                noisy: false,
-                noise_seen: Vec::new(),
+            .map(|h| {
+                let report = Report::new("check", self.report.source.clone(), 0, "");
+                Run { golden: h.clone(), ..Run::new(self.server, self.set, self.options, report) }
             })
             .collect();
-        let golden = &self.golden;
-        let runs = workers.iter_mut().zip(parts).map(|(w, part)| async move {
-            // Each part walks the golden history from its own cursor.
-            w.golden = golden.clone();
-            let start = w.session_at(part.start() - 1).await?;
-            w.stairway(start, part, progress).await
+        let runs = workers.iter_mut().zip(parts).map(|(w, part)| {
+            let mut ready = ready.clone();
+            async move {
+                if !golden_has(&mut ready, *part.start()).await {
+                    return Ok(());
+                }
+                let start = w.session_at(part.start() - 1).await?;
+                w.stairway(start, part, &mut ready, progress).await
+            }
         });
         stream::iter(runs).buffer_unordered(self.options.jobs.max(1)).try_collect::<Vec<()>>().await?;
-        for w in workers {
-            let r = w.report;
+        Ok(workers.into_iter().map(|w| w.report).collect())
+    }
+
+    /// Adds the parts' reports, in order, to this one.
+    fn merge(&mut self, reports: Vec<Report>) {
+        for r in reports {
             self.report.findings.extend(r.findings);
             for note in r.notes {
                 // The same noise seen by an earlier part was already reported.
@@ -395,7 +427,6 @@ impl Run<'_> {
             self.report.summary.rows_seeded += r.summary.rows_seeded;
             self.report.summary.rows_skipped += r.summary.rows_skipped;
         }
-        Ok(())
     }
 
     /// A fresh database at golden `version` (without data), and a session on it.
@@ -415,9 +446,13 @@ impl Run<'_> {
         &mut self,
         (mut db, mut s): (ScratchDb, Session),
         part: std::ops::RangeInclusive<usize>,
+        ready: &mut watch::Receiver<Ready>,
         progress: &dyn Progress,
     ) -> Result<(), RunError> {
         for v in part {
+            if !golden_has(ready, v).await {
+                break; // migration v did not apply on an empty database
+            }
             let m = &self.set.migrations[v - 1];
             self.noisy = false;
             let ok = self.check_one(&mut s, v, m, progress).await?;
@@ -584,6 +619,28 @@ pub async fn golden(
     drop(s);
     server.drop_db(&db).await?;
     Ok(golden)
+}
+
+/// How far the golden pass is: versions recorded, and whether it is over.
+#[derive(Debug, Clone, Copy, Default)]
+struct Ready {
+    versions: usize,
+    over: bool,
+}
+
+/// Waits until golden `version` is recorded (true) or the golden pass ended before it (false).
+async fn golden_has(ready: &mut watch::Receiver<Ready>, version: usize) -> bool {
+    match ready.wait_for(|r| r.versions > version || r.over).await {
+        Ok(r) => r.versions > version,
+        Err(_) => false,
+    }
+}
+
+/// The stairway's parts for `n` migrations: about `MIGRATIONS_PER_PART` each, at most
+/// `MAX_PARTS`.
+fn parts(n: usize) -> Vec<std::ops::RangeInclusive<usize>> {
+    let count = n.div_ceil(MIGRATIONS_PER_PART).clamp(1, MAX_PARTS);
+    (0..count).map(|j| (n * j / count + 1)..=(n * (j + 1) / count)).filter(|r| !r.is_empty()).collect()
 }
 
 fn step_error_kind(e: &StepError) -> Kind {

@@ -14,49 +14,88 @@ struct Delta {
 
 /// Snapshots of versions `0..len()`, one materialized at a time. Reading versions in order,
 /// or stepping one back and forth as the stairway does, costs one delta per step.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct History {
     /// The snapshot of version `at`.
     current: Snapshot,
     at: usize,
-    /// `deltas[i]` turns version `i` into version `i + 1`.
+    /// The snapshot of the last version, which the next push is a delta from.
+    last: Snapshot,
+    /// `deltas[i]` turns stored version `i` into stored version `i + 1`.
     deltas: Vec<Delta>,
+    /// Versions stored.
     len: usize,
+    /// The versions kept: `first..=last`; pushes of others only advance the count.
+    first: usize,
+    last_kept: usize,
+    /// Versions pushed.
+    pushed: usize,
+}
+
+impl Default for History {
+    fn default() -> History {
+        History::new()
+    }
 }
 
 impl History {
     pub fn new() -> History {
-        History::default()
+        History::window(0, usize::MAX)
     }
 
-    /// How many versions are stored.
+    /// A history that keeps only versions `first..=last` of those pushed.
+    pub fn window(first: usize, last: usize) -> History {
+        History {
+            current: Snapshot::default(),
+            at: 0,
+            last: Snapshot::default(),
+            deltas: Vec::new(),
+            len: 0,
+            first,
+            last_kept: last,
+            pushed: 0,
+        }
+    }
+
+    /// How many versions were pushed.
     pub fn len(&self) -> usize {
-        self.len
+        self.pushed
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.pushed == 0
     }
 
-    /// Appends the snapshot of the next version.
+    /// Appends the snapshot of the next version; the reading position stays where it was.
     pub fn push(&mut self, next: Snapshot) {
-        if self.len > 0 {
-            self.seek(self.len - 1);
-            let delta = difference(&self.current.items, &next.items);
-            self.deltas.push(delta);
+        let version = self.pushed;
+        self.pushed += 1;
+        if version < self.first || version > self.last_kept {
+            return;
         }
-        self.current = next;
-        self.at = self.len;
+        if self.len == 0 {
+            self.current = next.clone();
+        } else {
+            self.deltas.push(difference(&self.last.items, &next.items));
+        }
+        self.last = next;
         self.len += 1;
     }
 
     /// The snapshot of `version`.
     ///
     /// # Panics
-    /// When `version` was never pushed, like indexing a slice out of bounds.
+    /// When `version` was never pushed or is outside the window, like indexing a slice out of
+    /// bounds.
     pub fn get(&mut self, version: usize) -> &Snapshot {
-        assert!(version < self.len, "version {version} of {} stored", self.len);
-        self.seek(version);
+        let stored = version.wrapping_sub(self.first);
+        assert!(
+            version >= self.first && stored < self.len,
+            "version {version} not stored (versions {}..{} kept)",
+            self.first,
+            self.first + self.len
+        );
+        self.seek(stored);
         &self.current
     }
 
@@ -159,9 +198,20 @@ mod tests {
                 history.push(s.clone());
             }
             prop_assert_eq!(history.len(), snapshots.len());
-            for r in reads {
+            for r in &reads {
                 let v = r.index(snapshots.len());
                 prop_assert_eq!(history.get(v), &snapshots[v]);
+            }
+            // A window keeps only its versions, and reads them back the same.
+            let (first, last) = (snapshots.len() / 3, snapshots.len() * 2 / 3);
+            let mut window = History::window(first, last);
+            for s in &snapshots {
+                window.push(s.clone());
+            }
+            prop_assert!(window.deltas.len() <= last - first);
+            for r in reads {
+                let v = first + r.index(last - first + 1);
+                prop_assert_eq!(window.get(v), &snapshots[v]);
             }
         }
     }
