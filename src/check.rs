@@ -593,6 +593,7 @@ pub async fn golden(
     with_tables: bool,
     mut keep: impl FnMut(Snapshot),
 ) -> Result<Golden, RunError> {
+    server.ensure_roles(&set.setup.roles).await?;
     let db = server.create().await?;
     let mut s = Session::open(&db, step_timeout).await?;
     let mut golden = Golden { versions: 0, tables: Vec::new(), failure: None };

@@ -71,6 +71,12 @@ impl StepError {
                     if let Some(context) = pg.r#where() {
                         message.push_str(&format!("\nCONTEXT: {context}"));
                     }
+                    if pg.code() == "42704" && pg.message().starts_with("role ") {
+                        message.push_str(
+                            "\nmigproof: roles live outside the database; list the role under \
+                             [setup] roles in migproof.toml to have it created in migproof's cluster",
+                        );
+                    }
                 }
                 let line = line.unwrap_or_else(|| script.line_of(chunk.offset));
                 StepError::Sql { location: format!("{}:{line}", script.path.display()), message }

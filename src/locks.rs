@@ -195,6 +195,7 @@ async fn analyse(
     options: &LockOptions,
     progress: &dyn Progress,
 ) -> Result<Outcome, RunError> {
+    server.ensure_roles(&set.setup.roles).await?;
     let db = server.create().await?;
     let result = analyse_on(&db, set, options, progress).await;
     server.drop_db(&db).await?;

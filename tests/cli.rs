@@ -334,3 +334,45 @@ fn declared_data_changes_and_ignored_tables_are_not_findings() {
         assert!(err.contains("migproof.toml") && err.contains(says), "{text}: {err}");
     }
 }
+
+#[test]
+fn setup_roles_are_created_in_our_cluster_only_and_grants_are_compared() {
+    let role = format!("report_reader_{}", std::process::id());
+    let toml = format!("[setup]\nroles = [\"{role}\"]\n");
+    let up = format!("grant select on reports to {role};\n");
+    let dir = folder(&[
+        ("0001_t.up.sql", "create table reports (id int primary key, body text);\n"),
+        ("0001_t.down.sql", "drop table reports;\n"),
+        ("0002_grant.up.sql", &up),
+        ("0002_grant.down.sql", "select 1;\n"),
+        ("migproof.toml", &toml),
+    ]);
+    let local = |dir: &std::path::Path| {
+        let out = migproof()
+            .args(["check", "--backend", "local", "--format", "json", "--migrations"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.code(), json)
+    };
+    // The role is created in the throwaway cluster; the down that forgets to revoke is found.
+    let (code, json) = local(dir.path());
+    assert_eq!(code, Some(1), "{json:#}");
+    assert_eq!(findings(&json), [("schema_mismatch".to_string(), "0002_grant".to_string())]);
+    assert!(json["findings"][0]["diff"].as_str().unwrap().contains(&format!("{role}=r/")), "{json:#}");
+    std::fs::write(dir.path().join("0002_grant.down.sql"), format!("revoke select on reports from {role};\n")).unwrap();
+    let (code, json) = local(dir.path());
+    assert_eq!(code, Some(0), "{json:#}");
+    // On a server given by URL a missing role is not created: exit 3, naming it.
+    let out = migproof()
+        .args(["check", "--backend", "url", "--database-url", &server_url(), "--migrations"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&role) && err.contains("migproof.toml"), "{err}");
+    let exists = sql("postgres", &format!("SELECT 1 FROM pg_roles WHERE rolname = '{role}'"));
+    assert!(exists.is_empty(), "a role was created on the user's server");
+}

@@ -54,6 +54,12 @@ pub enum BackendError {
     Connect { target: String, reason: String },
     #[error("failed to {action} on the server at {target}: {reason}")]
     Admin { action: String, target: String, reason: String },
+    #[error(
+        "role `{role}` (listed in migproof.toml's [setup] roles) does not exist on {target}; \
+         migproof creates roles only in clusters it starts (`--backend local` or `docker`), so \
+         create it there first"
+    )]
+    MissingRole { role: String, target: String },
 }
 
 /// A reachable server on which migproof may create scratch databases.
@@ -268,6 +274,36 @@ impl Server {
     /// Safe to cancel (Ctrl-C drops the future at any await): the name is recorded before the
     /// database exists, and creating and marking run to the end in a task of their own, which
     /// [`Server::cleanup`] waits for, so an interrupted creation is still dropped.
+    /// Makes sure `roles` exist: created (NOLOGIN) in a cluster or container migproof started;
+    /// on a server given by URL only looked up, since migproof changes nothing there but its
+    /// own scratch databases.
+    pub async fn ensure_roles(&self, roles: &[String]) -> Result<(), BackendError> {
+        if roles.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.admin_conn().await?;
+        for role in roles {
+            let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+                .bind(role)
+                .fetch_one(&mut conn)
+                .await
+                .map_err(|e| self.admin_error("look up roles", e))?;
+            if exists {
+                continue;
+            }
+            if self.kind == BackendKind::Url {
+                return Err(BackendError::MissingRole { role: role.clone(), target: self.target.clone() });
+            }
+            let sql = format!("CREATE ROLE {} NOLOGIN", crate::observe::ident(role));
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .map_err(|e| self.admin_error(&format!("create role `{role}`"), e))?;
+        }
+        self.release(conn);
+        Ok(())
+    }
+
     pub async fn create(&self) -> Result<ScratchDb, BackendError> {
         let n = self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!("{SCRATCH_PREFIX}{}_{}_{n}", std::process::id(), nonce());

@@ -17,6 +17,8 @@ struct Config {
     /// Read by `config`, for every layout.
     #[allow(dead_code)]
     data: Option<toml::Table>,
+    #[allow(dead_code)]
+    setup: Option<toml::Table>,
 }
 
 #[derive(Debug, Deserialize)]

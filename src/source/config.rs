@@ -29,6 +29,25 @@ struct File {
     command: Option<toml::Table>,
     #[serde(default)]
     data: DataRules,
+    #[serde(default)]
+    setup: Setup,
+}
+
+/// What the server needs before the migrations can run.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Setup {
+    /// Roles the migrations grant to or set as owners: created (NOLOGIN) in clusters migproof
+    /// starts; required to exist on a server given by URL.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// The `migproof.toml` settings every layout honours.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub data: DataRules,
+    pub setup: Setup,
 }
 
 /// What the data comparisons leave out.
@@ -44,12 +63,12 @@ pub struct DataRules {
     pub changes: BTreeMap<String, Vec<String>>,
 }
 
-/// Reads `[data]` from the folder's `migproof.toml`, if there is one; every migration named in
-/// `changes` must exist.
-pub fn load(dir: &Path, migrations: &[Migration]) -> Result<DataRules, SourceError> {
+/// Reads `[data]` and `[setup]` from the folder's `migproof.toml`, if there is one; every
+/// migration named in `[data.changes]` must exist.
+pub fn load(dir: &Path, migrations: &[Migration]) -> Result<Config, SourceError> {
     let path = dir.join(FILE);
     if !path.is_file() {
-        return Ok(DataRules::default());
+        return Ok(Config::default());
     }
     let text = super::read_text(&path)?;
     let file: File = toml::from_str(&text).map_err(|e| {
@@ -65,7 +84,7 @@ pub fn load(dir: &Path, migrations: &[Migration]) -> Result<DataRules, SourceErr
             });
         }
     }
-    Ok(file.data)
+    Ok(Config { data: file.data, setup: file.setup })
 }
 
 /// The tables and columns one comparison leaves out.

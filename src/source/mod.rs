@@ -33,6 +33,8 @@ pub struct MigrationSet {
     pub notes: Vec<String>,
     /// What data comparisons leave out (`[data]` of `migproof.toml`).
     pub data: config::DataRules,
+    /// What the server needs first (`[setup]` of `migproof.toml`).
+    pub setup: config::Setup,
 }
 
 /// The layouts migproof can read.
@@ -60,6 +62,7 @@ impl MigrationSet {
             repeatable: Vec::new(),
             notes: Vec::new(),
             data: config::DataRules::default(),
+            setup: config::Setup::default(),
         }
     }
 }
@@ -272,7 +275,8 @@ pub fn load(dir: &Path, format: Option<Format>) -> Result<MigrationSet, SourceEr
         Format::Alembic => alembic::load(dir),
         Format::Command => command::load(dir),
     }?;
-    set.data = config::load(dir, &set.migrations)?;
+    let config = config::load(dir, &set.migrations)?;
+    (set.data, set.setup) = (config.data, config.setup);
     Ok(set)
 }
 

@@ -11,7 +11,7 @@ ext AS (
 ),
 rel AS (
     SELECT c.oid, c.relname, c.relkind, c.relpersistence, c.relrowsecurity,
-           c.relforcerowsecurity, c.relispartition, n.nspname,
+           c.relforcerowsecurity, c.relispartition, c.relacl, c.relowner, n.nspname,
            quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qname
     FROM pg_class c JOIN ns n ON n.oid = c.relnamespace
     WHERE NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_class'::regclass AND ext.objid = c.oid)
@@ -128,6 +128,18 @@ SELECT 'policy', r.qname || '.' || quote_ident(po.polname),
            'with check (' || pg_get_expr(po.polwithcheck, po.polrelid) || ')'),
        NULL
 FROM pg_policy po JOIN rel r ON r.oid = po.polrelid
+UNION ALL
+-- Privileges on tables, views and sequences that differ from the owner's defaults (a grant
+-- that was revoked again leaves an explicit ACL equal to the default: not a difference).
+SELECT 'grant', g.qname, array_to_string(g.acl, ' '), NULL
+FROM (
+    SELECT r.qname,
+           ARRAY(SELECT x::text FROM unnest(r.relacl) AS x ORDER BY 1) AS acl,
+           ARRAY(SELECT x::text FROM unnest(acldefault(CASE r.relkind WHEN 'S' THEN 's' ELSE 'r' END::"char", r.relowner)) AS x
+                 ORDER BY 1) AS dflt
+    FROM rel r WHERE r.relacl IS NOT NULL AND r.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+) g
+WHERE g.acl <> g.dflt
 UNION ALL
 SELECT 'type', quote_ident(n.nspname) || '.' || quote_ident(t.typname),
        CASE t.typtype
