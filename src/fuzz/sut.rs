@@ -307,6 +307,9 @@ impl Sut {
                         return Ok(Err(f));
                     }
                 }
+                // What was stashed at `to` and above describes versions this down left: the
+                // next up from them stashes again.
+                self.round_trip.retain(|&v, _| v < to);
             }
         }
         Ok(Ok(()))
@@ -338,6 +341,8 @@ impl Sut {
                 Ok(()) => self.level = if up { self.level + 1 } else { self.level - 1 },
             }
         }
+        // A retry does not stash: a stash above the version it ended at is out of date.
+        self.round_trip.retain(|&v, _| v <= target);
         let why = "after the interruption and the retry, the schema is not the golden one";
         self.expect_schema(target, blame, Kind::ResidueAfterFailure, Some(why)).await
     }
