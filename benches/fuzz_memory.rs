@@ -57,7 +57,11 @@ fn bench() -> Result<(), String> {
     }
     let out = child.wait_with_output().map_err(|e| e.to_string())?;
     if out.status.code() != Some(0) {
-        return Err(format!("migproof fuzz exited with {} on the correct shop", out.status));
+        return Err(format!(
+            "migproof fuzz exited with {} on the correct shop:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout)
+        ));
     }
     let report: serde_json::Value =
         serde_json::from_slice(&out.stdout).map_err(|e| format!("no JSON report: {e}"))?;
