@@ -113,6 +113,11 @@ fn split(entry: &str) -> Vec<String> {
 }
 
 impl Exclude {
+    /// Leaves out one more column of `t`.
+    pub fn add_column(&mut self, t: &Table, column: &str) {
+        self.entries.push(vec![t.schema.clone(), t.name.clone(), column.to_owned()]);
+    }
+
     /// Whether the whole table is left out: an entry `table` or `schema.table`.
     pub fn table(&self, t: &Table) -> bool {
         self.entries.iter().any(|e| match e.as_slice() {
