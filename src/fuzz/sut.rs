@@ -133,7 +133,10 @@ impl Drop for Sut {
             };
             // Dropped in the background; the run waits for these drops before it ends.
             let task = self.ctx.handle.spawn(drop_db);
-            self.ctx.spares.drops.lock().expect("not poisoned").push(task);
+            let mut drops = self.ctx.spares.drops.lock().expect("not poisoned");
+            // A finished drop's handle still holds its task: let it go, or a long run grows.
+            drops.retain(|d| !d.is_finished());
+            drops.push(task);
         }
     }
 }
