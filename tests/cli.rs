@@ -373,6 +373,29 @@ fn setup_roles_are_created_in_our_cluster_only_and_grants_are_compared() {
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&role) && err.contains("migproof.toml"), "{err}");
-    let exists = sql("postgres", &format!("SELECT 1 FROM pg_roles WHERE rolname = '{role}'"));
+    let exists = sql("postgres", &format!("SELECT rolname::text FROM pg_roles WHERE rolname = '{role}'"));
     assert!(exists.is_empty(), "a role was created on the user's server");
+}
+
+#[test]
+fn a_database_killed_before_its_marker_is_swept_by_name_and_a_look_alike_is_not() {
+    // A run killed between CREATE DATABASE and its ownership comment leaves an unmarked
+    // database; its name says which process on which host made it.
+    let tag = migproof::backend::host_tag();
+    let stale = format!("migproof_999999999_00ab12_h{tag}_0");
+    let alive = format!("migproof_{}_00ab12_h{tag}_0", std::process::id());
+    let users = format!("migproof_{}_reports", std::process::id());
+    for db in [&stale, &alive, &users] {
+        sql("postgres", &format!("DROP DATABASE IF EXISTS {db}"));
+        sql("postgres", &format!("CREATE DATABASE {db}"));
+    }
+    let (out, json) = check_json(&root().join("tests/fixtures/tiny"), &[]);
+    assert_eq!(out.status.code(), Some(0), "{json}");
+    let exists = |db: &str| !sql("postgres", &format!("SELECT datname::text FROM pg_database WHERE datname = '{db}'")).is_empty();
+    assert!(!exists(&stale), "the dead process's unmarked database is swept");
+    assert!(exists(&alive), "a live process's database is kept");
+    assert!(exists(&users), "a database that only looks like migproof's is kept");
+    for db in [&alive, &users] {
+        sql("postgres", &format!("DROP DATABASE {db}"));
+    }
 }

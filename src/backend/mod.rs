@@ -165,6 +165,26 @@ fn owner_is_gone(comment: &str) -> bool {
     pid != std::process::id() as i32 && !process_alive(pid)
 }
 
+/// A short tag of this host's name, part of every scratch database's name.
+pub fn host_tag() -> String {
+    // FNV-1a: stable across runs and builds, unlike the standard library's hasher.
+    let hash = hostname().bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    format!("{:08x}", hash as u32)
+}
+
+/// True for a scratch database without a marker whose name says it was made on this host by a
+/// process that no longer runs: `migproof_<pid>_<nonce>_h<host tag>_<n>`.
+fn unmarked_owner_is_gone(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('_').collect();
+    let [_, pid, nonce, host, n] = parts.as_slice() else { return false };
+    let ours = host.strip_prefix('h') == Some(host_tag().as_str())
+        && nonce.len() == 6
+        && nonce.chars().all(|c| c.is_ascii_hexdigit())
+        && n.chars().all(|c| c.is_ascii_digit());
+    let Ok(pid) = pid.parse::<i32>() else { return false };
+    ours && pid != std::process::id() as i32 && !process_alive(pid)
+}
+
 /// True when `pid` runs. A zombie (exited, not yet reaped by its parent) does not.
 pub(crate) fn process_alive(pid: i32) -> bool {
     use nix::sys::signal::kill;
@@ -306,7 +326,7 @@ impl Server {
 
     pub async fn create(&self) -> Result<ScratchDb, BackendError> {
         let n = self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("{SCRATCH_PREFIX}{}_{}_{n}", std::process::id(), nonce());
+        let name = format!("{SCRATCH_PREFIX}{}_{}_h{}_{n}", std::process::id(), nonce(), host_tag());
         self.created.lock().expect("not poisoned").push(name.clone());
         let creating = self.creating.clone().read_owned().await;
         let (admin, target, task_name) = (self.admin.clone(), self.target.clone(), name.clone());
@@ -374,7 +394,13 @@ impl Server {
         .await
         .map_err(|e| self.admin_error("list scratch databases", e))?;
         for (name, comment) in rows {
-            if comment.as_deref().is_some_and(owner_is_gone) {
+            let gone = match comment.as_deref() {
+                Some(c) => owner_is_gone(c),
+                // Killed between CREATE DATABASE and its marker: the name says which process
+                // on which host made it.
+                None => unmarked_owner_is_gone(&name),
+            };
+            if gone {
                 // Best effort: a stale database this role may not drop (another role's run
                 // left it) must not stop this run; its owner's next run sweeps it.
                 let _ = self.drop_named(&mut conn, &name).await;
@@ -385,8 +411,8 @@ impl Server {
     }
 }
 
-/// `CREATE DATABASE` and its ownership marker. They cannot share a transaction, so a `kill -9`
-/// between the two (a few milliseconds) leaves an unmarked database that no sweep touches.
+/// `CREATE DATABASE` and its ownership marker. They cannot share a transaction; a database a
+/// `kill -9` left unmarked between the two is recognised by its name (`unmarked_owner_is_gone`).
 async fn create_marked(
     admin: &PgConnectOptions,
     target: &str,
@@ -448,6 +474,18 @@ pub(crate) async fn connect_with_retry(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unmarked_database_is_swept_only_by_name_of_a_dead_process_on_this_host() {
+        let tag = host_tag();
+        assert!(unmarked_owner_is_gone(&format!("migproof_999999999_00ab12_h{tag}_3")));
+        let me = std::process::id();
+        assert!(!unmarked_owner_is_gone(&format!("migproof_{me}_00ab12_h{tag}_3")), "our own");
+        assert!(!unmarked_owner_is_gone("migproof_999999999_00ab12_hdeadbeef_3") || tag == "deadbeef");
+        assert!(!unmarked_owner_is_gone("migproof_999999999_00ab12_3"), "older names carry no host");
+        assert!(!unmarked_owner_is_gone("migproof_reports"), "a user's database");
+        assert!(!unmarked_owner_is_gone(&format!("migproof_1_00ab12_h{tag}_x")));
+    }
 
     #[test]
     fn marker_of_live_process_is_not_swept() {
