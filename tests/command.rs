@@ -58,6 +58,8 @@ fn a_killed_migrator_whose_committed_residue_breaks_the_retry_is_found_by_fuzz_o
     assert_eq!(findings(&json), [("retry_failed".to_string(), "002_order_archive".to_string())]);
     let message = json["findings"][0]["message"].as_str().unwrap();
     assert!(message.contains("\"order_archive\" already exists"), "{message}");
+    let sequence = json["findings"][0]["sequence"].to_string();
+    assert!(sequence.contains("interrupt the next migration: kill the migrator"), "{sequence}");
 }
 
 #[test]

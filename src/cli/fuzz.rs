@@ -190,7 +190,7 @@ async fn replay_all(
             Err(sut::Broken(message)) => return Err(Replayed::Env(RunError::Lost(message))),
             Ok(None) => {}
             Ok(Some((mut finding, len))) => {
-                finding.sequence = case.steps[..len].iter().enumerate().map(|(i, s)| format!("{}. {s}", i + 1)).collect();
+                finding.sequence = fuzz::numbered(&case.steps[..len], &set);
                 finding.seed = Some(case.seed.clone());
                 finding.replay = Some(format!("migproof replay {}", path.display()));
                 report.findings.push(finding);

@@ -224,6 +224,27 @@ fn run_case(
     Ok(Some(Failure { seed, releases: state.releases, steps, finding }))
 }
 
+/// The steps as a report shows them, numbered from 1. For migrations run by an external
+/// migrator (Alembic, `[command]`), an interruption says what is done to the migrator.
+pub fn numbered(steps: &[Step], set: &MigrationSet) -> Vec<String> {
+    use crate::model::machine::Fault;
+    let external = set.migrations.first().is_some_and(|m| m.up.command.is_some());
+    let describe = |step: &Step| match step {
+        Step::Interrupt(fault) if external => format!(
+            "interrupt the next migration: {}",
+            match fault {
+                Fault::KillBefore => "kill the migrator before it starts",
+                Fault::KillWhileWaiting | Fault::CancelWhileWaiting => {
+                    "kill the migrator while its statement waits on a lock"
+                }
+                Fault::LockTimeout => "lock_timeout (through PGOPTIONS) expires behind a competing lock",
+            }
+        ),
+        other => other.to_string(),
+    };
+    steps.iter().enumerate().map(|(i, s)| format!("{}. {}", i + 1, describe(s))).collect()
+}
+
 /// Deletes the steps a failure does not need, one at a time, each with the later steps its
 /// deletion leaves invalid for the model (the retry of a deleted interruption, for example),
 /// for as long as the shorter sequence gives the same finding again. proptest's own shrinking
@@ -353,7 +374,7 @@ pub async fn run(
         let saved = regression::save(&options.regressions, set, f.seed, &f.releases, &f.steps, &f.finding)
             .map_err(|e| RunError::Lost(format!("failed to save the regression case: {e}")))?;
         let mut finding = f.finding;
-        finding.sequence = f.steps.iter().enumerate().map(|(i, s)| format!("{}. {s}", i + 1)).collect();
+        finding.sequence = numbered(&f.steps, set);
         finding.seed = Some(format!("{:#018x}", f.seed));
         finding.replay = Some(format!("migproof replay {}", saved.display()));
         report.findings.push(finding);
