@@ -386,6 +386,21 @@ impl Server {
     /// gone (a run killed with `kill -9`). Databases without our marker are never touched.
     async fn sweep(&self) -> Result<(), BackendError> {
         let mut conn = self.admin_conn().await?;
+        // A `CREATE DATABASE` of a killed run goes on without it; end it first, or the
+        // database appears after this sweep has looked.
+        let creating: Vec<(i32, String)> = sqlx::query_as(
+            "SELECT pid, query FROM pg_stat_activity \
+             WHERE state = 'active' AND query LIKE 'CREATE DATABASE \"migproof\\_%' AND pid <> pg_backend_pid()",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .map_err(|e| self.admin_error("list sessions", e))?;
+        for (pid, query) in creating {
+            let name = query.split('"').nth(1).unwrap_or_default();
+            if unmarked_owner_is_gone(name) {
+                let _ = sqlx::query("SELECT pg_terminate_backend($1, 5000)").bind(pid).execute(&mut conn).await;
+            }
+        }
         let rows: Vec<(String, Option<String>)> = sqlx::query_as(
             "SELECT d.datname::text, shobj_description(d.oid, 'pg_database') \
              FROM pg_database d WHERE d.datname LIKE 'migproof\\_%'",
