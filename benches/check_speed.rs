@@ -413,13 +413,30 @@ impl Tools {
         };
         let help = run(Command::new(&pg_dump).arg("--help"), "pg_dump --help")?;
         let restrict_key = String::from_utf8_lossy(&help.stdout).contains("--restrict-key");
-        Ok(Tools { psql, pg_dump, restrict_key })
+        Ok(Tools {
+            psql,
+            pg_dump,
+            restrict_key,
+        })
     }
 
     fn psql(&self, db: &str) -> Command {
         let mut cmd = Command::new(&self.psql);
-        cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", HOST, "-p", PORT, "-U", USER, "-d", db])
-            .env("PGOPTIONS", "-c client_min_messages=warning");
+        cmd.args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            HOST,
+            "-p",
+            PORT,
+            "-U",
+            USER,
+            "-d",
+            db,
+        ])
+        .env("PGOPTIONS", "-c client_min_messages=warning");
         cmd
     }
 
@@ -441,7 +458,9 @@ impl Tools {
 
 /// Runs a command to completion; a failure carries its output.
 fn run(cmd: &mut Command, what: &str) -> Result<Output, String> {
-    let out = cmd.output().map_err(|e| format!("failed to start `{what}`: {e}"))?;
+    let out = cmd
+        .output()
+        .map_err(|e| format!("failed to start `{what}`: {e}"))?;
     if !out.status.success() {
         return Err(format!(
             "`{what}` failed ({}):\n{}{}",
@@ -463,7 +482,11 @@ struct BaselineDb<'a> {
 impl<'a> BaselineDb<'a> {
     fn create(tools: &'a Tools) -> Result<BaselineDb<'a>, String> {
         let name = format!("migproof_bench_baseline_{}", std::process::id());
-        let db = BaselineDb { tools, name, dropped: false };
+        let db = BaselineDb {
+            tools,
+            name,
+            dropped: false,
+        };
         db.admin(&format!("DROP DATABASE IF EXISTS {}", db.name))?;
         db.admin(&format!("CREATE DATABASE {}", db.name))?;
         Ok(db)
@@ -502,10 +525,14 @@ fn baseline(tools: &Tools, files: &[(PathBuf, PathBuf)]) -> Result<Duration, Str
         tools.apply(&db.name, up)?;
         let after_reup = tools.dump(&db.name)?;
         if before != after_down {
-            return Err(format!("baseline: {name}: schema after down differs from before up"));
+            return Err(format!(
+                "baseline: {name}: schema after down differs from before up"
+            ));
         }
         if after_up != after_reup {
-            return Err(format!("baseline: {name}: schema after up, down, up differs from after up"));
+            return Err(format!(
+                "baseline: {name}: schema after up, down, up differs from after up"
+            ));
         }
     }
     db.drop_now()?;
@@ -517,7 +544,15 @@ fn migproof(dir: &Path) -> Result<(Duration, u64), String> {
     let url = format!("postgres://{USER}@{HOST}:{PORT}/postgres");
     let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_migproof"))
-        .args(["check", "--backend", "url", "--format", "json", "--database-url", &url])
+        .args([
+            "check",
+            "--backend",
+            "url",
+            "--format",
+            "json",
+            "--database-url",
+            &url,
+        ])
         .arg("--migrations")
         .arg(dir)
         .env_remove("DATABASE_URL")
@@ -537,7 +572,10 @@ fn migproof(dir: &Path) -> Result<(Duration, u64), String> {
     let summary = &report["summary"];
     let checked = summary["migrations_checked"].as_u64().unwrap_or(0);
     if checked != MIGRATIONS.len() as u64 {
-        return Err(format!("migproof checked {checked} of {} migrations", MIGRATIONS.len()));
+        return Err(format!(
+            "migproof checked {checked} of {} migrations",
+            MIGRATIONS.len()
+        ));
     }
     Ok((wall, summary["duration_ms"].as_u64().unwrap_or(0)))
 }
@@ -561,7 +599,9 @@ fn runs() -> Result<usize, String> {
     match std::env::var("MIGPROOF_BENCH_RUNS") {
         Ok(v) => match v.parse::<usize>() {
             Ok(n) if n > 0 => Ok(n),
-            _ => Err(format!("MIGPROOF_BENCH_RUNS must be a positive number, not `{v}`")),
+            _ => Err(format!(
+                "MIGPROOF_BENCH_RUNS must be a positive number, not `{v}`"
+            )),
         },
         Err(_) => Ok(3),
     }
@@ -598,7 +638,11 @@ fn bench() -> Result<(), String> {
         files.len(),
         tools.pg_dump.display(),
         tools.psql.display(),
-        if tools.restrict_key { " (--restrict-key)" } else { "" },
+        if tools.restrict_key {
+            " (--restrict-key)"
+        } else {
+            ""
+        },
     );
     // Other work on the machine or the server skews both sides; the load shows how much.
     let load_before = load_average();
@@ -609,7 +653,10 @@ fn bench() -> Result<(), String> {
         println!("  run {i}: baseline  {}", secs(b));
         base.push(b);
         let (m, reported) = migproof(dir.path())?;
-        println!("  run {i}: migproof  {} (report duration {reported} ms)", secs(m));
+        println!(
+            "  run {i}: migproof  {} (report duration {reported} ms)",
+            secs(m)
+        );
         ours.push(m);
     }
     let (b, m) = (median(base), median(ours));
@@ -617,13 +664,31 @@ fn bench() -> Result<(), String> {
     println!();
     println!("| side                                     | median wall time |");
     println!("|------------------------------------------|------------------|");
-    println!("| baseline: pg_dump -s + psql, schema only | {:>16} |", secs(b));
-    println!("| migproof check: schema and data          | {:>16} |", secs(m));
-    println!("| ratio baseline / migproof                | {:>15.2}x |", ratio);
+    println!(
+        "| baseline: pg_dump -s + psql, schema only | {:>16} |",
+        secs(b)
+    );
+    println!(
+        "| migproof check: schema and data          | {:>16} |",
+        secs(m)
+    );
+    println!(
+        "| ratio baseline / migproof                | {:>15.2}x |",
+        ratio
+    );
     println!();
-    println!("load average at start {load_before}, at end {}", load_average());
-    let verdict = if ratio >= TARGET_RATIO { "PASS" } else { "MISS" };
-    println!("target: migproof at least {TARGET_RATIO}x faster while also checking data: {verdict}");
+    println!(
+        "load average at start {load_before}, at end {}",
+        load_average()
+    );
+    let verdict = if ratio >= TARGET_RATIO {
+        "PASS"
+    } else {
+        "MISS"
+    };
+    println!(
+        "target: migproof at least {TARGET_RATIO}x faster while also checking data: {verdict}"
+    );
     Ok(())
 }
 

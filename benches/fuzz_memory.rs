@@ -28,7 +28,9 @@ fn rss_kib(pid: u32) -> Option<u64> {
 fn bench() -> Result<(), String> {
     let quick = std::env::args().any(|a| a == "--quick");
     let secs: u64 = match std::env::var("MIGPROOF_BENCH_SECS") {
-        Ok(v) => v.parse().map_err(|_| format!("MIGPROOF_BENCH_SECS={v} is not a number of seconds"))?,
+        Ok(v) => v
+            .parse()
+            .map_err(|_| format!("MIGPROOF_BENCH_SECS={v} is not a number of seconds"))?,
         Err(_) if quick => 60,
         Err(_) => 600,
     };
@@ -37,7 +39,17 @@ fn bench() -> Result<(), String> {
     println!("fuzz_memory: `migproof fuzz` on examples/shop for {secs}s, {URL}");
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_migproof"))
-        .args(["fuzz", "--backend", "url", "--database-url", URL, "--format", "json", "--seed", "1"])
+        .args([
+            "fuzz",
+            "--backend",
+            "url",
+            "--database-url",
+            URL,
+            "--format",
+            "json",
+            "--seed",
+            "1",
+        ])
         .args(["--cases", "1000000000", "--duration", &format!("{secs}s")])
         .arg("--migrations")
         .arg(root.join("examples/shop/migrations"))
@@ -82,8 +94,12 @@ fn bench() -> Result<(), String> {
         return Err("too few memory samples: run longer".into());
     }
     let ratio = last as f64 / first as f64;
-    println!("  cases {}, steps {}, {} steps/s", report["summary"]["cases"], report["summary"]["steps"],
-        report["summary"]["steps_per_second"]);
+    println!(
+        "  cases {}, steps {}, {} steps/s",
+        report["summary"]["cases"],
+        report["summary"]["steps"],
+        report["summary"]["steps_per_second"]
+    );
     println!("| part of the run        | peak RSS     |");
     println!("|------------------------|--------------|");
     println!("| first quarter (base)   | {first:>8} KiB |");

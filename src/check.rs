@@ -60,7 +60,10 @@ impl From<StepError> for RunError {
 }
 
 fn lost(e: sqlx::Error) -> RunError {
-    RunError::Lost(format!("lost the connection to the scratch database: {}", describe(&e)))
+    RunError::Lost(format!(
+        "lost the connection to the scratch database: {}",
+        describe(&e)
+    ))
 }
 
 /// Step names, as they appear in findings.
@@ -103,7 +106,10 @@ pub async fn run(
     progress: &dyn Progress,
 ) -> Result<Report, RunError> {
     let started = Instant::now();
-    let source = Source { dir: set.dir.display().to_string(), format: set.format.to_string() };
+    let source = Source {
+        dir: set.dir.display().to_string(),
+        format: set.format.to_string(),
+    };
     let report = Report::new("check", source, set.migrations.len(), server.kind_name());
     let mut run = Run::new(server, set, options, report);
     for note in &set.notes {
@@ -155,13 +161,27 @@ pub async fn run(
 
 impl<'a> Run<'a> {
     fn finding(&mut self, kind: Kind, m: &Migration, step: &str, message: String) -> &mut Finding {
-        self.report.findings.push(Finding::new(kind, m.id(), step.to_owned(), message));
+        self.report
+            .findings
+            .push(Finding::new(kind, m.id(), step.to_owned(), message));
         self.report.findings.last_mut().expect("just pushed")
     }
 
-    fn note(&mut self, kind: &str, m: &Migration, step: &str, message: String, diff: Option<String>) {
+    fn note(
+        &mut self,
+        kind: &str,
+        m: &Migration,
+        step: &str,
+        message: String,
+        diff: Option<String>,
+    ) {
         let id = m.id();
-        if self.report.notes.iter().any(|n| n.kind == kind && n.migration.as_deref() == Some(&id)) {
+        if self
+            .report
+            .notes
+            .iter()
+            .any(|n| n.kind == kind && n.migration.as_deref() == Some(&id))
+        {
             return; // one note per kind and migration
         }
         self.report.notes.push(Note {
@@ -179,8 +199,22 @@ impl<'a> Run<'a> {
         Ok((db, session))
     }
 
-    fn new(server: &'a Server, set: &'a MigrationSet, options: &'a CheckOptions, report: Report) -> Run<'a> {
-        Run { server, set, options, report, golden: Arc::default(), rounds: 0, noisy: false, noise_seen: Vec::new() }
+    fn new(
+        server: &'a Server,
+        set: &'a MigrationSet,
+        options: &'a CheckOptions,
+        report: Report,
+    ) -> Run<'a> {
+        Run {
+            server,
+            set,
+            options,
+            report,
+            golden: Arc::default(),
+            rounds: 0,
+            noisy: false,
+            noise_seen: Vec::new(),
+        }
     }
 
     /// Records what the golden pass found. Returns how many migrations applied on an empty
@@ -196,7 +230,12 @@ impl<'a> Run<'a> {
             } else {
                 String::new()
             };
-            self.finding(step_error_kind(&e), m, step::UP_EMPTY, format!("{e}{skipped}"));
+            self.finding(
+                step_error_kind(&e),
+                m,
+                step::UP_EMPTY,
+                format!("{e}{skipped}"),
+            );
         }
         usable
     }
@@ -218,11 +257,20 @@ impl<'a> Run<'a> {
         let after = format!("after {step}");
         let verdict = {
             let mut history = self.golden.lock().expect("not poisoned");
-            compare::schema(history.get(version), &actual, self.options.strict, (&label, &after))
+            compare::schema(
+                history.get(version),
+                &actual,
+                self.options.strict,
+                (&label, &after),
+            )
         };
         match verdict {
             SchemaVerdict::Equal => Ok(true),
-            SchemaVerdict::Noise { notes, objects, diff } => {
+            SchemaVerdict::Noise {
+                notes,
+                objects,
+                diff,
+            } => {
                 for (kind, message) in notes {
                     // The same noise seen again at a later migration was already reported.
                     let key = (kind.clone(), objects.clone());
@@ -256,7 +304,9 @@ impl<'a> Run<'a> {
     ) -> Result<(), RunError> {
         let tables = catalog::tables(s.conn()).await.map_err(lost)?;
         let exclude = self.set.data.exclude(Some(m));
-        let diffs = data::compare(s.conn(), stash, &tables, &exclude).await.map_err(lost)?;
+        let diffs = data::compare(s.conn(), stash, &tables, &exclude)
+            .await
+            .map_err(lost)?;
         if let Some(v) = compare::data(&diffs, allow_added) {
             let kind = kind_override.unwrap_or(v.kind);
             self.finding(kind, m, step, v.message).rows = v.rows;
@@ -315,11 +365,17 @@ impl<'a> Run<'a> {
     /// The migrations up to `target` that a migrator rerun would apply: those not recorded.
     async fn pending(&mut self, s: &mut Session, target: usize) -> Result<Vec<usize>, RunError> {
         let applied = s.applied().await?;
-        Ok((0..target).filter(|&i| !applied.contains(&self.set.migrations[i].version)).collect())
+        Ok((0..target)
+            .filter(|&i| !applied.contains(&self.set.migrations[i].version))
+            .collect())
     }
 
     /// Runs the migrator again: applies the `pending` migrations.
-    async fn migrate(&mut self, s: &mut Session, pending: &[usize]) -> Result<Option<String>, RunError> {
+    async fn migrate(
+        &mut self,
+        s: &mut Session,
+        pending: &[usize],
+    ) -> Result<Option<String>, RunError> {
         for &i in pending {
             let m = &self.set.migrations[i];
             self.report.summary.steps += 1;
@@ -327,7 +383,10 @@ impl<'a> Run<'a> {
                 if e.is_environment() {
                     return Err(e.into());
                 }
-                return Ok(Some(format!("rerun applied {} again and it failed: {e}", m.id())));
+                return Ok(Some(format!(
+                    "rerun applied {} again and it failed: {e}",
+                    m.id()
+                )));
             }
         }
         Ok(None)
@@ -341,7 +400,10 @@ impl<'a> Run<'a> {
             s.apply(&m.version, &m.up, Direction::Up).await?;
         }
         for r in &self.set.repeatable {
-            if !self.apply(&mut s, r, Direction::Up, step::REPEATABLE, "").await? {
+            if !self
+                .apply(&mut s, r, Direction::Up, step::REPEATABLE, "")
+                .await?
+            {
                 drop(s);
                 self.server.drop_db(&db).await?;
                 return Ok(());
@@ -367,10 +429,18 @@ impl<'a> Run<'a> {
                 compare::schema(&before, &after, self.options.strict, labels)
             {
                 let message = format!("applying it again changed the schema: {summary}");
-                self.finding(Kind::NotIdempotent, r, step::REPEATABLE_AGAIN, message).diff = Some(diff);
+                self.finding(Kind::NotIdempotent, r, step::REPEATABLE_AGAIN, message)
+                    .diff = Some(diff);
             }
-            self.expect_data(&mut s, &stash, r, step::REPEATABLE_AGAIN, false, Some(Kind::NotIdempotent))
-                .await?;
+            self.expect_data(
+                &mut s,
+                &stash,
+                r,
+                step::REPEATABLE_AGAIN,
+                false,
+                Some(Kind::NotIdempotent),
+            )
+            .await?;
         }
         drop(s);
         self.server.drop_db(&db).await?;
@@ -395,7 +465,10 @@ impl<'a> Run<'a> {
             .iter()
             .map(|h| {
                 let report = Report::new("check", self.report.source.clone(), 0, "");
-                Run { golden: h.clone(), ..Run::new(self.server, self.set, self.options, report) }
+                Run {
+                    golden: h.clone(),
+                    ..Run::new(self.server, self.set, self.options, report)
+                }
             })
             .collect();
         let runs = workers.iter_mut().zip(parts).map(|(w, part)| {
@@ -408,7 +481,10 @@ impl<'a> Run<'a> {
                 w.stairway(start, part, &mut ready, progress).await
             }
         });
-        stream::iter(runs).buffer_unordered(self.options.jobs.max(1)).try_collect::<Vec<()>>().await?;
+        stream::iter(runs)
+            .buffer_unordered(self.options.jobs.max(1))
+            .try_collect::<Vec<()>>()
+            .await?;
         Ok(workers.into_iter().map(|w| w.report).collect())
     }
 
@@ -418,7 +494,12 @@ impl<'a> Run<'a> {
             self.report.findings.extend(r.findings);
             for note in r.notes {
                 // The same noise seen by an earlier part was already reported.
-                if !self.report.notes.iter().any(|n| n.kind == note.kind && n.message == note.message) {
+                if !self
+                    .report
+                    .notes
+                    .iter()
+                    .any(|n| n.kind == note.kind && n.message == note.message)
+                {
                     self.report.notes.push(note);
                 }
             }
@@ -433,9 +514,11 @@ impl<'a> Run<'a> {
     async fn session_at(&mut self, version: usize) -> Result<(ScratchDb, Session), RunError> {
         let (db, mut s) = self.session().await?;
         for m in &self.set.migrations[..version] {
-            s.apply(&m.version, &m.up, Direction::Up).await.map_err(|e| {
-                RunError::Lost(format!("failed to rebuild golden state at {}: {e}", m.id()))
-            })?;
+            s.apply(&m.version, &m.up, Direction::Up)
+                .await
+                .map_err(|e| {
+                    RunError::Lost(format!("failed to rebuild golden state at {}: {e}", m.id()))
+                })?;
         }
         Ok((db, s))
     }
@@ -487,7 +570,8 @@ impl<'a> Run<'a> {
         }
         let mut golden = self.expect_schema(s, v, m, step::UP).await?;
         let findings = self.report.findings.len();
-        self.expect_data(s, &before_up, m, step::UP, true, None).await?;
+        self.expect_data(s, &before_up, m, step::UP, true, None)
+            .await?;
         // The round trip would only repeat a data finding of the up.
         let up_changed_data = self.report.findings.len() > findings;
 
@@ -499,7 +583,8 @@ impl<'a> Run<'a> {
             let down_golden = self.expect_schema(s, v - 1, m, step::DOWN).await?;
             golden &= down_golden;
             if !up_changed_data {
-                self.expect_data(s, &before_up, m, step::DOWN, false, None).await?;
+                self.expect_data(s, &before_up, m, step::DOWN, false, None)
+                    .await?;
             }
             if !down_golden {
                 // Re-applying on a database that is not golden would only report echoes.
@@ -511,10 +596,7 @@ impl<'a> Run<'a> {
             }
             golden &= self.expect_schema(s, v, m, step::REUP).await?;
         } else {
-            let message = format!(
-                "{} has no down migration: it cannot be rolled back",
-                m.id()
-            );
+            let message = format!("{} has no down migration: it cannot be rolled back", m.id());
             if self.options.require_down {
                 self.finding(Kind::Irreversible, m, "down", message);
             } else {
@@ -533,17 +615,34 @@ impl<'a> Run<'a> {
                 self.finding(Kind::NotIdempotent, m, step::RERUN, message);
                 return Ok(false);
             }
-            let snapshot_ok =
-                self.expect_schema_as(s, v, m, step::RERUN, Kind::NotIdempotent).await?;
-            golden &= snapshot_ok;
-            self.expect_data(s, &before_rerun, m, step::RERUN, false, Some(Kind::NotIdempotent))
+            let snapshot_ok = self
+                .expect_schema_as(s, v, m, step::RERUN, Kind::NotIdempotent)
                 .await?;
+            golden &= snapshot_ok;
+            self.expect_data(
+                s,
+                &before_rerun,
+                m,
+                step::RERUN,
+                false,
+                Some(Kind::NotIdempotent),
+            )
+            .await?;
         }
 
         if m.down.is_some() && golden {
             progress.migration(v - 1, &m.id(), "down with new rows");
             self.seed(s).await?;
-            if !self.apply(s, m, Direction::Down, step::DOWN_NEW_ROWS, "fails once rows were written at this version: ").await? {
+            if !self
+                .apply(
+                    s,
+                    m,
+                    Direction::Down,
+                    step::DOWN_NEW_ROWS,
+                    "fails once rows were written at this version: ",
+                )
+                .await?
+            {
                 return Ok(false);
             }
             golden &= self.expect_schema(s, v - 1, m, step::DOWN_NEW_ROWS).await?;
@@ -596,11 +695,17 @@ pub async fn golden(
     server.ensure_roles(&set.setup.roles).await?;
     let db = server.create().await?;
     let mut s = Session::open(&db, step_timeout).await?;
-    let mut golden = Golden { versions: 0, tables: Vec::new(), failure: None };
+    let mut golden = Golden {
+        versions: 0,
+        tables: Vec::new(),
+        failure: None,
+    };
     let mut record = async |s: &mut Session, golden: &mut Golden| -> Result<(), RunError> {
         keep(snapshot::take(s.conn()).await.map_err(lost)?);
         if with_tables {
-            golden.tables.push(catalog::tables(s.conn()).await.map_err(lost)?);
+            golden
+                .tables
+                .push(catalog::tables(s.conn()).await.map_err(lost)?);
         }
         golden.versions += 1;
         Ok(())
@@ -641,7 +746,10 @@ async fn golden_has(ready: &mut watch::Receiver<Ready>, version: usize) -> bool 
 /// `MAX_PARTS`.
 fn parts(n: usize) -> Vec<std::ops::RangeInclusive<usize>> {
     let count = n.div_ceil(MIGRATIONS_PER_PART).clamp(1, MAX_PARTS);
-    (0..count).map(|j| (n * j / count + 1)..=(n * (j + 1) / count)).filter(|r| !r.is_empty()).collect()
+    (0..count)
+        .map(|j| (n * j / count + 1)..=(n * (j + 1) / count))
+        .filter(|r| !r.is_empty())
+        .collect()
 }
 
 fn step_error_kind(e: &StepError) -> Kind {
@@ -658,9 +766,15 @@ pub async fn golden_snapshot(
     set: &MigrationSet,
 ) -> Result<Result<Snapshot, String>, RunError> {
     let mut last = None;
-    let golden = golden(server, set, Duration::from_secs(600), &Silent, false, |s| last = Some(s)).await?;
+    let golden = golden(server, set, Duration::from_secs(600), &Silent, false, |s| {
+        last = Some(s)
+    })
+    .await?;
     Ok(match golden.failure {
-        Some(e) => Err(format!("{} did not apply: {e}", set.migrations[golden.versions - 1].id())),
+        Some(e) => Err(format!(
+            "{} did not apply: {e}",
+            set.migrations[golden.versions - 1].id()
+        )),
         None => Ok(last.expect("the empty version is always recorded")),
     })
 }

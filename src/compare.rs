@@ -17,9 +17,16 @@ pub enum SchemaVerdict {
     Equal,
     /// Equal but for differences that do not matter: (kind, message) per kind of noise, the
     /// objects that differ, and the raw diff.
-    Noise { notes: Vec<(String, String)>, objects: String, diff: String },
+    Noise {
+        notes: Vec<(String, String)>,
+        objects: String,
+        diff: String,
+    },
     /// A real difference, as a unified diff from expected to actual.
-    Mismatch { diff: String, summary: String },
+    Mismatch {
+        diff: String,
+        summary: String,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -41,7 +48,10 @@ static GENERATED_NAME: LazyLock<Regex> = LazyLock::new(|| {
 static SPACE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\s+").unwrap());
 
 fn has_body(kind: &str) -> bool {
-    matches!(kind, "function" | "procedure" | "view" | "materialized-view" | "trigger" | "rule")
+    matches!(
+        kind,
+        "function" | "procedure" | "view" | "materialized-view" | "trigger" | "rule"
+    )
 }
 
 fn normalize(snapshot: &Snapshot, skip: Option<Norm>, strict: bool) -> Vec<String> {
@@ -56,7 +66,9 @@ fn normalize(snapshot: &Snapshot, skip: Option<Norm>, strict: bool) -> Vec<Strin
             item.body = SPACE.replace_all(item.body.trim(), " ").into_owned();
         }
         if on(Norm::Literal) && matches!(item.kind.as_str(), "column" | "type" | "comment") {
-            item.body = TIMESTAMP.replace_all(&item.body, "'<creation time>'").into_owned();
+            item.body = TIMESTAMP
+                .replace_all(&item.body, "'<creation time>'")
+                .into_owned();
         }
         if on(Norm::Name) {
             item.key = GENERATED_NAME.replace_all(&item.key, "$1").into_owned();
@@ -91,11 +103,17 @@ pub fn schema(
     if raw_e == raw_a {
         return SchemaVerdict::Equal;
     }
-    let (e, a) = (normalize(expected, None, strict), normalize(actual, None, strict));
+    let (e, a) = (
+        normalize(expected, None, strict),
+        normalize(actual, None, strict),
+    );
     if e != a {
         let (e, a) = (expected.lines(strict), actual.lines(strict));
         let diff = unified(&e, &a, labels);
-        return SchemaVerdict::Mismatch { diff, summary: objects_summary(expected, actual, strict) };
+        return SchemaVerdict::Mismatch {
+            diff,
+            summary: objects_summary(expected, actual, strict),
+        };
     }
     let mut notes = Vec::new();
     for norm in ALL {
@@ -125,7 +143,10 @@ fn objects_summary(expected: &Snapshot, actual: &Snapshot, strict: bool) -> Stri
         if strict {
             items.extend(s.column_orders());
         }
-        items.into_iter().map(|i| ((i.kind, i.key), i.body)).collect()
+        items
+            .into_iter()
+            .map(|i| ((i.kind, i.key), i.body))
+            .collect()
     };
     let (e, a) = (map(expected), map(actual));
     let mut parts = Vec::new();
@@ -176,7 +197,11 @@ pub fn data(diffs: &[TableDiff], allow_added: bool) -> Option<DataVerdict> {
     for diff in diffs {
         let mut counted = false;
         for row in &diff.rows {
-            let key = if row.key.starts_with('{') { format!("row {}", row.key) } else { row.key.clone() };
+            let key = if row.key.starts_with('{') {
+                format!("row {}", row.key)
+            } else {
+                row.key.clone()
+            };
             match (&row.before, &row.after) {
                 (Some(_), None) => {
                     lost = true;
@@ -199,7 +224,12 @@ pub fn data(diffs: &[TableDiff], allow_added: bool) -> Option<DataVerdict> {
                             } else {
                                 changed = true;
                             }
-                            rows.push(format!("{}({key}).{col}: {} -> {}", diff.table, show(bv), show(av)));
+                            rows.push(format!(
+                                "{}({key}).{col}: {} -> {}",
+                                diff.table,
+                                show(bv),
+                                show(av)
+                            ));
                         }
                     }
                 }
@@ -207,7 +237,10 @@ pub fn data(diffs: &[TableDiff], allow_added: bool) -> Option<DataVerdict> {
             }
         }
         if counted || (!allow_added && diff.rows_before != diff.rows_after) {
-            tables.push(format!("{} ({} rows before, {} after)", diff.table, diff.rows_before, diff.rows_after));
+            tables.push(format!(
+                "{} ({} rows before, {} after)",
+                diff.table, diff.rows_before, diff.rows_after
+            ));
             if !counted {
                 changed = true;
             }
@@ -216,9 +249,21 @@ pub fn data(diffs: &[TableDiff], allow_added: bool) -> Option<DataVerdict> {
     if !lost && !changed {
         return None;
     }
-    let kind = if lost { Kind::DataLost } else { Kind::DataChanged };
-    let what = if lost { "rows or values were lost" } else { "values changed" };
-    Some(DataVerdict { kind, message: format!("{what} in {}", tables.join(", ")), rows })
+    let kind = if lost {
+        Kind::DataLost
+    } else {
+        Kind::DataChanged
+    };
+    let what = if lost {
+        "rows or values were lost"
+    } else {
+        "values changed"
+    };
+    Some(DataVerdict {
+        kind,
+        message: format!("{what} in {}", tables.join(", ")),
+        rows,
+    })
 }
 
 #[cfg(test)]
@@ -227,7 +272,12 @@ mod tests {
     use crate::observe::data::RowDiff;
 
     fn item(kind: &str, key: &str, body: &str, position: Option<i32>) -> Item {
-        Item { kind: kind.into(), key: key.into(), body: body.into(), position }
+        Item {
+            kind: kind.into(),
+            key: key.into(),
+            body: body.into(),
+            position,
+        }
     }
 
     fn base() -> Vec<Item> {
@@ -235,7 +285,12 @@ mod tests {
             item("table", "public.t", "", None),
             item("column", "public.t.a", "integer", Some(1)),
             item("column", "public.t.b", "text", Some(2)),
-            item("function", "public.f()", "CREATE FUNCTION f()\n AS $$ select 1 $$", None),
+            item(
+                "function",
+                "public.f()",
+                "CREATE FUNCTION f()\n AS $$ select 1 $$",
+                None,
+            ),
         ]
     }
 
@@ -250,7 +305,10 @@ mod tests {
             SchemaVerdict::Noise { notes, .. } => assert_eq!(notes[0].0, "column_order"),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(schema(&a, &b, true, ("a", "b")), SchemaVerdict::Mismatch { .. }));
+        assert!(matches!(
+            schema(&a, &b, true, ("a", "b")),
+            SchemaVerdict::Mismatch { .. }
+        ));
     }
 
     #[test]
@@ -259,7 +317,10 @@ mod tests {
         let mut items = base();
         items[3].body = "CREATE FUNCTION f()\n AS $$   select 1\n $$".into();
         let b = Snapshot::new(items);
-        assert!(matches!(schema(&a, &b, false, ("a", "b")), SchemaVerdict::Noise { .. }));
+        assert!(matches!(
+            schema(&a, &b, false, ("a", "b")),
+            SchemaVerdict::Noise { .. }
+        ));
         let mut x = base();
         x[1].body = "timestamp default '2026-01-01 10:00:00.123'::timestamp".into();
         let mut y = base();
@@ -278,7 +339,10 @@ mod tests {
         match schema(&a, &Snapshot::new(items), false, ("golden", "actual")) {
             SchemaVerdict::Mismatch { diff, .. } => {
                 assert!(diff.contains("-column public.t.b: text\n"), "{diff}");
-                assert!(diff.contains("+column public.t.b: text default 'x'::text"), "{diff}");
+                assert!(
+                    diff.contains("+column public.t.b: text default 'x'::text"),
+                    "{diff}"
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -299,7 +363,13 @@ mod tests {
         };
         let v = data(&[diff(Some("Ann@x.io"), Some("ann@x.io"))], true).unwrap();
         assert_eq!(v.kind, Kind::DataChanged);
-        assert_eq!(v.rows, ["public.users(id=3).email: 'Ann@x.io' -> 'ann@x.io'"]);
-        assert_eq!(data(&[diff(Some("a"), None)], true).unwrap().kind, Kind::DataLost);
+        assert_eq!(
+            v.rows,
+            ["public.users(id=3).email: 'Ann@x.io' -> 'ann@x.io'"]
+        );
+        assert_eq!(
+            data(&[diff(Some("a"), None)], true).unwrap().kind,
+            Kind::DataLost
+        );
     }
 }

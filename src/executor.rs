@@ -32,7 +32,11 @@ pub enum StepError {
     Sql { location: String, message: String },
     /// The step ran past the step timeout and was stopped: a finding.
     #[error("{location}: still running after {}s; stopped ({activity})", after.as_secs())]
-    Timeout { location: String, after: Duration, activity: String },
+    Timeout {
+        location: String,
+        after: Duration,
+        activity: String,
+    },
     /// The connection or server failed: an environment failure, not a finding.
     #[error("lost the connection to the scratch database: {0}")]
     Connection(String),
@@ -79,7 +83,10 @@ impl StepError {
                     }
                 }
                 let line = line.unwrap_or_else(|| script.line_of(chunk.offset));
-                StepError::Sql { location: format!("{}:{line}", script.path.display()), message }
+                StepError::Sql {
+                    location: format!("{}:{line}", script.path.display()),
+                    message,
+                }
             }
             other => StepError::Connection(describe(&other)),
         }
@@ -123,11 +130,21 @@ impl Session {
             .execute(&mut conn)
             .await
             .map_err(conn_err)?;
-        let pid: i32 =
-            sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut conn).await.map_err(conn_err)?;
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(conn_err)?;
         data::ensure_schema(&mut conn).await.map_err(conn_err)?;
-        sqlx::raw_sql(INSERT_EACH).execute(&mut conn).await.map_err(conn_err)?;
-        Ok(Session { db: db.clone(), conn, pid, step_timeout })
+        sqlx::raw_sql(INSERT_EACH)
+            .execute(&mut conn)
+            .await
+            .map_err(conn_err)?;
+        Ok(Session {
+            db: db.clone(),
+            conn,
+            pid,
+            step_timeout,
+        })
     }
 
     pub fn conn(&mut self) -> &mut PgConnection {
@@ -180,7 +197,10 @@ impl Session {
             // Ignored the cancel, or the connection broke: end the backend and reconnect.
             Ok(Err(_)) | Err(_) => drop(self.stop_runaway().await),
         }
-        let chunk = script.blocks.get(current.0).and_then(|b| b.chunks.get(current.1));
+        let chunk = script
+            .blocks
+            .get(current.0)
+            .and_then(|b| b.chunks.get(current.1));
         let line = chunk.map(|c| script.line_of(c.offset)).unwrap_or(1);
         Err(StepError::Timeout {
             location: format!("{}:{line}", script.path.display()),
@@ -200,21 +220,31 @@ impl Session {
         fault: Fault,
     ) -> Result<Option<String>, StepError> {
         if let Some(command) = &script.command {
-            return self.run_command_with_fault(version, script, command, direction, fault).await;
+            return self
+                .run_command_with_fault(version, script, command, direction, fault)
+                .await;
         }
         let conn_err = |e: sqlx::Error| StepError::Connection(e.to_string());
         if fault == Fault::KillBefore {
             let mut other = self.db.connect().await.map_err(conn_err)?;
-            let _ = sqlx::query("SELECT pg_terminate_backend($1)").bind(self.pid).execute(&mut other).await;
+            let _ = sqlx::query("SELECT pg_terminate_backend($1)")
+                .bind(self.pid)
+                .execute(&mut other)
+                .await;
             let _ = other.close().await;
             // The migrator finds its connection dead and reconnects.
             let _ = sqlx::raw_sql("SELECT 1").execute(&mut self.conn).await;
             self.reconnect().await?;
-            return Ok(Some("the connection was killed before the migration started".into()));
+            return Ok(Some(
+                "the connection was killed before the migration started".into(),
+            ));
         }
         let blocker = Blocker::hold(&self.db).await.map_err(conn_err)?;
         if fault == Fault::LockTimeout {
-            sqlx::raw_sql("SET lock_timeout = '200ms'").execute(&mut self.conn).await.map_err(conn_err)?;
+            sqlx::raw_sql("SET lock_timeout = '200ms'")
+                .execute(&mut self.conn)
+                .await
+                .map_err(conn_err)?;
         }
         let fired = std::sync::atomic::AtomicBool::new(false);
         let watch = async {
@@ -254,12 +284,16 @@ impl Session {
         };
         match result {
             Ok(()) => {
-                let _ = sqlx::raw_sql("RESET lock_timeout").execute(&mut self.conn).await;
+                let _ = sqlx::raw_sql("RESET lock_timeout")
+                    .execute(&mut self.conn)
+                    .await;
                 Ok(None)
             }
             Err(StepError::Connection(_)) if fired => {
                 self.reconnect().await?;
-                Ok(Some("the connection was killed while a statement waited on a lock".into()))
+                Ok(Some(
+                    "the connection was killed while a statement waited on a lock".into(),
+                ))
             }
             Err(StepError::Sql { location, message })
                 if fired || message.contains("55P03") || message.contains("57014") =>
@@ -268,14 +302,21 @@ impl Session {
                     // The server says why it ended the session (57P01), then closes it.
                     self.reconnect().await?;
                 }
-                let _ = sqlx::raw_sql("RESET lock_timeout").execute(&mut self.conn).await;
-                Ok(Some(format!("{location}: {}", message.lines().next().unwrap_or_default())))
+                let _ = sqlx::raw_sql("RESET lock_timeout")
+                    .execute(&mut self.conn)
+                    .await;
+                Ok(Some(format!(
+                    "{location}: {}",
+                    message.lines().next().unwrap_or_default()
+                )))
             }
             Err(e) => {
                 if matches!(e, StepError::Connection(_)) {
                     return Err(e);
                 }
-                let _ = sqlx::raw_sql("RESET lock_timeout").execute(&mut self.conn).await;
+                let _ = sqlx::raw_sql("RESET lock_timeout")
+                    .execute(&mut self.conn)
+                    .await;
                 Err(e)
             }
         }
@@ -337,7 +378,9 @@ impl Session {
                 let _ = child.wait().await;
                 blocker.end_sessions_except(&ours).await;
                 blocker.release().await;
-                return Ok(Some("the migrator was killed while its statement waited on a lock".into()));
+                return Ok(Some(
+                    "the migrator was killed while its statement waited on a lock".into(),
+                ));
             }
             Some(Err(_)) => {
                 if let Some(group) = group {
@@ -353,8 +396,12 @@ impl Session {
         blocker.release().await;
         let output = output.map_err(|e| migrator.failed_to_run(e))?;
         match migrator.check(&output) {
-            Err(StepError::Sql { message, .. }) if lock_timeout.is_some() && message.contains("lock timeout") => {
-                Ok(Some("the migrator's statement hit lock_timeout behind a competing lock".into()))
+            Err(StepError::Sql { message, .. })
+                if lock_timeout.is_some() && message.contains("lock timeout") =>
+            {
+                Ok(Some(
+                    "the migrator's statement hit lock_timeout behind a competing lock".into(),
+                ))
             }
             Err(e) => Err(e),
             Ok(()) => self.record(version, direction).await.map(|()| None),
@@ -368,7 +415,10 @@ impl Session {
                 "INSERT INTO _migproof.applied (version) VALUES ({}) ON CONFLICT DO NOTHING",
                 literal(version)
             ),
-            Direction::Down => format!("DELETE FROM _migproof.applied WHERE version = {}", literal(version)),
+            Direction::Down => format!(
+                "DELETE FROM _migproof.applied WHERE version = {}",
+                literal(version)
+            ),
         };
         sqlx::raw_sql(AssertSqlSafe(bookkeeping))
             .execute(&mut self.conn)
@@ -398,7 +448,9 @@ impl Session {
             if let Some((state, wait_type, wait)) = row {
                 activity = match (wait_type.as_deref(), wait) {
                     (Some("Lock"), Some(w)) => format!("waiting for a {w} lock"),
-                    (Some(t), Some(w)) => format!("{} waiting on {t}/{w}", state.unwrap_or_default()),
+                    (Some(t), Some(w)) => {
+                        format!("{} waiting on {t}/{w}", state.unwrap_or_default())
+                    }
                     _ => format!("{}, not waiting: busy", state.unwrap_or_default()),
                 };
             }
@@ -439,12 +491,15 @@ impl Session {
                 .map(|(i, _)| i)
                 .collect();
             if self_refs.is_empty() {
-                let rows: Vec<seed::Row> =
-                    (0..seed::ROWS).map(|i| seed::row(table, i, round, &targets)).collect();
+                let rows: Vec<seed::Row> = (0..seed::ROWS)
+                    .map(|i| seed::row(table, i, round, &targets))
+                    .collect();
                 if let Some(stored) = self.insert_each(table, &rows).await? {
                     seeded.skipped += seed::ROWS - stored.len();
                     seeded.inserted += stored.len();
-                    seeded.rows.extend(stored.into_iter().map(|r| (table.display_name(), r)));
+                    seeded
+                        .rows
+                        .extend(stored.into_iter().map(|r| (table.display_name(), r)));
                     continue;
                 }
             }
@@ -484,9 +539,16 @@ impl Session {
         &mut self,
         fk: &crate::observe::catalog::ForeignKey,
     ) -> Result<Vec<Vec<Option<String>>>, sqlx::Error> {
-        let cols: Vec<String> = fk.ref_columns.iter().map(|c| format!("({})::text", ident(c))).collect();
-        let not_null: Vec<String> =
-            fk.ref_columns.iter().map(|c| format!("{} IS NOT NULL", ident(c))).collect();
+        let cols: Vec<String> = fk
+            .ref_columns
+            .iter()
+            .map(|c| format!("({})::text", ident(c)))
+            .collect();
+        let not_null: Vec<String> = fk
+            .ref_columns
+            .iter()
+            .map(|c| format!("{} IS NOT NULL", ident(c)))
+            .collect();
         let sql = format!(
             "SELECT ARRAY[{}]::text[] FROM {} WHERE {} LIMIT {}",
             cols.join(", "),
@@ -494,7 +556,10 @@ impl Session {
             not_null.join(" AND "),
             seed::ROWS
         );
-        sqlx::query_scalar(AssertSqlSafe(sql)).persistent(false).fetch_all(&mut self.conn).await
+        sqlx::query_scalar(AssertSqlSafe(sql))
+            .persistent(false)
+            .fetch_all(&mut self.conn)
+            .await
     }
 
     /// Inserts rows in one round trip, each in its own subtransaction, and reads back those
@@ -527,7 +592,9 @@ impl Session {
         row: &seed::Row,
     ) -> Result<Vec<Option<String>>, sqlx::Error> {
         let sql = insert_sql(table, row);
-        let row = sqlx::raw_sql(AssertSqlSafe(sql)).fetch_one(&mut self.conn).await?;
+        let row = sqlx::raw_sql(AssertSqlSafe(sql))
+            .fetch_one(&mut self.conn)
+            .await?;
         row.try_get(0)
     }
 }
@@ -552,8 +619,11 @@ $$";
 
 /// `INSERT ... RETURNING` the row as stored, as text in the table's column order.
 fn insert_sql(table: &Table, row: &seed::Row) -> String {
-    let returning: Vec<String> =
-        table.columns.iter().map(|c| format!("({})::text", ident(&c.name))).collect();
+    let returning: Vec<String> = table
+        .columns
+        .iter()
+        .map(|c| format!("({})::text", ident(&c.name)))
+        .collect();
     let returning = format!(" RETURNING ARRAY[{}]::text[]", returning.join(", "));
     let sql = if row.is_empty() {
         format!("INSERT INTO {} DEFAULT VALUES", table.sql_name())
@@ -561,7 +631,9 @@ fn insert_sql(table: &Table, row: &seed::Row) -> String {
         let mut cols = Vec::new();
         let mut values = Vec::new();
         for (name, value) in row {
-            let Some(col) = table.column(name) else { continue };
+            let Some(col) = table.column(name) else {
+                continue;
+            };
             cols.push(ident(name));
             values.push(match value {
                 Some(v) => format!("{}::{}", literal(v), col.type_sql),
@@ -611,7 +683,10 @@ impl Migrator {
                     location: original.display().to_string(),
                     message: format!("failed to read: {e}"),
                 })?;
-                let here = original.parent().map(|p| p.display().to_string()).unwrap_or_default();
+                let here = original
+                    .parent()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
                 let copy = dir.path().join("alembic.ini");
                 std::fs::write(&copy, point_ini_at(&text, &here, &url))
                     .map_err(|e| StepError::Connection(e.to_string()))?;
@@ -619,10 +694,16 @@ impl Migrator {
             }
             None => String::new(),
         };
-        let argv: Vec<String> =
-            command.argv.iter().map(|a| a.replace("{url}", &url).replace("{ini}", &ini)).collect();
+        let argv: Vec<String> = command
+            .argv
+            .iter()
+            .map(|a| a.replace("{url}", &url).replace("{ini}", &ini))
+            .collect();
         let Some((program, args)) = argv.split_first() else {
-            return Err(StepError::Sql { location, message: "empty command".into() });
+            return Err(StepError::Sql {
+                location,
+                message: "empty command".into(),
+            });
         };
         Ok(Migrator {
             program: program.clone(),
@@ -665,7 +746,10 @@ impl Migrator {
     }
 
     fn failed_to_run(&self, e: std::io::Error) -> StepError {
-        StepError::Sql { location: self.location.clone(), message: format!("failed to run `{}`: {e}", self.program) }
+        StepError::Sql {
+            location: self.location.clone(),
+            message: format!("failed to run `{}`: {e}", self.program),
+        }
     }
 
     fn timed_out(&self, after: Duration) -> StepError {
@@ -682,12 +766,18 @@ impl Migrator {
         if output.status.success() {
             return Ok(());
         }
-        let stderr = String::from_utf8_lossy(&output.stderr).replace(&self.url, "<scratch database>");
+        let stderr =
+            String::from_utf8_lossy(&output.stderr).replace(&self.url, "<scratch database>");
         let tail: Vec<&str> = stderr.lines().rev().take(6).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
         Err(StepError::Sql {
             location: self.location.clone(),
-            message: format!("`{}` failed ({}):\n{}", self.display, output.status, tail.join("\n")),
+            message: format!(
+                "`{}` failed ({}):\n{}",
+                self.display,
+                output.status,
+                tail.join("\n")
+            ),
         })
     }
 }
@@ -703,22 +793,38 @@ struct Blocker {
 impl Blocker {
     async fn hold(db: &ScratchDb) -> Result<Blocker, sqlx::Error> {
         let mut conn = db.connect().await?;
-        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut conn).await?;
-        let tables: Vec<String> =
-            crate::observe::catalog::tables(&mut conn).await?.iter().map(Table::sql_name).collect();
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut conn)
+            .await?;
+        let tables: Vec<String> = crate::observe::catalog::tables(&mut conn)
+            .await?
+            .iter()
+            .map(Table::sql_name)
+            .collect();
         let mut hold = String::from("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1;");
         if !tables.is_empty() {
-            hold.push_str(&format!(" LOCK TABLE {} IN ROW EXCLUSIVE MODE;", tables.join(", ")));
+            hold.push_str(&format!(
+                " LOCK TABLE {} IN ROW EXCLUSIVE MODE;",
+                tables.join(", ")
+            ));
         }
-        sqlx::raw_sql(AssertSqlSafe(hold)).execute(&mut conn).await?;
-        Ok(Blocker { conn, pid, db: db.clone() })
+        sqlx::raw_sql(AssertSqlSafe(hold))
+            .execute(&mut conn)
+            .await?;
+        Ok(Blocker {
+            conn,
+            pid,
+            db: db.clone(),
+        })
     }
 
     /// Returns once a session of this database other than `ours` waits on a lock, with that
     /// session's pid and the watching connection (never, when no watching connection can be
     /// had).
     async fn wait_for_lock_wait(&self, ours: &[i32]) -> (PgConnection, i32) {
-        let Ok(mut watcher) = self.db.connect().await else { return std::future::pending().await };
+        let Ok(mut watcher) = self.db.connect().await else {
+            return std::future::pending().await;
+        };
         loop {
             tokio::time::sleep(Duration::from_millis(20)).await;
             let waiting: Option<i32> = sqlx::query_scalar(
@@ -757,7 +863,9 @@ impl Blocker {
 /// statement, from a second connection.
 async fn describe_and_cancel(db: &ScratchDb, pid: i32) -> String {
     let mut activity = String::from("unknown activity");
-    let Ok(mut other) = db.connect().await else { return activity };
+    let Ok(mut other) = db.connect().await else {
+        return activity;
+    };
     let row: Option<(Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
         "SELECT state, wait_event_type, wait_event FROM pg_stat_activity WHERE pid = $1",
     )
@@ -773,7 +881,10 @@ async fn describe_and_cancel(db: &ScratchDb, pid: i32) -> String {
             _ => format!("{}, not waiting: busy", state.unwrap_or_default()),
         };
     }
-    let _ = sqlx::query("SELECT pg_cancel_backend($1)").bind(pid).execute(&mut other).await;
+    let _ = sqlx::query("SELECT pg_cancel_backend($1)")
+        .bind(pid)
+        .execute(&mut other)
+        .await;
     let _ = other.close().await;
     activity
 }
@@ -791,7 +902,10 @@ async fn apply_blocks(
             literal(version)
         ),
         Direction::Down => {
-            format!("DELETE FROM _migproof.applied WHERE version = {}", literal(version))
+            format!(
+                "DELETE FROM _migproof.applied WHERE version = {}",
+                literal(version)
+            )
         }
     };
     let conn_err = |e: sqlx::Error| StepError::Connection(describe(&e));
@@ -799,14 +913,20 @@ async fn apply_blocks(
     let mut recorded = false;
     for (b, block) in script.blocks.iter().enumerate() {
         if block.transactional {
-            sqlx::raw_sql("BEGIN").execute(&mut *conn).await.map_err(conn_err)?;
+            sqlx::raw_sql("BEGIN")
+                .execute(&mut *conn)
+                .await
+                .map_err(conn_err)?;
         }
         for (c, chunk) in block.chunks.iter().enumerate() {
             *current = (b, c);
             if chunk.sql.trim().is_empty() {
                 continue;
             }
-            if let Err(e) = sqlx::raw_sql(AssertSqlSafe(chunk.sql.as_str())).execute(&mut *conn).await {
+            if let Err(e) = sqlx::raw_sql(AssertSqlSafe(chunk.sql.as_str()))
+                .execute(&mut *conn)
+                .await
+            {
                 if block.transactional {
                     let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
                 }
@@ -823,13 +943,19 @@ async fn apply_blocks(
             }
             if let Err(e) = sqlx::raw_sql("COMMIT").execute(&mut *conn).await {
                 // A deferred constraint can fail at commit.
-                let chunk = block.chunks.last().cloned().unwrap_or(Chunk { offset: 0, sql: String::new() });
+                let chunk = block.chunks.last().cloned().unwrap_or(Chunk {
+                    offset: 0,
+                    sql: String::new(),
+                });
                 return Err(StepError::from_sqlx(e, script, &chunk));
             }
         }
     }
     if !recorded {
-        sqlx::raw_sql(AssertSqlSafe(bookkeeping)).execute(&mut *conn).await.map_err(conn_err)?;
+        sqlx::raw_sql(AssertSqlSafe(bookkeeping))
+            .execute(&mut *conn)
+            .await
+            .map_err(conn_err)?;
     }
     Ok(())
 }
@@ -870,7 +996,12 @@ fn point_ini_at(text: &str, here: &str, url: &str) -> String {
             }
             section = trimmed.trim_matches(|c| c == '[' || c == ']').to_string();
         }
-        if section == "alembic" && trimmed.split('=').next().is_some_and(|k| k.trim() == "sqlalchemy.url") {
+        if section == "alembic"
+            && trimmed
+                .split('=')
+                .next()
+                .is_some_and(|k| k.trim() == "sqlalchemy.url")
+        {
             out.push_str(&format!("sqlalchemy.url = {}\n", url.replace('%', "%%")));
             done = true;
             continue;
@@ -881,7 +1012,10 @@ fn point_ini_at(text: &str, here: &str, url: &str) -> String {
     if !done && section == "alembic" {
         out.push_str(&format!("sqlalchemy.url = {}\n", url.replace('%', "%%")));
     } else if !done {
-        out.push_str(&format!("\n[alembic]\nsqlalchemy.url = {}\n", url.replace('%', "%%")));
+        out.push_str(&format!(
+            "\n[alembic]\nsqlalchemy.url = {}\n",
+            url.replace('%', "%%")
+        ));
     }
     out
 }

@@ -86,7 +86,10 @@ pub async fn run(
     progress: &dyn Progress,
 ) -> Result<Report, RunError> {
     let started = Instant::now();
-    let source = Source { dir: set.dir.display().to_string(), format: set.format.to_string() };
+    let source = Source {
+        dir: set.dir.display().to_string(),
+        format: set.format.to_string(),
+    };
     let mut report = Report::new("locks", source, set.migrations.len(), server.kind_name());
     for note in &set.notes {
         report.notes.push(Note {
@@ -115,12 +118,17 @@ pub async fn run(
             String::new()
         };
         let message = format!("{message}{skipped}");
-        report.findings.push(Finding::new(*kind, migration.clone(), STEP.into(), message));
+        report
+            .findings
+            .push(Finding::new(*kind, migration.clone(), STEP.into(), message));
     }
     push_unfilled(&mut report, &outcome.unfilled);
     // The migration that did not apply is the last one traced.
     let traced = outcome.trace.migrations.len() - usize::from(outcome.failure.is_some());
-    report.checked = outcome.trace.migrations[..traced].iter().map(|m| m.migration.clone()).collect();
+    report.checked = outcome.trace.migrations[..traced]
+        .iter()
+        .map(|m| m.migration.clone())
+        .collect();
     report.summary.steps = outcome.statements;
     report.summary.rows_seeded = outcome.rows_filled as usize;
     report.locks = Some(outcome.trace);
@@ -213,8 +221,10 @@ async fn analyse_on(
         .execute(&mut conn)
         .await
         .map_err(lost)?;
-    let pid: i32 =
-        sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut conn).await.map_err(lost)?;
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(lost)?;
     let mut outcome = Outcome {
         trace: LockTrace {
             rows: options.rows,
@@ -230,10 +240,13 @@ async fn analyse_on(
     for (i, m) in set.migrations.iter().enumerate() {
         let filled = if options.rows > 0 {
             progress.migration(i, &m.id(), "fill");
-            let (filled, notes) =
-                fill_tables(&mut conn, options.rows, &mut given_up).await.map_err(lost)?;
+            let (filled, notes) = fill_tables(&mut conn, options.rows, &mut given_up)
+                .await
+                .map_err(lost)?;
             outcome.rows_filled += options.rows * filled.len() as u64;
-            outcome.unfilled.extend(notes.into_iter().map(|n| (m.id(), n)));
+            outcome
+                .unfilled
+                .extend(notes.into_iter().map(|n| (m.id(), n)));
             filled
         } else {
             Vec::new()
@@ -264,8 +277,10 @@ async fn fill_tables(
     let mut has_rows: BTreeSet<String> = BTreeSet::new();
     for t in &tables {
         let sql = format!("SELECT EXISTS (SELECT 1 FROM {})", t.sql_name());
-        let any: bool =
-            sqlx::query_scalar(AssertSqlSafe(sql)).persistent(false).fetch_one(&mut *conn).await?;
+        let any: bool = sqlx::query_scalar(AssertSqlSafe(sql))
+            .persistent(false)
+            .fetch_one(&mut *conn)
+            .await?;
         if any {
             has_rows.insert(t.sql_name());
         }
@@ -374,7 +389,9 @@ async fn trace_migration(
     let before = State::read(&mut *conn).await.map_err(lost)?;
     let existing = Existing::from_state(&before);
     let (touched, announced) = mpsc::unbounded_channel();
-    let sampler = Sampler::start(db, pid, &existing, touched).await.map_err(lost)?;
+    let sampler = Sampler::start(db, pid, &existing, touched)
+        .await
+        .map_err(lost)?;
     let probes = Probes::start(db, existing.tables(), announced).await;
     let mut t = Tracer {
         db,
@@ -384,7 +401,10 @@ async fn trace_migration(
         step_timeout,
         existing,
         prev: before,
-        clock: Clock { start: Instant::now(), paused: Duration::ZERO },
+        clock: Clock {
+            start: Instant::now(),
+            paused: Duration::ZERO,
+        },
         statements: Vec::new(),
         timings: Vec::new(),
         unit: None,
@@ -473,8 +493,9 @@ impl Tracer<'_> {
 
     async fn observe(&mut self) -> Result<State, Stop> {
         let started = Instant::now();
-        let state =
-            State::read(&mut *self.conn).await.map_err(|e| Stop::Lost(lost(e).to_string()))?;
+        let state = State::read(&mut *self.conn)
+            .await
+            .map_err(|e| Stop::Lost(lost(e).to_string()))?;
         self.clock.paused += started.elapsed();
         Ok(state)
     }
@@ -489,8 +510,10 @@ impl Tracer<'_> {
                 let mut message = e.message().to_string();
                 if let Some(pg) = e.try_downcast_ref::<PgDatabaseError>() {
                     if let Some(PgErrorPosition::Original(pos)) = pg.position() {
-                        let byte =
-                            sql.char_indices().nth(pos.saturating_sub(1)).map_or(0, |(b, _)| b);
+                        let byte = sql
+                            .char_indices()
+                            .nth(pos.saturating_sub(1))
+                            .map_or(0, |(b, _)| b);
                         line = self.script.line_of(offset + byte);
                     }
                     message = format!("ERROR {}: {}", pg.code(), pg.message());
@@ -499,7 +522,10 @@ impl Tracer<'_> {
                     }
                 }
                 let location = format!("{}:{line}", self.script.path.display());
-                Err(Stop::Failed(Kind::ApplyFailed, format!("{location}: {message}")))
+                Err(Stop::Failed(
+                    Kind::ApplyFailed,
+                    format!("{location}: {message}"),
+                ))
             }
             Ok(Err(e)) => Err(Stop::Lost(lost(e).to_string())),
             Err(_) => {
@@ -510,8 +536,11 @@ impl Tracer<'_> {
                         .await;
                     let _ = other.close().await;
                 }
-                let location =
-                    format!("{}:{}", self.script.path.display(), self.script.line_of(offset));
+                let location = format!(
+                    "{}:{}",
+                    self.script.path.display(),
+                    self.script.line_of(offset)
+                );
                 let after = self.step_timeout.as_secs();
                 Err(Stop::Failed(
                     Kind::Timeout,
@@ -529,7 +558,10 @@ impl Tracer<'_> {
         // scan counts only compare within one transaction
         self.prev = self.observe().await?;
         self.units += 1;
-        self.unit = Some(Unit { number: self.units, taken: Vec::new() });
+        self.unit = Some(Unit {
+            number: self.units,
+            taken: Vec::new(),
+        });
         Ok(())
     }
 
@@ -565,9 +597,15 @@ impl Tracer<'_> {
         let Some(unit) = self.unit.take() else { return };
         let (end, wall) = (self.clock.now(), Instant::now());
         for (oid, mode, at, since) in unit.taken {
-            let name = self.existing.get(oid).map(|r| r.display_name()).unwrap_or_default();
-            if let Some(lock) =
-                self.statements[at].locks.iter_mut().find(|l| l.relation == name && l.mode == mode)
+            let name = self
+                .existing
+                .get(oid)
+                .map(|r| r.display_name())
+                .unwrap_or_default();
+            if let Some(lock) = self.statements[at]
+                .locks
+                .iter_mut()
+                .find(|l| l.relation == name && l.mode == mode)
             {
                 lock.held_ms = ms(end.saturating_sub(since));
             }
@@ -590,7 +628,11 @@ impl Tracer<'_> {
             lock_timeout: self.prev.lock_timeout.clone(),
             ..StatementTrace::default()
         });
-        self.timings.push(Timing { start, released: None, took: Vec::new() });
+        self.timings.push(Timing {
+            start,
+            released: None,
+            took: Vec::new(),
+        });
         at
     }
 
@@ -620,7 +662,11 @@ impl Tracer<'_> {
         let c = changes(&self.existing, &self.prev, &now, true);
         for (oid, mode) in c.locks {
             let unit = self.unit.as_mut().expect("inside a transaction");
-            if unit.taken.iter().any(|(o, m, _, _)| *o == oid && *m == mode) {
+            if unit
+                .taken
+                .iter()
+                .any(|(o, m, _, _)| *o == oid && *m == mode)
+            {
                 continue;
             }
             unit.taken.push((oid, mode.clone(), at, start));
@@ -648,7 +694,11 @@ impl Tracer<'_> {
         let end = Instant::now();
         self.statements[at].duration_ms = ms(self.clock.now().saturating_sub(start));
         self.timings[at].released = Some(end);
-        let seen = self.sampler.as_ref().map(|s| s.seen_between(wall, end)).unwrap_or_default();
+        let seen = self
+            .sampler
+            .as_ref()
+            .map(|s| s.seen_between(wall, end))
+            .unwrap_or_default();
         let mut spans: BTreeMap<(i64, String), Duration> = BTreeMap::new();
         for s in seen {
             let span = spans.entry((s.oid, s.mode)).or_default();
@@ -674,7 +724,10 @@ impl Tracer<'_> {
         s.index_builds = c
             .index_builds
             .into_iter()
-            .map(|b| crate::report::locks::IndexBuild { concurrent: true, ..b })
+            .map(|b| crate::report::locks::IndexBuild {
+                concurrent: true,
+                ..b
+            })
             .collect();
         s.validations = c.validations;
         self.prev = now;
@@ -694,7 +747,9 @@ impl Tracer<'_> {
                 .timings
                 .iter()
                 .position(|t| {
-                    t.took.iter().any(|(oid, mode)| *oid == w.table && conflicts(mode))
+                    t.took
+                        .iter()
+                        .any(|(oid, mode)| *oid == w.table && conflicts(mode))
                         && t.start <= w.end
                         && t.released.is_none_or(|r| r + slack >= w.start)
                 })
@@ -705,18 +760,25 @@ impl Tracer<'_> {
             }
         }
         let mut tables: BTreeMap<String, TableWait> = BTreeMap::new();
-        let locked =
-            self.statements.iter().flat_map(|s| &s.locks).filter(|l| l.kind.ends_with("table"));
+        let locked = self
+            .statements
+            .iter()
+            .flat_map(|s| &s.locks)
+            .filter(|l| l.kind.ends_with("table"));
         for lock in locked {
-            tables.entry(lock.relation.clone()).or_insert_with(|| TableWait {
-                table: lock.relation.clone(),
-                read_wait_ms: 0,
-                write_wait_ms: 0,
-                longest_wait_ms: 0,
-            });
+            tables
+                .entry(lock.relation.clone())
+                .or_insert_with(|| TableWait {
+                    table: lock.relation.clone(),
+                    read_wait_ms: 0,
+                    write_wait_ms: 0,
+                    longest_wait_ms: 0,
+                });
         }
         for w in waits {
-            let Some(rel) = self.existing.get(w.table) else { continue };
+            let Some(rel) = self.existing.get(w.table) else {
+                continue;
+            };
             let name = rel.display_name();
             let entry = tables.entry(name.clone()).or_insert_with(|| TableWait {
                 table: name,
@@ -732,7 +794,11 @@ impl Tracer<'_> {
             entry.longest_wait_ms = entry.read_wait_ms.max(entry.write_wait_ms);
         }
         let mut out: Vec<TableWait> = tables.into_values().collect();
-        out.sort_by(|a, b| b.longest_wait_ms.cmp(&a.longest_wait_ms).then(a.table.cmp(&b.table)));
+        out.sort_by(|a, b| {
+            b.longest_wait_ms
+                .cmp(&a.longest_wait_ms)
+                .then(a.table.cmp(&b.table))
+        });
         out
     }
 }

@@ -9,7 +9,10 @@ mod common;
 use common::*;
 
 fn alembic_installed() {
-    let ok = std::process::Command::new("alembic").arg("--version").output().is_ok_and(|o| o.status.success());
+    let ok = std::process::Command::new("alembic")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     assert!(ok, "the `alembic` command is needed: `pip install alembic 'psycopg[binary]'` (.ci/run does it)");
 }
 
@@ -21,9 +24,15 @@ fn downgrade_that_forgets_what_its_upgrade_removed_is_found() {
     assert_eq!(json["source"]["format"], "alembic");
     assert_eq!(
         findings(&json),
-        [("schema_mismatch".to_string(), "2b3c4d5e6f7a_add_notification_enabled".to_string())]
+        [(
+            "schema_mismatch".to_string(),
+            "2b3c4d5e6f7a_add_notification_enabled".to_string()
+        )]
     );
-    assert!(json["findings"][0]["diff"].as_str().unwrap().contains("-index public.ix_users_email"));
+    assert!(json["findings"][0]["diff"]
+        .as_str()
+        .unwrap()
+        .contains("-index public.ix_users_email"));
 }
 
 #[test]
@@ -40,7 +49,11 @@ fn a_failed_alembic_run_is_a_finding_carrying_its_stderr() {
     let dir = tempfile::tempdir().unwrap();
     let src = root().join("examples/alembic/notifications_fixed");
     std::fs::create_dir_all(dir.path().join("alembic/versions")).unwrap();
-    for f in ["alembic.ini", "alembic/env.py", "alembic/versions/1a2b3c4d5e6f_create_users.py"] {
+    for f in [
+        "alembic.ini",
+        "alembic/env.py",
+        "alembic/versions/1a2b3c4d5e6f_create_users.py",
+    ] {
         std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
     }
     std::fs::write(
@@ -52,14 +65,21 @@ fn a_failed_alembic_run_is_a_finding_carrying_its_stderr() {
     assert_eq!(out.status.code(), Some(1), "{json:#}");
     let f = &json["findings"][0];
     assert_eq!(f["kind"], "apply_failed");
-    assert!(f["message"].as_str().unwrap().contains("nosuchtype"), "{f:#}");
+    assert!(
+        f["message"].as_str().unwrap().contains("nosuchtype"),
+        "{f:#}"
+    );
 }
 
 #[test]
 fn branched_history_exits_2_naming_the_heads() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("alembic/versions")).unwrap();
-    std::fs::write(dir.path().join("alembic.ini"), "[alembic]\nscript_location = alembic\n").unwrap();
+    std::fs::write(
+        dir.path().join("alembic.ini"),
+        "[alembic]\nscript_location = alembic\n",
+    )
+    .unwrap();
     for (rev, down) in [("aaa", "None"), ("bbb", "'aaa'"), ("ccc", "'aaa'")] {
         std::fs::write(
             dir.path().join(format!("alembic/versions/{rev}_x.py")),
@@ -67,10 +87,18 @@ fn branched_history_exits_2_naming_the_heads() {
         )
         .unwrap();
     }
-    let out = migproof().arg("check").arg("--migrations").arg(dir.path()).output().unwrap();
+    let out = migproof()
+        .arg("check")
+        .arg("--migrations")
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("2 heads") && err.contains("bbb") && err.contains("ccc"), "{err}");
+    assert!(
+        err.contains("2 heads") && err.contains("bbb") && err.contains("ccc"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -78,13 +106,28 @@ fn fuzz_kills_the_alembic_process_without_false_alarm_and_finds_the_bug() {
     alembic_installed();
     let regressions = tempfile::tempdir().unwrap();
     let fixed = root().join("examples/alembic/notifications_fixed");
-    let (out, json) = fuzz_json(&fixed, regressions.path(), &["--cases", "6", "--max-steps", "10"]);
-    assert_eq!(out.status.code(), Some(0), "killed migrators of a correct project: {json:#}");
+    let (out, json) = fuzz_json(
+        &fixed,
+        regressions.path(),
+        &["--cases", "6", "--max-steps", "10"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "killed migrators of a correct project: {json:#}"
+    );
     let bug = root().join("examples/alembic/notifications_bug");
-    let (out, json) = fuzz_json(&bug, regressions.path(), &["--cases", "6", "--max-steps", "10"]);
+    let (out, json) = fuzz_json(
+        &bug,
+        regressions.path(),
+        &["--cases", "6", "--max-steps", "10"],
+    );
     assert_eq!(out.status.code(), Some(1), "{json:#}");
     assert_eq!(
         findings(&json),
-        [("schema_mismatch".to_string(), "2b3c4d5e6f7a_add_notification_enabled".to_string())]
+        [(
+            "schema_mismatch".to_string(),
+            "2b3c4d5e6f7a_add_notification_enabled".to_string()
+        )]
     );
 }

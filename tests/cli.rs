@@ -11,34 +11,70 @@ fn stderr(out: &std::process::Output) -> String {
 
 #[test]
 fn missing_folder_exits_2_naming_it() {
-    let out = migproof().args(["check", "--migrations", "/nonexistent/migs"]).output().unwrap();
+    let out = migproof()
+        .args(["check", "--migrations", "/nonexistent/migs"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("`/nonexistent/migs` does not exist"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("`/nonexistent/migs` does not exist"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn empty_folder_exits_2() {
     let dir = folder(&[("README.md", "nothing here")]);
-    let out = migproof().arg("check").arg("--migrations").arg(dir.path()).output().unwrap();
+    let out = migproof()
+        .arg("check")
+        .arg("--migrations")
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("holds no migrations"), "{}", stderr(&out));
-    assert!(stderr(&out).contains("README.md"), "says what it found: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("holds no migrations"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("README.md"),
+        "says what it found: {}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn duplicate_versions_exit_2_naming_both_files() {
-    let dir = folder(&[("0001_a.up.sql", "select 1;"), ("0001_b.up.sql", "select 1;")]);
-    let out = migproof().arg("check").arg("--migrations").arg(dir.path()).output().unwrap();
+    let dir = folder(&[
+        ("0001_a.up.sql", "select 1;"),
+        ("0001_b.up.sql", "select 1;"),
+    ]);
+    let out = migproof()
+        .arg("check")
+        .arg("--migrations")
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains("0001_a.up.sql") && err.contains("0001_b.up.sql"), "{err}");
+    assert!(
+        err.contains("0001_a.up.sql") && err.contains("0001_b.up.sql"),
+        "{err}"
+    );
 }
 
 #[test]
 fn non_utf8_file_exits_2_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("0001_a.up.sql"), b"select '\xff\xfe';").unwrap();
-    let out = migproof().arg("check").arg("--migrations").arg(dir.path()).output().unwrap();
+    let out = migproof()
+        .arg("check")
+        .arg("--migrations")
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("0001_a.up.sql") && stderr(&out).contains("UTF-8"));
 }
@@ -48,20 +84,38 @@ fn unreadable_file_exits_2_naming_it() {
     let dir = folder(&[("0001_a.up.sql", "select 1;")]);
     // Reading /proc/self/mem fails with an I/O error even for root.
     std::os::unix::fs::symlink("/proc/self/mem", dir.path().join("0002_b.up.sql")).unwrap();
-    let out = migproof().arg("check").arg("--migrations").arg(dir.path()).output().unwrap();
+    let out = migproof()
+        .arg("check")
+        .arg("--migrations")
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("failed to read") && stderr(&out).contains("0002_b.up.sql"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("failed to read") && stderr(&out).contains("0002_b.up.sql"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn bad_flags_exit_2_naming_the_flag() {
-    let out = migproof().args(["check", "--step-timeout", "soon"]).output().unwrap();
+    let out = migproof()
+        .args(["check", "--step-timeout", "soon"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--step-timeout"), "{}", stderr(&out));
-    let out = migproof().args(["check", "--backend", "cloud"]).output().unwrap();
+    let out = migproof()
+        .args(["check", "--backend", "cloud"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--backend"), "{}", stderr(&out));
-    let out = migproof().args(["check", "--no-such-flag"]).output().unwrap();
+    let out = migproof()
+        .args(["check", "--no-such-flag"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -98,15 +152,24 @@ fn sql_error_is_a_finding_naming_file_line_and_server_message() {
     let dir = folder(&[
         ("0001_a.up.sql", "create table a (id int);\n"),
         ("0001_a.down.sql", "drop table a;\n"),
-        ("0002_b.up.sql", "-- add a column\nalter table a\n  add column b intt;\n"),
+        (
+            "0002_b.up.sql",
+            "-- add a column\nalter table a\n  add column b intt;\n",
+        ),
         ("0002_b.down.sql", "alter table a drop column b;\n"),
     ]);
     let (out, json) = check_json(dir.path(), &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(findings(&json), [("apply_failed".to_string(), "0002_b".to_string())]);
+    assert_eq!(
+        findings(&json),
+        [("apply_failed".to_string(), "0002_b".to_string())]
+    );
     let message = json["findings"][0]["message"].as_str().unwrap();
     assert!(message.contains("0002_b.up.sql:3"), "{message}");
-    assert!(message.contains("type \"intt\" does not exist"), "{message}");
+    assert!(
+        message.contains("type \"intt\" does not exist"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -114,9 +177,15 @@ fn url_backend_touches_nothing_else_and_leaves_no_scratch_database() {
     let name = format!("mp_user_data_{}", std::process::id());
     sql("postgres", &format!("DROP DATABASE IF EXISTS {name}"));
     sql("postgres", &format!("CREATE DATABASE {name}"));
-    sql(&name, "CREATE TABLE keep (id int primary key, v text); INSERT INTO keep VALUES (1, 'mine');");
+    sql(
+        &name,
+        "CREATE TABLE keep (id int primary key, v text); INSERT INTO keep VALUES (1, 'mine');",
+    );
     let fingerprint = |db: &str| {
-        sql(db, "SELECT string_agg(format('%s:%s', id, v), ',' ORDER BY id) FROM keep")
+        sql(
+            db,
+            "SELECT string_agg(format('%s:%s', id, v), ',' ORDER BY id) FROM keep",
+        )
     };
     let before = fingerprint(&name);
     let (out, json) = check_json(&root().join("tests/fixtures/tiny"), &[]);
@@ -129,8 +198,15 @@ fn url_backend_touches_nothing_else_and_leaves_no_scratch_database() {
     let child_pids: Vec<_> = leftovers.iter().flatten().flatten().collect();
     // scratch databases of concurrently running tests may exist; ours (dead pid) must not
     for db in child_pids {
-        let pid: u32 = db.split('_').nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
-        assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "left behind: {db}");
+        let pid: u32 = db
+            .split('_')
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        assert!(
+            std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "left behind: {db}"
+        );
     }
     sql("postgres", &format!("DROP DATABASE {name}"));
 }
@@ -143,7 +219,10 @@ fn missing_down_is_a_note_unless_required() {
     assert_eq!(json["notes"][0]["kind"], "irreversible");
     let (out, json) = check_json(dir.path(), &["--require-down"]);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(findings(&json), [("irreversible".to_string(), "0001_a".to_string())]);
+    assert_eq!(
+        findings(&json),
+        [("irreversible".to_string(), "0001_a".to_string())]
+    );
 }
 
 #[test]
@@ -172,7 +251,14 @@ struct TestCase {
 fn check_junit(dir: &std::path::Path) -> (std::process::Output, (String, String), Vec<TestCase>) {
     use quick_xml::events::{BytesStart, Event};
     let out = migproof()
-        .args(["check", "--backend", "url", "--format", "junit", "--database-url"])
+        .args([
+            "check",
+            "--backend",
+            "url",
+            "--format",
+            "junit",
+            "--database-url",
+        ])
         .arg(server_url())
         .arg("--migrations")
         .arg(dir)
@@ -180,29 +266,53 @@ fn check_junit(dir: &std::path::Path) -> (std::process::Output, (String, String)
         .unwrap();
     let xml = String::from_utf8(out.stdout.clone()).expect("UTF-8");
     let attr = |e: &BytesStart, key: &str| -> String {
-        let a = e.try_get_attribute(key).unwrap().unwrap_or_else(|| panic!("no {key} in {xml}"));
-        a.normalized_value(quick_xml::XmlVersion::Implicit1_0).unwrap().into_owned()
+        let a = e
+            .try_get_attribute(key)
+            .unwrap()
+            .unwrap_or_else(|| panic!("no {key} in {xml}"));
+        a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+            .unwrap()
+            .into_owned()
     };
     let mut reader = quick_xml::Reader::from_str(&xml);
     reader.config_mut().check_end_names = true;
-    let (mut suite, mut cases, mut in_failure) = ((String::new(), String::new()), Vec::new(), false);
+    let (mut suite, mut cases, mut in_failure) =
+        ((String::new(), String::new()), Vec::new(), false);
     loop {
-        match reader.read_event().unwrap_or_else(|e| panic!("not well-formed: {e}\n{xml}")) {
+        match reader
+            .read_event()
+            .unwrap_or_else(|e| panic!("not well-formed: {e}\n{xml}"))
+        {
             Event::Start(e) | Event::Empty(e) if e.name().as_ref() == "testsuite" => {
                 suite = (attr(&e, "tests"), attr(&e, "failures"));
             }
             Event::Start(e) | Event::Empty(e) if e.name().as_ref() == "testcase" => {
                 let (classname, name) = (attr(&e, "classname"), attr(&e, "name"));
-                cases.push(TestCase { classname, name, failures: Vec::new() });
+                cases.push(TestCase {
+                    classname,
+                    name,
+                    failures: Vec::new(),
+                });
             }
             Event::Start(e) if e.name().as_ref() == "failure" => {
                 let failure = (attr(&e, "type"), attr(&e, "message"), String::new());
-                cases.last_mut().expect("a failure inside a testcase").failures.push(failure);
+                cases
+                    .last_mut()
+                    .expect("a failure inside a testcase")
+                    .failures
+                    .push(failure);
                 in_failure = true;
             }
             Event::End(e) if e.name().as_ref() == "failure" => in_failure = false,
             Event::Text(t) if in_failure => {
-                cases.last_mut().unwrap().failures.last_mut().unwrap().2.push_str(&t.xml10_content());
+                cases
+                    .last_mut()
+                    .unwrap()
+                    .failures
+                    .last_mut()
+                    .unwrap()
+                    .2
+                    .push_str(&t.xml10_content());
             }
             Event::Eof => break,
             _ => {}
@@ -220,15 +330,31 @@ fn junit_report_has_a_case_per_migration_and_the_planted_bug_as_its_failure() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(suite, ("3".to_string(), "1".to_string()), "{cases:#?}");
     let names: Vec<&str> = cases.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["0001_create_orders", "0002_add_shipped_at", "0003_comment_orders"]);
-    assert!(cases.iter().all(|c| c.classname == "migproof.check"), "{cases:#?}");
+    assert_eq!(
+        names,
+        [
+            "0001_create_orders",
+            "0002_add_shipped_at",
+            "0003_comment_orders"
+        ]
+    );
+    assert!(
+        cases.iter().all(|c| c.classname == "migproof.check"),
+        "{cases:#?}"
+    );
     let failing: Vec<&TestCase> = cases.iter().filter(|c| !c.failures.is_empty()).collect();
     assert_eq!(failing.len(), 1, "{cases:#?}");
     assert_eq!(failing[0].name, expect["migration"].as_str().unwrap());
     let (kind, message, text) = &failing[0].failures[0];
     assert_eq!(kind, expect["kind"].as_str().unwrap());
-    assert!(message.starts_with(&format!("{}: ", expect["step"].as_str().unwrap())), "{message}");
-    assert!(text.contains("+index public.orders_customer_id_idx"), "the diff is in the text: {text}");
+    assert!(
+        message.starts_with(&format!("{}: ", expect["step"].as_str().unwrap())),
+        "{message}"
+    );
+    assert!(
+        text.contains("+index public.orders_customer_id_idx"),
+        "the diff is in the text: {text}"
+    );
 }
 
 #[test]
@@ -237,7 +363,11 @@ fn junit_report_of_a_passing_project_has_only_passing_cases() {
     let (out, suite, cases) = check_junit(&dir);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let migrations = std::fs::read_dir(&dir).unwrap().filter(|e| {
-        e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".up.sql")
+        e.as_ref()
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".up.sql")
     });
     assert_eq!(cases.len(), migrations.count());
     assert_eq!(suite, (cases.len().to_string(), "0".to_string()));
@@ -246,7 +376,10 @@ fn junit_report_of_a_passing_project_has_only_passing_cases() {
 
 #[test]
 fn snapshot_rejects_junit_naming_the_flag() {
-    let out = migproof().args(["snapshot", "--format", "junit"]).output().unwrap();
+    let out = migproof()
+        .args(["snapshot", "--format", "junit"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--format"), "{}", stderr(&out));
 }
@@ -273,12 +406,20 @@ fn check_jobs_give_the_same_report_in_parts_and_leave_no_database() {
     }
     let run = |jobs: &str| {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_migproof"));
-        cmd.args(["check", "--backend", "url", "--format", "json", "--jobs", jobs])
-            .arg("--database-url")
-            .arg(server_url())
-            .arg("--migrations")
-            .arg(dir.path())
-            .stdout(std::process::Stdio::piped());
+        cmd.args([
+            "check",
+            "--backend",
+            "url",
+            "--format",
+            "json",
+            "--jobs",
+            jobs,
+        ])
+        .arg("--database-url")
+        .arg(server_url())
+        .arg("--migrations")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped());
         let child = cmd.spawn().unwrap();
         let pid = child.id();
         let out = child.wait_with_output().unwrap();
@@ -286,7 +427,9 @@ fn check_jobs_give_the_same_report_in_parts_and_leave_no_database() {
         assert_eq!(out.status.code(), Some(1), "{json:#}");
         let left = sql(
             "postgres",
-            &format!("SELECT datname::text FROM pg_database WHERE datname LIKE 'migproof\\_{pid}\\_%'"),
+            &format!(
+                "SELECT datname::text FROM pg_database WHERE datname LIKE 'migproof\\_{pid}\\_%'"
+            ),
         );
         assert!(left.is_empty(), "--jobs {jobs} left {left:?}");
         json["summary"]["duration_ms"] = 0.into();
@@ -294,8 +437,14 @@ fn check_jobs_give_the_same_report_in_parts_and_leave_no_database() {
     };
     let serial = run("1");
     let kinds = findings(&serial);
-    assert!(kinds.contains(&("schema_mismatch".into(), "0030_m30".into())), "{serial:#}");
-    assert!(kinds.contains(&("data_lost".into(), "0045_m45".into())), "{serial:#}");
+    assert!(
+        kinds.contains(&("schema_mismatch".into(), "0030_m30".into())),
+        "{serial:#}"
+    );
+    assert!(
+        kinds.contains(&("data_lost".into(), "0045_m45".into())),
+        "{serial:#}"
+    );
     assert_eq!(serial["summary"]["migrations_checked"], 50);
     assert_eq!(run("8"), serial, "the report does not depend on --jobs");
 }
@@ -315,23 +464,49 @@ fn declared_data_changes_and_ignored_tables_are_not_findings() {
     }
     let (out, json) = check_json(dir.path(), &[]);
     assert_eq!(out.status.code(), Some(1), "{json:#}");
-    assert_eq!(findings(&json), [("data_changed".to_string(), "0002_normalize_emails".to_string())]);
+    assert_eq!(
+        findings(&json),
+        [(
+            "data_changed".to_string(),
+            "0002_normalize_emails".to_string()
+        )]
+    );
     let toml = dir.path().join("migproof.toml");
-    std::fs::write(&toml, "[data.changes]\n\"0002_normalize_emails\" = [\"users.email\"]\n").unwrap();
+    std::fs::write(
+        &toml,
+        "[data.changes]\n\"0002_normalize_emails\" = [\"users.email\"]\n",
+    )
+    .unwrap();
     let (out, json) = check_json(dir.path(), &[]);
     assert_eq!(out.status.code(), Some(1), "{json:#}");
-    assert!(json["findings"][0]["rows"].to_string().contains("public.user_audit"), "{json:#}");
+    assert!(
+        json["findings"][0]["rows"]
+            .to_string()
+            .contains("public.user_audit"),
+        "{json:#}"
+    );
     // A declaration must name a migration of the folder, with keys migproof knows.
     for (text, says) in [
-        ("[data.changes]\n\"0003_nope\" = [\"users.email\"]\n", "`0003_nope`"),
+        (
+            "[data.changes]\n\"0003_nope\" = [\"users.email\"]\n",
+            "`0003_nope`",
+        ),
         ("[data]\nignore_table = [\"x\"]\n", "ignore_table"),
         ("[data]\nignore_tables = \"x\"\n", "line 2"),
     ] {
         std::fs::write(&toml, text).unwrap();
-        let out = migproof().arg("check").arg("--migrations").arg(dir.path()).output().unwrap();
+        let out = migproof()
+            .arg("check")
+            .arg("--migrations")
+            .arg(dir.path())
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(2), "{text}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("migproof.toml") && err.contains(says), "{text}: {err}");
+        assert!(
+            err.contains("migproof.toml") && err.contains(says),
+            "{text}: {err}"
+        );
     }
 }
 
@@ -341,7 +516,10 @@ fn setup_roles_are_created_in_our_cluster_only_and_grants_are_compared() {
     let toml = format!("[setup]\nroles = [\"{role}\"]\n");
     let up = format!("grant select on reports to {role};\n");
     let dir = folder(&[
-        ("0001_t.up.sql", "create table reports (id int primary key, body text);\n"),
+        (
+            "0001_t.up.sql",
+            "create table reports (id int primary key, body text);\n",
+        ),
         ("0001_t.down.sql", "drop table reports;\n"),
         ("0002_grant.up.sql", &up),
         ("0002_grant.down.sql", "select 1;\n"),
@@ -349,7 +527,14 @@ fn setup_roles_are_created_in_our_cluster_only_and_grants_are_compared() {
     ]);
     let local = |dir: &std::path::Path| {
         let out = migproof()
-            .args(["check", "--backend", "local", "--format", "json", "--migrations"])
+            .args([
+                "check",
+                "--backend",
+                "local",
+                "--format",
+                "json",
+                "--migrations",
+            ])
             .arg(dir)
             .output()
             .unwrap();
@@ -359,21 +544,47 @@ fn setup_roles_are_created_in_our_cluster_only_and_grants_are_compared() {
     // The role is created in the throwaway cluster; the down that forgets to revoke is found.
     let (code, json) = local(dir.path());
     assert_eq!(code, Some(1), "{json:#}");
-    assert_eq!(findings(&json), [("schema_mismatch".to_string(), "0002_grant".to_string())]);
-    assert!(json["findings"][0]["diff"].as_str().unwrap().contains(&format!("{role}=r/")), "{json:#}");
-    std::fs::write(dir.path().join("0002_grant.down.sql"), format!("revoke select on reports from {role};\n")).unwrap();
+    assert_eq!(
+        findings(&json),
+        [("schema_mismatch".to_string(), "0002_grant".to_string())]
+    );
+    assert!(
+        json["findings"][0]["diff"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{role}=r/")),
+        "{json:#}"
+    );
+    std::fs::write(
+        dir.path().join("0002_grant.down.sql"),
+        format!("revoke select on reports from {role};\n"),
+    )
+    .unwrap();
     let (code, json) = local(dir.path());
     assert_eq!(code, Some(0), "{json:#}");
     // On a server given by URL a missing role is not created: exit 3, naming it.
     let out = migproof()
-        .args(["check", "--backend", "url", "--database-url", &server_url(), "--migrations"])
+        .args([
+            "check",
+            "--backend",
+            "url",
+            "--database-url",
+            &server_url(),
+            "--migrations",
+        ])
         .arg(dir.path())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&role) && err.contains("migproof.toml"), "{err}");
-    let exists = sql("postgres", &format!("SELECT rolname::text FROM pg_roles WHERE rolname = '{role}'"));
+    assert!(
+        err.contains(&role) && err.contains("migproof.toml"),
+        "{err}"
+    );
+    let exists = sql(
+        "postgres",
+        &format!("SELECT rolname::text FROM pg_roles WHERE rolname = '{role}'"),
+    );
     assert!(exists.is_empty(), "a role was created on the user's server");
 }
 
@@ -391,10 +602,22 @@ fn a_database_killed_before_its_marker_is_swept_by_name_and_a_look_alike_is_not(
     }
     let (out, json) = check_json(&root().join("tests/fixtures/tiny"), &[]);
     assert_eq!(out.status.code(), Some(0), "{json}");
-    let exists = |db: &str| !sql("postgres", &format!("SELECT datname::text FROM pg_database WHERE datname = '{db}'")).is_empty();
-    assert!(!exists(&stale), "the dead process's unmarked database is swept");
+    let exists = |db: &str| {
+        !sql(
+            "postgres",
+            &format!("SELECT datname::text FROM pg_database WHERE datname = '{db}'"),
+        )
+        .is_empty()
+    };
+    assert!(
+        !exists(&stale),
+        "the dead process's unmarked database is swept"
+    );
     assert!(exists(&alive), "a live process's database is kept");
-    assert!(exists(&users), "a database that only looks like migproof's is kept");
+    assert!(
+        exists(&users),
+        "a database that only looks like migproof's is kept"
+    );
     for db in [&alive, &users] {
         sql("postgres", &format!("DROP DATABASE {db}"));
     }

@@ -27,7 +27,10 @@ fn a_command_down_that_forgets_a_column_is_found() {
     std::fs::write(dir.path().join("down/002_add_balance.sql"), "SELECT 1;\n").unwrap();
     let (out, json) = check_json(dir.path(), &[]);
     assert_eq!(out.status.code(), Some(1), "{json:#}");
-    assert_eq!(findings(&json), [("schema_mismatch".to_string(), "002_add_balance".to_string())]);
+    assert_eq!(
+        findings(&json),
+        [("schema_mismatch".to_string(), "002_add_balance".to_string())]
+    );
 }
 
 #[test]
@@ -36,12 +39,28 @@ fn broken_migproof_toml_exits_2_naming_file_and_line() {
         "migproof.toml",
         "[command]\nversions = [\"1\"]\nup = [\"true\"]\ncolour = \"blue\"\n",
     )]);
-    let out = migproof().arg("check").arg("--migrations").arg(dir.path()).output().unwrap();
+    let out = migproof()
+        .arg("check")
+        .arg("--migrations")
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("migproof.toml") && err.contains("line 4") && err.contains("colour"), "{err}");
-    let dir = folder(&[("migproof.toml", "[command]\nversions = \"1\"\nup = [\"true\"]\n")]);
-    let out = migproof().arg("check").arg("--migrations").arg(dir.path()).output().unwrap();
+    assert!(
+        err.contains("migproof.toml") && err.contains("line 4") && err.contains("colour"),
+        "{err}"
+    );
+    let dir = folder(&[(
+        "migproof.toml",
+        "[command]\nversions = \"1\"\nup = [\"true\"]\n",
+    )]);
+    let out = migproof()
+        .arg("check")
+        .arg("--migrations")
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 2"), "wrong type names its line: {err}");
@@ -55,16 +74,29 @@ fn a_killed_migrator_whose_committed_residue_breaks_the_retry_is_found_by_fuzz_o
     let regressions = tempfile::tempdir().unwrap();
     let (out, json) = fuzz_json(&example, regressions.path(), &["--cases", "15"]);
     assert_eq!(out.status.code(), Some(1), "{json:#}");
-    assert_eq!(findings(&json), [("retry_failed".to_string(), "002_order_archive".to_string())]);
+    assert_eq!(
+        findings(&json),
+        [("retry_failed".to_string(), "002_order_archive".to_string())]
+    );
     let message = json["findings"][0]["message"].as_str().unwrap();
-    assert!(message.contains("\"order_archive\" already exists"), "{message}");
+    assert!(
+        message.contains("\"order_archive\" already exists"),
+        "{message}"
+    );
     let sequence = json["findings"][0]["sequence"].to_string();
-    assert!(sequence.contains("interrupt the next migration: kill the migrator"), "{sequence}");
+    assert!(
+        sequence.contains("interrupt the next migration: kill the migrator"),
+        "{sequence}"
+    );
 }
 
 #[test]
 fn killed_migrators_of_correct_scripts_are_no_false_alarm() {
     let regressions = tempfile::tempdir().unwrap();
-    let (out, json) = fuzz_json(&root().join("examples/command/psql_scripts"), regressions.path(), &["--cases", "10"]);
+    let (out, json) = fuzz_json(
+        &root().join("examples/command/psql_scripts"),
+        regressions.path(),
+        &["--cases", "10"],
+    );
     assert_eq!(out.status.code(), Some(0), "{json:#}");
 }

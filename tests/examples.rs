@@ -77,5 +77,8 @@ fn every_planted_bug_has_a_test() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     on_disk.sort();
-    assert_eq!(on_disk, PLANTED, "add the new example to planted_bugs! in tests/examples.rs");
+    assert_eq!(
+        on_disk, PLANTED,
+        "add the new example to planted_bugs! in tests/examples.rs"
+    );
 }

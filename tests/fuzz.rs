@@ -10,21 +10,31 @@ use common::*;
 
 fn replay(files: &[&Path], migrations: Option<&Path>) -> (Output, serde_json::Value) {
     let mut cmd = migproof();
-    cmd.args(["replay", "--backend", "url", "--format", "json", "--database-url"]).arg(server_url());
+    cmd.args([
+        "replay",
+        "--backend",
+        "url",
+        "--format",
+        "json",
+        "--database-url",
+    ])
+    .arg(server_url());
     if let Some(m) = migrations {
         cmd.arg("--migrations").arg(m);
     }
     let out = cmd.args(files).output().expect("runs");
-    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr))
-    });
+    let json = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
     (out, json)
 }
 
 fn expected(example: &str) -> (String, String) {
     let text = std::fs::read_to_string(root().join(example).join("expect.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    (v["kind"].as_str().unwrap().into(), v["migration"].as_str().unwrap().into())
+    (
+        v["kind"].as_str().unwrap().into(),
+        v["migration"].as_str().unwrap().into(),
+    )
 }
 
 fn saved_cases(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -39,14 +49,31 @@ fn saved_cases(dir: &Path) -> Vec<std::path::PathBuf> {
 
 fn finds(example: &str, cases: &str) {
     let regressions = tempfile::tempdir().unwrap();
-    let (out, json) =
-        fuzz_json(&root().join(example).join("migrations"), regressions.path(), &["--cases", cases]);
+    let (out, json) = fuzz_json(
+        &root().join(example).join("migrations"),
+        regressions.path(),
+        &["--cases", cases],
+    );
     assert_eq!(out.status.code(), Some(1), "{json:#}");
     let want = expected(example);
-    assert!(findings(&json).contains(&want), "{example}: want {want:?}: {json:#}");
-    let finding = json["findings"].as_array().unwrap().iter().find(|f| f["kind"] == want.0.as_str()).unwrap();
-    assert!(finding["sequence"].as_array().unwrap().len() <= 10, "{finding:#}");
-    assert!(finding["replay"].as_str().unwrap().starts_with("migproof replay "));
+    assert!(
+        findings(&json).contains(&want),
+        "{example}: want {want:?}: {json:#}"
+    );
+    let finding = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == want.0.as_str())
+        .unwrap();
+    assert!(
+        finding["sequence"].as_array().unwrap().len() <= 10,
+        "{finding:#}"
+    );
+    assert!(finding["replay"]
+        .as_str()
+        .unwrap()
+        .starts_with("migproof replay "));
     assert!(json["summary"]["steps_per_second"].as_f64().unwrap() > 0.0);
     // The saved case replays to the same finding, every time.
     let files = saved_cases(regressions.path());
@@ -73,7 +100,11 @@ fn finds_a_non_transactional_migration_whose_retry_always_fails() {
 fn finds_case_variants_that_break_a_unique_index_on_lower_which_check_misses() {
     let example = "examples/fuzz/lower_email_unique";
     let (out, json) = check_json(&root().join(example).join("migrations"), &[]);
-    assert_eq!(out.status.code(), Some(0), "check's seeded rows do not trip it: {json:#}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "check's seeded rows do not trip it: {json:#}"
+    );
     finds(example, "15");
 }
 
@@ -96,22 +127,39 @@ fn eight_jobs_run_the_same_cases_as_one_and_leave_no_database() {
     assert_eq!(out.status.code(), Some(0), "{serial:#}");
     let eight = tempfile::tempdir().unwrap();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_migproof"));
-    cmd.args(["fuzz", "--backend", "url", "--format", "json", "--seed", "7", "--jobs", "8"])
-        .arg("--database-url")
-        .arg(server_url())
-        .arg("--migrations")
-        .arg(&shop)
-        .arg("--regressions")
-        .arg(eight.path())
-        .args(args)
-        .stdout(std::process::Stdio::piped());
+    cmd.args([
+        "fuzz",
+        "--backend",
+        "url",
+        "--format",
+        "json",
+        "--seed",
+        "7",
+        "--jobs",
+        "8",
+    ])
+    .arg("--database-url")
+    .arg(server_url())
+    .arg("--migrations")
+    .arg(&shop)
+    .arg("--regressions")
+    .arg(eight.path())
+    .args(args)
+    .stdout(std::process::Stdio::piped());
     let child = cmd.spawn().unwrap();
     let pid = child.id();
     let out = child.wait_with_output().unwrap();
     let parallel: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(out.status.code(), Some(0), "no interference between jobs: {parallel:#}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "no interference between jobs: {parallel:#}"
+    );
     assert_eq!(parallel["summary"]["cases"], 16);
-    assert_eq!(parallel["summary"]["steps"], serial["summary"]["steps"], "the same cases ran");
+    assert_eq!(
+        parallel["summary"]["steps"], serial["summary"]["steps"],
+        "the same cases ran"
+    );
     let left = sql(
         "postgres",
         &format!("SELECT datname::text FROM pg_database WHERE datname LIKE 'migproof\\_{pid}\\_%'"),
@@ -121,7 +169,10 @@ fn eight_jobs_run_the_same_cases_as_one_and_leave_no_database() {
     let bug = root().join("examples/bugs/rebuild_loses_guest_orders/migrations");
     let (out, json) = fuzz_json(&bug, eight.path(), &["--cases", "16", "--jobs", "8"]);
     assert_eq!(out.status.code(), Some(1), "{json:#}");
-    assert_eq!(findings(&json)[0], ("data_lost".into(), "0002_denormalize_customer_name".into()));
+    assert_eq!(
+        findings(&json)[0],
+        ("data_lost".into(), "0002_denormalize_customer_name".into())
+    );
 }
 
 #[test]
@@ -143,7 +194,9 @@ fn lossy_down_shrinks_to_at_most_six_steps_and_replay_passes_once_fixed() {
         std::fs::copy(&path, fixed.path().join(path.file_name().unwrap())).unwrap();
     }
     std::fs::write(
-        fixed.path().join("0002_rename_nickname_to_display_name.down.sql"),
+        fixed
+            .path()
+            .join("0002_rename_nickname_to_display_name.down.sql"),
         "ALTER TABLE customers RENAME COLUMN display_name TO nickname;\n",
     )
     .unwrap();
@@ -156,19 +209,37 @@ fn same_seed_gives_the_same_cases_and_correct_migrations_pass() {
     let shop = root().join("examples/shop/migrations");
     let a = tempfile::tempdir().unwrap();
     let (out, json) = fuzz_json(&shop, a.path(), &["--cases", "6", "--max-steps", "12"]);
-    assert_eq!(out.status.code(), Some(0), "no false alarm on the shop: {json:#}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "no false alarm on the shop: {json:#}"
+    );
     let (_, again) = fuzz_json(&shop, a.path(), &["--cases", "6", "--max-steps", "12"]);
-    assert_eq!(json["summary"]["steps"], again["summary"]["steps"], "same seed, same cases");
+    assert_eq!(
+        json["summary"]["steps"], again["summary"]["steps"],
+        "same seed, same cases"
+    );
 }
 
 #[test]
 fn bad_fuzz_flags_exit_2_naming_the_flag() {
-    for (flag, value) in [("--shard", "3/2"), ("--shard", "x"), ("--seed", "abc"), ("--duration", "1 fortnight")] {
+    for (flag, value) in [
+        ("--shard", "3/2"),
+        ("--shard", "x"),
+        ("--seed", "abc"),
+        ("--duration", "1 fortnight"),
+    ] {
         let out = migproof().args(["fuzz", flag, value]).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{flag} {value}");
-        assert!(String::from_utf8_lossy(&out.stderr).contains(flag), "{flag}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(flag),
+            "{flag}"
+        );
     }
-    let out = migproof().args(["replay", "/nonexistent/case.json"]).output().unwrap();
+    let out = migproof()
+        .args(["replay", "/nonexistent/case.json"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/case.json"));
 }
@@ -191,7 +262,10 @@ fn every_fuzz_example_has_a_test() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     on_disk.sort();
-    assert_eq!(on_disk, FUZZ_EXAMPLES, "add a test for the new example and list it here");
+    assert_eq!(
+        on_disk, FUZZ_EXAMPLES,
+        "add a test for the new example and list it here"
+    );
 }
 
 #[test]

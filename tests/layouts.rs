@@ -33,7 +33,11 @@ fn layout(folder: &str) {
     }
     let (out, json) = check_json(&dir.join("migrations"), &args);
     assert_eq!(out.status.code(), Some(expect.exit), "{folder}: {json:#}");
-    assert_eq!(json["source"]["format"], expect.format.as_str(), "{folder}: detected layout");
+    assert_eq!(
+        json["source"]["format"],
+        expect.format.as_str(),
+        "{folder}: detected layout"
+    );
     let got: BTreeSet<(String, String)> = findings(&json).into_iter().collect();
     let want: BTreeSet<(String, String)> = match (expect.kind, expect.migration) {
         (Some(kind), Some(migration)) => [(kind, migration)].into(),
@@ -82,7 +86,9 @@ fn every_layout_folder_has_a_test() {
         for variant in std::fs::read_dir(&layout).unwrap() {
             let variant = variant.unwrap().path();
             if variant.is_dir() {
-                let name = variant.strip_prefix(root().join("examples/layouts")).unwrap();
+                let name = variant
+                    .strip_prefix(root().join("examples/layouts"))
+                    .unwrap();
                 on_disk.push(name.to_string_lossy().into_owned());
             }
         }
@@ -90,7 +96,10 @@ fn every_layout_folder_has_a_test() {
     on_disk.sort();
     let mut listed: Vec<&str> = FOLDERS.to_vec();
     listed.sort();
-    assert_eq!(on_disk, listed, "add the new folder to layouts! in tests/layouts.rs");
+    assert_eq!(
+        on_disk, listed,
+        "add the new folder to layouts! in tests/layouts.rs"
+    );
 }
 
 /// Runs `check` on a detection fixture; returns the exit code and stderr.
@@ -102,7 +111,10 @@ fn detect_fixture(name: &str) -> (Option<i32>, String) {
         .arg(root().join("tests/fixtures/detect").join(name))
         .output()
         .unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -110,14 +122,26 @@ fn sqlx_files_beside_a_diesel_folder_exit_2_naming_both_layouts() {
     let (code, err) = detect_fixture("sqlx_files_and_diesel_folder");
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("mixes layouts (sqlx and diesel)"), "{err}");
-    assert!(err.contains("0001_create_customers.up.sql"), "names a sqlx file: {err}");
-    assert!(err.contains("2024-03-04-141500_create_orders"), "names the diesel folder: {err}");
+    assert!(
+        err.contains("0001_create_customers.up.sql"),
+        "names a sqlx file: {err}"
+    );
+    assert!(
+        err.contains("2024-03-04-141500_create_orders"),
+        "names the diesel folder: {err}"
+    );
 }
 
 #[test]
 fn folder_matching_no_layout_exits_2_saying_what_it_found() {
     let (code, err) = detect_fixture("no_known_layout");
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("holds no migrations in a layout migproof knows"), "{err}");
-    assert!(err.contains("20240301093000_create_customers.rb"), "names what it found: {err}");
+    assert!(
+        err.contains("holds no migrations in a layout migproof knows"),
+        "{err}"
+    );
+    assert!(
+        err.contains("20240301093000_create_customers.rb"),
+        "names what it found: {err}"
+    );
 }

@@ -12,7 +12,14 @@ use serde_json::Value;
 fn locks_json(name: &str, extra: &[&str]) -> (std::process::Output, Value) {
     let dir = root().join("examples/locks").join(name).join("migrations");
     let out = migproof()
-        .args(["locks", "--backend", "url", "--format", "json", "--database-url"])
+        .args([
+            "locks",
+            "--backend",
+            "url",
+            "--format",
+            "json",
+            "--database-url",
+        ])
         .arg(server_url())
         .arg("--migrations")
         .arg(&dir)
@@ -40,7 +47,12 @@ fn hazards(json: &Value) -> Vec<(String, String, String, String)> {
             assert_eq!(f["kind"], "lock_hazard", "{f:#}");
             assert!(f["duration_ms"].is_u64(), "{f:#}");
             assert!(f["hint"].as_str().unwrap().len() > 40, "{f:#}");
-            (s(&f["rule"]), s(&f["migration"]), s(&f["table"]), s(&f["lock_mode"]))
+            (
+                s(&f["rule"]),
+                s(&f["migration"]),
+                s(&f["table"]),
+                s(&f["lock_mode"]),
+            )
         })
         .collect()
 }
@@ -76,7 +88,12 @@ fn locks_of(s: &Value) -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|l| (l["relation"].as_str().unwrap().into(), l["mode"].as_str().unwrap().into()))
+        .map(|l| {
+            (
+                l["relation"].as_str().unwrap().into(),
+                l["mode"].as_str().unwrap().into(),
+            )
+        })
         .collect()
 }
 
@@ -96,12 +113,23 @@ fn plain_create_index_on_20000_rows_is_a_hazard_naming_the_table_and_share_lock(
     let migration = "0002_index_orders_by_customer_email";
     assert_eq!(
         hazards(&json),
-        [hazard("index_not_concurrent", migration, "public.orders", "ShareLock")]
+        [hazard(
+            "index_not_concurrent",
+            migration,
+            "public.orders",
+            "ShareLock"
+        )]
     );
     let s = statement(&json, migration, "CREATE INDEX orders_customer_email_idx");
-    assert!(locks_of(s).contains(&("public.orders".into(), "ShareLock".into())), "{s:#}");
+    assert!(
+        locks_of(s).contains(&("public.orders".into(), "ShareLock".into())),
+        "{s:#}"
+    );
     assert_eq!(s["index_builds"][0]["concurrent"], false);
-    assert_eq!(json["locks"]["migrations"][1]["filled"], serde_json::json!(["public.orders"]));
+    assert_eq!(
+        json["locks"]["migrations"][1]["filled"],
+        serde_json::json!(["public.orders"])
+    );
 }
 
 #[test]
@@ -123,7 +151,12 @@ fn text_to_varchar_32_rewrite_is_a_hazard_naming_the_table_and_the_rewrite() {
     let migration = "0002_cap_email_length";
     assert_eq!(
         hazards(&json),
-        [hazard("rewrite", migration, "public.accounts", "AccessExclusiveLock")]
+        [hazard(
+            "rewrite",
+            migration,
+            "public.accounts",
+            "AccessExclusiveLock"
+        )]
     );
     let message = json["findings"][0]["message"].as_str().unwrap();
     assert!(message.contains("rewrote public.accounts"), "{message}");
@@ -138,7 +171,10 @@ fn numeric_precision_widening_is_not_a_rewrite_and_validate_later_is_safe() {
     let s = statement(&json, "0002_widen_balance", "numeric(12,2)");
     assert_eq!(s["rewrite"], false, "{s:#}");
     let s = statement(&json, "0004_validate_email_length", "VALIDATE CONSTRAINT");
-    assert_eq!(locks_of(s), [("public.accounts".into(), "ShareUpdateExclusiveLock".into())]);
+    assert_eq!(
+        locks_of(s),
+        [("public.accounts".into(), "ShareUpdateExclusiveLock".into())]
+    );
     assert_eq!(s["validations"][0]["how"], "validate");
 }
 
@@ -205,13 +241,22 @@ fn adding_a_nullable_column_is_not_a_hazard_but_no_lock_timeout_is_a_warning() {
     assert_eq!(notes[0]["kind"], "lock_hazard");
     assert_eq!(notes[0]["migration"], "0002_add_customer_nickname");
     let message = notes[0]["message"].as_str().unwrap();
-    assert!(message.contains("[access_exclusive_without_lock_timeout]"), "{message}");
-    assert!(message.contains("public.customers") && message.contains("lock_timeout"), "{message}");
+    assert!(
+        message.contains("[access_exclusive_without_lock_timeout]"),
+        "{message}"
+    );
+    assert!(
+        message.contains("public.customers") && message.contains("lock_timeout"),
+        "{message}"
+    );
 }
 
 #[test]
 fn access_exclusive_with_a_lock_timeout_is_quiet() {
-    quiet("access_exclusive_without_lock_timeout_safe", &["--rows", "1000"]);
+    quiet(
+        "access_exclusive_without_lock_timeout_safe",
+        &["--rows", "1000"],
+    );
 }
 
 #[test]
@@ -222,14 +267,22 @@ fn lock_held_past_the_threshold_is_a_hazard() {
     let migration = "0002_add_and_backfill_display_name";
     assert_eq!(
         hazards(&json),
-        [hazard("lock_held_too_long", migration, "public.customers", "AccessExclusiveLock")]
+        [hazard(
+            "lock_held_too_long",
+            migration,
+            "public.customers",
+            "AccessExclusiveLock"
+        )]
     );
     assert!(json["findings"][0]["duration_ms"].as_u64().unwrap() > 100);
 }
 
 #[test]
 fn backfill_in_its_own_transaction_holds_no_blocking_lock_for_long() {
-    quiet("lock_held_too_long_safe", &["--rows", "60000", "--lock-threshold", "100ms"]);
+    quiet(
+        "lock_held_too_long_safe",
+        &["--rows", "60000", "--lock-threshold", "100ms"],
+    );
 }
 
 /// The longest wait of the probe on `public.accounts` during the rewrite.
@@ -257,14 +310,24 @@ fn probe_wait_of_a_rewrite_is_reported_and_grows_with_rows() {
     let small = rewrite_wait("2000");
     let large = rewrite_wait("100000");
     assert!(large >= 80, "100000 rows: the probe waited only {large} ms");
-    assert!(large > small + 50, "2000 rows: {small} ms, 100000 rows: {large} ms");
+    assert!(
+        large > small + 50,
+        "2000 rows: {small} ms, 100000 rows: {large} ms"
+    );
 }
 
 #[test]
 fn human_output_is_a_table_per_migration() {
     let dir = root().join("examples/locks/index_not_concurrent/migrations");
     let out = migproof()
-        .args(["locks", "--backend", "url", "--rows", "500", "--database-url"])
+        .args([
+            "locks",
+            "--backend",
+            "url",
+            "--rows",
+            "500",
+            "--database-url",
+        ])
         .arg(server_url())
         .arg("--migrations")
         .arg(&dir)
@@ -272,10 +335,19 @@ fn human_output_is_a_table_per_migration() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("0002_index_orders_by_customer_email"), "{text}");
+    assert!(
+        text.contains("0002_index_orders_by_customer_email"),
+        "{text}"
+    );
     assert!(text.contains("public.orders ShareLock"), "{text}");
-    assert!(text.contains("rule index_not_concurrent · table public.orders · ShareLock"), "{text}");
-    assert!(text.contains("fix: build it with CREATE INDEX CONCURRENTLY"), "{text}");
+    assert!(
+        text.contains("rule index_not_concurrent · table public.orders · ShareLock"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fix: build it with CREATE INDEX CONCURRENTLY"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -284,22 +356,39 @@ fn check_reports_hazards_as_findings_with_locks_error_and_notes_with_warn() {
     let migration = "0002_index_orders_by_customer_email";
     let (out, json) = check_json(&dir, &["--locks", "error", "--lock-rows", "500"]);
     assert_eq!(out.status.code(), Some(1), "{json:#}");
-    assert_eq!(findings(&json), [("lock_hazard".to_string(), migration.to_string())]);
+    assert_eq!(
+        findings(&json),
+        [("lock_hazard".to_string(), migration.to_string())]
+    );
     assert_eq!(json["findings"][0]["rule"], "index_not_concurrent");
     assert_eq!(json["findings"][0]["table"], "public.orders");
     assert_eq!(json["findings"][0]["lock_mode"], "ShareLock");
-    assert!(json.get("locks").is_none(), "check does not print the trace");
+    assert!(
+        json.get("locks").is_none(),
+        "check does not print the trace"
+    );
 
     let (out, json) = check_json(&dir, &["--locks", "warn", "--lock-rows", "500"]);
     assert_eq!(out.status.code(), Some(0), "{json:#}");
-    let notes: Vec<&Value> =
-        json["notes"].as_array().unwrap().iter().filter(|n| n["kind"] == "lock_hazard").collect();
+    let notes: Vec<&Value> = json["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["kind"] == "lock_hazard")
+        .collect();
     assert_eq!(notes.len(), 1, "{json:#}");
-    assert!(notes[0]["message"].as_str().unwrap().starts_with("[index_not_concurrent]"));
+    assert!(notes[0]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("[index_not_concurrent]"));
 
     let (out, json) = check_json(&dir, &[]);
     assert_eq!(out.status.code(), Some(0), "off by default: {json:#}");
-    assert!(json["notes"].as_array().unwrap().iter().all(|n| n["kind"] != "lock_hazard"));
+    assert!(json["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|n| n["kind"] != "lock_hazard"));
 }
 
 #[test]
@@ -322,12 +411,27 @@ fn every_rule_has_a_hazard_example_and_a_safe_twin() {
 #[test]
 fn a_migration_that_fails_stops_the_trace_naming_file_and_line() {
     let dir = folder(&[
-        ("0001_a.up.sql", "CREATE TABLE a (id int PRIMARY KEY, v text);\n"),
-        ("0002_b.up.sql", "SET LOCAL lock_timeout = '1s';\nALTER TABLE a\n  ADD COLUMN b intt;\n"),
+        (
+            "0001_a.up.sql",
+            "CREATE TABLE a (id int PRIMARY KEY, v text);\n",
+        ),
+        (
+            "0002_b.up.sql",
+            "SET LOCAL lock_timeout = '1s';\nALTER TABLE a\n  ADD COLUMN b intt;\n",
+        ),
         ("0003_c.up.sql", "CREATE TABLE c (id int);\n"),
     ]);
     let out = migproof()
-        .args(["locks", "--backend", "url", "--format", "json", "--rows", "10", "--database-url"])
+        .args([
+            "locks",
+            "--backend",
+            "url",
+            "--format",
+            "json",
+            "--rows",
+            "10",
+            "--database-url",
+        ])
         .arg(server_url())
         .arg("--migrations")
         .arg(dir.path())
@@ -335,9 +439,18 @@ fn a_migration_that_fails_stops_the_trace_naming_file_and_line() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(findings(&json), [("apply_failed".to_string(), "0002_b".to_string())]);
+    assert_eq!(
+        findings(&json),
+        [("apply_failed".to_string(), "0002_b".to_string())]
+    );
     let message = json["findings"][0]["message"].as_str().unwrap();
-    assert!(message.contains("0002_b.up.sql:3") && message.contains("intt"), "{message}");
-    assert!(message.contains("1 migration(s) after it were not traced"), "{message}");
+    assert!(
+        message.contains("0002_b.up.sql:3") && message.contains("intt"),
+        "{message}"
+    );
+    assert!(
+        message.contains("1 migration(s) after it were not traced"),
+        "{message}"
+    );
     assert_eq!(json["locks"]["migrations"].as_array().unwrap().len(), 2);
 }

@@ -42,7 +42,10 @@ enum Backend {
 /// `migproof <command> --migrations <dir>` on `backend`, with `extra` arguments.
 fn mp(command: &str, backend: &Backend, dir: &Path, extra: &[&str]) -> Command {
     let mut cmd = harness::command(&[command]);
-    cmd.arg("--migrations").arg(dir).args(command_args(command)).args(extra);
+    cmd.arg("--migrations")
+        .arg(dir)
+        .args(command_args(command))
+        .args(extra);
     match backend {
         Backend::Url(url) => {
             cmd.args(["--backend", "url", "--database-url", url]);
@@ -68,9 +71,15 @@ fn url_of(db: &str) -> String {
 /// is reliably in the middle of a statement when a test interrupts it.
 fn slow_set() -> tempfile::TempDir {
     folder(&[
-        ("0001_accounts.up.sql", "create table accounts (id int primary key, email text);\n"),
+        (
+            "0001_accounts.up.sql",
+            "create table accounts (id int primary key, email text);\n",
+        ),
         ("0001_accounts.down.sql", "drop table accounts;\n"),
-        ("0002_slow.up.sql", "-- a long data migration\nselect pg_sleep(60);\n"),
+        (
+            "0002_slow.up.sql",
+            "-- a long data migration\nselect pg_sleep(60);\n",
+        ),
         ("0002_slow.down.sql", "select 1;\n"),
     ])
 }
@@ -82,28 +91,50 @@ fn tiny() -> PathBuf {
 /// Waits until migproof process `pid` runs `needle` on the url backend's server.
 fn wait_running_url(url: &str, proc: &mut Proc, needle: &str) {
     let pid = proc.pid();
-    wait_until(Duration::from_secs(60), &format!("migproof to run `{needle}`"), || {
-        assert!(!proc.exited(), "migproof exited early: {}", proc.output_so_far());
-        running(url, pid, needle)
-    });
+    wait_until(
+        Duration::from_secs(60),
+        &format!("migproof to run `{needle}`"),
+        || {
+            assert!(
+                !proc.exited(),
+                "migproof exited early: {}",
+                proc.output_so_far()
+            );
+            running(url, pid, needle)
+        },
+    );
 }
 
 /// Waits until the local cluster under `tmp` is up and migproof runs `needle` on it; returns
 /// the cluster folder and its postmaster's pid.
 fn wait_running_local(tmp: &Path, proc: &mut Proc, needle: &str) -> (PathBuf, i32) {
     let mut found = None;
-    wait_until(Duration::from_secs(60), &format!("migproof to run `{needle}` locally"), || {
-        assert!(!proc.exited(), "migproof exited early: {}", proc.output_so_far());
-        let Some(cluster) = clusters(tmp).into_iter().next() else { return false };
-        let Some((postmaster, options)) = cluster_server(&cluster) else { return false };
-        let sql = format!(
-            "SELECT count(*)::text FROM pg_stat_activity WHERE state = 'active' \
+    wait_until(
+        Duration::from_secs(60),
+        &format!("migproof to run `{needle}` locally"),
+        || {
+            assert!(
+                !proc.exited(),
+                "migproof exited early: {}",
+                proc.output_so_far()
+            );
+            let Some(cluster) = clusters(tmp).into_iter().next() else {
+                return false;
+            };
+            let Some((postmaster, options)) = cluster_server(&cluster) else {
+                return false;
+            };
+            let sql = format!(
+                "SELECT count(*)::text FROM pg_stat_activity WHERE state = 'active' \
              AND query LIKE '%{needle}%' AND pid <> pg_backend_pid()"
-        );
-        let busy = query(&options, &sql).map(|r| r[0][0].as_deref() != Some("0")).unwrap_or(false);
-        found = Some((cluster, postmaster));
-        busy
-    });
+            );
+            let busy = query(&options, &sql)
+                .map(|r| r[0][0].as_deref() != Some("0"))
+                .unwrap_or(false);
+            found = Some((cluster, postmaster));
+            busy
+        },
+    );
     found.unwrap()
 }
 
@@ -112,13 +143,23 @@ fn assert_no_local_leftovers(tmp: &Path, when: &str) {
     let left = clusters(tmp);
     let files: Vec<_> = left
         .iter()
-        .flat_map(|c| std::fs::read_dir(c).unwrap().flatten().map(|e| e.file_name()))
+        .flat_map(|c| {
+            std::fs::read_dir(c)
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name())
+        })
         .collect();
-    assert!(left.is_empty(), "{when}: cluster folders left: {left:?} holding {files:?}");
+    assert!(
+        left.is_empty(),
+        "{when}: cluster folders left: {left:?} holding {files:?}"
+    );
     // The postmaster's children may take a moment to follow it out.
-    wait_until(Duration::from_secs(5), "postgres processes of the cluster to exit", || {
-        processes_under(tmp).is_empty()
-    });
+    wait_until(
+        Duration::from_secs(5),
+        "postgres processes of the cluster to exit",
+        || processes_under(tmp).is_empty(),
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -133,7 +174,10 @@ impl UserDb {
     fn create(name: String) -> UserDb {
         sql("postgres", &format!("DROP DATABASE IF EXISTS {name}"));
         sql("postgres", &format!("CREATE DATABASE {name}"));
-        sql("postgres", &format!("COMMENT ON DATABASE {name} IS 'the team''s real data'"));
+        sql(
+            "postgres",
+            &format!("COMMENT ON DATABASE {name} IS 'the team''s real data'"),
+        );
         sql(
             &name,
             "CREATE TYPE status AS ENUM ('new', 'paid');
@@ -159,7 +203,10 @@ impl UserDb {
 
 impl Drop for UserDb {
     fn drop(&mut self) {
-        sql("postgres", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0));
+        sql(
+            "postgres",
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0),
+        );
     }
 }
 
@@ -173,7 +220,11 @@ fn user_database_is_byte_for_byte_unchanged_by_runs_that_pass_fail_or_are_interr
     let backend = Backend::Url(url_of(&user.0));
     let unchanged = |what: &str| {
         let after = dump(&user.0);
-        assert!(after == before, "{what} changed the user's database:\n{}", diff(&before, &after));
+        assert!(
+            after == before,
+            "{what} changed the user's database:\n{}",
+            diff(&before, &after)
+        );
     };
     for command in COMMANDS {
         let out = Proc::spawn(mp(command, &backend, &tiny(), &[])).finish(Duration::from_secs(120));
@@ -202,7 +253,9 @@ fn user_database_is_byte_for_byte_unchanged_by_runs_that_pass_fail_or_are_interr
 
 fn diff(a: &[u8], b: &[u8]) -> String {
     let (a, b) = (String::from_utf8_lossy(a), String::from_utf8_lossy(b));
-    similar::TextDiff::from_lines(a.as_ref(), b.as_ref()).unified_diff().to_string()
+    similar::TextDiff::from_lines(a.as_ref(), b.as_ref())
+        .unified_diff()
+        .to_string()
 }
 
 /// Databases the sweep test plants, each dropped when the test ends.
@@ -211,7 +264,10 @@ struct Planted(Vec<String>);
 impl Drop for Planted {
     fn drop(&mut self) {
         for name in &self.0 {
-            sql("postgres", &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
+            sql(
+                "postgres",
+                &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+            );
         }
     }
 }
@@ -226,8 +282,16 @@ fn sweep_drops_only_scratch_databases_whose_owner_died_on_this_host() {
         |host: &str, pid: &str| format!("migproof scratch host={host} pid={pid} started=0");
     // (name, comment, swept?)
     let cases: Vec<(String, Option<String>, bool)> = vec![
-        (format!("migproof_{dead}_sweep_dead_{me}"), Some(marker(&host, &dead.to_string())), true),
-        (format!("migproof_{me}_sweep_live_{me}"), Some(marker(&host, &me.to_string())), false),
+        (
+            format!("migproof_{dead}_sweep_dead_{me}"),
+            Some(marker(&host, &dead.to_string())),
+            true,
+        ),
+        (
+            format!("migproof_{me}_sweep_live_{me}"),
+            Some(marker(&host, &me.to_string())),
+            false,
+        ),
         (
             format!("migproof_{dead}_sweep_elsewhere_{me}"),
             Some(marker("another-host", &dead.to_string())),
@@ -239,7 +303,11 @@ fn sweep_drops_only_scratch_databases_whose_owner_died_on_this_host() {
             Some(format!("payroll, keep! pid={dead}")),
             false,
         ),
-        (format!("migproof_{dead}_sweep_garbled_{me}"), Some(marker(&host, "x1")), false),
+        (
+            format!("migproof_{dead}_sweep_garbled_{me}"),
+            Some(marker(&host, "x1")),
+            false,
+        ),
         (
             format!("mpuser_{dead}_sweep_noprefix_{me}"),
             Some(marker(&host, &dead.to_string())),
@@ -251,7 +319,10 @@ fn sweep_drops_only_scratch_databases_whose_owner_died_on_this_host() {
     for (name, comment, swept) in &cases {
         sql("postgres", &format!("CREATE DATABASE \"{name}\""));
         if let Some(comment) = comment {
-            sql("postgres", &format!("COMMENT ON DATABASE \"{name}\" IS '{comment}'"));
+            sql(
+                "postgres",
+                &format!("COMMENT ON DATABASE \"{name}\" IS '{comment}'"),
+            );
         }
         sql(
             name,
@@ -263,12 +334,18 @@ fn sweep_drops_only_scratch_databases_whose_owner_died_on_this_host() {
         Proc::spawn(mp("check", &url_backend(), &tiny(), &[])).finish(Duration::from_secs(120));
     assert_eq!(out.code, Some(0), "{}", out.all());
     let exists = |name: &str| {
-        !sql("postgres", &format!("SELECT datname::text FROM pg_database WHERE datname = '{name}'"))
-            .is_empty()
+        !sql(
+            "postgres",
+            &format!("SELECT datname::text FROM pg_database WHERE datname = '{name}'"),
+        )
+        .is_empty()
     };
     for ((name, _, swept), before) in cases.iter().zip(dumps) {
         if *swept {
-            assert!(!exists(name), "{name}: owner died on this host, must be swept");
+            assert!(
+                !exists(name),
+                "{name}: owner died on this host, must be swept"
+            );
         } else {
             assert!(exists(name), "{name} must not be touched");
             assert!(dump(name) == before, "{name} was changed");
@@ -288,7 +365,10 @@ fn sweep_removes_only_local_clusters_whose_owner_died() {
         if let Some(owner) = owner {
             std::fs::write(dir.join("owner.pid"), owner).unwrap();
         }
-        std::fs::File::open(&dir).unwrap().set_modified(old).unwrap();
+        std::fs::File::open(&dir)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
         dir
     };
     let dead = plant("migproof-local-dead", Some(dead_pid().to_string()));
@@ -297,11 +377,22 @@ fn sweep_removes_only_local_clusters_whose_owner_died() {
     let fresh = tmp.path().join("migproof-local-fresh");
     std::fs::create_dir(&fresh).unwrap();
     let other = plant("someone-elses-folder", Some(dead_pid().to_string()));
-    let out = Proc::spawn(mp("check", &Backend::Local(tmp.path().into()), &tiny(), &[]))
-        .finish(Duration::from_secs(120));
+    let out = Proc::spawn(mp(
+        "check",
+        &Backend::Local(tmp.path().into()),
+        &tiny(),
+        &[],
+    ))
+    .finish(Duration::from_secs(120));
     assert_eq!(out.code, Some(0), "{}", out.all());
-    assert!(!dead.exists(), "the cluster folder of a dead owner must be removed");
-    assert!(live.exists() && fresh.exists() && other.exists(), "others must be kept");
+    assert!(
+        !dead.exists(),
+        "the cluster folder of a dead owner must be removed"
+    );
+    assert!(
+        live.exists() && fresh.exists() && other.exists(),
+        "others must be kept"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -324,10 +415,17 @@ fn interrupt_mid_statement(command: &str, backend: &Backend, signal: Signal) {
     let took = sent.elapsed();
     assert_eq!(out.code, Some(130), "{signal}: {}", out.all());
     assert!(out.stderr.contains("interrupted"), "{}", out.stderr);
-    assert!(took <= Duration::from_secs(2), "{signal}: took {took:?} to stop");
+    assert!(
+        took <= Duration::from_secs(2),
+        "{signal}: took {took:?} to stop"
+    );
     match backend {
         Backend::Url(url) => {
-            assert_eq!(scratch_dbs_of(url, pid), Vec::<String>::new(), "{signal}: scratch left")
+            assert_eq!(
+                scratch_dbs_of(url, pid),
+                Vec::<String>::new(),
+                "{signal}: scratch left"
+            )
         }
         Backend::Local(tmp) => assert_no_local_leftovers(tmp, &signal.to_string()),
     }
@@ -363,12 +461,18 @@ fn an_interrupt_at_any_moment_leaves_nothing_behind() {
     // created (6 of them appeared only after the process had exited), so the url backend
     // gets many moments.
     let local = [0u64, 30, 80, 150, 250, 400, 600, 900].map(|d| (d, true));
-    let url = [0u64, 40, 90, 150, 220, 300, 380, 470, 560, 680, 820, 1000, 1200, 1400];
+    let url = [
+        0u64, 40, 90, 150, 220, 300, 380, 470, 560, 680, 820, 1000, 1200, 1400,
+    ];
     let runs = local.into_iter().chain(url.map(|d| (d, false)));
     for command in COMMANDS {
         for (delay, is_local) in runs.clone() {
             let tmp = private_tmp();
-            let backend = if is_local { Backend::Local(tmp.path().into()) } else { url_backend() };
+            let backend = if is_local {
+                Backend::Local(tmp.path().into())
+            } else {
+                url_backend()
+            };
             // the shop: many databases created and dropped, so some signal lands in each
             let shop = root().join("examples/shop/migrations");
             let mut proc = Proc::spawn(mp(command, &backend, &shop, &[]));
@@ -382,7 +486,10 @@ fn an_interrupt_at_any_moment_leaves_nothing_behind() {
             let out = proc.finish(Duration::from_secs(30));
             if still_running {
                 let took = sent.elapsed();
-                assert!(took <= Duration::from_secs(2), "after {delay}ms: took {took:?}");
+                assert!(
+                    took <= Duration::from_secs(2),
+                    "after {delay}ms: took {took:?}"
+                );
                 // Before the handlers are installed (argument parsing) SIGTERM simply ends
                 // the process, which has created nothing yet.
                 assert!(
@@ -393,7 +500,11 @@ fn an_interrupt_at_any_moment_leaves_nothing_behind() {
             }
             match &backend {
                 Backend::Url(url) => {
-                    assert_eq!(scratch_dbs_of(url, pid), Vec::<String>::new(), "after {delay}ms")
+                    assert_eq!(
+                        scratch_dbs_of(url, pid),
+                        Vec::<String>::new(),
+                        "after {delay}ms"
+                    )
                 }
                 Backend::Local(tmp) => assert_no_local_leftovers(tmp, &format!("after {delay}ms")),
             }
@@ -417,7 +528,11 @@ fn kill_9_leftovers_on_a_url_server_are_swept_by_the_next_run() {
         let out =
             Proc::spawn(mp("check", &url_backend(), &tiny(), &[])).finish(Duration::from_secs(120));
         assert_eq!(out.code, Some(0), "{}", out.all());
-        assert_eq!(scratch_dbs_of(&url, pid), Vec::<String>::new(), "the next run sweeps {left:?}");
+        assert_eq!(
+            scratch_dbs_of(&url, pid),
+            Vec::<String>::new(),
+            "the next run sweeps {left:?}"
+        );
     }
 }
 
@@ -432,11 +547,21 @@ fn kill_9_leftover_local_cluster_is_stopped_and_removed_by_the_next_run() {
         let (cluster, postmaster) = wait_running_local(tmp.path(), &mut proc, "pg_sleep");
         proc.signal(Signal::SIGKILL);
         proc.finish(Duration::from_secs(10));
-        assert!(cluster.exists() && alive(postmaster), "kill -9 leaves a running cluster");
+        assert!(
+            cluster.exists() && alive(postmaster),
+            "kill -9 leaves a running cluster"
+        );
         let out = Proc::spawn(mp("check", &backend, &tiny(), &[])).finish(Duration::from_secs(120));
         assert_eq!(out.code, Some(0), "{}", out.all());
-        assert!(!cluster.exists(), "the next run removes {}", cluster.display());
-        assert!(!alive(postmaster), "the next run stops the stale postmaster");
+        assert!(
+            !cluster.exists(),
+            "the next run removes {}",
+            cluster.display()
+        );
+        assert!(
+            !alive(postmaster),
+            "the next run stops the stale postmaster"
+        );
         assert_no_local_leftovers(tmp.path(), "after the run");
     }
 }
@@ -456,11 +581,17 @@ fn leisurely_set() -> tempfile::TempDir {
                         "create table t{i} (id int primary key, v text);\nselect pg_sleep(0.3);\n"
                     ),
                 ),
-                (format!("{i:04}_t{i}.down.sql"), format!("drop table t{i};\n")),
+                (
+                    format!("{i:04}_t{i}.down.sql"),
+                    format!("drop table t{i};\n"),
+                ),
             ]
         })
         .collect();
-    let files: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     folder(&files)
 }
 
@@ -478,9 +609,17 @@ fn server_fails_mid_run(what: &str, fail: impl FnOnce(&mut PgServer)) {
     fail(&mut server);
     let out = proc.finish(Duration::from_secs(60));
     eprintln!("{what}, after {:?}:\n{}", failed.elapsed(), out.stderr);
-    assert!(failed.elapsed() < Duration::from_secs(20), "{what}: took {:?}", failed.elapsed());
+    assert!(
+        failed.elapsed() < Duration::from_secs(20),
+        "{what}: took {:?}",
+        failed.elapsed()
+    );
     assert_eq!(out.code, Some(3), "{what}: {}", out.all());
-    assert!(out.stdout.is_empty(), "{what}: no report on stdout: {}", out.stdout);
+    assert!(
+        out.stdout.is_empty(),
+        "{what}: no report on stdout: {}",
+        out.stdout
+    );
     let message = out.stderr.to_lowercase();
     assert!(
         message.starts_with("error: ")
@@ -495,7 +634,11 @@ fn server_fails_mid_run(what: &str, fail: impl FnOnce(&mut PgServer)) {
     let out = Proc::spawn(mp("check", &Backend::Url(url.clone()), &tiny(), &[]))
         .finish(Duration::from_secs(120));
     assert_eq!(out.code, Some(0), "{what}: {}", out.all());
-    assert_eq!(scratch_dbs_of(&url, pid), Vec::<String>::new(), "{what}: left behind");
+    assert_eq!(
+        scratch_dbs_of(&url, pid),
+        Vec::<String>::new(),
+        "{what}: left behind"
+    );
 }
 
 #[test]
@@ -517,7 +660,10 @@ fn server_restarted_mid_run_exits_3_and_does_not_blame_the_migration() {
     server_fails_mid_run("session terminated", |s| {
         let sql = "SELECT count(pg_terminate_backend(pid))::text FROM pg_stat_activity \
                    WHERE datname LIKE 'migproof\\_%' AND query LIKE '%pg_sleep%'";
-        assert_eq!(query(&options(&s.url()), sql).unwrap()[0][0].as_deref(), Some("1"));
+        assert_eq!(
+            query(&options(&s.url()), sql).unwrap()[0][0].as_deref(),
+            Some("1")
+        );
     });
 }
 
@@ -526,7 +672,12 @@ fn local_cluster_killed_mid_run_exits_3_and_is_removed() {
     let _g = shared();
     let tmp = private_tmp();
     let set = leisurely_set();
-    let mut proc = Proc::spawn(mp("check", &Backend::Local(tmp.path().into()), set.path(), &[]));
+    let mut proc = Proc::spawn(mp(
+        "check",
+        &Backend::Local(tmp.path().into()),
+        set.path(),
+        &[],
+    ));
     let (_, postmaster) = wait_running_local(tmp.path(), &mut proc, "pg_sleep");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(postmaster), Signal::SIGQUIT).unwrap();
     let out = proc.finish(Duration::from_secs(30));
@@ -561,7 +712,11 @@ fn endless_statements_are_stopped_by_the_step_timeout_and_reported() {
         ]);
         let started = Instant::now();
         let (out, json) = common::check_json(dir.path(), &["--step-timeout", "2s"]);
-        assert!(started.elapsed() < Duration::from_secs(30), "{name}: {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{name}: {:?}",
+            started.elapsed()
+        );
         assert_eq!(out.status.code(), Some(1), "{name}: {json:#}");
         let findings = json["findings"].as_array().unwrap();
         assert_eq!(findings.len(), 1, "{name}: {json:#}");
@@ -569,10 +724,19 @@ fn endless_statements_are_stopped_by_the_step_timeout_and_reported() {
         assert_eq!(f["kind"], "timeout", "{name}: {json:#}");
         assert_eq!(f["migration"], format!("0002_{name}"));
         let message = f["message"].as_str().unwrap();
-        assert!(message.contains(&format!("{file}:1")), "names the file: {message}");
+        assert!(
+            message.contains(&format!("{file}:1")),
+            "names the file: {message}"
+        );
         assert!(message.contains("after 2s"), "{message}");
-        assert!(message.contains(says), "{name}: says what it was doing: {message}");
-        assert_eq!(json["summary"]["migrations_checked"], 1, "the one before it is checked");
+        assert!(
+            message.contains(says),
+            "{name}: says what it was doing: {message}"
+        );
+        assert_eq!(
+            json["summary"]["migrations_checked"], 1,
+            "the one before it is checked"
+        );
     }
 }
 
@@ -580,7 +744,10 @@ fn endless_statements_are_stopped_by_the_step_timeout_and_reported() {
 fn a_step_that_hangs_only_with_data_is_a_timeout_and_the_run_goes_on() {
     let _g = shared();
     let dir = folder(&[
-        ("0001_a.up.sql", "create table a (id int primary key, v text);\n"),
+        (
+            "0001_a.up.sql",
+            "create table a (id int primary key, v text);\n",
+        ),
         ("0001_a.down.sql", "drop table a;\n"),
         (
             "0002_backfill.up.sql",
@@ -599,17 +766,29 @@ fn a_step_that_hangs_only_with_data_is_a_timeout_and_the_run_goes_on() {
         "{json:#}"
     );
     assert_eq!(json["findings"][0]["step"], "up with data");
-    assert!(json["findings"][0]["message"].as_str().unwrap().contains("0002_backfill.up.sql:1"));
-    assert_eq!(json["summary"]["migrations_checked"], 3, "the run goes on: {json:#}");
+    assert!(json["findings"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("0002_backfill.up.sql:1"));
+    assert_eq!(
+        json["summary"]["migrations_checked"], 3,
+        "the run goes on: {json:#}"
+    );
 }
 
 #[test]
 fn step_timeout_has_a_sane_documented_default() {
     let out = harness::command(&["check", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    assert!(help.contains("--step-timeout") && help.contains("[default: 2m]"), "{help}");
+    assert!(
+        help.contains("--step-timeout") && help.contains("[default: 2m]"),
+        "{help}"
+    );
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    assert!(readme.contains("`--step-timeout` (default `2m`"), "README documents the default");
+    assert!(
+        readme.contains("`--step-timeout` (default `2m`"),
+        "README documents the default"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -630,7 +809,10 @@ impl Drop for Role {
             ),
         );
         for db in owned.into_iter().flatten().flatten() {
-            sql("postgres", &format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"));
+            sql(
+                "postgres",
+                &format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"),
+            );
         }
         sql("postgres", &format!("DROP ROLE IF EXISTS {}", self.0));
     }
@@ -645,7 +827,13 @@ fn a_password_never_appears_in_any_output() {
     let core = format!("Pw{pid}Xyzzy");
     let password = format!("{core}@:/%#?");
     sql("postgres", &format!("DROP ROLE IF EXISTS {}", role.0));
-    sql("postgres", &format!("CREATE ROLE {} LOGIN CREATEDB PASSWORD '{password}'", role.0));
+    sql(
+        "postgres",
+        &format!(
+            "CREATE ROLE {} LOGIN CREATEDB PASSWORD '{password}'",
+            role.0
+        ),
+    );
     let with = |host: &str, port: u16, db: &str| {
         let mut url = url::Url::parse("postgres://localhost/").unwrap();
         url.set_username(&role.0).unwrap();
@@ -656,11 +844,20 @@ fn a_password_never_appears_in_any_output() {
         url.to_string()
     };
     let good = with("127.0.0.1", 5432, "postgres");
-    let encoded = url::Url::parse(&good).unwrap().password().unwrap().to_owned();
-    assert_ne!(encoded, password, "the URL carries the password percent-encoded");
+    let encoded = url::Url::parse(&good)
+        .unwrap()
+        .password()
+        .unwrap()
+        .to_owned();
+    assert_ne!(
+        encoded, password,
+        "the URL carries the password percent-encoded"
+    );
     let leaks = |out: &Ended| {
         let all = out.all();
-        [core.as_str(), password.as_str(), encoded.as_str()].iter().any(|p| all.contains(p))
+        [core.as_str(), password.as_str(), encoded.as_str()]
+            .iter()
+            .any(|p| all.contains(p))
     };
     let bug = root().join("examples/bugs/rename_down_drops_column/migrations");
     let slow = slow_set();
@@ -722,8 +919,14 @@ fn a_password_never_appears_in_any_output() {
     ));
     for (what, url) in [
         ("nothing listening", with("127.0.0.1", 1, "postgres")),
-        ("a database that does not exist", with("127.0.0.1", 5432, &format!("mp_nothing_{pid}"))),
-        ("a host that does not resolve", with("no-such-host.invalid", 5432, "postgres")),
+        (
+            "a database that does not exist",
+            with("127.0.0.1", 5432, &format!("mp_nothing_{pid}")),
+        ),
+        (
+            "a host that does not resolve",
+            with("no-such-host.invalid", 5432, "postgres"),
+        ),
     ] {
         runs.push((
             format!("connection error: {what}"),
@@ -783,7 +986,11 @@ fn a_password_never_appears_in_any_output() {
         .finish(Duration::from_secs(60));
     assert_eq!(out.code, Some(3), "{}", out.all());
     assert!(out.stderr.contains("permission denied"), "{}", out.stderr);
-    assert!(!leaks(&out), "a server error printed the password:\n{}", out.all());
+    assert!(
+        !leaks(&out),
+        "a server error printed the password:\n{}",
+        out.all()
+    );
     sql("postgres", &format!("ALTER ROLE {} CREATEDB", role.0));
 
     // an interrupted run
@@ -794,7 +1001,11 @@ fn a_password_never_appears_in_any_output() {
         proc.signal(Signal::SIGINT);
         let out = proc.finish(Duration::from_secs(10));
         assert_eq!(out.code, Some(130), "{}", out.all());
-        assert!(!leaks(&out), "an interrupted run printed the password:\n{}", out.all());
+        assert!(
+            !leaks(&out),
+            "an interrupted run printed the password:\n{}",
+            out.all()
+        );
     }
 }
 
@@ -857,7 +1068,12 @@ fn bad_input_exits_2_naming_the_file_or_flag() {
             vec![],
             vec!["a_file.sql`".into(), "not a folder".into()],
         ),
-        ("a symlink loop", looped.clone(), vec![], vec!["loop`".into(), "symbolic links".into()]),
+        (
+            "a symlink loop",
+            looped.clone(),
+            vec![],
+            vec!["loop`".into(), "symbolic links".into()],
+        ),
         (
             "an unreadable file",
             unreadable,
@@ -868,13 +1084,21 @@ fn bad_input_exits_2_naming_the_file_or_flag() {
             "duplicate versions",
             mk("dup", &[("0001_a.up.sql", ok), ("0001_b.up.sql", ok)]),
             vec![],
-            vec!["0001_a.up.sql".into(), "0001_b.up.sql".into(), "duplicate".into()],
+            vec![
+                "0001_a.up.sql".into(),
+                "0001_b.up.sql".into(),
+                "duplicate".into(),
+            ],
         ),
         (
             "the same version written twice",
             mk("dup2", &[("1_a.up.sql", ok), ("01_a.up.sql", ok)]),
             vec![],
-            vec!["1_a.up.sql".into(), "01_a.up.sql".into(), "duplicate".into()],
+            vec![
+                "1_a.up.sql".into(),
+                "01_a.up.sql".into(),
+                "duplicate".into(),
+            ],
         ),
         (
             "a simple and a reversible up",
@@ -890,17 +1114,28 @@ fn bad_input_exits_2_naming_the_file_or_flag() {
         ),
         (
             "a non-UTF-8 file",
-            mk("latin1", &[("0001_a.up.sql", b"insert into t values ('caf\xe9');")]),
+            mk(
+                "latin1",
+                &[("0001_a.up.sql", b"insert into t values ('caf\xe9');")],
+            ),
             vec![],
             vec!["0001_a.up.sql".into(), "UTF-8".into()],
         ),
         (
             "a binary file",
-            mk("binary", &[("0001_a.up.sql", b"create table a (id int);\0\0\x01\x02")]),
+            mk(
+                "binary",
+                &[("0001_a.up.sql", b"create table a (id int);\0\0\x01\x02")],
+            ),
             vec![],
             vec!["0001_a.up.sql".into(), "binary".into()],
         ),
-        ("a non-UTF-8 file name", bad_name, vec![], vec!["0002_caf".into(), "UTF-8".into()]),
+        (
+            "a non-UTF-8 file name",
+            bad_name,
+            vec![],
+            vec!["0002_caf".into(), "UTF-8".into()],
+        ),
         (
             "a version that is not a number",
             mk("nan", &[("0001_a.up.sql", ok), ("v2_b.up.sql", ok)]),
@@ -968,12 +1203,19 @@ fn bad_input_exits_2_naming_the_file_or_flag() {
         vec!["--format", "xml"],
         vec!["--format".into()],
     ));
-    flags.push(("an unknown flag", good.clone(), vec!["--jobz", "2"], vec!["--jobz".into()]));
+    flags.push((
+        "an unknown flag",
+        good.clone(),
+        vec!["--jobz", "2"],
+        vec!["--jobz".into()],
+    ));
 
     for (case, dir, extra, names) in cases.into_iter().chain(flags) {
         for command in COMMANDS {
             let mut cmd = harness::command(&[command]);
-            cmd.arg("--migrations").arg(&dir).args(["--backend", "url", "--database-url", nowhere]);
+            cmd.arg("--migrations")
+                .arg(&dir)
+                .args(["--backend", "url", "--database-url", nowhere]);
             // `--flag=value` keeps a value such as `-5s` from being read as a flag
             if let [flag, value] = extra.as_slice() {
                 cmd.arg(format!("{flag}={value}"));
@@ -989,7 +1231,11 @@ fn bad_input_exits_2_naming_the_file_or_flag() {
                     out.stderr
                 );
             }
-            assert!(!out.stderr.contains("panicked"), "{command}, {case}: {}", out.stderr);
+            assert!(
+                !out.stderr.contains("panicked"),
+                "{command}, {case}: {}",
+                out.stderr
+            );
         }
     }
 }
@@ -1126,7 +1372,10 @@ mod parsers {
                 .into_iter()
                 .map(|(v, d, shape, body)| {
                     let shape = shapes[shape.index(shapes.len())];
-                    (shape.replace("{v}", &v.to_string()).replace("{d}", &d), body)
+                    (
+                        shape.replace("{v}", &v.to_string()).replace("{d}", &d),
+                        body,
+                    )
                 })
                 .collect();
             files.extend(stray);
@@ -1250,8 +1499,14 @@ fn two_thousand_tables_and_a_big_table_complete_with_bounded_memory() {
     assert_eq!(out.code, Some(0), "{}", out.all());
     let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(json["summary"]["migrations_checked"], 2, "{json:#}");
-    assert!(json["summary"]["rows_seeded"].as_u64().unwrap() >= 12_000, "{json:#}");
-    eprintln!("2,000 tables + 60 MB table: peak RSS {} MiB, {took:?}", peak / MIB);
+    assert!(
+        json["summary"]["rows_seeded"].as_u64().unwrap() >= 12_000,
+        "{json:#}"
+    );
+    eprintln!(
+        "2,000 tables + 60 MB table: peak RSS {} MiB, {took:?}",
+        peak / MIB
+    );
     assert!(peak > 0, "measured");
     assert!(peak < 128 * MIB, "peak RSS {} MiB", peak / MIB);
     assert!(took < Duration::from_secs(120), "took {took:?}");
@@ -1326,5 +1581,8 @@ fn memory_does_not_grow_with_the_number_of_migrations() {
         small, large
     );
     // Keeping every version's whole snapshot would add ~950 × 130 KB here.
-    assert!(large <= small + small / 5 + 2 * MIB, "50: {small} KiB, 1000: {large} KiB");
+    assert!(
+        large <= small + small / 5 + 2 * MIB,
+        "50: {small} KiB, 1000: {large} KiB"
+    );
 }

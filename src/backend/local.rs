@@ -90,7 +90,11 @@ fn stop_postmaster(pid: i32) {
 
 pub(crate) fn is_zombie(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+        })
         .unwrap_or(false)
 }
 
@@ -100,7 +104,9 @@ fn fail(message: impl Into<String>) -> BackendError {
 
 /// Removes clusters left by migproof processes that died without cleaning up (`kill -9`).
 pub fn sweep_stale() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
@@ -136,7 +142,10 @@ fn recently_modified(dir: &Path) -> bool {
 fn free_port() -> Result<u16, BackendError> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")
         .map_err(|e| fail(format!("could not find a free port: {e}")))?;
-    Ok(listener.local_addr().map_err(|e| fail(e.to_string()))?.port())
+    Ok(listener
+        .local_addr()
+        .map_err(|e| fail(e.to_string()))?
+        .port())
 }
 
 /// Runs as the `postgres` user when we are root: initdb and postgres refuse to run as root.
@@ -174,7 +183,11 @@ pub async fn start() -> Result<Server, BackendError> {
         .map_err(|e| fail(format!("could not create a temporary folder: {e}")))?
         .keep();
     // From here on the folder is removed by Cluster's Drop, whatever happens.
-    let mut cluster = Cluster { dir: dir.clone(), child: None, initdb: None };
+    let mut cluster = Cluster {
+        dir: dir.clone(),
+        child: None,
+        initdb: None,
+    };
     std::fs::write(dir.join("owner.pid"), std::process::id().to_string())
         .map_err(|e| fail(format!("could not write to `{}`: {e}", dir.display())))?;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
@@ -184,8 +197,12 @@ pub async fn start() -> Result<Server, BackendError> {
     for sub in [&data, &socket] {
         std::fs::create_dir(sub).map_err(|e| fail(e.to_string()))?;
         if let Some(user) = &user {
-            nix::unistd::chown(sub.as_path(), Some(user.uid), Some(user.gid))
-                .map_err(|e| fail(format!("could not hand `{}` to postgres: {e}", sub.display())))?;
+            nix::unistd::chown(sub.as_path(), Some(user.uid), Some(user.gid)).map_err(|e| {
+                fail(format!(
+                    "could not hand `{}` to postgres: {e}",
+                    sub.display()
+                ))
+            })?;
         }
         std::fs::set_permissions(sub, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| fail(e.to_string()))?;
@@ -196,7 +213,16 @@ pub async fn start() -> Result<Server, BackendError> {
     initdb
         .arg("-D")
         .arg(&data)
-        .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync"])
+        .args([
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-locale",
+            "--no-sync",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).map_err(|e| fail(e.to_string()))?)
@@ -205,10 +231,17 @@ pub async fn start() -> Result<Server, BackendError> {
     // Held by `cluster` and awaited, not blocked on: Ctrl-C during initdb (a second or more)
     // must stop migproof at once, and dropping `cluster` then stops initdb before removing
     // the folder it writes into.
-    cluster.initdb = Some(initdb.spawn().map_err(|e| fail(format!("could not run initdb: {e}")))?);
+    cluster.initdb = Some(
+        initdb
+            .spawn()
+            .map_err(|e| fail(format!("could not run initdb: {e}")))?,
+    );
     let status = loop {
         let child = cluster.initdb.as_mut().expect("just spawned");
-        match child.try_wait().map_err(|e| fail(format!("could not wait for initdb: {e}")))? {
+        match child
+            .try_wait()
+            .map_err(|e| fail(format!("could not wait for initdb: {e}")))?
+        {
             Some(status) => break status,
             None => tokio::time::sleep(Duration::from_millis(10)).await,
         }
@@ -242,7 +275,9 @@ pub async fn start() -> Result<Server, BackendError> {
             // stops the server in order, instead of the server dying under running work.
             .process_group(0);
         as_cluster_user(&mut postgres, &user);
-        let child = postgres.spawn().map_err(|e| fail(format!("could not run postgres: {e}")))?;
+        let child = postgres
+            .spawn()
+            .map_err(|e| fail(format!("could not run postgres: {e}")))?;
         cluster.child = Some(child);
         let options = PgConnectOptions::new()
             .host("127.0.0.1")
@@ -254,7 +289,12 @@ pub async fn start() -> Result<Server, BackendError> {
         match wait_ready(&mut cluster, &options).await {
             Ok(()) => {
                 let target = format!("a local cluster (port {port}, {})", dir.display());
-                return Ok(Server::new(options, target, BackendKind::Local, Some(cluster)));
+                return Ok(Server::new(
+                    options,
+                    target,
+                    BackendKind::Local,
+                    Some(cluster),
+                ));
             }
             Err(e) => {
                 last_error = e;

@@ -53,7 +53,11 @@ pub enum BackendError {
     #[error("failed to connect to PostgreSQL at {target}: {reason}")]
     Connect { target: String, reason: String },
     #[error("failed to {action} on the server at {target}: {reason}")]
-    Admin { action: String, target: String, reason: String },
+    Admin {
+        action: String,
+        target: String,
+        reason: String,
+    },
     #[error(
         "role `{role}` (listed in migproof.toml's [setup] roles) does not exist on {target}; \
          migproof creates roles only in clusters it starts (`--backend local` or `docker`), so \
@@ -148,27 +152,40 @@ fn marker() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    format!("{MARKER} host={} pid={} started={started}", hostname(), std::process::id())
+    format!(
+        "{MARKER} host={} pid={} started={started}",
+        hostname(),
+        std::process::id()
+    )
 }
 
 /// True when a marker names a process on this host that no longer runs.
 fn owner_is_gone(comment: &str) -> bool {
-    let Some(rest) = comment.strip_prefix(MARKER) else { return false };
-    let field = |key: &str| {
-        rest.split_whitespace().find_map(|f| f.strip_prefix(key).map(str::to_owned))
+    let Some(rest) = comment.strip_prefix(MARKER) else {
+        return false;
     };
-    let (Some(host), Some(pid)) = (field("host="), field("pid=")) else { return false };
+    let field = |key: &str| {
+        rest.split_whitespace()
+            .find_map(|f| f.strip_prefix(key).map(str::to_owned))
+    };
+    let (Some(host), Some(pid)) = (field("host="), field("pid=")) else {
+        return false;
+    };
     if host != hostname() {
         return false;
     }
-    let Ok(pid) = pid.parse::<i32>() else { return false };
+    let Ok(pid) = pid.parse::<i32>() else {
+        return false;
+    };
     pid != std::process::id() as i32 && !process_alive(pid)
 }
 
 /// A short tag of this host's name, part of every scratch database's name.
 pub fn host_tag() -> String {
     // FNV-1a: stable across runs and builds, unlike the standard library's hasher.
-    let hash = hostname().bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let hash = hostname().bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     format!("{:08x}", hash as u32)
 }
 
@@ -176,12 +193,16 @@ pub fn host_tag() -> String {
 /// process that no longer runs: `migproof_<pid>_<nonce>_h<host tag>_<n>`.
 fn unmarked_owner_is_gone(name: &str) -> bool {
     let parts: Vec<&str> = name.split('_').collect();
-    let [_, pid, nonce, host, n] = parts.as_slice() else { return false };
+    let [_, pid, nonce, host, n] = parts.as_slice() else {
+        return false;
+    };
     let ours = host.strip_prefix('h') == Some(host_tag().as_str())
         && nonce.len() == 6
         && nonce.chars().all(|c| c.is_ascii_hexdigit())
         && n.chars().all(|c| c.is_ascii_digit());
-    let Ok(pid) = pid.parse::<i32>() else { return false };
+    let Ok(pid) = pid.parse::<i32>() else {
+        return false;
+    };
     ours && pid != std::process::id() as i32 && !process_alive(pid)
 }
 
@@ -268,7 +289,9 @@ impl Server {
     /// An idle maintenance connection that still answers, or a new one.
     async fn admin_conn(&self) -> Result<PgConnection, BackendError> {
         loop {
-            let Some(mut conn) = self.idle.lock().expect("not poisoned").pop() else { break };
+            let Some(mut conn) = self.idle.lock().expect("not poisoned").pop() else {
+                break;
+            };
             if conn.ping().await.is_ok() {
                 return Ok(conn);
             }
@@ -303,16 +326,20 @@ impl Server {
         }
         let mut conn = self.admin_conn().await?;
         for role in roles {
-            let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
-                .bind(role)
-                .fetch_one(&mut conn)
-                .await
-                .map_err(|e| self.admin_error("look up roles", e))?;
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+                    .bind(role)
+                    .fetch_one(&mut conn)
+                    .await
+                    .map_err(|e| self.admin_error("look up roles", e))?;
             if exists {
                 continue;
             }
             if self.kind == BackendKind::Url {
-                return Err(BackendError::MissingRole { role: role.clone(), target: self.target.clone() });
+                return Err(BackendError::MissingRole {
+                    role: role.clone(),
+                    target: self.target.clone(),
+                });
             }
             let sql = format!("CREATE ROLE {} NOLOGIN", crate::observe::ident(role));
             sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
@@ -325,9 +352,19 @@ impl Server {
     }
 
     pub async fn create(&self) -> Result<ScratchDb, BackendError> {
-        let n = self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("{SCRATCH_PREFIX}{}_{}_h{}_{n}", std::process::id(), nonce(), host_tag());
-        self.created.lock().expect("not poisoned").push(name.clone());
+        let n = self
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!(
+            "{SCRATCH_PREFIX}{}_{}_h{}_{n}",
+            std::process::id(),
+            nonce(),
+            host_tag()
+        );
+        self.created
+            .lock()
+            .expect("not poisoned")
+            .push(name.clone());
         let creating = self.creating.clone().read_owned().await;
         let (admin, target, task_name) = (self.admin.clone(), self.target.clone(), name.clone());
         tokio::spawn(async move {
@@ -348,12 +385,18 @@ impl Server {
         let mut conn = self.admin_conn().await?;
         self.drop_named(&mut conn, &db.name).await?;
         self.release(conn);
-        self.created.lock().expect("not poisoned").retain(|n| *n != db.name);
+        self.created
+            .lock()
+            .expect("not poisoned")
+            .retain(|n| *n != db.name);
         Ok(())
     }
 
     async fn drop_named(&self, conn: &mut PgConnection, name: &str) -> Result<(), BackendError> {
-        assert!(name.starts_with(SCRATCH_PREFIX), "only scratch databases are ever dropped");
+        assert!(
+            name.starts_with(SCRATCH_PREFIX),
+            "only scratch databases are ever dropped"
+        );
         let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name));
         sqlx::raw_sql(AssertSqlSafe(sql))
             .execute(conn)
@@ -398,7 +441,10 @@ impl Server {
         for (pid, query) in creating {
             let name = query.split('"').nth(1).unwrap_or_default();
             if unmarked_owner_is_gone(name) {
-                let _ = sqlx::query("SELECT pg_terminate_backend($1, 5000)").bind(pid).execute(&mut conn).await;
+                let _ = sqlx::query("SELECT pg_terminate_backend($1, 5000)")
+                    .bind(pid)
+                    .execute(&mut conn)
+                    .await;
             }
         }
         let rows: Vec<(String, Option<String>)> = sqlx::query_as(
@@ -476,14 +522,20 @@ pub(crate) async fn connect_with_retry(
         match options.connect().await {
             Ok(conn) => return Ok(conn),
             Err(e @ sqlx::Error::Database(_)) => {
-                return Err(BackendError::Connect { target: target.into(), reason: describe(&e) });
+                return Err(BackendError::Connect {
+                    target: target.into(),
+                    reason: describe(&e),
+                });
             }
             Err(e) => last = Some(e),
         }
         tokio::time::sleep(Duration::from_millis(100 * (attempt + 1))).await;
     }
     let reason = last.map(|e| describe(&e)).unwrap_or_default();
-    Err(BackendError::Connect { target: target.into(), reason })
+    Err(BackendError::Connect {
+        target: target.into(),
+        reason,
+    })
 }
 
 #[cfg(test)]
@@ -493,13 +545,28 @@ mod tests {
     #[test]
     fn unmarked_database_is_swept_only_by_name_of_a_dead_process_on_this_host() {
         let tag = host_tag();
-        assert!(unmarked_owner_is_gone(&format!("migproof_999999999_00ab12_h{tag}_3")));
+        assert!(unmarked_owner_is_gone(&format!(
+            "migproof_999999999_00ab12_h{tag}_3"
+        )));
         let me = std::process::id();
-        assert!(!unmarked_owner_is_gone(&format!("migproof_{me}_00ab12_h{tag}_3")), "our own");
-        assert!(!unmarked_owner_is_gone("migproof_999999999_00ab12_hdeadbeef_3") || tag == "deadbeef");
-        assert!(!unmarked_owner_is_gone("migproof_999999999_00ab12_3"), "older names carry no host");
-        assert!(!unmarked_owner_is_gone("migproof_reports"), "a user's database");
-        assert!(!unmarked_owner_is_gone(&format!("migproof_1_00ab12_h{tag}_x")));
+        assert!(
+            !unmarked_owner_is_gone(&format!("migproof_{me}_00ab12_h{tag}_3")),
+            "our own"
+        );
+        assert!(
+            !unmarked_owner_is_gone("migproof_999999999_00ab12_hdeadbeef_3") || tag == "deadbeef"
+        );
+        assert!(
+            !unmarked_owner_is_gone("migproof_999999999_00ab12_3"),
+            "older names carry no host"
+        );
+        assert!(
+            !unmarked_owner_is_gone("migproof_reports"),
+            "a user's database"
+        );
+        assert!(!unmarked_owner_is_gone(&format!(
+            "migproof_1_00ab12_h{tag}_x"
+        )));
     }
 
     #[test]

@@ -23,7 +23,9 @@ pub fn redact(url: &str) -> String {
 
 /// Removes a URL's password from a message, wherever it appears.
 pub fn scrub(message: &str, url: &str) -> String {
-    let password = ::url::Url::parse(url).ok().and_then(|u| u.password().map(str::to_owned));
+    let password = ::url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.password().map(str::to_owned));
     match password {
         Some(p) if !p.is_empty() => {
             let decoded = ::url::form_urlencoded::parse(format!("p={p}").as_bytes())
@@ -49,7 +51,10 @@ pub async fn open(url: &str) -> Result<Server, BackendError> {
     if !matches!(parsed.scheme(), "postgres" | "postgresql") {
         return Err(BackendError::BadUrl {
             url: target,
-            reason: format!("scheme `{}` is not postgres:// or postgresql://", parsed.scheme()),
+            reason: format!(
+                "scheme `{}` is not postgres:// or postgresql://",
+                parsed.scheme()
+            ),
         });
     }
     let options = PgConnectOptions::from_str(url).map_err(|e| BackendError::BadUrl {
@@ -57,12 +62,15 @@ pub async fn open(url: &str) -> Result<Server, BackendError> {
         reason: scrub(&e.to_string(), url),
     })?;
     let options = options.application_name("migproof");
-    let conn = connect_with_retry(&options, &target).await.map_err(|e| match e {
-        BackendError::Connect { target, reason } => {
-            BackendError::Connect { target, reason: scrub(&reason, url) }
-        }
-        other => other,
-    })?;
+    let conn = connect_with_retry(&options, &target)
+        .await
+        .map_err(|e| match e {
+            BackendError::Connect { target, reason } => BackendError::Connect {
+                target,
+                reason: scrub(&reason, url),
+            },
+            other => other,
+        })?;
     let password = parsed.password().map(|p| {
         ::url::form_urlencoded::parse(format!("p={p}").as_bytes())
             .next()
@@ -82,7 +90,10 @@ mod tests {
     fn passwords_never_survive() {
         let url = "postgres://ann:s3cr%40t@db.example:5432/app";
         assert_eq!(redact(url), "postgres://ann:***@db.example:5432/app");
-        assert_eq!(scrub("bad password s3cr@t and s3cr%40t", url), "bad password *** and ***");
+        assert_eq!(
+            scrub("bad password s3cr@t and s3cr%40t", url),
+            "bad password *** and ***"
+        );
         assert_eq!(redact("not a url"), "<unparseable database URL>");
     }
 }

@@ -5,7 +5,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{error, exit, interrupted, open_server_with, print_report, FuzzArgs, OutputFormat, ReplayArgs};
+use super::{
+    error, exit, interrupted, open_server_with, print_report, FuzzArgs, OutputFormat, ReplayArgs,
+};
 use crate::backend;
 use crate::check::RunError;
 use crate::fuzz::{self, regression, sut, FuzzOptions, FuzzProgress};
@@ -19,7 +21,9 @@ impl FuzzProgress for Bar {
         if let Some(bar) = &self.0 {
             bar.set_position(cases);
             let rate = steps as f64 / bar.elapsed().as_secs_f64().max(1e-3);
-            bar.set_message(format!("{steps} steps ({rate:.1}/s), {findings} finding(s)"));
+            bar.set_message(format!(
+                "{steps} steps ({rate:.1}/s), {findings} finding(s)"
+            ));
         }
     }
 }
@@ -31,9 +35,11 @@ fn bar(wanted: bool, cases: u64) -> Bar {
     }
     let bar = indicatif::ProgressBar::new(cases);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} cases [{bar:30}] {pos}/{len} {msg} ({elapsed})")
-            .expect("static template")
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} cases [{bar:30}] {pos}/{len} {msg} ({elapsed})",
+        )
+        .expect("static template")
+        .progress_chars("=> "),
     );
     Bar(Some(bar))
 }
@@ -51,10 +57,11 @@ pub async fn run_fuzz(args: FuzzArgs) -> u8 {
         Err(e) => return error(exit::USAGE, &e.to_string()),
     };
     let url = args.common.database_url.clone();
-    let server = match open_server_with(args.common.backend, url.as_deref(), &args.common.docker).await {
-        Ok(s) => Arc::new(s),
-        Err(code) => return code,
-    };
+    let server =
+        match open_server_with(args.common.backend, url.as_deref(), &args.common.docker).await {
+            Ok(s) => Arc::new(s),
+            Err(code) => return code,
+        };
     let options = FuzzOptions {
         cases: args.cases,
         max_steps: args.max_steps,
@@ -69,7 +76,13 @@ pub async fn run_fuzz(args: FuzzArgs) -> u8 {
     };
     let progress = Arc::new(bar(args.common.format == OutputFormat::Human, args.cases));
     let stop = Arc::new(AtomicBool::new(false));
-    let run = fuzz::run(server.clone(), &set, options, progress.clone(), stop.clone());
+    let run = fuzz::run(
+        server.clone(),
+        &set,
+        options,
+        progress.clone(),
+        stop.clone(),
+    );
     let result = tokio::select! {
         r = run => Some(r),
         _ = interrupted() => None,
@@ -94,11 +107,18 @@ fn finish(
     // Stops a local cluster once nothing else holds the server.
     drop(server);
     match result {
-        None => error(exit::INTERRUPTED, "interrupted; scratch databases were dropped"),
+        None => error(
+            exit::INTERRUPTED,
+            "interrupted; scratch databases were dropped",
+        ),
         Some(Err(e)) => error(exit::ENVIRONMENT, &scrub(e.to_string())),
         Some(Ok(report)) => {
             print_report(&report, format);
-            if report.findings.is_empty() { exit::OK } else { exit::FINDINGS }
+            if report.findings.is_empty() {
+                exit::OK
+            } else {
+                exit::FINDINGS
+            }
         }
     }
 }
@@ -115,7 +135,10 @@ pub async fn run_replay(args: ReplayArgs) -> u8 {
     if files.is_empty() {
         return error(
             exit::USAGE,
-            &format!("no saved cases: `{}` holds no *.json files; pass files or --regressions DIR", args.regressions.display()),
+            &format!(
+                "no saved cases: `{}` holds no *.json files; pass files or --regressions DIR",
+                args.regressions.display()
+            ),
         );
     }
     let mut cases = Vec::new();
@@ -159,13 +182,24 @@ async fn replay_all(
     cases: Vec<(PathBuf, regression::Case)>,
 ) -> Result<Report, Replayed> {
     let started = Instant::now();
-    let first_dir = args.migrations.clone().unwrap_or_else(|| PathBuf::from(&cases[0].1.migrations));
-    let source = Source { dir: first_dir.display().to_string(), format: cases[0].1.source.clone() };
+    let first_dir = args
+        .migrations
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&cases[0].1.migrations));
+    let source = Source {
+        dir: first_dir.display().to_string(),
+        format: cases[0].1.source.clone(),
+    };
     let mut report = Report::new("replay", source, 0, server.kind_name());
     let mut steps = 0;
     for (path, case) in cases {
-        let dir = args.migrations.clone().unwrap_or_else(|| PathBuf::from(&case.migrations));
-        let format = args.source.or_else(|| source::Format::from_name(&case.source));
+        let dir = args
+            .migrations
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(&case.migrations));
+        let format = args
+            .source
+            .or_else(|| source::Format::from_name(&case.source));
         let set = source::load(&dir, format).map_err(|e| Replayed::Usage(e.to_string()))?;
         report.migrations = set.migrations.len();
         let (ctx, golden_findings) =
@@ -183,7 +217,12 @@ async fn replay_all(
         steps += case.steps.len();
         match outcome {
             Err(sut::Broken(message)) if message.contains("does not apply") => {
-                let mut f = Finding::new(Kind::ApplyFailed, case.finding.migration.clone(), "replay".into(), format!("`{}`: {message}", path.display()));
+                let mut f = Finding::new(
+                    Kind::ApplyFailed,
+                    case.finding.migration.clone(),
+                    "replay".into(),
+                    format!("`{}`: {message}", path.display()),
+                );
                 f.kind = Kind::ApplyFailed;
                 return Err(Replayed::Usage(f.message));
             }

@@ -66,8 +66,11 @@ impl CheckLockArgs {
             LocksMode::Warn => Level::Warn,
             LocksMode::Error => Level::Error,
         };
-        let options =
-            LockOptions { rows: self.lock_rows, threshold: self.lock_threshold, step_timeout };
+        let options = LockOptions {
+            rows: self.lock_rows,
+            threshold: self.lock_threshold,
+            step_timeout,
+        };
         Some(LockCheck { level, options })
     }
 }
@@ -106,8 +109,13 @@ pub async fn run(args: LocksArgs) -> u8 {
         Ok(set) => set,
         Err(e) => return error(exit::USAGE, &e.to_string()),
     };
-    let server = match open_server_with(args.common.backend, args.common.database_url.as_deref(), &args.common.docker)
-        .await {
+    let server = match open_server_with(
+        args.common.backend,
+        args.common.database_url.as_deref(),
+        &args.common.docker,
+    )
+    .await
+    {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -125,12 +133,21 @@ pub async fn run(args: LocksArgs) -> u8 {
     let cleanup = server.cleanup().await;
     drop(server);
     let url = args.common.database_url.clone().unwrap_or_default();
-    let scrub = |t: String| if url.is_empty() { t } else { backend::url::scrub(&t, &url) };
+    let scrub = |t: String| {
+        if url.is_empty() {
+            t
+        } else {
+            backend::url::scrub(&t, &url)
+        }
+    };
     if let Err(e) = cleanup {
         eprintln!("warning: {}", scrub(e.to_string()));
     }
     match result {
-        None => error(exit::INTERRUPTED, "interrupted; scratch databases were dropped"),
+        None => error(
+            exit::INTERRUPTED,
+            "interrupted; scratch databases were dropped",
+        ),
         Some(Err(e @ RunError::Backend(_))) | Some(Err(e @ RunError::Lost(_))) => {
             error(exit::ENVIRONMENT, &scrub(e.to_string()))
         }

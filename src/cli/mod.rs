@@ -132,7 +132,10 @@ pub struct DockerArgs {
 
 impl DockerArgs {
     fn options(&self) -> docker::Options {
-        docker::Options { pg_version: self.pg_version, image: self.docker_image.clone() }
+        docker::Options {
+            pg_version: self.pg_version,
+            image: self.docker_image.clone(),
+        }
     }
 }
 
@@ -256,7 +259,10 @@ pub fn parse_seed(text: &str) -> Result<u64, String> {
 pub fn parse_shard(text: &str) -> Result<(u64, u64), String> {
     let bad = || format!("`{text}` is not a shard; write I/N with 1 <= I <= N, for example 2/4");
     let (i, n) = text.split_once('/').ok_or_else(bad)?;
-    let (i, n): (u64, u64) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+    let (i, n): (u64, u64) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
     if n == 0 || i == 0 || i > n {
         return Err(bad());
     }
@@ -287,7 +293,9 @@ impl Common {
 /// Parses `500ms`, `30s`, `5m`, `1h`, or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let value: f64 = number
         .parse()
@@ -297,7 +305,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "ms" => value / 1000.0,
         "m" => value * 60.0,
         "h" => value * 3600.0,
-        other => return Err(format!("unknown unit `{other}` in `{text}`; use ms, s, m or h")),
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{text}`; use ms, s, m or h"
+            ))
+        }
     };
     if !(seconds.is_finite() && seconds > 0.0) {
         return Err(format!("`{text}` must be a positive duration"));
@@ -311,23 +323,41 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
-        Err(e) => return fail(exit::ENVIRONMENT, &format!("failed to start the async runtime: {e}")),
+        Err(e) => {
+            return fail(
+                exit::ENVIRONMENT,
+                &format!("failed to start the async runtime: {e}"),
+            )
+        }
     };
     ExitCode::from(runtime.block_on(run(cli)))
 }
 
 fn fail(code: u8, message: &str) -> ExitCode {
-    eprintln!("{}: {message}", paint("error", "1;31", std::io::stderr().is_terminal()));
+    eprintln!(
+        "{}: {message}",
+        paint("error", "1;31", std::io::stderr().is_terminal())
+    );
     ExitCode::from(code)
 }
 
 pub(crate) fn error(code: u8, message: &str) -> u8 {
-    eprintln!("{}: {message}", paint("error", "1;31", std::io::stderr().is_terminal()));
+    eprintln!(
+        "{}: {message}",
+        paint("error", "1;31", std::io::stderr().is_terminal())
+    );
     code
 }
 
@@ -398,8 +428,13 @@ pub(crate) async fn open_server_with(
 }
 
 async fn open_server(common: &Common, interrupts: &mut Interrupts) -> Result<Server, u8> {
-    open_server_inner(common.backend, common.database_url.as_deref(), &common.docker, interrupts)
-        .await
+    open_server_inner(
+        common.backend,
+        common.database_url.as_deref(),
+        &common.docker,
+        interrupts,
+    )
+    .await
 }
 
 async fn open_server_inner(
@@ -437,7 +472,9 @@ async fn run_check(args: CheckArgs, interrupts: &mut Interrupts) -> u8 {
         step_timeout: args.step_timeout,
         locks: args.locks.resolve(args.step_timeout),
         jobs: args.jobs.map(|n| n as usize).unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(8)
         }),
     };
     let bar = progress::Bar::new(args.common.format == OutputFormat::Human);
@@ -449,16 +486,29 @@ async fn run_check(args: CheckArgs, interrupts: &mut Interrupts) -> u8 {
     let cleanup = server.cleanup().await;
     drop(server);
     let url = args.common.database_url.clone().unwrap_or_default();
-    let scrub = |t: String| if url.is_empty() { t } else { backend::url::scrub(&t, &url) };
+    let scrub = |t: String| {
+        if url.is_empty() {
+            t
+        } else {
+            backend::url::scrub(&t, &url)
+        }
+    };
     let code = match result {
         None if cleanup.is_err() => error(exit::INTERRUPTED, "interrupted"),
-        None => error(exit::INTERRUPTED, "interrupted; scratch databases were dropped"),
+        None => error(
+            exit::INTERRUPTED,
+            "interrupted; scratch databases were dropped",
+        ),
         Some(Err(e @ RunError::Backend(_))) | Some(Err(e @ RunError::Lost(_))) => {
             error(exit::ENVIRONMENT, &scrub(e.to_string()))
         }
         Some(Ok(report)) => {
             print_report(&report, args.common.format);
-            if report.findings.is_empty() { exit::OK } else { exit::FINDINGS }
+            if report.findings.is_empty() {
+                exit::OK
+            } else {
+                exit::FINDINGS
+            }
         }
     };
     // After the error it follows from: what went wrong first comes first.
@@ -499,16 +549,24 @@ async fn run_snapshot(args: SnapshotArgs, interrupts: &mut Interrupts) -> u8 {
     let _ = server.cleanup().await;
     drop(server);
     match result {
-        None => error(exit::INTERRUPTED, "interrupted; scratch databases were dropped"),
+        None => error(
+            exit::INTERRUPTED,
+            "interrupted; scratch databases were dropped",
+        ),
         Some(Err(e)) => error(exit::ENVIRONMENT, &e.to_string()),
         Some(Ok(Err(message))) => error(exit::FINDINGS, &message),
         Some(Ok(Ok(snapshot))) => {
             let text = match args.common.format {
-                OutputFormat::Json => serde_json::to_string_pretty(&snapshot).expect("serializes") + "\n",
+                OutputFormat::Json => {
+                    serde_json::to_string_pretty(&snapshot).expect("serializes") + "\n"
+                }
                 OutputFormat::Human => snapshot.render(),
                 // clap admits only human and json for `snapshot`.
                 OutputFormat::Junit => {
-                    return error(exit::USAGE, "`snapshot` prints `--format human` or `json`, not `junit`")
+                    return error(
+                        exit::USAGE,
+                        "`snapshot` prints `--format human` or `json`, not `junit`",
+                    )
                 }
             };
             print!("{text}");
@@ -527,9 +585,13 @@ mod tests {
         assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
-        assert!(parse_duration("soon").unwrap_err().contains("not a duration"));
+        assert!(parse_duration("soon")
+            .unwrap_err()
+            .contains("not a duration"));
         assert!(parse_duration("5 weeks").is_err());
         assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("99999999999999999999h").unwrap_err().contains("too long"));
+        assert!(parse_duration("99999999999999999999h")
+            .unwrap_err()
+            .contains("too long"));
     }
 }

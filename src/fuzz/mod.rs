@@ -72,7 +72,10 @@ pub async fn prepare(
     jobs: usize,
 ) -> Result<(Arc<Ctx>, Vec<Finding>), RunError> {
     let mut snapshots = Vec::new();
-    let golden = check::golden(server, set, step_timeout, &Silent, true, |s| snapshots.push(s)).await?;
+    let golden = check::golden(server, set, step_timeout, &Silent, true, |s| {
+        snapshots.push(s)
+    })
+    .await?;
     let mut findings = Vec::new();
     let usable = golden.versions - 1;
     let mut set = set.clone();
@@ -142,13 +145,22 @@ fn run_case(
     deadline: Option<Instant>,
     known: &Mutex<Vec<(Kind, String)>>,
 ) -> Result<Option<Failure>, RunError> {
-    let config = Config { cases: 1, failure_persistence: None, verbose: 0, ..Config::default() };
+    let config = Config {
+        cases: 1,
+        failure_persistence: None,
+        verbose: 0,
+        ..Config::default()
+    };
     let mut runner = TestRunner::new_with_rng(config.clone(), rng(seed));
     let strategy = Model::sequential_strategy(1..=options.max_steps.max(1));
     let mut tree = strategy
         .new_tree(&mut runner)
         .map_err(|e| RunError::Lost(format!("failed to generate a case: {e}")))?;
-    let run = |case: (crate::model::machine::State, Vec<Step>, Option<Arc<std::sync::atomic::AtomicUsize>>)| {
+    let run = |case: (
+        crate::model::machine::State,
+        Vec<Step>,
+        Option<Arc<std::sync::atomic::AtomicUsize>>,
+    )| {
         let (state, steps, seen) = case;
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             FuzzTest::test_sequential(config.clone(), state, steps, seen);
@@ -211,7 +223,9 @@ fn run_case(
     }
     let (state, steps) = failing;
     // Replay the shrunk sequence once more to read its finding exactly.
-    let replayed = ctx.handle.block_on(sut::replay(ctx.clone(), state.releases.clone(), &steps));
+    let replayed = ctx
+        .handle
+        .block_on(sut::replay(ctx.clone(), state.releases.clone(), &steps));
     let (steps, finding) = match replayed {
         Ok(Some((finding, len))) => (steps[..len].to_vec(), finding),
         Ok(None) => match sut::take_last() {
@@ -221,14 +235,22 @@ fn run_case(
         Err(sut::Broken(e)) => return Err(RunError::Lost(e)),
     };
     let (steps, finding) = minimize(ctx, &state, steps, finding, started + budget)?;
-    Ok(Some(Failure { seed, releases: state.releases, steps, finding }))
+    Ok(Some(Failure {
+        seed,
+        releases: state.releases,
+        steps,
+        finding,
+    }))
 }
 
 /// The steps as a report shows them, numbered from 1. For migrations run by an external
 /// migrator (Alembic, `[command]`), an interruption says what is done to the migrator.
 pub fn numbered(steps: &[Step], set: &MigrationSet) -> Vec<String> {
     use crate::model::machine::Fault;
-    let external = set.migrations.first().is_some_and(|m| m.up.command.is_some());
+    let external = set
+        .migrations
+        .first()
+        .is_some_and(|m| m.up.command.is_some());
     let describe = |step: &Step| match step {
         Step::Interrupt(fault) if external => format!(
             "interrupt the next migration: {}",
@@ -237,12 +259,17 @@ pub fn numbered(steps: &[Step], set: &MigrationSet) -> Vec<String> {
                 Fault::KillWhileWaiting | Fault::CancelWhileWaiting => {
                     "kill the migrator while its statement waits on a lock"
                 }
-                Fault::LockTimeout => "lock_timeout (through PGOPTIONS) expires behind a competing lock",
+                Fault::LockTimeout =>
+                    "lock_timeout (through PGOPTIONS) expires behind a competing lock",
             }
         ),
         other => other.to_string(),
     };
-    steps.iter().enumerate().map(|(i, s)| format!("{}. {}", i + 1, describe(s))).collect()
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!("{}. {}", i + 1, describe(s)))
+        .collect()
 }
 
 /// Deletes the steps a failure does not need, one at a time, each with the later steps its
@@ -302,10 +329,20 @@ pub async fn run(
 ) -> Result<Report, RunError> {
     let started = Instant::now();
     let deadline = options.duration.map(|d| started + d);
-    let source = Source { dir: set.dir.display().to_string(), format: set.format.to_string() };
+    let source = Source {
+        dir: set.dir.display().to_string(),
+        format: set.format.to_string(),
+    };
     let mut report = Report::new("fuzz", source, set.migrations.len(), server.kind_name());
-    let (ctx, findings) =
-        prepare(&server, set, options.step_timeout, options.strict, None, options.jobs).await?;
+    let (ctx, findings) = prepare(
+        &server,
+        set,
+        options.step_timeout,
+        options.strict,
+        None,
+        options.jobs,
+    )
+    .await?;
     report.findings.extend(findings);
     let failures: Arc<Mutex<Vec<Failure>>> = Arc::default();
     let cases_done = Arc::new(AtomicU64::new(0));
@@ -314,30 +351,38 @@ pub async fn run(
     let mut workers = Vec::new();
     if !ctx.plan.is_empty() {
         for _ in 0..options.jobs.max(1) {
-            let (ctx, options, failures, progress) = (ctx.clone(), options.clone(), failures.clone(), progress.clone());
-            let (cases_done, next_case, stop) = (cases_done.clone(), next_case.clone(), stop.clone());
+            let (ctx, options, failures, progress) = (
+                ctx.clone(),
+                options.clone(),
+                failures.clone(),
+                progress.clone(),
+            );
+            let (cases_done, next_case, stop) =
+                (cases_done.clone(), next_case.clone(), stop.clone());
             let known = known.clone();
-            workers.push(tokio::task::spawn_blocking(move || -> Result<(), RunError> {
-                sut::install(ctx.clone());
-                loop {
-                    let n = next_case.fetch_add(1, Ordering::SeqCst);
-                    if n >= options.cases
-                        || stop.load(Ordering::SeqCst)
-                        || deadline.is_some_and(|d| Instant::now() >= d)
-                    {
-                        return Ok(());
+            workers.push(tokio::task::spawn_blocking(
+                move || -> Result<(), RunError> {
+                    sut::install(ctx.clone());
+                    loop {
+                        let n = next_case.fetch_add(1, Ordering::SeqCst);
+                        if n >= options.cases
+                            || stop.load(Ordering::SeqCst)
+                            || deadline.is_some_and(|d| Instant::now() >= d)
+                        {
+                            return Ok(());
+                        }
+                        // Shards take disjoint case numbers: shard i of N runs i, i+N, i+2N, ...
+                        let case = n * options.shard.1 + options.shard.0;
+                        let seed = case_seed(options.seed, case);
+                        if let Some(f) = run_case(&ctx, &options, seed, deadline, &known)? {
+                            failures.lock().expect("not poisoned").push(f);
+                        }
+                        let done = cases_done.fetch_add(1, Ordering::SeqCst) + 1;
+                        let found = failures.lock().expect("not poisoned").len();
+                        progress.case_done(done, ctx.steps.load(Ordering::Relaxed), found);
                     }
-                    // Shards take disjoint case numbers: shard i of N runs i, i+N, i+2N, ...
-                    let case = n * options.shard.1 + options.shard.0;
-                    let seed = case_seed(options.seed, case);
-                    if let Some(f) = run_case(&ctx, &options, seed, deadline, &known)? {
-                        failures.lock().expect("not poisoned").push(f);
-                    }
-                    let done = cases_done.fetch_add(1, Ordering::SeqCst) + 1;
-                    let found = failures.lock().expect("not poisoned").len();
-                    progress.case_done(done, ctx.steps.load(Ordering::Relaxed), found);
-                }
-            }));
+                },
+            ));
         }
     }
     let quiet = QuietPanics::install();
@@ -371,8 +416,15 @@ pub async fn run(
             continue; // the same finding from another case
         }
         seen.push(key);
-        let saved = regression::save(&options.regressions, set, f.seed, &f.releases, &f.steps, &f.finding)
-            .map_err(|e| RunError::Lost(format!("failed to save the regression case: {e}")))?;
+        let saved = regression::save(
+            &options.regressions,
+            set,
+            f.seed,
+            &f.releases,
+            &f.steps,
+            &f.finding,
+        )
+        .map_err(|e| RunError::Lost(format!("failed to save the regression case: {e}")))?;
         let mut finding = f.finding;
         finding.sequence = numbered(&f.steps, set);
         finding.seed = Some(format!("{:#018x}", f.seed));
@@ -383,7 +435,8 @@ pub async fn run(
     let steps = ctx.steps.load(Ordering::Relaxed);
     report.summary.cases = Some(cases_done.load(Ordering::SeqCst));
     report.summary.steps = steps as usize;
-    report.summary.steps_per_second = Some((steps as f64 / elapsed.as_secs_f64().max(1e-3) * 10.0).round() / 10.0);
+    report.summary.steps_per_second =
+        Some((steps as f64 / elapsed.as_secs_f64().max(1e-3) * 10.0).round() / 10.0);
     report.checked = ctx.plan.ids.clone();
     report.finish(elapsed);
     Ok(report)
@@ -415,16 +468,29 @@ impl Harness {
             .map_err(|e| format!("failed to start the async runtime: {e}"))?;
         let (ctx, server) = runtime.block_on(async {
             let docker = crate::backend::docker::Options::from_env();
-            let server = Arc::new(Server::open(backend, url, &docker).await.map_err(|e| e.to_string())?);
+            let server = Arc::new(
+                Server::open(backend, url, &docker)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
             let (ctx, findings) = prepare(&server, &set, Duration::from_secs(120), false, None, 1)
                 .await
                 .map_err(|e| e.to_string())?;
             if let Some(f) = findings.first() {
-                return Err(format!("{} in {}: {}", f.kind.as_str(), f.migration, f.message));
+                return Err(format!(
+                    "{} in {}: {}",
+                    f.kind.as_str(),
+                    f.migration,
+                    f.message
+                ));
             }
             Ok::<_, String>((ctx, server))
         })?;
-        Ok(Harness { ctx, server, runtime })
+        Ok(Harness {
+            ctx,
+            server,
+            runtime,
+        })
     }
 
     /// Makes this project the one state machine tests on the current thread run against.

@@ -36,7 +36,9 @@ pub struct SavedFinding {
 }
 
 fn slug(text: &str) -> String {
-    text.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect()
+    text.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
 }
 
 /// Saves a shrunk case; returns its path.
@@ -62,14 +64,29 @@ pub fn save(
             message: finding.message.clone(),
         },
     };
-    let name = format!("{}-{}-{seed:016x}.json", finding.kind.as_str(), slug(&finding.migration));
+    let name = format!(
+        "{}-{}-{seed:016x}.json",
+        finding.kind.as_str(),
+        slug(&finding.migration)
+    );
     let path = dir.join(name);
     // Write whole or not at all.
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(&case).expect("serializes") + "\n")?;
+    std::fs::write(
+        &tmp,
+        serde_json::to_string_pretty(&case).expect("serializes") + "\n",
+    )?;
     std::fs::rename(&tmp, &path)?;
-    let mut seeds = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("migproof.txt"))?;
-    writeln!(seeds, "cc {seed:016x} # {} in {}", finding.kind.as_str(), finding.migration)?;
+    let mut seeds = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("migproof.txt"))?;
+    writeln!(
+        seeds,
+        "cc {seed:016x} # {} in {}",
+        finding.kind.as_str(),
+        finding.migration
+    )?;
     Ok(path)
 }
 
@@ -77,19 +94,30 @@ pub fn save(
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("failed to read `{}`: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("`{}` is not a migproof regression case: {reason}", path.display())]
     Invalid { path: PathBuf, reason: String },
 }
 
 pub fn load(path: &Path) -> Result<Case, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io { path: path.to_owned(), source })?;
-    let case: Case = serde_json::from_str(&text)
-        .map_err(|e| LoadError::Invalid { path: path.to_owned(), reason: e.to_string() })?;
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let case: Case = serde_json::from_str(&text).map_err(|e| LoadError::Invalid {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
     if case.format_version != FORMAT_VERSION {
         return Err(LoadError::Invalid {
             path: path.to_owned(),
-            reason: format!("format_version {} is not {FORMAT_VERSION}", case.format_version),
+            reason: format!(
+                "format_version {} is not {FORMAT_VERSION}",
+                case.format_version
+            ),
         });
     }
     Ok(case)
@@ -101,7 +129,10 @@ pub fn list(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
         return Ok(Vec::new());
     }
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|source| LoadError::Io { path: dir.to_owned(), source })?
+        .map_err(|source| LoadError::Io {
+            path: dir.to_owned(),
+            source,
+        })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();

@@ -53,7 +53,9 @@ impl Spares {
         let (tx, rx) = tokio::sync::mpsc::channel::<ScratchDb>(ahead.max(1));
         let producer = tokio::spawn(async move {
             loop {
-                let Ok(permit) = tx.reserve().await else { return };
+                let Ok(permit) = tx.reserve().await else {
+                    return;
+                };
                 match server.create().await {
                     Ok(db) => permit.send(db),
                     Err(_) => return, // the case's own create reports the error
@@ -102,7 +104,8 @@ pub fn install(ctx: Arc<Ctx>) {
 }
 
 fn ctx() -> Arc<Ctx> {
-    CTX.with(|c| c.borrow().clone()).expect("migproof: install a fuzz context first")
+    CTX.with(|c| c.borrow().clone())
+        .expect("migproof: install a fuzz context first")
 }
 
 /// A running case.
@@ -200,7 +203,10 @@ impl Sut {
                 Ok(Ok(()))
             }
             Step::WriteRows { table, rows } => self.write_rows(table, rows).await,
-            Step::Verify => self.expect_schema(self.level, self.level, Kind::SchemaMismatch, None).await,
+            Step::Verify => {
+                self.expect_schema(self.level, self.level, Kind::SchemaMismatch, None)
+                    .await
+            }
             Step::RerunMigrator => self.rerun().await,
             Step::Retry => self.retry().await,
             _ => {
@@ -212,23 +218,46 @@ impl Sut {
 
     /// Compares the schema with the golden one of `version`; a difference is a finding about
     /// migration `blame` (the one whose up or down just ran).
-    async fn expect_schema(&mut self, version: usize, blame: usize, kind: Kind, why: Option<&str>) -> Outcome {
+    async fn expect_schema(
+        &mut self,
+        version: usize,
+        blame: usize,
+        kind: Kind,
+        why: Option<&str>,
+    ) -> Outcome {
         let actual = snapshot::take(self.s().conn()).await.map_err(broken)?;
         let label = format!("golden schema at {}", self.id(version));
         let after = format!("after {}", self.current);
-        match compare::schema(&self.ctx.golden[version], &actual, self.ctx.strict, (&label, &after)) {
+        match compare::schema(
+            &self.ctx.golden[version],
+            &actual,
+            self.ctx.strict,
+            (&label, &after),
+        ) {
             SchemaVerdict::Equal | SchemaVerdict::Noise { .. } => Ok(Ok(())),
             SchemaVerdict::Mismatch { diff, summary } => {
                 let why = why.map(|w| format!("{w}: ")).unwrap_or_default();
-                let mut f = self.finding(kind, blame, format!("{why}schema differs from the {label}: {summary}"));
+                let mut f = self.finding(
+                    kind,
+                    blame,
+                    format!("{why}schema differs from the {label}: {summary}"),
+                );
                 f.diff = Some(diff);
                 Ok(Err(f))
             }
         }
     }
 
-    async fn expect_data(&mut self, stash: &Stash, version: usize, allow_added: bool, kind: Option<Kind>, what: &str) -> Outcome {
-        self.expect_data_but(stash, version, allow_added, kind, what, false).await
+    async fn expect_data(
+        &mut self,
+        stash: &Stash,
+        version: usize,
+        allow_added: bool,
+        kind: Option<Kind>,
+        what: &str,
+    ) -> Outcome {
+        self.expect_data_but(stash, version, allow_added, kind, what, false)
+            .await
     }
 
     /// `expect_data`; with `retyped_may_change`, columns whose type the step changed are left
@@ -250,21 +279,33 @@ impl Sut {
         let mut exclude = self.ctx.set.data.exclude(migration);
         if retyped_may_change {
             for before in &stash.tables {
-                let Some(now) = tables.iter().find(|t| t.schema == before.schema && t.name == before.name) else {
+                let Some(now) = tables
+                    .iter()
+                    .find(|t| t.schema == before.schema && t.name == before.name)
+                else {
                     continue;
                 };
                 for c in &before.columns {
-                    if now.column(&c.name).is_some_and(|n| n.type_sql != c.type_sql) {
+                    if now
+                        .column(&c.name)
+                        .is_some_and(|n| n.type_sql != c.type_sql)
+                    {
                         exclude.add_column(before, &c.name);
                     }
                 }
             }
         }
-        let diffs = data::compare(self.s().conn(), stash, &tables, &exclude).await.map_err(broken)?;
+        let diffs = data::compare(self.s().conn(), stash, &tables, &exclude)
+            .await
+            .map_err(broken)?;
         Ok(match compare::data(&diffs, allow_added) {
             None => Ok(()),
             Some(v) => {
-                let mut f = self.finding(kind.unwrap_or(v.kind), version, format!("{what}: {}", v.message));
+                let mut f = self.finding(
+                    kind.unwrap_or(v.kind),
+                    version,
+                    format!("{what}: {}", v.message),
+                );
                 f.rows = v.rows;
                 Err(f)
             }
@@ -281,7 +322,11 @@ impl Sut {
         let mut fault = self.fault.take();
         while self.level != target {
             let up = target > self.level;
-            let (from, to) = if up { (self.level, self.level + 1) } else { (self.level, self.level - 1) };
+            let (from, to) = if up {
+                (self.level, self.level + 1)
+            } else {
+                (self.level, self.level - 1)
+            };
             let m = &self.ctx.set.migrations[if up { to } else { from } - 1];
             let (direction, script) = match (up, &m.down) {
                 (true, _) => (Direction::Up, m.up.clone()),
@@ -291,18 +336,32 @@ impl Sut {
             let version = m.version.clone();
             let tables = self.tables().await?;
             let tag = if up { 1000 + from as i32 } else { 1 };
-            let before = data::stash(self.s().conn(), tag, &tables).await.map_err(broken)?;
+            let before = data::stash(self.s().conn(), tag, &tables)
+                .await
+                .map_err(broken)?;
             if up {
                 self.round_trip.insert(from, before.clone());
             }
             let applied = match fault.take() {
-                Some(f) => self.s().apply_with_fault(&version, &script, direction, f).await,
-                None => self.s().apply(&version, &script, direction).await.map(|()| None),
+                Some(f) => {
+                    self.s()
+                        .apply_with_fault(&version, &script, direction, f)
+                        .await
+                }
+                None => self
+                    .s()
+                    .apply(&version, &script, direction)
+                    .await
+                    .map(|()| None),
             };
             match applied {
                 Err(e) if e.is_environment() => return Err(broken(e)),
                 Err(e) => {
-                    let kind = if matches!(e, StepError::Timeout { .. }) { Kind::Timeout } else { Kind::ApplyFailed };
+                    let kind = if matches!(e, StepError::Timeout { .. }) {
+                        Kind::Timeout
+                    } else {
+                        Kind::ApplyFailed
+                    };
                     let at = if up { to } else { from };
                     let way = if up { "up" } else { "down" };
                     return Ok(Err(self.finding(kind, at, format!("{way} failed: {e}"))));
@@ -314,7 +373,15 @@ impl Sut {
                     self.pending = Some(target);
                     if !script.has_autocommit() && script.command.is_none() {
                         let why = format!("the migration was interrupted ({what}) and rolled back, but left residue");
-                        if let Err(f) = self.expect_schema(from, if up { to } else { from }, Kind::ResidueAfterFailure, Some(&why)).await? {
+                        if let Err(f) = self
+                            .expect_schema(
+                                from,
+                                if up { to } else { from },
+                                Kind::ResidueAfterFailure,
+                                Some(&why),
+                            )
+                            .await?
+                        {
                             return Ok(Err(f));
                         }
                     }
@@ -324,12 +391,22 @@ impl Sut {
             }
             self.level = to;
             let at = if up { to } else { from };
-            if let Err(f) = self.expect_schema(to, at, Kind::SchemaMismatch, None).await? {
+            if let Err(f) = self
+                .expect_schema(to, at, Kind::SchemaMismatch, None)
+                .await?
+            {
                 return Ok(Err(f));
             }
-            let what = if up { "up kept rows and values" } else { "down kept rows and values" };
+            let what = if up {
+                "up kept rows and values"
+            } else {
+                "down kept rows and values"
+            };
             let what = format!("{what} violated");
-            if let Err(f) = self.expect_data_but(&before, at, true, None, &what, !up).await? {
+            if let Err(f) = self
+                .expect_data_but(&before, at, true, None, &what, !up)
+                .await?
+            {
                 return Ok(Err(f));
             }
             if !up {
@@ -350,24 +427,39 @@ impl Sut {
     /// The version recorded by migproof's bookkeeping (the longest applied prefix).
     async fn recorded_level(&mut self) -> Result<usize, Broken> {
         let applied = self.s().applied().await.map_err(broken)?;
-        Ok(self.ctx.set.migrations.iter().take_while(|m| applied.contains(&m.version)).count())
+        Ok(self
+            .ctx
+            .set
+            .migrations
+            .iter()
+            .take_while(|m| applied.contains(&m.version))
+            .count())
     }
 
     async fn retry(&mut self) -> Outcome {
         let target = self.pending.take().unwrap_or(self.level);
         self.level = self.recorded_level().await?;
         // The interrupted migration: the last one up, or the first one down, to the target.
-        let blame = if target < self.level { target + 1 } else { target };
+        let blame = if target < self.level {
+            target + 1
+        } else {
+            target
+        };
         while self.level != target {
             let up = target > self.level;
             let index = if up { self.level } else { self.level - 1 };
             let m = self.ctx.set.migrations[index].clone();
-            let script = if up { m.up.clone() } else { m.down.clone().expect("model checked") };
+            let script = if up {
+                m.up.clone()
+            } else {
+                m.down.clone().expect("model checked")
+            };
             let direction = if up { Direction::Up } else { Direction::Down };
             match self.s().apply(&m.version, &script, direction).await {
                 Err(e) if e.is_environment() => return Err(broken(e)),
                 Err(e) => {
-                    let message = format!("the retry of {} after the interruption failed: {e}", m.id());
+                    let message =
+                        format!("the retry of {} after the interruption failed: {e}", m.id());
                     return Ok(Err(self.finding(Kind::RetryFailed, index + 1, message)));
                 }
                 Ok(()) => self.level = if up { self.level + 1 } else { self.level - 1 },
@@ -376,22 +468,38 @@ impl Sut {
         // A retry does not stash: a stash above the version it ended at is out of date.
         self.round_trip.retain(|&v, _| v <= target);
         let why = "after the interruption and the retry, the schema is not the golden one";
-        self.expect_schema(target, blame, Kind::ResidueAfterFailure, Some(why)).await
+        self.expect_schema(target, blame, Kind::ResidueAfterFailure, Some(why))
+            .await
     }
 
     async fn rerun(&mut self) -> Outcome {
         let tables = self.tables().await?;
-        let before = data::stash(self.s().conn(), 2, &tables).await.map_err(broken)?;
+        let before = data::stash(self.s().conn(), 2, &tables)
+            .await
+            .map_err(broken)?;
         let recorded = self.recorded_level().await?;
         if recorded != self.level {
-            let message = format!("the migrator's bookkeeping says version {recorded}, the database is at {}", self.level);
+            let message = format!(
+                "the migrator's bookkeeping says version {recorded}, the database is at {}",
+                self.level
+            );
             return Ok(Err(self.finding(Kind::NotIdempotent, self.level, message)));
         }
-        if let Err(f) = self.expect_schema(self.level, self.level, Kind::NotIdempotent, None).await? {
+        if let Err(f) = self
+            .expect_schema(self.level, self.level, Kind::NotIdempotent, None)
+            .await?
+        {
             return Ok(Err(f));
         }
         let level = self.level;
-        self.expect_data(&before, level, false, Some(Kind::NotIdempotent), "running the migrator again changed data").await
+        self.expect_data(
+            &before,
+            level,
+            false,
+            Some(Kind::NotIdempotent),
+            "running the migrator again changed data",
+        )
+        .await
     }
 
     async fn write_rows(&mut self, table: &str, rows: &[Vec<(String, Value)>]) -> Outcome {
@@ -419,10 +527,18 @@ impl Sut {
             let sql = if cols.is_empty() {
                 format!("INSERT INTO {} DEFAULT VALUES", t.sql_name())
             } else {
-                format!("INSERT INTO {} ({}) VALUES ({})", t.sql_name(), cols.join(", "), values.join(", "))
+                format!(
+                    "INSERT INTO {} ({}) VALUES ({})",
+                    t.sql_name(),
+                    cols.join(", "),
+                    values.join(", ")
+                )
             };
             self.written += 1;
-            match sqlx::raw_sql(AssertSqlSafe(sql)).execute(self.s().conn()).await {
+            match sqlx::raw_sql(AssertSqlSafe(sql))
+                .execute(self.s().conn())
+                .await
+            {
                 Ok(_) | Err(sqlx::Error::Database(_)) => {} // a rejected row is skipped
                 Err(e) => return Err(broken(e)),
             }
@@ -431,8 +547,17 @@ impl Sut {
     }
 
     /// The k-th existing value of the column a foreign key column references.
-    async fn reference(&mut self, t: &Table, column: &str, k: u8) -> Result<Option<String>, Broken> {
-        let Some(fk) = t.foreign_keys.iter().find(|fk| fk.columns.iter().any(|c| c == column)) else {
+    async fn reference(
+        &mut self,
+        t: &Table,
+        column: &str,
+        k: u8,
+    ) -> Result<Option<String>, Broken> {
+        let Some(fk) = t
+            .foreign_keys
+            .iter()
+            .find(|fk| fk.columns.iter().any(|c| c == column))
+        else {
             return Ok(None);
         };
         let at = fk.columns.iter().position(|c| c == column).unwrap_or(0);
@@ -442,7 +567,11 @@ impl Sut {
             c = ident(target),
             t = fk.ref_table
         );
-        sqlx::query_scalar(AssertSqlSafe(sql)).persistent(false).fetch_optional(self.s().conn()).await.map_err(broken)
+        sqlx::query_scalar(AssertSqlSafe(sql))
+            .persistent(false)
+            .fetch_optional(self.s().conn())
+            .await
+            .map_err(broken)
     }
 }
 
@@ -450,7 +579,12 @@ impl Sut {
 /// and an uppercase variant (case-only differences). In unique columns the seeder's values are
 /// made distinct per written row, and the two case variants are kept as they are: they are
 /// distinct for a plain unique constraint but not for one on `lower(...)`.
-fn pick(col: &crate::observe::catalog::Column, k: u8, unique: bool, written: usize) -> Option<String> {
+fn pick(
+    col: &crate::observe::catalog::Column,
+    k: u8,
+    unique: bool,
+    written: usize,
+) -> Option<String> {
     let k = k as usize;
     let base = match k {
         0..=5 => seed::value(col, k, false),
@@ -459,7 +593,11 @@ fn pick(col: &crate::observe::catalog::Column, k: u8, unique: bool, written: usi
     };
     if unique && k < 6 {
         return seed::value(col, k, true).map(|v| {
-            if col.category == "S" { format!("{v}{written}") } else { v }
+            if col.category == "S" {
+                format!("{v}{written}")
+            } else {
+                v
+            }
         });
     }
     base
@@ -496,7 +634,12 @@ impl StateMachineTest for FuzzTest {
         match handle.block_on(sut.step(ref_state, &step)) {
             Ok(Ok(())) => sut,
             Ok(Err(finding)) => {
-                let message = format!("{} in {}: {}", finding.kind.as_str(), finding.migration, finding.message);
+                let message = format!(
+                    "{} in {}: {}",
+                    finding.kind.as_str(),
+                    finding.migration,
+                    finding.message
+                );
                 LAST.with(|l| *l.borrow_mut() = Some(finding));
                 panic!("{message}");
             }
@@ -506,12 +649,19 @@ impl StateMachineTest for FuzzTest {
 }
 
 /// Runs `steps` exactly, without randomness, from a fresh database; returns the first finding.
-pub async fn replay(ctx: Arc<Ctx>, releases: Vec<usize>, steps: &[Step]) -> Result<Option<(Finding, usize)>, Broken> {
+pub async fn replay(
+    ctx: Arc<Ctx>,
+    releases: Vec<usize>,
+    steps: &[Step],
+) -> Result<Option<(Finding, usize)>, Broken> {
     let mut state = State::new(ctx.plan.clone(), releases);
     let mut sut = Sut::start(ctx).await?;
     for (i, step) in steps.iter().enumerate() {
         if !<Model as proptest_state_machine::ReferenceStateMachine>::preconditions(&state, step) {
-            return Err(Broken(format!("step {} ({step}) does not apply to these migrations any more", i + 1)));
+            return Err(Broken(format!(
+                "step {} ({step}) does not apply to these migrations any more",
+                i + 1
+            )));
         }
         state = <Model as proptest_state_machine::ReferenceStateMachine>::apply(state, step);
         if let Err(f) = sut.step(&state, step).await? {

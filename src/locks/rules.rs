@@ -115,7 +115,10 @@ fn held<'a>(m: &'a MigrationTrace, at: usize, relation: &str) -> Option<&'a Lock
 }
 
 fn is_table_like(lock: &LockTaken) -> bool {
-    matches!(lock.kind.as_str(), "table" | "partitioned table" | "materialized view" | "view")
+    matches!(
+        lock.kind.as_str(),
+        "table" | "partitioned table" | "materialized view" | "view"
+    )
 }
 
 /// What the application cannot do on `table` while `mode` is held.
@@ -185,7 +188,9 @@ fn migration(m: &MigrationTrace, rows: u64, threshold_ms: u64) -> Vec<Hazard> {
             hazard(Rule::Rewrite, &r.table, lock, message);
         }
         for b in s.index_builds.iter().filter(|b| !b.concurrent) {
-            let Some(lock) = held(m, i, &b.table) else { continue };
+            let Some(lock) = held(m, i, &b.table) else {
+                continue;
+            };
             let message =
                 format!(
                 "{name} built index {} on the existing table {} without CONCURRENTLY, under {} \
@@ -195,17 +200,22 @@ fn migration(m: &MigrationTrace, rows: u64, threshold_ms: u64) -> Vec<Hazard> {
             hazard(Rule::IndexNotConcurrent, &b.table, lock, message);
         }
         for v in &s.validations {
-            let Some(lock) = held(m, i, &v.table) else { continue };
+            let Some(lock) = held(m, i, &v.table) else {
+                continue;
+            };
             let (rule, what) = match (v.kind.as_str(), v.how.as_str()) {
-                ("check", "added") => {
-                    (Rule::ConstraintNotValid, format!("added CHECK constraint {}", v.object))
-                }
-                ("foreign_key", "added") => {
-                    (Rule::ConstraintNotValid, format!("added foreign key {}", v.object))
-                }
-                ("not_null", "set_not_null") if v.scanned => {
-                    (Rule::SetNotNull, format!("set NOT NULL on column {}", v.object))
-                }
+                ("check", "added") => (
+                    Rule::ConstraintNotValid,
+                    format!("added CHECK constraint {}", v.object),
+                ),
+                ("foreign_key", "added") => (
+                    Rule::ConstraintNotValid,
+                    format!("added foreign key {}", v.object),
+                ),
+                ("not_null", "set_not_null") if v.scanned => (
+                    Rule::SetNotNull,
+                    format!("set NOT NULL on column {}", v.object),
+                ),
                 _ => continue,
             };
             if !blocks_writes(&lock.mode) {
@@ -220,8 +230,10 @@ fn migration(m: &MigrationTrace, rows: u64, threshold_ms: u64) -> Vec<Hazard> {
             hazard(rule, &v.table, lock, message);
         }
         if s.lock_timeout == "0" {
-            for lock in
-                s.locks.iter().filter(|l| l.mode == "AccessExclusiveLock" && is_table_like(l))
+            for lock in s
+                .locks
+                .iter()
+                .filter(|l| l.mode == "AccessExclusiveLock" && is_table_like(l))
             {
                 if !warned.insert(lock.relation.clone()) {
                     continue;
@@ -232,14 +244,23 @@ fn migration(m: &MigrationTrace, rows: u64, threshold_ms: u64) -> Vec<Hazard> {
                      queued behind it",
                     lock.relation, lock.relation
                 );
-                hazard(Rule::AccessExclusiveWithoutLockTimeout, &lock.relation, lock, message);
+                hazard(
+                    Rule::AccessExclusiveWithoutLockTimeout,
+                    &lock.relation,
+                    lock,
+                    message,
+                );
             }
         }
     }
     // One finding per table: its strongest lock held past the threshold.
     let mut long: Vec<(&StatementTrace, &LockTaken)> = Vec::new();
     for s in &m.statements {
-        for lock in s.locks.iter().filter(|l| is_table_like(l) && blocks_writes(&l.mode)) {
+        for lock in s
+            .locks
+            .iter()
+            .filter(|l| is_table_like(l) && blocks_writes(&l.mode))
+        {
             if lock.held_ms <= threshold_ms {
                 continue;
             }
@@ -271,7 +292,12 @@ mod tests {
     use crate::report::locks::{IndexBuild, Rewrite, Validation};
 
     fn lock(relation: &str, mode: &str, held_ms: u64) -> LockTaken {
-        LockTaken { relation: relation.into(), kind: "table".into(), mode: mode.into(), held_ms }
+        LockTaken {
+            relation: relation.into(),
+            kind: "table".into(),
+            mode: mode.into(),
+            held_ms,
+        }
     }
 
     fn statement(sql: &str, locks: Vec<LockTaken>) -> StatementTrace {
@@ -310,7 +336,10 @@ mod tests {
             vec![lock("public.t", "AccessExclusiveLock", 5)],
         );
         s.rewrite = true;
-        s.rewrites = vec![Rewrite { table: "public.t".into(), relation: "public.t".into() }];
+        s.rewrites = vec![Rewrite {
+            table: "public.t".into(),
+            relation: "public.t".into(),
+        }];
         assert_eq!(
             rules(vec![s], 1000),
             [("rewrite", "public.t".into(), "AccessExclusiveLock".into())]
@@ -340,7 +369,10 @@ mod tests {
 
     #[test]
     fn a_plain_index_names_the_share_lock_taken_earlier_in_the_transaction() {
-        let first = statement("LOCK t IN SHARE MODE", vec![lock("public.t", "ShareLock", 9)]);
+        let first = statement(
+            "LOCK t IN SHARE MODE",
+            vec![lock("public.t", "ShareLock", 9)],
+        );
         let mut second = statement("CREATE INDEX i ON t (c)", vec![]);
         second.statement = 2;
         second.index_builds = vec![IndexBuild {
@@ -350,14 +382,20 @@ mod tests {
         }];
         assert_eq!(
             rules(vec![first, second], 1000),
-            [("index_not_concurrent", "public.t".into(), "ShareLock".into())]
+            [(
+                "index_not_concurrent",
+                "public.t".into(),
+                "ShareLock".into()
+            )]
         );
     }
 
     #[test]
     fn access_exclusive_without_timeout_warns_once_per_table() {
-        let mut a =
-            statement("ALTER TABLE t ADD a int", vec![lock("public.t", "AccessExclusiveLock", 1)]);
+        let mut a = statement(
+            "ALTER TABLE t ADD a int",
+            vec![lock("public.t", "AccessExclusiveLock", 1)],
+        );
         a.lock_timeout = "0".into();
         let mut b = a.clone();
         b.transaction = 2;
@@ -377,7 +415,10 @@ mod tests {
     fn only_locks_that_block_the_application_can_be_held_too_long() {
         let s = statement(
             "UPDATE t SET a = 1",
-            vec![lock("public.t", "RowExclusiveLock", 5000), lock("public.u", "ShareLock", 1500)],
+            vec![
+                lock("public.t", "RowExclusiveLock", 5000),
+                lock("public.u", "ShareLock", 1500),
+            ],
         );
         assert_eq!(
             rules(vec![s], 1000),

@@ -34,15 +34,22 @@ pub fn order(tables: &[Table]) -> Vec<&Table> {
 /// The statement that fills `table` with `rows` rows, or why it cannot be filled.
 /// `has_rows(sql_name)` says whether a referenced table holds rows to point at.
 pub fn insert(table: &Table, rows: u64, has_rows: &dyn Fn(&str) -> bool) -> Result<String, String> {
-    let unique: BTreeSet<&str> =
-        table.primary_key.iter().chain(table.unique.iter().flatten()).map(String::as_str).collect();
+    let unique: BTreeSet<&str> = table
+        .primary_key
+        .iter()
+        .chain(table.unique.iter().flatten())
+        .map(String::as_str)
+        .collect();
     let mut columns: Vec<String> = Vec::new();
     let mut values: Vec<String> = Vec::new();
     let mut ctes: Vec<String> = Vec::new();
     let mut joins: Vec<String> = Vec::new();
 
     for (k, fk) in table.foreign_keys.iter().enumerate() {
-        let nullable = fk.columns.iter().all(|c| table.column(c).is_some_and(|c| !c.not_null));
+        let nullable = fk
+            .columns
+            .iter()
+            .all(|c| table.column(c).is_some_and(|c| !c.not_null));
         let self_ref = fk.ref_table == table.sql_name();
         if self_ref || !has_rows(&fk.ref_table) {
             if nullable {
@@ -76,8 +83,11 @@ pub fn insert(table: &Table, rows: u64, has_rows: &dyn Fn(&str) -> bool) -> Resu
         }
     }
 
-    let fk_columns: BTreeSet<&str> =
-        table.foreign_keys.iter().flat_map(|fk| fk.columns.iter().map(String::as_str)).collect();
+    let fk_columns: BTreeSet<&str> = table
+        .foreign_keys
+        .iter()
+        .flat_map(|fk| fk.columns.iter().map(String::as_str))
+        .collect();
     for col in &table.columns {
         if fk_columns.contains(col.name.as_str())
             || col.server_filled(table.sequence_defaults.contains(&col.name))
@@ -110,7 +120,11 @@ pub fn insert(table: &Table, rows: u64, has_rows: &dyn Fn(&str) -> bool) -> Resu
             table.sql_name()
         ));
     }
-    let with = if ctes.is_empty() { String::new() } else { format!("WITH {} ", ctes.join(", ")) };
+    let with = if ctes.is_empty() {
+        String::new()
+    } else {
+        format!("WITH {} ", ctes.join(", "))
+    };
     Ok(format!(
         "{with}INSERT INTO {} ({}) SELECT {} FROM generate_series(1, {rows}::int8) AS g(i) {}",
         table.sql_name(),
@@ -145,18 +159,30 @@ fn char_limit(col: &Column) -> Option<i32> {
 /// in tables filled alongside); `None` for types migproof does not know.
 fn value(col: &Column, unique: bool, period: u64) -> Option<String> {
     let scalar = scalar(col, unique, period)?;
-    Some(if col.is_array { format!("ARRAY[{scalar}]") } else { scalar })
+    Some(if col.is_array {
+        format!("ARRAY[{scalar}]")
+    } else {
+        scalar
+    })
 }
 
 fn scalar(col: &Column, unique: bool, period: u64) -> Option<String> {
     // g.i when unique, else 1..period
-    let n = if unique { "g.i".to_string() } else { format!("(1 + (g.i - 1) % {period})") };
+    let n = if unique {
+        "g.i".to_string()
+    } else {
+        format!("(1 + (g.i - 1) % {period})")
+    };
     if let Some(labels) = &col.enum_labels {
         if labels.is_empty() {
             return None;
         }
         let labels: Vec<String> = labels.iter().map(|l| literal(l)).collect();
-        return Some(format!("(ARRAY[{}])[1 + g.i % {}]", labels.join(", "), labels.len()));
+        return Some(format!(
+            "(ARRAY[{}])[1 + g.i % {}]",
+            labels.join(", "),
+            labels.len()
+        ));
     }
     let email = col.name.to_lowercase().contains("email");
     Some(match col.base_type.as_str() {
@@ -239,7 +265,11 @@ mod tests {
         id.identity = "a".into();
         let mut t = table(
             "accounts",
-            vec![id, col("email", "text", -1, true), col("note", "text", -1, false)],
+            vec![
+                id,
+                col("email", "text", -1, true),
+                col("note", "text", -1, false),
+            ],
         );
         t.primary_key = vec!["id".into()];
         t.unique = vec![vec!["email".into()]];
@@ -258,7 +288,10 @@ mod tests {
         let c = col("price", "numeric", (5 << 16 | 2) + 4, true);
         assert_eq!(value(&c, false, 1000).unwrap(), "1 + g.i % 999 + 0.25");
         let c = col("code", "varchar", 8 + 4, true);
-        assert_eq!(value(&c, true, 1000).unwrap(), "left(lpad(to_hex(g.i), 8, '0'), 8)");
+        assert_eq!(
+            value(&c, true, 1000).unwrap(),
+            "left(lpad(to_hex(g.i), 8, '0'), 8)"
+        );
         let c = col("customer_id", "int8", -1, true);
         assert_eq!(value(&c, false, 20).unwrap(), "(1 + (g.i - 1) % 20)");
     }
@@ -267,7 +300,10 @@ mod tests {
     fn foreign_keys_pick_parent_rows_or_stay_null() {
         let mut t = table(
             "orders",
-            vec![col("customer_id", "int8", -1, true), col("coupon_id", "int8", -1, false)],
+            vec![
+                col("customer_id", "int8", -1, true),
+                col("coupon_id", "int8", -1, false),
+            ],
         );
         t.foreign_keys = vec![
             ForeignKey {
@@ -284,7 +320,10 @@ mod tests {
         let has_rows = |t: &str| t.contains("customers");
         let sql = insert(&t, 10, &has_rows).unwrap();
         assert!(sql.starts_with("WITH p0 AS (SELECT \"id\", row_number() OVER () - 1 AS rn FROM \"public\".\"customers\" WHERE \"id\" IS NOT NULL) "), "{sql}");
-        assert!(sql.contains("(\"customer_id\") SELECT p0.\"id\" FROM"), "{sql}");
+        assert!(
+            sql.contains("(\"customer_id\") SELECT p0.\"id\" FROM"),
+            "{sql}"
+        );
         assert!(
             sql.contains(
                 "LEFT JOIN p0 ON p0.rn = (g.i - 1) % NULLIF((SELECT count(*) FROM p0), 0)"
@@ -292,21 +331,29 @@ mod tests {
             "{sql}"
         );
         let err = insert(&t, 10, &|_| false).unwrap_err();
-        assert!(err.contains("references \"public\".\"customers\", which holds no rows"), "{err}");
+        assert!(
+            err.contains("references \"public\".\"customers\", which holds no rows"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unknown_not_null_types_are_reported() {
         let t = table("shapes", vec![col("area", "polygon", -1, true)]);
-        assert!(insert(&t, 10, &|_| true).unwrap_err().contains("type polygon"));
+        assert!(insert(&t, 10, &|_| true)
+            .unwrap_err()
+            .contains("type polygon"));
     }
 
     #[test]
     fn parents_come_first() {
         let parent = table("a", vec![]);
         let mut child = table("b", vec![]);
-        child.foreign_keys =
-            vec![ForeignKey { columns: vec![], ref_table: parent.sql_name(), ref_columns: vec![] }];
+        child.foreign_keys = vec![ForeignKey {
+            columns: vec![],
+            ref_table: parent.sql_name(),
+            ref_columns: vec![],
+        }];
         let tables = [child, parent];
         let names: Vec<&str> = order(&tables).iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["a", "b"]);

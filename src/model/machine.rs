@@ -50,7 +50,8 @@ pub fn install(plan: Arc<Plan>) {
 }
 
 fn installed() -> Arc<Plan> {
-    PLAN.with(|p| p.borrow().clone()).expect("migproof: install a Plan before generating states")
+    PLAN.with(|p| p.borrow().clone())
+        .expect("migproof: install a Plan before generating states")
 }
 
 /// A fault injected into the next migration step.
@@ -94,7 +95,10 @@ pub enum Step {
     Retry,
     /// Run the migrator again at the current version: must change nothing.
     RerunMigrator,
-    WriteRows { table: String, rows: Vec<Vec<(String, Value)>> },
+    WriteRows {
+        table: String,
+        rows: Vec<Vec<(String, Value)>>,
+    },
     /// Arm a fault for the next migration step.
     Interrupt(Fault),
     Verify,
@@ -125,14 +129,20 @@ impl fmt::Display for Step {
                         format!("({})", vals.join(", "))
                     })
                     .collect();
-                write!(f, "write {} row(s) into {table}: {}", rows.len(), cells.join(" "))
+                write!(
+                    f,
+                    "write {} row(s) into {table}: {}",
+                    rows.len(),
+                    cells.join(" ")
+                )
             }
             Step::Interrupt(fault) => write!(
                 f,
                 "interrupt the next migration: {}",
                 match fault {
                     Fault::KillBefore => "kill the connection before it starts",
-                    Fault::KillWhileWaiting => "kill the connection while a statement waits on a lock",
+                    Fault::KillWhileWaiting =>
+                        "kill the connection while a statement waits on a lock",
                     Fault::CancelWhileWaiting => "cancel the statement while it waits on a lock",
                     Fault::LockTimeout => "lock_timeout expires behind a competing lock",
                 }
@@ -169,7 +179,13 @@ impl fmt::Debug for State {
 
 impl State {
     pub fn new(plan: Arc<Plan>, releases: Vec<usize>) -> State {
-        State { plan, releases, version: 0, fault: None, pending: None }
+        State {
+            plan,
+            releases,
+            version: 0,
+            fault: None,
+            pending: None,
+        }
     }
 
     /// The version a migrate step aims at, if `step` is one.
@@ -198,20 +214,30 @@ fn releases_strategy(plan: &Plan) -> BoxedStrategy<Vec<usize>> {
     }
     proptest::collection::vec(any::<bool>(), n - 1)
         .prop_map(move |cuts| {
-            let mut ends: Vec<usize> =
-                cuts.iter().enumerate().filter(|(_, c)| **c).map(|(i, _)| i + 1).collect();
+            let mut ends: Vec<usize> = cuts
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| **c)
+                .map(|(i, _)| i + 1)
+                .collect();
             ends.push(n);
             ends
         })
         .boxed()
 }
 
-fn value_strategy(table: &Table, column: &crate::observe::catalog::Column) -> Option<BoxedStrategy<Value>> {
+fn value_strategy(
+    table: &Table,
+    column: &crate::observe::catalog::Column,
+) -> Option<BoxedStrategy<Value>> {
     let sequence = table.sequence_defaults.contains(&column.name);
     if column.server_filled(sequence) {
         return None;
     }
-    let is_fk = table.foreign_keys.iter().any(|fk| fk.columns.contains(&column.name));
+    let is_fk = table
+        .foreign_keys
+        .iter()
+        .any(|fk| fk.columns.contains(&column.name));
     let mut options: Vec<(u32, BoxedStrategy<Value>)> = Vec::new();
     if is_fk {
         options.push((4, (0u8..4).prop_map(Value::Ref).boxed()));
@@ -240,7 +266,10 @@ fn rows_strategy(table: &Table) -> BoxedStrategy<Step> {
         .map(|(name, s)| s.prop_map(move |v| (name.clone(), v)))
         .collect::<Vec<_>>();
     proptest::collection::vec(row, 1..4)
-        .prop_map(move |rows| Step::WriteRows { table: name.clone(), rows })
+        .prop_map(move |rows| Step::WriteRows {
+            table: name.clone(),
+            rows,
+        })
         .boxed()
 }
 
@@ -260,7 +289,9 @@ impl ReferenceStateMachine for Model {
 
     fn init_state() -> BoxedStrategy<State> {
         let plan = installed();
-        releases_strategy(&plan).prop_map(move |r| State::new(plan.clone(), r)).boxed()
+        releases_strategy(&plan)
+            .prop_map(move |r| State::new(plan.clone(), r))
+            .boxed()
     }
 
     fn transitions(state: &State) -> BoxedStrategy<Step> {
@@ -301,9 +332,9 @@ impl ReferenceStateMachine for Model {
             Step::Retry => false,
             Step::Interrupt(_) => state.fault.is_none(),
             Step::RerunMigrator | Step::Verify => true,
-            Step::WriteRows { table, .. } => {
-                state.plan.tables[state.version].iter().any(|t| t.display_name() == *table)
-            }
+            Step::WriteRows { table, .. } => state.plan.tables[state.version]
+                .iter()
+                .any(|t| t.display_name() == *table),
             Step::MigrateUp | Step::MigrateDown | Step::MigrateTo(_) | Step::Deploy(_) => {
                 match state.target(step) {
                     Some(t) if t <= n => state.plan.path_ok(state.version, t),
@@ -369,7 +400,9 @@ mod tests {
         install(plan(4, false));
         let mut runner = TestRunner::deterministic();
         for _ in 0..50 {
-            let tree = Model::sequential_strategy(1..20).new_tree(&mut runner).unwrap();
+            let tree = Model::sequential_strategy(1..20)
+                .new_tree(&mut runner)
+                .unwrap();
             let (mut state, steps, _) = tree.current();
             for step in steps {
                 assert!(Model::preconditions(&state, &step), "{step:?} in {state:?}");

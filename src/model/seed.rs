@@ -21,10 +21,16 @@ pub type Targets = Vec<Vec<Vec<Option<String>>>>;
 /// row and per round, so that later rounds still add rows; other columns repeat values.
 pub fn row(table: &Table, i: usize, round: usize, targets: &Targets) -> Row {
     let mut out: Row = Vec::new();
-    let fk_columns: Vec<&str> =
-        table.foreign_keys.iter().flat_map(|fk| fk.columns.iter().map(String::as_str)).collect();
+    let fk_columns: Vec<&str> = table
+        .foreign_keys
+        .iter()
+        .flat_map(|fk| fk.columns.iter().map(String::as_str))
+        .collect();
     for (f, fk) in table.foreign_keys.iter().enumerate() {
-        let nullable = fk.columns.iter().all(|c| table.column(c).is_some_and(|c| !c.not_null));
+        let nullable = fk
+            .columns
+            .iter()
+            .all(|c| table.column(c).is_some_and(|c| !c.not_null));
         let choices = targets.get(f).map(Vec::as_slice).unwrap_or(&[]);
         // Rows 0 and 4 leave a nullable reference empty; the others point at existing rows.
         let pick = if (nullable && (i == 0 || i == 4)) || choices.is_empty() {
@@ -63,7 +69,11 @@ pub fn row(table: &Table, i: usize, round: usize, targets: &Targets) -> Row {
             continue;
         }
         let unique = table.is_unique(&col.name) || table.primary_key.contains(&col.name);
-        let v = if unique { unique_value(col, i, round) } else { value(col, i, false) };
+        let v = if unique {
+            unique_value(col, i, round)
+        } else {
+            value(col, i, false)
+        };
         match v {
             Some(v) => out.push((col.name.clone(), Some(v))),
             None if !col.not_null => out.push((col.name.clone(), None)),
@@ -85,23 +95,34 @@ fn unique_value(col: &Column, i: usize, round: usize) -> Option<String> {
             (3 | 4, 0) => value(col, i, true)?,
             _ => (1000 + n).to_string(),
         }),
-        "numeric" | "float4" | "float8" | "money" if round > 0 || i == 0 => Some(format!("{}.5", 1000 + n)),
+        "numeric" | "float4" | "float8" | "money" if round > 0 || i == 0 => {
+            Some(format!("{}.5", 1000 + n))
+        }
         "text" | "varchar" | "bpchar" | "citext" | "name" if i == 0 || round > 0 => {
             let v = value(col, i, true)?;
             let tag = format!("{n:03}");
             let limit = char_limit(col);
-            let keep = limit.map(|l| l.saturating_sub(tag.len())).unwrap_or(usize::MAX);
+            let keep = limit
+                .map(|l| l.saturating_sub(tag.len()))
+                .unwrap_or(usize::MAX);
             let mut s: String = v.chars().take(keep).collect();
             s.push_str(&tag);
             Some(match limit {
-                Some(l) => s.chars().rev().take(l).collect::<Vec<_>>().into_iter().rev().collect(),
+                Some(l) => s
+                    .chars()
+                    .rev()
+                    .take(l)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect(),
                 None => s,
             })
         }
         "uuid" => Some(format!("00000000-0000-4000-8000-{n:012x}")),
-        "date" if round > 0 || i == 0 => Some(format!("2000-01-01")).map(|_| {
-            format!("{}-01-01", 2000 + n % 7000)
-        }),
+        "date" if round > 0 || i == 0 => {
+            Some(format!("2000-01-01")).map(|_| format!("{}-01-01", 2000 + n % 7000))
+        }
         "timestamp" | "timestamptz" if round > 0 || i == 0 => {
             Some(format!("{}-06-15 12:00:00", 2000 + n % 7000))
         }
@@ -120,7 +141,11 @@ fn numeric_limits(typmod: i32) -> Option<(usize, usize)> {
 /// A numeric with `int_digits` digits before the point and `scale` after, from a digit pattern.
 fn numeric_text(int_digits: usize, scale: usize, pattern: &str, negative: bool) -> String {
     let digits: String = pattern.chars().cycle().take(int_digits.max(1)).collect();
-    let digits = if int_digits == 0 { "0".to_string() } else { digits };
+    let digits = if int_digits == 0 {
+        "0".to_string()
+    } else {
+        digits
+    };
     let frac: String = "5678901234".chars().cycle().take(scale).collect();
     let sign = if negative { "-" } else { "" };
     if scale == 0 {
@@ -151,7 +176,11 @@ fn fit(text: String, limit: Option<usize>) -> String {
 fn text_value(col: &Column, i: usize, unique: bool) -> String {
     let limit = char_limit(col);
     let email = col.name.to_lowercase().contains("email");
-    let base = if email { "Ann.Example@Example.COM" } else { "Ann Example" };
+    let base = if email {
+        "Ann.Example@Example.COM"
+    } else {
+        "Ann Example"
+    };
     let v = match i {
         0 | 1 => base.to_string(),
         2 if unique => base.to_lowercase(),
@@ -166,9 +195,18 @@ fn text_value(col: &Column, i: usize, unique: bool) -> String {
             }
             s
         }
-        4 => if email { "zoë@ÉXAMPLE.org" } else { "ÅNGSTRÖM ünïcode ✓ 'quoted' \"dq\"" }
-            .to_string(),
-        _ => if email { "o'brien@example.com" } else { "  padded  " }.to_string(),
+        4 => if email {
+            "zoë@ÉXAMPLE.org"
+        } else {
+            "ÅNGSTRÖM ünïcode ✓ 'quoted' \"dq\""
+        }
+        .to_string(),
+        _ => if email {
+            "o'brien@example.com"
+        } else {
+            "  padded  "
+        }
+        .to_string(),
     };
     let v = fit(v, limit);
     if unique && i >= 3 && limit.is_none_or(|n| n >= 8) {
@@ -356,7 +394,10 @@ mod tests {
     fn varchar_is_filled_to_its_limit_and_unique_text_differs_only_by_case() {
         let c = col("name", "varchar", 40 + 4, true);
         assert_eq!(value(&c, 3, false).unwrap().chars().count(), 40);
-        assert_eq!(value(&c, 1, true).unwrap().to_lowercase(), value(&c, 2, true).unwrap());
+        assert_eq!(
+            value(&c, 1, true).unwrap().to_lowercase(),
+            value(&c, 2, true).unwrap()
+        );
         assert_ne!(value(&c, 1, true), value(&c, 2, true));
         assert_eq!(value(&c, 1, false), value(&c, 2, false));
     }

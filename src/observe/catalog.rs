@@ -104,8 +104,9 @@ pub async fn tables(conn: &mut PgConnection) -> Result<Vec<Table>, sqlx::Error> 
     let rows: Vec<ColumnRow> = sqlx::query_as(TABLES).fetch_all(&mut *conn).await?;
     let mut by_oid: BTreeMap<i64, Table> = BTreeMap::new();
     for row in rows {
-        let (oid, schema, name, column, _attnum, type_sql, base_type, category, typmod) =
-            (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8);
+        let (oid, schema, name, column, _attnum, type_sql, base_type, category, typmod) = (
+            row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8,
+        );
         let table = by_oid.entry(oid).or_insert_with(|| Table {
             oid,
             schema,
@@ -132,10 +133,11 @@ pub async fn tables(conn: &mut PgConnection) -> Result<Vec<Table>, sqlx::Error> 
     }
     let keys: Vec<(i64, String, Option<Vec<String>>, i64, Option<Vec<String>>)> =
         sqlx::query_as(KEYS).fetch_all(&mut *conn).await?;
-    let names: BTreeMap<i64, String> =
-        by_oid.iter().map(|(oid, t)| (*oid, t.sql_name())).collect();
+    let names: BTreeMap<i64, String> = by_oid.iter().map(|(oid, t)| (*oid, t.sql_name())).collect();
     for (oid, kind, columns, ref_oid, ref_columns) in keys {
-        let (Some(table), Some(columns)) = (by_oid.get_mut(&oid), columns) else { continue };
+        let (Some(table), Some(columns)) = (by_oid.get_mut(&oid), columns) else {
+            continue;
+        };
         match kind.as_str() {
             "p" => table.primary_key = columns,
             "u" | "i" => table.unique.push(columns),

@@ -8,8 +8,8 @@ use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::catalog::Table;
-use crate::source::config::Exclude;
 use super::{ident, literal};
+use crate::source::config::Exclude;
 
 /// How many differing rows are fetched per table for the report.
 const SAMPLE: usize = 20;
@@ -91,7 +91,10 @@ pub async fn stash(
         sql.push_str(";\n");
     }
     sqlx::raw_sql(AssertSqlSafe(sql)).execute(conn).await?;
-    Ok(Stash { tag, tables: tables.to_vec() })
+    Ok(Stash {
+        tag,
+        tables: tables.to_vec(),
+    })
 }
 
 /// A row that differs between the stash and the live table.
@@ -129,7 +132,11 @@ struct Pair<'a> {
 
 impl Pair<'_> {
     fn stash_values(&self) -> String {
-        let cols: Vec<String> = self.positions.iter().map(|p| format!("cols[{p}]")).collect();
+        let cols: Vec<String> = self
+            .positions
+            .iter()
+            .map(|p| format!("cols[{p}]"))
+            .collect();
         format!("ARRAY[{}]::text[]", cols.join(", "))
     }
 
@@ -184,10 +191,17 @@ impl Pair<'_> {
 /// Which stashed tables can be compared with which live tables: same schema and name; over
 /// the columns with the same name on both sides. Where a column's type changed, the live value
 /// is cast back to the old type (so a silently rounded numeric shows) unless `cast_back` is off.
-fn pairs<'a>(stash: &'a Stash, after: &'a [Table], exclude: &Exclude, cast_back: bool) -> Vec<Pair<'a>> {
+fn pairs<'a>(
+    stash: &'a Stash,
+    after: &'a [Table],
+    exclude: &Exclude,
+    cast_back: bool,
+) -> Vec<Pair<'a>> {
     let mut out = Vec::new();
     for before in stash.tables.iter().filter(|t| !exclude.table(t)) {
-        let Some(now) = after.iter().find(|t| t.schema == before.schema && t.name == before.name)
+        let Some(now) = after
+            .iter()
+            .find(|t| t.schema == before.schema && t.name == before.name)
         else {
             continue;
         };
@@ -216,11 +230,22 @@ fn pairs<'a>(stash: &'a Stash, after: &'a [Table], exclude: &Exclude, cast_back:
         let key_common = !before.primary_key.is_empty()
             && before.primary_key.iter().all(|c| now.column(c).is_some());
         let (live_key, stash_key) = if key_common {
-            (key_expr(before, |c| cast(c).unwrap_or_default()), "k".to_owned())
+            (
+                key_expr(before, |c| cast(c).unwrap_or_default()),
+                "k".to_owned(),
+            )
         } else {
             ("NULL::text".to_owned(), "NULL::text".to_owned())
         };
-        out.push(Pair { before, positions, columns, live, live_key, stash_key, after: now });
+        out.push(Pair {
+            before,
+            positions,
+            columns,
+            live,
+            live_key,
+            stash_key,
+            after: now,
+        });
     }
     out
 }
@@ -251,8 +276,11 @@ async fn compare_with(
     if pairs.is_empty() {
         return Ok(Vec::new());
     }
-    let sql: Vec<String> =
-        pairs.iter().enumerate().map(|(i, p)| p.checksum_sql(stash.tag, i)).collect();
+    let sql: Vec<String> = pairs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| p.checksum_sql(stash.tag, i))
+        .collect();
     let mut sums = vec![[(0i64, String::new()), (0i64, String::new())]; pairs.len()];
     for batch in sql.chunks(BATCH) {
         let rows = sqlx::query(AssertSqlSafe(batch.join("\nUNION ALL\n")))

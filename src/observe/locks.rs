@@ -100,7 +100,10 @@ impl State {
     }
 
     fn scans_of(&self, table: i64) -> i64 {
-        self.scans.iter().find(|(t, _)| *t == table).map_or(0, |(_, n)| *n)
+        self.scans
+            .iter()
+            .find(|(t, _)| *t == table)
+            .map_or(0, |(_, n)| *n)
     }
 }
 
@@ -118,12 +121,18 @@ impl Existing {
     }
 
     fn name(&self, oid: i64) -> String {
-        self.get(oid).map(Relation::display_name).unwrap_or_else(|| format!("relation {oid}"))
+        self.get(oid)
+            .map(Relation::display_name)
+            .unwrap_or_else(|| format!("relation {oid}"))
     }
 
     /// The existing tables, by oid.
     pub fn tables(&self) -> BTreeMap<i64, Relation> {
-        self.0.iter().filter(|(_, r)| r.is_table()).map(|(o, r)| (*o, r.clone())).collect()
+        self.0
+            .iter()
+            .filter(|(_, r)| r.is_table())
+            .map(|(o, r)| (*o, r.clone()))
+            .collect()
     }
 }
 
@@ -143,7 +152,12 @@ pub struct Changes {
 /// transaction for scan counts to mean anything; `scans_known` says whether they were.
 pub fn changes(existing: &Existing, prev: &State, now: &State, scans_known: bool) -> Changes {
     let mut out = Changes {
-        locks: now.locks.iter().filter(|(oid, _)| existing.get(*oid).is_some()).cloned().collect(),
+        locks: now
+            .locks
+            .iter()
+            .filter(|(oid, _)| existing.get(*oid).is_some())
+            .cloned()
+            .collect(),
         ..Changes::default()
     };
     let is_existing_table = |oid: i64| existing.get(oid).is_some_and(Relation::is_table);
@@ -151,14 +165,22 @@ pub fn changes(existing: &Existing, prev: &State, now: &State, scans_known: bool
 
     // A relation that keeps its oid but gets a new file was rewritten.
     for r in &now.relations {
-        let Some(old) = prev.relation(r.oid) else { continue };
-        let table = if r.is_index() { r.table.unwrap_or(0) } else { r.oid };
+        let Some(old) = prev.relation(r.oid) else {
+            continue;
+        };
+        let table = if r.is_index() {
+            r.table.unwrap_or(0)
+        } else {
+            r.oid
+        };
         if existing.get(r.oid).is_none() || (!is_existing_table(table) && r.kind != "m") {
             continue;
         }
         if r.filenode.is_some() && old.filenode.is_some() && r.filenode != old.filenode {
-            out.rewrites
-                .push(Rewrite { table: existing.name(table), relation: existing.name(r.oid) });
+            out.rewrites.push(Rewrite {
+                table: existing.name(table),
+                relation: existing.name(r.oid),
+            });
         }
     }
 
@@ -179,8 +201,10 @@ pub fn changes(existing: &Existing, prev: &State, now: &State, scans_known: bool
         }
         if let Some(old_file) = dropped.get(&(table, r.name.as_str())) {
             if *old_file != r.filenode {
-                out.rewrites
-                    .push(Rewrite { table: existing.name(table), relation: r.display_name() });
+                out.rewrites.push(Rewrite {
+                    table: existing.name(table),
+                    relation: r.display_name(),
+                });
             }
             continue;
         }
@@ -205,7 +229,12 @@ pub fn changes(existing: &Existing, prev: &State, now: &State, scans_known: bool
         };
         out.validations.push(Validation {
             table: existing.name(c.table),
-            kind: if c.kind == "f" { "foreign_key" } else { "check" }.into(),
+            kind: if c.kind == "f" {
+                "foreign_key"
+            } else {
+                "check"
+            }
+            .into(),
             object: c.name.clone(),
             how: how.into(),
             scanned: true,
@@ -217,7 +246,9 @@ pub fn changes(existing: &Existing, prev: &State, now: &State, scans_known: bool
     let prev_not_null: BTreeSet<(i64, i32)> =
         prev.not_null.iter().map(|(t, a, _)| (*t, *a)).collect();
     for (table, attnum, column) in &now.not_null {
-        let Some(rel) = existing.get(*table).filter(|r| r.is_table()) else { continue };
+        let Some(rel) = existing.get(*table).filter(|r| r.is_table()) else {
+            continue;
+        };
         if prev_not_null.contains(&(*table, *attnum)) || *attnum > rel.columns {
             continue;
         }
@@ -269,8 +300,10 @@ impl Sampler {
             let mut open: HashMap<(i64, String), usize> = HashMap::new();
             let mut announced: BTreeSet<i64> = BTreeSet::new();
             while !*stopped.borrow() {
-                let Ok(rows) =
-                    sqlx::query_as::<_, (i64, String)>(SAMPLE).bind(pid).fetch_all(&mut conn).await
+                let Ok(rows) = sqlx::query_as::<_, (i64, String)>(SAMPLE)
+                    .bind(pid)
+                    .fetch_all(&mut conn)
+                    .await
                 else {
                     break;
                 };
@@ -279,7 +312,9 @@ impl Sampler {
                 {
                     let mut seen = record.lock().expect("not poisoned");
                     for (oid, mode) in rows {
-                        let Some(rel) = existing.get(oid) else { continue };
+                        let Some(rel) = existing.get(oid) else {
+                            continue;
+                        };
                         if rel.is_table() && announced.insert(oid) {
                             let _ = touched.send(oid);
                         }
@@ -290,7 +325,12 @@ impl Sampler {
                                 at
                             }
                             None => {
-                                seen.push(Seen { oid, mode: key.1.clone(), first: now, last: now });
+                                seen.push(Seen {
+                                    oid,
+                                    mode: key.1.clone(),
+                                    first: now,
+                                    last: now,
+                                });
                                 seen.len() - 1
                             }
                         };
@@ -310,7 +350,10 @@ impl Sampler {
     /// Locks seen at some time between `from` and `to`.
     pub fn seen_between(&self, from: Instant, to: Instant) -> Vec<Seen> {
         let seen = self.seen.lock().expect("not poisoned");
-        seen.iter().filter(|s| s.last >= from && s.first <= to).cloned().collect()
+        seen.iter()
+            .filter(|s| s.last >= from && s.first <= to)
+            .cloned()
+            .collect()
     }
 
     pub async fn stop(self) {
@@ -363,36 +406,64 @@ mod tests {
     }
 
     fn state(relations: Vec<Relation>) -> State {
-        State { lock_timeout: "0".into(), relations, ..State::default() }
+        State {
+            lock_timeout: "0".into(),
+            relations,
+            ..State::default()
+        }
     }
 
     #[test]
     fn a_new_file_is_a_rewrite_and_a_new_index_a_build() {
-        let before = state(vec![rel(1, "t", "r", 10, None), rel(2, "t_pkey", "i", 11, Some(1))]);
+        let before = state(vec![
+            rel(1, "t", "r", 10, None),
+            rel(2, "t_pkey", "i", 11, Some(1)),
+        ]);
         let existing = Existing::from_state(&before);
         let mut after = before.clone();
         after.relations[0].filenode = Some(20);
         after.relations.push(rel(3, "t_email", "i", 21, Some(1)));
-        after.locks = vec![(1, "AccessExclusiveLock".into()), (99, "AccessShareLock".into())];
+        after.locks = vec![
+            (1, "AccessExclusiveLock".into()),
+            (99, "AccessShareLock".into()),
+        ];
         let c = changes(&existing, &before, &after, true);
         assert_eq!(c.locks, [(1, "AccessExclusiveLock".to_string())]);
-        assert_eq!(c.rewrites, [Rewrite { table: "public.t".into(), relation: "public.t".into() }]);
+        assert_eq!(
+            c.rewrites,
+            [Rewrite {
+                table: "public.t".into(),
+                relation: "public.t".into()
+            }]
+        );
         assert_eq!(c.index_builds[0].index, "public.t_email");
         assert_eq!(c.index_builds[0].table, "public.t");
     }
 
     #[test]
     fn an_index_re_created_by_alter_type_is_a_rebuild_or_nothing_not_a_build() {
-        let before = state(vec![rel(1, "t", "r", 10, None), rel(2, "t_n", "i", 11, Some(1))]);
+        let before = state(vec![
+            rel(1, "t", "r", 10, None),
+            rel(2, "t_n", "i", 11, Some(1)),
+        ]);
         let existing = Existing::from_state(&before);
-        let kept = state(vec![rel(1, "t", "r", 10, None), rel(3, "t_n", "i", 11, Some(1))]);
+        let kept = state(vec![
+            rel(1, "t", "r", 10, None),
+            rel(3, "t_n", "i", 11, Some(1)),
+        ]);
         assert_eq!(changes(&existing, &before, &kept, true), Changes::default());
-        let rebuilt = state(vec![rel(1, "t", "r", 10, None), rel(3, "t_n", "i", 12, Some(1))]);
+        let rebuilt = state(vec![
+            rel(1, "t", "r", 10, None),
+            rel(3, "t_n", "i", 12, Some(1)),
+        ]);
         let c = changes(&existing, &before, &rebuilt, true);
         assert!(c.index_builds.is_empty());
         assert_eq!(
             c.rewrites,
-            [Rewrite { table: "public.t".into(), relation: "public.t_n".into() }]
+            [Rewrite {
+                table: "public.t".into(),
+                relation: "public.t_n".into()
+            }]
         );
     }
 
@@ -432,8 +503,11 @@ mod tests {
             validated: true,
         });
         let c = changes(&existing, &before, &after, true);
-        let hows: Vec<(&str, &str)> =
-            c.validations.iter().map(|v| (v.object.as_str(), v.how.as_str())).collect();
+        let hows: Vec<(&str, &str)> = c
+            .validations
+            .iter()
+            .map(|v| (v.object.as_str(), v.how.as_str()))
+            .collect();
         assert_eq!(hows, [("t_fk", "validate"), ("t_check", "added")]);
     }
 

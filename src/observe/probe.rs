@@ -68,15 +68,24 @@ async fn probe_connection(db: &ScratchDb, warm: &str) -> Option<PgConnection> {
         "SET lock_timeout = '{ATTEMPT_LOCK_TIMEOUT}'; SET statement_timeout = '60s'; \
          SET client_min_messages = warning"
     );
-    sqlx::raw_sql(AssertSqlSafe(setup)).execute(&mut conn).await.ok()?;
+    sqlx::raw_sql(AssertSqlSafe(setup))
+        .execute(&mut conn)
+        .await
+        .ok()?;
     if !warm.is_empty() {
-        let _ = sqlx::raw_sql(AssertSqlSafe(warm.to_owned())).execute(&mut conn).await;
+        let _ = sqlx::raw_sql(AssertSqlSafe(warm.to_owned()))
+            .execute(&mut conn)
+            .await;
     }
     Some(conn)
 }
 
 fn table_name(table: &Relation) -> String {
-    format!("{}.{}", super::ident(&table.schema), super::ident(&table.name))
+    format!(
+        "{}.{}",
+        super::ident(&table.schema),
+        super::ident(&table.name)
+    )
 }
 
 impl Probes {
@@ -106,7 +115,9 @@ impl Probes {
                     _ = manager_stop.changed() => None,
                 };
                 let Some(oid) = oid else { break };
-                let Some(table) = tables.get(&oid) else { continue };
+                let Some(table) = tables.get(&oid) else {
+                    continue;
+                };
                 if probed == MAX_TABLES {
                     continue;
                 }
@@ -167,12 +178,15 @@ async fn open_pool(db: &ScratchDb, n: usize, warm: &str) -> Vec<PgConnection> {
 
 async fn attempt(conn: &mut PgConnection, sql: &str, access: Access) -> Result<(), sqlx::Error> {
     match access {
-        Access::Read => {
-            sqlx::raw_sql(AssertSqlSafe(sql.to_owned())).execute(&mut *conn).await.map(|_| ())
-        }
+        Access::Read => sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
+            .execute(&mut *conn)
+            .await
+            .map(|_| ()),
         Access::Write => {
             sqlx::raw_sql("BEGIN").execute(&mut *conn).await?;
-            let result = sqlx::raw_sql(AssertSqlSafe(sql.to_owned())).execute(&mut *conn).await;
+            let result = sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
+                .execute(&mut *conn)
+                .await;
             sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await?;
             result.map(|_| ())
         }
@@ -181,9 +195,9 @@ async fn attempt(conn: &mut PgConnection, sql: &str, access: Access) -> Result<(
 
 fn is_lock_timeout(e: &sqlx::Error) -> bool {
     match e {
-        sqlx::Error::Database(db) => {
-            db.try_downcast_ref::<PgDatabaseError>().is_some_and(|pg| pg.code() == "55P03")
-        }
+        sqlx::Error::Database(db) => db
+            .try_downcast_ref::<PgDatabaseError>()
+            .is_some_and(|pg| pg.code() == "55P03"),
         _ => false,
     }
 }
@@ -221,7 +235,12 @@ async fn probe(
             other => {
                 let since = blocked_since.take().unwrap_or(start);
                 if end - since >= NOISE {
-                    waits.push(Wait { table, access, start: since, end });
+                    waits.push(Wait {
+                        table,
+                        access,
+                        start: since,
+                        end,
+                    });
                 }
                 if other.is_err() {
                     break; // the table is gone or changed shape: nothing more to measure

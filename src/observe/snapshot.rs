@@ -28,9 +28,25 @@ pub struct Snapshot {
 /// Order in which kinds are rendered: containers before what they contain.
 fn kind_rank(kind: &str) -> usize {
     const ORDER: &[&str] = &[
-        "schema", "extension", "type", "sequence", "table", "column", "column-order",
-        "constraint", "index", "view", "materialized-view", "function", "procedure",
-        "aggregate", "window-function", "trigger", "rule", "policy", "comment",
+        "schema",
+        "extension",
+        "type",
+        "sequence",
+        "table",
+        "column",
+        "column-order",
+        "constraint",
+        "index",
+        "view",
+        "materialized-view",
+        "function",
+        "procedure",
+        "aggregate",
+        "window-function",
+        "trigger",
+        "rule",
+        "policy",
+        "comment",
     ];
     ORDER.iter().position(|k| *k == kind).unwrap_or(ORDER.len())
 }
@@ -53,8 +69,12 @@ pub async fn take(conn: &mut PgConnection) -> Result<Snapshot, sqlx::Error> {
 impl Snapshot {
     pub fn new(mut items: Vec<Item>) -> Snapshot {
         items.sort_by(|a, b| {
-            (kind_rank(&a.kind), &a.key, &a.body, a.position)
-                .cmp(&(kind_rank(&b.kind), &b.key, &b.body, b.position))
+            (kind_rank(&a.kind), &a.key, &a.body, a.position).cmp(&(
+                kind_rank(&b.kind),
+                &b.key,
+                &b.body,
+                b.position,
+            ))
         });
         Snapshot { items }
     }
@@ -89,7 +109,11 @@ impl Snapshot {
     /// order. Multi-line definitions continue on lines starting with `    | `.
     pub fn lines(&self, column_order: bool) -> Vec<String> {
         let mut items: Vec<&Item> = self.items.iter().collect();
-        let orders = if column_order { self.column_orders() } else { Vec::new() };
+        let orders = if column_order {
+            self.column_orders()
+        } else {
+            Vec::new()
+        };
         items.extend(orders.iter());
         items.sort_by_key(|i| (kind_rank(&i.kind), i.key.as_str()));
         let mut out = Vec::new();
@@ -142,7 +166,12 @@ mod tests {
     use super::*;
 
     fn item(kind: &str, key: &str, body: &str, position: Option<i32>) -> Item {
-        Item { kind: kind.into(), key: key.into(), body: body.into(), position }
+        Item {
+            kind: kind.into(),
+            key: key.into(),
+            body: body.into(),
+            position,
+        }
     }
 
     #[test]
@@ -168,7 +197,13 @@ mod tests {
 
     #[test]
     fn column_keys_split_on_the_last_unquoted_dot() {
-        assert_eq!(split_column_key("public.\"a.b\".c"), ("public.\"a.b\"", "c"));
-        assert_eq!(split_column_key("public.t.\"x.y\""), ("public.t", "\"x.y\""));
+        assert_eq!(
+            split_column_key("public.\"a.b\".c"),
+            ("public.\"a.b\"", "c")
+        );
+        assert_eq!(
+            split_column_key("public.t.\"x.y\""),
+            ("public.t", "\"x.y\"")
+        );
     }
 }

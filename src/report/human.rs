@@ -45,7 +45,14 @@ pub fn render(report: &Report, colour: bool) -> String {
             let _ = writeln!(out, "    ... and {} more", f.rows.len() - MAX_ROWS);
         }
         if !f.sequence.is_empty() {
-            let _ = writeln!(out, "  shrunk sequence{}:", f.seed.as_deref().map(|s| format!(" (seed {s})")).unwrap_or_default());
+            let _ = writeln!(
+                out,
+                "  shrunk sequence{}:",
+                f.seed
+                    .as_deref()
+                    .map(|s| format!(" (seed {s})"))
+                    .unwrap_or_default()
+            );
             for step in &f.sequence {
                 let _ = writeln!(out, "    {step}");
             }
@@ -65,21 +72,47 @@ pub fn render(report: &Report, colour: bool) -> String {
     }
     if !report.notes.is_empty() || report.findings.iter().any(|f| f.replay.is_some()) {
         for f in report.findings.iter().filter(|f| f.replay.is_some()) {
-            let _ = writeln!(out, "\n  replay {}: {}", f.migration, f.replay.as_deref().unwrap_or_default());
+            let _ = writeln!(
+                out,
+                "\n  replay {}: {}",
+                f.migration,
+                f.replay.as_deref().unwrap_or_default()
+            );
         }
     }
     if !report.notes.is_empty() {
         let _ = writeln!(out, "\n{}", c("notes:", "1;33"));
         for n in &report.notes {
-            let migration = n.migration.as_deref().map(|m| format!(" {m}")).unwrap_or_default();
-            let step = n.step.as_deref().map(|s| format!(" [{s}]")).unwrap_or_default();
-            let _ = writeln!(out, "  {}{migration}{step}: {}", c(&n.kind, "33"), n.message);
+            let migration = n
+                .migration
+                .as_deref()
+                .map(|m| format!(" {m}"))
+                .unwrap_or_default();
+            let step = n
+                .step
+                .as_deref()
+                .map(|s| format!(" [{s}]"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {}{migration}{step}: {}",
+                c(&n.kind, "33"),
+                n.message
+            );
         }
     }
     let s = &report.summary;
-    let verdict = if s.passed { c("PASS", "1;32") } else { c("FAIL", "1;31") };
+    let verdict = if s.passed {
+        c("PASS", "1;32")
+    } else {
+        c("FAIL", "1;31")
+    };
     let kinds: Vec<String> = s.by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
-    let kinds = if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join(", ")) };
+    let kinds = if kinds.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", kinds.join(", "))
+    };
     let _ = writeln!(
         out,
         "\n{verdict}: {} finding(s){kinds}, {} note(s); {}/{} migrations checked, {} steps, \

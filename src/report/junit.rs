@@ -27,7 +27,11 @@ pub fn render(report: &Report) -> String {
 fn write(out: &mut Writer<Vec<u8>>, report: &Report) -> io::Result<()> {
     let cases = cases(report);
     let tests = cases.len().to_string();
-    let failures = cases.iter().filter(|(_, findings)| !findings.is_empty()).count().to_string();
+    let failures = cases
+        .iter()
+        .filter(|(_, findings)| !findings.is_empty())
+        .count()
+        .to_string();
     let time = format!("{:.3}", report.summary.duration_ms as f64 / 1000.0);
     let suite = xml(&format!("migproof {}", report.command)).into_owned();
     let classname = xml(&format!("migproof.{}", report.command)).into_owned();
@@ -75,12 +79,22 @@ fn write(out: &mut Writer<Vec<u8>>, report: &Report) -> io::Result<()> {
 /// The test cases in order: the migrations checked, then any other migration a finding names
 /// (one that did not apply, a repeatable), each with its findings.
 fn cases(report: &Report) -> Vec<(&str, Vec<&Finding>)> {
-    let mut cases: Vec<(&str, Vec<&Finding>)> =
-        report.checked.iter().map(|id| (id.as_str(), Vec::new())).collect();
-    let mut index: HashMap<&str, usize> =
-        cases.iter().enumerate().map(|(i, (id, _))| (*id, i)).collect();
+    let mut cases: Vec<(&str, Vec<&Finding>)> = report
+        .checked
+        .iter()
+        .map(|id| (id.as_str(), Vec::new()))
+        .collect();
+    let mut index: HashMap<&str, usize> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| (*id, i))
+        .collect();
     for f in &report.findings {
-        let name = if f.migration.is_empty() { NO_MIGRATION } else { f.migration.as_str() };
+        let name = if f.migration.is_empty() {
+            NO_MIGRATION
+        } else {
+            f.migration.as_str()
+        };
         let i = *index.entry(name).or_insert_with(|| {
             cases.push((name, Vec::new()));
             cases.len() - 1
@@ -95,7 +109,10 @@ fn failure(out: &mut Writer<Vec<u8>>, f: &Finding) -> io::Result<()> {
     let first_line = f.message.lines().next().unwrap_or_default();
     out.create_element("failure")
         .with_attribute(("type", f.kind.as_str()))
-        .with_attribute(("message", xml(&format!("{}: {first_line}", f.step)).as_ref()))
+        .with_attribute((
+            "message",
+            xml(&format!("{}: {first_line}", f.step)).as_ref(),
+        ))
         .write_text_content(BytesText::new(&xml(&failure_text(f))))?;
     Ok(())
 }
@@ -116,7 +133,11 @@ fn failure_text(f: &Finding) -> String {
         }
     }
     if !f.sequence.is_empty() {
-        let seed = f.seed.as_deref().map(|s| format!(" (seed {s})")).unwrap_or_default();
+        let seed = f
+            .seed
+            .as_deref()
+            .map(|s| format!(" (seed {s})"))
+            .unwrap_or_default();
         let _ = writeln!(text, "\nshrunk sequence{seed}:");
         for step in &f.sequence {
             let _ = writeln!(text, "  {step}");
@@ -134,8 +155,16 @@ fn failure_text(f: &Finding) -> String {
 fn notes(report: &Report) -> String {
     let mut text = String::new();
     for n in &report.notes {
-        let migration = n.migration.as_deref().map(|m| format!(" {m}")).unwrap_or_default();
-        let step = n.step.as_deref().map(|s| format!(" [{s}]")).unwrap_or_default();
+        let migration = n
+            .migration
+            .as_deref()
+            .map(|m| format!(" {m}"))
+            .unwrap_or_default();
+        let step = n
+            .step
+            .as_deref()
+            .map(|s| format!(" [{s}]"))
+            .unwrap_or_default();
         let _ = writeln!(text, "note {}{migration}{step}: {}", n.kind, n.message);
     }
     text
@@ -148,7 +177,11 @@ fn xml(text: &str) -> Cow<'_, str> {
     if text.chars().all(allowed) {
         Cow::Borrowed(text)
     } else {
-        Cow::Owned(text.chars().map(|c| if allowed(c) { c } else { '\u{FFFD}' }).collect())
+        Cow::Owned(
+            text.chars()
+                .map(|c| if allowed(c) { c } else { '\u{FFFD}' })
+                .collect(),
+        )
     }
 }
 
@@ -171,7 +204,10 @@ mod tests {
             matches!(c, '\u{9}' | '\u{A}' | '\u{D}' | '\u{20}'..='\u{D7FF}')
                 || matches!(c, '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}')
         };
-        assert!(doc.chars().all(legal), "a character XML 1.0 forbids in\n{doc:?}");
+        assert!(
+            doc.chars().all(legal),
+            "a character XML 1.0 forbids in\n{doc:?}"
+        );
         let mut reader = Reader::from_str(doc);
         reader.config_mut().check_end_names = true;
         let element = |e: &quick_xml::events::BytesStart| -> Element {
@@ -181,7 +217,12 @@ mod tests {
                 .map(|a| {
                     let a = a.unwrap();
                     let key = a.key.as_ref().to_owned();
-                    (key, a.normalized_value(XmlVersion::Implicit1_0).unwrap().into_owned())
+                    (
+                        key,
+                        a.normalized_value(XmlVersion::Implicit1_0)
+                            .unwrap()
+                            .into_owned(),
+                    )
                 })
                 .collect();
             (name, attributes, String::new())
@@ -189,7 +230,9 @@ mod tests {
         let mut elements = Vec::new();
         let mut open: Vec<usize> = Vec::new();
         loop {
-            let event = reader.read_event().unwrap_or_else(|e| panic!("not well-formed: {e}\n{doc}"));
+            let event = reader
+                .read_event()
+                .unwrap_or_else(|e| panic!("not well-formed: {e}\n{doc}"));
             let inside = open.last().copied();
             match event {
                 Event::Start(e) => {
@@ -208,9 +251,15 @@ mod tests {
                 Event::GeneralRef(r) => {
                     let c = match resolve_predefined_entity(&r) {
                         Some(s) => s.to_owned(),
-                        None => r.resolve_char_ref().unwrap().expect("a known reference").to_string(),
+                        None => r
+                            .resolve_char_ref()
+                            .unwrap()
+                            .expect("a known reference")
+                            .to_string(),
                     };
-                    elements[inside.expect("a reference inside an element")].2.push_str(&c);
+                    elements[inside.expect("a reference inside an element")]
+                        .2
+                        .push_str(&c);
                 }
                 Event::Eof => break,
                 _ => {}
@@ -221,20 +270,31 @@ mod tests {
     }
 
     fn attr<'a>(element: &'a Element, key: &str) -> &'a str {
-        element.1.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).unwrap_or_else(|| {
-            panic!("<{}> has no {key}", element.0)
-        })
+        element
+            .1
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("<{}> has no {key}", element.0))
     }
 
     fn report(checked: &[&str]) -> Report {
-        let source = Source { dir: "migrations".into(), format: "sqlx".into() };
+        let source = Source {
+            dir: "migrations".into(),
+            format: "sqlx".into(),
+        };
         let mut report = Report::new("check", source, checked.len() + 1, "url");
         report.checked = checked.iter().map(|s| s.to_string()).collect();
         report
     }
 
     fn finding(kind: Kind, migration: &str, message: &str) -> Finding {
-        Finding::new(kind, migration.into(), "down (round trip)".into(), message.into())
+        Finding::new(
+            kind,
+            migration.into(),
+            "down (round trip)".into(),
+            message.into(),
+        )
     }
 
     #[test]
@@ -242,7 +302,10 @@ mod tests {
         let mut r = report(&["0001_a", "0002_b"]);
         r.finish(std::time::Duration::from_millis(1500));
         let doc = render(&r);
-        assert!(doc.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites"), "{doc}");
+        assert!(
+            doc.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites"),
+            "{doc}"
+        );
         let elements = parse(&doc);
         let names: Vec<&str> = elements.iter().map(|e| e.0.as_str()).collect();
         assert_eq!(names, ["testsuites", "testsuite", "testcase", "testcase"]);
@@ -271,15 +334,29 @@ mod tests {
         let elements = parse(&render(&r));
         let suite = &elements[1];
         assert_eq!((attr(suite, "tests"), attr(suite, "failures")), ("4", "3"));
-        let cases: Vec<&str> =
-            elements.iter().filter(|e| e.0 == "testcase").map(|e| attr(e, "name")).collect();
+        let cases: Vec<&str> = elements
+            .iter()
+            .filter(|e| e.0 == "testcase")
+            .map(|e| attr(e, "name"))
+            .collect();
         assert_eq!(cases, ["0001_a", "0002_b", "0003_c", NO_MIGRATION]);
         let failures: Vec<_> = elements.iter().filter(|e| e.0 == "failure").collect();
         assert_eq!(failures.len(), 4);
         assert_eq!(attr(failures[0], "type"), "data_lost");
-        assert_eq!(attr(failures[0], "message"), "down (round trip): rows were lost");
-        assert!(failures[0].2.contains("rows were lost\nin public.t\n"), "{}", failures[0].2);
-        assert!(failures[0].2.contains("public.t(id=1).v: 'x' -> NULL"), "{}", failures[0].2);
+        assert_eq!(
+            attr(failures[0], "message"),
+            "down (round trip): rows were lost"
+        );
+        assert!(
+            failures[0].2.contains("rows were lost\nin public.t\n"),
+            "{}",
+            failures[0].2
+        );
+        assert!(
+            failures[0].2.contains("public.t(id=1).v: 'x' -> NULL"),
+            "{}",
+            failures[0].2
+        );
         assert!(failures[1].2.ends_with("-a\n+b\n"), "{}", failures[1].2);
         assert_eq!(attr(failures[3], "type"), "timeout");
     }
@@ -294,9 +371,15 @@ mod tests {
         r.findings.push(f);
         let elements = parse(&render(&r));
         let text = &elements.iter().find(|e| e.0 == "failure").unwrap().2;
-        assert!(text.contains("shrunk sequence (seed 0x000000000000002a):\n  1. interrupt"), "{text}");
+        assert!(
+            text.contains("shrunk sequence (seed 0x000000000000002a):\n  1. interrupt"),
+            "{text}"
+        );
         assert!(text.contains("  2. retry\n"), "{text}");
-        assert!(text.contains("replay: migproof replay proptest-regressions/x.json"), "{text}");
+        assert!(
+            text.contains("replay: migproof replay proptest-regressions/x.json"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -310,13 +393,20 @@ mod tests {
             diff: None,
         });
         let elements = parse(&render(&r));
-        let out = elements.iter().find(|e| e.0 == "system-out").expect("system-out");
-        assert_eq!(out.2, "note irreversible 0001_a [down]: 0001_a has no down migration\n");
+        let out = elements
+            .iter()
+            .find(|e| e.0 == "system-out")
+            .expect("system-out");
+        assert_eq!(
+            out.2,
+            "note irreversible 0001_a [down]: 0001_a has no down migration\n"
+        );
     }
 
     #[test]
     fn nasty_text_makes_well_formed_xml() {
-        let nasty = "a \"quoted\" 'name' <tag> & ]]> \u{0}\u{1}\u{8}\u{b}\u{c}\u{1b}[31m \u{fffe}\u{ffff} \
+        let nasty =
+            "a \"quoted\" 'name' <tag> & ]]> \u{0}\u{1}\u{8}\u{b}\u{c}\u{1b}[31m \u{fffe}\u{ffff} \
                      tab\there\r\nemoji 🐘 \u{7f}\u{85}";
         let mut r = report(&[nasty]);
         let mut f = finding(Kind::DataChanged, nasty, nasty);
@@ -324,19 +414,41 @@ mod tests {
         f.diff = Some(nasty.into());
         f.rows = vec![nasty.into()];
         r.findings.push(f);
-        let note = Note { kind: nasty.into(), migration: None, step: None, message: nasty.into(), diff: None };
+        let note = Note {
+            kind: nasty.into(),
+            migration: None,
+            step: None,
+            message: nasty.into(),
+            diff: None,
+        };
         r.notes.push(note);
         r.command = nasty.into();
         // `parse` fails on a character XML 1.0 forbids and on anything not well-formed.
         let elements = parse(&render(&r));
-        let clean = "a \"quoted\" 'name' <tag> & ]]> \u{fffd}\u{fffd}\u{fffd}\u{fffd}\u{fffd}\u{fffd}[31m \
+        let clean =
+            "a \"quoted\" 'name' <tag> & ]]> \u{fffd}\u{fffd}\u{fffd}\u{fffd}\u{fffd}\u{fffd}[31m \
                      \u{fffd}\u{fffd} tab\there\r\nemoji 🐘 \u{7f}\u{85}";
         let find = |name: &str| elements.iter().find(|e| e.0 == name).unwrap();
         assert_eq!(attr(find("testsuite"), "name"), format!("migproof {clean}"));
-        assert_eq!(attr(find("testsuite"), "tests"), "1", "the finding's migration is the checked one");
+        assert_eq!(
+            attr(find("testsuite"), "tests"),
+            "1",
+            "the finding's migration is the checked one"
+        );
         assert_eq!(attr(find("testcase"), "name"), clean);
-        assert_eq!(attr(find("failure"), "message"), format!("{clean}: {}", clean.lines().next().unwrap()));
-        assert!(find("failure").2.starts_with(clean), "{:?}", find("failure").2);
-        assert!(find("system-out").2.contains(clean), "{:?}", find("system-out").2);
+        assert_eq!(
+            attr(find("failure"), "message"),
+            format!("{clean}: {}", clean.lines().next().unwrap())
+        );
+        assert!(
+            find("failure").2.starts_with(clean),
+            "{:?}",
+            find("failure").2
+        );
+        assert!(
+            find("system-out").2.contains(clean),
+            "{:?}",
+            find("system-out").2
+        );
     }
 }

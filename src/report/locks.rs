@@ -176,9 +176,17 @@ pub fn render_human(trace: &LockTrace, colour: bool) -> String {
                 .into_iter()
                 .map(|l| format!("{} {} ({} ms)", l.relation, l.mode, l.held_ms))
                 .collect();
-            let locks = if locks.is_empty() { "-".to_string() } else { locks.join(", ") };
+            let locks = if locks.is_empty() {
+                "-".to_string()
+            } else {
+                locks.join(", ")
+            };
             let rewrite = format!("{:<7}", if s.rewrite { "yes" } else { "no" });
-            let rewrite = if s.rewrite { c(&rewrite, "1;31") } else { rewrite };
+            let rewrite = if s.rewrite {
+                c(&rewrite, "1;31")
+            } else {
+                rewrite
+            };
             let _ = writeln!(
                 out,
                 "  {:>3} {:>5}  {:<SQL_WIDTH$}  {}  {:>5} ms  {:>5} ms  {}",
@@ -260,6 +268,9 @@ mod tests {
         };
         let text = render_human(&trace, false);
         assert!(text.contains("public.orders ShareLock (13 ms)"), "{text}");
-        assert!(text.contains("public.orders reads 0 ms, writes 11 ms"), "{text}");
+        assert!(
+            text.contains("public.orders reads 0 ms, writes 11 ms"),
+            "{text}"
+        );
     }
 }

@@ -185,7 +185,9 @@ impl Finding {
     /// What a lock hazard observed, as short phrases: `rule rewrite`, `table public.orders`,
     /// the lock mode, `held 31 ms`. Empty for other findings.
     pub fn lock_facts(&self) -> Vec<String> {
-        let Some(rule) = &self.rule else { return Vec::new() };
+        let Some(rule) = &self.rule else {
+            return Vec::new();
+        };
         let mut facts = vec![format!("rule {rule}")];
         facts.extend(self.table.iter().map(|t| format!("table {t}")));
         facts.extend(self.lock_mode.clone());
@@ -218,7 +220,11 @@ impl Report {
         self.summary.passed = self.findings.is_empty();
         self.summary.by_kind.clear();
         for f in &self.findings {
-            *self.summary.by_kind.entry(f.kind.as_str().to_owned()).or_default() += 1;
+            *self
+                .summary
+                .by_kind
+                .entry(f.kind.as_str().to_owned())
+                .or_default() += 1;
         }
         self.summary.duration_ms = duration.as_millis() as u64;
     }

@@ -12,16 +12,17 @@ use regex::Regex;
 
 use super::{list_dir, read_text, Command, Format, Migration, MigrationSet, Script, SourceError};
 
-static REVISION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?m)^revision\s*(?::[^=\n]+)?=\s*['"]([^'"]+)['"]"#).unwrap()
-});
+static REVISION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"(?m)^revision\s*(?::[^=\n]+)?=\s*['"]([^'"]+)['"]"#).unwrap());
 static DOWN: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"(?m)^down_revision\s*(?::[^=\n]+)?=\s*(.+)$"#).unwrap());
 static QUOTED: LazyLock<Regex> = LazyLock::new(|| Regex::new(r#"['"]([^'"]+)['"]"#).unwrap());
 
 /// True when the folder holds an `alembic.ini`.
 pub fn matches(entries: &[PathBuf]) -> bool {
-    entries.iter().any(|p| p.file_name().is_some_and(|n| n == "alembic.ini"))
+    entries
+        .iter()
+        .any(|p| p.file_name().is_some_and(|n| n == "alembic.ini"))
 }
 
 fn ini_value(text: &str, key: &str) -> Option<(String, usize)> {
@@ -50,11 +51,18 @@ struct Revision {
 pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
     let ini = dir.join("alembic.ini");
     let text = read_text(&ini)?;
-    let invalid = |message: String| SourceError::Invalid { path: ini.clone(), message };
+    let invalid = |message: String| SourceError::Invalid {
+        path: ini.clone(),
+        message,
+    };
     let (location, _) = ini_value(&text, "script_location")
         .ok_or_else(|| invalid("has no `script_location` in its [alembic] section".into()))?;
     let location = location.replace("%(here)s/", "").replace("%(here)s", ".");
-    let scripts = if Path::new(&location).is_absolute() { PathBuf::from(&location) } else { dir.join(&location) };
+    let scripts = if Path::new(&location).is_absolute() {
+        PathBuf::from(&location)
+    } else {
+        dir.join(&location)
+    };
     let versions = scripts.join("versions");
     let mut revisions = Vec::new();
     for path in list_dir(&versions)? {
@@ -62,7 +70,10 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
             continue;
         }
         let source = read_text(&path)?;
-        let file_err = |message: String| SourceError::Invalid { path: path.clone(), message };
+        let file_err = |message: String| SourceError::Invalid {
+            path: path.clone(),
+            message,
+        };
         let id = REVISION
             .captures(&source)
             .map(|c| c[1].to_string())
@@ -74,12 +85,22 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
         let down = if down_text.starts_with("None") {
             Vec::new()
         } else {
-            QUOTED.captures_iter(&down_text).map(|c| c[1].to_string()).collect()
+            QUOTED
+                .captures_iter(&down_text)
+                .map(|c| c[1].to_string())
+                .collect()
         };
-        revisions.push(Revision { id, down, file: path });
+        revisions.push(Revision {
+            id,
+            down,
+            file: path,
+        });
     }
     if revisions.is_empty() {
-        return Err(SourceError::Empty { dir: versions, hint: " (no revision files)".into() });
+        return Err(SourceError::Empty {
+            dir: versions,
+            hint: " (no revision files)".into(),
+        });
     }
     let mut by_id: BTreeMap<String, usize> = BTreeMap::new();
     for (i, r) in revisions.iter().enumerate() {
@@ -108,7 +129,10 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
         if let Some(missing) = r.down.iter().find(|d| !by_id.contains_key(*d)) {
             return Err(SourceError::Invalid {
                 path: r.file.clone(),
-                message: format!("down_revision `{missing}` is not a revision in `{}`", versions.display()),
+                message: format!(
+                    "down_revision `{missing}` is not a revision in `{}`",
+                    versions.display()
+                ),
             });
         }
     }
@@ -118,7 +142,10 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
     remaining.sort_by(|a, b| revisions[*a].file.cmp(&revisions[*b].file));
     while !remaining.is_empty() {
         let ready = remaining.iter().position(|&i| {
-            revisions[i].down.iter().all(|d| order.iter().any(|&o| revisions[o].id == *d))
+            revisions[i]
+                .down
+                .iter()
+                .all(|d| order.iter().any(|&o| revisions[o].id == *d))
         });
         let Some(pos) = ready else {
             return Err(invalid("the revision history has a cycle".into()));
@@ -129,20 +156,40 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
     // meaning the original's folder.
     let root = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
     let command = |args: &[&str]| Command {
-        argv: ["alembic", "-c", "{ini}"].iter().chain(args).map(|s| s.to_string()).collect(),
+        argv: ["alembic", "-c", "{ini}"]
+            .iter()
+            .chain(args)
+            .map(|s| s.to_string())
+            .collect(),
         cwd: root.clone(),
         ini: Some(root.join("alembic.ini")),
         scheme: "postgresql+psycopg".into(),
     };
     let script = |file: &Path, cmd: Command| -> Result<Script, SourceError> {
-        Ok(Script { path: file.to_owned(), text: read_text(file)?, blocks: Vec::new(), command: Some(cmd) })
+        Ok(Script {
+            path: file.to_owned(),
+            text: read_text(file)?,
+            blocks: Vec::new(),
+            command: Some(cmd),
+        })
     };
     let mut migrations = Vec::new();
     for (n, &i) in order.iter().enumerate() {
         let r = &revisions[i];
-        let stem = r.file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        let description = stem.strip_prefix(&format!("{}_", r.id)).unwrap_or(&stem).to_string();
-        let previous = if n == 0 { "base".to_string() } else { revisions[order[n - 1]].id.clone() };
+        let stem = r
+            .file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let description = stem
+            .strip_prefix(&format!("{}_", r.id))
+            .unwrap_or(&stem)
+            .to_string();
+        let previous = if n == 0 {
+            "base".to_string()
+        } else {
+            revisions[order[n - 1]].id.clone()
+        };
         migrations.push(Migration {
             version: r.id.clone(),
             description,

@@ -46,15 +46,27 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
     let path = dir.join(FILE);
     let text = read_text(&path)?;
     let config: Config = toml::from_str(&text).map_err(|e| {
-        let line = e.span().map(|s| super::split::line_of(&text, s.start)).unwrap_or(1);
-        SourceError::Invalid { path: path.clone(), message: format!("line {line}: {}", e.message()) }
+        let line = e
+            .span()
+            .map(|s| super::split::line_of(&text, s.start))
+            .unwrap_or(1);
+        SourceError::Invalid {
+            path: path.clone(),
+            message: format!("line {line}: {}", e.message()),
+        }
     })?;
     let c = config.command;
     if c.versions.is_empty() {
-        return Err(SourceError::Empty { dir: dir.to_owned(), hint: format!(" (`{FILE}` lists no versions)") });
+        return Err(SourceError::Empty {
+            dir: dir.to_owned(),
+            hint: format!(" (`{FILE}` lists no versions)"),
+        });
     }
     if c.up.is_empty() || c.down.as_ref().is_some_and(Vec::is_empty) {
-        return Err(SourceError::Invalid { path, message: "`up` and `down` must name a program".into() });
+        return Err(SourceError::Invalid {
+            path,
+            message: "`up` and `down` must name a program".into(),
+        });
     }
     let root = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
     let scheme = c.scheme.unwrap_or_else(|| "postgresql".into());
@@ -63,7 +75,10 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
         text: String::new(),
         blocks: Vec::new(),
         command: Some(Command {
-            argv: template.iter().map(|a| a.replace("{version}", version)).collect(),
+            argv: template
+                .iter()
+                .map(|a| a.replace("{version}", version))
+                .collect(),
             cwd: root.clone(),
             ini: None,
             scheme: scheme.clone(),
@@ -72,7 +87,11 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
     let mut migrations = Vec::new();
     for (i, version) in c.versions.iter().enumerate() {
         if c.versions[..i].contains(version) {
-            return Err(SourceError::Duplicate { version: version.clone(), first: path.clone(), second: path.clone() });
+            return Err(SourceError::Duplicate {
+                version: version.clone(),
+                first: path.clone(),
+                second: path.clone(),
+            });
         }
         migrations.push(Migration {
             version: version.clone(),

@@ -72,19 +72,36 @@ pub fn load(dir: &Path, migrations: &[Migration]) -> Result<Config, SourceError>
     }
     let text = super::read_text(&path)?;
     let file: File = toml::from_str(&text).map_err(|e| {
-        let line = e.span().map(|s| super::split::line_of(&text, s.start)).unwrap_or(1);
-        SourceError::Invalid { path: path.clone(), message: format!("line {line}: {}", e.message()) }
+        let line = e
+            .span()
+            .map(|s| super::split::line_of(&text, s.start))
+            .unwrap_or(1);
+        SourceError::Invalid {
+            path: path.clone(),
+            message: format!("line {line}: {}", e.message()),
+        }
     })?;
     for name in file.data.changes.keys() {
-        if !migrations.iter().any(|m| m.version == *name || m.id() == *name) {
-            let line = text.lines().position(|l| l.contains(name.as_str())).map_or(1, |i| i + 1);
+        if !migrations
+            .iter()
+            .any(|m| m.version == *name || m.id() == *name)
+        {
+            let line = text
+                .lines()
+                .position(|l| l.contains(name.as_str()))
+                .map_or(1, |i| i + 1);
             return Err(SourceError::Invalid {
                 path,
-                message: format!("line {line}: [data.changes] names `{name}`, which is not a migration here"),
+                message: format!(
+                    "line {line}: [data.changes] names `{name}`, which is not a migration here"
+                ),
             });
         }
     }
-    Ok(Config { data: file.data, setup: file.setup })
+    Ok(Config {
+        data: file.data,
+        setup: file.setup,
+    })
 }
 
 /// The tables and columns one comparison leaves out.
@@ -115,7 +132,8 @@ fn split(entry: &str) -> Vec<String> {
 impl Exclude {
     /// Leaves out one more column of `t`.
     pub fn add_column(&mut self, t: &Table, column: &str) {
-        self.entries.push(vec![t.schema.clone(), t.name.clone(), column.to_owned()]);
+        self.entries
+            .push(vec![t.schema.clone(), t.name.clone(), column.to_owned()]);
     }
 
     /// Whether the whole table is left out: an entry `table` or `schema.table`.
@@ -144,14 +162,21 @@ mod tests {
     use super::*;
 
     fn table(schema: &str, name: &str) -> Table {
-        Table { schema: schema.into(), name: name.into(), ..Table::default() }
+        Table {
+            schema: schema.into(),
+            name: name.into(),
+            ..Table::default()
+        }
     }
 
     #[test]
     fn entries_name_tables_or_columns_with_or_without_schema() {
         let rules = DataRules {
             ignore_tables: vec!["audit_log".into(), "jobs.queue".into()],
-            changes: BTreeMap::from([("5".to_string(), vec!["users.email".into(), "public.orders.total".into()])]),
+            changes: BTreeMap::from([(
+                "5".to_string(),
+                vec!["users.email".into(), "public.orders.total".into()],
+            )]),
         };
         let m = |v: &str| Migration {
             version: v.into(),
@@ -169,6 +194,8 @@ mod tests {
         assert!(!five.column(&table("public", "users"), "name"));
         assert!(five.column(&table("public", "orders"), "total"));
         assert!(!five.column(&table("other", "orders"), "total"));
-        assert!(!rules.exclude(Some(&m("6"))).column(&table("public", "users"), "email"));
+        assert!(!rules
+            .exclude(Some(&m("6")))
+            .column(&table("public", "users"), "email"));
     }
 }

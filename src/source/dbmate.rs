@@ -82,7 +82,9 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
         if !path.is_file() {
             continue;
         }
-        let Some(name) = parse_name(&path) else { continue };
+        let Some(name) = parse_name(&path) else {
+            continue;
+        };
         if let Some(first) = by_version.get(&name.version) {
             return Err(SourceError::Duplicate {
                 version: name.version,
@@ -91,7 +93,11 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
             });
         }
         by_version.insert(name.version.clone(), path.clone());
-        let file_name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let file_name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         files.insert(file_name, (path, name));
     }
     let mut notes = Vec::new();
@@ -129,7 +135,10 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
                     let part = pick(s);
                     Block {
                         transactional: part.transactional,
-                        chunks: vec![Chunk { offset: part.offset, sql: part.sql.clone() }],
+                        chunks: vec![Chunk {
+                            offset: part.offset,
+                            sql: part.sql.clone(),
+                        }],
                     }
                 })
                 .collect(),
@@ -146,7 +155,10 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
     }
     if migrations.is_empty() {
         let hint = " (dbmate migrations are `<VERSION>_<NAME>.sql` files)".to_owned();
-        return Err(SourceError::Empty { dir: dir.to_owned(), hint });
+        return Err(SourceError::Empty {
+            dir: dir.to_owned(),
+            hint,
+        });
     }
     let mut set = MigrationSet::new(Format::Dbmate, dir, migrations);
     set.notes = notes;
@@ -168,7 +180,10 @@ struct Section {
 }
 
 fn invalid(path: &Path, message: String) -> SourceError {
-    SourceError::Invalid { path: path.to_owned(), message }
+    SourceError::Invalid {
+        path: path.to_owned(),
+        message,
+    }
 }
 
 /// Splits a dbmate migration file into its sections, with the checks dbmate makes.
@@ -223,7 +238,10 @@ fn parse(path: &Path, text: &str) -> Result<Vec<Section>, SourceError> {
                 ));
             }
         };
-        sections.push(Section { up: part(text, start, down), down: part(text, down, end) });
+        sections.push(Section {
+            up: part(text, start, down),
+            down: part(text, down, end),
+        });
     }
     Ok(sections)
 }
@@ -244,12 +262,21 @@ fn part(text: &str, start: usize, end: usize) -> Part {
     }
     let transactional = transaction.as_deref() != Some("false");
     let odd_transaction = transaction.filter(|v| v != "true" && v != "false");
-    Part { offset: start, sql: sql.to_owned(), transactional, odd_transaction }
+    Part {
+        offset: start,
+        sql: sql.to_owned(),
+        transactional,
+        odd_transaction,
+    }
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 #[cfg(test)]
@@ -280,7 +307,10 @@ mod tests {
                 "20240102000000_b.sql",
                 b"-- migrate:up\ncreate table b();\n-- migrate:down\ndrop table b;\n",
             ),
-            ("20240101000000_a.sql", b"-- migrate:up\ncreate table a();\n\n-- migrate:down\n"),
+            (
+                "20240101000000_a.sql",
+                b"-- migrate:up\ncreate table a();\n\n-- migrate:down\n",
+            ),
             ("README.md", b"skipped"),
             ("schema.sql", b"skipped"),
         ]);
@@ -290,10 +320,16 @@ mod tests {
         let b = &set.migrations[1];
         assert_eq!(b.version, "20240102000000");
         assert_eq!(b.description, "b");
-        assert_eq!(b.up.blocks[0].chunks[0].sql, "-- migrate:up\ncreate table b();\n");
+        assert_eq!(
+            b.up.blocks[0].chunks[0].sql,
+            "-- migrate:up\ncreate table b();\n"
+        );
         assert_eq!(b.up.blocks[0].chunks[0].offset, 0);
         let down = b.down.as_ref().unwrap();
-        assert_eq!(down.blocks[0].chunks[0].sql, "-- migrate:down\ndrop table b;\n");
+        assert_eq!(
+            down.blocks[0].chunks[0].sql,
+            "-- migrate:down\ndrop table b;\n"
+        );
         assert_eq!(down.line_of(down.blocks[0].chunks[0].offset), 3);
         assert!(b.up.blocks[0].transactional && down.blocks[0].transactional);
     }
@@ -308,8 +344,10 @@ mod tests {
 
     #[test]
     fn transaction_false_per_part() {
-        let m = one(b"-- migrate:up transaction:false\ncreate index concurrently i on t(c);\n\
-              -- migrate:down\ndrop index i;\n")
+        let m = one(
+            b"-- migrate:up transaction:false\ncreate index concurrently i on t(c);\n\
+              -- migrate:down\ndrop index i;\n",
+        )
         .unwrap();
         assert!(!m.up.blocks[0].transactional);
         assert!(m.down.unwrap().blocks[0].transactional);
@@ -327,7 +365,11 @@ mod tests {
         )]);
         let set = load(dir.path()).unwrap();
         assert!(set.migrations[0].up.blocks[0].transactional);
-        assert!(set.notes[0].contains("transaction:False"), "{:?}", set.notes);
+        assert!(
+            set.notes[0].contains("transaction:False"),
+            "{:?}",
+            set.notes
+        );
     }
 
     #[test]
@@ -335,18 +377,30 @@ mod tests {
         let m = one(b"-- a comment\n\n   -- indented\n-- migrate:up\nselect 1;\n-- migrate:down\n");
         assert!(m.is_ok());
         let err = error(b"-- c\ncreate table x();\n-- migrate:up\nselect 1;\n-- migrate:down\n");
-        assert!(err.contains("20240101000000_x.sql") && err.contains("line 2"), "{err}");
+        assert!(
+            err.contains("20240101000000_x.sql") && err.contains("line 2"),
+            "{err}"
+        );
     }
 
     #[test]
     fn missing_markers_are_named() {
         let err = error(b"create table a();\n");
-        assert!(err.contains("20240101000000_x.sql") && err.contains("-- migrate:up"), "{err}");
+        assert!(
+            err.contains("20240101000000_x.sql") && err.contains("-- migrate:up"),
+            "{err}"
+        );
         let err = error(b"-- migrate:up\ncreate table a();\n");
-        assert!(err.contains("no `-- migrate:down`") && err.contains("line 1"), "{err}");
+        assert!(
+            err.contains("no `-- migrate:down`") && err.contains("line 1"),
+            "{err}"
+        );
         // A down marker above the first up is only a comment there.
         let err = error(b"-- migrate:down\n-- migrate:up\nselect 2;\n");
-        assert!(err.contains("no `-- migrate:down`") && err.contains("line 2"), "{err}");
+        assert!(
+            err.contains("no `-- migrate:down`") && err.contains("line 2"),
+            "{err}"
+        );
         let err = error(b"-- migrate:up\nselect 1;\n-- migrate:down\n\n-- migrate:down\n");
         assert!(err.contains("lines 3 and 5"), "{err}");
     }
@@ -376,16 +430,25 @@ mod tests {
         assert_eq!(m.up.blocks.len(), 2);
         assert!(m.up.blocks[0].transactional && !m.up.blocks[1].transactional);
         let down = m.down.as_ref().unwrap();
-        assert_eq!(down.blocks[0].chunks[0].sql, "-- migrate:down\ndrop table t;\n");
+        assert_eq!(
+            down.blocks[0].chunks[0].sql,
+            "-- migrate:down\ndrop table t;\n"
+        );
         assert!(!down.blocks[1].transactional);
         assert_eq!(m.up.line_of(m.up.blocks[1].chunks[0].offset), 5);
-        assert!(set.notes[0].contains("2 `-- migrate:up` sections"), "{:?}", set.notes);
+        assert!(
+            set.notes[0].contains("2 `-- migrate:up` sections"),
+            "{:?}",
+            set.notes
+        );
     }
 
     #[test]
     fn strips_bom_and_reads_crlf_markers() {
-        let m = one(b"\xef\xbb\xbf-- migrate:up transaction:false\r\nselect 1;\r\n\
-              -- migrate:down transaction:false\r\nselect 2;\r\n")
+        let m = one(
+            b"\xef\xbb\xbf-- migrate:up transaction:false\r\nselect 1;\r\n\
+              -- migrate:down transaction:false\r\nselect 2;\r\n",
+        )
         .unwrap();
         assert!(m.up.text.starts_with("-- migrate:up"));
         assert!(!m.up.blocks[0].transactional);
@@ -409,7 +472,10 @@ mod tests {
     fn matches_needs_the_up_marker() {
         let dir = folder(&[("1_a.sql", b"create table a();")]);
         assert!(!matches(&list_dir(dir.path()).unwrap()));
-        let dir = folder(&[("1_a.sql", b"-- migrate:up\ncreate table a();\n-- migrate:down\n")]);
+        let dir = folder(&[(
+            "1_a.sql",
+            b"-- migrate:up\ncreate table a();\n-- migrate:down\n",
+        )]);
         assert!(matches(&list_dir(dir.path()).unwrap()));
     }
 

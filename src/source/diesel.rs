@@ -42,13 +42,18 @@ fn folder_name(path: &Path) -> Result<&str, SourceError> {
 }
 
 fn is_migration_folder(path: &Path) -> bool {
-    let hidden = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+    let hidden = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'));
     path.is_dir() && !hidden
 }
 
 /// True when the folder holds at least one sub-folder with an `up.sql`.
 pub fn matches(entries: &[PathBuf]) -> bool {
-    entries.iter().any(|p| is_migration_folder(p) && p.join("up.sql").is_file())
+    entries
+        .iter()
+        .any(|p| is_migration_folder(p) && p.join("up.sql").is_file())
 }
 
 /// The key diesel orders and identifies migrations by: the version with dashes removed.
@@ -87,7 +92,10 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
     }
     if migrations.is_empty() {
         let hint = " (diesel migrations are folders holding `up.sql`)".to_owned();
-        return Err(SourceError::Empty { dir: dir.to_owned(), hint });
+        return Err(SourceError::Empty {
+            dir: dir.to_owned(),
+            hint,
+        });
     }
     let mut set = MigrationSet::new(Format::Diesel, dir, migrations);
     set.notes = notes;
@@ -186,7 +194,11 @@ fn read_metadata(path: &Path) -> Result<Metadata, SourceError> {
 
 fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 #[cfg(test)]
@@ -249,7 +261,10 @@ mod tests {
         assert_eq!(m.up.blocks.len(), 1);
         assert!(m.up.blocks[0].transactional);
         assert_eq!(m.up.blocks[0].chunks.len(), 1);
-        assert_eq!(m.up.blocks[0].chunks[0].sql, "create table a();\ncreate table b();");
+        assert_eq!(
+            m.up.blocks[0].chunks[0].sql,
+            "create table a();\ncreate table b();"
+        );
         assert!(m.down.as_ref().unwrap().blocks[0].transactional);
     }
 
@@ -258,7 +273,10 @@ mod tests {
         let dir = tree(&[
             ("1_a/up.sql", b"create index concurrently i on t(c);"),
             ("1_a/down.sql", b"drop index concurrently i;"),
-            ("1_a/metadata.toml", b"# needed for concurrently\nrun_in_transaction = false\n"),
+            (
+                "1_a/metadata.toml",
+                b"# needed for concurrently\nrun_in_transaction = false\n",
+            ),
         ]);
         let set = load(dir.path()).unwrap();
         let m = &set.migrations[0];
@@ -280,10 +298,16 @@ mod tests {
     fn metadata_that_does_not_parse_names_file_and_line() {
         let dir = tree(&[
             ("1_a/up.sql", b"select 1;"),
-            ("1_a/metadata.toml", b"# comment\nrun_in_transaction = = false\n"),
+            (
+                "1_a/metadata.toml",
+                b"# comment\nrun_in_transaction = = false\n",
+            ),
         ]);
         let err = load(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("1_a/metadata.toml") && err.contains("line 2"), "{err}");
+        assert!(
+            err.contains("1_a/metadata.toml") && err.contains("line 2"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -293,7 +317,10 @@ mod tests {
             ("1_a/metadata.toml", b"\n\nrun_in_transation = false\n"),
         ]);
         let err = load(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("metadata.toml") && err.contains("line 3"), "{err}");
+        assert!(
+            err.contains("metadata.toml") && err.contains("line 3"),
+            "{err}"
+        );
         assert!(err.contains("run_in_transation"), "{err}");
     }
 
@@ -304,7 +331,10 @@ mod tests {
             ("1_a/metadata.toml", b"run_in_transaction = \"no\"\n"),
         ]);
         let err = load(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("metadata.toml") && err.contains("line 1"), "{err}");
+        assert!(
+            err.contains("metadata.toml") && err.contains("line 1"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -335,8 +365,14 @@ mod tests {
             ("20240101000001_b/up.sql", b"select 1;"),
         ]);
         let err = load(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("duplicate migration version 20240101000001"), "{err}");
-        assert!(err.contains("000001_a") && err.contains("000001_b"), "{err}");
+        assert!(
+            err.contains("duplicate migration version 20240101000001"),
+            "{err}"
+        );
+        assert!(
+            err.contains("000001_a") && err.contains("000001_b"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -355,7 +391,10 @@ mod tests {
     fn strips_bom_and_keeps_crlf() {
         let dir = tree(&[
             ("1_a/up.sql", b"\xef\xbb\xbfselect 1;\r\nselect 2;\r\n"),
-            ("1_a/metadata.toml", b"\xef\xbb\xbfrun_in_transaction = false\r\n"),
+            (
+                "1_a/metadata.toml",
+                b"\xef\xbb\xbfrun_in_transaction = false\r\n",
+            ),
         ]);
         let m = &load(dir.path()).unwrap().migrations[0];
         assert_eq!(m.up.text, "select 1;\r\nselect 2;\r\n");
@@ -367,16 +406,33 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/diesel_history");
         let set = load(&dir).unwrap();
         assert_eq!(set.migrations.len(), 300);
-        assert_eq!(set.migrations[0].id(), "00000000000000_diesel_initial_setup");
+        assert_eq!(
+            set.migrations[0].id(),
+            "00000000000000_diesel_initial_setup"
+        );
         assert_eq!(set.migrations[1].id(), "2023-02-06-091403_create_users");
-        let keys: Vec<String> = set.migrations.iter().map(|m| order_key(&m.version)).collect();
-        assert!(keys.windows(2).all(|w| w[0] < w[1]), "versions are strictly increasing");
+        let keys: Vec<String> = set
+            .migrations
+            .iter()
+            .map(|m| order_key(&m.version))
+            .collect();
+        assert!(
+            keys.windows(2).all(|w| w[0] < w[1]),
+            "versions are strictly increasing"
+        );
         assert!(set.migrations.iter().all(|m| m.down.is_some()));
-        let autocommit: Vec<&Migration> =
-            set.migrations.iter().filter(|m| m.up.has_autocommit()).collect();
+        let autocommit: Vec<&Migration> = set
+            .migrations
+            .iter()
+            .filter(|m| m.up.has_autocommit())
+            .collect();
         assert_eq!(autocommit.len(), 7);
         for m in autocommit {
-            assert!(m.up.text.contains("CREATE INDEX CONCURRENTLY"), "{}", m.id());
+            assert!(
+                m.up.text.contains("CREATE INDEX CONCURRENTLY"),
+                "{}",
+                m.id()
+            );
             assert!(m.down.as_ref().unwrap().has_autocommit(), "{}", m.id());
         }
         assert!(set.notes.is_empty(), "{:?}", set.notes);

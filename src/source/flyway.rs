@@ -42,7 +42,10 @@ struct Part(String);
 
 impl Ord for Part {
     fn cmp(&self, other: &Part) -> Ordering {
-        self.0.len().cmp(&other.0.len()).then_with(|| self.0.cmp(&other.0))
+        self.0
+            .len()
+            .cmp(&other.0.len())
+            .then_with(|| self.0.cmp(&other.0))
     }
 }
 
@@ -60,7 +63,11 @@ impl Version {
                 return None;
             }
             let digits = part.trim_start_matches('0');
-            parts.push(Part(if digits.is_empty() { "0".to_owned() } else { digits.to_owned() }));
+            parts.push(Part(if digits.is_empty() {
+                "0".to_owned()
+            } else {
+                digits.to_owned()
+            }));
         }
         while parts.len() > 1 && parts.last().is_some_and(|p| p.0 == "0") {
             parts.pop();
@@ -87,7 +94,9 @@ fn parse_name(path: &Path) -> Option<Result<Name, String>> {
     } else if let Some(rest) = stem.strip_prefix('U') {
         (Kind::Undo, rest)
     } else if stem.starts_with('R') {
-        return Some(Err("a repeatable migration is named `R__<DESCRIPTION>.sql`".to_owned()));
+        return Some(Err(
+            "a repeatable migration is named `R__<DESCRIPTION>.sql`".to_owned(),
+        ));
     } else {
         return None;
     };
@@ -181,8 +190,13 @@ fn property<'a>(text: &'a str, key: &str) -> Option<&'a str> {
         if line.starts_with('#') || line.starts_with('!') {
             continue;
         }
-        let Some(at) = line.find(['=', ':']) else { continue };
-        let (k, v) = (line.get(..at).unwrap_or_default(), line.get(at + 1..).unwrap_or_default());
+        let Some(at) = line.find(['=', ':']) else {
+            continue;
+        };
+        let (k, v) = (
+            line.get(..at).unwrap_or_default(),
+            line.get(at + 1..).unwrap_or_default(),
+        );
         if k.trim() == key {
             found = Some(v.trim());
         }
@@ -214,17 +228,29 @@ fn script(path: &Path, mixed: bool, notes: &mut Vec<String>) -> Result<Script, S
             line_of(&text, at)
         ));
     }
-    let invalid = |message: String| SourceError::Invalid { path: path.to_owned(), message };
+    let invalid = |message: String| SourceError::Invalid {
+        path: path.to_owned(),
+        message,
+    };
     let statements = split(&text).map_err(|e| invalid(e.to_string()))?;
     let transactional = match execute_in_transaction(path)? {
         Some(setting) => setting,
         None => transactional(&text, &statements, mixed).map_err(invalid)?,
     };
-    let chunks = statements.into_iter().map(|s| Chunk { offset: s.offset, sql: s.sql }).collect();
+    let chunks = statements
+        .into_iter()
+        .map(|s| Chunk {
+            offset: s.offset,
+            sql: s.sql,
+        })
+        .collect();
     Ok(Script {
         path: path.to_owned(),
         text,
-        blocks: vec![Block { transactional, chunks }],
+        blocks: vec![Block {
+            transactional,
+            chunks,
+        }],
         command: None,
     })
 }
@@ -239,7 +265,12 @@ fn transactional(text: &str, statements: &[Statement], mixed: bool) -> Result<bo
         (Some(_), None) => Ok(false),
         (Some(_), Some(_)) if mixed => Ok(false),
         (Some(refused), Some(accepted)) => {
-            let head = refused.sql.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+            let head = refused
+                .sql
+                .split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ");
             Err(format!(
                 "mixes a statement PostgreSQL refuses inside a transaction (`{head} ...` \
                  at line {}) with transactional ones (line {}); Flyway refuses such a migration \
@@ -297,7 +328,11 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
             continue;
         }
         let pair = versions.entry(name.version.clone()).or_default();
-        let slot = if name.kind == Kind::Undo { &mut pair.undo } else { &mut pair.up };
+        let slot = if name.kind == Kind::Undo {
+            &mut pair.undo
+        } else {
+            &mut pair.up
+        };
         if let Some((_, first)) = slot {
             return Err(SourceError::Duplicate {
                 version: name.version_text,
@@ -311,7 +346,9 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
     let mut migrations = Vec::new();
     for (_, pair) in versions {
         let Some((name, up)) = pair.up else {
-            let Some((undo_name, down)) = pair.undo else { continue };
+            let Some((undo_name, down)) = pair.undo else {
+                continue;
+            };
             let expected = down.with_file_name(format!(
                 "V{}__{}.sql",
                 undo_name.version_text, undo_name.description
@@ -340,7 +377,10 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
         });
     }
     if migrations.is_empty() && repeatables.is_empty() {
-        return Err(SourceError::Empty { dir: dir.to_owned(), hint: String::new() });
+        return Err(SourceError::Empty {
+            dir: dir.to_owned(),
+            hint: String::new(),
+        });
     }
     let mut set = MigrationSet::new(Format::Flyway, dir, migrations);
     set.repeatable = repeatables;
@@ -378,7 +418,10 @@ mod tests {
             ("afterMigrate.sql", "select 'callback';"),
         ]);
         let set = load(dir.path()).unwrap();
-        assert_eq!(ids(&set), ["1_1_a", "1.2_sub", "1.10_b", "2_c", "2024.01.02_dated"]);
+        assert_eq!(
+            ids(&set),
+            ["1_1_a", "1.2_sub", "1.10_b", "2_c", "2024.01.02_dated"]
+        );
         assert_eq!(set.format, Format::Flyway);
         assert!(set.notes.is_empty(), "{:?}", set.notes);
     }
@@ -388,9 +431,15 @@ mod tests {
         let dir = folder(&[("V01__a.sql", ""), ("V1__b.sql", "")]);
         let err = load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("duplicate migration version"), "{err}");
-        assert!(err.contains("V01__a.sql") && err.contains("V1__b.sql"), "{err}");
+        assert!(
+            err.contains("V01__a.sql") && err.contains("V1__b.sql"),
+            "{err}"
+        );
         let dir = folder(&[("V1__a.sql", ""), ("nested/V1.0__b.sql", "")]);
-        assert!(matches!(load(dir.path()), Err(SourceError::Duplicate { .. })));
+        assert!(matches!(
+            load(dir.path()),
+            Err(SourceError::Duplicate { .. })
+        ));
     }
 
     #[test]
@@ -400,9 +449,19 @@ mod tests {
         let m = load(dir.path()).unwrap().migrations;
         let block = &m[0].up.blocks[0];
         assert!(block.transactional);
-        let chunks: Vec<_> = block.chunks.iter().map(|c| (c.offset, c.sql.as_str())).collect();
+        let chunks: Vec<_> = block
+            .chunks
+            .iter()
+            .map(|c| (c.offset, c.sql.as_str()))
+            .collect();
         let insert = text.find("insert").unwrap();
-        assert_eq!(chunks, [(0, "create table a (x int)"), (insert, "insert into a values (1)")]);
+        assert_eq!(
+            chunks,
+            [
+                (0, "create table a (x int)"),
+                (insert, "insert into a values (1)")
+            ]
+        );
         assert_eq!(m[0].up.line_of(insert), 3);
     }
 
@@ -423,14 +482,22 @@ mod tests {
         let dir = folder(&[("V1__mixed.sql", body)]);
         let err = load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("V1__mixed.sql"), "{err}");
-        assert!(err.contains("line 2") && err.contains("mixed = true"), "{err}");
+        assert!(
+            err.contains("line 2") && err.contains("mixed = true"),
+            "{err}"
+        );
 
-        let dir = folder(&[("V1__mixed.sql", body), ("flyway.conf", "flyway.mixed = true\n")]);
+        let dir = folder(&[
+            ("V1__mixed.sql", body),
+            ("flyway.conf", "flyway.mixed = true\n"),
+        ]);
         let m = load(dir.path()).unwrap().migrations;
         assert!(!m[0].up.blocks[0].transactional);
 
-        let root =
-            folder(&[("db/V1__mixed.sql", body), ("flyway.toml", "[flyway]\nmixed = true\n")]);
+        let root = folder(&[
+            ("db/V1__mixed.sql", body),
+            ("flyway.toml", "[flyway]\nmixed = true\n"),
+        ]);
         let m = load(&root.path().join("db")).unwrap().migrations;
         assert!(!m[0].up.blocks[0].transactional);
     }
@@ -457,9 +524,16 @@ mod tests {
         assert_eq!(set.migrations.len(), 1);
         let down = set.migrations[0].down.as_ref().unwrap();
         assert_eq!(down.blocks[0].chunks[0].sql, "drop table users");
-        let repeatable: Vec<_> = set.repeatable.iter().map(|m| m.description.as_str()).collect();
+        let repeatable: Vec<_> = set
+            .repeatable
+            .iter()
+            .map(|m| m.description.as_str())
+            .collect();
         assert_eq!(repeatable, ["a_functions", "views"]);
-        assert!(set.repeatable.iter().all(|m| m.version.is_empty() && m.down.is_none()));
+        assert!(set
+            .repeatable
+            .iter()
+            .all(|m| m.version.is_empty() && m.down.is_none()));
     }
 
     #[test]

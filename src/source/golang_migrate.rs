@@ -68,7 +68,11 @@ fn parse_name(path: &Path) -> Parsed {
         version,
         version_text: version_text.to_owned(),
         title: caps[2].to_owned(),
-        direction: if &caps[3] == "up" { Direction::Up } else { Direction::Down },
+        direction: if &caps[3] == "up" {
+            Direction::Up
+        } else {
+            Direction::Down
+        },
         extension: caps[4].to_owned(),
     })
 }
@@ -76,7 +80,9 @@ fn parse_name(path: &Path) -> Parsed {
 /// True when the folder holds at least one file named like a golang-migrate migration.
 /// sqlx's `.up.sql`/`.down.sql` names match too; which layout wins is `detect`'s decision.
 pub fn matches(entries: &[PathBuf]) -> bool {
-    entries.iter().any(|p| p.is_file() && matches!(parse_name(p), Parsed::Migration(_)))
+    entries
+        .iter()
+        .any(|p| p.is_file() && matches!(parse_name(p), Parsed::Migration(_)))
 }
 
 #[derive(Default)]
@@ -157,7 +163,10 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
     }
     if migrations.is_empty() {
         let hint = " (golang-migrate files are named `<VERSION>_<TITLE>.up.sql`)".to_owned();
-        return Err(SourceError::Empty { dir: dir.to_owned(), hint });
+        return Err(SourceError::Empty {
+            dir: dir.to_owned(),
+            hint,
+        });
     }
     let mut set = MigrationSet::new(Format::GolangMigrate, dir, migrations);
     set.notes = notes;
@@ -199,7 +208,10 @@ mod tests {
         assert_eq!(c.up.blocks.len(), 1);
         assert!(!c.up.blocks[0].transactional);
         assert_eq!(c.up.blocks[0].chunks.len(), 1);
-        assert_eq!(c.up.blocks[0].chunks[0].sql, "create table c();\ncreate table d();");
+        assert_eq!(
+            c.up.blocks[0].chunks[0].sql,
+            "create table c();\ncreate table d();"
+        );
         assert!(c.down.as_ref().unwrap().has_autocommit());
         assert!(set.migrations[1].down.is_none());
         assert!(set.notes.is_empty());
@@ -225,7 +237,10 @@ mod tests {
     fn down_without_up_is_an_error() {
         let dir = folder(&[("1_a.up.sql", b""), ("2_b.down.sql", b"")]);
         let err = load(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("2_b.down.sql") && err.contains("2_b.up.sql"), "{err}");
+        assert!(
+            err.contains("2_b.down.sql") && err.contains("2_b.up.sql"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -233,7 +248,10 @@ mod tests {
         let dir = folder(&[("1_a.up.sql", b""), ("001_b.up.sql", b"")]);
         let err = load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("duplicate migration version 1"), "{err}");
-        assert!(err.contains("001_b.up.sql") && err.contains("1_a.up.sql"), "{err}");
+        assert!(
+            err.contains("001_b.up.sql") && err.contains("1_a.up.sql"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -246,7 +264,10 @@ mod tests {
         let set = load(dir.path()).unwrap();
         assert_eq!(ids(&set), ["1_a"]);
         assert_eq!(set.notes.len(), 2, "{:?}", set.notes);
-        assert!(set.notes.iter().any(|n| n.contains("99999999999999999999_huge.up.sql")));
+        assert!(set
+            .notes
+            .iter()
+            .any(|n| n.contains("99999999999999999999_huge.up.sql")));
         assert!(set.notes.iter().any(|n| n.contains("1_b.down.sql")));
     }
 
@@ -267,8 +288,12 @@ mod tests {
         let expected: Vec<String> = (1..=40).map(|n| format!("{n:06}")).collect();
         assert_eq!(versions, expected);
         assert_eq!(set.migrations[0].id(), "000001_create_accounts");
-        let irreversible: Vec<String> =
-            set.migrations.iter().filter(|m| m.down.is_none()).map(|m| m.id()).collect();
+        let irreversible: Vec<String> = set
+            .migrations
+            .iter()
+            .filter(|m| m.down.is_none())
+            .map(|m| m.id())
+            .collect();
         assert_eq!(
             irreversible,
             [

@@ -54,7 +54,10 @@ struct Splitting {
 
 impl Default for Splitting {
     fn default() -> Splitting {
-        Splitting { split: true, delimiter: None }
+        Splitting {
+            split: true,
+            delimiter: None,
+        }
     }
 }
 
@@ -84,7 +87,13 @@ struct Sql {
 impl Sql {
     /// SQL whose text is sent as written.
     fn plain(path: &Path, line: usize, text: String, splitting: Splitting) -> Sql {
-        Sql { path: path.to_owned(), line, shown: text.clone(), sent: text, splitting }
+        Sql {
+            path: path.to_owned(),
+            line,
+            shown: text.clone(),
+            sent: text,
+            splitting,
+        }
     }
 }
 
@@ -143,8 +152,11 @@ fn truthy(value: &str) -> bool {
 
 /// Whether a `dbms` list (`postgresql,h2`, `!oracle`, `all`, `none`) admits PostgreSQL.
 fn runs_on_postgres(dbms: &str) -> bool {
-    let items: Vec<String> =
-        dbms.split(',').map(|d| d.trim().to_ascii_lowercase()).filter(|d| !d.is_empty()).collect();
+    let items: Vec<String> = dbms
+        .split(',')
+        .map(|d| d.trim().to_ascii_lowercase())
+        .filter(|d| !d.is_empty())
+        .collect();
     if items.iter().any(|d| d == "none") || items.iter().any(|d| d == "!postgresql") {
         return false;
     }
@@ -178,7 +190,9 @@ fn resolve(root: &Path, from: &Path, target: &str, relative: bool) -> Option<Pat
         return None;
     }
     let target = target.trim_start_matches('/');
-    root.ancestors().map(|dir| dir.join(target)).find(|p| p.exists())
+    root.ancestors()
+        .map(|dir| dir.join(target))
+        .find(|p| p.exists())
 }
 
 /// The SQL of an `sqlFile` change, read whole.
@@ -204,13 +218,18 @@ fn sql_file(
 pub fn matches(entries: &[PathBuf]) -> bool {
     entries.iter().any(|p| {
         p.is_file()
-            && (p.file_name().and_then(|n| n.to_str()).is_some_and(|n| MASTER_NAMES.contains(&n))
+            && (p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| MASTER_NAMES.contains(&n))
                 || is_formatted_file(p))
     })
 }
 
 fn extension(path: &Path) -> Option<String> {
-    path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase)
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
 }
 
 /// Looks only at the start of the file, so detection stays cheap on large folders.
@@ -231,16 +250,24 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
     // A missing or unreadable folder gets the same error as in every layout.
     list_dir(dir)?;
     let mut loader = Loader::new(dir);
-    let master = MASTER_NAMES.iter().map(|n| dir.join(n)).find(|p| p.is_file());
+    let master = MASTER_NAMES
+        .iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.is_file());
     match master {
         Some(master) => loader.load_file(&master)?,
         None => {
-            let candidates: Vec<PathBuf> =
-                changelogs_under(dir)?.into_iter().filter(|p| is_formatted_file(p)).collect();
+            let candidates: Vec<PathBuf> = changelogs_under(dir)?
+                .into_iter()
+                .filter(|p| is_formatted_file(p))
+                .collect();
             if candidates.is_empty() {
                 let hint = " (no `db.changelog-master.*`, `changelog.*` or file starting with \
                             `--liquibase formatted sql`)";
-                return Err(SourceError::Empty { dir: dir.to_owned(), hint: hint.to_owned() });
+                return Err(SourceError::Empty {
+                    dir: dir.to_owned(),
+                    hint: hint.to_owned(),
+                });
             }
             let mut included = HashSet::new();
             for path in &candidates {
@@ -262,7 +289,10 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
     }
     if loader.migrations.is_empty() {
         let hint = " (its changelogs hold no changeset that runs on PostgreSQL)".to_owned();
-        return Err(SourceError::Empty { dir: dir.to_owned(), hint });
+        return Err(SourceError::Empty {
+            dir: dir.to_owned(),
+            hint,
+        });
     }
     let mut set = MigrationSet::new(Format::Liquibase, dir, loader.migrations);
     set.notes = loader.notes;
@@ -353,7 +383,10 @@ impl<'a> Loader<'a> {
         let what = if include.all { "includeAll" } else { "include" };
         let missing = |detail: &str| SourceError::Invalid {
             path: from.to_owned(),
-            message: format!("{what} `{}` at line {}: {detail}", include.target, include.line),
+            message: format!(
+                "{what} `{}` at line {}: {detail}",
+                include.target, include.line
+            ),
         };
         let Some(found) = resolve(self.root, from, &include.target, include.relative) else {
             return if include.required {
@@ -397,7 +430,11 @@ impl<'a> Loader<'a> {
     }
 
     fn add(&mut self, changeset: Changeset) -> Result<(), SourceError> {
-        let identity = (key(&changeset.file), changeset.author.clone(), changeset.id.clone());
+        let identity = (
+            key(&changeset.file),
+            changeset.author.clone(),
+            changeset.id.clone(),
+        );
         if let Some((line, _)) = self.seen.get(&identity) {
             return Err(SourceError::Invalid {
                 path: changeset.file.clone(),
@@ -417,7 +454,8 @@ impl<'a> Loader<'a> {
                 Some(self.referred(&changeset, id, author, path)?)
             }
         };
-        self.seen.insert(identity, (changeset.line, self.migrations.len()));
+        self.seen
+            .insert(identity, (changeset.line, self.migrations.len()));
         self.migrations.push(Migration {
             version: changeset.id,
             description: changeset.author,
@@ -466,7 +504,9 @@ impl<'a> Loader<'a> {
     /// Lays the changes of a changeset into one script: each at its line of its file (later
     /// files appended), cut into statements, all in one block.
     fn script(&mut self, changeset: &Changeset, sqls: &[Sql]) -> Result<Script, SourceError> {
-        let path = sqls.first().map_or_else(|| changeset.file.clone(), |s| s.path.clone());
+        let path = sqls
+            .first()
+            .map_or_else(|| changeset.file.clone(), |s| s.path.clone());
         let mut text = String::new();
         let mut lines = 1;
         let mut chunks = Vec::new();
@@ -497,12 +537,18 @@ impl<'a> Loader<'a> {
             if sql.splitting.split {
                 for s in statements {
                     dollar_note |= has_semicolon_in_dollar_quote(&s.sql);
-                    chunks.push(Chunk { offset: base + s.offset, sql: s.sql });
+                    chunks.push(Chunk {
+                        offset: base + s.offset,
+                        sql: s.sql,
+                    });
                 }
             } else if let Some(first) = statements.first() {
                 let end = sql.sent.trim_end().len();
                 let whole = sql.sent.get(first.offset..end).unwrap_or_default();
-                chunks.push(Chunk { offset: base + first.offset, sql: whole.to_owned() });
+                chunks.push(Chunk {
+                    offset: base + first.offset,
+                    sql: whole.to_owned(),
+                });
             }
         }
         if dollar_note {
@@ -515,20 +561,30 @@ impl<'a> Loader<'a> {
                 changeset.label()
             ));
         }
-        let block = Block { transactional: changeset.transactional, chunks };
-        Ok(Script { path, text, blocks: vec![block], command: None })
+        let block = Block {
+            transactional: changeset.transactional,
+            chunks,
+        };
+        Ok(Script {
+            path,
+            text,
+            blocks: vec![block],
+            command: None,
+        })
     }
 }
 
 /// A split error with its line moved from the SQL's first line to the file's.
 fn shift(error: SplitError, by: usize) -> SplitError {
     match error {
-        SplitError::MetaCommand { line, command } => {
-            SplitError::MetaCommand { line: line + by, command }
-        }
-        SplitError::Unterminated { line, what } => {
-            SplitError::Unterminated { line: line + by, what }
-        }
+        SplitError::MetaCommand { line, command } => SplitError::MetaCommand {
+            line: line + by,
+            command,
+        },
+        SplitError::Unterminated { line, what } => SplitError::Unterminated {
+            line: line + by,
+            what,
+        },
     }
 }
 
@@ -547,7 +603,11 @@ mod tests {
     }
 
     pub(super) fn chunks(script: &Script) -> Vec<&str> {
-        script.blocks.iter().flat_map(|b| b.chunks.iter().map(|c| c.sql.as_str())).collect()
+        script
+            .blocks
+            .iter()
+            .flat_map(|b| b.chunks.iter().map(|c| c.sql.as_str()))
+            .collect()
     }
 
     #[test]
@@ -589,8 +649,10 @@ mod tests {
     fn master_changelog_is_detected() {
         let dir = folder(&[("db.changelog-master.yaml", "databaseChangeLog: []")]);
         assert!(matches(&list_dir(dir.path()).unwrap()));
-        let dir =
-            folder(&[("001.sql", "\n-- liquibase formatted sql\n--changeset a:1\nselect 1;")]);
+        let dir = folder(&[(
+            "001.sql",
+            "\n-- liquibase formatted sql\n--changeset a:1\nselect 1;",
+        )]);
         assert!(matches(&list_dir(dir.path()).unwrap()));
         let dir = folder(&[("001.sql", "select 1;")]);
         assert!(!matches(&list_dir(dir.path()).unwrap()));
@@ -599,9 +661,18 @@ mod tests {
     #[test]
     fn without_a_master_reads_every_changelog_not_included_by_another() {
         let dir = folder(&[
-            ("a.sql", "--liquibase formatted sql\n--changeset a:1\nselect 1;\n"),
-            ("main.sql", "--liquibase formatted sql\n--include file:z.sql\n"),
-            ("z.sql", "--liquibase formatted sql\n--changeset z:1\nselect 26;\n"),
+            (
+                "a.sql",
+                "--liquibase formatted sql\n--changeset a:1\nselect 1;\n",
+            ),
+            (
+                "main.sql",
+                "--liquibase formatted sql\n--include file:z.sql\n",
+            ),
+            (
+                "z.sql",
+                "--liquibase formatted sql\n--changeset z:1\nselect 26;\n",
+            ),
             ("notes.sql", "select 'not a changelog';"),
         ]);
         let set = load(dir.path()).unwrap();
@@ -619,7 +690,10 @@ mod tests {
                     \x20     changes:\n        - sql:\n            sql: select 1\n";
         let dir = folder(&[
             ("changelog.xml", master.as_str()),
-            ("changes/2.sql", "--liquibase formatted sql\n--changeset b:2\nselect 2;\n"),
+            (
+                "changes/2.sql",
+                "--liquibase formatted sql\n--changeset b:2\nselect 2;\n",
+            ),
             ("changes/1/x.yaml", yaml),
             ("changes/3.sql", "select 3; select 4;"),
         ]);
@@ -632,8 +706,14 @@ mod tests {
     #[test]
     fn includes_resolve_against_the_folder_and_its_parents() {
         let root = folder(&[
-            ("src/db/changelog.sql", "--liquibase formatted sql\n--include file:db/more/x.sql\n"),
-            ("src/db/more/x.sql", "--liquibase formatted sql\n--changeset a:1\nselect 1;\n"),
+            (
+                "src/db/changelog.sql",
+                "--liquibase formatted sql\n--include file:db/more/x.sql\n",
+            ),
+            (
+                "src/db/more/x.sql",
+                "--liquibase formatted sql\n--changeset a:1\nselect 1;\n",
+            ),
         ]);
         let set = load(&root.path().join("src/db")).unwrap();
         assert_eq!(set.migrations.len(), 1);
@@ -641,13 +721,24 @@ mod tests {
 
     #[test]
     fn missing_include_and_cycles_are_errors() {
-        let dir =
-            folder(&[("changelog.sql", "--liquibase formatted sql\n\n--include file:nope.sql\n")]);
+        let dir = folder(&[(
+            "changelog.sql",
+            "--liquibase formatted sql\n\n--include file:nope.sql\n",
+        )]);
         let err = load(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("changelog.sql") && err.contains("`nope.sql` at line 3"), "{err}");
+        assert!(
+            err.contains("changelog.sql") && err.contains("`nope.sql` at line 3"),
+            "{err}"
+        );
         let dir = folder(&[
-            ("changelog.sql", "--liquibase formatted sql\n--include file:b.sql\n"),
-            ("b.sql", "--liquibase formatted sql\n--include file:changelog.sql\n"),
+            (
+                "changelog.sql",
+                "--liquibase formatted sql\n--include file:b.sql\n",
+            ),
+            (
+                "b.sql",
+                "--liquibase formatted sql\n--include file:changelog.sql\n",
+            ),
         ]);
         let err = load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("includes itself"), "{err}");
@@ -660,7 +751,10 @@ mod tests {
                 "changelog.sql",
                 "--liquibase formatted sql\n--include file:b.sql\n--include file:b.sql\n",
             ),
-            ("b.sql", "--liquibase formatted sql\n--changeset a:1\nselect 1;\n"),
+            (
+                "b.sql",
+                "--liquibase formatted sql\n--changeset a:1\nselect 1;\n",
+            ),
         ]);
         let err = load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("changeset a:1 at line 2 repeats"), "{err}");

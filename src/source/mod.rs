@@ -177,11 +177,17 @@ pub struct Chunk {
 impl Script {
     /// A script sent as one query message, in a transaction or not.
     pub fn whole(path: PathBuf, text: String, transactional: bool) -> Script {
-        let chunk = Chunk { offset: 0, sql: text.clone() };
+        let chunk = Chunk {
+            offset: 0,
+            sql: text.clone(),
+        };
         Script {
             path,
             text,
-            blocks: vec![Block { transactional, chunks: vec![chunk] }],
+            blocks: vec![Block {
+                transactional,
+                chunks: vec![chunk],
+            }],
             command: None,
         }
     }
@@ -189,7 +195,11 @@ impl Script {
     /// 1-based line of the byte `offset` in this script's file.
     pub fn line_of(&self, offset: usize) -> usize {
         let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
     }
 
     /// True when any block runs outside a transaction.
@@ -206,7 +216,10 @@ pub enum SourceError {
     #[error("`{}` is not a folder", .0.display())]
     NotADir(PathBuf),
     #[error("failed to read `{}`: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("`{}` is not valid UTF-8 text (byte {offset}); migrations must be UTF-8", path.display())]
     NotUtf8 { path: PathBuf, offset: usize },
     #[error("`{}` is a binary file, not SQL text (NUL byte at byte {offset})", path.display())]
@@ -214,33 +227,52 @@ pub enum SourceError {
     #[error("migrations folder `{}` holds no migrations{hint}", dir.display())]
     Empty { dir: PathBuf, hint: String },
     #[error("duplicate migration version {version}: `{}` and `{}`", first.display(), second.display())]
-    Duplicate { version: String, first: PathBuf, second: PathBuf },
+    Duplicate {
+        version: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
     #[error("`{}` is a down migration without its up (expected `{}`)", down.display(), expected.display())]
     DownWithoutUp { down: PathBuf, expected: PathBuf },
     #[error("`{}`: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
     #[error("migrations folder `{}` mixes layouts ({layouts}); found: {files}; keep one layout per folder, or pick one with --source", dir.display())]
-    Mixed { dir: PathBuf, layouts: String, files: String },
+    Mixed {
+        dir: PathBuf,
+        layouts: String,
+        files: String,
+    },
 }
 
 /// Reads a text file, rejecting binary or non-UTF-8 content and removing a UTF-8 BOM.
 pub fn read_text(path: &Path) -> Result<String, SourceError> {
-    let bytes =
-        std::fs::read(path).map_err(|source| SourceError::Io { path: path.to_owned(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| SourceError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
     let text = String::from_utf8(bytes).map_err(|e| SourceError::NotUtf8 {
         path: path.to_owned(),
         offset: e.utf8_error().valid_up_to(),
     })?;
     if let Some(pos) = text.find('\0') {
-        return Err(SourceError::Binary { path: path.to_owned(), offset: pos });
+        return Err(SourceError::Binary {
+            path: path.to_owned(),
+            offset: pos,
+        });
     }
-    Ok(text.strip_prefix('\u{feff}').map(str::to_owned).unwrap_or(text))
+    Ok(text
+        .strip_prefix('\u{feff}')
+        .map(str::to_owned)
+        .unwrap_or(text))
 }
 
 /// Lists the entries of a migrations folder, sorted by name, with clear errors for a missing
 /// or unreadable folder.
 pub fn list_dir(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
-    let io = |source| SourceError::Io { path: dir.to_owned(), source };
+    let io = |source| SourceError::Io {
+        path: dir.to_owned(),
+        source,
+    };
     // `exists()` would call a symlink loop or a folder without permission "missing".
     match std::fs::metadata(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -308,7 +340,11 @@ pub fn detect(dir: &Path) -> Result<Format, SourceError> {
     }
     if flyway::matches(&entries) || refinery::matches(&entries) {
         let refinery = refinery::claims(dir, &entries);
-        found.push(if refinery { Format::Refinery } else { Format::Flyway });
+        found.push(if refinery {
+            Format::Refinery
+        } else {
+            Format::Flyway
+        });
     }
     let names: Vec<String> = entries
         .iter()
@@ -323,15 +359,26 @@ pub fn detect(dir: &Path) -> Result<Format, SourceError> {
             } else {
                 format!(
                     " in a layout migproof knows ({}); found: {}",
-                    Format::ALL.iter().map(|f| f.name()).collect::<Vec<_>>().join(", "),
+                    Format::ALL
+                        .iter()
+                        .map(|f| f.name())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     names.join(", ")
                 )
             };
-            Err(SourceError::Empty { dir: dir.to_owned(), hint })
+            Err(SourceError::Empty {
+                dir: dir.to_owned(),
+                hint,
+            })
         }
         many => Err(SourceError::Mixed {
             dir: dir.to_owned(),
-            layouts: many.iter().map(|f| f.name()).collect::<Vec<_>>().join(" and "),
+            layouts: many
+                .iter()
+                .map(|f| f.name())
+                .collect::<Vec<_>>()
+                .join(" and "),
             files: names.join(", "),
         }),
     }
@@ -362,6 +409,9 @@ mod tests {
             ("Cargo.toml", "[dependencies]\nrefinery = \"0.8\"\n"),
             ("migrations/V1__a.sql", "select 1;"),
         ]);
-        assert_eq!(detect(&dir.path().join("migrations")).unwrap(), Format::Refinery);
+        assert_eq!(
+            detect(&dir.path().join("migrations")).unwrap(),
+            Format::Refinery
+        );
     }
 }

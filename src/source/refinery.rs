@@ -56,7 +56,11 @@ fn parse_name(path: &Path) -> Option<Name> {
         prefix: caps[1].to_owned(),
         version_text: caps[2].to_owned(),
         name: caps[3].to_owned(),
-        kind: if &caps[4] == "rs" { Kind::Rust } else { Kind::Sql },
+        kind: if &caps[4] == "rs" {
+            Kind::Rust
+        } else {
+            Kind::Sql
+        },
     })
 }
 
@@ -74,39 +78,63 @@ pub fn matches(entries: &[PathBuf]) -> bool {
 /// nearest `Cargo.toml` above it (the crate that embeds the migrations) depends on
 /// `refinery`.
 pub fn claims(dir: &Path, entries: &[PathBuf]) -> bool {
-    let rust =
-        entries.iter().any(|p| p.is_file() && parse_name(p).is_some_and(|n| n.kind == Kind::Rust));
+    let rust = entries
+        .iter()
+        .any(|p| p.is_file() && parse_name(p).is_some_and(|n| n.kind == Kind::Rust));
     rust || crate_depends_on_refinery(dir)
 }
 
 fn crate_depends_on_refinery(dir: &Path) -> bool {
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
-    let Some(manifest) = dir.ancestors().map(|d| d.join("Cargo.toml")).find(|p| p.is_file()) else {
+    let Some(manifest) = dir
+        .ancestors()
+        .map(|d| d.join("Cargo.toml"))
+        .find(|p| p.is_file())
+    else {
         return false;
     };
-    let Some(manifest) = read_text(&manifest).ok().and_then(|t| t.parse::<toml::Table>().ok())
+    let Some(manifest) = read_text(&manifest)
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok())
     else {
         return false;
     };
     let tables = ["dependencies", "dev-dependencies", "build-dependencies"];
     let mut lists: Vec<&toml::Value> = tables.iter().filter_map(|t| manifest.get(*t)).collect();
-    lists.extend(manifest.get("workspace").and_then(|w| w.get("dependencies")));
-    for (_, target) in manifest.get("target").and_then(toml::Value::as_table).into_iter().flatten()
+    lists.extend(
+        manifest
+            .get("workspace")
+            .and_then(|w| w.get("dependencies")),
+    );
+    for (_, target) in manifest
+        .get("target")
+        .and_then(toml::Value::as_table)
+        .into_iter()
+        .flatten()
     {
         lists.extend(tables.iter().filter_map(|t| target.get(*t)));
     }
-    lists.iter().filter_map(|list| list.as_table()).flatten().any(|(name, spec)| {
-        // A renamed dependency names its crate in `package`.
-        let package = spec.get("package").and_then(toml::Value::as_str).unwrap_or(name);
-        package == "refinery"
-    })
+    lists
+        .iter()
+        .filter_map(|list| list.as_table())
+        .flatten()
+        .any(|(name, spec)| {
+            // A renamed dependency names its crate in `package`.
+            let package = spec
+                .get("package")
+                .and_then(toml::Value::as_str)
+                .unwrap_or(name);
+            package == "refinery"
+        })
 }
 
 /// Every file under `dir`, entering sub-folders but not symlinked ones, as refinery's walk does.
 fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), SourceError> {
     for path in list_dir(dir)? {
-        let meta = std::fs::symlink_metadata(&path)
-            .map_err(|source| SourceError::Io { path: path.clone(), source })?;
+        let meta = std::fs::symlink_metadata(&path).map_err(|source| SourceError::Io {
+            path: path.clone(),
+            source,
+        })?;
         if meta.is_dir() {
             walk(&path, files)?;
         } else if path.is_file() {
@@ -186,7 +214,10 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
     }
     if migrations.is_empty() {
         let hint = " (refinery migrations are `V<VERSION>__<NAME>.sql` files)".to_owned();
-        return Err(SourceError::Empty { dir: dir.to_owned(), hint });
+        return Err(SourceError::Empty {
+            dir: dir.to_owned(),
+            hint,
+        });
     }
     let mut set = MigrationSet::new(Format::Refinery, dir, migrations);
     set.notes = notes;
@@ -195,7 +226,9 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
 
 /// A `.sql` or `.rs` file starting like `V1`/`U1` that the name pattern rejected.
 fn looks_like_a_migration(path: &Path) -> bool {
-    let Some(file) = path.file_name().and_then(|n| n.to_str()) else { return false };
+    let Some(file) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
     let mut chars = file.chars();
     matches!(chars.next(), Some('V' | 'U'))
         && chars.next().is_some_and(|c| c.is_ascii_digit())
@@ -240,16 +273,25 @@ mod tests {
     fn whole_file_in_a_transaction_unless_annotated() {
         let dir = tree(&[
             ("V1__a.sql", b"create table a();\ncreate table b();"),
-            ("V2__b.sql", b"-- refinery:noTransaction\ncreate index concurrently i on a(c);"),
+            (
+                "V2__b.sql",
+                b"-- refinery:noTransaction\ncreate index concurrently i on a(c);",
+            ),
             ("V3__c.sql", b"select 1;\r\n--refinery:noTransaction\r\n"),
             ("V4__d.sql", b"---\trefinery:noTransaction\n"),
         ]);
         let m = load(dir.path()).unwrap().migrations;
         assert!(m[0].up.blocks[0].transactional);
         assert_eq!(m[0].up.blocks[0].chunks.len(), 1);
-        assert_eq!(m[0].up.blocks[0].chunks[0].sql, "create table a();\ncreate table b();");
+        assert_eq!(
+            m[0].up.blocks[0].chunks[0].sql,
+            "create table a();\ncreate table b();"
+        );
         assert!(!m[1].up.blocks[0].transactional);
-        assert!(!m[2].up.blocks[0].transactional, "CRLF line endings still match");
+        assert!(
+            !m[2].up.blocks[0].transactional,
+            "CRLF line endings still match"
+        );
         assert!(!m[3].up.blocks[0].transactional);
     }
 
@@ -264,13 +306,20 @@ mod tests {
         ] {
             let dir = tree(&[("V1__a.sql", body)]);
             let m = load(dir.path()).unwrap().migrations;
-            assert!(m[0].up.blocks[0].transactional, "{}", String::from_utf8_lossy(body));
+            assert!(
+                m[0].up.blocks[0].transactional,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 
     #[test]
     fn rust_migrations_are_refused_with_a_way_out() {
-        let dir = tree(&[("V1__a.sql", b"select 1;"), ("V2__add_index.rs", b"fn migration() {}")]);
+        let dir = tree(&[
+            ("V1__a.sql", b"select 1;"),
+            ("V2__add_index.rs", b"fn migration() {}"),
+        ]);
         let err = load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("V2__add_index.rs"), "{err}");
         assert!(err.contains("cannot run Rust-file migrations"), "{err}");
@@ -281,18 +330,31 @@ mod tests {
     fn dotted_and_huge_versions_are_refused() {
         let dir = tree(&[("V1.1__a.sql", b"select 1;")]);
         let err = load(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("V1.1__a.sql") && err.contains("--source flyway"), "{err}");
+        assert!(
+            err.contains("V1.1__a.sql") && err.contains("--source flyway"),
+            "{err}"
+        );
         let dir = tree(&[("V2147483648__a.sql", b"select 1;")]);
         let err = load(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("V2147483648__a.sql") && err.contains("2147483647"), "{err}");
+        assert!(
+            err.contains("V2147483648__a.sql") && err.contains("2147483647"),
+            "{err}"
+        );
     }
 
     #[test]
     fn near_miss_names_are_noted_and_skipped() {
-        let dir = tree(&[("V1__a.sql", b"select 1;"), ("V2__add-index.sql", b"select 2;")]);
+        let dir = tree(&[
+            ("V1__a.sql", b"select 1;"),
+            ("V2__add-index.sql", b"select 2;"),
+        ]);
         let set = load(dir.path()).unwrap();
         assert_eq!(ids(&set), ["1_a"]);
-        assert!(set.notes[0].contains("V2__add-index.sql"), "{:?}", set.notes);
+        assert!(
+            set.notes[0].contains("V2__add-index.sql"),
+            "{:?}",
+            set.notes
+        );
     }
 
     #[test]
@@ -316,7 +378,11 @@ mod tests {
         assert!(matches(&list_dir(dir.path()).unwrap()));
         let dir = tree(&[("V1__a.rs", b"")]);
         assert!(matches(&list_dir(dir.path()).unwrap()));
-        let dir = tree(&[("V1.1__a.sql", b""), ("V2__a-b.sql", b""), ("1_a.up.sql", b"")]);
+        let dir = tree(&[
+            ("V1.1__a.sql", b""),
+            ("V2__a-b.sql", b""),
+            ("1_a.up.sql", b""),
+        ]);
         assert!(!matches(&list_dir(dir.path()).unwrap()));
         let dir = tree(&[("notes.txt", b"")]);
         assert!(matches!(load(dir.path()), Err(SourceError::Empty { .. })));

@@ -36,7 +36,10 @@ pub fn split(text: &str) -> Result<Vec<Statement>, SplitError> {
 /// 1-based line of the byte `offset` in `text` (offsets past the end count as the end).
 pub fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes().get(..end).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count()) + 1
+    text.as_bytes()
+        .get(..end)
+        .map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count())
+        + 1
 }
 
 /// True when PostgreSQL refuses `sql` inside a transaction block, as its documentation
@@ -116,7 +119,9 @@ pub(crate) fn has_semicolon_in_dollar_quote(sql: &str) -> bool {
     let mut lexer = Lexer::new(sql);
     while let Some(Ok(token)) = lexer.next_token() {
         if token.kind == Kind::DollarQuoted
-            && sql.get(token.start..token.end).is_some_and(|s| s.contains(';'))
+            && sql
+                .get(token.start..token.end)
+                .is_some_and(|s| s.contains(';'))
         {
             return true;
         }
@@ -141,7 +146,9 @@ impl Terminator {
     /// Length of the delimiter that starts at `pos`, if one does and it is checked before
     /// lexing (custom delimiters may span several tokens).
     fn custom_at(&self, text: &str, pos: usize) -> Option<usize> {
-        let Terminator::Custom(delimiter) = self else { return None };
+        let Terminator::Custom(delimiter) = self else {
+            return None;
+        };
         let len = delimiter.len();
         if len == 0 {
             return None;
@@ -154,7 +161,10 @@ impl Terminator {
             return None;
         }
         let ends_in_word = delimiter.bytes().last().is_some_and(is_ident_byte);
-        let glued = text.as_bytes().get(pos + len).is_some_and(|&b| is_ident_byte(b));
+        let glued = text
+            .as_bytes()
+            .get(pos + len)
+            .is_some_and(|&b| is_ident_byte(b));
         if ends_in_word && glued {
             return None;
         }
@@ -196,7 +206,9 @@ pub(crate) fn split_by(text: &str, terminator: &Terminator) -> Result<Vec<Statem
                 continue;
             }
         }
-        let Some(token) = lexer.next_token() else { break };
+        let Some(token) = lexer.next_token() else {
+            break;
+        };
         let token = token?;
         if current.may_end() && terminator.ends_at(text, &token) {
             current.finish(text, &mut statements);
@@ -404,8 +416,9 @@ impl<'a> Lexer<'a> {
                 }
             }
             _ if b.is_ascii_digit() => {
-                self.pos =
-                    self.skip_while(start, |c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.');
+                self.pos = self.skip_while(start, |c| {
+                    c.is_ascii_alphanumeric() || c == b'_' || c == b'.'
+                });
                 Kind::Other
             }
             _ => {
@@ -413,7 +426,11 @@ impl<'a> Lexer<'a> {
                 Kind::Other
             }
         };
-        Some(Ok(Token { kind, start, end: self.pos }))
+        Some(Ok(Token {
+            kind,
+            start,
+            end: self.pos,
+        }))
     }
 
     fn skip_while(&self, from: usize, keep: impl Fn(u8) -> bool) -> usize {
@@ -432,13 +449,20 @@ impl<'a> Lexer<'a> {
 
     fn only_blanks_before(&self, pos: usize) -> bool {
         let bytes = self.text.as_bytes();
-        let line_start = bytes.get(..pos).and_then(|b| b.iter().rposition(|&c| c == b'\n'));
+        let line_start = bytes
+            .get(..pos)
+            .and_then(|b| b.iter().rposition(|&c| c == b'\n'));
         let from = line_start.map_or(0, |i| i + 1);
-        bytes.get(from..pos).is_some_and(|b| b.iter().all(|&c| is_space(c)))
+        bytes
+            .get(from..pos)
+            .is_some_and(|b| b.iter().all(|&c| is_space(c)))
     }
 
     fn unterminated(&self, start: usize, what: &str) -> SplitError {
-        SplitError::Unterminated { line: line_of(self.text, start), what: what.to_owned() }
+        SplitError::Unterminated {
+            line: line_of(self.text, start),
+            what: what.to_owned(),
+        }
     }
 
     /// End of the (nested) block comment opening at `start`.
@@ -528,7 +552,11 @@ impl<'a> Lexer<'a> {
     fn dollar(&mut self, start: usize) -> Result<Token, SplitError> {
         let bytes = self.text.as_bytes();
         let after = start + 1;
-        let other = |end| Token { kind: Kind::Other, start, end };
+        let other = |end| Token {
+            kind: Kind::Other,
+            start,
+            end,
+        };
         if bytes.get(after).is_some_and(u8::is_ascii_digit) {
             self.pos = self.skip_while(after, |b| b.is_ascii_digit());
             return Ok(other(self.pos));
@@ -550,7 +578,11 @@ impl<'a> Lexer<'a> {
         match found {
             Some(at) => {
                 self.pos = body + at + tag.len();
-                Ok(Token { kind: Kind::DollarQuoted, start, end: self.pos })
+                Ok(Token {
+                    kind: Kind::DollarQuoted,
+                    start,
+                    end: self.pos,
+                })
             }
             None => Err(self.unterminated(start, &format!("dollar-quoted string `{tag}`"))),
         }
@@ -570,8 +602,15 @@ mod tests {
         let text = "create table a (x int);\n\ninsert into a values (1) ;  select 1";
         let statements = split(text).unwrap();
         assert_eq!(
-            statements.iter().map(|s| s.sql.as_str()).collect::<Vec<_>>(),
-            ["create table a (x int)", "insert into a values (1)", "select 1"]
+            statements
+                .iter()
+                .map(|s| s.sql.as_str())
+                .collect::<Vec<_>>(),
+            [
+                "create table a (x int)",
+                "insert into a values (1)",
+                "select 1"
+            ]
         );
         for s in &statements {
             assert_eq!(&text[s.offset..s.offset + s.sql.len()], s.sql);
@@ -605,12 +644,21 @@ mod tests {
 
     #[test]
     fn escape_strings_take_backslashes() {
-        assert_eq!(sqls(r"select E'it\'s;' ; select 2"), [r"select E'it\'s;'", "select 2"]);
-        assert_eq!(sqls(r"select e'\\'; select 2"), [r"select e'\\'", "select 2"]);
+        assert_eq!(
+            sqls(r"select E'it\'s;' ; select 2"),
+            [r"select E'it\'s;'", "select 2"]
+        );
+        assert_eq!(
+            sqls(r"select e'\\'; select 2"),
+            [r"select e'\\'", "select 2"]
+        );
         // A standard string ends at the quote after a backslash.
         assert_eq!(sqls(r"select '\'; select 2"), [r"select '\'", "select 2"]);
         // `somee'` is an identifier followed by a standard string, not an escape string.
-        assert_eq!(sqls(r"select somee'\'; select 2"), [r"select somee'\'", "select 2"]);
+        assert_eq!(
+            sqls(r"select somee'\'; select 2"),
+            [r"select somee'\'", "select 2"]
+        );
     }
 
     #[test]
@@ -718,7 +766,13 @@ mod tests {
     #[test]
     fn meta_commands_are_refused() {
         let err = split("select 1;\n\n  \\i other.sql\n").unwrap_err();
-        assert_eq!(err, SplitError::MetaCommand { line: 3, command: "\\i".into() });
+        assert_eq!(
+            err,
+            SplitError::MetaCommand {
+                line: 3,
+                command: "\\i".into()
+            }
+        );
         assert_eq!(
             err.to_string(),
             "psql meta-command `\\i` at line 3 is not SQL; migproof runs migrations through \
@@ -737,12 +791,19 @@ mod tests {
             ("select E'a\\'", 1, "string literal"),
             ("select 1;\n\nselect \"x", 3, "quoted identifier"),
             ("/* a /* b */", 1, "block comment"),
-            ("select 1;\ndo $f$ begin end $g$;", 2, "dollar-quoted string `$f$`"),
+            (
+                "select 1;\ndo $f$ begin end $g$;",
+                2,
+                "dollar-quoted string `$f$`",
+            ),
         ];
         for (text, line, what) in cases {
             assert_eq!(
                 split(text).unwrap_err(),
-                SplitError::Unterminated { line, what: what.into() },
+                SplitError::Unterminated {
+                    line,
+                    what: what.into()
+                },
                 "{text}"
             );
         }
@@ -754,9 +815,9 @@ mod tests {
 
     #[test]
     fn no_panic_on_odd_input() {
-        for text in
-            ["$", "$$", "E", "E'", "'", "\"", "/*", "-", "\\", "$a", "$1", "é'", "(((", ")))"]
-        {
+        for text in [
+            "$", "$$", "E", "E'", "'", "\"", "/*", "-", "\\", "$a", "$1", "é'", "(((", ")))",
+        ] {
             let _ = split(text);
             let _ = is_non_transactional(text);
         }
@@ -810,7 +871,10 @@ mod tests {
             .into_iter()
             .map(|s| s.sql)
             .collect();
-        assert_eq!(s, ["select 1", "select 2", "select 10 / 2", "select 'go'\n  go"]);
+        assert_eq!(
+            s,
+            ["select 1", "select 2", "select 10 / 2", "select 'go'\n  go"]
+        );
     }
 
     #[test]
@@ -829,6 +893,8 @@ mod tests {
     #[test]
     fn finds_semicolons_in_dollar_bodies() {
         assert!(has_semicolon_in_dollar_quote("as $$ begin x; end $$"));
-        assert!(!has_semicolon_in_dollar_quote("as $$ select 1 $$; select ';'"));
+        assert!(!has_semicolon_in_dollar_quote(
+            "as $$ select 1 $$; select ';'"
+        ));
     }
 }

@@ -61,7 +61,9 @@ fn parse_name(path: &Path) -> Option<Result<Name, SourceError>> {
 
 /// True when the folder holds at least one file named like a sqlx migration.
 pub fn matches(entries: &[PathBuf]) -> bool {
-    entries.iter().any(|p| p.is_file() && matches!(parse_name(p), Some(Ok(_))))
+    entries
+        .iter()
+        .any(|p| p.is_file() && matches!(parse_name(p), Some(Ok(_))))
 }
 
 fn script(path: &Path) -> Result<Script, SourceError> {
@@ -84,13 +86,19 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
         if !path.is_file() {
             continue;
         }
-        let Some(name) = parse_name(&path) else { continue };
+        let Some(name) = parse_name(&path) else {
+            continue;
+        };
         let name = name?;
         let files = by_version.entry(name.version).or_default();
         let id = (name.version_text.clone(), name.description.clone());
         if let Some(prev) = &files.name {
             if *prev != id {
-                let other = files.simple.clone().or(files.up.clone()).or(files.down.clone());
+                let other = files
+                    .simple
+                    .clone()
+                    .or(files.up.clone())
+                    .or(files.down.clone());
                 return Err(SourceError::Duplicate {
                     version: name.version_text,
                     first: other.unwrap_or_default(),
@@ -111,7 +119,11 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
         let (version, description) = files.name.expect("every entry has a name");
         let up = match (files.simple, files.up) {
             (Some(a), Some(b)) => {
-                return Err(SourceError::Duplicate { version, first: a, second: b });
+                return Err(SourceError::Duplicate {
+                    version,
+                    first: a,
+                    second: b,
+                });
             }
             (Some(p), None) | (None, Some(p)) => p,
             (None, None) => {
@@ -121,10 +133,18 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
             }
         };
         let down = files.down.as_deref().map(script).transpose()?;
-        migrations.push(Migration { version, description, up: script(&up)?, down });
+        migrations.push(Migration {
+            version,
+            description,
+            up: script(&up)?,
+            down,
+        });
     }
     if migrations.is_empty() {
-        return Err(SourceError::Empty { dir: dir.to_owned(), hint: String::new() });
+        return Err(SourceError::Empty {
+            dir: dir.to_owned(),
+            hint: String::new(),
+        });
     }
     Ok(MigrationSet::new(Format::Sqlx, dir, migrations))
 }
@@ -146,11 +166,17 @@ mod tests {
         let dir = folder(&[
             ("10_b.up.sql", b"create table b();"),
             ("10_b.down.sql", b"drop table b;"),
-            ("2_a.sql", b"-- no-transaction\ncreate index concurrently x on y(z);"),
+            (
+                "2_a.sql",
+                b"-- no-transaction\ncreate index concurrently x on y(z);",
+            ),
             ("README.md", b"not a migration"),
         ]);
         let m = load(dir.path()).unwrap().migrations;
-        assert_eq!(m.iter().map(|m| m.id()).collect::<Vec<_>>(), ["2_a", "10_b"]);
+        assert_eq!(
+            m.iter().map(|m| m.id()).collect::<Vec<_>>(),
+            ["2_a", "10_b"]
+        );
         assert!(m[0].down.is_none());
         assert!(!m[0].up.blocks[0].transactional);
         assert!(m[1].up.blocks[0].transactional);
@@ -170,14 +196,20 @@ mod tests {
         let dir = folder(&[("1_a.up.sql", b""), ("1_b.up.sql", b"")]);
         let err = load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("duplicate migration version 1"), "{err}");
-        assert!(err.contains("1_a.up.sql") && err.contains("1_b.up.sql"), "{err}");
+        assert!(
+            err.contains("1_a.up.sql") && err.contains("1_b.up.sql"),
+            "{err}"
+        );
     }
 
     #[test]
     fn down_without_up_is_an_error() {
         let dir = folder(&[("1_a.down.sql", b"")]);
         let err = load(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("1_a.down.sql") && err.contains("without its up"), "{err}");
+        assert!(
+            err.contains("1_a.down.sql") && err.contains("without its up"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -191,6 +223,9 @@ mod tests {
     fn bad_version_is_named() {
         let dir = folder(&[("x1_a.up.sql", b"")]);
         let err = load(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("x1_a.up.sql") && err.contains("version `x1`"), "{err}");
+        assert!(
+            err.contains("x1_a.up.sql") && err.contains("version `x1`"),
+            "{err}"
+        );
     }
 }

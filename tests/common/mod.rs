@@ -25,7 +25,14 @@ pub fn migproof() -> Command {
 /// Runs `migproof check` on `dir` with the url backend and JSON output.
 pub fn check_json(dir: &Path, extra: &[&str]) -> (Output, serde_json::Value) {
     let out = migproof()
-        .args(["check", "--backend", "url", "--format", "json", "--database-url"])
+        .args([
+            "check",
+            "--backend",
+            "url",
+            "--format",
+            "json",
+            "--database-url",
+        ])
         .arg(server_url())
         .arg("--migrations")
         .arg(dir)
@@ -49,7 +56,10 @@ pub fn findings(json: &serde_json::Value) -> Vec<(String, String)> {
         .expect("findings array")
         .iter()
         .map(|f| {
-            (f["kind"].as_str().unwrap().to_string(), f["migration"].as_str().unwrap().to_string())
+            (
+                f["kind"].as_str().unwrap().to_string(),
+                f["migration"].as_str().unwrap().to_string(),
+            )
         })
         .collect()
 }
@@ -72,7 +82,10 @@ pub fn sql(database: &str, query: &str) -> Vec<Vec<Option<String>>> {
         Some(i) => format!("{}/{}", &url[..i], database),
         None => url,
     };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
         use sqlx::{Connection, Row};
         let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
@@ -81,7 +94,11 @@ pub fn sql(database: &str, query: &str) -> Vec<Vec<Option<String>>> {
             .await
             .unwrap();
         rows.iter()
-            .map(|r| (0..r.len()).map(|i| r.try_get::<Option<String>, _>(i).unwrap()).collect())
+            .map(|r| {
+                (0..r.len())
+                    .map(|i| r.try_get::<Option<String>, _>(i).unwrap())
+                    .collect()
+            })
             .collect()
     })
 }
@@ -89,7 +106,17 @@ pub fn sql(database: &str, query: &str) -> Vec<Vec<Option<String>>> {
 /// `migproof fuzz` on the test server with seed 7 and a 90 s budget, saving to `regressions`.
 pub fn fuzz_json(dir: &Path, regressions: &Path, extra: &[&str]) -> (Output, serde_json::Value) {
     let out = migproof()
-        .args(["fuzz", "--backend", "url", "--format", "json", "--seed", "7", "--duration", "90s"])
+        .args([
+            "fuzz",
+            "--backend",
+            "url",
+            "--format",
+            "json",
+            "--seed",
+            "7",
+            "--duration",
+            "90s",
+        ])
         .arg("--database-url")
         .arg(server_url())
         .arg("--migrations")
@@ -99,8 +126,7 @@ pub fn fuzz_json(dir: &Path, regressions: &Path, extra: &[&str]) -> (Output, ser
         .args(extra)
         .output()
         .expect("runs");
-    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr))
-    });
+    let json = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
     (out, json)
 }

@@ -59,7 +59,9 @@ pub fn migproof_bin() -> PathBuf {
 /// `migproof <args>` with the test environment: no DATABASE_URL, no colours.
 pub fn command(args: &[&str]) -> Command {
     let mut cmd = Command::new(migproof_bin());
-    cmd.args(args).env_remove("DATABASE_URL").env("NO_COLOR", "1");
+    cmd.args(args)
+        .env_remove("DATABASE_URL")
+        .env("NO_COLOR", "1");
     cmd
 }
 
@@ -68,8 +70,18 @@ impl Proc {
         let out = tempfile::tempdir().unwrap();
         let stdout = fs::File::create(out.path().join("stdout")).unwrap();
         let stderr = fs::File::create(out.path().join("stderr")).unwrap();
-        let child = cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr).spawn().unwrap();
-        Proc { child, started: Instant::now(), out, status: None }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        Proc {
+            child,
+            started: Instant::now(),
+            out,
+            status: None,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -109,7 +121,10 @@ impl Proc {
             None => {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
-                panic!("migproof did not exit within {limit:?}; output:\n{}", self.output_so_far());
+                panic!(
+                    "migproof did not exit within {limit:?}; output:\n{}",
+                    self.output_so_far()
+                );
             }
         };
         Ended {
@@ -160,14 +175,20 @@ impl Drop for Proc {
 pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 /// Runs one SQL string against `options` and returns every row as text.
 pub fn query(options: &PgConnectOptions, sql: &str) -> Result<Vec<Vec<Option<String>>>, String> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let mut conn = options.connect().await.map_err(|e| e.to_string())?;
         let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
@@ -177,7 +198,11 @@ pub fn query(options: &PgConnectOptions, sql: &str) -> Result<Vec<Vec<Option<Str
         let _ = conn.close().await;
         Ok(rows
             .iter()
-            .map(|r| (0..r.len()).map(|i| r.try_get::<Option<String>, _>(i).unwrap()).collect())
+            .map(|r| {
+                (0..r.len())
+                    .map(|i| r.try_get::<Option<String>, _>(i).unwrap())
+                    .collect()
+            })
             .collect())
     })
 }
@@ -191,7 +216,11 @@ pub fn scratch_dbs_of(url: &str, pid: u32) -> Vec<String> {
     let sql = format!(
         "SELECT datname::text FROM pg_database WHERE datname LIKE 'migproof\\_{pid}\\_%' ORDER BY 1"
     );
-    query(&options(url), &sql).unwrap().into_iter().filter_map(|r| r[0].clone()).collect()
+    query(&options(url), &sql)
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| r[0].clone())
+        .collect()
 }
 
 /// True when a session of migproof process `pid` runs a statement containing `needle`.
@@ -201,14 +230,19 @@ pub fn running(url: &str, pid: u32, needle: &str) -> bool {
          AND datname LIKE 'migproof\\_{pid}\\_%' AND query LIKE '%{needle}%' \
          AND pid <> pg_backend_pid()"
     );
-    query(&options(url), &sql).map(|r| r[0][0].as_deref() != Some("0")).unwrap_or(false)
+    query(&options(url), &sql)
+        .map(|r| r[0][0].as_deref() != Some("0"))
+        .unwrap_or(false)
 }
 
 /// A private temp dir for one test, used as migproof's TMPDIR so its local clusters
 /// (`migproof-local-*`) can be found and no other run's are seen. World-traversable, since
 /// the clusters inside run as the `postgres` user.
 pub fn private_tmp() -> tempfile::TempDir {
-    let dir = tempfile::Builder::new().prefix("mp-safety-").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("mp-safety-")
+        .tempdir()
+        .unwrap();
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     dir
 }
@@ -218,7 +252,11 @@ pub fn clusters(tmp: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = fs::read_dir(tmp)
         .unwrap()
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("migproof-local-"))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("migproof-local-")
+        })
         .map(|e| e.path())
         .collect();
     out.sort();
@@ -231,7 +269,9 @@ pub fn processes_under(path: &Path) -> Vec<i32> {
     let needle = path.to_string_lossy().into_owned();
     let mut out = Vec::new();
     for entry in fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
         if is_zombie(pid) {
             continue;
         }
@@ -247,7 +287,11 @@ pub fn processes_under(path: &Path) -> Vec<i32> {
 
 pub fn is_zombie(pid: i32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        })
         .unwrap_or(false)
 }
 
@@ -282,11 +326,18 @@ pub fn dead_pid() -> u32 {
 }
 
 pub fn hostname() -> String {
-    fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_owned()
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_owned()
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The `postgres` user when the tests run as root (initdb and postgres refuse root).
@@ -298,7 +349,9 @@ fn cluster_user() -> Option<User> {
 
 fn as_cluster_user(cmd: &mut Command) {
     if let Some(user) = cluster_user() {
-        cmd.uid(user.uid.as_raw()).gid(user.gid.as_raw()).env("HOME", &user.dir);
+        cmd.uid(user.uid.as_raw())
+            .gid(user.gid.as_raw())
+            .env("HOME", &user.dir);
     }
 }
 
@@ -325,11 +378,19 @@ impl PgServer {
             fs::set_permissions(sub, fs::Permissions::from_mode(0o700)).unwrap();
         }
         let mut initdb = Command::new(bin.join("initdb"));
-        initdb.arg("-D").arg(&data).args(["-U", "postgres", "-A", "trust", "--no-sync"]);
+        initdb
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "-A", "trust", "--no-sync"]);
         initdb.stdout(Stdio::null()).stderr(Stdio::null());
         as_cluster_user(&mut initdb);
         assert!(initdb.status().unwrap().success(), "initdb failed");
-        let mut server = PgServer { dir, bin, port: free_port(), child: None };
+        let mut server = PgServer {
+            dir,
+            bin,
+            port: free_port(),
+            child: None,
+        };
         server.start_again();
         server
     }
@@ -352,7 +413,14 @@ impl PgServer {
             .arg(self.dir.path().join("data"))
             .arg("-k")
             .arg(self.dir.path().join("socket"))
-            .args(["-p", &self.port.to_string(), "-h", "127.0.0.1", "-c", "fsync=off"])
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-h",
+                "127.0.0.1",
+                "-c",
+                "fsync=off",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(fs::File::create(self.dir.path().join("server.log")).unwrap())
@@ -360,9 +428,11 @@ impl PgServer {
         as_cluster_user(&mut postgres);
         self.child = Some(postgres.spawn().unwrap());
         let opts = options(&self.url());
-        wait_until(Duration::from_secs(30), "the throwaway server to accept connections", || {
-            query(&opts, "SELECT 'ready'").is_ok()
-        });
+        wait_until(
+            Duration::from_secs(30),
+            "the throwaway server to accept connections",
+            || query(&opts, "SELECT 'ready'").is_ok(),
+        );
     }
 
     /// Stops the server: `SIGTERM` smart, `SIGINT` fast, `SIGQUIT` immediate (a crash, with
@@ -402,7 +472,11 @@ pub fn dump(db: &str) -> Vec<u8> {
         cmd.arg("--restrict-key=migproofsafetytest");
     }
     let out = cmd.output().expect("pg_dump runs");
-    assert!(out.status.success(), "pg_dump failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "pg_dump failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 

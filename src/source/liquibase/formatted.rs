@@ -56,7 +56,12 @@ fn lines(text: &str) -> Vec<Line<'_>> {
     let mut start = 0;
     for (i, raw) in text.split('\n').enumerate() {
         let content = raw.strip_suffix('\r').unwrap_or(raw);
-        out.push(Line { number: i + 1, start, end: start + content.len(), text: content });
+        out.push(Line {
+            number: i + 1,
+            start,
+            end: start + content.len(),
+            text: content,
+        });
         start += raw.len() + 1;
     }
     out
@@ -72,7 +77,10 @@ fn attribute<'a>(attributes: &'a str, key: &str) -> Option<&'a str> {
 
 fn unquote(value: &str) -> &str {
     let value = value.trim();
-    value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value)
+    value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value)
 }
 
 /// A changeset being read.
@@ -131,10 +139,15 @@ pub(super) fn parse(
         }
         if let Some(caps) = INCLUDE.captures(t) {
             finish(path, text, open.take(), line.start, &mut items, notes)?;
-            let all = caps.get(1).is_some_and(|m| m.as_str().eq_ignore_ascii_case("includeAll"));
+            let all = caps
+                .get(1)
+                .is_some_and(|m| m.as_str().eq_ignore_ascii_case("includeAll"));
             let attributes = caps.get(2).map_or("", |m| m.as_str());
-            let (name, required_key) =
-                if all { ("path", "errorIfMissingOrEmpty") } else { ("file", "errorIfMissing") };
+            let (name, required_key) = if all {
+                ("path", "errorIfMissingOrEmpty")
+            } else {
+                ("file", "errorIfMissing")
+            };
             let Some(target) = attribute(attributes, name) else {
                 return Err(invalid(
                     line.number,
@@ -155,7 +168,9 @@ pub(super) fn parse(
         }
         if let Some(caps) = CHANGESET.captures(t) {
             finish(path, text, open.take(), line.start, &mut items, notes)?;
-            let author = unquote(caps.get(1).map_or("", |m| m.as_str())).trim().to_owned();
+            let author = unquote(caps.get(1).map_or("", |m| m.as_str()))
+                .trim()
+                .to_owned();
             let id = unquote(caps.get(2).map_or("", |m| m.as_str())).to_owned();
             if id.replace([':', ' '], "").is_empty() {
                 return Err(invalid(line.number, "the changeset id is empty".to_owned()));
@@ -197,7 +212,9 @@ pub(super) fn parse(
         };
         if let Some(caps) = ROLLBACK.captures(t) {
             if let Some(m) = caps.get(1) {
-                current.rollback.push((line.start + m.start(), line.start + m.end()));
+                current
+                    .rollback
+                    .push((line.start + m.start(), line.start + m.end()));
             }
         } else if ROLLBACK_ONE_DASH.is_match(t) {
             return Err(invalid(
@@ -210,7 +227,9 @@ pub(super) fn parse(
             while let Some(inner) = lines.get(i) {
                 i += 1;
                 if let Some(m) = BLOCK_END.find(inner.text) {
-                    current.rollback.push((inner.start, inner.start + m.start()));
+                    current
+                        .rollback
+                        .push((inner.start, inner.start + m.start()));
                     closed = true;
                     break;
                 }
@@ -242,8 +261,10 @@ pub(super) fn parse(
 /// `text[start..end]` with every byte outside `keep` blanked, line ends kept.
 fn view(text: &str, start: usize, end: usize, keep: &[(usize, usize)]) -> String {
     let region = text.as_bytes().get(start..end).unwrap_or_default();
-    let mut bytes: Vec<u8> =
-        region.iter().map(|&b| if b == b'\n' || b == b'\r' { b } else { b' ' }).collect();
+    let mut bytes: Vec<u8> = region
+        .iter()
+        .map(|&b| if b == b'\n' || b == b'\r' { b } else { b' ' })
+        .collect();
     for &(from, to) in keep {
         let (Some(at), Some(until)) = (from.checked_sub(start), to.checked_sub(start)) else {
             continue;
@@ -293,7 +314,9 @@ fn finish(
         ));
     }
     if up.contains("${") {
-        notes.push(format!("{at}: changelog parameters (`${{...}}`) are not substituted"));
+        notes.push(format!(
+            "{at}: changelog parameters (`${{...}}`) are not substituted"
+        ));
     }
     let splitting = Splitting {
         split: attribute(attrs, "splitStatements").is_none_or(truthy),
@@ -304,7 +327,10 @@ fn finish(
         delimiter: attribute(attrs, "rollbackEndDelimiter").map(str::to_owned),
     };
     let rollback_sent = view(text, open.start, end, &open.rollback);
-    let rollback_text = rollback_sent.split_whitespace().collect::<Vec<_>>().join(" ");
+    let rollback_text = rollback_sent
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     let lowered = rollback_text.to_ascii_lowercase();
     let rollback = if lowered.is_empty()
         || lowered.starts_with("empty")
@@ -347,7 +373,13 @@ fn finish(
         author: open.author,
         id: open.id,
         transactional: attribute(attrs, "runInTransaction").is_none_or(truthy),
-        up: vec![Sql { path: path.to_owned(), line: open.header, shown, sent: up, splitting }],
+        up: vec![Sql {
+            path: path.to_owned(),
+            line: open.header,
+            shown,
+            sent: up,
+            splitting,
+        }],
         rollback,
     })));
     Ok(())
@@ -386,11 +418,17 @@ mod tests {
         let set = read(body);
         assert_eq!(set.format, Format::Liquibase);
         let m = &set.migrations;
-        assert_eq!((m[0].version.as_str(), m[0].description.as_str()), ("1", "alice"));
+        assert_eq!(
+            (m[0].version.as_str(), m[0].description.as_str()),
+            ("1", "alice")
+        );
         assert_eq!(m[1].id(), "add-email_bob");
         assert_eq!(
             chunks(&m[0].up),
-            ["create table users (id int)", "insert into users values (1)"]
+            [
+                "create table users (id int)",
+                "insert into users values (1)"
+            ]
         );
         assert!(m[0].up.blocks[0].transactional);
         assert_eq!(chunks(m[0].down.as_ref().unwrap()), ["drop table users"]);
@@ -403,7 +441,10 @@ mod tests {
         let up = &m[0].up;
         let insert = &up.blocks[0].chunks[1];
         assert_eq!(up.line_of(insert.offset), 6);
-        assert_eq!(&up.text[insert.offset..insert.offset + insert.sql.len()], insert.sql);
+        assert_eq!(
+            &up.text[insert.offset..insert.offset + insert.sql.len()],
+            insert.sql
+        );
         let down = m[1].down.as_ref().unwrap();
         assert_eq!(down.line_of(down.blocks[0].chunks[1].offset), 12);
         assert!(set.notes.is_empty(), "{:?}", set.notes);
@@ -446,7 +487,10 @@ mod tests {
         let err = error(
             "--liquibase formatted sql\n--changeset a:1\nselect 1;\n/* liquibase rollback\ndrop t;\n",
         );
-        assert!(err.contains("line 4: the `/* liquibase rollback` block is not closed"), "{err}");
+        assert!(
+            err.contains("line 4: the `/* liquibase rollback` block is not closed"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -492,7 +536,11 @@ mod tests {
              create function f() returns int as $$ select 1; $$ language sql;\n",
         );
         assert_eq!(set.migrations[0].up.blocks[0].chunks.len(), 1);
-        assert!(set.notes[0].contains("changelog.sql:2` changeset a:1"), "{:?}", set.notes);
+        assert!(
+            set.notes[0].contains("changelog.sql:2` changeset a:1"),
+            "{:?}",
+            set.notes
+        );
         assert!(set.notes[0].contains("splitStatements:false"));
     }
 
@@ -530,7 +578,10 @@ mod tests {
              --ignoreLines:1\nselect 'also ignored';\nselect 2;\n",
         );
         let m = &set.migrations[0];
-        assert_eq!((m.description.as_str(), m.version.as_str()), ("Ann Lee", "a b"));
+        assert_eq!(
+            (m.description.as_str(), m.version.as_str()),
+            ("Ann Lee", "a b")
+        );
         assert_eq!(chunks(&m.up), ["select 1", "select 2"]);
     }
 
@@ -565,7 +616,10 @@ mod tests {
              --rollback select 2;\r\n",
         );
         assert_eq!(chunks(&set.migrations[0].up), ["select 1"]);
-        assert_eq!(chunks(set.migrations[0].down.as_ref().unwrap()), ["select 2"]);
+        assert_eq!(
+            chunks(set.migrations[0].down.as_ref().unwrap()),
+            ["select 2"]
+        );
         assert!(set.notes[0].contains("changelog.sql:2`") && set.notes[0].contains("ignored"));
     }
 }

@@ -36,7 +36,10 @@ struct Element {
 
 impl Element {
     fn get(&self, key: &str) -> Option<&str> {
-        self.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.attributes
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     fn flag(&self, key: &str, default: bool) -> bool {
@@ -70,11 +73,21 @@ pub(super) fn parse(
     text: &str,
     notes: &mut Vec<String>,
 ) -> Result<Vec<Item>, SourceError> {
-    let mut xml = Xml { root, path, text, reader: Reader::from_str(text), notes };
+    let mut xml = Xml {
+        root,
+        path,
+        text,
+        reader: Reader::from_str(text),
+        notes,
+    };
     loop {
         match xml.step()? {
             Step::Start(e) if e.name == "databaseChangeLog" => {
-                return if e.empty { Ok(Vec::new()) } else { xml.changelog() };
+                return if e.empty {
+                    Ok(Vec::new())
+                } else {
+                    xml.changelog()
+                };
             }
             Step::Start(e) => {
                 return Err(xml.invalid(
@@ -150,7 +163,12 @@ impl Xml<'_> {
                 .map_err(|err| self.invalid(line, format!("not well-formed XML: {err}")))?;
             attributes.push((key, value.into_owned()));
         }
-        Ok(Element { name, line, attributes, empty })
+        Ok(Element {
+            name,
+            line,
+            attributes,
+            empty,
+        })
     }
 
     /// Skips the content of an element whose start tag was just read.
@@ -209,7 +227,11 @@ impl Xml<'_> {
                         let all = e.name == "includeAll";
                         let target = e.get(if all { "path" } else { "file" }).unwrap_or_default();
                         let required = e.flag(
-                            if all { "errorIfMissingOrEmpty" } else { "errorIfMissing" },
+                            if all {
+                                "errorIfMissingOrEmpty"
+                            } else {
+                                "errorIfMissing"
+                            },
                             true,
                         );
                         items.push(Item::Include(Include {
@@ -269,7 +291,8 @@ impl Xml<'_> {
             match child.name.as_str() {
                 "rollback" => self.rollback(&child, &mut changeset.rollback)?,
                 "preConditions" => {
-                    self.notes.push(format!("{at}: preconditions are not evaluated"));
+                    self.notes
+                        .push(format!("{at}: preconditions are not evaluated"));
                     self.skip(&child)?;
                 }
                 "modifySql" => {
@@ -295,7 +318,12 @@ impl Xml<'_> {
                 if !e.runs_on_postgres() || text.trim().is_empty() {
                     return Ok(None);
                 }
-                Ok(Some(Sql::plain(self.path, line_of(self.text, at), text, e.splitting())))
+                Ok(Some(Sql::plain(
+                    self.path,
+                    line_of(self.text, at),
+                    text,
+                    e.splitting(),
+                )))
             }
             "sqlFile" => {
                 self.skip(e)?;
@@ -306,7 +334,15 @@ impl Xml<'_> {
                     return Err(self.invalid(e.line, "`<sqlFile>` has no `path`".to_owned()));
                 };
                 let relative = e.flag("relativeToChangelogFile", false);
-                sql_file(self.root, self.path, e.line, target, relative, e.splitting()).map(Some)
+                sql_file(
+                    self.root,
+                    self.path,
+                    e.line,
+                    target,
+                    relative,
+                    e.splitting(),
+                )
+                .map(Some)
             }
             name if NO_OP.contains(&name) => {
                 self.skip(e)?;
@@ -335,7 +371,12 @@ impl Xml<'_> {
         let flush = |inline: &mut String, at: &mut Option<usize>, sqls: &mut Vec<Sql>| {
             if let Some(at) = at.take().filter(|_| !inline.trim().is_empty()) {
                 let line = line_of(text, at);
-                sqls.push(Sql::plain(path, line, std::mem::take(inline), Splitting::default()));
+                sqls.push(Sql::plain(
+                    path,
+                    line,
+                    std::mem::take(inline),
+                    Splitting::default(),
+                ));
             }
             inline.clear();
         };
@@ -403,13 +444,19 @@ insert into users values (1) &amp;&amp; 'x&lt;y';</sql>
         assert_eq!(m[0].id(), "1_alice");
         assert_eq!(
             chunks(&m[0].up),
-            ["create table users (id int)", "insert into users values (1) && 'x<y'"]
+            [
+                "create table users (id int)",
+                "insert into users values (1) && 'x<y'"
+            ]
         );
         assert_eq!(m[0].up.line_of(m[0].up.blocks[0].chunks[1].offset), 6);
         assert_eq!(chunks(m[0].down.as_ref().unwrap()), ["drop table users"]);
         assert!(!m[1].up.blocks[0].transactional);
         assert!(m[1].up.path.ends_with("idx.sql"));
-        assert_eq!(chunks(&m[1].up), ["create index concurrently i on users (id);"]);
+        assert_eq!(
+            chunks(&m[1].up),
+            ["create index concurrently i on users (id);"]
+        );
         assert_eq!(
             chunks(m[1].down.as_ref().unwrap()),
             ["drop index concurrently i", "select '<'"]
@@ -460,6 +507,9 @@ insert into users values (1) &amp;&amp; 'x&lt;y';</sql>
             "<databaseChangeLog>\n<changeSet id=\"1\" author=\"a\">\n</databaseChangeLog>",
         )]);
         let err = load(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("changelog.xml") && err.contains("not well-formed XML"), "{err}");
+        assert!(
+            err.contains("changelog.xml") && err.contains("not well-formed XML"),
+            "{err}"
+        );
     }
 }

@@ -94,14 +94,20 @@ fn document(text: &str) -> Result<Option<Node>, String> {
     let mut anchors: HashMap<usize, Node> = HashMap::new();
     let mut root = None;
     while root.is_none() {
-        let (event, mark) = parser.next_token().map_err(|e| format!("not valid YAML: {e}"))?;
+        let (event, mark) = parser
+            .next_token()
+            .map_err(|e| format!("not valid YAML: {e}"))?;
         let line = mark.line();
         let (node, anchor) = match event {
             Event::StreamEnd => break,
             Event::Scalar(value, _, anchor, _) => (Node::Scalar(value, line), anchor),
-            Event::Alias(id) => {
-                (anchors.get(&id).cloned().unwrap_or(Node::Scalar(String::new(), line)), 0)
-            }
+            Event::Alias(id) => (
+                anchors
+                    .get(&id)
+                    .cloned()
+                    .unwrap_or(Node::Scalar(String::new(), line)),
+                0,
+            ),
             Event::SequenceStart(anchor, _) => {
                 stack.push(Frame::Seq(Vec::new(), line, anchor));
                 continue;
@@ -146,8 +152,13 @@ pub(super) fn parse(
     text: &str,
     notes: &mut Vec<String>,
 ) -> Result<Vec<Item>, SourceError> {
-    let invalid = |message: String| SourceError::Invalid { path: path.to_owned(), message };
-    let Some(document) = document(text).map_err(invalid)? else { return Ok(Vec::new()) };
+    let invalid = |message: String| SourceError::Invalid {
+        path: path.to_owned(),
+        message,
+    };
+    let Some(document) = document(text).map_err(invalid)? else {
+        return Ok(Vec::new());
+    };
     let Some(entries) = document.get("databaseChangeLog") else {
         return Err(invalid(format!(
             "line {}: no `databaseChangeLog` key at the top",
@@ -167,14 +178,20 @@ pub(super) fn parse(
                 }
                 "include" | "includeAll" => {
                     let all = kind == "includeAll";
-                    let target = value.str(if all { "path" } else { "file" }).unwrap_or_default();
+                    let target = value
+                        .str(if all { "path" } else { "file" })
+                        .unwrap_or_default();
                     items.push(Item::Include(Include {
                         line: value.line(),
                         target: target.to_owned(),
                         all,
                         relative: value.flag("relativeToChangelogFile", false),
                         required: value.flag(
-                            if all { "errorIfMissingOrEmpty" } else { "errorIfMissing" },
+                            if all {
+                                "errorIfMissingOrEmpty"
+                            } else {
+                                "errorIfMissing"
+                            },
                             true,
                         ),
                     }));
@@ -219,7 +236,8 @@ impl Yaml<'_> {
         }
         let at = format!("`{}:{line}` {}", self.path.display(), changeset.label());
         if node.get("preConditions").is_some() {
-            self.notes.push(format!("{at}: preconditions are not evaluated"));
+            self.notes
+                .push(format!("{at}: preconditions are not evaluated"));
         }
         if node.get("modifySql").is_some() {
             self.notes.push(format!("{at}: `modifySql` is not applied"));
@@ -237,7 +255,10 @@ impl Yaml<'_> {
     /// types migproof does not read.
     fn changes(&mut self, change: &Node) -> Result<Vec<Sql>, SourceError> {
         let Node::Map(pairs, _) = change else {
-            return Err(self.invalid(change.line(), "a change must be a map such as `sql:`".into()));
+            return Err(self.invalid(
+                change.line(),
+                "a change must be a map such as `sql:`".into(),
+            ));
         };
         let mut sqls = Vec::new();
         for (kind, value) in pairs {
@@ -305,13 +326,22 @@ impl Yaml<'_> {
                         continue;
                     }
                     if !lowered.is_empty() {
-                        sqls.push(Sql::plain(self.path, *line, text.clone(), Splitting::default()));
+                        sqls.push(Sql::plain(
+                            self.path,
+                            *line,
+                            text.clone(),
+                            Splitting::default(),
+                        ));
                     }
                 }
                 _ => sqls.extend(self.changes(part)?),
             }
         }
-        Ok(if sqls.is_empty() { Rollback::None } else { Rollback::Sql(sqls) })
+        Ok(if sqls.is_empty() {
+            Rollback::None
+        } else {
+            Rollback::Sql(sqls)
+        })
     }
 }
 
@@ -366,13 +396,22 @@ databaseChangeLog:
         assert_eq!(m.len(), 2);
         assert_eq!(
             chunks(&m[0].up),
-            ["create table users (id int)", "insert into users values (1)"]
+            [
+                "create table users (id int)",
+                "insert into users values (1)"
+            ]
         );
         assert_eq!(m[0].up.line_of(m[0].up.blocks[0].chunks[1].offset), 9);
         assert_eq!(chunks(m[0].down.as_ref().unwrap()), ["drop table users"]);
         assert!(!m[1].up.blocks[0].transactional);
-        assert_eq!(chunks(&m[1].up), ["create index concurrently i on users (id)"]);
-        assert_eq!(chunks(m[1].down.as_ref().unwrap()), ["drop index concurrently i"]);
+        assert_eq!(
+            chunks(&m[1].up),
+            ["create index concurrently i on users (id)"]
+        );
+        assert_eq!(
+            chunks(m[1].down.as_ref().unwrap()),
+            ["drop index concurrently i"]
+        );
         assert!(
             set.notes[0].contains("db.changelog-master.yaml:11` changeset bob:2: preconditions"),
             "{:?}",
@@ -415,7 +454,10 @@ databaseChangeLog:
         let dir = folder(&[("changelog.yml", yaml)]);
         let set = load(dir.path()).unwrap();
         assert!(set.migrations[0].down.is_none());
-        assert_eq!(chunks(set.migrations[1].down.as_ref().unwrap()), ["create table t (x int)"]);
+        assert_eq!(
+            chunks(set.migrations[1].down.as_ref().unwrap()),
+            ["create table t (x int)"]
+        );
     }
 
     #[test]
@@ -431,6 +473,9 @@ databaseChangeLog:
     fn broken_yaml_is_named() {
         let dir = folder(&[("changelog.yaml", "databaseChangeLog:\n  - changeSet: [\n")]);
         let err = load(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("changelog.yaml") && err.contains("not valid YAML"), "{err}");
+        assert!(
+            err.contains("changelog.yaml") && err.contains("not valid YAML"),
+            "{err}"
+        );
     }
 }
