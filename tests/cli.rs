@@ -418,19 +418,11 @@ fn check_jobs_give_the_same_report_in_parts_and_leave_no_database() {
         .arg("--database-url")
         .arg(server_url())
         .arg("--migrations")
-        .arg(dir.path())
-        .stdout(std::process::Stdio::piped());
-        let child = cmd.spawn().unwrap();
-        let pid = child.id();
-        let out = child.wait_with_output().unwrap();
+        .arg(dir.path());
+        let (out, pid) = output_and_pid(&mut cmd);
         let mut json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(out.status.code(), Some(1), "{json:#}");
-        let left = sql(
-            "postgres",
-            &format!(
-                "SELECT datname::text FROM pg_database WHERE datname LIKE 'migproof\\_{pid}\\_%'"
-            ),
-        );
+        let left = scratch_dbs_of(pid);
         assert!(left.is_empty(), "--jobs {jobs} left {left:?}");
         json["summary"]["duration_ms"] = 0.into();
         json

@@ -144,11 +144,8 @@ fn eight_jobs_run_the_same_cases_as_one_and_leave_no_database() {
     .arg(&shop)
     .arg("--regressions")
     .arg(eight.path())
-    .args(args)
-    .stdout(std::process::Stdio::piped());
-    let child = cmd.spawn().unwrap();
-    let pid = child.id();
-    let out = child.wait_with_output().unwrap();
+    .args(args);
+    let (out, pid) = output_and_pid(&mut cmd);
     let parallel: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         out.status.code(),
@@ -160,10 +157,7 @@ fn eight_jobs_run_the_same_cases_as_one_and_leave_no_database() {
         parallel["summary"]["steps"], serial["summary"]["steps"],
         "the same cases ran"
     );
-    let left = sql(
-        "postgres",
-        &format!("SELECT datname::text FROM pg_database WHERE datname LIKE 'migproof\\_{pid}\\_%'"),
-    );
+    let left = scratch_dbs_of(pid);
     assert!(left.is_empty(), "left behind: {left:?}");
     // And a bug is still found, with the jobs sharing the work.
     let bug = root().join("examples/bugs/rebuild_loses_guest_orders/migrations");

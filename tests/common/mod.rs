@@ -130,3 +130,21 @@ pub fn fuzz_json(dir: &Path, regressions: &Path, extra: &[&str]) -> (Output, ser
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
     (out, json)
 }
+
+/// Runs `cmd` with stdout captured; returns its output and its pid (scratch databases carry it).
+pub fn output_and_pid(cmd: &mut std::process::Command) -> (Output, u32) {
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let pid = child.id();
+    (child.wait_with_output().expect("runs"), pid)
+}
+
+/// The scratch databases migproof process `pid` left on the test server.
+pub fn scratch_dbs_of(pid: u32) -> Vec<Vec<Option<String>>> {
+    sql(
+        "postgres",
+        &format!("SELECT datname::text FROM pg_database WHERE datname LIKE 'migproof\\_{pid}\\_%'"),
+    )
+}
