@@ -410,17 +410,7 @@ impl Session {
 
     /// Records in migproof's bookkeeping that an external migrator applied `version`.
     async fn record(&mut self, version: &str, direction: Direction) -> Result<(), StepError> {
-        let bookkeeping = match direction {
-            Direction::Up => format!(
-                "INSERT INTO _migproof.applied (version) VALUES ({}) ON CONFLICT DO NOTHING",
-                literal(version)
-            ),
-            Direction::Down => format!(
-                "DELETE FROM _migproof.applied WHERE version = {}",
-                literal(version)
-            ),
-        };
-        sqlx::raw_sql(AssertSqlSafe(bookkeeping))
+        sqlx::raw_sql(AssertSqlSafe(bookkeeping(version, direction)))
             .execute(&mut self.conn)
             .await
             .map_err(|e| StepError::Connection(e.to_string()))?;
@@ -889,6 +879,21 @@ async fn describe_and_cancel(db: &ScratchDb, pid: i32) -> String {
     activity
 }
 
+/// The statement that records in migproof's bookkeeping that `version` was applied (up) or
+/// rolled back (down).
+fn bookkeeping(version: &str, direction: Direction) -> String {
+    match direction {
+        Direction::Up => format!(
+            "INSERT INTO _migproof.applied (version) VALUES ({}) ON CONFLICT DO NOTHING",
+            literal(version)
+        ),
+        Direction::Down => format!(
+            "DELETE FROM _migproof.applied WHERE version = {}",
+            literal(version)
+        ),
+    }
+}
+
 async fn apply_blocks(
     conn: &mut PgConnection,
     version: &str,
@@ -896,18 +901,7 @@ async fn apply_blocks(
     direction: Direction,
     current: &mut (usize, usize),
 ) -> Result<(), StepError> {
-    let bookkeeping = match direction {
-        Direction::Up => format!(
-            "INSERT INTO _migproof.applied (version) VALUES ({}) ON CONFLICT DO NOTHING",
-            literal(version)
-        ),
-        Direction::Down => {
-            format!(
-                "DELETE FROM _migproof.applied WHERE version = {}",
-                literal(version)
-            )
-        }
-    };
+    let bookkeeping = bookkeeping(version, direction);
     let conn_err = |e: sqlx::Error| StepError::Connection(describe(&e));
     let last = script.blocks.len().saturating_sub(1);
     let mut recorded = false;
