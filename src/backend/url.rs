@@ -4,7 +4,7 @@
 
 use std::str::FromStr;
 
-use sqlx::postgres::PgConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
 
 use super::{connect_with_retry, BackendError, BackendKind, Server};
 
@@ -62,15 +62,21 @@ pub async fn open(url: &str) -> Result<Server, BackendError> {
         reason: scrub(&e.to_string(), url),
     })?;
     let options = options.application_name("migproof");
-    let conn = connect_with_retry(&options, &target)
-        .await
-        .map_err(|e| match e {
-            BackendError::Connect { target, reason } => BackendError::Connect {
-                target,
-                reason: scrub(&reason, url),
-            },
-            other => other,
-        })?;
+    let (options, conn) = match plain_on_loopback(&options, &parsed).await {
+        Some(plain) => plain,
+        None => {
+            let conn = connect_with_retry(&options, &target)
+                .await
+                .map_err(|e| match e {
+                    BackendError::Connect { target, reason } => BackendError::Connect {
+                        target,
+                        reason: scrub(&reason, url),
+                    },
+                    other => other,
+                })?;
+            (options, conn)
+        }
+    };
     let password = parsed.password().map(|p| {
         ::url::form_urlencoded::parse(format!("p={p}").as_bytes())
             .next()
@@ -80,6 +86,47 @@ pub async fn open(url: &str) -> Result<Server, BackendError> {
     let server = Server::new(options, target, BackendKind::Url, None).with_password(password);
     server.release(conn);
     Ok(server)
+}
+
+/// Options without TLS, and a connection made with them, for a server on this machine when
+/// neither the URL (`sslmode`) nor the environment (`PGSSLMODE`) asks for a TLS mode and the
+/// server accepts a plain connection. TLS on the loopback interface protects nothing, and with
+/// sqlx 0.9.0 every TLS connection waits ~90 ms for delayed ACKs (transact-rs/sqlx#4335);
+/// migproof opens a connection for every scratch database.
+async fn plain_on_loopback(
+    options: &PgConnectOptions,
+    url: &::url::Url,
+) -> Option<(PgConnectOptions, PgConnection)> {
+    let mode_given = std::env::var_os("PGSSLMODE").is_some();
+    if mode_given || !matches!(options.get_ssl_mode(), PgSslMode::Prefer) || !tls_optional(url) {
+        return None;
+    }
+    let plain = options.clone().ssl_mode(PgSslMode::Disable);
+    let conn = sqlx::ConnectOptions::connect(&plain).await.ok()?;
+    Some((plain, conn))
+}
+
+/// Whether `url` names a server on this machine and leaves TLS to the default (no `sslmode`).
+fn tls_optional(url: &::url::Url) -> bool {
+    if url
+        .query_pairs()
+        .any(|(k, _)| k == "sslmode" || k == "ssl-mode")
+    {
+        return false;
+    }
+    // `postgres://` is not a special scheme to the url crate: an address is a domain to it.
+    match url.host() {
+        Some(::url::Host::Domain(d)) => {
+            let bare = d.trim_start_matches('[').trim_end_matches(']');
+            d == "localhost"
+                || bare
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        Some(::url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(::url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 #[cfg(test)]
@@ -95,5 +142,18 @@ mod tests {
             "bad password *** and ***"
         );
         assert_eq!(redact("not a url"), "<unparseable database URL>");
+    }
+
+    #[test]
+    fn tls_is_left_out_only_on_loopback_when_not_asked_for() {
+        let optional = |u: &str| tls_optional(&::url::Url::parse(u).unwrap());
+        assert!(optional("postgres://postgres@127.0.0.1:5432/postgres"));
+        assert!(optional("postgresql://u@localhost/app"));
+        assert!(optional("postgres://u@[::1]:5432/app"));
+        assert!(optional("postgres://u@127.0.0.2/app?application_name=x"));
+        assert!(!optional("postgres://u@127.0.0.1/app?sslmode=prefer"));
+        assert!(!optional("postgres://u@localhost/app?sslmode=require"));
+        assert!(!optional("postgres://u@db.example:5432/app"));
+        assert!(!optional("postgres://u@10.0.0.5/app"));
     }
 }
