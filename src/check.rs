@@ -4,6 +4,7 @@
 //! with rows written at the new version) and data preservation. Every finding of every
 //! migration is reported; after one, the run resumes from golden state.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -97,6 +98,13 @@ struct Run<'a> {
     noisy: bool,
     /// Noise already reported, by kind and objects.
     noise_seen: Vec<(String, String)>,
+    /// The golden version the live schema was last seen to equal exactly, if no step ran since.
+    at: Option<usize>,
+    /// The tables of golden versions, as read from the database while it was exactly at them
+    /// (the two latest).
+    tables_of: Vec<(usize, Vec<catalog::Table>)>,
+    /// Every table seeded in this database, as it was when seeded.
+    seeded: BTreeMap<String, catalog::Table>,
 }
 
 pub async fn run(
@@ -214,6 +222,9 @@ impl<'a> Run<'a> {
             rounds: 0,
             noisy: false,
             noise_seen: Vec::new(),
+            at: None,
+            tables_of: Vec::new(),
+            seeded: BTreeMap::new(),
         }
     }
 
@@ -264,6 +275,7 @@ impl<'a> Run<'a> {
                 (&label, &after),
             )
         };
+        self.at = matches!(verdict, SchemaVerdict::Equal).then_some(version);
         match verdict {
             SchemaVerdict::Equal => Ok(true),
             SchemaVerdict::Noise {
@@ -302,7 +314,7 @@ impl<'a> Run<'a> {
         allow_added: bool,
         kind_override: Option<Kind>,
     ) -> Result<(), RunError> {
-        let tables = catalog::tables(s.conn()).await.map_err(lost)?;
+        let tables = self.tables(s).await?;
         let exclude = self.set.data.exclude(Some(m));
         let diffs = data::compare(s.conn(), stash, &tables, &exclude)
             .await
@@ -328,6 +340,7 @@ impl<'a> Run<'a> {
             Direction::Down => m.down.as_ref().expect("only called with a down"),
         };
         self.report.summary.steps += 1;
+        self.at = None;
         match s.apply(&m.version, script, direction).await {
             Ok(()) => Ok(true),
             Err(e) if e.is_environment() => Err(e.into()),
@@ -339,9 +352,42 @@ impl<'a> Run<'a> {
         }
     }
 
-    async fn seed(&mut self, s: &mut Session) -> Result<Vec<catalog::Table>, RunError> {
+    /// The live tables: read from the database, or, while it is exactly at a golden version
+    /// whose tables were read before, those.
+    async fn tables(&mut self, s: &mut Session) -> Result<Vec<catalog::Table>, RunError> {
+        if let Some(v) = self.at {
+            if let Some((_, tables)) = self.tables_of.iter().find(|(w, _)| *w == v) {
+                return Ok(tables.clone());
+            }
+        }
         let tables = catalog::tables(s.conn()).await.map_err(lost)?;
-        let seeded = s.seed(&tables, self.rounds).await.map_err(lost)?;
+        if let Some(v) = self.at {
+            self.tables_of.push((v, tables.clone()));
+            if self.tables_of.len() > 2 {
+                self.tables_of.remove(0);
+            }
+        }
+        Ok(tables)
+    }
+
+    /// Writes a seeding round into the tables that need one: those never seeded in this
+    /// database, changed since (columns, keys, constraints, indexes, triggers, defaults...),
+    /// or left without rows. A table seeded before as it is now still holds those rows, and
+    /// another round of the same rows would test nothing new: skipping it keeps the cost of a
+    /// migration's check proportional to what it changes, not to the size of the schema.
+    /// Returns every live table.
+    async fn seed(&mut self, s: &mut Session) -> Result<Vec<catalog::Table>, RunError> {
+        let tables = self.tables(s).await?;
+        let (mut due, same): (Vec<&catalog::Table>, Vec<&catalog::Table>) = tables
+            .iter()
+            .partition(|t| self.seeded.get(&t.display_name()) != Some(*t));
+        let empty = data::empty(s.conn(), &same).await.map_err(lost)?;
+        due.extend(same.iter().zip(empty).filter(|(_, e)| *e).map(|(t, _)| *t));
+        let due: Vec<catalog::Table> = due.into_iter().cloned().collect();
+        let seeded = s.seed(&due, self.rounds).await.map_err(lost)?;
+        for t in due {
+            self.seeded.insert(t.display_name(), t);
+        }
         self.rounds += 1;
         self.report.summary.steps += 1;
         self.report.summary.rows_seeded += seeded.inserted;
@@ -359,6 +405,9 @@ impl<'a> Run<'a> {
     ) -> Result<(ScratchDb, Session), RunError> {
         drop(s);
         self.server.drop_db(&db).await?;
+        self.at = None;
+        self.tables_of.clear();
+        self.seeded.clear();
         self.session_at(version).await
     }
 
@@ -376,6 +425,7 @@ impl<'a> Run<'a> {
         s: &mut Session,
         pending: &[usize],
     ) -> Result<Option<String>, RunError> {
+        self.at = None;
         for &i in pending {
             let m = &self.set.migrations[i];
             self.report.summary.steps += 1;
@@ -396,6 +446,7 @@ impl<'a> Run<'a> {
     /// they change, so applying one a second time must change nothing.
     async fn repeatables(&mut self) -> Result<(), RunError> {
         let (db, mut s) = self.session().await?;
+        self.seeded.clear();
         for m in &self.set.migrations {
             s.apply(&m.version, &m.up, Direction::Up).await?;
         }
@@ -474,11 +525,20 @@ impl<'a> Run<'a> {
         let runs = workers.iter_mut().zip(parts).map(|(w, part)| {
             let mut ready = ready.clone();
             async move {
-                if !golden_has(&mut ready, *part.start()).await {
-                    return Ok(());
+                // The database is created at once, and brought to the version before the
+                // part as the golden pass records the versions.
+                let (db, mut s) = w.session().await?;
+                for v in 1..=*part.start() {
+                    if !golden_has(&mut ready, v).await {
+                        drop(s);
+                        w.server.drop_db(&db).await?;
+                        return Ok(());
+                    }
+                    if v < *part.start() {
+                        w.up_to_golden(&mut s, v).await?;
+                    }
                 }
-                let start = w.session_at(part.start() - 1).await?;
-                w.stairway(start, part, &mut ready, progress).await
+                w.stairway((db, s), part, &mut ready, progress).await
             }
         });
         stream::iter(runs)
@@ -513,14 +573,20 @@ impl<'a> Run<'a> {
     /// A fresh database at golden `version` (without data), and a session on it.
     async fn session_at(&mut self, version: usize) -> Result<(ScratchDb, Session), RunError> {
         let (db, mut s) = self.session().await?;
-        for m in &self.set.migrations[..version] {
-            s.apply(&m.version, &m.up, Direction::Up)
-                .await
-                .map_err(|e| {
-                    RunError::Lost(format!("failed to rebuild golden state at {}: {e}", m.id()))
-                })?;
+        for v in 1..=version {
+            self.up_to_golden(&mut s, v).await?;
         }
         Ok((db, s))
+    }
+
+    /// Applies migration `v` to a database at golden v-1 without data, as the golden pass did.
+    async fn up_to_golden(&self, s: &mut Session, v: usize) -> Result<(), RunError> {
+        let m = &self.set.migrations[v - 1];
+        s.apply(&m.version, &m.up, Direction::Up)
+            .await
+            .map_err(|e| {
+                RunError::Lost(format!("failed to rebuild golden state at {}: {e}", m.id()))
+            })
     }
 
     /// Checks the migrations of `part` in turn on `(db, s)`, a database at the golden version
@@ -609,7 +675,7 @@ impl<'a> Run<'a> {
         // A rerun that applies nothing runs no statement: the schema is the one the last
         // comparison saw, and the rows are unchanged.
         if !pending.is_empty() {
-            let tables = catalog::tables(s.conn()).await.map_err(lost)?;
+            let tables = self.tables(s).await?;
             let before_rerun = data::stash(s.conn(), 2, &tables).await.map_err(lost)?;
             if let Some(message) = self.migrate(s, &pending).await? {
                 self.finding(Kind::NotIdempotent, m, step::RERUN, message);
@@ -714,7 +780,9 @@ pub async fn golden(
     for (i, m) in set.migrations.iter().enumerate() {
         progress.migration(i, &m.id(), "golden apply");
         match s.apply(&m.version, &m.up, Direction::Up).await {
-            Ok(()) => record(&mut s, &mut golden).await?,
+            Ok(()) => {
+                record(&mut s, &mut golden).await?;
+            }
             Err(e) if e.is_environment() => return Err(e.into()),
             Err(e) => {
                 golden.failure = Some(e);
@@ -742,14 +810,23 @@ async fn golden_has(ready: &mut watch::Receiver<Ready>, version: usize) -> bool 
     }
 }
 
-/// The stairway's parts for `n` migrations: about `MIGRATIONS_PER_PART` each, at most
-/// `MAX_PARTS`.
+/// The stairway's parts for `n` migrations: about `MIGRATIONS_PER_PART` each on average, at
+/// most `MAX_PARTS`, cut so that each weighs about the same. A migration is checked on a
+/// database holding the tables and rows of every one before it, so later ones cost more: the
+/// v-th weighs `n + v`.
 fn parts(n: usize) -> Vec<std::ops::RangeInclusive<usize>> {
     let count = n.div_ceil(MIGRATIONS_PER_PART).clamp(1, MAX_PARTS);
-    (0..count)
-        .map(|j| (n * j / count + 1)..=(n * (j + 1) / count))
-        .filter(|r| !r.is_empty())
-        .collect()
+    let weight = |v: usize| n + v;
+    let total: usize = (1..=n).map(weight).sum();
+    let (mut out, mut start, mut sum) = (Vec::new(), 1, 0);
+    for v in 1..=n {
+        sum += weight(v);
+        if sum * count >= total * (out.len() + 1) {
+            out.push(start..=v);
+            start = v + 1;
+        }
+    }
+    out
 }
 
 fn step_error_kind(e: &StepError) -> Kind {
@@ -777,4 +854,26 @@ pub async fn golden_snapshot(
         )),
         None => Ok(last.expect("the empty version is always recorded")),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_cover_every_migration_once_and_later_parts_are_shorter() {
+        for n in 1..=400 {
+            let parts = parts(n);
+            assert_eq!(parts.len(), n.div_ceil(MIGRATIONS_PER_PART).min(MAX_PARTS));
+            let flat: Vec<usize> = parts.iter().flat_map(|p| p.clone()).collect();
+            assert_eq!(flat, (1..=n).collect::<Vec<_>>(), "n = {n}");
+            for w in parts.windows(2) {
+                assert!(
+                    w[0].clone().count() >= w[1].clone().count(),
+                    "n = {n}: {parts:?}"
+                );
+            }
+        }
+        assert_eq!(parts(40), vec![1..=24, 25..=40]);
+    }
 }

@@ -53,6 +53,7 @@ planted_bugs!(
     down_leaves_column_nullable,
     down_loosens_check,
     down_lowercases_email,
+    down_restores_stricter_check,
     down_wrong_default,
     down_wrong_function_body,
     enum_value_not_removed,

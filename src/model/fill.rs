@@ -256,6 +256,7 @@ mod tests {
             unique: vec![],
             foreign_keys: vec![],
             sequence_defaults: vec![],
+            signature: String::new(),
         }
     }
 

@@ -413,6 +413,7 @@ mod tests {
             unique: vec![],
             foreign_keys: vec![],
             sequence_defaults: vec![],
+            signature: String::new(),
         };
         t.columns[0].has_default = true;
         assert!(row(&t, 0, 0, &vec![]).is_empty());

@@ -10,6 +10,7 @@ use super::ident;
 
 const TABLES: &str = include_str!("queries/tables.sql");
 const KEYS: &str = include_str!("queries/keys.sql");
+const SIGNATURES: &str = include_str!("queries/signatures.sql");
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Column {
@@ -59,6 +60,10 @@ pub struct Table {
     pub foreign_keys: Vec<ForeignKey>,
     /// Columns whose default draws from a sequence.
     pub sequence_defaults: Vec<String>,
+    /// Changes whenever one of the table's constraints, indexes, triggers, rules, policies or
+    /// defaults is created, dropped or altered (see `queries/signatures.sql`).
+    #[serde(default)]
+    pub signature: String,
 }
 
 impl Table {
@@ -116,6 +121,7 @@ pub async fn tables(conn: &mut PgConnection) -> Result<Vec<Table>, sqlx::Error> 
             unique: Vec::new(),
             foreign_keys: Vec::new(),
             sequence_defaults: Vec::new(),
+            signature: String::new(),
         });
         table.columns.push(Column {
             name: column,
@@ -163,6 +169,12 @@ pub async fn tables(conn: &mut PgConnection) -> Result<Vec<Table>, sqlx::Error> 
     for (oid, column) in defaults {
         if let Some(table) = by_oid.get_mut(&oid) {
             table.sequence_defaults.push(column);
+        }
+    }
+    let signatures: Vec<(i64, String)> = sqlx::query_as(SIGNATURES).fetch_all(&mut *conn).await?;
+    for (oid, signature) in signatures {
+        if let Some(table) = by_oid.get_mut(&oid) {
+            table.signature = signature;
         }
     }
     let mut tables: Vec<Table> = by_oid.into_values().collect();

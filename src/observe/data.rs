@@ -97,6 +97,26 @@ pub async fn stash(
     })
 }
 
+/// Which of `tables` hold no row, in one round trip.
+pub async fn empty(conn: &mut PgConnection, tables: &[&Table]) -> Result<Vec<bool>, sqlx::Error> {
+    let mut out = vec![false; tables.len()];
+    let arms: Vec<String> = tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("SELECT {i} WHERE NOT EXISTS (SELECT FROM {})", t.sql_name()))
+        .collect();
+    for batch in arms.chunks(BATCH) {
+        let empty: Vec<i32> = sqlx::query_scalar(AssertSqlSafe(batch.join("\nUNION ALL\n")))
+            .persistent(false)
+            .fetch_all(&mut *conn)
+            .await?;
+        for i in empty {
+            out[i as usize] = true;
+        }
+    }
+    Ok(out)
+}
+
 /// A row that differs between the stash and the live table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowDiff {
@@ -152,15 +172,11 @@ impl Pair<'_> {
         )
     }
 
-    fn checksum_sql(&self, tag: i32, index: usize) -> String {
+    /// The live table's row count and checksum, as row `index` of the batch.
+    fn live_checksum_sql(&self, index: usize) -> String {
         format!(
-            "SELECT {index} AS i, 0 AS side, count(*)::int8 AS n, \
-             coalesce(sum(hashtextextended(({})::text, 0)), 0)::text AS h FROM {}\n\
-             UNION ALL\n\
-             SELECT {index}, 1, count(*)::int8, \
-             coalesce(sum(hashtextextended(({})::text, 0)), 0)::text FROM {}",
-            self.stash_values(),
-            self.stash_from(tag),
+            "SELECT {index} AS i, count(*)::int8 AS n, \
+             coalesce(sum(hashtextextended(({})::text, 0)), 0)::text AS h FROM {}",
             self.live_values(),
             self.after.sql_name()
         )
@@ -186,6 +202,29 @@ impl Pair<'_> {
             t = self.after.sql_name(),
         )
     }
+}
+
+/// The row count and checksum of each of `pairs`' stashed tables (`first` is the index of the
+/// first of them), in one pass over the stash.
+fn stash_checksums_sql(tag: i32, pairs: &[Pair], first: usize) -> String {
+    let mut index = Vec::new();
+    let mut values = Vec::new();
+    let mut names = Vec::new();
+    for (i, p) in pairs.iter().enumerate() {
+        let name = literal(&p.before.display_name());
+        index.push(format!("WHEN {name} THEN {}", first + i));
+        values.push(format!("WHEN {name} THEN ({})::text", p.stash_values()));
+        names.push(name);
+    }
+    format!(
+        "SELECT CASE tbl {} END AS i, count(*)::int8 AS n, \
+         coalesce(sum(hashtextextended(CASE tbl {} END, 0)), 0)::text AS h \
+         FROM {} WHERE tbl IN ({}) GROUP BY tbl",
+        index.join(" "),
+        values.join(" "),
+        stash_table(tag),
+        names.join(", ")
+    )
 }
 
 /// Which stashed tables can be compared with which live tables: same schema and name; over
@@ -276,12 +315,29 @@ async fn compare_with(
     if pairs.is_empty() {
         return Ok(Vec::new());
     }
+    // A table without stashed rows has no group: its sums stay those of no rows.
+    let mut sums = vec![[(0i64, "0".to_owned()), (0i64, "0".to_owned())]; pairs.len()];
+    // The stash side in one pass over the stash per batch of tables: every table's rows are
+    // in one stash table, which a query per table would read once per table.
+    for (b, batch) in pairs.chunks(BATCH).enumerate() {
+        let rows = sqlx::query(AssertSqlSafe(stash_checksums_sql(
+            stash.tag,
+            batch,
+            b * BATCH,
+        )))
+        .persistent(false)
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in rows {
+            let i: i32 = row.try_get("i")?;
+            sums[i as usize][0] = (row.try_get("n")?, row.try_get("h")?);
+        }
+    }
     let sql: Vec<String> = pairs
         .iter()
         .enumerate()
-        .map(|(i, p)| p.checksum_sql(stash.tag, i))
+        .map(|(i, p)| p.live_checksum_sql(i))
         .collect();
-    let mut sums = vec![[(0i64, String::new()), (0i64, String::new())]; pairs.len()];
     for batch in sql.chunks(BATCH) {
         let rows = sqlx::query(AssertSqlSafe(batch.join("\nUNION ALL\n")))
             .persistent(false)
@@ -289,8 +345,7 @@ async fn compare_with(
             .await?;
         for row in rows {
             let i: i32 = row.try_get("i")?;
-            let side: i32 = row.try_get("side")?;
-            sums[i as usize][side as usize] = (row.try_get("n")?, row.try_get("h")?);
+            sums[i as usize][1] = (row.try_get("n")?, row.try_get("h")?);
         }
     }
     let mut diffs = Vec::new();
