@@ -11,6 +11,10 @@
 //! seeds no data. migproof runs its whole `check` (golden pass, seeded stairway, schema and
 //! data comparisons) through the release binary with the url backend, and must exit 0.
 //!
+//! Both sides connect without TLS: migproof does so by default on a loopback URL, and the
+//! baseline's psql and pg_dump get `PGSSLMODE=disable`, so neither pays for handshakes the
+//! other skips.
+//!
 //! Server: 127.0.0.1:5432, user postgres, no password. The process exits nonzero only when
 //! something fails to run; a missed speed target is printed, not failed.
 
@@ -436,13 +440,15 @@ impl Tools {
             "-d",
             db,
         ])
-        .env("PGOPTIONS", "-c client_min_messages=warning");
+        .env("PGOPTIONS", "-c client_min_messages=warning")
+        .env("PGSSLMODE", "disable");
         cmd
     }
 
     fn dump(&self, db: &str) -> Result<Vec<u8>, String> {
         let mut cmd = Command::new(&self.pg_dump);
-        cmd.args(["-s", "-h", HOST, "-p", PORT, "-U", USER, "-d", db]);
+        cmd.args(["-s", "-h", HOST, "-p", PORT, "-U", USER, "-d", db])
+            .env("PGSSLMODE", "disable");
         if self.restrict_key {
             cmd.arg(format!("--restrict-key={RESTRICT_KEY}"));
         }

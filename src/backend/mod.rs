@@ -79,6 +79,8 @@ pub struct Server {
     password: Option<String>,
     /// Held (shared) by every creation under way; cleanup takes it exclusively.
     creating: Arc<tokio::sync::RwLock<()>>,
+    /// Held by the creation under way (see [`Server::create`]).
+    one_at_a_time: Arc<tokio::sync::Mutex<()>>,
     counter: std::sync::atomic::AtomicU32,
     /// Idle connections to the maintenance database, reused: with sqlx 0.9.0 opening one over
     /// TLS takes ~90 ms, as it no longer sets TCP_NODELAY and the handshake waits for delayed
@@ -230,6 +232,7 @@ impl Server {
             created: Mutex::new(Vec::new()),
             password: None,
             creating: Default::default(),
+            one_at_a_time: Default::default(),
             counter: Default::default(),
             idle: Mutex::new(Vec::new()),
             _cluster: cluster,
@@ -312,11 +315,6 @@ impl Server {
         }
     }
 
-    /// Creates an empty scratch database, marked as ours.
-    ///
-    /// Safe to cancel (Ctrl-C drops the future at any await): the name is recorded before the
-    /// database exists, and creating and marking run to the end in a task of their own, which
-    /// [`Server::cleanup`] waits for, so an interrupted creation is still dropped.
     /// Makes sure `roles` exist: created (NOLOGIN) in a cluster or container migproof started;
     /// on a server given by URL only looked up, since migproof changes nothing there but its
     /// own scratch databases.
@@ -351,6 +349,15 @@ impl Server {
         Ok(())
     }
 
+    /// Creates an empty scratch database, marked as ours.
+    ///
+    /// Safe to cancel (Ctrl-C drops the future at any await): the name is recorded before the
+    /// database exists, and creating and marking run to the end in a task of their own, which
+    /// [`Server::cleanup`] waits for, so an interrupted creation is still dropped.
+    ///
+    /// Creations run one at a time, in the order asked for: copying the template is bound by
+    /// the server's disk, so concurrent ones all finish late, while one at a time the first
+    /// asked for (the golden pass) is ready first.
     pub async fn create(&self) -> Result<ScratchDb, BackendError> {
         let n = self
             .counter
@@ -366,9 +373,11 @@ impl Server {
             .expect("not poisoned")
             .push(name.clone());
         let creating = self.creating.clone().read_owned().await;
+        let turn = self.one_at_a_time.clone().lock_owned();
         let (admin, target, task_name) = (self.admin.clone(), self.target.clone(), name.clone());
         tokio::spawn(async move {
             let _creating = creating;
+            let _turn = turn.await;
             create_marked(&admin, &target, &task_name).await
         })
         .await

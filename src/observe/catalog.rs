@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgConnection;
+use sqlx::Row;
 
 use super::ident;
 
@@ -86,56 +87,38 @@ impl Table {
     }
 }
 
-type ColumnRow = (
-    i64,
-    String,
-    String,
-    String,
-    i32,
-    String,
-    String,
-    String,
-    i32,
-    bool,
-    bool,
-    String,
-    String,
-    Option<Vec<String>>,
-    bool,
-);
-
 /// Reads every user table, sorted by schema and name.
 pub async fn tables(conn: &mut PgConnection) -> Result<Vec<Table>, sqlx::Error> {
-    let rows: Vec<ColumnRow> = sqlx::query_as(TABLES).fetch_all(&mut *conn).await?;
+    let rows = sqlx::query(TABLES).fetch_all(&mut *conn).await?;
     let mut by_oid: BTreeMap<i64, Table> = BTreeMap::new();
     for row in rows {
-        let (oid, schema, name, column, _attnum, type_sql, base_type, category, typmod) = (
-            row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8,
-        );
-        let table = by_oid.entry(oid).or_insert_with(|| Table {
-            oid,
-            schema,
-            name,
-            columns: Vec::new(),
-            primary_key: Vec::new(),
-            unique: Vec::new(),
-            foreign_keys: Vec::new(),
-            sequence_defaults: Vec::new(),
-            signature: String::new(),
-        });
-        table.columns.push(Column {
-            name: column,
-            type_sql,
-            base_type,
-            category,
-            typmod,
-            not_null: row.9,
-            has_default: row.10,
-            identity: row.11,
-            generated: row.12,
-            enum_labels: row.13,
-            is_array: row.14,
-        });
+        let oid: i64 = row.try_get("table_oid")?;
+        let table = match by_oid.entry(oid) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => e.insert(Table {
+                oid,
+                schema: row.try_get("schema")?,
+                name: row.try_get("table_name")?,
+                ..Table::default()
+            }),
+        };
+        let column = Column {
+            name: row.try_get("column_name")?,
+            type_sql: row.try_get("type_sql")?,
+            base_type: row.try_get("base_type")?,
+            category: row.try_get("category")?,
+            typmod: row.try_get("typmod")?,
+            not_null: row.try_get("not_null")?,
+            has_default: row.try_get("has_default")?,
+            identity: row.try_get("identity")?,
+            generated: row.try_get("generated")?,
+            enum_labels: row.try_get("enum_labels")?,
+            is_array: row.try_get("is_array")?,
+        };
+        if row.try_get("sequence_default")? {
+            table.sequence_defaults.push(column.name.clone());
+        }
+        table.columns.push(column);
     }
     let keys: Vec<(i64, String, Option<Vec<String>>, i64, Option<Vec<String>>)> =
         sqlx::query_as(KEYS).fetch_all(&mut *conn).await?;
@@ -157,18 +140,6 @@ pub async fn tables(conn: &mut PgConnection) -> Result<Vec<Table>, sqlx::Error> 
                 }
             }
             _ => {}
-        }
-    }
-    let defaults: Vec<(i64, String)> = sqlx::query_as(
-        "SELECT d.adrelid::int8, a.attname::text FROM pg_attrdef d \
-         JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum \
-         WHERE d.adrelid >= 16384 AND pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%'",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    for (oid, column) in defaults {
-        if let Some(table) = by_oid.get_mut(&oid) {
-            table.sequence_defaults.push(column);
         }
     }
     let signatures: Vec<(i64, String)> = sqlx::query_as(SIGNATURES).fetch_all(&mut *conn).await?;

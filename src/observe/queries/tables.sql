@@ -14,7 +14,8 @@ SELECT c.oid::int8 AS table_oid,
        a.attidentity::text AS identity,
        a.attgenerated::text AS generated,
        (SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = bt.oid) AS enum_labels,
-       (et.oid IS NOT NULL) AS is_array
+       (et.oid IS NOT NULL) AS is_array,
+       coalesce(pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%', false) AS sequence_default
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
