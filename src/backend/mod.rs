@@ -373,11 +373,12 @@ impl Server {
             .expect("not poisoned")
             .push(name.clone());
         let creating = self.creating.clone().read_owned().await;
-        let turn = self.one_at_a_time.clone().lock_owned();
+        // Taken here, not in the task: waiters are served in the order they asked.
+        let turn = self.one_at_a_time.clone().lock_owned().await;
         let (admin, target, task_name) = (self.admin.clone(), self.target.clone(), name.clone());
         tokio::spawn(async move {
             let _creating = creating;
-            let _turn = turn.await;
+            let _turn = turn;
             create_marked(&admin, &target, &task_name).await
         })
         .await
