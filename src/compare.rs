@@ -98,6 +98,9 @@ pub fn schema(
     strict: bool,
     labels: (&str, &str),
 ) -> SchemaVerdict {
+    if expected == actual {
+        return SchemaVerdict::Equal;
+    }
     let raw_e = expected.lines(true);
     let raw_a = actual.lines(true);
     if raw_e == raw_a {
