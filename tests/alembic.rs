@@ -87,12 +87,7 @@ fn branched_history_exits_2_naming_the_heads() {
         )
         .unwrap();
     }
-    let out = migproof()
-        .arg("check")
-        .arg("--migrations")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = check_dir(dir.path());
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -26,12 +26,7 @@ fn missing_folder_exits_2_naming_it() {
 #[test]
 fn empty_folder_exits_2() {
     let dir = folder(&[("README.md", "nothing here")]);
-    let out = migproof()
-        .arg("check")
-        .arg("--migrations")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = check_dir(dir.path());
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("holds no migrations"),
@@ -51,12 +46,7 @@ fn duplicate_versions_exit_2_naming_both_files() {
         ("0001_a.up.sql", "select 1;"),
         ("0001_b.up.sql", "select 1;"),
     ]);
-    let out = migproof()
-        .arg("check")
-        .arg("--migrations")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = check_dir(dir.path());
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(
@@ -69,12 +59,7 @@ fn duplicate_versions_exit_2_naming_both_files() {
 fn non_utf8_file_exits_2_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("0001_a.up.sql"), b"select '\xff\xfe';").unwrap();
-    let out = migproof()
-        .arg("check")
-        .arg("--migrations")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = check_dir(dir.path());
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("0001_a.up.sql") && stderr(&out).contains("UTF-8"));
 }
@@ -84,12 +69,7 @@ fn unreadable_file_exits_2_naming_it() {
     let dir = folder(&[("0001_a.up.sql", "select 1;")]);
     // Reading /proc/self/mem fails with an I/O error even for root.
     std::os::unix::fs::symlink("/proc/self/mem", dir.path().join("0002_b.up.sql")).unwrap();
-    let out = migproof()
-        .arg("check")
-        .arg("--migrations")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = check_dir(dir.path());
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("failed to read") && stderr(&out).contains("0002_b.up.sql"),
@@ -487,12 +467,7 @@ fn declared_data_changes_and_ignored_tables_are_not_findings() {
         ("[data]\nignore_tables = \"x\"\n", "line 2"),
     ] {
         std::fs::write(&toml, text).unwrap();
-        let out = migproof()
-            .arg("check")
-            .arg("--migrations")
-            .arg(dir.path())
-            .output()
-            .unwrap();
+        let out = check_dir(dir.path());
         assert_eq!(out.status.code(), Some(2), "{text}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(

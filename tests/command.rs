@@ -39,12 +39,7 @@ fn broken_migproof_toml_exits_2_naming_file_and_line() {
         "migproof.toml",
         "[command]\nversions = [\"1\"]\nup = [\"true\"]\ncolour = \"blue\"\n",
     )]);
-    let out = migproof()
-        .arg("check")
-        .arg("--migrations")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = check_dir(dir.path());
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -55,12 +50,7 @@ fn broken_migproof_toml_exits_2_naming_file_and_line() {
         "migproof.toml",
         "[command]\nversions = \"1\"\nup = [\"true\"]\n",
     )]);
-    let out = migproof()
-        .arg("check")
-        .arg("--migrations")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = check_dir(dir.path());
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 2"), "wrong type names its line: {err}");

@@ -22,6 +22,17 @@ pub fn migproof() -> Command {
     cmd
 }
 
+/// Runs `migproof check --migrations dir` and nothing else: for input that must be refused
+/// before any server is reached.
+pub fn check_dir(dir: &Path) -> Output {
+    migproof()
+        .arg("check")
+        .arg("--migrations")
+        .arg(dir)
+        .output()
+        .expect("runs")
+}
+
 /// Runs `migproof check` on `dir` with the url backend and JSON output.
 pub fn check_json(dir: &Path, extra: &[&str]) -> (Output, serde_json::Value) {
     let out = migproof()
