@@ -83,22 +83,7 @@ pub fn render(report: &Report, colour: bool) -> String {
     if !report.notes.is_empty() {
         let _ = writeln!(out, "\n{}", c("notes:", "1;33"));
         for n in &report.notes {
-            let migration = n
-                .migration
-                .as_deref()
-                .map(|m| format!(" {m}"))
-                .unwrap_or_default();
-            let step = n
-                .step
-                .as_deref()
-                .map(|s| format!(" [{s}]"))
-                .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "  {}{migration}{step}: {}",
-                c(&n.kind, "33"),
-                n.message
-            );
+            let _ = writeln!(out, "  {}{}: {}", c(&n.kind, "33"), n.place(), n.message);
         }
     }
     let s = &report.summary;

@@ -155,17 +155,7 @@ fn failure_text(f: &Finding) -> String {
 fn notes(report: &Report) -> String {
     let mut text = String::new();
     for n in &report.notes {
-        let migration = n
-            .migration
-            .as_deref()
-            .map(|m| format!(" {m}"))
-            .unwrap_or_default();
-        let step = n
-            .step
-            .as_deref()
-            .map(|s| format!(" [{s}]"))
-            .unwrap_or_default();
-        let _ = writeln!(text, "note {}{migration}{step}: {}", n.kind, n.message);
+        let _ = writeln!(text, "note {}{}: {}", n.kind, n.place(), n.message);
     }
     text
 }

@@ -109,6 +109,23 @@ pub struct Note {
     pub diff: Option<String>,
 }
 
+impl Note {
+    /// ` <migration> [<step>]`, each part only when known, for a line of text after the kind.
+    pub fn place(&self) -> String {
+        let migration = self
+            .migration
+            .as_deref()
+            .map(|m| format!(" {m}"))
+            .unwrap_or_default();
+        let step = self
+            .step
+            .as_deref()
+            .map(|s| format!(" [{s}]"))
+            .unwrap_or_default();
+        migration + &step
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
     /// True when no finding was made.
