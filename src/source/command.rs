@@ -45,16 +45,7 @@ pub fn matches(entries: &[PathBuf]) -> bool {
 pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
     let path = dir.join(FILE);
     let text = read_text(&path)?;
-    let config: Config = toml::from_str(&text).map_err(|e| {
-        let line = e
-            .span()
-            .map(|s| super::split::line_of(&text, s.start))
-            .unwrap_or(1);
-        SourceError::Invalid {
-            path: path.clone(),
-            message: format!("line {line}: {}", e.message()),
-        }
-    })?;
+    let config: Config = super::parse_toml(&path, &text)?;
     let c = config.command;
     if c.versions.is_empty() {
         return Err(SourceError::Empty {

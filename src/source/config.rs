@@ -71,16 +71,7 @@ pub fn load(dir: &Path, migrations: &[Migration]) -> Result<Config, SourceError>
         return Ok(Config::default());
     }
     let text = super::read_text(&path)?;
-    let file: File = toml::from_str(&text).map_err(|e| {
-        let line = e
-            .span()
-            .map(|s| super::split::line_of(&text, s.start))
-            .unwrap_or(1);
-        SourceError::Invalid {
-            path: path.clone(),
-            message: format!("line {line}: {}", e.message()),
-        }
-    })?;
+    let file: File = super::parse_toml(&path, &text)?;
     for name in file.data.changes.keys() {
         if !migrations
             .iter()

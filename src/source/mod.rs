@@ -245,6 +245,20 @@ pub enum SourceError {
 }
 
 /// Reads a text file, rejecting binary or non-UTF-8 content and removing a UTF-8 BOM.
+/// Parses `text`, read from the TOML file `path`; an error names the file and the line.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+) -> Result<T, SourceError> {
+    toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| split::line_of(text, s.start)).unwrap_or(1);
+        SourceError::Invalid {
+            path: path.to_owned(),
+            message: format!("line {line}: {}", e.message()),
+        }
+    })
+}
+
 pub fn read_text(path: &Path) -> Result<String, SourceError> {
     let bytes = std::fs::read(path).map_err(|source| SourceError::Io {
         path: path.to_owned(),
