@@ -326,35 +326,29 @@ async fn compare_with(
     }
     // A table without stashed rows has no group: its sums stay those of no rows.
     let mut sums = vec![[(0i64, "0".to_owned()), (0i64, "0".to_owned())]; pairs.len()];
-    // The stash side in one pass over the stash per batch of tables: every table's rows are
-    // in one stash table, which a query per table would read once per table.
+    // Per batch of tables, the stash side in one pass over the stash (every table's rows are
+    // in one stash table, which a query per table would read once per table), then the live
+    // side, a scan of each table.
     for (b, batch) in pairs.chunks(BATCH).enumerate() {
-        let rows = sqlx::query(AssertSqlSafe(stash_checksums_sql(
-            stash.tag,
-            batch,
-            b * BATCH,
-        )))
-        .persistent(false)
-        .fetch_all(&mut *conn)
-        .await?;
-        for row in rows {
-            let i: i32 = row.try_get("i")?;
-            sums[i as usize][0] = (row.try_get("n")?, row.try_get("h")?);
-        }
-    }
-    let sql: Vec<String> = pairs
-        .iter()
-        .enumerate()
-        .map(|(i, p)| p.live_checksum_sql(i))
-        .collect();
-    for batch in sql.chunks(BATCH) {
-        let rows = sqlx::query(AssertSqlSafe(batch.join("\nUNION ALL\n")))
-            .persistent(false)
-            .fetch_all(&mut *conn)
-            .await?;
-        for row in rows {
-            let i: i32 = row.try_get("i")?;
-            sums[i as usize][1] = (row.try_get("n")?, row.try_get("h")?);
+        let first = b * BATCH;
+        let live: Vec<String> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, p)| p.live_checksum_sql(first + i))
+            .collect();
+        let sides = [
+            stash_checksums_sql(stash.tag, batch, first),
+            live.join("\nUNION ALL\n"),
+        ];
+        for (side, sql) in sides.into_iter().enumerate() {
+            let rows = sqlx::query(AssertSqlSafe(sql))
+                .persistent(false)
+                .fetch_all(&mut *conn)
+                .await?;
+            for row in rows {
+                let i: i32 = row.try_get("i")?;
+                sums[i as usize][side] = (row.try_get("n")?, row.try_get("h")?);
+            }
         }
     }
     let mut diffs = Vec::new();
