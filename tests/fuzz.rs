@@ -126,25 +126,7 @@ fn eight_jobs_run_the_same_cases_as_one_and_leave_no_database() {
     let (out, serial) = fuzz_json(&shop, one.path(), &args);
     assert_eq!(out.status.code(), Some(0), "{serial:#}");
     let eight = tempfile::tempdir().unwrap();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_migproof"));
-    cmd.args([
-        "fuzz",
-        "--backend",
-        "url",
-        "--format",
-        "json",
-        "--seed",
-        "7",
-        "--jobs",
-        "8",
-    ])
-    .arg("--database-url")
-    .arg(server_url())
-    .arg("--migrations")
-    .arg(&shop)
-    .arg("--regressions")
-    .arg(eight.path())
-    .args(args);
+    let mut cmd = fuzz_command(&shop, eight.path(), &[&["--jobs", "8"], &args[..]].concat());
     let (out, pid) = output_and_pid(&mut cmd);
     let parallel: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(

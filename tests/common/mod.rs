@@ -114,9 +114,12 @@ pub fn sql(database: &str, query: &str) -> Vec<Vec<Option<String>>> {
     })
 }
 
-/// `migproof fuzz` on the test server with seed 7 and a 90 s budget, saving to `regressions`.
-pub fn fuzz_json(dir: &Path, regressions: &Path, extra: &[&str]) -> (Output, serde_json::Value) {
-    let out = migproof()
+/// A `migproof fuzz` command on the test server with seed 7 and JSON output, saving to
+/// `regressions` (a std command, so that a test can learn its pid).
+pub fn fuzz_command(dir: &Path, regressions: &Path, extra: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_migproof"));
+    cmd.env_remove("DATABASE_URL")
+        .env("NO_COLOR", "1")
         .args([
             "fuzz",
             "--backend",
@@ -125,8 +128,6 @@ pub fn fuzz_json(dir: &Path, regressions: &Path, extra: &[&str]) -> (Output, ser
             "json",
             "--seed",
             "7",
-            "--duration",
-            "90s",
         ])
         .arg("--database-url")
         .arg(server_url())
@@ -134,7 +135,13 @@ pub fn fuzz_json(dir: &Path, regressions: &Path, extra: &[&str]) -> (Output, ser
         .arg(dir)
         .arg("--regressions")
         .arg(regressions)
-        .args(extra)
+        .args(extra);
+    cmd
+}
+
+/// `migproof fuzz` on the test server with seed 7 and a 90 s budget, saving to `regressions`.
+pub fn fuzz_json(dir: &Path, regressions: &Path, extra: &[&str]) -> (Output, serde_json::Value) {
+    let out = fuzz_command(dir, regressions, &[&["--duration", "90s"], extra].concat())
         .output()
         .expect("runs");
     let json = serde_json::from_slice(&out.stdout)
