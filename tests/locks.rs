@@ -10,7 +10,14 @@ use serde_json::Value;
 
 /// Runs `migproof locks` on `examples/locks/<name>/migrations` with the url backend and JSON.
 fn locks_json(name: &str, extra: &[&str]) -> (std::process::Output, Value) {
-    let dir = root().join("examples/locks").join(name).join("migrations");
+    locks_json_at(
+        &root().join("examples/locks").join(name).join("migrations"),
+        extra,
+    )
+}
+
+/// Runs `migproof locks` on `dir` with the url backend and JSON.
+fn locks_json_at(dir: &std::path::Path, extra: &[&str]) -> (std::process::Output, Value) {
     let out = migproof()
         .args([
             "locks",
@@ -22,7 +29,7 @@ fn locks_json(name: &str, extra: &[&str]) -> (std::process::Output, Value) {
         ])
         .arg(server_url())
         .arg("--migrations")
-        .arg(&dir)
+        .arg(dir)
         .args(extra)
         .output()
         .expect("runs");
@@ -421,24 +428,8 @@ fn a_migration_that_fails_stops_the_trace_naming_file_and_line() {
         ),
         ("0003_c.up.sql", "CREATE TABLE c (id int);\n"),
     ]);
-    let out = migproof()
-        .args([
-            "locks",
-            "--backend",
-            "url",
-            "--format",
-            "json",
-            "--rows",
-            "10",
-            "--database-url",
-        ])
-        .arg(server_url())
-        .arg("--migrations")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let (out, json) = locks_json_at(dir.path(), &["--rows", "10"]);
     assert_eq!(out.status.code(), Some(1));
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         findings(&json),
         [("apply_failed".to_string(), "0002_b".to_string())]
