@@ -360,7 +360,7 @@ impl<'a> Run<'a> {
                 return Ok(tables.clone());
             }
         }
-        let tables = catalog::tables(s.conn()).await.map_err(lost)?;
+        let tables = catalog::signed_tables(s.conn()).await.map_err(lost)?;
         if let Some(v) = self.at {
             self.tables_of.push((v, tables.clone()));
             if self.tables_of.len() > 2 {
@@ -780,9 +780,7 @@ pub async fn golden(
     for (i, m) in set.migrations.iter().enumerate() {
         progress.migration(i, &m.id(), "golden apply");
         match s.apply(&m.version, &m.up, Direction::Up).await {
-            Ok(()) => {
-                record(&mut s, &mut golden).await?;
-            }
+            Ok(()) => record(&mut s, &mut golden).await?,
             Err(e) if e.is_environment() => return Err(e.into()),
             Err(e) => {
                 golden.failure = Some(e);

@@ -62,7 +62,8 @@ pub struct Table {
     /// Columns whose default draws from a sequence.
     pub sequence_defaults: Vec<String>,
     /// Changes whenever one of the table's constraints, indexes, triggers, rules, policies or
-    /// defaults is created, dropped or altered (see `queries/signatures.sql`).
+    /// defaults is created, dropped or altered (see `queries/signatures.sql`); read only by
+    /// [`signed_tables`], empty otherwise.
     #[serde(default)]
     pub signature: String,
 }
@@ -142,13 +143,23 @@ pub async fn tables(conn: &mut PgConnection) -> Result<Vec<Table>, sqlx::Error> 
             _ => {}
         }
     }
-    let signatures: Vec<(i64, String)> = sqlx::query_as(SIGNATURES).fetch_all(&mut *conn).await?;
-    for (oid, signature) in signatures {
-        if let Some(table) = by_oid.get_mut(&oid) {
-            table.signature = signature;
-        }
-    }
     let mut tables: Vec<Table> = by_oid.into_values().collect();
     tables.sort_by(|a, b| (&a.schema, &a.name).cmp(&(&b.schema, &b.name)));
+    Ok(tables)
+}
+
+/// [`tables`] with their signatures, for deciding which tables changed since seen.
+pub async fn signed_tables(conn: &mut PgConnection) -> Result<Vec<Table>, sqlx::Error> {
+    let mut tables = self::tables(&mut *conn).await?;
+    let signatures: BTreeMap<i64, String> = sqlx::query_as(SIGNATURES)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect();
+    for table in &mut tables {
+        if let Some(signature) = signatures.get(&table.oid) {
+            table.signature = signature.clone();
+        }
+    }
     Ok(tables)
 }
