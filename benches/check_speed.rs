@@ -550,6 +550,7 @@ fn migproof(dir: &Path) -> Result<(Duration, u64), String> {
     let url = format!("postgres://{USER}@{HOST}:{PORT}/postgres");
     let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_migproof"))
+        .env("MIGPROOF_ALLOW_SUPERUSER", "1")
         .args([
             "check",
             "--backend",

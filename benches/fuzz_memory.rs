@@ -39,6 +39,7 @@ fn bench() -> Result<(), String> {
     println!("fuzz_memory: `migproof fuzz` on examples/shop for {secs}s, {URL}");
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_migproof"))
+        .env("MIGPROOF_ALLOW_SUPERUSER", "1")
         .args([
             "fuzz",
             "--backend",

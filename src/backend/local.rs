@@ -3,6 +3,7 @@
 //! `postgres` user when migproof runs as root, and removed when migproof exits.
 
 use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -103,6 +104,10 @@ fn fail(message: impl Into<String>) -> BackendError {
 }
 
 /// Removes clusters left by migproof processes that died without cleaning up (`kill -9`).
+///
+/// Only folders this user owns and no one else can write to are touched, and a process is
+/// signalled only once /proc proves it is the postmaster serving that very folder and started
+/// after it: anyone can plant a `postmaster.pid`, and a PID is reused after a reboot.
 pub fn sweep_stale() {
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
         return;
@@ -114,6 +119,9 @@ pub fn sweep_stale() {
             continue;
         }
         let dir = entry.path();
+        if !owned_by_us_alone(&dir) {
+            continue;
+        }
         let owner = std::fs::read_to_string(dir.join("owner.pid"))
             .ok()
             .and_then(|s| s.trim().parse::<i32>().ok());
@@ -122,14 +130,83 @@ pub fn sweep_stale() {
             None if recently_modified(&dir) => continue,
             _ => {}
         }
-        let postmaster = std::fs::read_to_string(dir.join("data/postmaster.pid"))
-            .ok()
-            .and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<i32>().ok()));
-        if let Some(pid) = postmaster {
+        if let Some(pid) = postmaster_of(&dir) {
             stop_postmaster(pid);
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// True when `dir` is a real folder (not a link) owned by this process's user that neither its
+/// group nor others may write to: the only kind of folder migproof itself makes.
+fn owned_by_us_alone(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::symlink_metadata(dir) else {
+        return false;
+    };
+    meta.is_dir() && meta.uid() == nix::unistd::geteuid().as_raw() && meta.mode() & 0o022 == 0
+}
+
+/// The PID in `dir/data/postmaster.pid`, if /proc shows that it is a running postgres whose
+/// data folder is `dir/data` (by its command line and its working folder) and that started
+/// no earlier than `dir` was set up.
+fn postmaster_of(dir: &Path) -> Option<i32> {
+    let data = dir.join("data");
+    let pid = std::fs::read_to_string(data.join("postmaster.pid"))
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse::<i32>()
+        .ok()?;
+    if pid <= 1 || !process_alive(pid) {
+        return None;
+    }
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    let cmdline = std::fs::read(proc_dir.join("cmdline")).ok()?;
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    let program = Path::new(std::ffi::OsStr::from_bytes(args.first()?));
+    if program.file_name()? != "postgres" {
+        return None;
+    }
+    let data_arg = args
+        .windows(2)
+        .find(|w| w[0] == b"-D")
+        .map(|w| Path::new(std::ffi::OsStr::from_bytes(w[1])))?;
+    let data_real = data.canonicalize().ok()?;
+    if data_arg.canonicalize().ok()? != data_real {
+        return None;
+    }
+    if std::fs::read_link(proc_dir.join("cwd")).ok()? != data_real {
+        return None;
+    }
+    let set_up = std::fs::metadata(dir.join("owner.pid"))
+        .or_else(|_| std::fs::metadata(&data))
+        .and_then(|m| m.modified())
+        .ok()?;
+    let started = process_start(pid)?;
+    // owner.pid is written before initdb runs, so its postmaster can only have started later.
+    (started + Duration::from_secs(2) >= set_up).then_some(pid)
+}
+
+/// When process `pid` started, from its start tick in /proc/PID/stat and the boot time.
+fn process_start(pid: i32) -> Option<std::time::SystemTime> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (in parentheses, which may itself hold spaces and ')'):
+    // state is field 3, starttime field 22.
+    let rest = stat.rsplit_once(')')?.1;
+    let ticks: u64 = rest.split_whitespace().nth(19)?.parse().ok()?;
+    let boot: u64 = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    // USER_HZ, the unit of /proc times: 100 on every Linux architecture.
+    let hz = 100;
+    let since_boot = Duration::from_millis(ticks * 1000 / hz);
+    Some(std::time::UNIX_EPOCH + Duration::from_secs(boot) + since_boot)
 }
 
 fn recently_modified(dir: &Path) -> bool {
@@ -208,16 +285,26 @@ pub async fn start() -> Result<Server, BackendError> {
             .map_err(|e| fail(e.to_string()))?;
     }
 
+    // Trust only on the socket, whose folder only the cluster's user can enter; TCP (which
+    // external migrators use) needs the superuser's random password, never printed.
+    let password = super::random_secret();
+    let pwfile = socket.join("pwfile");
+    std::fs::write(&pwfile, format!("{password}\n")).map_err(|e| fail(e.to_string()))?;
+    if let Some(user) = &user {
+        nix::unistd::chown(pwfile.as_path(), Some(user.uid), Some(user.gid))
+            .map_err(|e| fail(e.to_string()))?;
+    }
     let mut initdb = Command::new(bin.join("initdb"));
     let log = dir.join("initdb.log");
     initdb
         .arg("-D")
         .arg(&data)
+        .arg(format!("--pwfile={}", pwfile.display()))
         .args([
             "-U",
             "postgres",
-            "-A",
-            "trust",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
             "-E",
             "UTF8",
             "--no-locale",
@@ -247,6 +334,7 @@ pub async fn start() -> Result<Server, BackendError> {
         }
     };
     cluster.initdb = None;
+    let _ = std::fs::remove_file(&pwfile);
     if !status.success() {
         let stderr = std::fs::read_to_string(&log).unwrap_or_default();
         return Err(fail(format!("initdb failed: {}", stderr.trim())));
@@ -289,12 +377,10 @@ pub async fn start() -> Result<Server, BackendError> {
         match wait_ready(&mut cluster, &options).await {
             Ok(()) => {
                 let target = format!("a local cluster (port {port}, {})", dir.display());
-                return Ok(Server::new(
-                    options,
-                    target,
-                    BackendKind::Local,
-                    Some(cluster),
-                ));
+                return Ok(
+                    Server::new(options, target, BackendKind::Local, Some(cluster))
+                        .with_password(Some(password)),
+                );
             }
             Err(e) => {
                 last_error = e;

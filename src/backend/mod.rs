@@ -32,7 +32,57 @@ pub enum BackendKind {
     Docker,
 }
 
-/// Why no server could be had. All of these are environment failures (exit 3).
+/// Which role applies the migrations under test.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Deserialize,
+    serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum MigrationRole {
+    /// A role that owns the scratch database and nothing else: no superuser, no CREATEROLE,
+    /// no CREATEDB. Trusted extensions still work, since it owns the database.
+    #[default]
+    Owner,
+    /// The server's superuser: for migrations that need it (untrusted extensions, roles).
+    /// A migration can then change the whole server.
+    Superuser,
+}
+
+/// What migproof may do with the role it is given.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Access {
+    pub migration_role: MigrationRole,
+    /// Accept a database URL whose role is a superuser.
+    pub allow_superuser: bool,
+}
+
+impl Access {
+    /// For the library: `migration_role` as configured, and a superuser URL accepted when
+    /// `MIGPROOF_ALLOW_SUPERUSER` is set to anything but `0`, `false` or nothing (as the CLI's
+    /// `--allow-superuser` reads it).
+    pub fn from_env(migration_role: Option<MigrationRole>) -> Access {
+        let allow = std::env::var("MIGPROOF_ALLOW_SUPERUSER").is_ok_and(|v| {
+            !matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "" | "0" | "false" | "no" | "off"
+            )
+        });
+        Access {
+            migration_role: migration_role.unwrap_or_default(),
+            allow_superuser: allow,
+        }
+    }
+}
+
+/// Why no server could be had. All of these are environment failures (exit 3), but for
+/// [`BackendError::is_usage`] ones.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     #[error(
@@ -46,6 +96,13 @@ pub enum BackendError {
     NoUrl,
     #[error("database URL `{url}` is not valid: {reason}")]
     BadUrl { url: String, reason: String },
+    #[error(
+        "the database URL's role `{role}` is a superuser on {target}, so a migration under test \
+         could change the whole server (other databases, roles, ALTER SYSTEM, COPY TO PROGRAM); \
+         give migproof a role with only CREATEDB (see the README's Security section), or pass \
+         `--allow-superuser` to let migproof apply migrations as a throwaway role it creates"
+    )]
+    SuperuserUrl { role: String, target: String },
     #[error("failed to start a local PostgreSQL cluster: {0}")]
     Local(String),
     #[error("docker backend: {0}")]
@@ -66,6 +123,29 @@ pub enum BackendError {
     MissingRole { role: String, target: String },
 }
 
+impl BackendError {
+    /// True when the user's input, not the environment, is at fault (exit 2).
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            BackendError::SuperuserUrl { .. } | BackendError::NoUrl | BackendError::BadUrl { .. }
+        )
+    }
+}
+
+/// The role migrations are applied as, and what migproof must undo for it.
+#[derive(Debug, Clone)]
+enum Applier {
+    /// The maintenance connection's own role.
+    Admin,
+    /// A login role migproof created; `dropped` at cleanup when the server outlives the run.
+    Created {
+        name: String,
+        password: String,
+        dropped: bool,
+    },
+}
+
 /// A reachable server on which migproof may create scratch databases.
 pub struct Server {
     /// Options for the maintenance database; only used to create and drop scratch databases.
@@ -82,6 +162,15 @@ pub struct Server {
     /// Held by the creation under way (see [`Server::create`]).
     one_at_a_time: Arc<tokio::sync::Mutex<()>>,
     counter: std::sync::atomic::AtomicU32,
+    /// `migproof_<pid>_<nonce>_h<host tag>`: the start of every scratch database's name.
+    run: String,
+    /// Holds the run's advisory lock for as long as the run lives: the sweep of another run
+    /// drops this run's databases only once the lock is free (see [`Server::sweep`]).
+    run_lock: tokio::sync::Mutex<Option<PgConnection>>,
+    /// Who applies migrations.
+    applier: Applier,
+    /// Whether the maintenance role is a superuser.
+    pub superuser: bool,
     /// Idle connections to the maintenance database, reused: with sqlx 0.9.0 opening one over
     /// TLS takes ~90 ms, as it no longer sets TCP_NODELAY and the handshake waits for delayed
     /// ACKs (transact-rs/sqlx#4335).
@@ -234,6 +323,15 @@ impl Server {
             creating: Default::default(),
             one_at_a_time: Default::default(),
             counter: Default::default(),
+            run: format!(
+                "{SCRATCH_PREFIX}{}_{}_h{}",
+                std::process::id(),
+                run_nonce(),
+                host_tag()
+            ),
+            run_lock: Default::default(),
+            applier: Applier::Admin,
+            superuser: false,
             idle: Mutex::new(Vec::new()),
             _cluster: cluster,
             _container: None,
@@ -268,6 +366,7 @@ impl Server {
         kind: BackendKind,
         url: Option<&str>,
         docker: &docker::Options,
+        access: Access,
     ) -> Result<Server, BackendError> {
         let server = match kind {
             BackendKind::Local => local::start().await?,
@@ -285,8 +384,86 @@ impl Server {
                 }
             }
         };
+        let mut server = server;
+        server.hold_run_lock().await?;
+        server.choose_applier(access).await?;
         server.sweep().await?;
         Ok(server)
+    }
+
+    /// Takes this run's advisory lock on a connection of its own, kept until cleanup.
+    async fn hold_run_lock(&self) -> Result<(), BackendError> {
+        let mut conn = connect_with_retry(&self.admin, &self.target).await?;
+        let (class, key) = lock_key(&self.run);
+        sqlx::query("SELECT pg_advisory_lock($1, $2)")
+            .bind(class)
+            .bind(key)
+            .execute(&mut conn)
+            .await
+            .map_err(|e| self.admin_error("take this run's advisory lock", e))?;
+        *self.run_lock.lock().await = Some(conn);
+        Ok(())
+    }
+
+    /// Decides who applies migrations: a login role owning only the scratch databases, made
+    /// here when the maintenance role is a superuser, unless the superuser was asked for.
+    /// A superuser URL is refused unless `--allow-superuser` says it was meant.
+    async fn choose_applier(&mut self, access: Access) -> Result<(), BackendError> {
+        let mut conn = self.admin_conn().await?;
+        let (role, superuser): (String, bool) = sqlx::query_as(
+            "SELECT rolname::text, rolsuper FROM pg_roles WHERE rolname = current_user",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|e| self.admin_error("look up the connection's role", e))?;
+        self.superuser = superuser;
+        if self.kind == BackendKind::Url && superuser && !access.allow_superuser {
+            return Err(BackendError::SuperuserUrl {
+                role,
+                target: self.target.clone(),
+            });
+        }
+        if !superuser || access.migration_role == MigrationRole::Superuser {
+            self.release(conn);
+            return Ok(());
+        }
+        // In a cluster of its own one fixed name will do; on a shared server the role is this
+        // run's, and goes with it.
+        let (name, dropped) = match self.kind {
+            BackendKind::Url => (self.run.clone(), true),
+            _ => (format!("{SCRATCH_PREFIX}apply"), false),
+        };
+        let password = random_secret();
+        let sql = format!(
+            "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS \
+             PASSWORD {}",
+            quote_ident(&name),
+            quote_literal(&password)
+        );
+        sqlx::raw_sql(AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .map_err(|e| self.admin_error(&format!("create the role `{name}`"), e))?;
+        self.release(conn);
+        self.applier = Applier::Created {
+            name,
+            password,
+            dropped,
+        };
+        Ok(())
+    }
+
+    /// The role migrations are applied as, for the report.
+    pub fn migration_role(&self) -> &str {
+        match &self.applier {
+            Applier::Admin => self.admin.get_username(),
+            Applier::Created { name, .. } => name,
+        }
+    }
+
+    /// True when migrations run with superuser powers.
+    pub fn applies_as_superuser(&self) -> bool {
+        self.superuser && matches!(self.applier, Applier::Admin)
     }
 
     /// An idle maintenance connection that still answers, or a new one.
@@ -331,6 +508,7 @@ impl Server {
                     .await
                     .map_err(|e| self.admin_error("look up roles", e))?;
             if exists {
+                self.grant_to_applier(&mut conn, role).await?;
                 continue;
             }
             if self.kind == BackendKind::Url {
@@ -344,8 +522,27 @@ impl Server {
                 .execute(&mut conn)
                 .await
                 .map_err(|e| self.admin_error(&format!("create role `{role}`"), e))?;
+            self.grant_to_applier(&mut conn, role).await?;
         }
         self.release(conn);
+        Ok(())
+    }
+
+    /// Makes the role migrations run as a member of `role`, so that they may grant to it and
+    /// make it an owner, as they would as the project's own deploy role.
+    async fn grant_to_applier(
+        &self,
+        conn: &mut PgConnection,
+        role: &str,
+    ) -> Result<(), BackendError> {
+        let Applier::Created { name, .. } = &self.applier else {
+            return Ok(());
+        };
+        let sql = format!("GRANT {} TO {}", quote_ident(role), quote_ident(name));
+        sqlx::raw_sql(AssertSqlSafe(sql))
+            .execute(conn)
+            .await
+            .map_err(|e| self.admin_error(&format!("grant role `{role}` to `{name}`"), e))?;
         Ok(())
     }
 
@@ -362,12 +559,7 @@ impl Server {
         let n = self
             .counter
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!(
-            "{SCRATCH_PREFIX}{}_{}_h{}_{n}",
-            std::process::id(),
-            nonce(),
-            host_tag()
-        );
+        let name = format!("{}_{n}", self.run);
         self.created
             .lock()
             .expect("not poisoned")
@@ -376,17 +568,28 @@ impl Server {
         // Taken here, not in the task: waiters are served in the order they asked.
         let turn = self.one_at_a_time.clone().lock_owned().await;
         let (admin, target, task_name) = (self.admin.clone(), self.target.clone(), name.clone());
+        let owner = match &self.applier {
+            Applier::Admin => None,
+            Applier::Created { name, .. } => Some(name.clone()),
+        };
         tokio::spawn(async move {
             let _creating = creating;
             let _turn = turn;
-            create_marked(&admin, &target, &task_name).await
+            create_marked(&admin, &target, &task_name, owner.as_deref()).await
         })
         .await
         .expect("creating a database does not panic")?;
+        let (options, password) = match &self.applier {
+            Applier::Admin => (self.admin.clone(), self.password.clone()),
+            Applier::Created { name, password, .. } => (
+                self.admin.clone().username(name).password(password),
+                Some(password.clone()),
+            ),
+        };
         Ok(ScratchDb {
-            options: self.admin.clone().database(&name),
+            options: options.database(&name),
             name,
-            password: self.password.clone(),
+            password,
         })
     }
 
@@ -428,19 +631,37 @@ impl Server {
             }
             self.release(conn);
         }
+        if let Applier::Created {
+            name,
+            dropped: true,
+            ..
+        } = &self.applier
+        {
+            let mut conn = self.admin_conn().await?;
+            drop_role(&mut conn, name)
+                .await
+                .map_err(|e| self.admin_error(&format!("drop the role `{name}`"), e))?;
+            self.release(conn);
+        }
         let idle = std::mem::take(&mut *self.idle.lock().expect("not poisoned"));
         for conn in idle {
             let _ = conn.close().await;
         }
+        if let Some(lock) = self.run_lock.lock().await.take() {
+            let _ = lock.close().await;
+        }
         Ok(())
     }
 
-    /// Drops scratch databases whose marker names a migproof process on this host that is
-    /// gone (a run killed with `kill -9`). Databases without our marker are never touched.
+    /// Drops scratch databases (and, with a superuser, the roles) of runs that are gone. A run
+    /// is alive while it holds its advisory lock ([`Server::hold_run_lock`]), wherever it
+    /// runs: host names and PIDs repeat across containers and PID namespaces, the server's
+    /// locks do not. Names without a run (older migproof versions) fall back to their marker's
+    /// host and PID. Databases without our name and marker are never touched.
     async fn sweep(&self) -> Result<(), BackendError> {
         let mut conn = self.admin_conn().await?;
-        // A `CREATE DATABASE` of a killed run goes on without it; end it first, or the
-        // database appears after this sweep has looked.
+        // Listed before the locks are read: a database or role seen here was made after its
+        // run took its lock, so a run that is still alive shows in the locks read next.
         let creating: Vec<(i32, String)> = sqlx::query_as(
             "SELECT pid, query FROM pg_stat_activity \
              WHERE state = 'active' AND query LIKE 'CREATE DATABASE \"migproof\\_%' AND pid <> pg_backend_pid()",
@@ -448,38 +669,121 @@ impl Server {
         .fetch_all(&mut conn)
         .await
         .map_err(|e| self.admin_error("list sessions", e))?;
-        for (pid, query) in creating {
-            let name = query.split('"').nth(1).unwrap_or_default();
-            if unmarked_owner_is_gone(name) {
-                let _ = sqlx::query("SELECT pg_terminate_backend($1, 5000)")
-                    .bind(pid)
-                    .execute(&mut conn)
-                    .await;
-            }
-        }
-        let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+        let databases: Vec<(String, Option<String>)> = sqlx::query_as(
             "SELECT d.datname::text, shobj_description(d.oid, 'pg_database') \
              FROM pg_database d WHERE d.datname LIKE 'migproof\\_%'",
         )
         .fetch_all(&mut conn)
         .await
         .map_err(|e| self.admin_error("list scratch databases", e))?;
-        for (name, comment) in rows {
-            let gone = match comment.as_deref() {
+        let roles: Vec<String> = if self.superuser {
+            sqlx::query_scalar(
+                "SELECT rolname::text FROM pg_roles WHERE rolname LIKE 'migproof\\_%'",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .map_err(|e| self.admin_error("list roles", e))?
+        } else {
+            Vec::new()
+        };
+        let held: Vec<i64> = sqlx::query_scalar(
+            "SELECT objid::bigint FROM pg_locks \
+             WHERE locktype = 'advisory' AND classid = $1::bigint::oid AND objsubid = 2 AND granted",
+        )
+        .bind(i64::from(LOCK_CLASS as u32))
+        .fetch_all(&mut conn)
+        .await
+        .map_err(|e| self.admin_error("list the advisory locks of running migproof runs", e))?;
+        let gone = |run: &str| {
+            let key = i64::from(lock_key(run).1 as u32);
+            run != self.run && !held.contains(&key)
+        };
+        let stale = |name: &str, comment: Option<&str>| match run_of(name) {
+            Some(run) => gone(run),
+            None => match comment {
                 Some(c) => owner_is_gone(c),
                 // Killed between CREATE DATABASE and its marker: the name says which process
                 // on which host made it.
-                None => unmarked_owner_is_gone(&name),
-            };
-            if gone {
+                None => unmarked_owner_is_gone(name),
+            },
+        };
+        // A `CREATE DATABASE` of a killed run goes on without it; end it first, or the
+        // database appears after this sweep has looked.
+        for (pid, query) in creating {
+            let name = query.split('"').nth(1).unwrap_or_default();
+            if stale(name, None) {
+                let _ = sqlx::query("SELECT pg_terminate_backend($1, 5000)")
+                    .bind(pid)
+                    .execute(&mut conn)
+                    .await;
+            }
+        }
+        for (name, comment) in databases {
+            if stale(&name, comment.as_deref()) {
                 // Best effort: a stale database this role may not drop (another role's run
                 // left it) must not stop this run; its owner's next run sweeps it.
                 let _ = self.drop_named(&mut conn, &name).await;
             }
         }
+        for role in roles {
+            if run_of(&role) == Some(role.as_str()) && gone(&role) {
+                let _ = drop_role(&mut conn, &role).await;
+            }
+        }
         self.release(conn);
         Ok(())
     }
+}
+
+/// Class of migproof's advisory locks (`pg_advisory_lock(class, key)`): "mprf".
+const LOCK_CLASS: i32 = 0x6d70_7266;
+
+/// The advisory lock a run holds while it lives: (class, key) with the key a hash of its name.
+fn lock_key(run: &str) -> (i32, i32) {
+    let hash = run.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    (LOCK_CLASS, hash as i32)
+}
+
+/// The run a scratch database or role belongs to: its name up to the run's end,
+/// `migproof_<pid>_<8 hex>_h<8 hex>`, when the name has that form.
+fn run_of(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix(SCRATCH_PREFIX)?;
+    let mut parts = rest.splitn(4, '_');
+    let pid = parts.next()?;
+    let nonce = parts.next()?;
+    let host = parts.next()?.strip_prefix('h')?;
+    let hex = |t: &str| t.len() == 8 && t.bytes().all(|b| b.is_ascii_hexdigit());
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) || !hex(nonce) || !hex(host) {
+        return None;
+    }
+    let end = SCRATCH_PREFIX.len() + pid.len() + nonce.len() + host.len() + 4;
+    match parts.next() {
+        None => Some(name),
+        Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => Some(&name[..end]),
+        Some(_) => None,
+    }
+}
+
+async fn drop_role(conn: &mut PgConnection, role: &str) -> Result<(), sqlx::Error> {
+    let sql = format!("DROP ROLE IF EXISTS {}", quote_ident(role));
+    sqlx::raw_sql(AssertSqlSafe(sql)).execute(conn).await?;
+    Ok(())
+}
+
+/// A random secret of 32 hex digits from the operating system: the passwords of the roles
+/// migproof makes. Without a source of randomness there is no safe password: that is a bug of
+/// the machine, and migproof stops rather than use a guessable one.
+pub(crate) fn random_secret() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the operating system provides random bytes");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Eight random hex digits naming one run.
+fn run_nonce() -> String {
+    random_secret()[..8].to_owned()
 }
 
 /// `CREATE DATABASE` and its ownership marker. They cannot share a transaction; a database a
@@ -488,6 +792,7 @@ async fn create_marked(
     admin: &PgConnectOptions,
     target: &str,
     name: &str,
+    owner: Option<&str>,
 ) -> Result<(), BackendError> {
     let failed = |action: String, e: sqlx::Error| BackendError::Admin {
         action,
@@ -495,7 +800,13 @@ async fn create_marked(
         reason: describe(&e),
     };
     let mut conn = connect_with_retry(admin, target).await?;
-    let create = format!("CREATE DATABASE {} TEMPLATE template0", quote_ident(name));
+    let owner = owner
+        .map(|o| format!(" OWNER {}", quote_ident(o)))
+        .unwrap_or_default();
+    let create = format!(
+        "CREATE DATABASE {}{owner} TEMPLATE template0",
+        quote_ident(name)
+    );
     sqlx::raw_sql(AssertSqlSafe(create))
         .execute(&mut conn)
         .await

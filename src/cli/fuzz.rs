@@ -57,11 +57,18 @@ pub async fn run_fuzz(args: FuzzArgs) -> u8 {
         Err(e) => return error(exit::USAGE, &e.to_string()),
     };
     let url = args.common.database_url.clone();
-    let server =
-        match open_server_with(args.common.backend, url.as_deref(), &args.common.docker).await {
-            Ok(s) => Arc::new(s),
-            Err(code) => return code,
-        };
+    let access = args.common.access.resolve(set.setup.migration_role);
+    let server = match open_server_with(
+        args.common.backend,
+        url.as_deref(),
+        &args.common.docker,
+        access,
+    )
+    .await
+    {
+        Ok(s) => Arc::new(s),
+        Err(code) => return code,
+    };
     let options = FuzzOptions {
         cases: args.cases,
         max_steps: args.max_steps,
@@ -149,7 +156,8 @@ pub async fn run_replay(args: ReplayArgs) -> u8 {
         }
     }
     let url = args.database_url.clone();
-    let server = match open_server_with(args.backend, url.as_deref(), &args.docker).await {
+    let access = args.access.resolve(None);
+    let server = match open_server_with(args.backend, url.as_deref(), &args.docker, access).await {
         Ok(s) => Arc::new(s),
         Err(code) => return code,
     };

@@ -113,6 +113,7 @@ pub async fn run(args: LocksArgs) -> u8 {
         args.common.backend,
         args.common.database_url.as_deref(),
         &args.common.docker,
+        args.common.access.resolve(set.setup.migration_role),
     )
     .await
     {

@@ -110,10 +110,39 @@ pub struct Common {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
     pub database_url: Option<String>,
 
+    #[command(flatten)]
+    pub access: AccessArgs,
+
     /// Output format: `human` on a terminal or in a log, `json` for tools, `junit` for CI test
     /// reporters.
     #[arg(long, value_enum, default_value = "human")]
     pub format: OutputFormat,
+}
+
+/// Which powers migrations under test get on the server.
+#[derive(Debug, Args)]
+pub struct AccessArgs {
+    /// Accept a --database-url whose role is a superuser. migproof then applies migrations as
+    /// a throwaway role of its own that owns only its scratch databases (dropped at exit),
+    /// unless --migration-role superuser.
+    #[arg(long, env = "MIGPROOF_ALLOW_SUPERUSER")]
+    pub allow_superuser: bool,
+
+    /// Role that applies the migrations: `owner` owns the scratch database and nothing else
+    /// (default; trusted extensions work); `superuser` can change the whole server, for
+    /// migrations that need it. Overrides `migration_role` in migproof.toml's [setup].
+    #[arg(long, value_enum, value_name = "ROLE")]
+    pub migration_role: Option<backend::MigrationRole>,
+}
+
+impl AccessArgs {
+    /// The flags, with migproof.toml's setting where no flag was given.
+    pub(crate) fn resolve(&self, configured: Option<backend::MigrationRole>) -> backend::Access {
+        backend::Access {
+            migration_role: self.migration_role.or(configured).unwrap_or_default(),
+            allow_superuser: self.allow_superuser,
+        }
+    }
 }
 
 /// The container `--backend docker` starts.
@@ -232,6 +261,9 @@ pub struct ReplayArgs {
 
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
     pub database_url: Option<String>,
+
+    #[command(flatten)]
+    pub access: AccessArgs,
 
     /// Output format: `human` on a terminal or in a log, `json` for tools, `junit` for CI test
     /// reporters.
@@ -422,16 +454,22 @@ pub(crate) async fn open_server_with(
     backend: BackendKind,
     url: Option<&str>,
     docker: &DockerArgs,
+    access: backend::Access,
 ) -> Result<Server, u8> {
     let mut interrupts = Interrupts::install();
-    open_server_inner(backend, url, docker, &mut interrupts).await
+    open_server_inner(backend, url, docker, access, &mut interrupts).await
 }
 
-async fn open_server(common: &Common, interrupts: &mut Interrupts) -> Result<Server, u8> {
+async fn open_server(
+    common: &Common,
+    access: backend::Access,
+    interrupts: &mut Interrupts,
+) -> Result<Server, u8> {
     open_server_inner(
         common.backend,
         common.database_url.as_deref(),
         &common.docker,
+        access,
         interrupts,
     )
     .await
@@ -441,20 +479,32 @@ async fn open_server_inner(
     backend: BackendKind,
     url: Option<&str>,
     docker: &DockerArgs,
+    access: backend::Access,
     interrupts: &mut Interrupts,
 ) -> Result<Server, u8> {
     let url = url.filter(|u| !u.is_empty());
     let docker = docker.options();
-    tokio::select! {
-        server = Server::open(backend, url, &docker) => server.map_err(|e| {
+    let server = tokio::select! {
+        server = Server::open(backend, url, &docker, access) => server.map_err(|e| {
             let text = match url {
                 Some(u) => backend::url::scrub(&e.to_string(), u),
                 None => e.to_string(),
             };
-            error(exit::ENVIRONMENT, &text)
+            let code = if e.is_usage() { exit::USAGE } else { exit::ENVIRONMENT };
+            error(code, &text)
         }),
         _ = interrupts.recv() => Err(error(exit::INTERRUPTED, "interrupted")),
+    }?;
+    if server.applies_as_superuser() {
+        eprintln!(
+            "warning: migrations run as the superuser `{}` on {}: a migration can change the \
+             whole server; migproof reports the roles, databases, tablespaces and settings it \
+             changes",
+            server.migration_role(),
+            server.target
+        );
     }
+    Ok(server)
 }
 
 async fn run_check(args: CheckArgs, interrupts: &mut Interrupts) -> u8 {
@@ -462,7 +512,8 @@ async fn run_check(args: CheckArgs, interrupts: &mut Interrupts) -> u8 {
         Ok(set) => set,
         Err(e) => return error(exit::USAGE, &e.to_string()),
     };
-    let server = match open_server(&args.common, interrupts).await {
+    let access = args.common.access.resolve(set.setup.migration_role);
+    let server = match open_server(&args.common, access, interrupts).await {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -538,7 +589,8 @@ async fn run_snapshot(args: SnapshotArgs, interrupts: &mut Interrupts) -> u8 {
         Ok(set) => set,
         Err(e) => return error(exit::USAGE, &e.to_string()),
     };
-    let server = match open_server(&args.common, interrupts).await {
+    let access = args.common.access.resolve(set.setup.migration_role);
+    let server = match open_server(&args.common, access, interrupts).await {
         Ok(s) => s,
         Err(code) => return code,
     };

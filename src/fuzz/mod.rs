@@ -14,7 +14,7 @@ use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
 
-use crate::backend::Server;
+use crate::backend::{Access, Server};
 use crate::check::{self, RunError, Silent};
 use crate::model::machine::{Model, Plan, State, Step};
 use crate::report::{Finding, Kind, Report, Source};
@@ -469,9 +469,14 @@ impl Harness {
         let (ctx, server) = runtime.block_on(async {
             let docker = crate::backend::docker::Options::from_env();
             let server = Arc::new(
-                Server::open(backend, url, &docker)
-                    .await
-                    .map_err(|e| e.to_string())?,
+                Server::open(
+                    backend,
+                    url,
+                    &docker,
+                    Access::from_env(set.setup.migration_role),
+                )
+                .await
+                .map_err(|e| e.to_string())?,
             );
             let (ctx, findings) = prepare(&server, &set, Duration::from_secs(120), false, None, 1)
                 .await

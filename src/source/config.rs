@@ -41,6 +41,9 @@ pub struct Setup {
     /// starts; required to exist on a server given by URL.
     #[serde(default)]
     pub roles: Vec<String>,
+    /// Which role applies the migrations (`owner` or `superuser`); `--migration-role` wins.
+    #[serde(default)]
+    pub migration_role: Option<crate::backend::MigrationRole>,
 }
 
 /// The `migproof.toml` settings every layout honours.

@@ -18,7 +18,10 @@ pub fn root() -> PathBuf {
 
 pub fn migproof() -> Command {
     let mut cmd = Command::cargo_bin("migproof").expect("binary built");
-    cmd.env_remove("DATABASE_URL").env("NO_COLOR", "1");
+    // The test server's role is a superuser; migproof applies migrations as a role of its own.
+    cmd.env_remove("DATABASE_URL")
+        .env("NO_COLOR", "1")
+        .env("MIGPROOF_ALLOW_SUPERUSER", "1");
     cmd
 }
 
@@ -120,6 +123,7 @@ pub fn fuzz_command(dir: &Path, regressions: &Path, extra: &[&str]) -> std::proc
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_migproof"));
     cmd.env_remove("DATABASE_URL")
         .env("NO_COLOR", "1")
+        .env("MIGPROOF_ALLOW_SUPERUSER", "1")
         .args([
             "fuzz",
             "--backend",

@@ -61,7 +61,8 @@ pub fn command(args: &[&str]) -> Command {
     let mut cmd = Command::new(migproof_bin());
     cmd.args(args)
         .env_remove("DATABASE_URL")
-        .env("NO_COLOR", "1");
+        .env("NO_COLOR", "1")
+        .env("MIGPROOF_ALLOW_SUPERUSER", "1");
     cmd
 }
 
