@@ -827,7 +827,9 @@ fn parts(n: usize) -> Vec<std::ops::RangeInclusive<usize>> {
     out
 }
 
-fn step_error_kind(e: &StepError) -> Kind {
+/// The finding a step that did not apply is: `timeout` past `--step-timeout`, else
+/// `apply_failed`. `check` and `fuzz` report the same failure the same way.
+pub(crate) fn step_error_kind(e: &StepError) -> Kind {
     match e {
         StepError::Timeout { .. } => Kind::Timeout,
         _ => Kind::ApplyFailed,

@@ -2,12 +2,14 @@
 //! (transaction wrapping, chunks, autocommit blocks), migproof's own bookkeeping, and seeded
 //! rows. It reports what the server said and judges nothing.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnection, PgDatabaseError, PgErrorPosition};
 use sqlx::{AssertSqlSafe, Connection, Row};
 
-use crate::backend::{describe, ScratchDb};
+use crate::backend::{answered, describe, ScratchDb};
 use crate::model::machine::Fault;
 use crate::model::seed;
 use crate::observe::catalog::Table;
@@ -16,6 +18,15 @@ use crate::source::{Chunk, Script};
 
 /// How long a cancelled step may take to stop before its backend is terminated.
 const CANCEL_GRACE: Duration = Duration::from_secs(5);
+/// How long a timed-out migrator's process group has between SIGTERM and SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+/// How often the step clock reads the time, to notice that migproof itself was paused.
+const CLOCK_TICK: Duration = Duration::from_millis(100);
+/// A tick at least this late means migproof was not running (SIGSTOP, a suspended laptop, a
+/// frozen CI runner); the time it was away is not counted against the step.
+const PAUSED: Duration = Duration::from_millis(500);
+/// How many times a step timeout may find the server waiting on migproof and start over.
+const RESTARTS: usize = 3;
 
 /// Which way a migration runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,30 +183,50 @@ impl Session {
             let Session { db, conn, pid, .. } = &mut *self;
             let run = apply_blocks(conn, version, script, direction, &mut current);
             tokio::pin!(run);
-            match tokio::time::timeout(timeout, &mut run).await {
-                Ok(r) => return r,
-                Err(_) => {
-                    // Cancel rather than kill: the statement fails with the server's own
-                    // account of where it was (the CONTEXT of a function or DO block), and the
-                    // session stays usable.
-                    let activity = describe_and_cancel(db, *pid).await;
-                    let stopped = tokio::time::timeout(CANCEL_GRACE, &mut run).await;
-                    (activity, stopped)
+            let mut restarts = 0;
+            loop {
+                if let Some(r) = for_step_time(timeout, run.as_mut()).await {
+                    return r;
+                }
+                // Cancel rather than kill: the statement fails with the server's own account
+                // of where it was (the CONTEXT of a function or DO block), and the session
+                // stays usable.
+                match describe_and_cancel(db, *pid).await {
+                    // The server was waiting for migproof, so the time went by on this side
+                    // (a pause the clock did not see): not the step's fault; start over.
+                    AtTimeout::WaitingOnClient if restarts < RESTARTS => restarts += 1,
+                    AtTimeout::NoAnswer(why) => {
+                        return Err(StepError::Connection(format!(
+                            "the server stopped answering: a step ran past the step timeout \
+                             ({}s) and a new connection to look at it failed: {why}",
+                            timeout.as_secs()
+                        )))
+                    }
+                    AtTimeout::WaitingOnClient => {
+                        let stopped = for_step_time(CANCEL_GRACE, run.as_mut()).await;
+                        break ("idle, waiting on migproof".to_owned(), stopped);
+                    }
+                    AtTimeout::Cancelled(activity) => {
+                        let stopped = for_step_time(CANCEL_GRACE, run.as_mut()).await;
+                        break (activity, stopped);
+                    }
                 }
             }
         };
         let mut activity = activity;
         match stopped {
-            Ok(Err(StepError::Sql { message, .. })) => {
+            Some(Err(StepError::Sql { message, .. })) => {
                 if let Some((_, context)) = message.split_once("\nCONTEXT: ") {
                     let context = context.replace('\n', "; ");
                     activity.push_str(&format!("; the server was at: {context}"));
                 }
             }
             // Finished as it was cancelled: the caller rebuilds after the finding anyway.
-            Ok(Ok(())) => {}
+            Some(Ok(())) => {}
             // Ignored the cancel, or the connection broke: end the backend and reconnect.
-            Ok(Err(_)) | Err(_) => drop(self.stop_runaway().await),
+            Some(Err(_)) | None => {
+                self.stop_runaway().await?;
+            }
         }
         let chunk = script
             .blocks
@@ -265,16 +296,25 @@ impl Session {
         };
         let mut current = (0, 0);
         let timeout = self.step_timeout;
-        let result = tokio::select! {
-            r = tokio::time::timeout(timeout, apply_blocks(&mut self.conn, version, script, direction, &mut current)) => r,
-            _ = watch => unreachable!("the watcher never finishes"),
+        let result = {
+            let work = std::pin::pin!(apply_blocks(
+                &mut self.conn,
+                version,
+                script,
+                direction,
+                &mut current
+            ));
+            tokio::select! {
+                r = for_step_time(timeout, work) => r,
+                _ = watch => unreachable!("the watcher never finishes"),
+            }
         };
         blocker.release().await;
         let fired = fired.load(std::sync::atomic::Ordering::SeqCst);
         let result = match result {
-            Ok(r) => r,
-            Err(_) => {
-                let activity = self.stop_runaway().await;
+            Some(r) => r,
+            None => {
+                let activity = self.stop_runaway().await?;
                 return Err(StepError::Timeout {
                     location: script.path.display().to_string(),
                     after: timeout,
@@ -366,9 +406,12 @@ impl Session {
             }
             drop(blocker.wait_for_lock_wait(&ours).await);
         };
-        let waited = tokio::select! {
-            r = tokio::time::timeout(self.step_timeout, child.wait()) => Some(r),
-            () = watch => None,
+        let waited = {
+            let exit = std::pin::pin!(child.wait());
+            tokio::select! {
+                r = for_step_time(self.step_timeout, exit) => Some(r.ok_or(())),
+                () = watch => None,
+            }
         };
         let output = match waited {
             None => {
@@ -424,36 +467,34 @@ impl Session {
     }
 
     /// Ends the backend of a step that ran too long and reconnects; says what it was doing.
-    async fn stop_runaway(&mut self) -> String {
+    /// An error when the server does not answer: the run cannot go on.
+    async fn stop_runaway(&mut self) -> Result<String, StepError> {
         let mut activity = String::from("unknown activity");
-        if let Ok(mut other) = self.db.connect().await {
-            let row: Option<(Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
-                "SELECT state, wait_event_type, wait_event FROM pg_stat_activity WHERE pid = $1",
-            )
-            .bind(self.pid)
-            .fetch_optional(&mut other)
-            .await
-            .ok()
-            .flatten();
-            if let Some((state, wait_type, wait)) = row {
-                activity = match (wait_type.as_deref(), wait) {
-                    (Some("Lock"), Some(w)) => format!("waiting for a {w} lock"),
-                    (Some(t), Some(w)) => {
-                        format!("{} waiting on {t}/{w}", state.unwrap_or_default())
-                    }
-                    _ => format!("{}, not waiting: busy", state.unwrap_or_default()),
-                };
-            }
-            let _ = sqlx::query("SELECT pg_terminate_backend($1)")
-                .bind(self.pid)
-                .execute(&mut other)
+        match self.db.connect().await {
+            Ok(mut other) => {
+                if let Some(seen) = backend_state(&mut other, self.pid).await {
+                    activity = seen.activity();
+                }
+                let _ = answered(
+                    sqlx::query("SELECT pg_terminate_backend($1)")
+                        .bind(self.pid)
+                        .execute(&mut other),
+                )
                 .await;
-            let _ = other.close().await;
+                let _ = answered(other.close()).await;
+            }
+            Err(e @ sqlx::Error::Database(_)) => activity.push_str(&format!(" ({})", describe(&e))),
+            Err(e) => {
+                return Err(StepError::Connection(format!(
+                    "the server stopped answering: {}",
+                    describe(&e)
+                )))
+            }
         }
         if let Ok(fresh) = Session::open(&self.db, self.step_timeout).await {
             *self = fresh;
         }
-        activity
+        Ok(activity)
     }
 
     /// Versions recorded as applied.
@@ -647,7 +688,11 @@ struct Migrator {
     args: Vec<String>,
     display: String,
     cwd: std::path::PathBuf,
+    /// The scratch URL with its password, for `DATABASE_URL` (the environment of a process is
+    /// not shown to other users, its command line is).
     url: String,
+    /// The password, for `PGPASSWORD`; `{url}` on the command line goes without it.
+    password: Option<String>,
     location: String,
     pg_options: Option<&'static str>,
     _dir: tempfile::TempDir,
@@ -661,11 +706,12 @@ impl Migrator {
         pg_options: Option<&'static str>,
     ) -> Result<Migrator, StepError> {
         let location = script.path.display().to_string();
-        let url = db.url();
-        let url = match url.split_once("://") {
+        let with_scheme = |url: String| match url.split_once("://") {
             Some((_, rest)) => format!("{}://{rest}", command.scheme),
             None => url,
         };
+        let url = with_scheme(db.url());
+        let bare = with_scheme(without_password(&db.url()));
         let dir = tempfile::tempdir().map_err(|e| StepError::Connection(e.to_string()))?;
         let ini = match &command.ini {
             Some(original) => {
@@ -687,7 +733,7 @@ impl Migrator {
         let argv: Vec<String> = command
             .argv
             .iter()
-            .map(|a| a.replace("{url}", &url).replace("{ini}", &ini))
+            .map(|a| a.replace("{url}", &bare).replace("{ini}", &ini))
             .collect();
         let Some((program, args)) = argv.split_first() else {
             return Err(StepError::Sql {
@@ -701,6 +747,7 @@ impl Migrator {
             display: argv_display(&command.argv),
             cwd: command.cwd.clone(),
             url,
+            password: db.password().filter(|p| !p.is_empty()).map(str::to_owned),
             location,
             pg_options,
             _dir: dir,
@@ -714,6 +761,7 @@ impl Migrator {
             .args(&self.args)
             .current_dir(&self.cwd)
             .env("DATABASE_URL", &self.url)
+            .envs(self.password.as_ref().map(|p| ("PGPASSWORD", p)))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -726,12 +774,20 @@ impl Migrator {
         child.spawn().map_err(|e| self.failed_to_run(e))
     }
 
-    /// Runs the migrator to its end, or kills it at `timeout`.
+    /// Runs the migrator to its end, or stops it and every process it started at `timeout`.
     async fn run(&self, timeout: Duration) -> Result<std::process::Output, StepError> {
         let child = self.spawn()?;
-        match tokio::time::timeout(timeout, child.wait_with_output()).await {
-            Err(_) => Err(self.timed_out(timeout)),
-            Ok(output) => output.map_err(|e| self.failed_to_run(e)),
+        let mut group = Group::of(&child);
+        let mut output = std::pin::pin!(child.wait_with_output());
+        match for_step_time(timeout, output.as_mut()).await {
+            Some(output) => {
+                group.forget();
+                output.map_err(|e| self.failed_to_run(e))
+            }
+            None => {
+                group.stop(output).await;
+                Err(self.timed_out(timeout))
+            }
         }
     }
 
@@ -750,14 +806,41 @@ impl Migrator {
         }
     }
 
-    /// A non-zero exit as an `Sql` error carrying the end of its stderr (the scratch URL
-    /// replaced).
+    /// `text` from the migrator with the scratch URL and every form of its password
+    /// (as given, percent-encoded as in the URL, or every byte encoded) replaced.
+    fn scrub(&self, text: &str) -> String {
+        let mut out = text.replace(&self.url, "<scratch database>");
+        if let Some(password) = &self.password {
+            let mut forms = vec![
+                password.clone(),
+                ::url::form_urlencoded::byte_serialize(password.as_bytes()).collect(),
+            ];
+            if let Some(encoded) = ::url::Url::parse(&self.url)
+                .ok()
+                .and_then(|u| u.password().map(str::to_owned))
+            {
+                forms.push(encoded);
+            }
+            // Percent-escapes are written with hex digits in either case (`%2F`, `%2f`).
+            let lowered: Vec<String> = forms.iter().map(|f| lower_escapes(f)).collect();
+            forms.extend(lowered);
+            forms.sort();
+            forms.dedup();
+            forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+            for form in forms.iter().filter(|f| !f.is_empty()) {
+                out = out.replace(form.as_str(), "***");
+            }
+        }
+        out
+    }
+
+    /// A non-zero exit as an `Sql` error carrying the end of its stderr (the scratch URL and
+    /// the password replaced).
     fn check(&self, output: &std::process::Output) -> Result<(), StepError> {
         if output.status.success() {
             return Ok(());
         }
-        let stderr =
-            String::from_utf8_lossy(&output.stderr).replace(&self.url, "<scratch database>");
+        let stderr = self.scrub(&String::from_utf8_lossy(&output.stderr));
         let tail: Vec<&str> = stderr.lines().rev().take(6).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
         Err(StepError::Sql {
@@ -769,6 +852,47 @@ impl Migrator {
                 tail.join("\n")
             ),
         })
+    }
+}
+
+/// The process group of a migrator, which it leads: every process it started is in it, unless
+/// one left on purpose. Dropped before [`Group::forget`] (the step was interrupted), it kills
+/// the group at once.
+struct Group(Option<nix::unistd::Pid>);
+
+impl Group {
+    fn of(child: &tokio::process::Child) -> Group {
+        Group(child.id().map(|id| nix::unistd::Pid::from_raw(id as i32)))
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        if let Some(group) = self.0 {
+            let _ = nix::sys::signal::killpg(group, signal);
+        }
+    }
+
+    /// The migrator ended by itself: what it left running is its own business.
+    fn forget(&mut self) {
+        self.0 = None;
+    }
+
+    /// Stops the whole group: SIGTERM, then SIGKILL to what is left after [`KILL_GRACE`].
+    /// `exit` is the leader's exit (with its output), awaited meanwhile so that it is reaped
+    /// and its pid, the group's id, cannot be reused while the group is signalled.
+    async fn stop<F: Future>(mut self, mut exit: Pin<&mut F>) {
+        use nix::sys::signal::Signal;
+        self.signal(Signal::SIGTERM);
+        let _ = tokio::time::timeout(KILL_GRACE, exit.as_mut()).await;
+        self.signal(Signal::SIGKILL);
+        // A process that left the group may hold the output pipes open: do not wait for it.
+        let _ = tokio::time::timeout(KILL_GRACE, exit).await;
+        self.forget();
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.signal(nix::sys::signal::Signal::SIGKILL);
     }
 }
 
@@ -849,34 +973,106 @@ impl Blocker {
     }
 }
 
-/// Says what backend `pid` is doing (waiting for a lock, sleeping, busy) and cancels its
-/// statement, from a second connection.
-async fn describe_and_cancel(db: &ScratchDb, pid: i32) -> String {
-    let mut activity = String::from("unknown activity");
-    let Ok(mut other) = db.connect().await else {
-        return activity;
-    };
-    let row: Option<(Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
-        "SELECT state, wait_event_type, wait_event FROM pg_stat_activity WHERE pid = $1",
+/// What a step's backend was doing when the step timeout fired, seen from a second connection.
+enum AtTimeout {
+    /// Idle, or waiting for the client to send: the time went by on migproof's side.
+    WaitingOnClient,
+    /// Working, or waiting on something inside the server: its statement was cancelled.
+    Cancelled(String),
+    /// No new connection could be had in time: the server stopped answering.
+    NoAnswer(String),
+}
+
+/// A backend's row of `pg_stat_activity`: state, wait event type, wait event.
+struct BackendState(Option<String>, Option<String>, Option<String>);
+
+impl BackendState {
+    /// True when the backend waits for its client to send something: the client is behind.
+    fn waits_on_client(&self) -> bool {
+        matches!(
+            self.0.as_deref(),
+            Some("idle" | "idle in transaction" | "idle in transaction (aborted)")
+        ) || self.2.as_deref() == Some("ClientRead")
+    }
+
+    /// What it is doing, for a `timeout` finding: waiting for a lock, sleeping, busy.
+    fn activity(&self) -> String {
+        let state = self.0.clone().unwrap_or_default();
+        match (self.1.as_deref(), self.2.as_deref()) {
+            (Some("Lock"), Some(w)) => format!("waiting for a {w} lock"),
+            (Some(t), Some(w)) => format!("{state} waiting on {t}/{w}"),
+            _ => format!("{state}, not waiting: busy"),
+        }
+    }
+}
+
+async fn backend_state(conn: &mut PgConnection, pid: i32) -> Option<BackendState> {
+    let row: Option<(Option<String>, Option<String>, Option<String>)> = answered(
+        sqlx::query_as(
+            "SELECT state, wait_event_type, wait_event FROM pg_stat_activity WHERE pid = $1",
+        )
+        .bind(pid)
+        .fetch_optional(conn),
     )
-    .bind(pid)
-    .fetch_optional(&mut other)
     .await
     .ok()
     .flatten();
-    if let Some((state, wait_type, wait)) = row {
-        activity = match (wait_type.as_deref(), wait) {
-            (Some("Lock"), Some(w)) => format!("waiting for a {w} lock"),
-            (Some(t), Some(w)) => format!("{} waiting on {t}/{w}", state.unwrap_or_default()),
-            _ => format!("{}, not waiting: busy", state.unwrap_or_default()),
-        };
+    row.map(|(state, wait_type, wait)| BackendState(state, wait_type, wait))
+}
+
+/// Says what backend `pid` is doing (waiting for a lock, sleeping, busy) and cancels its
+/// statement, from a second connection; leaves it alone when it waits on migproof.
+async fn describe_and_cancel(db: &ScratchDb, pid: i32) -> AtTimeout {
+    let mut activity = String::from("unknown activity");
+    let mut other = match db.connect().await {
+        Ok(other) => other,
+        // The server answered, with a refusal (too many connections): it is alive.
+        Err(e @ sqlx::Error::Database(_)) => {
+            return AtTimeout::Cancelled(format!("{activity} ({})", describe(&e)))
+        }
+        Err(e) => return AtTimeout::NoAnswer(describe(&e)),
+    };
+    if let Some(seen) = backend_state(&mut other, pid).await {
+        if seen.waits_on_client() {
+            let _ = answered(other.close()).await;
+            return AtTimeout::WaitingOnClient;
+        }
+        activity = seen.activity();
     }
-    let _ = sqlx::query("SELECT pg_cancel_backend($1)")
-        .bind(pid)
-        .execute(&mut other)
-        .await;
-    let _ = other.close().await;
-    activity
+    let _ = answered(
+        sqlx::query("SELECT pg_cancel_backend($1)")
+            .bind(pid)
+            .execute(&mut other),
+    )
+    .await;
+    let _ = answered(other.close()).await;
+    AtTimeout::Cancelled(activity)
+}
+
+/// Runs `work` until it ends (`Some`), or until it has had `limit` of time in which migproof
+/// itself was running (`None`). Time in which migproof was paused (SIGSTOP, a suspended laptop,
+/// a frozen CI runner) is not counted: the server waited on migproof then, and a step is not
+/// to blame for it.
+async fn for_step_time<F: Future>(limit: Duration, mut work: Pin<&mut F>) -> Option<F::Output> {
+    let mut last = tokio::time::Instant::now();
+    let mut deadline = last + limit;
+    loop {
+        tokio::select! {
+            biased;
+            out = work.as_mut() => return Some(out),
+            () = tokio::time::sleep(CLOCK_TICK) => {
+                let now = tokio::time::Instant::now();
+                let late = now.saturating_duration_since(last).saturating_sub(CLOCK_TICK);
+                if late >= PAUSED {
+                    deadline += late;
+                }
+                last = now;
+                if now >= deadline {
+                    return None;
+                }
+            }
+        }
+    }
 }
 
 /// The statement that records in migproof's bookkeeping that `version` was applied (up) or
@@ -1012,6 +1208,33 @@ fn point_ini_at(text: &str, here: &str, url: &str) -> String {
         ));
     }
     out
+}
+
+/// `text` with the hex digits of its percent-escapes in lowercase.
+fn lower_escapes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut escape = 0;
+    for c in text.chars() {
+        if escape > 0 {
+            out.push(c.to_ascii_lowercase());
+            escape -= 1;
+        } else {
+            escape = if c == '%' { 2 } else { 0 };
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A URL without its password (the migrator gets that through `PGPASSWORD`).
+fn without_password(url: &str) -> String {
+    match ::url::Url::parse(url) {
+        Ok(mut parsed) => {
+            let _ = parsed.set_password(None);
+            parsed.into()
+        }
+        Err(_) => url.to_owned(),
+    }
 }
 
 fn argv_display(argv: &[String]) -> String {

@@ -270,3 +270,32 @@ fn a_down_may_cut_values_written_after_its_widening_up() {
     let (out, json) = replay(&[case.as_path()], Some(&shop));
     assert_eq!(out.status.code(), Some(0), "{json:#}");
 }
+
+#[test]
+fn fuzz_reports_a_step_timeout_as_timeout_as_check_does() {
+    // It said `apply_failed` where `check` says `timeout`.
+    let dir = folder(&[
+        ("0001_a.up.sql", "create table a (id int);"),
+        ("0001_a.down.sql", "drop table a;"),
+        ("0002_slow.up.sql", "select pg_sleep(5);"),
+    ]);
+    let regressions = tempfile::tempdir().unwrap();
+    let (out, json) = fuzz_json(
+        dir.path(),
+        regressions.path(),
+        &["--cases", "1", "--max-steps", "2", "--step-timeout", "1s"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert_eq!(
+        findings(&json),
+        [("timeout".to_string(), "0002_slow".to_string())],
+        "{json:#}"
+    );
+    let (out, json) = check_json(dir.path(), &["--step-timeout", "1s"]);
+    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert_eq!(
+        findings(&json),
+        [("timeout".to_string(), "0002_slow".to_string())],
+        "{json:#}"
+    );
+}

@@ -274,7 +274,8 @@ impl Drop for Planted {
 
 #[test]
 fn sweep_drops_only_scratch_databases_whose_owner_died_on_this_host() {
-    let _g = shared();
+    // Alone: any other run's sweep would drop the planted databases while they are set up.
+    let _g = alone();
     let me = std::process::id();
     let dead = dead_pid();
     let host = hostname();
@@ -683,6 +684,15 @@ fn local_cluster_killed_mid_run_exits_3_and_is_removed() {
     let out = proc.finish(Duration::from_secs(30));
     assert_eq!(out.code, Some(3), "{}", out.all());
     assert!(out.stderr.contains("connection"), "{}", out.stderr);
+    // The databases go with the cluster: no sweep by a next run on a server that is gone.
+    assert!(
+        !out.stderr.contains("next migproof run on this server"),
+        "{}",
+        out.stderr
+    );
+    if out.stderr.contains("were not dropped") {
+        assert!(out.stderr.contains("local cluster"), "{}", out.stderr);
+    }
     assert_no_local_leftovers(tmp.path(), "after the run");
 }
 
@@ -788,6 +798,218 @@ fn step_timeout_has_a_sane_documented_default() {
     assert!(
         readme.contains("`--step-timeout` (default `2m`"),
         "README documents the default"
+    );
+}
+
+/// `cmd` with a superuser URL accepted (the throwaway and test servers' `postgres`).
+fn allow_superuser(mut cmd: Command) -> Command {
+    cmd.env("MIGPROOF_ALLOW_SUPERUSER", "1");
+    cmd
+}
+
+/// A `check` of one migration that sleeps for a minute, on a throwaway server that freezes
+/// (SIGSTOP to every server process) once the migration runs: returns the run, the server and
+/// the moment it froze.
+fn check_on_a_server_that_freezes(
+    set: &Path,
+    extra: &[&str],
+) -> (Proc, PgServer, Instant) {
+    let mut server = PgServer::start();
+    let url = server.url();
+    let mut proc = Proc::spawn(allow_superuser(mp(
+        "check",
+        &Backend::Url(url.clone()),
+        set,
+        extra,
+    )));
+    wait_running_url(&url, &mut proc, "pg_sleep");
+    server.freeze();
+    (proc, server, Instant::now())
+}
+
+fn a_minute_of_sleep() -> tempfile::TempDir {
+    folder(&[
+        ("0001_wait.up.sql", "-- waits\nselect pg_sleep(60);\n"),
+        ("0001_wait.down.sql", "select 1;\n"),
+    ])
+}
+
+#[test]
+fn a_server_that_stops_answering_ends_the_run_with_exit_3_within_the_step_timeout_and_10s() {
+    let _g = shared();
+    let set = a_minute_of_sleep();
+    let (proc, mut server, frozen) =
+        check_on_a_server_that_freezes(set.path(), &["--step-timeout", "3s"]);
+    // Before the fix, the look at the timed-out step opened a connection that waited forever.
+    let out = proc.finish(Duration::from_secs(60));
+    let took = frozen.elapsed();
+    server.thaw();
+    eprintln!("after {took:?}:\n{}", out.stderr);
+    assert_eq!(out.code, Some(3), "{}", out.all());
+    assert!(took <= Duration::from_secs(3 + 10), "took {took:?}");
+    assert!(out.stdout.is_empty(), "no report: {}", out.stdout);
+    let message = out.stderr.to_lowercase();
+    assert!(
+        message.starts_with("error: ") && message.contains("no answer from the server"),
+        "says the server stopped answering: {}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+}
+
+#[test]
+fn ctrl_c_ends_a_run_on_a_frozen_server_within_2s_and_says_what_was_not_dropped() {
+    let _g = alone();
+    let set = a_minute_of_sleep();
+    let (mut proc, mut server, _) = check_on_a_server_that_freezes(set.path(), &[]);
+    let pid = proc.pid();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!proc.exited(), "{}", proc.output_so_far());
+    let sent = Instant::now();
+    proc.signal(Signal::SIGINT);
+    // Before the fix, the clean-up waited forever on the frozen server, and so did a second
+    // Ctrl-C.
+    let out = proc.finish(Duration::from_secs(30));
+    let took = sent.elapsed();
+    server.thaw();
+    eprintln!("after {took:?}:\n{}", out.stderr);
+    assert_eq!(out.code, Some(130), "{}", out.all());
+    assert!(took <= Duration::from_millis(2500), "took {took:?}");
+    assert!(
+        !out.stderr.contains("databases were dropped"),
+        "claims a clean-up that did not happen: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("interrupted; failed to drop scratch database")
+            && out.stderr.contains(&format!("`migproof_{pid}_"))
+            && out.stderr.contains("the next migproof run on this server drops them"),
+        "names the databases left and what becomes of them: {}",
+        out.stderr
+    );
+}
+
+/// Three short statements (a second in all) after a table: a step that is done well within
+/// a 2 s step timeout, unless migproof itself is kept from sending them.
+fn three_short_waits() -> tempfile::TempDir {
+    let waits = "select pg_sleep(0.3);\n".repeat(3);
+    folder(&[
+        ("0001_a.up.sql", "create table a (id int primary key);\n"),
+        ("0001_a.down.sql", "drop table a;\n"),
+        ("0002_waits.up.sql", &format!("-- three short waits\n{waits}")),
+        ("0002_waits.down.sql", "select 1;\n"),
+    ])
+}
+
+/// Pauses migproof (SIGSTOP) for `pause` once `ready` says so, lets it go on, and returns
+/// how the run ended.
+fn pause_mid_run(mut proc: Proc, pause: Duration, ready: impl FnMut(&mut Proc) -> bool) -> Ended {
+    let mut ready = ready;
+    wait_until(Duration::from_secs(60), "the moment to pause migproof", || {
+        assert!(!proc.exited(), "exited early: {}", proc.output_so_far());
+        ready(&mut proc)
+    });
+    proc.signal(Signal::SIGSTOP);
+    std::thread::sleep(pause);
+    proc.signal(Signal::SIGCONT);
+    proc.finish(Duration::from_secs(120))
+}
+
+fn no_findings(out: &Ended) {
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["findings"], serde_json::json!([]), "{json:#}");
+}
+
+#[test]
+fn pausing_migproof_mid_step_is_not_a_timeout_of_the_migration() {
+    let _g = alone();
+    let url = server_url();
+    let set = three_short_waits();
+    let proc = Proc::spawn(allow_superuser(mp(
+        "check",
+        &url_backend(),
+        set.path(),
+        &["--step-timeout", "2s", "--format", "json"],
+    )));
+    // A suspended laptop, a frozen CI runner: the server finishes its statement and waits
+    // for the next one while migproof is stopped, which is no fault of the migration.
+    let out = pause_mid_run(proc, Duration::from_secs(5), |p| {
+        running(&url, p.pid(), "pg_sleep(0.3)")
+    });
+    no_findings(&out);
+}
+
+#[test]
+fn pausing_migproof_while_a_command_migrator_writes_is_not_a_timeout() {
+    let _g = alone();
+    // The first run waits a second to be paused; every run writes 256 KiB, more than a pipe
+    // holds, so that it waits on migproof to read while migproof is stopped.
+    let up = "if mkdir started 2>/dev/null; then sleep 1; fi\n\
+              head -c 262144 /dev/zero | tr '\\0' x\n\
+              psql \"$1\" -q -v ON_ERROR_STOP=1 -c 'create table if not exists chatty (id int)'\n";
+    let set = folder(&[
+        (
+            "migproof.toml",
+            "[command]\nversions = [\"001_chatty\"]\nup = [\"sh\", \"up.sh\", \"{url}\"]\n\
+             down = [\"psql\", \"{url}\", \"-q\", \"-c\", \"drop table chatty\"]\n",
+        ),
+        ("up.sh", up),
+    ]);
+    let started = set.path().join("started");
+    let proc = Proc::spawn(allow_superuser(mp(
+        "check",
+        &url_backend(),
+        set.path(),
+        &["--step-timeout", "2s", "--format", "json"],
+    )));
+    let out = pause_mid_run(proc, Duration::from_secs(4), |_| started.exists());
+    no_findings(&out);
+}
+
+/// Kills, when dropped, processes a test found left running.
+struct Strays(Vec<i32>);
+
+impl Drop for Strays {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}
+
+#[test]
+fn a_timed_out_command_migrator_is_stopped_with_every_process_it_started() {
+    let _g = shared();
+    let set = folder(&[
+        (
+            "migproof.toml",
+            "[command]\nversions = [\"001_hangs\"]\nup = [\"sh\", \"up.sh\"]\n",
+        ),
+        // a worker in the background, and the migrator waits for it far past the timeout
+        ("up.sh", "sleep 300 &\necho $! >> children\nsleep 60\n"),
+    ]);
+    let out = Proc::spawn(allow_superuser(mp(
+        "check",
+        &url_backend(),
+        set.path(),
+        &["--step-timeout", "1s", "--format", "json"],
+    )))
+    .finish(Duration::from_secs(120));
+    assert_eq!(out.code, Some(1), "{}", out.all());
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["findings"][0]["kind"], "timeout", "{json:#}");
+    let children: Vec<i32> = std::fs::read_to_string(set.path().join("children"))
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    assert!(!children.is_empty());
+    let strays = Strays(children.into_iter().filter(|&pid| alive(pid)).collect());
+    assert_eq!(
+        strays.0,
+        Vec::<i32>::new(),
+        "the migrator's background processes outlive migproof"
     );
 }
 
@@ -1007,6 +1229,65 @@ fn a_password_never_appears_in_any_output() {
             out.all()
         );
     }
+}
+
+#[test]
+fn a_command_migrator_that_prints_its_credentials_leaks_no_password() {
+    let _g = shared();
+    let pid = std::process::id();
+    let role = Role(format!("mp_leak_{pid}"));
+    sql("postgres", &format!("DROP ROLE IF EXISTS {}", role.0));
+    sql(
+        "postgres",
+        &format!("CREATE ROLE {} LOGIN CREATEDB PASSWORD 's3cr@t'", role.0),
+    );
+    let url = format!("postgres://{}:s3cr%40t@127.0.0.1:5432/postgres", role.0);
+    // What a migrator says when it fails: where it connects, the password decoded, to both
+    // streams; and, for the test only, what it was given.
+    let leak = r#"printf '%s\n' "$1" > argv.txt
+printf '%s\n' "$DATABASE_URL" > env.txt
+printf '%s\n' "${PGPASSWORD:-}" > pgpassword.txt
+at=$(printf '%s' "$DATABASE_URL" | sed 's|^[a-z]*://||; s|/.*||')
+plain=$(printf '%s' "$at" | sed 's/%40/@/g')
+echo "connecting as $at, given $1"
+echo "connecting as $at, given $1" >&2
+echo "authentication failed for $plain (password ${PGPASSWORD:-})"
+echo "authentication failed for $plain (password ${PGPASSWORD:-})" >&2
+exit 1
+"#;
+    let set = folder(&[
+        (
+            "migproof.toml",
+            "[command]\nversions = [\"001_leak\"]\nup = [\"sh\", \"leak.sh\", \"{url}\"]\n",
+        ),
+        ("leak.sh", leak),
+    ]);
+    for format in ["human", "json", "junit"] {
+        let out = Proc::spawn(mp(
+            "check",
+            &Backend::Url(url.clone()),
+            set.path(),
+            &["--format", format],
+        ))
+        .finish(Duration::from_secs(120));
+        assert_eq!(out.code, Some(1), "{format}: {}", out.all());
+        let all = out.all();
+        assert!(
+            all.contains("authentication failed for"),
+            "{format}: the migrator's error is reported: {all}"
+        );
+        for secret in ["s3cr@t", "s3cr%40t"] {
+            assert!(!all.contains(secret), "{format}: `{secret}` leaks: {all}");
+        }
+    }
+    let read = |f: &str| std::fs::read_to_string(set.path().join(f)).unwrap();
+    let argv = read("argv.txt");
+    assert!(
+        argv.contains(&format!("{}@127.0.0.1:5432/migproof_", role.0)) && !argv.contains("s3cr"),
+        "`{{url}}` on the command line (shown by ps) carries no password: {argv}"
+    );
+    assert_eq!(read("pgpassword.txt").trim(), "s3cr@t", "PGPASSWORD has it");
+    assert!(read("env.txt").contains(":s3cr%40t@"), "DATABASE_URL keeps it");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1585,4 +1866,383 @@ fn memory_does_not_grow_with_the_number_of_migrations() {
         large <= small + small / 5 + 2 * MIB,
         "50: {small} KiB, 1000: {large} KiB"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Security (issue 16): what a planted folder, another OS user and a migration under test
+// cannot do.
+// ---------------------------------------------------------------------------------------------
+
+/// Kills the process when dropped.
+struct Victim(std::process::Child);
+
+impl Drop for Victim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn sweep_never_signals_a_process_a_planted_folder_names() {
+    let _g = shared();
+    let tmp = private_tmp();
+    let victim = Victim(Command::new("sleep").arg("300").spawn().unwrap());
+    let pid = victim.0.id();
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    // A stale-looking cluster folder whose postmaster.pid names a live process that is not
+    // a postmaster of that folder: a planted one, or a PID reused after a reboot.
+    let plant = |name: &str, mode: u32, owner: Option<u32>| {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        std::fs::write(dir.join("owner.pid"), dead_pid().to_string()).unwrap();
+        std::fs::write(
+            dir.join("data/postmaster.pid"),
+            format!("{pid}\n{}\n0\n5432\n", dir.join("data").display()),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+        if let Some(uid) = owner {
+            nix::unistd::chown(&dir, Some(nix::unistd::Uid::from_raw(uid)), None).unwrap();
+        }
+        std::fs::File::open(&dir).unwrap().set_modified(old).unwrap();
+        dir
+    };
+    let planted = plant("migproof-local-planted", 0o755, None);
+    let writable = plant("migproof-local-writable", 0o777, None);
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    let foreign = plant("migproof-local-foreign", 0o755, Some(nobody.uid.as_raw()));
+    let out = Proc::spawn(mp(
+        "check",
+        &Backend::Local(tmp.path().into()),
+        &tiny(),
+        &[],
+    ))
+    .finish(Duration::from_secs(120));
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(
+        alive(pid as i32),
+        "the sweep signalled a process that is not the folder's postmaster"
+    );
+    assert!(
+        !planted.exists(),
+        "our own stale folder is still removed, without signalling"
+    );
+    assert!(
+        writable.exists() && foreign.exists(),
+        "folders others can write to or own are never touched"
+    );
+    drop(victim);
+}
+
+#[test]
+fn local_cluster_lets_no_other_os_user_in() {
+    let _g = shared();
+    let tmp = private_tmp();
+    let slow = slow_set();
+    let mut proc = Proc::spawn(mp(
+        "check",
+        &Backend::Local(tmp.path().into()),
+        slow.path(),
+        &[],
+    ));
+    let (cluster, _) = wait_running_local(tmp.path(), &mut proc, "pg_sleep");
+    let pidfile = std::fs::read_to_string(cluster.join("data/postmaster.pid")).unwrap();
+    let port = pidfile.lines().nth(3).unwrap().trim().to_owned();
+    let socket = cluster.join("socket");
+    let psql_as = |user: &str, host: &str| {
+        Command::new("runuser")
+            .args(["-u", user, "--", "psql", "-w", "-h", host, "-p", &port])
+            .args(["-U", "postgres", "-d", "postgres", "-Atc", "select 1"])
+            .env_remove("PGPASSWORD")
+            .output()
+            .unwrap()
+    };
+    for (host, why) in [
+        ("127.0.0.1", "TCP needs the cluster's random password"),
+        (socket.to_str().unwrap(), "the socket's folder is private"),
+    ] {
+        let out = psql_as("nobody", host);
+        assert!(
+            !out.status.success(),
+            "another OS user got in over {host} ({why}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    // Not even migproof's own user over TCP without the password.
+    let out = Command::new("psql")
+        .args(["-w", "-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-d", "postgres"])
+        .args(["-Atc", "select 1"])
+        .env_remove("PGPASSWORD")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "TCP without a password got in");
+    proc.signal(Signal::SIGINT);
+    proc.finish(Duration::from_secs(30));
+}
+
+/// A database and a role on the shared server that no migration under test may touch.
+struct Precious {
+    db: String,
+    role: String,
+}
+
+impl Precious {
+    fn plant() -> Precious {
+        let me = std::process::id();
+        let p = Precious {
+            db: format!("mp_precious_{me}"),
+            role: format!("mp_precious_role_{me}"),
+        };
+        p.remove();
+        sql("postgres", &format!("CREATE DATABASE {}", p.db));
+        sql(&p.db, "CREATE TABLE t (id int); INSERT INTO t VALUES (1), (2)");
+        sql("postgres", &format!("CREATE ROLE {} NOLOGIN", p.role));
+        p
+    }
+
+    fn remove(&self) {
+        sql(
+            "postgres",
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db),
+        );
+        sql("postgres", &format!("DROP ROLE IF EXISTS {}", self.role));
+    }
+}
+
+impl Drop for Precious {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// What a migration could change on the whole server: roles and their settings, databases,
+/// ALTER SYSTEM, tablespaces.
+fn server_state() -> Vec<Vec<Option<String>>> {
+    sql(
+        "postgres",
+        "SELECT 'role ' || rolname || ' ' || rolsuper FROM pg_roles \
+           WHERE rolname NOT LIKE 'migproof\\_%' \
+         UNION ALL SELECT 'db ' || datname FROM pg_database WHERE datname NOT LIKE 'migproof\\_%' \
+         UNION ALL SELECT 'setting ' || setrole || ' ' || setdatabase || ' ' || setconfig::text \
+           FROM pg_db_role_setting \
+         UNION ALL SELECT 'tablespace ' || spcname FROM pg_tablespace \
+         UNION ALL SELECT 'system ' || pg_read_file('postgresql.auto.conf') \
+         ORDER BY 1",
+    )
+}
+
+#[test]
+fn a_migration_under_test_cannot_reach_outside_its_database() {
+    let _g = shared();
+    let precious = Precious::plant();
+    let proof = tempfile::tempdir().unwrap();
+    let pwned = proof.path().join("pwned");
+    let escapes: Vec<(&str, String)> = vec![
+        (
+            "drop_database",
+            format!("-- no-transaction\nDROP DATABASE {};\n", precious.db),
+        ),
+        (
+            "alter_system",
+            "-- no-transaction\nALTER SYSTEM SET work_mem = '77MB';\n".into(),
+        ),
+        ("drop_role", format!("DROP ROLE {};\n", precious.role)),
+        (
+            "alter_role",
+            "ALTER ROLE postgres SET statement_timeout = '1s';\n".into(),
+        ),
+        (
+            "create_superuser",
+            format!("CREATE ROLE mp_evil_{} SUPERUSER;\n", std::process::id()),
+        ),
+        (
+            "copy_to_program",
+            format!("COPY (SELECT 1) TO PROGRAM 'touch {}';\n", pwned.display()),
+        ),
+        (
+            "dblink",
+            format!(
+                "CREATE EXTENSION dblink;\nSELECT dblink_exec('dbname={}', 'DELETE FROM t');\n",
+                precious.db
+            ),
+        ),
+    ];
+    let before = server_state();
+    for (name, up) in &escapes {
+        let dir = folder(&[
+            (
+                "0001_table.up.sql",
+                "CREATE TABLE accounts (id int PRIMARY KEY);\n",
+            ),
+            ("0001_table.down.sql", "DROP TABLE accounts;\n"),
+            (&format!("0002_{name}.up.sql"), up),
+            (&format!("0002_{name}.down.sql"), "SELECT 1;\n"),
+        ]);
+        let out = Proc::spawn(mp("check", &url_backend(), dir.path(), &["--format", "json"]))
+            .finish(Duration::from_secs(120));
+        assert_eq!(out.code, Some(1), "{name}: the escape must fail: {}", out.all());
+        let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let kinds: Vec<(String, String)> = common::findings(&json);
+        assert_eq!(
+            kinds,
+            vec![("apply_failed".to_string(), format!("0002_{name}"))],
+            "{name}: {json:#}"
+        );
+        let message = json["findings"][0]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("permission denied")
+                || message.contains("must be")
+                || message.contains("42501"),
+            "{name}: refused for lack of privilege: {message}"
+        );
+    }
+    assert_eq!(server_state(), before, "the shared server changed");
+    assert_eq!(
+        sql(&precious.db, "SELECT count(*)::text FROM t"),
+        vec![vec![Some("2".to_string())]]
+    );
+    assert!(!pwned.exists(), "COPY TO PROGRAM ran a shell command");
+}
+
+#[test]
+fn copy_to_program_cannot_run_as_the_local_clusters_os_user() {
+    let _g = shared();
+    let tmp = private_tmp();
+    let proof = tempfile::tempdir().unwrap();
+    let pwned = proof.path().join("pwned");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(proof.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let dir = folder(&[
+        (
+            "0001_copy.up.sql",
+            &format!("COPY (SELECT 1) TO PROGRAM 'touch {}';\n", pwned.display()),
+        ),
+        ("0001_copy.down.sql", "SELECT 1;\n"),
+    ]);
+    let out = Proc::spawn(mp(
+        "check",
+        &Backend::Local(tmp.path().into()),
+        dir.path(),
+        &[],
+    ))
+    .finish(Duration::from_secs(120));
+    assert_eq!(out.code, Some(1), "{}", out.all());
+    assert!(out.stdout.contains("apply_failed"), "{}", out.all());
+    assert!(!pwned.exists(), "COPY TO PROGRAM ran a shell command");
+}
+
+#[test]
+fn superuser_url_is_refused_unless_allowed_and_a_createdb_role_is_enough() {
+    let _g = shared();
+    let out = Proc::spawn({
+        let mut cmd = mp("check", &url_backend(), &tiny(), &[]);
+        cmd.env_remove("MIGPROOF_ALLOW_SUPERUSER");
+        cmd
+    })
+    .finish(Duration::from_secs(60));
+    assert_eq!(out.code, Some(2), "{}", out.all());
+    assert!(out.stderr.contains("--allow-superuser"), "{}", out.stderr);
+    assert!(out.stderr.contains("superuser"), "{}", out.stderr);
+
+    // The role the README recommends: LOGIN CREATEDB, nothing more.
+    let role = format!("mp_ci_{}", std::process::id());
+    sql("postgres", &format!("DROP ROLE IF EXISTS {role}"));
+    sql("postgres", &format!("CREATE ROLE {role} LOGIN CREATEDB"));
+    let roles_before = sql("postgres", "SELECT count(*)::text FROM pg_roles");
+    let out = Proc::spawn({
+        let mut cmd = mp("check", &Backend::Url(url_of("postgres").replacen("postgres@", &format!("{role}@"), 1)), &tiny(), &[]);
+        cmd.env_remove("MIGPROOF_ALLOW_SUPERUSER");
+        cmd
+    })
+    .finish(Duration::from_secs(120));
+    let roles_after = sql("postgres", "SELECT count(*)::text FROM pg_roles");
+    sql("postgres", &format!("DROP ROLE IF EXISTS {role}"));
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert_eq!(roles_before, roles_after, "no role is made with a non-superuser URL");
+}
+
+/// FNV-1a, as migproof keys a run's advisory lock on its name.
+fn run_lock_key(run: &str) -> i32 {
+    run.bytes()
+        .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193)) as i32
+}
+
+#[test]
+fn sweep_drops_databases_of_a_run_only_once_its_lock_is_free() {
+    // Alone: any other run's sweep would drop the planted database too, once its lock is free.
+    let _g = alone();
+    // A run on this host name whose PID is dead here: another PID namespace, or another
+    // container with the same host name. The host name and PID say "gone"; its lock says
+    // "alive".
+    let run = format!(
+        "migproof_{}_{:08x}_h{:08x}",
+        dead_pid(),
+        std::process::id(),
+        0xabcd_ef01u32
+    );
+    let db = format!("{run}_0");
+    let planted = Planted(vec![db.clone()]);
+    sql("postgres", &format!("CREATE DATABASE \"{db}\""));
+    sql(
+        "postgres",
+        &format!(
+            "COMMENT ON DATABASE \"{db}\" IS 'migproof scratch host={} pid={} started=0'",
+            hostname(),
+            dead_pid()
+        ),
+    );
+    sql("postgres", &format!("DROP ROLE IF EXISTS \"{run}\""));
+    sql("postgres", &format!("CREATE ROLE \"{run}\" NOLOGIN"));
+    let exists = |what: &str, name: &str| {
+        let q = match what {
+            "db" => format!("SELECT 'x' FROM pg_database WHERE datname = '{name}'"),
+            _ => format!("SELECT 'x' FROM pg_roles WHERE rolname = '{name}'"),
+        };
+        !sql("postgres", &q).is_empty()
+    };
+    let holder = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-Atc"])
+        .arg(format!(
+            "SELECT pg_advisory_lock({}, {}); SELECT pg_sleep(300)",
+            0x6d70_7266,
+            run_lock_key(&run)
+        ))
+        .spawn()
+        .unwrap();
+    let mut holder = Victim(holder);
+    wait_until(Duration::from_secs(10), "the lock to be held", || {
+        !sql(
+            "postgres",
+            &format!(
+                "SELECT 'x' FROM pg_locks WHERE locktype = 'advisory' AND objid = {}::bigint::oid AND granted",
+                run_lock_key(&run) as u32
+            ),
+        )
+        .is_empty()
+    });
+    let out = Proc::spawn(mp("check", &url_backend(), &tiny(), &[])).finish(Duration::from_secs(120));
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(exists("db", &db), "a live run's database was dropped");
+    assert!(exists("role", &run), "a live run's role was dropped");
+    // The run ends: its session, and with it the lock, goes.
+    let _ = holder.0.kill();
+    let _ = holder.0.wait();
+    let locked = format!(
+        "FROM pg_locks WHERE locktype = 'advisory' AND objid = {}::bigint::oid AND granted",
+        run_lock_key(&run) as u32
+    );
+    sql(
+        "postgres",
+        &format!("SELECT pg_terminate_backend(pid)::text {locked}"),
+    );
+    wait_until(Duration::from_secs(10), "the lock to be free", || {
+        sql("postgres", &format!("SELECT 'x' {locked}")).is_empty()
+    });
+    let out = Proc::spawn(mp("check", &url_backend(), &tiny(), &[])).finish(Duration::from_secs(120));
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert!(!exists("db", &db), "a gone run's database is swept");
+    assert!(!exists("role", &run), "a gone run's role is swept");
+    drop(planted);
 }

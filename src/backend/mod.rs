@@ -192,7 +192,7 @@ pub struct ScratchDb {
 
 impl ScratchDb {
     pub async fn connect(&self) -> Result<PgConnection, sqlx::Error> {
-        self.options.connect().await
+        answered(self.options.connect()).await
     }
 
     /// A `postgresql://` URL for external migrators (Alembic, commands). Carries the password
@@ -206,6 +206,11 @@ impl ScratchDb {
         let _ = url.set_port(Some(o.get_port()));
         url.set_path(&self.name);
         url.into()
+    }
+
+    /// The password of the scratch database's role, if it has one; never printed.
+    pub fn password(&self) -> Option<&str> {
+        self.password.as_deref()
     }
 }
 
@@ -472,8 +477,17 @@ impl Server {
             let Some(mut conn) = self.idle.lock().expect("not poisoned").pop() else {
                 break;
             };
-            if conn.ping().await.is_ok() {
-                return Ok(conn);
+            match answered(conn.ping()).await {
+                Ok(()) => return Ok(conn),
+                // No answer on a connection that was fine: a new one would get none either.
+                Err(sqlx::Error::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    return Err(BackendError::Connect {
+                        target: self.target.clone(),
+                        reason: e.to_string(),
+                    });
+                }
+                // Closed since (the server restarted, an idle timeout): try the next.
+                Err(_) => {}
             }
         }
         connect_with_retry(&self.admin, &self.target).await
@@ -611,46 +625,114 @@ impl Server {
             "only scratch databases are ever dropped"
         );
         let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name));
-        sqlx::raw_sql(AssertSqlSafe(sql))
-            .execute(conn)
-            .await
-            .map_err(|e| self.admin_error(&format!("drop scratch database `{name}`"), e))?;
-        Ok(())
+        // Removing the files of a big database takes a while: more than a connection may.
+        let dropping = sqlx::raw_sql(AssertSqlSafe(sql)).execute(conn);
+        let result = match tokio::time::timeout(DROP_TIMEOUT, dropping).await {
+            Ok(result) => result.map(|_| ()),
+            Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                no_answer(DROP_TIMEOUT),
+            ))),
+        };
+        result.map_err(|e| self.admin_error(&format!("drop scratch database `{name}`"), e))
     }
 
     /// Drops every scratch database this process created and has not dropped yet, after
-    /// creations still under way (interrupted ones included) have finished.
+    /// creations still under way (interrupted ones included) have finished, in at most
+    /// [`CLEANUP_BUDGET`] (see [`Server::cleanup_within`]).
     pub async fn cleanup(&self) -> Result<(), BackendError> {
+        self.cleanup_within(CLEANUP_BUDGET).await
+    }
+
+    /// [`Server::cleanup`] in at most `budget` (an interrupted run must end within two
+    /// seconds): on a server that does not answer in time, what was not dropped stays, and
+    /// the error names it.
+    pub async fn cleanup_within(&self, budget: Duration) -> Result<(), BackendError> {
+        let deadline = tokio::time::Instant::now() + budget;
         let _no_creation_under_way =
-            tokio::time::timeout(Duration::from_secs(10), self.creating.write()).await;
-        let names = std::mem::take(&mut *self.created.lock().expect("not poisoned"));
-        if !names.is_empty() {
-            let mut conn = self.admin_conn().await?;
-            for name in names {
-                self.drop_named(&mut conn, &name).await?;
+            tokio::time::timeout_at(deadline, self.creating.write()).await;
+        let dropping = async {
+            let names = self.created.lock().expect("not poisoned").clone();
+            if !names.is_empty() {
+                let mut conn = self.admin_conn().await?;
+                for name in names {
+                    self.drop_named(&mut conn, &name).await?;
+                    self.created
+                        .lock()
+                        .expect("not poisoned")
+                        .retain(|n| *n != name);
+                }
+                self.release(conn);
             }
-            self.release(conn);
-        }
-        if let Applier::Created {
-            name,
-            dropped: true,
-            ..
-        } = &self.applier
-        {
-            let mut conn = self.admin_conn().await?;
-            drop_role(&mut conn, name)
-                .await
-                .map_err(|e| self.admin_error(&format!("drop the role `{name}`"), e))?;
-            self.release(conn);
-        }
+            if let Applier::Created {
+                name,
+                dropped: true,
+                ..
+            } = &self.applier
+            {
+                let mut conn = self.admin_conn().await?;
+                drop_role(&mut conn, name)
+                    .await
+                    .map_err(|e| self.admin_error(&format!("drop the role `{name}`"), e))?;
+                self.release(conn);
+            }
+            Ok(())
+        };
+        let dropped = match tokio::time::timeout_at(deadline, dropping).await {
+            Ok(dropped) => dropped,
+            Err(_) => Err(BackendError::Connect {
+                target: self.target.clone(),
+                reason: no_answer(budget),
+            }),
+        };
+        // Saying goodbye waits for no answer, but a server that reads nothing any more can
+        // leave it stuck on a full send buffer: bounded too; dropped, they just close.
         let idle = std::mem::take(&mut *self.idle.lock().expect("not poisoned"));
-        for conn in idle {
-            let _ = conn.close().await;
-        }
-        if let Some(lock) = self.run_lock.lock().await.take() {
-            let _ = lock.close().await;
-        }
-        Ok(())
+        let lock = tokio::time::timeout(CLOSE_TIMEOUT, self.run_lock.lock())
+            .await
+            .ok()
+            .and_then(|mut held| held.take());
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            for conn in idle.into_iter().chain(lock) {
+                let _ = conn.close().await;
+            }
+        })
+        .await;
+        dropped.map_err(|e| {
+            let left: Vec<String> = self
+                .created
+                .lock()
+                .expect("not poisoned")
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect();
+            if left.is_empty() {
+                return e;
+            }
+            let reason = match e {
+                BackendError::Admin { reason, .. } | BackendError::Connect { reason, .. } => {
+                    reason
+                }
+                other => other.to_string(),
+            };
+            let mut action = match left.len() {
+                1 => format!("drop scratch database {}", left[0]),
+                _ => format!("drop scratch databases {}", left.join(", ")),
+            };
+            if let Applier::Created {
+                name,
+                dropped: true,
+                ..
+            } = &self.applier
+            {
+                action.push_str(&format!(" and the role `{name}`"));
+            }
+            BackendError::Admin {
+                action,
+                target: self.target.clone(),
+                reason,
+            }
+        })
     }
 
     /// Drops scratch databases (and, with a superuser, the roles) of runs that are gone. A run
@@ -758,7 +840,8 @@ fn run_of(name: &str) -> Option<&str> {
     if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) || !hex(nonce) || !hex(host) {
         return None;
     }
-    let end = SCRATCH_PREFIX.len() + pid.len() + nonce.len() + host.len() + 4;
+    // The two underscores between the parts and the `h` before the host tag.
+    let end = SCRATCH_PREFIX.len() + pid.len() + nonce.len() + host.len() + 3;
     match parts.next() {
         None => Some(name),
         Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => Some(&name[..end]),
@@ -833,19 +916,67 @@ fn nonce() -> String {
     format!("{:06x}", t & 0xff_ffff)
 }
 
-/// Connects, retrying briefly while a server that was just started finishes starting up.
+/// How long the server may take to answer a connection attempt or a statement of migproof's
+/// own (creating, dropping, looking at a step) before it is taken for gone: a server that
+/// stops answering (frozen, its host suspended, a network that drops packets) must end the
+/// run, not hang it.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(4);
+/// The most `DROP DATABASE` of a scratch database may take: removing a big one's files takes a
+/// while.
+const DROP_TIMEOUT: Duration = Duration::from_secs(15);
+/// The most [`Server::cleanup`] takes in all, so that a run against a server that stopped
+/// answering ends within its step timeout and 10 s.
+pub const CLEANUP_BUDGET: Duration = Duration::from_secs(4);
+/// How long closing the maintenance connections may take at the end of a clean-up.
+const CLOSE_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// `work` (talking to the server), failed with a timed-out I/O error when the server does not
+/// answer within [`ANSWER_TIMEOUT`].
+pub async fn answered<T>(
+    work: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, sqlx::Error> {
+    match tokio::time::timeout(ANSWER_TIMEOUT, work).await {
+        Ok(result) => result,
+        Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            no_answer(ANSWER_TIMEOUT),
+        ))),
+    }
+}
+
+/// "no answer from the server within 4s", for errors.
+fn no_answer(within: Duration) -> String {
+    format!("no answer from the server within {}", seconds(within))
+}
+
+fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+/// Connects, retrying briefly while a server that was just started finishes starting up; each
+/// attempt has [`ANSWER_TIMEOUT`], and one that times out is not retried.
 pub(crate) async fn connect_with_retry(
     options: &PgConnectOptions,
     target: &str,
 ) -> Result<PgConnection, BackendError> {
     let mut last = None;
     for attempt in 0..3 {
-        match options.connect().await {
+        match answered(options.connect()).await {
             Ok(conn) => return Ok(conn),
             Err(e @ sqlx::Error::Database(_)) => {
                 return Err(BackendError::Connect {
                     target: target.into(),
                     reason: describe(&e),
+                });
+            }
+            Err(sqlx::Error::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+                return Err(BackendError::Connect {
+                    target: target.into(),
+                    reason: e.to_string(),
                 });
             }
             Err(e) => last = Some(e),
@@ -888,6 +1019,19 @@ mod tests {
         assert!(!unmarked_owner_is_gone(&format!(
             "migproof_1_00ab12_h{tag}_x"
         )));
+    }
+
+    #[test]
+    fn a_database_or_role_names_its_run() {
+        let run = "migproof_123_0a1b2c3d_hdeadbeef";
+        assert_eq!(run_of(run), Some(run), "the run's role");
+        assert_eq!(run_of(&format!("{run}_0")), Some(run));
+        assert_eq!(run_of(&format!("{run}_17")), Some(run));
+        assert_eq!(run_of(&format!("{run}_x")), None);
+        assert_eq!(run_of("migproof_123_0a1b2c_hdeadbeef_0"), None, "older names");
+        assert_eq!(run_of("migproof_apply"), None);
+        assert_eq!(run_of("migproof_reports"), None);
+        assert_ne!(lock_key(run), lock_key("migproof_124_0a1b2c3d_hdeadbeef"));
     }
 
     #[test]

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{
-    error, exit, interrupted, open_server_with, print_report, FuzzArgs, OutputFormat, ReplayArgs,
+    clean_up, error, exit, interrupted, interrupted_message, open_server_with, print_report,
+    warn_left_behind, FuzzArgs, OutputFormat, ReplayArgs,
 };
 use crate::backend;
 use crate::check::RunError;
@@ -99,24 +100,25 @@ pub async fn run_fuzz(args: FuzzArgs) -> u8 {
         b.finish_and_clear();
     }
     let scrub = scrubber(url.as_deref());
-    if let Err(e) = server.cleanup().await {
-        eprintln!("warning: {}", scrub(e.to_string()));
-    }
-    finish(result, args.common.format, &scrub, server)
+    let cleanup = clean_up(&server, result.is_none()).await;
+    finish(result, cleanup, args.common.format, &scrub, server)
 }
 
 fn finish(
     result: Option<Result<Report, RunError>>,
+    cleanup: Result<(), backend::BackendError>,
     format: OutputFormat,
     scrub: &dyn Fn(String) -> String,
     server: Arc<backend::Server>,
 ) -> u8 {
+    let kind = server.kind;
     // Stops a local cluster once nothing else holds the server.
     drop(server);
-    match result {
+    let interrupted = result.is_none();
+    let code = match result {
         None => error(
             exit::INTERRUPTED,
-            "interrupted; scratch databases were dropped",
+            &interrupted_message(&cleanup, kind, scrub),
         ),
         Some(Err(e)) => error(exit::ENVIRONMENT, &scrub(e.to_string())),
         Some(Ok(report)) => {
@@ -127,7 +129,11 @@ fn finish(
                 exit::FINDINGS
             }
         }
+    };
+    if !interrupted {
+        warn_left_behind(&cleanup, kind, scrub);
     }
+    code
 }
 
 pub async fn run_replay(args: ReplayArgs) -> u8 {
@@ -167,15 +173,18 @@ pub async fn run_replay(args: ReplayArgs) -> u8 {
         _ = interrupted() => None,
     };
     let scrub = scrubber(url.as_deref());
-    let _ = server.cleanup().await;
+    let cleanup = clean_up(&server, result.is_none()).await;
     match result {
         Some(Err(Replayed::Usage(message))) => {
+            let kind = server.kind;
             drop(server);
-            error(exit::USAGE, &message)
+            let code = error(exit::USAGE, &message);
+            warn_left_behind(&cleanup, kind, &scrub);
+            code
         }
-        Some(Err(Replayed::Env(e))) => finish(Some(Err(e)), args.format, &scrub, server),
-        Some(Ok(report)) => finish(Some(Ok(report)), args.format, &scrub, server),
-        None => finish(None, args.format, &scrub, server),
+        Some(Err(Replayed::Env(e))) => finish(Some(Err(e)), cleanup, args.format, &scrub, server),
+        Some(Ok(report)) => finish(Some(Ok(report)), cleanup, args.format, &scrub, server),
+        None => finish(None, cleanup, args.format, &scrub, server),
     }
 }
 

@@ -1,14 +1,16 @@
 //! `migproof locks` and the lock flags of `check`: what the user typed (clap types), resolved
 //! into `crate::locks` options, and running the `locks` command.
 
+use std::path::Path;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
 use super::{
-    error, exit, interrupted, open_server_with, parse_duration, print_report, Common, OutputFormat,
+    clean_up, error, exit, interrupted, interrupted_message, open_server_with, parse_duration,
+    print_report, warn_left_behind, Common, OutputFormat,
 };
-use crate::backend;
+use crate::backend::{self, BackendKind, Server};
 use crate::check::RunError;
 use crate::locks::{self, Level, LockCheck, LockOptions, DEFAULT_ROWS};
 use crate::source;
@@ -19,8 +21,11 @@ pub struct LocksArgs {
     pub common: Common,
 
     /// Fill every table with N rows (server-side, generate_series) before the migrations after
-    /// it are traced; durations and lock hold times are measured at that size.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_ROWS)]
+    /// it are traced; durations and lock hold times are measured at that size. At most
+    /// 10000000; with `--backend local`, a count whose rows cannot fit on the cluster's disk
+    /// is refused.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_ROWS,
+          value_parser = clap::value_parser!(u64).range(0..=MAX_ROWS))]
     pub rows: u64,
 
     /// A lock that blocks reads or writes held longer than this is a hazard (e.g. 500ms, 2s).
@@ -30,6 +35,58 @@ pub struct LocksArgs {
     /// Stop a statement that runs longer than this and report it as `timeout`.
     #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
     pub step_timeout: Duration,
+}
+
+/// Most rows per table `--rows` and `--lock-rows` accept: enough to measure how long a rewrite
+/// or a validation holds its lock, and a bound on what one run may write (every table that
+/// exists before a migration gets this many rows; unbounded, one run filled 55 GB).
+pub const MAX_ROWS: u64 = 10_000_000;
+
+/// Bytes a filled row takes on disk at the least: its 24-byte tuple header and its 4-byte line
+/// pointer, before any value, index entry or WAL.
+const MIN_ROW_BYTES: u64 = 28;
+
+/// Refuses `rows` rows per table (asked with `flag`) when even one table of them cannot fit on
+/// the disk of a cluster migproof started, which lives in the temporary folder. On other
+/// backends the disk is out of sight; with fewer than two migrations no table exists before a
+/// migration, so nothing is filled.
+pub(super) fn refuse_rows_beyond_disk(
+    server: &Server,
+    migrations: usize,
+    flag: &str,
+    rows: u64,
+) -> Result<(), u8> {
+    if server.kind != BackendKind::Local || migrations < 2 {
+        return Ok(());
+    }
+    let tmp = std::env::temp_dir();
+    let Some(free) = free_bytes(&tmp) else {
+        return Ok(());
+    };
+    rows_fit(flag, rows, free, &tmp).map_err(|message| error(exit::USAGE, &message))
+}
+
+/// Free bytes for unprivileged users on the filesystem holding `path`.
+fn free_bytes(path: &Path) -> Option<u64> {
+    let stat = nix::sys::statvfs::statvfs(path).ok()?;
+    Some((stat.blocks_available() as u64).saturating_mul(stat.fragment_size() as u64))
+}
+
+/// `Err(message)` when one table of `rows` rows, at [`MIN_ROW_BYTES`] each, needs more than
+/// the `free` bytes of the disk holding `dir`.
+fn rows_fit(flag: &str, rows: u64, free: u64, dir: &Path) -> Result<(), String> {
+    let needed = rows.saturating_mul(MIN_ROW_BYTES);
+    if needed <= free {
+        return Ok(());
+    }
+    Err(format!(
+        "`{flag} {rows}` cannot fit: every table that exists before a migration gets {rows} \
+         rows, at least {} MB each (a row takes at least {MIN_ROW_BYTES} bytes), but the disk of \
+         the local cluster (`{}`) has {} MB free; lower {flag}, or point TMPDIR at a larger disk",
+        needed.div_ceil(1 << 20),
+        dir.display(),
+        free / (1 << 20)
+    ))
 }
 
 /// What `check --locks` does with lock hazards.
@@ -49,8 +106,10 @@ pub struct CheckLockArgs {
     #[arg(long, value_enum, value_name = "MODE", default_value = "off")]
     pub locks: LocksMode,
 
-    /// With --locks: rows per table for the lock trace.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_ROWS)]
+    /// With --locks: rows per table for the lock trace. At most 10000000; with `--backend
+    /// local`, a count whose rows cannot fit on the cluster's disk is refused.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_ROWS,
+          value_parser = clap::value_parser!(u64).range(0..=MAX_ROWS))]
     pub lock_rows: u64,
 
     /// With --locks: a lock that blocks reads or writes held longer than this is a hazard.
@@ -120,6 +179,9 @@ pub async fn run(args: LocksArgs) -> u8 {
         Ok(s) => s,
         Err(code) => return code,
     };
+    if let Err(code) = refuse_rows_beyond_disk(&server, set.migrations.len(), "--rows", args.rows) {
+        return code;
+    }
     let options = LockOptions {
         rows: args.rows,
         threshold: args.lock_threshold,
@@ -131,7 +193,9 @@ pub async fn run(args: LocksArgs) -> u8 {
         _ = interrupted() => None,
     };
     crate::check::Progress::finish(&spinner);
-    let cleanup = server.cleanup().await;
+    let interrupted = result.is_none();
+    let cleanup = clean_up(&server, interrupted).await;
+    let kind = server.kind;
     drop(server);
     let url = args.common.database_url.clone().unwrap_or_default();
     let scrub = |t: String| {
@@ -141,13 +205,13 @@ pub async fn run(args: LocksArgs) -> u8 {
             backend::url::scrub(&t, &url)
         }
     };
-    if let Err(e) = cleanup {
-        eprintln!("warning: {}", scrub(e.to_string()));
+    if !interrupted {
+        warn_left_behind(&cleanup, kind, &scrub);
     }
     match result {
         None => error(
             exit::INTERRUPTED,
-            "interrupted; scratch databases were dropped",
+            &interrupted_message(&cleanup, kind, &scrub),
         ),
         Some(Err(e @ RunError::Backend(_))) | Some(Err(e @ RunError::Lost(_))) => {
             error(exit::ENVIRONMENT, &scrub(e.to_string()))
@@ -160,5 +224,26 @@ pub async fn run(args: LocksArgs) -> u8 {
                 exit::FINDINGS
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_that_cannot_fit_one_table_are_refused_naming_the_flag() {
+        let dir = Path::new("/tmp");
+        assert!(rows_fit("--rows", 1_000, 28_000, dir).is_ok());
+        let err = rows_fit("--lock-rows", 10_000_000, 100 << 20, dir).unwrap_err();
+        assert!(
+            err.starts_with("`--lock-rows 10000000` cannot fit"),
+            "{err}"
+        );
+        assert!(
+            err.contains("at least 268 MB") && err.contains("100 MB free"),
+            "{err}"
+        );
+        assert!(err.contains("`/tmp`"), "{err}");
     }
 }

@@ -125,7 +125,8 @@ pub struct AccessArgs {
     /// Accept a --database-url whose role is a superuser. migproof then applies migrations as
     /// a throwaway role of its own that owns only its scratch databases (dropped at exit),
     /// unless --migration-role superuser.
-    #[arg(long, env = "MIGPROOF_ALLOW_SUPERUSER")]
+    #[arg(long, env = "MIGPROOF_ALLOW_SUPERUSER", action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_superuser: bool,
 
     /// Role that applies the migrations: `owner` owns the scratch database and nothing else
@@ -200,8 +201,8 @@ pub struct FuzzArgs {
     #[command(flatten)]
     pub common: Common,
 
-    /// How many cases (random step sequences) to run.
-    #[arg(long, default_value_t = 64)]
+    /// How many cases (random step sequences) to run (at least 1).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
     pub cases: u64,
 
     /// Longest sequence of steps in a case.
@@ -484,11 +485,36 @@ async fn open_server_inner(
 ) -> Result<Server, u8> {
     let url = url.filter(|u| !u.is_empty());
     let docker = docker.options();
+    // Where the URL came from, for messages: the flag, unless only the environment gave one.
+    let origin = || {
+        let flag = std::env::args_os()
+            .any(|a| a == "--database-url" || a.to_string_lossy().starts_with("--database-url="));
+        if !flag && std::env::var_os("DATABASE_URL").is_some() {
+            "DATABASE_URL"
+        } else {
+            "--database-url"
+        }
+    };
     let server = tokio::select! {
         server = Server::open(backend, url, &docker, access) => server.map_err(|e| {
+            let text = match &e {
+                backend::BackendError::BadUrl { url: shown, reason } => {
+                    // An unparseable URL is shown as a placeholder, which says nothing here.
+                    let shown = match url.map(::url::Url::parse) {
+                        Some(Ok(_)) => format!(" `{shown}`"),
+                        _ => String::new(),
+                    };
+                    format!(
+                        "{}{shown} is not a valid database URL: {reason}; write it like \
+                         postgres://user@host:5432/database",
+                        origin()
+                    )
+                }
+                e => e.to_string(),
+            };
             let text = match url {
-                Some(u) => backend::url::scrub(&e.to_string(), u),
-                None => e.to_string(),
+                Some(u) => backend::url::scrub(&text, u),
+                None => text,
             };
             let code = if e.is_usage() { exit::USAGE } else { exit::ENVIRONMENT };
             error(code, &text)
@@ -517,6 +543,12 @@ async fn run_check(args: CheckArgs, interrupts: &mut Interrupts) -> u8 {
         Ok(s) => s,
         Err(code) => return code,
     };
+    if args.locks.locks != locks::LocksMode::Off {
+        let (count, rows) = (set.migrations.len(), args.locks.lock_rows);
+        if let Err(code) = locks::refuse_rows_beyond_disk(&server, count, "--lock-rows", rows) {
+            return code;
+        }
+    }
     let options = CheckOptions {
         strict: args.strict,
         require_down: args.require_down,
@@ -534,7 +566,9 @@ async fn run_check(args: CheckArgs, interrupts: &mut Interrupts) -> u8 {
         _ = interrupts.recv() => None,
     };
     bar.clear();
-    let cleanup = server.cleanup().await;
+    let interrupted = result.is_none();
+    let cleanup = clean_up(&server, interrupted).await;
+    let kind = server.kind;
     drop(server);
     let url = args.common.database_url.clone().unwrap_or_default();
     let scrub = |t: String| {
@@ -545,10 +579,9 @@ async fn run_check(args: CheckArgs, interrupts: &mut Interrupts) -> u8 {
         }
     };
     let code = match result {
-        None if cleanup.is_err() => error(exit::INTERRUPTED, "interrupted"),
         None => error(
             exit::INTERRUPTED,
-            "interrupted; scratch databases were dropped",
+            &interrupted_message(&cleanup, kind, &scrub),
         ),
         Some(Err(e @ RunError::Backend(_))) | Some(Err(e @ RunError::Lost(_))) => {
             error(exit::ENVIRONMENT, &scrub(e.to_string()))
@@ -563,14 +596,72 @@ async fn run_check(args: CheckArgs, interrupts: &mut Interrupts) -> u8 {
         }
     };
     // After the error it follows from: what went wrong first comes first.
-    if let Err(e) = cleanup {
-        eprintln!(
-            "warning: scratch databases were not dropped ({}); the next migproof run on this \
-             server drops them",
-            scrub(e.to_string())
-        );
+    if !interrupted {
+        warn_left_behind(&cleanup, kind, &scrub);
     }
     code
+}
+
+/// How long an interrupted run may spend dropping its scratch databases: it ends within 2 s.
+const INTERRUPTED_CLEANUP: Duration = Duration::from_millis(1400);
+
+/// Drops the run's scratch databases: in [`INTERRUPTED_CLEANUP`] after Ctrl-C or SIGTERM,
+/// else in [`backend::CLEANUP_BUDGET`].
+pub(crate) async fn clean_up(
+    server: &Server,
+    interrupted: bool,
+) -> Result<(), backend::BackendError> {
+    if interrupted {
+        server.cleanup_within(INTERRUPTED_CLEANUP).await
+    } else {
+        server.cleanup().await
+    }
+}
+
+/// What becomes of scratch databases that could not be dropped, on this kind of server.
+fn left_behind_fate(kind: BackendKind) -> &'static str {
+    match kind {
+        BackendKind::Local => {
+            "they go with the local cluster, whose folder migproof removes as it exits (or, if \
+             it cannot, the next run with `--backend local` does)"
+        }
+        BackendKind::Docker => "they go with the container, which migproof removes as it exits",
+        BackendKind::Url | BackendKind::Auto => {
+            "the next migproof run on this server drops them"
+        }
+    }
+}
+
+/// The message of an interrupted run, saying whether its scratch databases were dropped and,
+/// when not, which and what becomes of them.
+pub(crate) fn interrupted_message(
+    cleanup: &Result<(), backend::BackendError>,
+    kind: BackendKind,
+    scrub: &dyn Fn(String) -> String,
+) -> String {
+    match cleanup {
+        Ok(()) => "interrupted; scratch databases were dropped".to_owned(),
+        Err(e) => format!(
+            "interrupted; {}; {}",
+            scrub(e.to_string()),
+            left_behind_fate(kind)
+        ),
+    }
+}
+
+/// Warns, after a run that was not interrupted, about scratch databases it could not drop.
+pub(crate) fn warn_left_behind(
+    cleanup: &Result<(), backend::BackendError>,
+    kind: BackendKind,
+    scrub: &dyn Fn(String) -> String,
+) {
+    if let Err(e) = cleanup {
+        eprintln!(
+            "warning: scratch databases were not dropped ({}); {}",
+            scrub(e.to_string()),
+            left_behind_fate(kind)
+        );
+    }
 }
 
 pub(crate) fn print_report(report: &Report, format: OutputFormat) {
@@ -598,33 +689,49 @@ async fn run_snapshot(args: SnapshotArgs, interrupts: &mut Interrupts) -> u8 {
         r = check::golden_snapshot(&server, &set) => Some(r),
         _ = interrupts.recv() => None,
     };
-    let _ = server.cleanup().await;
+    let interrupted = result.is_none();
+    let cleanup = clean_up(&server, interrupted).await;
+    let kind = server.kind;
     drop(server);
-    match result {
+    let url = args.common.database_url.clone().unwrap_or_default();
+    let scrub = |t: String| {
+        if url.is_empty() {
+            t
+        } else {
+            backend::url::scrub(&t, &url)
+        }
+    };
+    let code = match result {
         None => error(
             exit::INTERRUPTED,
-            "interrupted; scratch databases were dropped",
+            &interrupted_message(&cleanup, kind, &scrub),
         ),
-        Some(Err(e)) => error(exit::ENVIRONMENT, &e.to_string()),
+        Some(Err(e)) => error(exit::ENVIRONMENT, &scrub(e.to_string())),
         Some(Ok(Err(message))) => error(exit::FINDINGS, &message),
-        Some(Ok(Ok(snapshot))) => {
-            let text = match args.common.format {
-                OutputFormat::Json => {
+        Some(Ok(Ok(snapshot))) => match args.common.format {
+            OutputFormat::Json => {
+                print!(
+                    "{}",
                     serde_json::to_string_pretty(&snapshot).expect("serializes") + "\n"
-                }
-                OutputFormat::Human => snapshot.render(),
-                // clap admits only human and json for `snapshot`.
-                OutputFormat::Junit => {
-                    return error(
-                        exit::USAGE,
-                        "`snapshot` prints `--format human` or `json`, not `junit`",
-                    )
-                }
-            };
-            print!("{text}");
-            exit::OK
-        }
+                );
+                exit::OK
+            }
+            OutputFormat::Human => {
+                print!("{}", snapshot.render());
+                exit::OK
+            }
+            // clap admits only human and json for `snapshot`.
+            OutputFormat::Junit => error(
+                exit::USAGE,
+                "`snapshot` prints `--format human` or `json`, not `junit`",
+            ),
+        },
+    };
+    // After the error it follows from.
+    if !interrupted {
+        warn_left_behind(&cleanup, kind, &scrub);
     }
+    code
 }
 
 #[cfg(test)]

@@ -82,7 +82,7 @@ pub async fn prepare(
     if let Some(e) = &golden.failure {
         let m = &set.migrations[usable];
         findings.push(Finding::new(
-            Kind::ApplyFailed,
+            check::step_error_kind(e),
             m.id(),
             check::step::UP_EMPTY.into(),
             format!("{e}; fuzzing covers only the migrations before it"),

@@ -14,7 +14,7 @@ use sqlx::AssertSqlSafe;
 
 use crate::backend::{ScratchDb, Server};
 use crate::compare::{self, SchemaVerdict};
-use crate::executor::{Direction, Session, StepError};
+use crate::executor::{Direction, Session};
 use crate::model::machine::{Fault, Model, Plan, State, Step, Value};
 use crate::model::seed;
 use crate::observe::catalog::Table;
@@ -357,11 +357,7 @@ impl Sut {
             match applied {
                 Err(e) if e.is_environment() => return Err(broken(e)),
                 Err(e) => {
-                    let kind = if matches!(e, StepError::Timeout { .. }) {
-                        Kind::Timeout
-                    } else {
-                        Kind::ApplyFailed
-                    };
+                    let kind = crate::check::step_error_kind(&e);
                     let at = if up { to } else { from };
                     let way = if up { "up" } else { "down" };
                     return Ok(Err(self.finding(kind, at, format!("{way} failed: {e}"))));

@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod data;
+pub mod globals;
 pub mod history;
 pub mod locks;
 pub mod probe;

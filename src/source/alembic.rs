@@ -10,7 +10,9 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::{list_dir, read_text, Command, Format, Migration, MigrationSet, Script, SourceError};
+use super::{
+    list_migrations, read_text, Command, Format, Migration, MigrationSet, Script, SourceError, Want,
+};
 
 static REVISION: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"(?m)^revision\s*(?::[^=\n]+)?=\s*['"]([^'"]+)['"]"#).unwrap());
@@ -65,7 +67,8 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
     };
     let versions = scripts.join("versions");
     let mut revisions = Vec::new();
-    for path in list_dir(&versions)? {
+    let named = |p: &Path| p.extension().is_some_and(|e| e == "py");
+    for path in list_migrations(&versions, Want::File, named)? {
         if path.extension().is_none_or(|e| e != "py") || !path.is_file() {
             continue;
         }

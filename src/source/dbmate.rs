@@ -27,7 +27,8 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::{
-    list_dir, read_text, Block, Chunk, Format, Migration, MigrationSet, Script, SourceError,
+    list_migrations, read_text, Block, Chunk, Format, Migration, MigrationSet, Script, SourceError,
+    Want,
 };
 
 // dbmate is written in Go, whose `\s` is ASCII `[\t\n\f\r ]`; the patterns spell that set out.
@@ -78,7 +79,7 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
     // Keyed by file name: dbmate orders by file name, not by version.
     let mut files: BTreeMap<String, (PathBuf, Name)> = BTreeMap::new();
     let mut by_version: BTreeMap<String, PathBuf> = BTreeMap::new();
-    for path in list_dir(dir)? {
+    for path in list_migrations(dir, Want::File, |p| parse_name(p).is_some())? {
         if !path.is_file() {
             continue;
         }
@@ -282,6 +283,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::list_dir;
 
     fn folder(files: &[(&str, &[u8])]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();

@@ -23,7 +23,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{list_dir, read_text, Format, Migration, MigrationSet, Script, SourceError};
+use super::{
+    list_migrations, read_text, Format, Migration, MigrationSet, Script, SourceError, Want,
+};
 
 /// One migration folder, named but not yet read.
 struct Folder {
@@ -49,6 +51,17 @@ fn is_migration_folder(path: &Path) -> bool {
     path.is_dir() && !hidden
 }
 
+/// True for a name diesel's migrations have (a version first, no extension), which must then
+/// be a folder: a file, FIFO or dangling symlink so named is a migration diesel would skip.
+fn named_like_migration(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with(|c: char| c.is_ascii_digit()) && !n.contains('.'))
+}
+
+/// The files diesel reads in a migration folder.
+const FILES: &[&str] = &["up.sql", "down.sql", "metadata.toml"];
+
 /// True when the folder holds at least one sub-folder with an `up.sql`.
 pub fn matches(entries: &[PathBuf]) -> bool {
     entries
@@ -64,7 +77,7 @@ fn order_key(version: &str) -> String {
 /// Reads `dir` as a diesel migrations folder.
 pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
     let mut by_key: BTreeMap<String, Folder> = BTreeMap::new();
-    for path in list_dir(dir)? {
+    for path in list_migrations(dir, Want::Folder, named_like_migration)? {
         if !is_migration_folder(&path) {
             continue;
         }
@@ -103,6 +116,13 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
 }
 
 fn read_folder(folder: Folder, notes: &mut Vec<String>) -> Result<Migration, SourceError> {
+    // Listing first: a folder that cannot be read is reported as such, not as lacking
+    // `up.sql`, and each of its files that is there is a regular file.
+    list_migrations(&folder.path, Want::File, |p| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| FILES.contains(&n))
+    })?;
     let up_path = folder.path.join("up.sql");
     if !up_path.is_file() {
         return Err(SourceError::Invalid {
@@ -204,6 +224,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::list_dir;
 
     /// A migrations folder from `(relative path, contents)` pairs; parents are created.
     fn tree(files: &[(&str, &[u8])]) -> tempfile::TempDir {

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use super::split::{is_non_transactional, line_of, split, Statement};
 use super::{
-    list_dir, read_text, Block, Chunk, Format, Migration, MigrationSet, Script, SourceError,
+    list_dir, list_migrations, read_text, Block, Chunk, Format, Migration, MigrationSet, Script,
+    SourceError, Want,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,7 +140,7 @@ fn files_under(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
         if !seen.insert(folder.canonicalize().unwrap_or_else(|_| folder.clone())) {
             continue;
         }
-        for path in list_dir(&folder)? {
+        for path in list_migrations(&folder, Want::File, |p| parse_name(p).is_some())? {
             if path.is_dir() {
                 pending.push(path);
             } else if path.is_file() {

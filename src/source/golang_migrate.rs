@@ -26,7 +26,9 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::{list_dir, read_text, Format, Migration, MigrationSet, Script, SourceError};
+use super::{
+    list_migrations, read_text, Format, Migration, MigrationSet, Script, SourceError, Want,
+};
 
 static NAME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^([0-9]+)_(.*)\.(up|down)\.(.*)$").expect("the pattern is valid")
@@ -95,7 +97,8 @@ struct Files {
 pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
     let mut notes = Vec::new();
     let mut by_version: BTreeMap<u64, Files> = BTreeMap::new();
-    for path in list_dir(dir)? {
+    let named = |p: &Path| !matches!(parse_name(p), Parsed::NotAMigration);
+    for path in list_migrations(dir, Want::File, named)? {
         if !path.is_file() {
             continue;
         }
@@ -180,6 +183,7 @@ fn script(path: &Path) -> Result<Script, SourceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::list_dir;
 
     fn folder(files: &[(&str, &[u8])]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();

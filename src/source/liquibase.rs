@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 
 use super::split::{has_semicolon_in_dollar_quote, split_by, SplitError, Terminator};
 use super::{
-    list_dir, read_text, Block, Chunk, Format, Migration, MigrationSet, Script, SourceError,
+    list_migrations, read_text, Block, Chunk, Format, Migration, MigrationSet, Script, SourceError,
+    Want,
 };
 
 /// Names Liquibase projects give their master changelog, most specific first.
@@ -247,8 +248,13 @@ fn is_formatted_file(path: &Path) -> bool {
 /// everything it includes; without one, every formatted SQL changelog under `dir` that no
 /// other includes, in path order, as `includeAll` would.
 pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
-    // A missing or unreadable folder gets the same error as in every layout.
-    list_dir(dir)?;
+    // A missing or unreadable folder gets the same error as in every layout, and a master
+    // changelog that is not a file is not passed over for `includeAll`.
+    list_migrations(dir, Want::File, |p| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| MASTER_NAMES.contains(&n))
+    })?;
     let mut loader = Loader::new(dir);
     let master = MASTER_NAMES
         .iter()
@@ -308,10 +314,12 @@ fn changelogs_under(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
         if !seen.insert(key(&folder)) {
             continue;
         }
-        for path in list_dir(&folder)? {
+        let named =
+            |p: &Path| extension(p).is_some_and(|e| CHANGELOG_EXTENSIONS.contains(&e.as_str()));
+        for path in list_migrations(&folder, Want::File, named)? {
             if path.is_dir() {
                 pending.push(path);
-            } else if extension(&path).is_some_and(|e| CHANGELOG_EXTENSIONS.contains(&e.as_str())) {
+            } else if named(&path) {
                 files.push(path);
             }
         }
@@ -591,6 +599,7 @@ fn shift(error: SplitError, by: usize) -> SplitError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::list_dir;
 
     pub(super) fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();

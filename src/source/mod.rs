@@ -236,6 +236,12 @@ pub enum SourceError {
     DownWithoutUp { down: PathBuf, expected: PathBuf },
     #[error("`{}`: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
+    #[error("`{}` is named like a migration but is {found}, not {wanted}; migrators skip such an entry without a word, so its migration would never run: replace it with {wanted} or move it out of the migrations folder", path.display())]
+    NotReadable {
+        path: PathBuf,
+        found: String,
+        wanted: &'static str,
+    },
     #[error("migrations folder `{}` mixes layouts ({layouts}); found: {files}; keep one layout per folder, or pick one with --source", dir.display())]
     Mixed {
         dir: PathBuf,
@@ -302,6 +308,87 @@ pub fn list_dir(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
     }
     entries.sort();
     Ok(entries)
+}
+
+/// What a migration entry must be for its layout to read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// A regular file (or a symlink to one): a script.
+    File,
+    /// A folder (or a symlink to one): diesel's migrations.
+    Folder,
+}
+
+/// Lists `dir` like [`list_dir`], and checks every entry `named` claims (named like one of the
+/// layout's migrations) is what the layout reads, symlinks followed. A folder named
+/// `0003_x.up.sql`, a FIFO, a socket or a dangling symlink is an error naming it, as is one
+/// that cannot be looked at (a symlink loop, no permission): migrators skip such entries
+/// silently, and a run that passes without one of its migrations proves nothing. Other entries
+/// are returned unchecked, for the layout to skip.
+pub fn list_migrations(
+    dir: &Path,
+    want: Want,
+    named: impl Fn(&Path) -> bool,
+) -> Result<Vec<PathBuf>, SourceError> {
+    let entries = list_dir(dir)?;
+    for path in entries.iter().filter(|p| named(p)) {
+        check_entry(path, want)?;
+    }
+    Ok(entries)
+}
+
+/// Fails unless `path` is a `want`, symlinks followed; see [`list_migrations`].
+fn check_entry(path: &Path, want: Want) -> Result<(), SourceError> {
+    let io = |source| SourceError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        // The entry was listed, so only a symlink can lead nowhere.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let target = std::fs::read_link(path).map_err(io)?;
+            return Err(SourceError::NotReadable {
+                path: path.to_owned(),
+                found: format!("a dangling symlink (to `{}`)", target.display()),
+                wanted: want.name(),
+            });
+        }
+        Err(e) => return Err(io(e)),
+    };
+    let found = if meta.is_file() {
+        Want::File.name()
+    } else if meta.is_dir() {
+        Want::Folder.name()
+    } else {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_fifo() {
+            "a FIFO"
+        } else if t.is_socket() {
+            "a socket"
+        } else {
+            "a device"
+        }
+    };
+    if found == want.name() {
+        Ok(())
+    } else {
+        Err(SourceError::NotReadable {
+            path: path.to_owned(),
+            found: found.to_owned(),
+            wanted: want.name(),
+        })
+    }
+}
+
+impl Want {
+    fn name(self) -> &'static str {
+        match self {
+            Want::File => "a regular file",
+            Want::Folder => "a folder",
+        }
+    }
 }
 
 /// Reads `dir` as `format`, or detects the layout when `format` is `None`.

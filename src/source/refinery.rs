@@ -26,7 +26,9 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::{list_dir, read_text, Format, Migration, MigrationSet, Script, SourceError};
+use super::{
+    list_migrations, read_text, Format, Migration, MigrationSet, Script, SourceError, Want,
+};
 
 static FILE_NAME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^([UV])([0-9]+(?:\.[0-9]+)?)__(\w+)\.(sql|rs)$").expect("the pattern is valid")
@@ -130,7 +132,7 @@ fn crate_depends_on_refinery(dir: &Path) -> bool {
 
 /// Every file under `dir`, entering sub-folders but not symlinked ones, as refinery's walk does.
 fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), SourceError> {
-    for path in list_dir(dir)? {
+    for path in list_migrations(dir, Want::File, |p| parse_name(p).is_some())? {
         let meta = std::fs::symlink_metadata(&path).map_err(|source| SourceError::Io {
             path: path.clone(),
             source,
@@ -238,6 +240,7 @@ fn looks_like_a_migration(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::list_dir;
 
     fn tree(files: &[(&str, &[u8])]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{list_dir, read_text, Format, Migration, MigrationSet, Script, SourceError};
+use super::{
+    list_migrations, read_text, Format, Migration, MigrationSet, Script, SourceError, Want,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -82,7 +84,7 @@ struct Files {
 
 pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
     let mut by_version: BTreeMap<i64, Files> = BTreeMap::new();
-    for path in list_dir(dir)? {
+    for path in list_migrations(dir, Want::File, |p| parse_name(p).is_some())? {
         if !path.is_file() {
             continue;
         }

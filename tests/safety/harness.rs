@@ -310,8 +310,10 @@ pub fn cluster_server(cluster: &Path) -> Option<(i32, PgConnectOptions)> {
     }
     let pid = lines[0].trim().parse().ok()?;
     let port = lines[3].trim().parse().ok()?;
+    // Its socket: TCP needs the cluster's random password.
     let options = PgConnectOptions::new()
         .host("127.0.0.1")
+        .socket(cluster.join("socket"))
         .port(port)
         .username("postgres")
         .database("postgres");
@@ -363,6 +365,8 @@ pub struct PgServer {
     bin: PathBuf,
     pub port: u16,
     child: Option<Child>,
+    /// Processes [`PgServer::freeze`] stopped, continued by [`PgServer::thaw`] or on drop.
+    frozen: Vec<i32>,
 }
 
 impl PgServer {
@@ -391,6 +395,7 @@ impl PgServer {
             bin,
             port: free_port(),
             child: None,
+            frozen: Vec::new(),
         };
         server.start_again();
         server
@@ -450,10 +455,55 @@ impl PgServer {
             }
         }
     }
+
+    /// Freezes the server, as a hung host or a stopped VM would: SIGSTOP to the postmaster,
+    /// then to every process it started. Connections are still accepted by the kernel, and
+    /// nothing answers them.
+    pub fn freeze(&mut self) {
+        let postmaster = self.pid().expect("running");
+        kill(Pid::from_raw(postmaster), Signal::SIGSTOP).unwrap();
+        self.frozen.push(postmaster);
+        for child in children_of(postmaster) {
+            if kill(Pid::from_raw(child), Signal::SIGSTOP).is_ok() {
+                self.frozen.push(child);
+            }
+        }
+    }
+
+    /// Lets a frozen server go on.
+    pub fn thaw(&mut self) {
+        for pid in self.frozen.drain(..).rev() {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGCONT);
+        }
+    }
+}
+
+/// The processes whose parent is `pid`, from /proc/*/stat.
+pub fn children_of(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // after the command name (in parentheses): state, then the parent's pid
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<i32>().ok());
+        if ppid == Some(pid) {
+            out.push(child);
+        }
+    }
+    out
 }
 
 impl Drop for PgServer {
     fn drop(&mut self) {
+        // A stopped postmaster would not hear the stop, and stopped backends would outlive it.
+        self.thaw();
         self.stop(Signal::SIGQUIT);
     }
 }
