@@ -233,6 +233,10 @@ impl<'a> Run<'a> {
     fn golden_findings(&mut self, golden: Golden) -> usize {
         self.report.summary.steps += golden.versions - 1;
         let usable = golden.versions - 1;
+        for (i, change) in golden.side_effects {
+            let message = format!("the up changed the server outside its database: {change}");
+            self.finding(Kind::GlobalSideEffect, &self.set.migrations[i], step::UP_EMPTY, message);
+        }
         if let Some(e) = golden.failure {
             let m = &self.set.migrations[usable];
             let later = self.set.migrations.len() - usable - 1;
@@ -341,7 +345,23 @@ impl<'a> Run<'a> {
         };
         self.report.summary.steps += 1;
         self.at = None;
-        match s.apply(&m.version, script, direction).await {
+        let watch = self.server.watch_globals().await?;
+        let applied = s.apply(&m.version, script, direction).await;
+        if let Some(watch) = watch {
+            for change in watch.finish().await? {
+                let script = match direction {
+                    Direction::Up => "up",
+                    Direction::Down => "down",
+                };
+                let message =
+                    format!("the {script} changed the server outside its database: {change}");
+                let f = Finding::new(Kind::GlobalSideEffect, m.id(), step.to_owned(), message);
+                if !repeats_a_side_effect(&self.report.findings, &f) {
+                    self.report.findings.push(f);
+                }
+            }
+        }
+        match applied {
             Ok(()) => Ok(true),
             Err(e) if e.is_environment() => Err(e.into()),
             Err(e) => {
@@ -551,7 +571,11 @@ impl<'a> Run<'a> {
     /// Adds the parts' reports, in order, to this one.
     fn merge(&mut self, reports: Vec<Report>) {
         for r in reports {
-            self.report.findings.extend(r.findings);
+            for f in r.findings {
+                if !repeats_a_side_effect(&self.report.findings, &f) {
+                    self.report.findings.push(f);
+                }
+            }
             for note in r.notes {
                 // The same noise seen by an earlier part was already reported.
                 if !self
@@ -745,6 +769,9 @@ pub struct Golden {
     /// The up that did not apply on an empty database, if any (it is migration
     /// `versions - 1`).
     pub failure: Option<StepError>,
+    /// What ups changed on the server outside their database (migration index, change), when
+    /// migrations run as a superuser.
+    pub side_effects: Vec<(usize, String)>,
 }
 
 /// Applies every up in order to an empty scratch database, handing the snapshot of each
@@ -765,6 +792,7 @@ pub async fn golden(
         versions: 0,
         tables: Vec::new(),
         failure: None,
+        side_effects: Vec::new(),
     };
     let mut record = async |s: &mut Session, golden: &mut Golden| -> Result<(), RunError> {
         keep(snapshot::take(s.conn()).await.map_err(lost)?);
@@ -779,7 +807,14 @@ pub async fn golden(
     record(&mut s, &mut golden).await?;
     for (i, m) in set.migrations.iter().enumerate() {
         progress.migration(i, &m.id(), "golden apply");
-        match s.apply(&m.version, &m.up, Direction::Up).await {
+        let watch = server.watch_globals().await?;
+        let applied = s.apply(&m.version, &m.up, Direction::Up).await;
+        if let Some(watch) = watch {
+            golden
+                .side_effects
+                .extend(watch.finish().await?.into_iter().map(|c| (i, c)));
+        }
+        match applied {
             Ok(()) => record(&mut s, &mut golden).await?,
             Err(e) if e.is_environment() => return Err(e.into()),
             Err(e) => {
@@ -791,6 +826,15 @@ pub async fn golden(
     drop(s);
     server.drop_db(&db).await?;
     Ok(golden)
+}
+
+/// True for a side effect on the server that an earlier step of the same migration already
+/// reported: every step that applies the migration again does it again.
+fn repeats_a_side_effect(findings: &[Finding], f: &Finding) -> bool {
+    f.kind == Kind::GlobalSideEffect
+        && findings
+            .iter()
+            .any(|e| e.kind == f.kind && e.migration == f.migration && e.message == f.message)
 }
 
 /// How far the golden pass is: versions recorded, and whether it is over.

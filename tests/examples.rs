@@ -66,6 +66,7 @@ planted_bugs!(
     text_status_to_enum,
     typo_in_up,
     unique_over_duplicates,
+    up_creates_global_role,
     widen_then_narrow_down,
 );
 

@@ -2026,7 +2026,8 @@ fn server_state() -> Vec<Vec<Option<String>>> {
            WHERE rolname NOT LIKE 'migproof\\_%' \
          UNION ALL SELECT 'db ' || datname FROM pg_database WHERE datname NOT LIKE 'migproof\\_%' \
          UNION ALL SELECT 'setting ' || setrole || ' ' || setdatabase || ' ' || setconfig::text \
-           FROM pg_db_role_setting \
+           FROM pg_db_role_setting LEFT JOIN pg_database d ON d.oid = setdatabase \
+           WHERE coalesce(d.datname::text, '') NOT LIKE 'migproof\\_%' \
          UNION ALL SELECT 'tablespace ' || spcname FROM pg_tablespace \
          UNION ALL SELECT 'system ' || pg_read_file('postgresql.auto.conf') \
          ORDER BY 1",
@@ -2035,7 +2036,8 @@ fn server_state() -> Vec<Vec<Option<String>>> {
 
 #[test]
 fn a_migration_under_test_cannot_reach_outside_its_database() {
-    let _g = shared();
+    // Alone: it compares the whole server before and after.
+    let _g = alone();
     let precious = Precious::plant();
     let proof = tempfile::tempdir().unwrap();
     let pwned = proof.path().join("pwned");
@@ -2104,6 +2106,68 @@ fn a_migration_under_test_cannot_reach_outside_its_database() {
         vec![vec![Some("2".to_string())]]
     );
     assert!(!pwned.exists(), "COPY TO PROGRAM ran a shell command");
+}
+
+#[test]
+fn superuser_migrations_have_their_side_effects_reported_and_undone() {
+    // Alone: it compares the whole server before and after.
+    let _g = alone();
+    let me = std::process::id();
+    let up = format!(
+        "CREATE ROLE mp_evil_{me} SUPERUSER;\n\
+         ALTER ROLE postgres SET migproof_test.marker_{me} = 'x';\n"
+    );
+    // A setting that changes nothing that matters, should a failed test leave it behind.
+    let system = "-- no-transaction\nALTER SYSTEM SET log_autovacuum_min_duration = 123456;\n";
+    let dir = folder(&[
+        ("0001_table.up.sql", "CREATE TABLE accounts (id int PRIMARY KEY);\n"),
+        ("0001_table.down.sql", "DROP TABLE accounts;\n"),
+        ("0002_escape.up.sql", &up),
+        (
+            "0002_escape.down.sql",
+            &format!("DROP ROLE IF EXISTS mp_evil_{me};\n"),
+        ),
+        ("0003_system.up.sql", system),
+        ("0003_system.down.sql", "SELECT 1;\n"),
+    ]);
+    let before = server_state();
+    let out = Proc::spawn(mp(
+        "check",
+        &url_backend(),
+        dir.path(),
+        &["--format", "json", "--migration-role", "superuser"],
+    ))
+    .finish(Duration::from_secs(120));
+    assert_eq!(server_state(), before, "what the migration changed was undone");
+    assert_eq!(out.code, Some(1), "{}", out.all());
+    assert!(out.stderr.contains("warning: migrations run as the superuser"), "{}", out.stderr);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let mut kinds = common::findings(&json);
+    kinds.dedup();
+    kinds.sort();
+    kinds.dedup();
+    assert_eq!(
+        kinds,
+        vec![
+            ("global_side_effect".to_string(), "0002_escape".to_string()),
+            ("global_side_effect".to_string(), "0003_system".to_string())
+        ],
+        "{json:#}"
+    );
+    let message: String = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["message"].as_str().unwrap().to_owned() + "\n")
+        .collect();
+    for change in [
+        format!("added role mp_evil_{me} (SUPERUSER)"),
+        format!("added role setting postgres in * (migproof_test.marker_{me}=x)"),
+        "added system setting log_autovacuum_min_duration (123456)".to_string(),
+    ] {
+        assert!(message.contains(&change), "{change} in: {message}");
+    }
+    assert!(!message.contains("could not undo"), "{message}");
 }
 
 #[test]

@@ -12,6 +12,8 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 
+use crate::observe::globals;
+
 /// Prefix of every database migproof creates; nothing else is ever dropped.
 pub const SCRATCH_PREFIX: &str = "migproof_";
 /// Start of the comment that marks a scratch database and names its owner.
@@ -171,6 +173,9 @@ pub struct Server {
     applier: Applier,
     /// Whether the maintenance role is a superuser.
     pub superuser: bool,
+    /// Taken by every step watched by [`Server::watch_globals`]: one step at a time, so that
+    /// what changed on the server is that step's doing.
+    globals_turn: tokio::sync::Mutex<()>,
     /// Idle connections to the maintenance database, reused: with sqlx 0.9.0 opening one over
     /// TLS takes ~90 ms, as it no longer sets TCP_NODELAY and the handshake waits for delayed
     /// ACKs (transact-rs/sqlx#4335).
@@ -179,6 +184,46 @@ pub struct Server {
     _cluster: Option<local::Cluster>,
     /// Keeps a container alive as long as the server is in use; dropping removes it.
     _container: Option<docker::Container>,
+}
+
+/// The server's global state before a step ([`Server::watch_globals`]).
+pub struct Watch<'a> {
+    server: &'a Server,
+    before: globals::Globals,
+    _turn: tokio::sync::MutexGuard<'a, ()>,
+}
+
+impl Watch<'_> {
+    /// What the step changed outside its database, one line per change, each saying whether
+    /// migproof undid it: an added role, database, tablespace or setting is removed again, so
+    /// that the rest of the run (and the server) starts from the state before the step.
+    pub async fn finish(self) -> Result<Vec<String>, BackendError> {
+        let server = self.server;
+        let mut conn = server.admin_conn().await?;
+        let after = globals::read(&mut conn)
+            .await
+            .map_err(|e| server.admin_error("read the server's roles, databases and settings", e))?;
+        let mut lines = Vec::new();
+        let mut reload = false;
+        for change in globals::diff(&self.before, &after) {
+            let outcome = match change.undo(&self.before) {
+                Some(sql) => match sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await {
+                    Ok(_) => {
+                        reload |= matches!(&change, globals::Change::Added(i) if i.kind == "system setting");
+                        "undone by migproof".to_owned()
+                    }
+                    Err(e) => format!("migproof could not undo it: {}", describe(&e)),
+                },
+                None => "migproof cannot undo it".to_owned(),
+            };
+            lines.push(format!("{} ({outcome})", change.describe()));
+        }
+        if reload {
+            let _ = sqlx::raw_sql("SELECT pg_reload_conf()").execute(&mut conn).await;
+        }
+        server.release(conn);
+        Ok(lines)
+    }
 }
 
 /// A database migproof created and will drop.
@@ -337,6 +382,7 @@ impl Server {
             run_lock: Default::default(),
             applier: Applier::Admin,
             superuser: false,
+            globals_turn: Default::default(),
             idle: Mutex::new(Vec::new()),
             _cluster: cluster,
             _container: None,
@@ -469,6 +515,27 @@ impl Server {
     /// True when migrations run with superuser powers.
     pub fn applies_as_superuser(&self) -> bool {
         self.superuser && matches!(self.applier, Applier::Admin)
+    }
+
+    /// When migrations run as a superuser, and so can change the server outside their
+    /// database: the server's global state before a step, read under a turn that keeps the
+    /// run's other steps waiting until [`Watch::finish`]. `None` otherwise: then a migration
+    /// cannot change it.
+    pub async fn watch_globals(&self) -> Result<Option<Watch<'_>>, BackendError> {
+        if !self.applies_as_superuser() {
+            return Ok(None);
+        }
+        let turn = self.globals_turn.lock().await;
+        let mut conn = self.admin_conn().await?;
+        let before = globals::read(&mut conn)
+            .await
+            .map_err(|e| self.admin_error("read the server's roles, databases and settings", e))?;
+        self.release(conn);
+        Ok(Some(Watch {
+            server: self,
+            before,
+            _turn: turn,
+        }))
     }
 
     /// An idle maintenance connection that still answers, or a new one.

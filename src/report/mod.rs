@@ -35,6 +35,8 @@ pub enum Kind {
     Irreversible,
     /// A step ran past the step timeout.
     Timeout,
+    /// A migration changed the server outside its own database (roles, databases, settings).
+    GlobalSideEffect,
 }
 
 impl Kind {
@@ -50,6 +52,7 @@ impl Kind {
             Kind::LockHazard => "lock_hazard",
             Kind::Irreversible => "irreversible",
             Kind::Timeout => "timeout",
+            Kind::GlobalSideEffect => "global_side_effect",
         }
     }
 }
