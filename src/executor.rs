@@ -168,7 +168,33 @@ impl Session {
 
     /// Applies a migration script in `direction` and records it in `_migproof.applied`, in the
     /// same transaction as the script's last block when that block is transactional.
+    ///
+    /// A session that ends during the step while the server still answers was ended by the
+    /// migration (`pg_terminate_backend(pg_backend_pid())`, a crash it caused): a finding, on a
+    /// fresh session. Only a server that no longer answers is the environment's failure.
     pub async fn apply(
+        &mut self,
+        version: &str,
+        script: &Script,
+        direction: Direction,
+    ) -> Result<(), StepError> {
+        match self.apply_script(version, script, direction).await {
+            Err(StepError::Connection(why)) if script.command.is_none() => {
+                self.reconnect().await?;
+                Err(StepError::Sql {
+                    location: script.path.display().to_string(),
+                    message: format!(
+                        "the migration's session ended while it ran ({why}), and the server \
+                         still answers: the migration ended it (for example with \
+                         pg_terminate_backend(pg_backend_pid())) or made the server restart"
+                    ),
+                })
+            }
+            other => other,
+        }
+    }
+
+    async fn apply_script(
         &mut self,
         version: &str,
         script: &Script,
@@ -197,9 +223,8 @@ impl Session {
                     AtTimeout::WaitingOnClient if restarts < RESTARTS => restarts += 1,
                     AtTimeout::NoAnswer(why) => {
                         return Err(StepError::Connection(format!(
-                            "the server stopped answering: a step ran past the step timeout \
-                             ({}s) and a new connection to look at it failed: {why}",
-                            timeout.as_secs()
+                            "the server stopped answering (a step ran past the step timeout, \
+                             and a new connection to look at it failed: {why})"
                         )))
                     }
                     AtTimeout::WaitingOnClient => {
@@ -1030,6 +1055,7 @@ async fn describe_and_cancel(db: &ScratchDb, pid: i32) -> AtTimeout {
         Err(e @ sqlx::Error::Database(_)) => {
             return AtTimeout::Cancelled(format!("{activity} ({})", describe(&e)))
         }
+        Err(sqlx::Error::Io(e)) => return AtTimeout::NoAnswer(e.to_string()),
         Err(e) => return AtTimeout::NoAnswer(describe(&e)),
     };
     if let Some(seen) = backend_state(&mut other, pid).await {
@@ -1125,10 +1151,13 @@ async fn apply_blocks(
         }
         if block.transactional {
             if b == last {
-                sqlx::raw_sql(AssertSqlSafe(bookkeeping.clone()))
+                if let Err(e) = sqlx::raw_sql(AssertSqlSafe(bookkeeping.clone()))
                     .execute(&mut *conn)
                     .await
-                    .map_err(conn_err)?;
+                {
+                    let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+                    return Err(bookkeeping_failed(e, script));
+                }
                 recorded = true;
             }
             if let Err(e) = sqlx::raw_sql("COMMIT").execute(&mut *conn).await {
@@ -1145,9 +1174,35 @@ async fn apply_blocks(
         sqlx::raw_sql(AssertSqlSafe(bookkeeping))
             .execute(&mut *conn)
             .await
-            .map_err(conn_err)?;
+            .map_err(|e| bookkeeping_failed(e, script))?;
     }
     Ok(())
+}
+
+/// migproof's record of a step, written on the migration's own session, failed. The server
+/// rejecting it means the migration changed that session or migproof's schema (`SET ROLE`,
+/// `DROP SCHEMA _migproof`, a revoked privilege), as a migrator's own bookkeeping would fail
+/// after it: a finding. A broken connection stays the environment's failure.
+fn bookkeeping_failed(e: sqlx::Error, script: &Script) -> StepError {
+    match &e {
+        sqlx::Error::Database(db) if !db.code().is_some_and(|c| ends_session(&c)) => {
+            StepError::Sql {
+                location: format!(
+                    "{}:{}",
+                    script.path.display(),
+                    script.line_of(script.text.trim_end().len())
+                ),
+                message: format!(
+                    "the script ran, but recording it as applied afterwards, on the same session \
+                     as a migrator would, failed: {}; the migration changed its session or \
+                     migproof's `_migproof` schema (SET ROLE, DROP SCHEMA, REVOKE), \
+                     as a migrator's own record would fail after it",
+                    describe(&e)
+                ),
+            }
+        }
+        _ => StepError::Connection(describe(&e)),
+    }
 }
 
 /// Tables ordered so that referenced tables come before the tables referencing them

@@ -2129,6 +2129,12 @@ fn superuser_migrations_have_their_side_effects_reported_and_undone() {
         ),
         ("0003_system.up.sql", system),
         ("0003_system.down.sql", "SELECT 1;\n"),
+        // Undone after every step, so applying it again on each rebuilt database works.
+        (
+            "0004_database.up.sql",
+            &format!("-- no-transaction\nCREATE DATABASE mp_side_{me};\n"),
+        ),
+        ("0004_database.down.sql", "SELECT 1;\n"),
     ]);
     let before = server_state();
     let out = Proc::spawn(mp(
@@ -2150,7 +2156,8 @@ fn superuser_migrations_have_their_side_effects_reported_and_undone() {
         kinds,
         vec![
             ("global_side_effect".to_string(), "0002_escape".to_string()),
-            ("global_side_effect".to_string(), "0003_system".to_string())
+            ("global_side_effect".to_string(), "0003_system".to_string()),
+            ("global_side_effect".to_string(), "0004_database".to_string())
         ],
         "{json:#}"
     );
@@ -2164,10 +2171,57 @@ fn superuser_migrations_have_their_side_effects_reported_and_undone() {
         format!("added role mp_evil_{me} (SUPERUSER)"),
         format!("added role setting postgres in * (migproof_test.marker_{me}=x)"),
         "added system setting log_autovacuum_min_duration (123456)".to_string(),
+        format!("added database mp_side_{me} (undone by migproof)"),
     ] {
         assert!(message.contains(&change), "{change} in: {message}");
     }
     assert!(!message.contains("could not undo"), "{message}");
+}
+
+#[test]
+fn a_migration_that_breaks_its_own_session_is_a_finding_not_an_environment_failure() {
+    let _g = shared();
+    let cases: &[(&str, &str, &[&str], &str)] = &[
+        (
+            "drop_bookkeeping",
+            "CREATE TABLE x (id int);\nDROP SCHEMA _migproof CASCADE;\n",
+            &[],
+            "recording it as applied",
+        ),
+        (
+            "kill_itself",
+            "CREATE TABLE y (id int);\nSELECT pg_terminate_backend(pg_backend_pid());\n",
+            &[],
+            "session ended while it ran",
+        ),
+        (
+            "set_role",
+            "CREATE TABLE z (id int);\nSET ROLE pg_monitor;\n",
+            &["--migration-role", "superuser"],
+            "recording it as applied",
+        ),
+    ];
+    for (name, up, extra, says) in cases {
+        let dir = folder(&[
+            ("0001_t.up.sql", "CREATE TABLE accounts (id int PRIMARY KEY);\n"),
+            ("0001_t.down.sql", "DROP TABLE accounts;\n"),
+            (&format!("0002_{name}.up.sql"), up),
+            (&format!("0002_{name}.down.sql"), "SELECT 1;\n"),
+        ]);
+        let mut args = vec!["--format", "json"];
+        args.extend_from_slice(extra);
+        let out = Proc::spawn(mp("check", &url_backend(), dir.path(), &args))
+            .finish(Duration::from_secs(120));
+        assert_eq!(out.code, Some(1), "{name}: a finding, not exit 3: {}", out.all());
+        let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(
+            common::findings(&json),
+            vec![("apply_failed".to_string(), format!("0002_{name}"))],
+            "{name}: {json:#}"
+        );
+        let message = json["findings"][0]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{name}: {message}");
+    }
 }
 
 #[test]
