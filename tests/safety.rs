@@ -801,12 +801,6 @@ fn step_timeout_has_a_sane_documented_default() {
     );
 }
 
-/// `cmd` with a superuser URL accepted (the throwaway and test servers' `postgres`).
-fn allow_superuser(mut cmd: Command) -> Command {
-    cmd.env("MIGPROOF_ALLOW_SUPERUSER", "1");
-    cmd
-}
-
 /// A `check` of one migration that sleeps for a minute, on a throwaway server that freezes
 /// (SIGSTOP to every server process) once the migration runs: returns the run, the server and
 /// the moment it froze.
@@ -816,12 +810,12 @@ fn check_on_a_server_that_freezes(
 ) -> (Proc, PgServer, Instant) {
     let mut server = PgServer::start();
     let url = server.url();
-    let mut proc = Proc::spawn(allow_superuser(mp(
+    let mut proc = Proc::spawn(mp(
         "check",
         &Backend::Url(url.clone()),
         set,
         extra,
-    )));
+    ));
     wait_running_url(&url, &mut proc, "pg_sleep");
     server.freeze();
     (proc, server, Instant::now())
@@ -926,12 +920,12 @@ fn pausing_migproof_mid_step_is_not_a_timeout_of_the_migration() {
     let _g = alone();
     let url = server_url();
     let set = three_short_waits();
-    let proc = Proc::spawn(allow_superuser(mp(
+    let proc = Proc::spawn(mp(
         "check",
         &url_backend(),
         set.path(),
         &["--step-timeout", "2s", "--format", "json"],
-    )));
+    ));
     // A suspended laptop, a frozen CI runner: the server finishes its statement and waits
     // for the next one while migproof is stopped, which is no fault of the migration.
     let out = pause_mid_run(proc, Duration::from_secs(5), |p| {
@@ -957,12 +951,12 @@ fn pausing_migproof_while_a_command_migrator_writes_is_not_a_timeout() {
         ("up.sh", up),
     ]);
     let started = set.path().join("started");
-    let proc = Proc::spawn(allow_superuser(mp(
+    let proc = Proc::spawn(mp(
         "check",
         &url_backend(),
         set.path(),
         &["--step-timeout", "2s", "--format", "json"],
-    )));
+    ));
     let out = pause_mid_run(proc, Duration::from_secs(4), |_| started.exists());
     no_findings(&out);
 }
@@ -989,12 +983,12 @@ fn a_timed_out_command_migrator_is_stopped_with_every_process_it_started() {
         // a worker in the background, and the migrator waits for it far past the timeout
         ("up.sh", "sleep 300 &\necho $! >> children\nsleep 60\n"),
     ]);
-    let out = Proc::spawn(allow_superuser(mp(
+    let out = Proc::spawn(mp(
         "check",
         &url_backend(),
         set.path(),
         &["--step-timeout", "1s", "--format", "json"],
-    )))
+    ))
     .finish(Duration::from_secs(120));
     assert_eq!(out.code, Some(1), "{}", out.all());
     let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
@@ -2279,6 +2273,51 @@ fn superuser_url_is_refused_unless_allowed_and_a_createdb_role_is_enough() {
     sql("postgres", &format!("DROP ROLE IF EXISTS {role}"));
     assert_eq!(out.code, Some(0), "{}", out.all());
     assert_eq!(roles_before, roles_after, "no role is made with a non-superuser URL");
+}
+
+#[test]
+fn a_run_in_another_pid_namespace_keeps_its_databases_until_it_is_gone() {
+    let _g = shared();
+    // Run A in a PID namespace of its own, with a PID that no process has out here: by host
+    // name and PID it looks dead to run B, which runs outside.
+    let pid = (100..1_000_000u32)
+        .find(|n| !Path::new(&format!("/proc/{n}")).exists())
+        .unwrap();
+    let slow = slow_set();
+    let url = server_url();
+    let script = format!(
+        "i=0; while [ $i -lt {} ]; do /bin/true; i=$((i+1)); done; \
+         '{}' check --backend url --database-url '{url}' --migrations '{}'",
+        pid - 2,
+        migproof_bin().display(),
+        slow.path().display()
+    );
+    let mut a = Command::new("unshare");
+    a.args(["--pid", "--fork", "--kill-child=SIGKILL", "sh", "-c", &script])
+        .env_remove("DATABASE_URL")
+        .env("MIGPROOF_ALLOW_SUPERUSER", "1");
+    let mut a = Proc::spawn(a);
+    wait_until(Duration::from_secs(60), "run A to sleep", || {
+        assert!(!a.exited(), "run A ended early: {}", a.output_so_far());
+        running(&url, pid, "pg_sleep")
+    });
+    let databases = scratch_dbs_of(&url, pid);
+    let out = Proc::spawn(mp("check", &url_backend(), &tiny(), &[])).finish(Duration::from_secs(120));
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert_eq!(
+        scratch_dbs_of(&url, pid),
+        databases,
+        "run B dropped the databases of run A, which is alive"
+    );
+    assert!(running(&url, pid, "pg_sleep"), "run A is still at work");
+    // kill -9 of the whole namespace: A leaves its databases; the next run sweeps them.
+    a.signal(Signal::SIGKILL);
+    a.finish(Duration::from_secs(30));
+    wait_until(Duration::from_secs(20), "run A's lock to go", || {
+        let out = Proc::spawn(mp("check", &url_backend(), &tiny(), &[])).finish(Duration::from_secs(120));
+        assert_eq!(out.code, Some(0), "{}", out.all());
+        scratch_dbs_of(&url, pid).is_empty()
+    });
 }
 
 /// FNV-1a, as migproof keys a run's advisory lock on its name.
