@@ -51,6 +51,10 @@ pub enum StepError {
     /// The connection or server failed: an environment failure, not a finding.
     #[error("lost the connection to the scratch database: {0}")]
     Connection(String),
+    /// The server stopped answering (frozen, its host suspended, packets dropped): an
+    /// environment failure, and no new session is worth waiting for.
+    #[error("the server stopped answering: {0}")]
+    NoAnswer(String),
 }
 
 impl StepError {
@@ -104,7 +108,7 @@ impl StepError {
     }
 
     pub fn is_environment(&self) -> bool {
-        matches!(self, StepError::Connection(_))
+        matches!(self, StepError::Connection(_) | StepError::NoAnswer(_))
     }
 }
 
@@ -222,9 +226,9 @@ impl Session {
                     // (a pause the clock did not see): not the step's fault; start over.
                     AtTimeout::WaitingOnClient if restarts < RESTARTS => restarts += 1,
                     AtTimeout::NoAnswer(why) => {
-                        return Err(StepError::Connection(format!(
-                            "the server stopped answering (a step ran past the step timeout, \
-                             and a new connection to look at it failed: {why})"
+                        return Err(StepError::NoAnswer(format!(
+                            "a step ran past the step timeout, and a new connection to look \
+                             at it failed: {why}"
                         )))
                     }
                     AtTimeout::WaitingOnClient => {
@@ -376,7 +380,7 @@ impl Session {
                 )))
             }
             Err(e) => {
-                if matches!(e, StepError::Connection(_)) {
+                if e.is_environment() {
                     return Err(e);
                 }
                 let _ = sqlx::raw_sql("RESET lock_timeout")
@@ -510,8 +514,9 @@ impl Session {
             }
             Err(e @ sqlx::Error::Database(_)) => activity.push_str(&format!(" ({})", describe(&e))),
             Err(e) => {
-                return Err(StepError::Connection(format!(
-                    "the server stopped answering: {}",
+                return Err(StepError::NoAnswer(format!(
+                    "a step ran past the step timeout, and a new connection to stop it \
+                     failed: {}",
                     describe(&e)
                 )))
             }
@@ -907,10 +912,13 @@ impl Group {
     async fn stop<F: Future>(mut self, mut exit: Pin<&mut F>) {
         use nix::sys::signal::Signal;
         self.signal(Signal::SIGTERM);
-        let _ = tokio::time::timeout(KILL_GRACE, exit.as_mut()).await;
+        let ended = tokio::time::timeout(KILL_GRACE, exit.as_mut()).await.is_ok();
+        // What ignored SIGTERM, or outlived the leader holding no pipe.
         self.signal(Signal::SIGKILL);
-        // A process that left the group may hold the output pipes open: do not wait for it.
-        let _ = tokio::time::timeout(KILL_GRACE, exit).await;
+        if !ended {
+            // A process that left the group may hold the output pipes open: do not wait for it.
+            let _ = tokio::time::timeout(KILL_GRACE, exit).await;
+        }
         self.forget();
     }
 }
