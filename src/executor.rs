@@ -183,14 +183,19 @@ impl Session {
         direction: Direction,
     ) -> Result<(), StepError> {
         match self.apply_script(version, script, direction).await {
-            Err(StepError::Connection(why)) if script.command.is_none() => {
+            // Both look alike to the client (57P01): a session ended from outside (an
+            // administrator, a failover proxy) is the environment's failure; one whose own
+            // script terminates backends is taken to have ended its own.
+            Err(StepError::Connection(why))
+                if script.command.is_none() && terminates_backends(script) =>
+            {
                 self.reconnect().await?;
                 Err(StepError::Sql {
                     location: script.path.display().to_string(),
                     message: format!(
                         "the migration's session ended while it ran ({why}), and the server \
-                         still answers: the migration ended it (for example with \
-                         pg_terminate_backend(pg_backend_pid())) or made the server restart"
+                         still answers: the script calls pg_terminate_backend, which ended its \
+                         own session (pg_backend_pid() among the backends it terminates)"
                     ),
                 })
             }
@@ -912,7 +917,9 @@ impl Group {
     async fn stop<F: Future>(mut self, mut exit: Pin<&mut F>) {
         use nix::sys::signal::Signal;
         self.signal(Signal::SIGTERM);
-        let ended = tokio::time::timeout(KILL_GRACE, exit.as_mut()).await.is_ok();
+        let ended = tokio::time::timeout(KILL_GRACE, exit.as_mut())
+            .await
+            .is_ok();
         // What ignored SIGTERM, or outlived the leader holding no pipe.
         self.signal(Signal::SIGKILL);
         if !ended {
@@ -1187,6 +1194,14 @@ async fn apply_blocks(
     Ok(())
 }
 
+/// True when a script calls `pg_terminate_backend`, and so may end its own session.
+fn terminates_backends(script: &Script) -> bool {
+    script
+        .text
+        .to_ascii_lowercase()
+        .contains("pg_terminate_backend")
+}
+
 /// migproof's record of a step, written on the migration's own session, failed. The server
 /// rejecting it means the migration changed that session or migproof's schema (`SET ROLE`,
 /// `DROP SCHEMA _migproof`, a revoked privilege), as a migrator's own bookkeeping would fail
@@ -1302,4 +1317,47 @@ fn without_password(url: &str) -> String {
 
 fn argv_display(argv: &[String]) -> String {
     argv.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn migrator(url: &str, password: &str) -> Migrator {
+        Migrator {
+            program: "true".into(),
+            args: Vec::new(),
+            display: "true {url}".into(),
+            cwd: ".".into(),
+            url: url.into(),
+            password: Some(password.into()),
+            location: "migproof.toml".into(),
+            pg_options: None,
+            _dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    #[test]
+    fn every_form_of_the_password_is_scrubbed_from_what_a_migrator_says() {
+        let url = "postgresql://ann:s3cr%2Ft%40@db:5432/migproof_1";
+        let m = migrator(url, "s3cr/t@");
+        let said = format!(
+            "cannot reach {url}; as ann:s3cr%2ft%40@db (password s3cr/t@, form-encoded s3cr%2Ft%40)"
+        );
+        let scrubbed = m.scrub(&said);
+        assert!(!scrubbed.contains("s3cr"), "{scrubbed}");
+        assert!(
+            scrubbed.starts_with("cannot reach <scratch database>;"),
+            "{scrubbed}"
+        );
+    }
+
+    #[test]
+    fn the_url_on_a_command_line_carries_no_password() {
+        assert_eq!(
+            without_password("postgresql://ann:s3cr%40t@db:5432/migproof_1"),
+            "postgresql://ann@db:5432/migproof_1"
+        );
+        assert_eq!(lower_escapes("A%2FB%40c"), "A%2fB%40c");
+    }
 }

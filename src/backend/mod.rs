@@ -716,8 +716,7 @@ impl Server {
     /// the error names it.
     pub async fn cleanup_within(&self, budget: Duration) -> Result<(), BackendError> {
         let deadline = tokio::time::Instant::now() + budget;
-        let _no_creation_under_way =
-            tokio::time::timeout_at(deadline, self.creating.write()).await;
+        let _no_creation_under_way = tokio::time::timeout_at(deadline, self.creating.write()).await;
         let dropping = async {
             let names = self.created.lock().expect("not poisoned").clone();
             if !names.is_empty() {
@@ -777,9 +776,7 @@ impl Server {
                 return e;
             }
             let reason = match e {
-                BackendError::Admin { reason, .. } | BackendError::Connect { reason, .. } => {
-                    reason
-                }
+                BackendError::Admin { reason, .. } | BackendError::Connect { reason, .. } => reason,
                 other => other.to_string(),
             };
             let mut action = match left.len() {

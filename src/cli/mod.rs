@@ -626,9 +626,7 @@ fn left_behind_fate(kind: BackendKind) -> &'static str {
              it cannot, the next run with `--backend local` does)"
         }
         BackendKind::Docker => "they go with the container, which migproof removes as it exits",
-        BackendKind::Url | BackendKind::Auto => {
-            "the next migproof run on this server drops them"
-        }
+        BackendKind::Url | BackendKind::Auto => "the next migproof run on this server drops them",
     }
 }
 
