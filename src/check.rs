@@ -113,6 +113,18 @@ pub async fn run(
     options: &CheckOptions,
     progress: &dyn Progress,
 ) -> Result<Report, RunError> {
+    tokio::select! {
+        report = run_checks(server, set, options, progress) => report,
+        e = server.until_unresponsive() => Err(e.into()),
+    }
+}
+
+async fn run_checks(
+    server: &Server,
+    set: &MigrationSet,
+    options: &CheckOptions,
+    progress: &dyn Progress,
+) -> Result<Report, RunError> {
     let started = Instant::now();
     let source = Source {
         dir: set.dir.display().to_string(),
@@ -235,7 +247,12 @@ impl<'a> Run<'a> {
         let usable = golden.versions - 1;
         for (i, change) in golden.side_effects {
             let message = format!("the up changed the server outside its database: {change}");
-            self.finding(Kind::GlobalSideEffect, &self.set.migrations[i], step::UP_EMPTY, message);
+            self.finding(
+                Kind::GlobalSideEffect,
+                &self.set.migrations[i],
+                step::UP_EMPTY,
+                message,
+            );
         }
         if let Some(e) = golden.failure {
             let m = &self.set.migrations[usable];

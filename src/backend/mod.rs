@@ -200,9 +200,9 @@ impl Watch<'_> {
     pub async fn finish(self) -> Result<Vec<String>, BackendError> {
         let server = self.server;
         let mut conn = server.admin_conn().await?;
-        let after = globals::read(&mut conn)
-            .await
-            .map_err(|e| server.admin_error("read the server's roles, databases and settings", e))?;
+        let after = globals::read(&mut conn).await.map_err(|e| {
+            server.admin_error("read the server's roles, databases and settings", e)
+        })?;
         let mut lines = Vec::new();
         let mut reload = false;
         for change in globals::diff(&self.before, &after) {
@@ -219,7 +219,9 @@ impl Watch<'_> {
             lines.push(format!("{} ({outcome})", change.describe()));
         }
         if reload {
-            let _ = sqlx::raw_sql("SELECT pg_reload_conf()").execute(&mut conn).await;
+            let _ = sqlx::raw_sql("SELECT pg_reload_conf()")
+                .execute(&mut conn)
+                .await;
         }
         server.release(conn);
         Ok(lines)
@@ -502,6 +504,35 @@ impl Server {
             dropped,
         };
         Ok(())
+    }
+
+    /// Completes only when the server stops answering: pinged every 2 s on the connection
+    /// that holds the run's lock, and, when that gets no answer in time, on a new connection.
+    /// Raced against a run, so that a server frozen between steps (a snapshot, seeding) ends
+    /// the run as an environment failure instead of hanging it.
+    pub async fn until_unresponsive(&self) -> BackendError {
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let held = {
+                let mut lock = self.run_lock.lock().await;
+                match lock.as_mut() {
+                    Some(conn) => answered(conn.ping()).await.is_ok(),
+                    None => true,
+                }
+            };
+            if held {
+                continue;
+            }
+            match answered(self.admin.connect()).await {
+                Ok(_) => {}
+                Err(e) => {
+                    return BackendError::Connect {
+                        target: self.target.clone(),
+                        reason: format!("the server stopped answering ({})", describe(&e)),
+                    }
+                }
+            }
+        }
     }
 
     /// The role migrations are applied as, for the report.
@@ -1092,7 +1123,11 @@ mod tests {
         assert_eq!(run_of(&format!("{run}_0")), Some(run));
         assert_eq!(run_of(&format!("{run}_17")), Some(run));
         assert_eq!(run_of(&format!("{run}_x")), None);
-        assert_eq!(run_of("migproof_123_0a1b2c_hdeadbeef_0"), None, "older names");
+        assert_eq!(
+            run_of("migproof_123_0a1b2c_hdeadbeef_0"),
+            None,
+            "older names"
+        );
         assert_eq!(run_of("migproof_apply"), None);
         assert_eq!(run_of("migproof_reports"), None);
         assert_ne!(lock_key(run), lock_key("migproof_124_0a1b2c3d_hdeadbeef"));

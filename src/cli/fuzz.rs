@@ -93,6 +93,7 @@ pub async fn run_fuzz(args: FuzzArgs) -> u8 {
     );
     let result = tokio::select! {
         r = run => Some(r),
+        e = server.until_unresponsive() => Some(Err(e.into())),
         _ = interrupted() => None,
     };
     stop.store(true, std::sync::atomic::Ordering::SeqCst);

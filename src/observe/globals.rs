@@ -70,7 +70,9 @@ impl Change {
         };
         let existed = |kind: &str| before.iter().any(|b| b.kind == kind && b.name == item.name);
         match item.kind.as_str() {
-            "role" if !existed("role") => Some(format!("DROP ROLE IF EXISTS {}", ident(&item.name))),
+            "role" if !existed("role") => {
+                Some(format!("DROP ROLE IF EXISTS {}", ident(&item.name)))
+            }
             "role" => {
                 let old = before
                     .iter()
@@ -86,7 +88,11 @@ impl Change {
                 .iter()
                 .map(|a| {
                     let had = old.detail.split(' ').any(|d| d == *a);
-                    if had { a.to_string() } else { format!("NO{a}") }
+                    if had {
+                        a.to_string()
+                    } else {
+                        format!("NO{a}")
+                    }
                 })
                 .collect::<Vec<_>>()
                 .join(" ");
@@ -117,7 +123,11 @@ impl Change {
             }
             "role setting" => {
                 let (role, db) = item.name.split_once(" in ")?;
-                let role = if role == "*" { "ALL".to_string() } else { ident(role) };
+                let role = if role == "*" {
+                    "ALL".to_string()
+                } else {
+                    ident(role)
+                };
                 let db = if db == "*" {
                     String::new()
                 } else {
@@ -133,7 +143,9 @@ impl Change {
                         o.detail
                             .split(", ")
                             .filter_map(|kv| kv.split_once('='))
-                            .map(|(k, v)| format!(";ALTER ROLE {role}{db} SET {} = {}", ident(k), literal(v)))
+                            .map(|(k, v)| {
+                                format!(";ALTER ROLE {role}{db} SET {} = {}", ident(k), literal(v))
+                            })
                             .collect::<String>()
                     })
                     .unwrap_or_default();
@@ -176,8 +188,14 @@ mod tests {
         assert!(described.contains(&"added role evil (SUPERUSER)".to_string()));
         let undo: Vec<String> = changes.iter().filter_map(|c| c.undo(&before)).collect();
         assert!(undo.contains(&"DROP ROLE IF EXISTS \"evil\"".to_string()));
-        assert!(undo.iter().any(|u| u.starts_with("ALTER ROLE \"app\" NOSUPERUSER")));
+        assert!(undo
+            .iter()
+            .any(|u| u.starts_with("ALTER ROLE \"app\" NOSUPERUSER")));
         assert!(undo.contains(&"ALTER SYSTEM SET \"work_mem\" = '4MB'".to_string()));
-        assert_eq!(undo.len(), 3, "a dropped database cannot be brought back: {undo:?}");
+        assert_eq!(
+            undo.len(),
+            3,
+            "a dropped database cannot be brought back: {undo:?}"
+        );
     }
 }
