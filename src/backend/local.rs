@@ -397,7 +397,7 @@ pub async fn start() -> Result<Server, BackendError> {
 async fn wait_ready(cluster: &mut Cluster, options: &PgConnectOptions) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(conn) = options.connect().await {
+        if let Ok(conn) = super::answered(options.connect()).await {
             let _ = conn.close().await;
             return Ok(());
         }

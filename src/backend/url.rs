@@ -28,10 +28,7 @@ pub fn scrub(message: &str, url: &str) -> String {
         .and_then(|u| u.password().map(str::to_owned));
     match password {
         Some(p) if !p.is_empty() => {
-            let decoded = ::url::form_urlencoded::parse(format!("p={p}").as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default();
+            let decoded = percent_decoded(&p);
             let mut out = message.replace(&p, "***");
             if !decoded.is_empty() {
                 out = out.replace(&decoded, "***");
@@ -40,6 +37,31 @@ pub fn scrub(message: &str, url: &str) -> String {
         }
         _ => message.to_owned(),
     }
+}
+
+/// A URL's userinfo as the server receives it: `%XX` decoded, `+` kept (it means a space only
+/// in form data, not in a URL's password).
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 pub async fn open(url: &str) -> Result<Server, BackendError> {
@@ -77,12 +99,7 @@ pub async fn open(url: &str) -> Result<Server, BackendError> {
             (options, conn)
         }
     };
-    let password = parsed.password().map(|p| {
-        ::url::form_urlencoded::parse(format!("p={p}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    });
+    let password = parsed.password().map(percent_decoded);
     let server = Server::new(options, target, BackendKind::Url, None).with_password(password);
     server.release(conn);
     Ok(server)
@@ -102,7 +119,9 @@ async fn plain_on_loopback(
         return None;
     }
     let plain = options.clone().ssl_mode(PgSslMode::Disable);
-    let conn = sqlx::ConnectOptions::connect(&plain).await.ok()?;
+    let conn = super::answered(sqlx::ConnectOptions::connect(&plain))
+        .await
+        .ok()?;
     Some((plain, conn))
 }
 
@@ -142,6 +161,12 @@ mod tests {
             "bad password *** and ***"
         );
         assert_eq!(redact("not a url"), "<unparseable database URL>");
+        assert_eq!(percent_decoded("a+b%40c%2"), "a+b@c%2");
+        assert_eq!(
+            scrub("said a+b@c", "postgres://u:a+b%40c@h/d"),
+            "said ***",
+            "a plus sign is part of a password, not a space"
+        );
     }
 
     #[test]

@@ -171,6 +171,7 @@ pub async fn run_replay(args: ReplayArgs) -> u8 {
     let work = replay_all(server.clone(), &args, cases);
     let result = tokio::select! {
         r = work => Some(r),
+        e = server.until_unresponsive() => Some(Err(Replayed::Env(e.into()))),
         _ = interrupted() => None,
     };
     let scrub = scrubber(url.as_deref());

@@ -190,6 +190,7 @@ pub async fn run(args: LocksArgs) -> u8 {
     let spinner = Spinner::new(args.common.format == OutputFormat::Human);
     let result = tokio::select! {
         r = locks::run(&server, &set, &options, &spinner) => Some(r),
+        e = server.until_unresponsive() => Some(Err(e.into())),
         _ = interrupted() => None,
     };
     crate::check::Progress::finish(&spinner);

@@ -685,6 +685,7 @@ async fn run_snapshot(args: SnapshotArgs, interrupts: &mut Interrupts) -> u8 {
     };
     let result = tokio::select! {
         r = check::golden_snapshot(&server, &set) => Some(r),
+        e = server.until_unresponsive() => Some(Err(e.into())),
         _ = interrupts.recv() => None,
     };
     let interrupted = result.is_none();
