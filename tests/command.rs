@@ -12,6 +12,24 @@ fn psql_scripts_through_commands_pass() {
     assert_eq!(json["summary"]["migrations_checked"], 2);
 }
 
+/// In migproof's own cluster TCP needs a password (SCRAM): psql gets there with the one of
+/// the role migproof made, whose verifier migproof computed itself.
+#[test]
+fn psql_scripts_reach_the_local_cluster_over_tcp_with_the_roles_password() {
+    let out = migproof()
+        .args(["check", "--backend", "local", "--format", "json", "--migrations"])
+        .arg(root().join("examples/command/psql_scripts"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn a_command_down_that_forgets_a_column_is_found() {
     let src = root().join("examples/command/psql_scripts");

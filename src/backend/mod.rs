@@ -487,11 +487,12 @@ impl Server {
             _ => (format!("{SCRATCH_PREFIX}apply"), false),
         };
         let password = random_secret();
+        // The verifier, not the password: a server that logs DDL would log the password.
         let sql = format!(
             "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS \
              PASSWORD {}",
             quote_ident(&name),
-            quote_literal(&password)
+            quote_literal(&scram_verifier(&password, &random_salt()))
         );
         sqlx::raw_sql(AssertSqlSafe(sql))
             .execute(&mut conn)
@@ -959,6 +960,49 @@ pub(crate) fn random_secret() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+fn random_salt() -> [u8; 16] {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).expect("the operating system provides random bytes");
+    salt
+}
+
+/// The SCRAM-SHA-256 verifier PostgreSQL stores for `password` (RFC 5802, 7677), which
+/// `PASSWORD '...'` accepts in place of the password itself:
+/// `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`.
+fn scram_verifier(password: &str, salt: &[u8]) -> String {
+    use base64::Engine;
+    use hmac::{KeyInit, Mac};
+    use sha2::Digest;
+    type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+    const ITERATIONS: u32 = 4096;
+    let hmac = |key: &[u8], data: &[&[u8]]| -> Vec<u8> {
+        let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes a key of any length");
+        for d in data {
+            mac.update(d);
+        }
+        mac.finalize().into_bytes().to_vec()
+    };
+    // PBKDF2-HMAC-SHA-256 of one block: the output is as long as the hash.
+    let mut u = hmac(password.as_bytes(), &[salt, &1u32.to_be_bytes()]);
+    let mut salted = u.clone();
+    for _ in 1..ITERATIONS {
+        u = hmac(password.as_bytes(), &[&u]);
+        for (s, b) in salted.iter_mut().zip(&u) {
+            *s ^= b;
+        }
+    }
+    let client_key = hmac(&salted, &[b"Client Key"]);
+    let stored_key = sha2::Sha256::digest(&client_key);
+    let server_key = hmac(&salted, &[b"Server Key"]);
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    format!(
+        "SCRAM-SHA-256${ITERATIONS}:{}${}:{}",
+        b64(salt),
+        b64(&stored_key),
+        b64(&server_key)
+    )
+}
+
 /// Eight random hex digits naming one run.
 fn run_nonce() -> String {
     random_secret()[..8].to_owned()
@@ -1114,6 +1158,18 @@ mod tests {
         assert!(!unmarked_owner_is_gone(&format!(
             "migproof_1_00ab12_h{tag}_x"
         )));
+    }
+
+    #[test]
+    fn scram_verifier_is_the_one_postgresql_stores() {
+        use base64::Engine;
+        // What PostgreSQL 15 stored for `CREATE ROLE ... PASSWORD 'pencil'`.
+        let stored = "SCRAM-SHA-256$4096:/gNyDiSpn8rB0W4OvxcS2A==$hI+/IO5xVMY50awH7AxJjRmI18okdZHl\
+                      6KYgOESCLYM=:cD2Yxcc7l8c1s/KwS6hQfD0L7Wp+4AyvfLtgKGcLkNA=";
+        let salt = base64::engine::general_purpose::STANDARD
+            .decode("/gNyDiSpn8rB0W4OvxcS2A==")
+            .unwrap();
+        assert_eq!(scram_verifier("pencil", &salt), stored);
     }
 
     #[test]
