@@ -267,7 +267,8 @@ impl<'a> Run<'a> {
                 m,
                 step::UP_EMPTY,
                 format!("{e}{skipped}"),
-            );
+            )
+            .place = e.place().cloned();
         }
         usable
     }
@@ -383,7 +384,7 @@ impl<'a> Run<'a> {
             Err(e) if e.is_environment() => Err(e.into()),
             Err(e) => {
                 let kind = step_error_kind(&e);
-                self.finding(kind, m, step, format!("{context}{e}"));
+                self.finding(kind, m, step, format!("{context}{e}")).place = e.place().cloned();
                 Ok(false)
             }
         }

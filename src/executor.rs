@@ -6,6 +6,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use futures_util::TryStreamExt;
+
 use sqlx::postgres::{PgConnection, PgDatabaseError, PgErrorPosition};
 use sqlx::{AssertSqlSafe, Connection, Row};
 
@@ -14,6 +16,7 @@ use crate::model::machine::Fault;
 use crate::model::seed;
 use crate::observe::catalog::Table;
 use crate::observe::{data, ident, literal};
+use crate::report::Place;
 use crate::source::{Chunk, Script};
 
 /// How long a cancelled step may take to stop before its backend is terminated.
@@ -40,11 +43,11 @@ pub enum Direction {
 pub enum StepError {
     /// The server rejected a statement: a finding.
     #[error("{location}: {message}")]
-    Sql { location: String, message: String },
+    Sql { location: Place, message: String },
     /// The step ran past the step timeout and was stopped: a finding.
     #[error("{location}: still running after {}s; stopped ({activity})", after.as_secs())]
     Timeout {
-        location: String,
+        location: Place,
         after: Duration,
         activity: String,
     },
@@ -58,7 +61,15 @@ pub enum StepError {
 }
 
 impl StepError {
-    fn from_sqlx(e: sqlx::Error, script: &Script, chunk: &Chunk) -> StepError {
+    /// `completed`: how many statements of `chunk` the server had completed before it failed,
+    /// which places an error the server gives no position for (a constraint violation, a
+    /// failed cast) at the statement that failed, when a whole file went in one go.
+    fn from_sqlx(
+        e: sqlx::Error,
+        script: &Script,
+        chunk: &Chunk,
+        completed: Option<usize>,
+    ) -> StepError {
         match e {
             // The server ended the session (shut down, restarted, crashed) or the connection
             // broke: the environment failed; the migration is not to blame.
@@ -97,13 +108,26 @@ impl StepError {
                         );
                     }
                 }
-                let line = line.unwrap_or_else(|| script.line_of(chunk.offset));
-                StepError::Sql {
-                    location: format!("{}:{line}", script.path.display()),
-                    message,
+                let failing = completed
+                    .and_then(|n| crate::source::split::split(&chunk.sql).ok()?.get(n).cloned())
+                    .map(|statement| statement.offset)
+                    .unwrap_or(0);
+                let line = line.unwrap_or_else(|| script.line_of(chunk.offset + failing));
+                let mut location = Place::line(&script.path, line);
+                if let Some(pg) = pg {
+                    location = location.sqlstate(pg.code());
                 }
+                StepError::Sql { location, message }
             }
             other => StepError::Connection(describe(&other)),
+        }
+    }
+
+    /// The file, line and SQLSTATE of a step that did not apply.
+    pub fn place(&self) -> Option<&Place> {
+        match self {
+            StepError::Sql { location, .. } | StepError::Timeout { location, .. } => Some(location),
+            StepError::Connection(_) | StepError::NoAnswer(_) => None,
         }
     }
 
@@ -191,7 +215,7 @@ impl Session {
             {
                 self.reconnect().await?;
                 Err(StepError::Sql {
-                    location: script.path.display().to_string(),
+                    location: Place::file(&script.path),
                     message: format!(
                         "the migration's session ended while it ran ({why}), and the server \
                          still answers: the script calls pg_terminate_backend, which ended its \
@@ -268,7 +292,7 @@ impl Session {
             .and_then(|b| b.chunks.get(current.1));
         let line = chunk.map(|c| script.line_of(c.offset)).unwrap_or(1);
         Err(StepError::Timeout {
-            location: format!("{}:{line}", script.path.display()),
+            location: Place::line(&script.path, line),
             after: timeout,
             activity,
         })
@@ -350,7 +374,7 @@ impl Session {
             None => {
                 let activity = self.stop_runaway().await?;
                 return Err(StepError::Timeout {
-                    location: script.path.display().to_string(),
+                    location: Place::file(&script.path),
                     after: timeout,
                     activity,
                 });
@@ -369,8 +393,9 @@ impl Session {
                     "the connection was killed while a statement waited on a lock".into(),
                 ))
             }
+            // lock_not_available (lock_timeout) or query_canceled: the fault, not the script.
             Err(StepError::Sql { location, message })
-                if fired || message.contains("55P03") || message.contains("57014") =>
+                if fired || matches!(location.sqlstate.as_deref(), Some("55P03" | "57014")) =>
             {
                 if fault == Fault::KillWhileWaiting {
                     // The server says why it ended the session (57P01), then closes it.
@@ -728,7 +753,7 @@ struct Migrator {
     url: String,
     /// The password, for `PGPASSWORD`; `{url}` on the command line goes without it.
     password: Option<String>,
-    location: String,
+    location: Place,
     pg_options: Option<&'static str>,
     _dir: tempfile::TempDir,
 }
@@ -740,7 +765,7 @@ impl Migrator {
         command: &crate::source::Command,
         pg_options: Option<&'static str>,
     ) -> Result<Migrator, StepError> {
-        let location = script.path.display().to_string();
+        let location = Place::file(&script.path);
         let with_scheme = |url: String| match url.split_once("://") {
             Some((_, rest)) => format!("{}://{rest}", command.scheme),
             None => url,
@@ -751,7 +776,7 @@ impl Migrator {
         let ini = match &command.ini {
             Some(original) => {
                 let text = std::fs::read_to_string(original).map_err(|e| StepError::Sql {
-                    location: original.display().to_string(),
+                    location: Place::file(original),
                     message: format!("failed to read: {e}"),
                 })?;
                 let here = original
@@ -1154,14 +1179,26 @@ async fn apply_blocks(
             if chunk.sql.trim().is_empty() {
                 continue;
             }
-            if let Err(e) = sqlx::raw_sql(AssertSqlSafe(chunk.sql.as_str()))
-                .execute(&mut *conn)
-                .await
-            {
+            // Statement by statement as the server completes them, so that a failure can be
+            // placed at its statement; sent as one query string all the same, as the migrator
+            // sends it.
+            let mut completed = 0;
+            let failed = {
+                let mut results =
+                    sqlx::raw_sql(AssertSqlSafe(chunk.sql.as_str())).execute_many(&mut *conn);
+                loop {
+                    match results.try_next().await {
+                        Ok(Some(_)) => completed += 1,
+                        Ok(None) => break None,
+                        Err(e) => break Some(e),
+                    }
+                }
+            };
+            if let Some(e) = failed {
                 if block.transactional {
                     let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
                 }
-                return Err(StepError::from_sqlx(e, script, chunk));
+                return Err(StepError::from_sqlx(e, script, chunk, Some(completed)));
             }
         }
         if block.transactional {
@@ -1181,7 +1218,7 @@ async fn apply_blocks(
                     offset: 0,
                     sql: String::new(),
                 });
-                return Err(StepError::from_sqlx(e, script, &chunk));
+                return Err(StepError::from_sqlx(e, script, &chunk, None));
             }
         }
     }
@@ -1210,11 +1247,8 @@ fn bookkeeping_failed(e: sqlx::Error, script: &Script) -> StepError {
     match &e {
         sqlx::Error::Database(db) if !db.code().is_some_and(|c| ends_session(&c)) => {
             StepError::Sql {
-                location: format!(
-                    "{}:{}",
-                    script.path.display(),
-                    script.line_of(script.text.trim_end().len())
-                ),
+                location: Place::line(&script.path, script.line_of(script.text.trim_end().len()))
+                    .sqlstate(db.code().as_deref().unwrap_or_default()),
                 message: format!(
                     "the script ran, but recording it as applied afterwards, on the same session \
                      as a migrator would, failed: {}; the migration changed its session or \

@@ -126,3 +126,24 @@ fn fuzz_kills_the_alembic_process_without_false_alarm_and_finds_the_bug() {
         )]
     );
 }
+
+/// The lock trace follows the statements migproof sends; Alembic sends its own. `locks` and
+/// `check --locks` refuse with exit 2 rather than pass having traced nothing.
+#[test]
+fn locks_on_an_alembic_project_refuse_rather_than_pass() {
+    let dir = root().join("examples/alembic/notifications_bug");
+    for args in [vec!["locks"], vec!["check", "--locks", "error"]] {
+        let out = migproof()
+            .args(&args)
+            .arg("--migrations")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("external migrator") && stderr.contains("alembic"),
+            "{args:?}: {stderr}"
+        );
+    }
+}

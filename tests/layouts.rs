@@ -145,3 +145,39 @@ fn folder_matching_no_layout_exits_2_saying_what_it_found() {
         "names what it found: {err}"
     );
 }
+
+/// diesel sends a whole `up.sql` in one query string: a failure the server gives no position
+/// for (here a duplicate key) is still placed at its statement, with its SQLSTATE.
+#[test]
+fn a_diesel_up_failing_at_its_fifth_line_is_reported_there_with_its_sqlstate() {
+    let dir = folder(&[
+        ("2024-01-01-000000_create_a/up.sql", "CREATE TABLE a (id int PRIMARY KEY);\n"),
+        ("2024-01-01-000000_create_a/down.sql", "DROP TABLE a;\n"),
+        (
+            "2024-01-02-000000_fill/up.sql",
+            "-- seed the table\nINSERT INTO a VALUES (1);\nINSERT INTO a VALUES (2);\n\nINSERT INTO a VALUES (1);\n",
+        ),
+        ("2024-01-02-000000_fill/down.sql", "DELETE FROM a;\n"),
+    ]);
+    let (out, json) = check_json(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    let place = &json["findings"][0]["place"];
+    assert_eq!(place["line"], 5, "{json:#}");
+    assert_eq!(place["sqlstate"], "23505", "{json:#}");
+    assert!(
+        place["file"].as_str().unwrap().ends_with("2024-01-02-000000_fill/up.sql"),
+        "{json:#}"
+    );
+    let human = migproof()
+        .args(["check", "--backend", "url", "--database-url"])
+        .arg(server_url())
+        .arg("--migrations")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let human = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        human.contains("2024-01-02-000000_fill/up.sql:5: ERROR 23505: duplicate key"),
+        "{human}"
+    );
+}

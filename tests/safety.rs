@@ -883,6 +883,38 @@ fn a_server_that_freezes_between_steps_ends_the_run_with_exit_3_without_waiting_
 }
 
 #[test]
+fn ctrl_c_during_fuzz_cases_prints_no_panic_and_drops_everything() {
+    let _g = shared();
+    let regressions = tempfile::tempdir().unwrap();
+    let url = server_url();
+    let mut cmd = harness::command(&["fuzz", "--migrations"]);
+    cmd.arg(root().join("examples/shop/migrations"))
+        .args(["--backend", "url", "--database-url", &url])
+        .args(["--cases", "1000", "--seed", "7", "--regressions"])
+        .arg(regressions.path());
+    let mut proc = Proc::spawn(cmd);
+    let pid = proc.pid();
+    // Cases are under way once a database besides the golden pass's exists.
+    wait_until(Duration::from_secs(60), "fuzz cases to run", || {
+        assert!(!proc.exited(), "{}", proc.output_so_far());
+        scratch_dbs_of(&url, pid).len() >= 2
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let sent = Instant::now();
+    proc.signal(Signal::SIGINT);
+    let out = proc.finish(Duration::from_secs(30));
+    assert_eq!(out.code, Some(130), "{}", out.all());
+    assert!(sent.elapsed() <= Duration::from_millis(2500), "took {:?}", sent.elapsed());
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("interrupted; scratch databases were dropped"),
+        "{}",
+        out.stderr
+    );
+    assert!(scratch_dbs_of(&url, pid).is_empty(), "left behind");
+}
+
+#[test]
 fn ctrl_c_ends_a_run_on_a_frozen_server_within_2s_and_says_what_was_not_dropped() {
     let _g = alone();
     let set = a_minute_of_sleep();

@@ -12,7 +12,7 @@ use super::{
 use crate::backend;
 use crate::check::RunError;
 use crate::fuzz::{self, regression, sut, FuzzOptions, FuzzProgress};
-use crate::report::{Finding, Kind, Report, Source};
+use crate::report::{Report, Source};
 use crate::source;
 
 struct Bar(Option<indicatif::ProgressBar>);
@@ -235,19 +235,12 @@ async fn replay_all(
         ctx.spares.finish().await;
         steps += case.steps.len();
         match outcome {
-            Err(sut::Broken(message)) if message.contains("does not apply") => {
-                let mut f = Finding::new(
-                    Kind::ApplyFailed,
-                    case.finding.migration.clone(),
-                    "replay".into(),
-                    format!("`{}`: {message}", path.display()),
-                );
-                f.kind = Kind::ApplyFailed;
-                return Err(Replayed::Usage(f.message));
+            Ok(sut::Ran::Stale { what, .. }) => {
+                return Err(Replayed::Usage(format!("`{}`: {what}", path.display())));
             }
             Err(sut::Broken(message)) => return Err(Replayed::Env(RunError::Lost(message))),
-            Ok(None) => {}
-            Ok(Some((mut finding, len))) => {
+            Ok(sut::Ran::Passed) => {}
+            Ok(sut::Ran::Failed(mut finding, len)) => {
                 finding.sequence = fuzz::numbered(&case.steps[..len], &set);
                 finding.seed = Some(case.seed.clone());
                 finding.replay = Some(format!("migproof replay {}", path.display()));

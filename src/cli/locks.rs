@@ -13,7 +13,7 @@ use super::{
 use crate::backend::{self, BackendKind, Server};
 use crate::check::RunError;
 use crate::locks::{self, Level, LockCheck, LockOptions, DEFAULT_ROWS};
-use crate::source;
+use crate::source::{self, MigrationSet};
 
 #[derive(Debug, Args)]
 pub struct LocksArgs {
@@ -168,6 +168,9 @@ pub async fn run(args: LocksArgs) -> u8 {
         Ok(set) => set,
         Err(e) => return error(exit::USAGE, &e.to_string()),
     };
+    if let Err(code) = refuse_external_migrators(&set, "`migproof locks`") {
+        return code;
+    }
     let server = match open_server_with(
         args.common.backend,
         args.common.database_url.as_deref(),
@@ -247,4 +250,23 @@ mod tests {
         );
         assert!(err.contains("`/tmp`"), "{err}");
     }
+}
+
+/// The lock trace follows the statements migproof sends itself; an external migrator's
+/// (Alembic, `[command]`) it does not see. Refused, rather than a pass that traced nothing.
+pub(crate) fn refuse_external_migrators(set: &MigrationSet, what: &str) -> Result<(), u8> {
+    if !set.migrations.iter().any(|m| m.up.command.is_some()) {
+        return Ok(());
+    }
+    Err(error(
+        exit::USAGE,
+        &format!(
+            "{what} cannot trace the locks of `{}`: its migrations ({} layout) are applied by an \
+             external migrator, whose statements migproof does not send itself and does not \
+             trace; it refuses rather than pass having traced nothing. Run `migproof check` \
+             without --locks for the other properties",
+            set.dir.display(),
+            set.format
+        ),
+    ))
 }

@@ -538,6 +538,11 @@ async fn run_check(args: CheckArgs, interrupts: &mut Interrupts) -> u8 {
         Ok(set) => set,
         Err(e) => return error(exit::USAGE, &e.to_string()),
     };
+    if args.locks.locks != locks::LocksMode::Off {
+        if let Err(code) = locks::refuse_external_migrators(&set, "`check --locks`") {
+            return code;
+        }
+    }
     let access = args.common.access.resolve(set.setup.migration_role);
     let server = match open_server(&args.common, access, interrupts).await {
         Ok(s) => s,

@@ -12,14 +12,14 @@ use std::time::{Duration, Instant};
 
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
+use proptest_state_machine::ReferenceStateMachine;
 
 use crate::backend::{Access, Server};
 use crate::check::{self, RunError, Silent};
 use crate::model::machine::{Model, Plan, State, Step};
 use crate::report::{Finding, Kind, Report, Source};
 use crate::source::MigrationSet;
-use sut::{Ctx, FuzzTest};
+use sut::Ctx;
 
 /// What the user asked of `fuzz`.
 #[derive(Debug, Clone)]
@@ -81,12 +81,14 @@ pub async fn prepare(
     let mut set = set.clone();
     if let Some(e) = &golden.failure {
         let m = &set.migrations[usable];
-        findings.push(Finding::new(
+        let mut f = Finding::new(
             check::step_error_kind(e),
             m.id(),
             check::step::UP_EMPTY.into(),
             format!("{e}; fuzzing covers only the migrations before it"),
-        ));
+        );
+        f.place = e.place().cloned();
+        findings.push(f);
     }
     set.migrations.truncate(usable);
     let plan = Plan {
@@ -117,25 +119,6 @@ struct Failure {
     finding: Finding,
 }
 
-/// Silences the default panic message while cases run: failures are reported as findings.
-struct QuietPanics(Option<Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send + 'static>>);
-
-impl QuietPanics {
-    fn install() -> QuietPanics {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(|_| {}));
-        QuietPanics(Some(previous))
-    }
-}
-
-impl Drop for QuietPanics {
-    fn drop(&mut self) {
-        if let Some(previous) = self.0.take() {
-            std::panic::set_hook(previous);
-        }
-    }
-}
-
 /// Runs one case; returns the shrunk failure, if any. A failure whose (kind, migration) is
 /// already in `known` is not shrunk again: shrinking replays the case many times.
 fn run_case(
@@ -156,41 +139,35 @@ fn run_case(
     let mut tree = strategy
         .new_tree(&mut runner)
         .map_err(|e| RunError::Lost(format!("failed to generate a case: {e}")))?;
+    // A finding is a value: the case runs here, not through proptest's panicking runner.
     let run = |case: (
         crate::model::machine::State,
         Vec<Step>,
         Option<Arc<std::sync::atomic::AtomicUsize>>,
-    )| {
+    )|
+     -> Result<Option<Finding>, RunError> {
         let (state, steps, seen) = case;
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            FuzzTest::test_sequential(config.clone(), state, steps, seen);
-        }))
-        .map_err(|payload| {
-            payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default()
-        })
+        let ran = sut::run_steps(ctx.clone(), state.releases.clone(), &steps, seen.as_deref());
+        match ctx.handle.block_on(ran) {
+            Ok(sut::Ran::Failed(f, _)) => Ok(Some(f)),
+            // A shrunk candidate the model rejects is not a failing one.
+            Ok(sut::Ran::Passed | sut::Ran::Stale { .. }) => Ok(None),
+            Err(sut::Broken(e)) => Err(RunError::Lost(e)),
+        }
     };
     // Run the case once; shrink only a failure not seen before.
     let (state, steps, seen) = tree.current();
     let mut failing = (state.clone(), steps.clone());
-    match run((state, steps, seen)) {
-        Ok(()) => return Ok(None),
-        Err(message) if message.contains("environment failure") => {
-            return Err(RunError::Lost(message));
+    let Some(first) = run((state, steps, seen))? else {
+        return Ok(None);
+    };
+    {
+        let key = (first.kind, first.migration.clone());
+        let mut known = known.lock().expect("not poisoned");
+        if known.contains(&key) {
+            return Ok(None);
         }
-        Err(_) => {
-            if let Some(f) = sut::take_last() {
-                let key = (f.kind, f.migration.clone());
-                let mut known = known.lock().expect("not poisoned");
-                if known.contains(&key) {
-                    return Ok(None);
-                }
-                known.push(key);
-            }
-        }
+        known.push(key);
     }
     // Shrink as proptest does: simplify while the case still fails, complicate when it passes.
     let started = Instant::now();
@@ -203,21 +180,13 @@ fn run_case(
             iterations += 1;
             let (state, steps, seen) = tree.current();
             let candidate = (state.clone(), steps.clone());
-            match run((state, steps, seen)) {
-                Err(message) if message.contains("environment failure") => {
-                    return Err(RunError::Lost(message));
+            if run((state, steps, seen))?.is_some() {
+                failing = candidate;
+                if !tree.simplify() {
+                    break;
                 }
-                Err(_) => {
-                    failing = candidate;
-                    if !tree.simplify() {
-                        break;
-                    }
-                }
-                Ok(()) => {
-                    if !tree.complicate() {
-                        break;
-                    }
-                }
+            } else if !tree.complicate() {
+                break;
             }
         }
     }
@@ -227,11 +196,9 @@ fn run_case(
         .handle
         .block_on(sut::replay(ctx.clone(), state.releases.clone(), &steps));
     let (steps, finding) = match replayed {
-        Ok(Some((finding, len))) => (steps[..len].to_vec(), finding),
-        Ok(None) => match sut::take_last() {
-            Some(finding) => (steps, finding),
-            None => return Ok(None),
-        },
+        Ok(sut::Ran::Failed(finding, len)) => (steps[..len].to_vec(), finding),
+        // Not reproducible from a fresh database (a flaky server, timing): nothing to save.
+        Ok(sut::Ran::Passed | sut::Ran::Stale { .. }) => return Ok(None),
         Err(sut::Broken(e)) => return Err(RunError::Lost(e)),
     };
     let (steps, finding) = minimize(ctx, &state, steps, finding, started + budget)?;
@@ -295,7 +262,7 @@ fn minimize(
             let candidate = without(initial, &steps, at);
             let replayed = sut::replay(ctx.clone(), initial.releases.clone(), &candidate);
             match ctx.handle.block_on(replayed) {
-                Ok(Some((f, len))) if same(&f, &finding) => {
+                Ok(sut::Ran::Failed(f, len)) if same(&f, &finding) => {
                     (steps, finding, shorter) = (candidate[..len].to_vec(), f, true);
                 }
                 Ok(_) => at += 1,
@@ -385,7 +352,6 @@ pub async fn run(
             ));
         }
     }
-    let quiet = QuietPanics::install();
     let mut error = None;
     for w in workers {
         match w.await {
@@ -394,7 +360,6 @@ pub async fn run(
             Err(e) => error = Some(RunError::Lost(format!("a fuzz worker failed: {e}"))),
         }
     }
-    drop(quiet);
     ctx.spares.finish().await;
     if let Some(e) = error {
         return Err(e);

@@ -360,7 +360,9 @@ impl Sut {
                     let kind = crate::check::step_error_kind(&e);
                     let at = if up { to } else { from };
                     let way = if up { "up" } else { "down" };
-                    return Ok(Err(self.finding(kind, at, format!("{way} failed: {e}"))));
+                    let mut f = self.finding(kind, at, format!("{way} failed: {e}"));
+                    f.place = e.place().cloned();
+                    return Ok(Err(f));
                 }
                 Ok(Some(what)) => {
                     // Interrupted: a transactional migration must leave exactly the version
@@ -603,15 +605,6 @@ fn pick(
 /// `prop_state_machine!` macro after [`install`]ing a context on the test thread.
 pub struct FuzzTest;
 
-thread_local! {
-    static LAST: RefCell<Option<Finding>> = const { RefCell::new(None) };
-}
-
-/// The finding of the last failed transition on this thread.
-pub fn take_last() -> Option<Finding> {
-    LAST.with(|l| l.borrow_mut().take())
-}
-
 impl StateMachineTest for FuzzTest {
     type SystemUnderTest = Sut;
     type Reference = Model;
@@ -629,40 +622,64 @@ impl StateMachineTest for FuzzTest {
         let handle = sut.ctx.handle.clone();
         match handle.block_on(sut.step(ref_state, &step)) {
             Ok(Ok(())) => sut,
-            Ok(Err(finding)) => {
-                let message = format!(
-                    "{} in {}: {}",
-                    finding.kind.as_str(),
-                    finding.migration,
-                    finding.message
-                );
-                LAST.with(|l| *l.borrow_mut() = Some(finding));
-                panic!("{message}");
-            }
+            // proptest's macro knows a failure only as a panic.
+            Ok(Err(finding)) => panic!(
+                "{} in {}: {}",
+                finding.kind.as_str(),
+                finding.migration,
+                finding.message
+            ),
             Err(Broken(e)) => panic!("migproof: environment failure: {e}"),
         }
     }
 }
 
-/// Runs `steps` exactly, without randomness, from a fresh database; returns the first finding.
-pub async fn replay(
+/// How a sequence of steps ended.
+#[derive(Debug)]
+pub enum Ran {
+    /// Every step kept every property.
+    Passed,
+    /// A step broke a property: its finding, and how many steps ran (that one included).
+    Failed(Finding, usize),
+    /// Step `step` (from 1) does not apply to the model (a saved case whose migrations have
+    /// changed since): `what` says so.
+    Stale { step: usize, what: String },
+}
+
+/// Runs `steps` exactly, without randomness, from a fresh database; stops at the first
+/// finding. A finding is a value here, never a panic: only proptest's own macro
+/// ([`FuzzTest`]) needs a failure to panic.
+pub async fn replay(ctx: Arc<Ctx>, releases: Vec<usize>, steps: &[Step]) -> Result<Ran, Broken> {
+    run_steps(ctx, releases, steps, None).await
+}
+
+/// [`replay`], counting in `seen` the steps begun, as proptest-state-machine's shrinking
+/// expects (it drops the steps a failing case never reached).
+pub async fn run_steps(
     ctx: Arc<Ctx>,
     releases: Vec<usize>,
     steps: &[Step],
-) -> Result<Option<(Finding, usize)>, Broken> {
+    seen: Option<&std::sync::atomic::AtomicUsize>,
+) -> Result<Ran, Broken> {
     let mut state = State::new(ctx.plan.clone(), releases);
     let mut sut = Sut::start(ctx).await?;
     for (i, step) in steps.iter().enumerate() {
         if !<Model as proptest_state_machine::ReferenceStateMachine>::preconditions(&state, step) {
-            return Err(Broken(format!(
-                "step {} ({step}) does not apply to these migrations any more",
-                i + 1
-            )));
+            return Ok(Ran::Stale {
+                step: i + 1,
+                what: format!(
+                    "step {} ({step}) does not apply to these migrations any more",
+                    i + 1
+                ),
+            });
+        }
+        if let Some(seen) = seen {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
         state = <Model as proptest_state_machine::ReferenceStateMachine>::apply(state, step);
         if let Err(f) = sut.step(&state, step).await? {
-            return Ok(Some((f, i + 1)));
+            return Ok(Ran::Failed(f, i + 1));
         }
     }
-    Ok(None)
+    Ok(Ran::Passed)
 }

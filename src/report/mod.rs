@@ -57,6 +57,54 @@ impl Kind {
     }
 }
 
+/// Where a finding points: the migration file, the line of the statement that failed (from
+/// the server's error position, or by counting the statements the server completed when a
+/// whole file went in one go), and the server's SQLSTATE.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Place {
+    pub file: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sqlstate: Option<String>,
+}
+
+impl Place {
+    /// A whole file.
+    pub fn file(path: &std::path::Path) -> Place {
+        Place {
+            file: path.display().to_string(),
+            ..Place::default()
+        }
+    }
+
+    /// A line of a file.
+    pub fn line(path: &std::path::Path, line: usize) -> Place {
+        Place {
+            line: Some(line),
+            ..Place::file(path)
+        }
+    }
+
+    /// The same place, with the server's SQLSTATE.
+    pub fn sqlstate(self, code: &str) -> Place {
+        Place {
+            sqlstate: Some(code.to_owned()),
+            ..self
+        }
+    }
+}
+
+impl std::fmt::Display for Place {
+    /// `file:line`, as compilers print it, or the file alone.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}", self.file),
+            None => write!(f, "{}", self.file),
+        }
+    }
+}
+
 /// Something that breaks a property: the run fails.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
@@ -66,6 +114,9 @@ pub struct Finding {
     /// Which step of which property, for example `down (round trip)`.
     pub step: String,
     pub message: String,
+    /// The file, line and SQLSTATE of the statement that failed, for a step that did not apply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub place: Option<Place>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diff: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -189,6 +240,7 @@ impl Finding {
             migration,
             step,
             message,
+            place: None,
             diff: None,
             rows: Vec::new(),
             sequence: Vec::new(),
