@@ -1365,7 +1365,7 @@ mod tests {
             cwd: ".".into(),
             url: url.into(),
             password: Some(password.into()),
-            location: "migproof.toml".into(),
+            location: Place::file(std::path::Path::new("migproof.toml")),
             pg_options: None,
             _dir: tempfile::tempdir().unwrap(),
         }
