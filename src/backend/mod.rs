@@ -507,6 +507,25 @@ impl Server {
         Ok(())
     }
 
+    /// Cancels this run's `CREATE DATABASE` statements still running on the server.
+    async fn cancel_creations(&self) {
+        let Ok(mut conn) = connect_with_retry(&self.admin, &self.target).await else {
+            return;
+        };
+        let pattern = format!(
+            "CREATE DATABASE \"{}\\_%",
+            self.run.replace('_', "\\_")
+        );
+        let cancel = sqlx::query(
+            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity \
+             WHERE state = 'active' AND query LIKE $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(pattern)
+        .execute(&mut conn);
+        let _ = answered(cancel).await;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.close()).await;
+    }
+
     /// Completes only when the server stops answering: pinged every 2 s on the connection
     /// that holds the run's lock, and, when that gets no answer in time, on a new connection.
     /// Raced against a run, so that a server frozen between steps (a snapshot, seeding) ends
@@ -748,7 +767,16 @@ impl Server {
     /// the error names it.
     pub async fn cleanup_within(&self, budget: Duration) -> Result<(), BackendError> {
         let deadline = tokio::time::Instant::now() + budget;
-        let _no_creation_under_way = tokio::time::timeout_at(deadline, self.creating.write()).await;
+        // A creation still under way when half the budget is gone (copying the template is
+        // slow on a loaded server) is cancelled: dropped before it ends, its database would
+        // appear afterwards and be left behind.
+        let mut no_creation_under_way =
+            tokio::time::timeout(budget / 2, self.creating.write()).await;
+        if no_creation_under_way.is_err() {
+            self.cancel_creations().await;
+            no_creation_under_way = tokio::time::timeout_at(deadline, self.creating.write()).await;
+        }
+        let _no_creation_under_way = no_creation_under_way;
         let dropping = async {
             let names = self.created.lock().expect("not poisoned").clone();
             if !names.is_empty() {
