@@ -2,9 +2,7 @@
 //! `proptest-state-machine`'s `prop_state_machine!` macro. Run it with
 //! `cargo test --example fuzz_in_cargo_test`.
 
-use migproof::backend::BackendKind;
 use migproof::fuzz::sut::FuzzTest;
-use migproof::fuzz::Harness;
 use proptest::test_runner::Config;
 use proptest_state_machine::prop_state_machine;
 
@@ -25,6 +23,9 @@ fn main() {
 
 #[test]
 fn shop_migrations_survive_random_lifecycles() {
+    use migproof::backend::BackendKind;
+    use migproof::fuzz::Harness;
+
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/shop/migrations");
     // A throwaway local cluster where PostgreSQL is installed; else DATABASE_URL.
     let url = std::env::var("DATABASE_URL").ok();

@@ -178,4 +178,4 @@ fi
 # 4. The docker backend's tests, which must run here.
 say "running tests/docker.rs with --backend docker --pg-version $pg_version"
 MIGPROOF_DOCKER_TESTS=1 MIGPROOF_DOCKER_IMAGE="$image" MIGPROOF_PG_VERSION="$pg_version" \
-    cargo test --locked --test docker "$@" -- --test-threads=2
+    cargo test --locked --test docker "$@" -- --include-ignored --test-threads=2

@@ -10,13 +10,15 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::backend::{describe, BackendError, ScratchDb, Server};
+use crate::backend::{ScratchDb, Server};
 use crate::compare::{self, SchemaVerdict};
 use crate::executor::{Direction, Session, StepError};
 use crate::observe::history::History;
 use crate::observe::snapshot::{self, Snapshot};
 use crate::observe::{catalog, data};
 use crate::report::{Finding, Kind, Note, Report, Source};
+use crate::run::lost;
+pub use crate::run::{Progress, RunError, Silent};
 use crate::source::{Migration, MigrationSet};
 
 /// What the user asked of `check`.
@@ -32,39 +34,6 @@ pub struct CheckOptions {
     pub locks: Option<crate::locks::LockCheck>,
     /// How many parts of the stairway run at once, each on its own scratch database.
     pub jobs: usize,
-}
-
-/// Receives progress events; the CLI draws a progress bar from them.
-pub trait Progress: Sync {
-    fn start(&self, _total_migrations: usize) {}
-    fn migration(&self, _index: usize, _id: &str, _phase: &str) {}
-    fn finish(&self) {}
-}
-
-/// Progress that shows nothing.
-pub struct Silent;
-impl Progress for Silent {}
-
-/// Why a run could not finish: the environment failed (exit 3).
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error(transparent)]
-    Backend(#[from] BackendError),
-    #[error("{0}")]
-    Lost(String),
-}
-
-impl From<StepError> for RunError {
-    fn from(e: StepError) -> RunError {
-        RunError::Lost(e.to_string())
-    }
-}
-
-fn lost(e: sqlx::Error) -> RunError {
-    RunError::Lost(format!(
-        "lost the connection to the scratch database: {}",
-        describe(&e)
-    ))
 }
 
 /// Step names, as they appear in findings.
@@ -363,7 +332,7 @@ impl<'a> Run<'a> {
         };
         self.report.summary.steps += 1;
         self.at = None;
-        let watch = self.server.watch_globals().await?;
+        let watch = crate::guard::watch(self.server).await?;
         let applied = s.apply(&m.version, script, direction).await;
         if let Some(watch) = watch {
             for change in watch.finish().await? {
@@ -825,7 +794,7 @@ pub async fn golden(
     record(&mut s, &mut golden).await?;
     for (i, m) in set.migrations.iter().enumerate() {
         progress.migration(i, &m.id(), "golden apply");
-        let watch = server.watch_globals().await?;
+        let watch = crate::guard::watch(server).await?;
         let applied = s.apply(&m.version, &m.up, Direction::Up).await;
         if let Some(watch) = watch {
             golden

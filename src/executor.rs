@@ -109,7 +109,12 @@ impl StepError {
                     }
                 }
                 let failing = completed
-                    .and_then(|n| crate::source::split::split(&chunk.sql).ok()?.get(n).cloned())
+                    .and_then(|n| {
+                        crate::source::split::split(&chunk.sql)
+                            .ok()?
+                            .get(n)
+                            .cloned()
+                    })
                     .map(|statement| statement.offset)
                     .unwrap_or(0);
                 let line = line.unwrap_or_else(|| script.line_of(chunk.offset + failing));

@@ -19,13 +19,13 @@ use sqlx::{AssertSqlSafe, Connection};
 use tokio::sync::mpsc;
 
 use crate::backend::{ScratchDb, Server};
-use crate::check::{Progress, RunError};
 use crate::model::fill;
 use crate::observe::catalog;
 use crate::observe::locks::{blocks_reads, blocks_writes, changes, Existing, Sampler, State};
 use crate::observe::probe::{Access, Probes, Wait};
 use crate::report::locks::{LockTaken, LockTrace, MigrationTrace, StatementTrace, TableWait};
 use crate::report::{Finding, Kind, Note, Report, Source};
+use crate::run::{lost, Progress, RunError};
 use crate::source::{Migration, MigrationSet, Script};
 
 pub use rules::{Rule, RULES};
@@ -61,10 +61,6 @@ pub enum Level {
 pub struct LockCheck {
     pub level: Level,
     pub options: LockOptions,
-}
-
-fn lost(e: sqlx::Error) -> RunError {
-    RunError::Lost(format!("lost the connection to the scratch database: {e}"))
 }
 
 /// What one analysis produced.

@@ -4,9 +4,11 @@
 //! run) after `kill -9`.
 //!
 //! These need a Docker engine and a PostgreSQL image (`MIGPROOF_DOCKER_IMAGE`, default
-//! `postgres:<MIGPROOF_PG_VERSION or 16>`). Where no engine answers they are skipped, saying so
-//! on stderr; scripts/docker-backend-test.sh starts an engine, builds an image without a registry
-//! and runs them with MIGPROOF_DOCKER_TESTS=1, which turns a skip into a failure.
+//! `postgres:<MIGPROOF_PG_VERSION or 16>`), so they are `#[ignore]`d: `cargo test` counts them
+//! as ignored, never as passed. scripts/docker-backend-test.sh starts an engine, builds an
+//! image without a registry and runs them (`--include-ignored`) with MIGPROOF_DOCKER_TESTS=1,
+//! under which a missing engine is a failure; run by hand without an engine, each says on
+//! stderr that it was skipped.
 
 mod common;
 
@@ -147,6 +149,7 @@ fn slow_project() -> tempfile::TempDir {
 }
 
 #[test]
+#[ignore = "needs a Docker engine: scripts/docker-backend-test.sh runs it"]
 fn shop_passes_in_a_container_and_leaves_none() {
     let Some(engine) = Engine::or_skip("shop_passes_in_a_container_and_leaves_none") else {
         return;
@@ -169,6 +172,7 @@ fn shop_passes_in_a_container_and_leaves_none() {
 }
 
 #[test]
+#[ignore = "needs a Docker engine: scripts/docker-backend-test.sh runs it"]
 fn planted_bug_is_found_in_a_container() {
     let Some(engine) = Engine::or_skip("planted_bug_is_found_in_a_container") else {
         return;
@@ -194,6 +198,7 @@ fn planted_bug_is_found_in_a_container() {
 }
 
 #[test]
+#[ignore = "needs a Docker engine: scripts/docker-backend-test.sh runs it"]
 fn container_is_on_the_host_network_and_ctrl_c_removes_it() {
     let Some(engine) = Engine::or_skip("container_is_on_the_host_network_and_ctrl_c_removes_it")
     else {
@@ -266,6 +271,7 @@ fn container_is_on_the_host_network_and_ctrl_c_removes_it() {
 }
 
 #[test]
+#[ignore = "needs a Docker engine: scripts/docker-backend-test.sh runs it"]
 fn ctrl_c_while_the_container_starts_removes_it() {
     let Some(engine) = Engine::or_skip("ctrl_c_while_the_container_starts_removes_it") else {
         return;
@@ -296,6 +302,7 @@ fn ctrl_c_while_the_container_starts_removes_it() {
 }
 
 #[test]
+#[ignore = "needs a Docker engine: scripts/docker-backend-test.sh runs it"]
 fn next_run_removes_the_container_of_a_killed_run() {
     let Some(engine) = Engine::or_skip("next_run_removes_the_container_of_a_killed_run") else {
         return;
@@ -326,6 +333,7 @@ fn next_run_removes_the_container_of_a_killed_run() {
 }
 
 #[test]
+#[ignore = "needs a Docker engine: scripts/docker-backend-test.sh runs it"]
 fn wrong_version_exits_3_and_removes_the_container() {
     let Some(engine) = Engine::or_skip("wrong_version_exits_3_and_removes_the_container") else {
         return;
@@ -351,6 +359,7 @@ fn wrong_version_exits_3_and_removes_the_container() {
 }
 
 #[test]
+#[ignore = "needs a Docker engine: scripts/docker-backend-test.sh runs it"]
 fn library_harness_removes_its_container_on_drop() {
     let Some(engine) = Engine::or_skip("library_harness_removes_its_container_on_drop") else {
         return;
@@ -368,6 +377,7 @@ fn library_harness_removes_its_container_on_drop() {
 }
 
 #[test]
+#[ignore = "needs a Docker engine: scripts/docker-backend-test.sh runs it"]
 fn auto_uses_docker_where_no_local_binaries_exist() {
     let Some(engine) = Engine::or_skip("auto_uses_docker_where_no_local_binaries_exist") else {
         return;

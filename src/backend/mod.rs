@@ -12,8 +12,6 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 
-use crate::observe::globals;
-
 /// Prefix of every database migproof creates; nothing else is ever dropped.
 pub const SCRATCH_PREFIX: &str = "migproof_";
 /// Start of the comment that marks a scratch database and names its owner.
@@ -173,9 +171,9 @@ pub struct Server {
     applier: Applier,
     /// Whether the maintenance role is a superuser.
     pub superuser: bool,
-    /// Taken by every step watched by [`Server::watch_globals`]: one step at a time, so that
+    /// Taken by every step watched by [`crate::guard::watch`]: one step at a time, so that
     /// what changed on the server is that step's doing.
-    globals_turn: tokio::sync::Mutex<()>,
+    pub(crate) globals_turn: tokio::sync::Mutex<()>,
     /// Idle connections to the maintenance database, reused: with sqlx 0.9.0 opening one over
     /// TLS takes ~90 ms, as it no longer sets TCP_NODELAY and the handshake waits for delayed
     /// ACKs (transact-rs/sqlx#4335).
@@ -184,48 +182,6 @@ pub struct Server {
     _cluster: Option<local::Cluster>,
     /// Keeps a container alive as long as the server is in use; dropping removes it.
     _container: Option<docker::Container>,
-}
-
-/// The server's global state before a step ([`Server::watch_globals`]).
-pub struct Watch<'a> {
-    server: &'a Server,
-    before: globals::Globals,
-    _turn: tokio::sync::MutexGuard<'a, ()>,
-}
-
-impl Watch<'_> {
-    /// What the step changed outside its database, one line per change, each saying whether
-    /// migproof undid it: an added role, database, tablespace or setting is removed again, so
-    /// that the rest of the run (and the server) starts from the state before the step.
-    pub async fn finish(self) -> Result<Vec<String>, BackendError> {
-        let server = self.server;
-        let mut conn = server.admin_conn().await?;
-        let after = globals::read(&mut conn).await.map_err(|e| {
-            server.admin_error("read the server's roles, databases and settings", e)
-        })?;
-        let mut lines = Vec::new();
-        let mut reload = false;
-        for change in globals::diff(&self.before, &after) {
-            let outcome = match change.undo(&self.before) {
-                Some(sql) => match sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await {
-                    Ok(_) => {
-                        reload |= matches!(&change, globals::Change::Added(i) if i.kind == "system setting");
-                        "undone by migproof".to_owned()
-                    }
-                    Err(e) => format!("migproof could not undo it: {}", describe(&e)),
-                },
-                None => "migproof cannot undo it".to_owned(),
-            };
-            lines.push(format!("{} ({outcome})", change.describe()));
-        }
-        if reload {
-            let _ = sqlx::raw_sql("SELECT pg_reload_conf()")
-                .execute(&mut conn)
-                .await;
-        }
-        server.release(conn);
-        Ok(lines)
-    }
 }
 
 /// A database migproof created and will drop.
@@ -512,10 +468,7 @@ impl Server {
         let Ok(mut conn) = connect_with_retry(&self.admin, &self.target).await else {
             return;
         };
-        let pattern = format!(
-            "CREATE DATABASE \"{}\\_%",
-            self.run.replace('_', "\\_")
-        );
+        let pattern = format!("CREATE DATABASE \"{}\\_%", self.run.replace('_', "\\_"));
         let cancel = sqlx::query(
             "SELECT pg_cancel_backend(pid) FROM pg_stat_activity \
              WHERE state = 'active' AND query LIKE $1 AND pid <> pg_backend_pid()",
@@ -568,29 +521,8 @@ impl Server {
         self.superuser && matches!(self.applier, Applier::Admin)
     }
 
-    /// When migrations run as a superuser, and so can change the server outside their
-    /// database: the server's global state before a step, read under a turn that keeps the
-    /// run's other steps waiting until [`Watch::finish`]. `None` otherwise: then a migration
-    /// cannot change it.
-    pub async fn watch_globals(&self) -> Result<Option<Watch<'_>>, BackendError> {
-        if !self.applies_as_superuser() {
-            return Ok(None);
-        }
-        let turn = self.globals_turn.lock().await;
-        let mut conn = self.admin_conn().await?;
-        let before = globals::read(&mut conn)
-            .await
-            .map_err(|e| self.admin_error("read the server's roles, databases and settings", e))?;
-        self.release(conn);
-        Ok(Some(Watch {
-            server: self,
-            before,
-            _turn: turn,
-        }))
-    }
-
     /// An idle maintenance connection that still answers, or a new one.
-    async fn admin_conn(&self) -> Result<PgConnection, BackendError> {
+    pub(crate) async fn admin_conn(&self) -> Result<PgConnection, BackendError> {
         loop {
             let Some(mut conn) = self.idle.lock().expect("not poisoned").pop() else {
                 break;
@@ -612,11 +544,11 @@ impl Server {
     }
 
     /// Keeps a maintenance connection for the next admin statement.
-    fn release(&self, conn: PgConnection) {
+    pub(crate) fn release(&self, conn: PgConnection) {
         self.idle.lock().expect("not poisoned").push(conn);
     }
 
-    fn admin_error(&self, action: &str, e: sqlx::Error) -> BackendError {
+    pub(crate) fn admin_error(&self, action: &str, e: sqlx::Error) -> BackendError {
         BackendError::Admin {
             action: action.to_owned(),
             target: self.target.clone(),
@@ -649,7 +581,7 @@ impl Server {
                     target: self.target.clone(),
                 });
             }
-            let sql = format!("CREATE ROLE {} NOLOGIN", crate::observe::ident(role));
+            let sql = format!("CREATE ROLE {} NOLOGIN", quote_ident(role));
             sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
                 .execute(&mut conn)
                 .await
@@ -773,7 +705,7 @@ impl Server {
         let mut no_creation_under_way =
             tokio::time::timeout(budget / 2, self.creating.write()).await;
         if no_creation_under_way.is_err() {
-            self.cancel_creations().await;
+            let _ = tokio::time::timeout_at(deadline, self.cancel_creations()).await;
             no_creation_under_way = tokio::time::timeout_at(deadline, self.creating.write()).await;
         }
         let _no_creation_under_way = no_creation_under_way;

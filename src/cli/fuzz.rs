@@ -10,9 +10,9 @@ use super::{
     warn_left_behind, FuzzArgs, OutputFormat, ReplayArgs,
 };
 use crate::backend;
-use crate::check::RunError;
 use crate::fuzz::{self, regression, sut, FuzzOptions, FuzzProgress};
 use crate::report::{Report, Source};
+use crate::run::RunError;
 use crate::source;
 
 struct Bar(Option<indicatif::ProgressBar>);

@@ -11,8 +11,8 @@ use super::{
     print_report, warn_left_behind, Common, OutputFormat,
 };
 use crate::backend::{self, BackendKind, Server};
-use crate::check::RunError;
 use crate::locks::{self, Level, LockCheck, LockOptions, DEFAULT_ROWS};
+use crate::run::RunError;
 use crate::source::{self, MigrationSet};
 
 #[derive(Debug, Args)]
@@ -149,7 +149,7 @@ impl Spinner {
     }
 }
 
-impl crate::check::Progress for Spinner {
+impl crate::run::Progress for Spinner {
     fn migration(&self, index: usize, id: &str, phase: &str) {
         if let Some(bar) = &self.0 {
             bar.set_message(format!("{}: {id}: {phase}", index + 1));
@@ -196,7 +196,7 @@ pub async fn run(args: LocksArgs) -> u8 {
         e = server.until_unresponsive() => Some(Err(e.into())),
         _ = interrupted() => None,
     };
-    crate::check::Progress::finish(&spinner);
+    crate::run::Progress::finish(&spinner);
     let interrupted = result.is_none();
     let cleanup = clean_up(&server, interrupted).await;
     let kind = server.kind;

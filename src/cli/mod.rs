@@ -14,8 +14,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::backend::{self, docker, BackendKind, Server};
-use crate::check::{self, CheckOptions, RunError};
-use crate::report::{self, Report};
+use crate::check::{self, CheckOptions};
+use crate::report::{self, paint, Report};
+use crate::run::RunError;
 use crate::source::{self, Format};
 
 /// Exit codes, as documented in the README.
@@ -392,14 +393,6 @@ pub(crate) fn error(code: u8, message: &str) -> u8 {
         paint("error", "1;31", std::io::stderr().is_terminal())
     );
     code
-}
-
-pub(crate) fn paint(text: &str, code: &str, on: bool) -> String {
-    if on && std::env::var_os("NO_COLOR").is_none() {
-        format!("\x1b[{code}m{text}\x1b[0m")
-    } else {
-        text.to_owned()
-    }
 }
 
 /// Waits for Ctrl-C or SIGTERM (for commands that listen from the moment they start).

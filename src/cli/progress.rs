@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::check::Progress;
+use crate::run::Progress;
 
 pub struct Bar(Option<ProgressBar>);
 

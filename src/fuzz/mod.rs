@@ -15,9 +15,10 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use proptest_state_machine::ReferenceStateMachine;
 
 use crate::backend::{Access, Server};
-use crate::check::{self, RunError, Silent};
+use crate::check;
 use crate::model::machine::{Model, Plan, State, Step};
 use crate::report::{Finding, Kind, Report, Source};
+use crate::run::{RunError, Silent};
 use crate::source::MigrationSet;
 use sut::Ctx;
 

@@ -163,3 +163,12 @@ pub async fn signed_tables(conn: &mut PgConnection) -> Result<Vec<Table>, sqlx::
     }
     Ok(tables)
 }
+
+impl crate::source::config::Named for Table {
+    fn schema(&self) -> &str {
+        &self.schema
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+}

@@ -246,7 +246,7 @@ fn pairs<'a>(
     cast_back: bool,
 ) -> Vec<Pair<'a>> {
     let mut out = Vec::new();
-    for before in stash.tables.iter().filter(|t| !exclude.table(t)) {
+    for before in stash.tables.iter().filter(|t| !exclude.table(*t)) {
         let Some(now) = after
             .iter()
             .find(|t| t.schema == before.schema && t.name == before.name)

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::Report;
-use crate::cli::paint;
+use crate::report::paint;
 
 const MAX_ROWS: usize = 10;
 

@@ -301,3 +301,13 @@ impl Report {
         self.summary.duration_ms = duration.as_millis() as u64;
     }
 }
+
+/// `text` in the terminal style `code` (an SGR sequence such as `1;31`) when `on` and
+/// `NO_COLOR` is not set; as is otherwise.
+pub fn paint(text: &str, code: &str, on: bool) -> String {
+    if on && std::env::var_os("NO_COLOR").is_none() {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_owned()
+    }
+}

@@ -17,7 +17,6 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::{Migration, SourceError};
-use crate::observe::catalog::Table;
 
 pub const FILE: &str = "migproof.toml";
 
@@ -98,6 +97,12 @@ pub fn load(dir: &Path, migrations: &[Migration]) -> Result<Config, SourceError>
     })
 }
 
+/// A table as the rules name it: its schema and its name.
+pub trait Named {
+    fn schema(&self) -> &str;
+    fn name(&self) -> &str;
+}
+
 /// The tables and columns one comparison leaves out.
 #[derive(Debug, Clone, Default)]
 pub struct Exclude {
@@ -125,27 +130,30 @@ fn split(entry: &str) -> Vec<String> {
 
 impl Exclude {
     /// Leaves out one more column of `t`.
-    pub fn add_column(&mut self, t: &Table, column: &str) {
-        self.entries
-            .push(vec![t.schema.clone(), t.name.clone(), column.to_owned()]);
+    pub fn add_column(&mut self, t: &impl Named, column: &str) {
+        self.entries.push(vec![
+            t.schema().to_owned(),
+            t.name().to_owned(),
+            column.to_owned(),
+        ]);
     }
 
     /// Whether the whole table is left out: an entry `table` or `schema.table`.
-    pub fn table(&self, t: &Table) -> bool {
+    pub fn table(&self, t: &impl Named) -> bool {
         self.entries.iter().any(|e| match e.as_slice() {
-            [name] => *name == t.name,
-            [schema, name] => *schema == t.schema && *name == t.name,
+            [name] => name == t.name(),
+            [schema, name] => schema == t.schema() && name == t.name(),
             _ => false,
         })
     }
 
     /// Whether a column is left out: an entry `table.column` or `schema.table.column` (an
     /// entry `a.b` names schema `a`'s table `b` when that is this table, else column `b`).
-    pub fn column(&self, t: &Table, column: &str) -> bool {
+    pub fn column(&self, t: &impl Named, column: &str) -> bool {
         self.table(t)
             || self.entries.iter().any(|e| match e.as_slice() {
-                [name, col] => *name == t.name && col == column,
-                [schema, name, col] => *schema == t.schema && *name == t.name && col == column,
+                [name, col] => name == t.name() && col == column,
+                [schema, name, col] => schema == t.schema() && name == t.name() && col == column,
                 _ => false,
             })
     }
@@ -155,12 +163,19 @@ impl Exclude {
 mod tests {
     use super::*;
 
-    fn table(schema: &str, name: &str) -> Table {
-        Table {
-            schema: schema.into(),
-            name: name.into(),
-            ..Table::default()
+    struct Table(&'static str, &'static str);
+
+    impl Named for Table {
+        fn schema(&self) -> &str {
+            self.0
         }
+        fn name(&self) -> &str {
+            self.1
+        }
+    }
+
+    fn table(schema: &'static str, name: &'static str) -> Table {
+        Table(schema, name)
     }
 
     #[test]
