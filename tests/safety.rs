@@ -3,8 +3,9 @@
 //! `kill -9` left, fails cleanly when the server goes away, stops hanging steps, never prints a
 //! password, rejects bad input with exit 2, and keeps its memory bounded.
 //!
-//! Properties that every command must keep iterate over [`harness::COMMANDS`]; `fuzz` and
-//! `locks` join that list as they land.
+//! Interruptions, `kill -9` and clean-up are proven for every command that runs migrations
+//! ([`harness::EVERY_COMMAND`]); properties that compare verdicts iterate over
+//! [`harness::COMMANDS`].
 
 mod common;
 #[path = "safety/harness.rs"]
@@ -435,7 +436,7 @@ fn interrupt_mid_statement(command: &str, backend: &Backend, signal: Signal) {
 #[test]
 fn sigint_and_sigterm_stop_a_url_run_within_2s_and_drop_its_databases() {
     let _g = alone();
-    for command in COMMANDS {
+    for command in EVERY_COMMAND {
         for signal in [Signal::SIGINT, Signal::SIGTERM] {
             interrupt_mid_statement(command, &url_backend(), signal);
         }
@@ -445,7 +446,7 @@ fn sigint_and_sigterm_stop_a_url_run_within_2s_and_drop_its_databases() {
 #[test]
 fn sigint_and_sigterm_stop_a_local_run_within_2s_and_remove_the_cluster() {
     let _g = alone();
-    for command in COMMANDS {
+    for command in EVERY_COMMAND {
         for signal in [Signal::SIGINT, Signal::SIGTERM] {
             let tmp = private_tmp();
             interrupt_mid_statement(command, &Backend::Local(tmp.path().into()), signal);
@@ -466,7 +467,7 @@ fn an_interrupt_at_any_moment_leaves_nothing_behind() {
         0u64, 40, 90, 150, 220, 300, 380, 470, 560, 680, 820, 1000, 1200, 1400,
     ];
     let runs = local.into_iter().chain(url.map(|d| (d, false)));
-    for command in COMMANDS {
+    for command in EVERY_COMMAND {
         for (delay, is_local) in runs.clone() {
             let tmp = private_tmp();
             let backend = if is_local {
@@ -517,7 +518,7 @@ fn an_interrupt_at_any_moment_leaves_nothing_behind() {
 fn kill_9_leftovers_on_a_url_server_are_swept_by_the_next_run() {
     let _g = shared();
     let url = server_url();
-    for command in COMMANDS {
+    for command in EVERY_COMMAND {
         let slow = slow_set();
         let mut proc = Proc::spawn(mp(command, &url_backend(), slow.path(), &[]));
         wait_running_url(&url, &mut proc, "pg_sleep");
@@ -540,7 +541,7 @@ fn kill_9_leftovers_on_a_url_server_are_swept_by_the_next_run() {
 #[test]
 fn kill_9_leftover_local_cluster_is_stopped_and_removed_by_the_next_run() {
     let _g = shared();
-    for command in COMMANDS {
+    for command in EVERY_COMMAND {
         let tmp = private_tmp();
         let backend = Backend::Local(tmp.path().into());
         let slow = slow_set();

@@ -16,14 +16,34 @@ use nix::unistd::{Pid, User};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, Row};
 
-/// The commands the safety properties are proven for. `fuzz` and `locks` join as they land,
-/// each with the arguments that make a short run of it (see [`command_args`]).
+/// The commands whose verdicts the safety properties compare (a planted bug is exit 1, a typo
+/// exit 1, and so on), with the arguments that make a short run of each ([`command_args`]).
 pub const COMMANDS: &[&str] = &["check"];
+
+/// Every command that runs migrations on a server: interruptions, `kill -9` and clean-up are
+/// proven for each. (`replay` runs through `fuzz`'s machinery on a saved case.)
+pub const EVERY_COMMAND: &[&str] = &["check", "fuzz", "snapshot", "locks"];
 
 /// Arguments that make `command` do a short, complete run on a migrations folder.
 pub fn command_args(command: &str) -> Vec<String> {
     match command {
-        "check" => vec![],
+        "check" | "snapshot" => vec![],
+        // Saved cases go to a folder of their own, never into the repository.
+        "fuzz" => {
+            let regressions = std::env::temp_dir().join(format!(
+                "mp-safety-regressions-{}",
+                std::process::id()
+            ));
+            vec![
+                "--cases".into(),
+                "2".into(),
+                "--seed".into(),
+                "7".into(),
+                "--regressions".into(),
+                regressions.display().to_string(),
+            ]
+        }
+        "locks" => vec!["--rows".into(), "10".into()],
         other => panic!("no safety arguments known for `{other}`; add them here"),
     }
 }
