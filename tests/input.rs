@@ -303,3 +303,54 @@ fn fuzz_with_zero_cases_exits_2_naming_the_flag() {
         .unwrap();
     assert_refused_naming(&out, &["--cases"]);
 }
+
+/// Another tool's marks in a folder read as sqlx: the whole file would run as the up (a goose
+/// file's down with it) and the check would pass having tested nothing. Refused, naming the
+/// file, the line and the mark. (dbmate's `-- migrate:up` makes the folder dbmate's.)
+#[test]
+fn a_foreign_tools_markers_are_refused_not_run_as_a_plain_script() {
+    let cases = [
+        (
+            "goose",
+            "-- +goose Up\nCREATE TABLE users (id bigserial PRIMARY KEY, email text NOT NULL);\n-- +goose Down\nDROP TABLE users;\n",
+            1,
+        ),
+        (
+            "sql-migrate",
+            "-- +migrate Up\nCREATE TABLE users (id int);\n\n-- +migrate Down\nDROP TABLE users;\n",
+            1,
+        ),
+        (
+            "tern",
+            "CREATE TABLE users (id int);\n---- create above / drop below ----\nDROP TABLE users;\n",
+            2,
+        ),
+        // With its `--liquibase formatted sql` header the folder is Liquibase's, and read so.
+        (
+            "Liquibase formatted SQL",
+            "-- users\n--changeset ann:1\nCREATE TABLE users (id int);\n",
+            2,
+        ),
+    ];
+    for (tool, text, line) in cases {
+        let dir = folder(&[
+            ("20240101000000_users.up.sql", text),
+            ("20240101000000_users.down.sql", "DROP TABLE IF EXISTS users;\n"),
+        ]);
+        let out = check_dir(dir.path());
+        assert_refused_naming(
+            &out,
+            &[
+                "20240101000000_users.up.sql",
+                &format!("line {line}"),
+                &format!("a {tool} marker"),
+            ],
+        );
+    }
+    // A goose file as goose writes it, with no down file: read as sqlx, refused all the same.
+    let dir = folder(&[(
+        "20240101000000_users.sql",
+        "-- +goose Up\nCREATE TABLE users (id bigserial PRIMARY KEY);\n-- +goose Down\nDROP TABLE users;\n",
+    )]);
+    assert_refused_naming(&check_dir(dir.path()), &["-- +goose Up", "goose"]);
+}

@@ -215,6 +215,21 @@ pub enum SourceError {
     Missing(PathBuf),
     #[error("`{}` is not a folder", .0.display())]
     NotADir(PathBuf),
+    #[error(
+        "`{}` line {line} holds `{marker}`, a {tool} marker, but the folder is read as {format}, \
+         which would send the whole file as one script (for direction markers: the down run as \
+         part of the up, and the check would pass having tested nothing); migproof does not \
+         read {tool} migrations yet: run them through their own tool with a `[command]` \
+         migproof.toml (see the README), or pass the layout they are written for with --source",
+        path.display()
+    )]
+    ForeignMarker {
+        path: PathBuf,
+        line: usize,
+        marker: String,
+        tool: &'static str,
+        format: Format,
+    },
     #[error("failed to read `{}`: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -408,9 +423,51 @@ pub fn load(dir: &Path, format: Option<Format>) -> Result<MigrationSet, SourceEr
         Format::Alembic => alembic::load(dir),
         Format::Command => command::load(dir),
     }?;
+    refuse_foreign_markers(&set)?;
     let config = config::load(dir, &set.migrations)?;
     (set.data, set.setup) = (config.data, config.setup);
     Ok(set)
+}
+
+/// Marks another migration tool writes into its SQL files, at the start of a line, with the
+/// tool, and the layouts that read the mark themselves.
+const FOREIGN_MARKERS: &[(&str, &str, &[Format])] = &[
+    ("-- +goose", "goose", &[]),
+    ("-- +migrate", "sql-migrate", &[]),
+    ("-- migrate:", "dbmate", &[Format::Dbmate]),
+    ("---- create above / drop below ----", "tern", &[]),
+    ("--changeset", "Liquibase formatted SQL", &[Format::Liquibase]),
+    ("--liquibase formatted sql", "Liquibase formatted SQL", &[Format::Liquibase]),
+];
+
+/// A script holding another tool's marks would be run whole as a plain script: a silent
+/// misread (a goose file's down runs as part of its up). Refused, naming the file and line.
+fn refuse_foreign_markers(set: &MigrationSet) -> Result<(), SourceError> {
+    let scripts = set
+        .migrations
+        .iter()
+        .chain(&set.repeatable)
+        .flat_map(|m| std::iter::once(&m.up).chain(m.down.as_ref()))
+        .filter(|s| s.command.is_none());
+    for script in scripts {
+        for (i, line) in script.text.lines().enumerate() {
+            let line = line.trim_start();
+            let lower = line.to_ascii_lowercase();
+            let found = FOREIGN_MARKERS.iter().find(|(mark, _, own)| {
+                lower.starts_with(&mark.to_ascii_lowercase()) && !own.contains(&set.format)
+            });
+            if let Some((_, tool, _)) = found {
+                return Err(SourceError::ForeignMarker {
+                    path: script.path.clone(),
+                    line: i + 1,
+                    marker: line.trim_end().to_owned(),
+                    tool,
+                    format: set.format,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Works out which layout a folder uses. Layouts whose file names look alike are told apart
