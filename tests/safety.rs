@@ -883,6 +883,42 @@ fn a_server_that_freezes_between_steps_ends_the_run_with_exit_3_without_waiting_
     );
 }
 
+/// Thaws and kills what a test froze, whatever the test's outcome.
+struct Frozen(Vec<i32>);
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), Signal::SIGCONT);
+        }
+    }
+}
+
+#[test]
+fn ctrl_c_ends_a_run_on_a_frozen_local_cluster_within_2s_and_removes_it() {
+    let _g = alone();
+    let tmp = private_tmp();
+    let set = a_minute_of_sleep();
+    let mut proc = Proc::spawn(mp("check", &Backend::Local(tmp.path().into()), set.path(), &[]));
+    let (_, postmaster) = wait_running_local(tmp.path(), &mut proc, "pg_sleep");
+    let mut frozen = Frozen(vec![postmaster]);
+    frozen.0.extend(children_of(postmaster));
+    for pid in &frozen.0 {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), Signal::SIGSTOP);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let sent = Instant::now();
+    proc.signal(Signal::SIGINT);
+    // Before the fix, the cluster's removal waited 5 s for the frozen postmaster to stop.
+    let out = proc.finish(Duration::from_secs(30));
+    let took = sent.elapsed();
+    assert_eq!(out.code, Some(130), "{}", out.all());
+    assert!(took <= Duration::from_millis(2500), "took {took:?}: {}", out.stderr);
+    assert_no_local_leftovers(tmp.path(), "after Ctrl-C on a frozen cluster");
+    drop(frozen);
+}
+
 #[test]
 fn ctrl_c_during_fuzz_cases_prints_no_panic_and_drops_everything() {
     let _g = shared();

@@ -61,7 +61,19 @@ impl Drop for Cluster {
             let _ = initdb.wait();
         }
         if let Some(mut child) = self.child.take() {
-            stop_postmaster(child.id() as i32);
+            // The cluster is thrown away: a fast shutdown is polite, not needed. One that has
+            // not ended soon (a frozen or overloaded server) is killed with its backends,
+            // stopped ones included, so that Ctrl-C ends a run within 2 s.
+            let pid = child.id() as i32;
+            // Its backends are each in a session of their own, so the postmaster's group does
+            // not reach them: they are found (before it dies, while they are still its
+            // children) and killed one by one.
+            let backends = children_of(pid);
+            if !stop_postmaster(pid, Duration::from_millis(400)) {
+                for backend in backends {
+                    let _ = kill(Pid::from_raw(backend), Signal::SIGKILL);
+                }
+            }
             let _ = child.wait();
         }
         // A process killed a moment ago may still finish writing a file: try again briefly.
@@ -75,18 +87,41 @@ impl Drop for Cluster {
     }
 }
 
-/// Asks a postmaster for a fast shutdown, then kills it if it has not gone within 5 seconds.
-fn stop_postmaster(pid: i32) {
+/// Asks a postmaster for a fast shutdown, then kills it if it has not gone within `grace`.
+/// True when it shut down by itself.
+fn stop_postmaster(pid: i32, grace: Duration) -> bool {
     let pid = Pid::from_raw(pid);
     let _ = kill(pid, Signal::SIGINT);
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + grace;
     while Instant::now() < deadline {
         if !process_alive(pid.as_raw()) {
-            return;
+            return true;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     let _ = kill(pid, Signal::SIGKILL);
+    false
+}
+
+/// The processes whose parent is `pid`, from /proc.
+fn children_of(pid: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|child| {
+            std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    // After the command name in parentheses: state, then the parent's pid.
+                    let rest = stat.rsplit_once(')')?.1.to_owned();
+                    rest.split_whitespace().nth(1)?.parse::<i32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
 }
 
 pub(crate) fn is_zombie(pid: i32) -> bool {
@@ -131,7 +166,7 @@ pub fn sweep_stale() {
             _ => {}
         }
         if let Some(pid) = postmaster_of(&dir) {
-            stop_postmaster(pid);
+            stop_postmaster(pid, Duration::from_secs(5));
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -385,7 +420,7 @@ pub async fn start() -> Result<Server, BackendError> {
             Err(e) => {
                 last_error = e;
                 if let Some(mut child) = cluster.child.take() {
-                    stop_postmaster(child.id() as i32);
+                    stop_postmaster(child.id() as i32, Duration::from_secs(5));
                     let _ = child.wait();
                 }
             }
