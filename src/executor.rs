@@ -101,14 +101,6 @@ impl StepError {
                     if let Some(context) = pg.r#where() {
                         message.push_str(&format!("\nCONTEXT: {context}"));
                     }
-                    if pg.code() == "42501" {
-                        message.push_str(
-                            "\nmigproof: migrations run as a role that owns the scratch database \
-                             and nothing else (README, Security); if this project's deploy role \
-                             is a superuser, pass --migration-role superuser or set \
-                             migration_role = \"superuser\" under [setup] in migproof.toml",
-                        );
-                    }
                     if pg.code() == "42704" && pg.message().starts_with("role ") {
                         message.push_str(
                             "\nmigproof: roles live outside the database; list the role under \
@@ -235,6 +227,18 @@ impl Session {
                          own session (pg_backend_pid() among the backends it terminates)"
                     ),
                 })
+            }
+            // insufficient_privilege, to a role that owns the database and nothing else.
+            Err(StepError::Sql { location, mut message })
+                if !self.db.superuser && location.sqlstate.as_deref() == Some("42501") =>
+            {
+                message.push_str(
+                    "\nmigproof: migrations run as a role that owns the scratch database and \
+                     nothing else (README, Security); if this project's deploy role is a \
+                     superuser, pass --migration-role superuser or set migration_role = \
+                     \"superuser\" under [setup] in migproof.toml",
+                );
+                Err(StepError::Sql { location, message })
             }
             other => other,
         }

@@ -191,6 +191,8 @@ pub struct ScratchDb {
     pub options: PgConnectOptions,
     /// The server's password, for external migrators' URLs; never printed.
     password: Option<String>,
+    /// Whether migrations run here as a superuser (`--migration-role superuser`).
+    pub superuser: bool,
 }
 
 impl ScratchDb {
@@ -655,6 +657,7 @@ impl Server {
             options: options.database(&name),
             name,
             password,
+            superuser: self.applies_as_superuser(),
         })
     }
 
