@@ -16,7 +16,7 @@ use crate::executor::{Direction, Session, StepError};
 use crate::observe::history::History;
 use crate::observe::snapshot::{self, Snapshot};
 use crate::observe::{catalog, data};
-use crate::report::{Finding, Kind, Note, Report, Source};
+use crate::report::{Finding, Kind, Note, NoteKind, Report, Source};
 use crate::run::lost;
 pub use crate::run::{Progress, RunError, Silent};
 use crate::source::{Migration, MigrationSet};
@@ -66,7 +66,7 @@ struct Run<'a> {
     /// Set when a comparison found only noise: the database is not exactly golden any more.
     noisy: bool,
     /// Noise already reported, by kind and objects.
-    noise_seen: Vec<(String, String)>,
+    noise_seen: Vec<(NoteKind, String)>,
     /// The golden version the live schema was last seen to equal exactly, if no step ran since.
     at: Option<usize>,
     /// The tables of golden versions, as read from the database while it was exactly at them
@@ -103,7 +103,7 @@ async fn run_checks(
     let mut run = Run::new(server, set, options, report);
     for note in &set.notes {
         run.report.notes.push(Note {
-            kind: "source".into(),
+            kind: NoteKind::Source,
             migration: None,
             step: None,
             message: note.clone(),
@@ -158,7 +158,7 @@ impl<'a> Run<'a> {
 
     fn note(
         &mut self,
-        kind: &str,
+        kind: NoteKind,
         m: &Migration,
         step: &str,
         message: String,
@@ -174,7 +174,7 @@ impl<'a> Run<'a> {
             return; // one note per kind and migration
         }
         self.report.notes.push(Note {
-            kind: kind.to_owned(),
+            kind,
             migration: Some(m.id()),
             step: Some(step.to_owned()),
             message,
@@ -280,11 +280,11 @@ impl<'a> Run<'a> {
                     if !self.noise_seen.contains(&key) {
                         self.noise_seen.push(key);
                         let message = format!("{message}: {objects}");
-                        self.note(&kind, m, step, message, Some(diff.clone()));
+                        self.note(kind, m, step, message, Some(diff.clone()));
                     }
                     // A column order that drifted stays drifted; start the next migration
                     // from a database that is exactly golden.
-                    self.noisy |= kind == "column_order";
+                    self.noisy |= kind == NoteKind::ColumnOrder;
                 }
                 Ok(true)
             }
@@ -677,7 +677,7 @@ impl<'a> Run<'a> {
             if self.options.require_down {
                 self.finding(Kind::Irreversible, m, "down", message);
             } else {
-                self.note("irreversible", m, "down", message, None);
+                self.note(NoteKind::Irreversible, m, "down", message, None);
             }
         }
 

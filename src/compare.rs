@@ -9,7 +9,7 @@ use regex::Regex;
 
 use crate::observe::data::TableDiff;
 use crate::observe::snapshot::{render_item, Item, Snapshot};
-use crate::report::Kind;
+use crate::report::{Kind, NoteKind};
 
 /// What comparing a snapshot with the golden one showed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,7 +18,7 @@ pub enum SchemaVerdict {
     /// Equal but for differences that do not matter: (kind, message) per kind of noise, the
     /// objects that differ, and the raw diff.
     Noise {
-        notes: Vec<(String, String)>,
+        notes: Vec<(NoteKind, String)>,
         objects: String,
         diff: String,
     },
@@ -124,12 +124,12 @@ pub fn schema(
             continue;
         }
         let (kind, message) = match norm {
-            Norm::Whitespace => ("body_whitespace", "function or view bodies differ only in whitespace"),
-            Norm::Literal => ("creation_time_literal", "defaults differ only in literals fixed at creation time (for example DEFAULT 'now')"),
-            Norm::Name => ("generated_name", "objects differ only in the numeric suffix of names PostgreSQL generated"),
-            Norm::Order => ("column_order", "columns are in a different order (a column was dropped and re-added, or re-created at the end); use --strict to fail on this"),
+            Norm::Whitespace => (NoteKind::BodyWhitespace, "function or view bodies differ only in whitespace"),
+            Norm::Literal => (NoteKind::CreationTimeLiteral, "defaults differ only in literals fixed at creation time (for example DEFAULT 'now')"),
+            Norm::Name => (NoteKind::GeneratedName, "objects differ only in the numeric suffix of names PostgreSQL generated"),
+            Norm::Order => (NoteKind::ColumnOrder, "columns are in a different order (a column was dropped and re-added, or re-created at the end); use --strict to fail on this"),
         };
-        notes.push((kind.to_owned(), message.to_owned()));
+        notes.push((kind, message.to_owned()));
     }
     SchemaVerdict::Noise {
         notes,
@@ -305,7 +305,7 @@ mod tests {
         items[2].position = Some(1);
         let b = Snapshot::new(items);
         match schema(&a, &b, false, ("a", "b")) {
-            SchemaVerdict::Noise { notes, .. } => assert_eq!(notes[0].0, "column_order"),
+            SchemaVerdict::Noise { notes, .. } => assert_eq!(notes[0].0, NoteKind::ColumnOrder),
             other => panic!("{other:?}"),
         }
         assert!(matches!(
@@ -330,7 +330,7 @@ mod tests {
         y[1].body = "timestamp default '2026-01-02 11:00:00.456'::timestamp".into();
         let verdict = schema(&Snapshot::new(x), &Snapshot::new(y), false, ("a", "b"));
         assert!(
-            matches!(verdict, SchemaVerdict::Noise { ref notes, .. } if notes[0].0 == "creation_time_literal")
+            matches!(verdict, SchemaVerdict::Noise { ref notes, .. } if notes[0].0 == NoteKind::CreationTimeLiteral)
         );
     }
 

@@ -229,9 +229,10 @@ impl Session {
                 })
             }
             // insufficient_privilege, to a role that owns the database and nothing else.
-            Err(StepError::Sql { location, mut message })
-                if !self.db.superuser && location.sqlstate.as_deref() == Some("42501") =>
-            {
+            Err(StepError::Sql {
+                location,
+                mut message,
+            }) if !self.db.superuser && location.sqlstate.as_deref() == Some("42501") => {
                 message.push_str(
                     "\nmigproof: migrations run as a role that owns the scratch database and \
                      nothing else (README, Security); if this project's deploy role is a \

@@ -24,7 +24,7 @@ use crate::observe::catalog;
 use crate::observe::locks::{blocks_reads, blocks_writes, changes, Existing, Sampler, State};
 use crate::observe::probe::{Access, Probes, Wait};
 use crate::report::locks::{LockTaken, LockTrace, MigrationTrace, StatementTrace, TableWait};
-use crate::report::{Finding, Kind, Note, Report, Source};
+use crate::report::{Finding, Kind, Note, NoteKind, Report, Source};
 use crate::run::{lost, Progress, RunError};
 use crate::source::{Migration, MigrationSet, Script};
 
@@ -89,7 +89,7 @@ pub async fn run(
     let mut report = Report::new("locks", source, set.migrations.len(), server.kind_name());
     for note in &set.notes {
         report.notes.push(Note {
-            kind: "source".into(),
+            kind: NoteKind::Source,
             migration: None,
             step: None,
             message: note.clone(),
@@ -150,7 +150,7 @@ pub async fn add_to_check(
     }
     if let Some((migration, _, message)) = outcome.failure {
         report.notes.push(Note {
-            kind: "lock_analysis".into(),
+            kind: NoteKind::LockAnalysis,
             migration: Some(migration),
             step: Some(STEP.into()),
             message: format!("the lock analysis stopped here: {message}"),
@@ -173,7 +173,7 @@ fn finding(h: rules::Hazard) -> Finding {
 
 fn note(h: rules::Hazard) -> Note {
     Note {
-        kind: Kind::LockHazard.as_str().into(),
+        kind: NoteKind::LockHazard,
         migration: Some(h.migration),
         step: Some(STEP.into()),
         message: format!("[{}] {}; fix: {}", h.rule.id(), h.message, h.rule.hint()),
@@ -184,7 +184,7 @@ fn note(h: rules::Hazard) -> Note {
 fn push_unfilled(report: &mut Report, unfilled: &[(String, String)]) {
     for (migration, message) in unfilled {
         report.notes.push(Note {
-            kind: "unfilled_table".into(),
+            kind: NoteKind::UnfilledTable,
             migration: Some(migration.clone()),
             step: Some("fill (--rows)".into()),
             message: message.clone(),

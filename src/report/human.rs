@@ -83,7 +83,13 @@ pub fn render(report: &Report, colour: bool) -> String {
     if !report.notes.is_empty() {
         let _ = writeln!(out, "\n{}", c("notes:", "1;33"));
         for n in &report.notes {
-            let _ = writeln!(out, "  {}{}: {}", c(&n.kind, "33"), n.place(), n.message);
+            let _ = writeln!(
+                out,
+                "  {}{}: {}",
+                c(n.kind.as_str(), "33"),
+                n.place(),
+                n.message
+            );
         }
     }
     let s = &report.summary;

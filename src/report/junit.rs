@@ -177,6 +177,7 @@ fn xml(text: &str) -> Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
+    use crate::report::NoteKind;
     use quick_xml::escape::resolve_predefined_entity;
     use quick_xml::events::Event;
     use quick_xml::{Reader, XmlVersion};
@@ -376,7 +377,7 @@ mod tests {
     fn notes_go_to_system_out() {
         let mut r = report(&["0001_a"]);
         r.notes.push(Note {
-            kind: "irreversible".into(),
+            kind: NoteKind::Irreversible,
             migration: Some("0001_a".into()),
             step: Some("down".into()),
             message: "0001_a has no down migration".into(),
@@ -405,7 +406,7 @@ mod tests {
         f.rows = vec![nasty.into()];
         r.findings.push(f);
         let note = Note {
-            kind: nasty.into(),
+            kind: NoteKind::Source,
             migration: None,
             step: None,
             message: nasty.into(),

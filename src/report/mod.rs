@@ -57,6 +57,52 @@ impl Kind {
     }
 }
 
+/// What a note is about: something worth knowing that does not fail the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoteKind {
+    /// A migration without a down (a finding under `--require-down`).
+    Irreversible,
+    /// Columns in another order than the golden schema's (a finding under `--strict`).
+    ColumnOrder,
+    /// Function or view bodies that differ only in whitespace.
+    BodyWhitespace,
+    /// Defaults or bodies that differ only in a literal fixed when they were created.
+    CreationTimeLiteral,
+    /// Objects that differ only in the numeric suffix of a name PostgreSQL generated.
+    GeneratedName,
+    /// Something the layout reader could not honour.
+    Source,
+    /// A warning-level lock hazard, or any hazard under `check --locks warn`.
+    LockHazard,
+    /// A table the lock trace's fill could not fill.
+    UnfilledTable,
+    /// The lock analysis itself could not cover something.
+    LockAnalysis,
+}
+
+impl NoteKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoteKind::Irreversible => "irreversible",
+            NoteKind::ColumnOrder => "column_order",
+            NoteKind::BodyWhitespace => "body_whitespace",
+            NoteKind::CreationTimeLiteral => "creation_time_literal",
+            NoteKind::GeneratedName => "generated_name",
+            NoteKind::Source => "source",
+            NoteKind::LockHazard => "lock_hazard",
+            NoteKind::UnfilledTable => "unfilled_table",
+            NoteKind::LockAnalysis => "lock_analysis",
+        }
+    }
+}
+
+impl std::fmt::Display for NoteKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Where a finding points: the migration file, the line of the statement that failed (from
 /// the server's error position, or by counting the statements the server completed when a
 /// whole file went in one go), and the server's SQLSTATE.
@@ -150,10 +196,7 @@ pub struct Finding {
 /// Something worth knowing that does not fail the run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Note {
-    /// `irreversible`, `column_order`, `body_whitespace`, `creation_time_literal`,
-    /// `generated_name`, `source`, `lock_hazard` (a warning-level hazard, or any hazard under
-    /// `check --locks warn`), `unfilled_table`, `lock_analysis`.
-    pub kind: String,
+    pub kind: NoteKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub migration: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -436,8 +436,16 @@ const FOREIGN_MARKERS: &[(&str, &str, &[Format])] = &[
     ("-- +migrate", "sql-migrate", &[]),
     ("-- migrate:", "dbmate", &[Format::Dbmate]),
     ("---- create above / drop below ----", "tern", &[]),
-    ("--changeset", "Liquibase formatted SQL", &[Format::Liquibase]),
-    ("--liquibase formatted sql", "Liquibase formatted SQL", &[Format::Liquibase]),
+    (
+        "--changeset",
+        "Liquibase formatted SQL",
+        &[Format::Liquibase],
+    ),
+    (
+        "--liquibase formatted sql",
+        "Liquibase formatted SQL",
+        &[Format::Liquibase],
+    ),
 ];
 
 /// A script holding another tool's marks would be run whole as a plain script: a silent
