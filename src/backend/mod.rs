@@ -802,8 +802,10 @@ impl Server {
     /// host and PID. Databases without our name and marker are never touched.
     async fn sweep(&self) -> Result<(), BackendError> {
         let mut conn = self.admin_conn().await?;
-        // Listed before the locks are read: a database or role seen here was made after its
-        // run took its lock, so a run that is still alive shows in the locks read next.
+        // A `CREATE DATABASE` of a killed run goes on without it: end it before the databases
+        // are listed, or the database appears after this sweep has looked. Sessions are listed
+        // before the locks are read: a run whose statement is seen here had taken its lock, so
+        // one that is still alive shows in the locks read next.
         let creating: Vec<(i32, String)> = sqlx::query_as(
             "SELECT pid, query FROM pg_stat_activity \
              WHERE state = 'active' AND query LIKE 'CREATE DATABASE \"migproof\\_%' AND pid <> pg_backend_pid()",
@@ -811,6 +813,17 @@ impl Server {
         .fetch_all(&mut conn)
         .await
         .map_err(|e| self.admin_error("list sessions", e))?;
+        let held = self.held_locks(&mut conn).await?;
+        for (pid, query) in creating {
+            let name = query.split('"').nth(1).unwrap_or_default();
+            if self.stale(&held, name, None) {
+                let _ = sqlx::query("SELECT pg_terminate_backend($1, 5000)")
+                    .bind(pid)
+                    .execute(&mut conn)
+                    .await;
+            }
+        }
+        // The same order again: databases and roles, then the locks of the runs alive now.
         let databases: Vec<(String, Option<String>)> = sqlx::query_as(
             "SELECT d.datname::text, shobj_description(d.oid, 'pg_database') \
              FROM pg_database d WHERE d.datname LIKE 'migproof\\_%'",
@@ -828,52 +841,52 @@ impl Server {
         } else {
             Vec::new()
         };
-        let held: Vec<i64> = sqlx::query_scalar(
-            "SELECT objid::bigint FROM pg_locks \
-             WHERE locktype = 'advisory' AND classid = $1::bigint::oid AND objsubid = 2 AND granted",
-        )
-        .bind(i64::from(LOCK_CLASS as u32))
-        .fetch_all(&mut conn)
-        .await
-        .map_err(|e| self.admin_error("list the advisory locks of running migproof runs", e))?;
-        let gone = |run: &str| {
-            let key = i64::from(lock_key(run).1 as u32);
-            run != self.run && !held.contains(&key)
-        };
-        let stale = |name: &str, comment: Option<&str>| match run_of(name) {
-            Some(run) => gone(run),
-            None => match comment {
-                Some(c) => owner_is_gone(c),
-                // Killed between CREATE DATABASE and its marker: the name says which process
-                // on which host made it.
-                None => unmarked_owner_is_gone(name),
-            },
-        };
-        // A `CREATE DATABASE` of a killed run goes on without it; end it first, or the
-        // database appears after this sweep has looked.
-        for (pid, query) in creating {
-            let name = query.split('"').nth(1).unwrap_or_default();
-            if stale(name, None) {
-                let _ = sqlx::query("SELECT pg_terminate_backend($1, 5000)")
-                    .bind(pid)
-                    .execute(&mut conn)
-                    .await;
-            }
-        }
+        let held = self.held_locks(&mut conn).await?;
         for (name, comment) in databases {
-            if stale(&name, comment.as_deref()) {
+            if self.stale(&held, &name, comment.as_deref()) {
                 // Best effort: a stale database this role may not drop (another role's run
                 // left it) must not stop this run; its owner's next run sweeps it.
                 let _ = self.drop_named(&mut conn, &name).await;
             }
         }
         for role in roles {
-            if run_of(&role) == Some(role.as_str()) && gone(&role) {
+            if run_of(&role) == Some(role.as_str()) && self.gone(&held, &role) {
                 let _ = drop_role(&mut conn, &role).await;
             }
         }
         self.release(conn);
         Ok(())
+    }
+
+    /// The keys of the advisory locks running migproof runs hold, in any database.
+    async fn held_locks(&self, conn: &mut PgConnection) -> Result<Vec<i64>, BackendError> {
+        sqlx::query_scalar(
+            "SELECT objid::bigint FROM pg_locks \
+             WHERE locktype = 'advisory' AND classid = $1::bigint::oid AND objsubid = 2 AND granted",
+        )
+        .bind(i64::from(LOCK_CLASS as u32))
+        .fetch_all(conn)
+        .await
+        .map_err(|e| self.admin_error("list the advisory locks of running migproof runs", e))
+    }
+
+    /// True for another run whose lock is not among `held`.
+    fn gone(&self, held: &[i64], run: &str) -> bool {
+        let key = i64::from(lock_key(run).1 as u32);
+        run != self.run && !held.contains(&key)
+    }
+
+    /// True for a scratch database (`name`, its marker `comment`) of a run that is gone.
+    fn stale(&self, held: &[i64], name: &str, comment: Option<&str>) -> bool {
+        match run_of(name) {
+            Some(run) => self.gone(held, run),
+            None => match comment {
+                Some(c) => owner_is_gone(c),
+                // Killed between CREATE DATABASE and its marker: the name says which process
+                // on which host made it.
+                None => unmarked_owner_is_gone(name),
+            },
+        }
     }
 }
 
