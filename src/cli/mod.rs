@@ -517,8 +517,8 @@ async fn open_server_inner(
     if server.applies_as_superuser() {
         eprintln!(
             "warning: migrations run as the superuser `{}` on {}: a migration can change the \
-             whole server; migproof reports the roles, databases, tablespaces and settings it \
-             changes",
+             whole server; `check` (and the golden pass of `fuzz`) reports and undoes the roles, \
+             databases, tablespaces and settings a migration changes, other steps do not",
             server.migration_role(),
             server.target
         );
