@@ -165,7 +165,10 @@ fn a_diesel_up_failing_at_its_fifth_line_is_reported_there_with_its_sqlstate() {
     assert_eq!(place["line"], 5, "{json:#}");
     assert_eq!(place["sqlstate"], "23505", "{json:#}");
     assert!(
-        place["file"].as_str().unwrap().ends_with("2024-01-02-000000_fill/up.sql"),
+        place["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("2024-01-02-000000_fill/up.sql"),
         "{json:#}"
     );
     let human = migproof()
@@ -179,5 +182,59 @@ fn a_diesel_up_failing_at_its_fifth_line_is_reported_there_with_its_sqlstate() {
     assert!(
         human.contains("2024-01-02-000000_fill/up.sql:5: ERROR 23505: duplicate key"),
         "{human}"
+    );
+}
+
+/// golang-migrate's file names are sqlx's, so detection picks sqlx, which wraps each file in a
+/// transaction: `CREATE INDEX CONCURRENTLY` then fails. `source` in migproof.toml names the
+/// layout for the folder, as `--source` does for one run.
+#[test]
+fn migproof_toml_names_the_layout_detection_cannot_tell() {
+    let files = |toml: Option<&'static str>| {
+        let mut files = vec![
+            (
+                "000001_create_events.up.sql",
+                "CREATE TABLE events (id bigint PRIMARY KEY, at timestamptz NOT NULL);\n",
+            ),
+            ("000001_create_events.down.sql", "DROP TABLE events;\n"),
+            (
+                "000002_index_events_at.up.sql",
+                "CREATE INDEX CONCURRENTLY events_at ON events (at);\n",
+            ),
+            (
+                "000002_index_events_at.down.sql",
+                "DROP INDEX CONCURRENTLY events_at;\n",
+            ),
+        ];
+        if let Some(toml) = toml {
+            files.push(("migproof.toml", toml));
+        }
+        folder(&files)
+    };
+    let named = files(Some(
+        "# golang-migrate, whose file names are sqlx's\nsource = \"golang-migrate\"\n",
+    ));
+    let (out, json) = check_json(named.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{json:#}");
+    assert_eq!(json["source"]["format"], "golang-migrate");
+
+    let unnamed = files(None);
+    let (out, json) = check_json(unnamed.path(), &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "read as sqlx, the index build fails: {json:#}"
+    );
+    assert_eq!(json["source"]["format"], "sqlx");
+
+    let wrong = files(Some("\nsource = \"golang_migrate\"\n"));
+    let out = check_dir(wrong.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("migproof.toml")
+            && stderr.contains("line 2")
+            && stderr.contains("golang-migrate"),
+        "{stderr}"
     );
 }

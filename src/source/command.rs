@@ -14,6 +14,9 @@ pub use super::config::FILE;
 #[serde(deny_unknown_fields)]
 struct Config {
     command: CommandConfig,
+    /// Read by `config`: a `[command]` project is of the `command` layout whatever it says.
+    #[allow(dead_code)]
+    source: Option<String>,
     /// Read by `config`, for every layout.
     #[allow(dead_code)]
     data: Option<toml::Table>,

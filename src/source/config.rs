@@ -16,13 +16,15 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{Migration, SourceError};
+use super::{Format, Migration, SourceError};
 
 pub const FILE: &str = "migproof.toml";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
+    /// The layout the folder is written in, as `--source` names it; read by [`layout`].
+    source: Option<String>,
     /// The external-migrator layout; read by `command`.
     #[allow(dead_code)]
     command: Option<toml::Table>,
@@ -63,6 +65,38 @@ pub struct DataRules {
     /// tables or columns whose values it changes on purpose.
     #[serde(default)]
     pub changes: BTreeMap<String, Vec<String>>,
+}
+
+/// The layout the folder's `migproof.toml` names (`source = "golang-migrate"`), for a layout
+/// that detection cannot tell from another (golang-migrate's file names are sqlx's). `None`
+/// without the file or the key.
+pub fn layout(dir: &Path) -> Result<Option<Format>, SourceError> {
+    let path = dir.join(FILE);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = super::read_text(&path)?;
+    let file: File = super::parse_toml(&path, &text)?;
+    let Some(name) = file.source else {
+        return Ok(None);
+    };
+    match Format::from_name(&name) {
+        Some(format) => Ok(Some(format)),
+        None => {
+            let line = text
+                .lines()
+                .position(|l| l.trim_start().starts_with("source"))
+                .map_or(1, |i| i + 1);
+            let known: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+            Err(SourceError::Invalid {
+                path,
+                message: format!(
+                    "line {line}: source = `{name}` is not a layout migproof reads ({})",
+                    known.join(", ")
+                ),
+            })
+        }
+    }
 }
 
 /// Reads `[data]` and `[setup]` from the folder's `migproof.toml`, if there is one; every

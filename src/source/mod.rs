@@ -410,7 +410,10 @@ impl Want {
 pub fn load(dir: &Path, format: Option<Format>) -> Result<MigrationSet, SourceError> {
     let format = match format {
         Some(f) => f,
-        None => detect(dir)?,
+        None => match config::layout(dir)? {
+            Some(f) => f,
+            None => detect(dir)?,
+        },
     };
     let mut set = match format {
         Format::Sqlx => sqlx::load(dir),
