@@ -21,22 +21,49 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// Removes a URL's password from a message, wherever it appears.
+/// Removes a URL's password from a message, in every form it may take there: as the server
+/// receives it, percent-encoded as in the URL, with every byte encoded, and with its escapes
+/// written in either case (`%2F`, `%2f`).
 pub fn scrub(message: &str, url: &str) -> String {
-    let password = ::url::Url::parse(url)
+    let Some(encoded) = ::url::Url::parse(url)
         .ok()
-        .and_then(|u| u.password().map(str::to_owned));
-    match password {
-        Some(p) if !p.is_empty() => {
-            let decoded = percent_decoded(&p);
-            let mut out = message.replace(&p, "***");
-            if !decoded.is_empty() {
-                out = out.replace(&decoded, "***");
-            }
-            out
-        }
-        _ => message.to_owned(),
+        .and_then(|u| u.password().map(str::to_owned))
+    else {
+        return message.to_owned();
+    };
+    let decoded = percent_decoded(&encoded);
+    let mut forms = vec![
+        ::url::form_urlencoded::byte_serialize(decoded.as_bytes()).collect(),
+        decoded,
+        encoded,
+    ];
+    let lowered: Vec<String> = forms.iter().map(|f| lower_escapes(f)).collect();
+    forms.extend(lowered);
+    forms.sort();
+    forms.dedup();
+    // The longest first: a form may hold another.
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    let mut out = message.to_owned();
+    for form in forms.iter().filter(|f| !f.is_empty()) {
+        out = out.replace(form.as_str(), "***");
     }
+    out
+}
+
+/// `text` with the hex digits of its percent-escapes in lower case.
+fn lower_escapes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut escape = 0;
+    for c in text.chars() {
+        if escape > 0 {
+            out.push(c.to_ascii_lowercase());
+            escape -= 1;
+        } else {
+            escape = if c == '%' { 2 } else { 0 };
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A URL's userinfo as the server receives it: `%XX` decoded, `+` kept (it means a space only
@@ -162,6 +189,7 @@ mod tests {
         );
         assert_eq!(redact("not a url"), "<unparseable database URL>");
         assert_eq!(percent_decoded("a+b%40c%2"), "a+b@c%2");
+        assert_eq!(lower_escapes("A%2FB%40c"), "A%2fB%40c");
         assert_eq!(
             scrub("said a+b@c", "postgres://u:a+b%40c@h/d"),
             "said ***",

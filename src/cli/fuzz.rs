@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{
-    clean_up, error, exit, interrupted, interrupted_message, open_server_with, print_report,
+    clean_up, error, exit, interrupted, interrupted_message, open_server_with, print_report, scrubber,
     warn_left_behind, FuzzArgs, OutputFormat, ReplayArgs,
 };
 use crate::backend;
@@ -43,13 +43,6 @@ fn bar(wanted: bool, cases: u64) -> Bar {
         .progress_chars("=> "),
     );
     Bar(Some(bar))
-}
-
-fn scrubber(url: Option<&str>) -> impl Fn(String) -> String + '_ {
-    move |t: String| match url {
-        Some(u) if !u.is_empty() => backend::url::scrub(&t, u),
-        _ => t,
-    }
 }
 
 pub async fn run_fuzz(args: FuzzArgs) -> u8 {

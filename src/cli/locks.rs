@@ -8,9 +8,9 @@ use clap::{Args, ValueEnum};
 
 use super::{
     clean_up, error, exit, interrupted, interrupted_message, open_server_with, parse_duration,
-    print_report, warn_left_behind, Common, OutputFormat,
+    print_report, scrubber, warn_left_behind, Common, OutputFormat,
 };
-use crate::backend::{self, BackendKind, Server};
+use crate::backend::{BackendKind, Server};
 use crate::locks::{self, Level, LockCheck, LockOptions, DEFAULT_ROWS};
 use crate::run::RunError;
 use crate::source::{self, MigrationSet};
@@ -201,14 +201,7 @@ pub async fn run(args: LocksArgs) -> u8 {
     let cleanup = clean_up(&server, interrupted).await;
     let kind = server.kind;
     drop(server);
-    let url = args.common.database_url.clone().unwrap_or_default();
-    let scrub = |t: String| {
-        if url.is_empty() {
-            t
-        } else {
-            backend::url::scrub(&t, &url)
-        }
-    };
+    let scrub = scrubber(args.common.database_url.as_deref());
     if !interrupted {
         warn_left_behind(&cleanup, kind, &scrub);
     }

@@ -568,14 +568,7 @@ async fn run_check(args: CheckArgs, interrupts: &mut Interrupts) -> u8 {
     let cleanup = clean_up(&server, interrupted).await;
     let kind = server.kind;
     drop(server);
-    let url = args.common.database_url.clone().unwrap_or_default();
-    let scrub = |t: String| {
-        if url.is_empty() {
-            t
-        } else {
-            backend::url::scrub(&t, &url)
-        }
-    };
+    let scrub = scrubber(args.common.database_url.as_deref());
     let code = match result {
         None => error(
             exit::INTERRUPTED,
@@ -598,6 +591,14 @@ async fn run_check(args: CheckArgs, interrupts: &mut Interrupts) -> u8 {
         warn_left_behind(&cleanup, kind, &scrub);
     }
     code
+}
+
+/// Removes the password of the URL the user gave, if any, from a message.
+pub(crate) fn scrubber(url: Option<&str>) -> impl Fn(String) -> String + '_ {
+    move |t: String| match url {
+        Some(u) if !u.is_empty() => backend::url::scrub(&t, u),
+        _ => t,
+    }
 }
 
 /// How long an interrupted run may spend dropping its scratch databases: it ends within 2 s.
@@ -690,14 +691,7 @@ async fn run_snapshot(args: SnapshotArgs, interrupts: &mut Interrupts) -> u8 {
     let cleanup = clean_up(&server, interrupted).await;
     let kind = server.kind;
     drop(server);
-    let url = args.common.database_url.clone().unwrap_or_default();
-    let scrub = |t: String| {
-        if url.is_empty() {
-            t
-        } else {
-            backend::url::scrub(&t, &url)
-        }
-    };
+    let scrub = scrubber(args.common.database_url.as_deref());
     let code = match result {
         None => error(
             exit::INTERRUPTED,
