@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use crate::backend::{ScratchDb, Server};
 use crate::compare::{self, SchemaVerdict};
 use crate::executor::{Direction, Session, StepError};
+use crate::guard;
 use crate::observe::history::History;
 use crate::observe::snapshot::{self, Snapshot};
 use crate::observe::{catalog, data};
@@ -214,14 +215,9 @@ impl<'a> Run<'a> {
     fn golden_findings(&mut self, golden: Golden) -> usize {
         self.report.summary.steps += golden.versions - 1;
         let usable = golden.versions - 1;
+        let set = self.set;
         for (i, change) in golden.side_effects {
-            let message = format!("the up changed the server outside its database: {change}");
-            self.finding(
-                Kind::GlobalSideEffect,
-                &self.set.migrations[i],
-                step::UP_EMPTY,
-                message,
-            );
+            self.side_effect(&set.migrations[i], step::UP_EMPTY, Direction::Up, change);
         }
         if let Some(e) = golden.failure {
             let m = &self.set.migrations[usable];
@@ -332,21 +328,10 @@ impl<'a> Run<'a> {
         };
         self.report.summary.steps += 1;
         self.at = None;
-        let watch = crate::guard::watch(self.server).await?;
-        let applied = s.apply(&m.version, script, direction).await;
-        if let Some(watch) = watch {
-            for change in watch.finish().await? {
-                let script = match direction {
-                    Direction::Up => "up",
-                    Direction::Down => "down",
-                };
-                let message =
-                    format!("the {script} changed the server outside its database: {change}");
-                let f = Finding::new(Kind::GlobalSideEffect, m.id(), step.to_owned(), message);
-                if !repeats_a_side_effect(&self.report.findings, &f) {
-                    self.report.findings.push(f);
-                }
-            }
+        let (applied, changes) =
+            guard::watched(self.server, s.apply(&m.version, script, direction)).await?;
+        for change in changes {
+            self.side_effect(m, step, direction, change);
         }
         match applied {
             Ok(()) => Ok(true),
@@ -356,6 +341,19 @@ impl<'a> Run<'a> {
                 self.finding(kind, m, step, format!("{context}{e}")).place = e.place().cloned();
                 Ok(false)
             }
+        }
+    }
+
+    /// A `global_side_effect` finding for `change`, unless an earlier step of `m` reported it.
+    fn side_effect(&mut self, m: &Migration, step: &str, direction: Direction, change: String) {
+        let script = match direction {
+            Direction::Up => "up",
+            Direction::Down => "down",
+        };
+        let message = format!("the {script} changed the server outside its database: {change}");
+        let f = Finding::new(Kind::GlobalSideEffect, m.id(), step.to_owned(), message);
+        if !repeats_a_side_effect(&self.report.findings, &f) {
+            self.report.findings.push(f);
         }
     }
 
@@ -794,13 +792,11 @@ pub async fn golden(
     record(&mut s, &mut golden).await?;
     for (i, m) in set.migrations.iter().enumerate() {
         progress.migration(i, &m.id(), "golden apply");
-        let watch = crate::guard::watch(server).await?;
-        let applied = s.apply(&m.version, &m.up, Direction::Up).await;
-        if let Some(watch) = watch {
-            golden
-                .side_effects
-                .extend(watch.finish().await?.into_iter().map(|c| (i, c)));
-        }
+        let (applied, changes) =
+            guard::watched(server, s.apply(&m.version, &m.up, Direction::Up)).await?;
+        golden
+            .side_effects
+            .extend(changes.into_iter().map(|c| (i, c)));
         match applied {
             Ok(()) => record(&mut s, &mut golden).await?,
             Err(e) if e.is_environment() => return Err(e.into()),

@@ -8,10 +8,26 @@ use sqlx::AssertSqlSafe;
 use crate::backend::{describe, BackendError, Server};
 use crate::observe::globals;
 
+/// Runs `step` (a migration step) under [`watch`]: its outcome, and what it changed on the
+/// server outside its database, one line per change (none unless migrations run as a
+/// superuser).
+pub async fn watched<T>(
+    server: &Server,
+    step: impl std::future::Future<Output = T>,
+) -> Result<(T, Vec<String>), BackendError> {
+    let watch = watch(server).await?;
+    let outcome = step.await;
+    let changes = match watch {
+        Some(watch) => watch.finish().await?,
+        None => Vec::new(),
+    };
+    Ok((outcome, changes))
+}
+
 /// When migrations run as a superuser, and so can change the server outside their database:
 /// the server's global state before a step, read under a turn that keeps the run's other steps
 /// waiting until [`Watch::finish`]. `None` otherwise.
-pub async fn watch(server: &Server) -> Result<Option<Watch<'_>>, BackendError> {
+async fn watch(server: &Server) -> Result<Option<Watch<'_>>, BackendError> {
     if !server.applies_as_superuser() {
         return Ok(None);
     }

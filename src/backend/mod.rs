@@ -380,7 +380,7 @@ impl Server {
         docker: &docker::Options,
         access: Access,
     ) -> Result<Server, BackendError> {
-        let server = match kind {
+        let mut server = match kind {
             BackendKind::Local => local::start().await?,
             BackendKind::Url => url::open(url.ok_or(BackendError::NoUrl)?).await?,
             BackendKind::Docker => docker::start(docker).await?,
@@ -396,7 +396,6 @@ impl Server {
                 }
             }
         };
-        let mut server = server;
         server.hold_run_lock().await?;
         server.choose_applier(access).await?;
         server.sweep().await?;
@@ -451,7 +450,7 @@ impl Server {
             "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS \
              PASSWORD {}",
             quote_ident(&name),
-            quote_literal(&scram_verifier(&password, &random_salt()))
+            quote_literal(&scram_verifier(&password, &random_bytes()))
         );
         sqlx::raw_sql(AssertSqlSafe(sql))
             .execute(&mut conn)
@@ -932,15 +931,14 @@ async fn drop_role(conn: &mut PgConnection, role: &str) -> Result<(), sqlx::Erro
 /// migproof makes. Without a source of randomness there is no safe password: that is a bug of
 /// the machine, and migproof stops rather than use a guessable one.
 pub(crate) fn random_secret() -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("the operating system provides random bytes");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    random_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn random_salt() -> [u8; 16] {
-    let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt).expect("the operating system provides random bytes");
-    salt
+/// 16 random bytes from the operating system.
+fn random_bytes() -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the operating system provides random bytes");
+    bytes
 }
 
 /// The SCRAM-SHA-256 verifier PostgreSQL stores for `password` (RFC 5802, 7677), which
