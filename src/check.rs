@@ -83,18 +83,6 @@ pub async fn run(
     options: &CheckOptions,
     progress: &dyn Progress,
 ) -> Result<Report, RunError> {
-    tokio::select! {
-        report = run_checks(server, set, options, progress) => report,
-        e = server.until_unresponsive() => Err(e.into()),
-    }
-}
-
-async fn run_checks(
-    server: &Server,
-    set: &MigrationSet,
-    options: &CheckOptions,
-    progress: &dyn Progress,
-) -> Result<Report, RunError> {
     let started = Instant::now();
     let source = Source {
         dir: set.dir.display().to_string(),

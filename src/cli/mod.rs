@@ -561,6 +561,7 @@ async fn run_check(args: CheckArgs, interrupts: &mut Interrupts) -> u8 {
     let bar = progress::Bar::new(args.common.format == OutputFormat::Human);
     let result = tokio::select! {
         r = check::run(&server, &set, &options, &bar) => Some(r),
+        e = server.until_unresponsive() => Some(Err(e.into())),
         _ = interrupts.recv() => None,
     };
     bar.clear();
