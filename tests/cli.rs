@@ -387,19 +387,20 @@ fn check_jobs_give_the_same_report_in_parts_and_leave_no_database() {
     }
     let run = |jobs: &str| {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_migproof"));
-        cmd.env("MIGPROOF_ALLOW_SUPERUSER", "1").args([
-            "check",
-            "--backend",
-            "url",
-            "--format",
-            "json",
-            "--jobs",
-            jobs,
-        ])
-        .arg("--database-url")
-        .arg(server_url())
-        .arg("--migrations")
-        .arg(dir.path());
+        cmd.env("MIGPROOF_ALLOW_SUPERUSER", "1")
+            .args([
+                "check",
+                "--backend",
+                "url",
+                "--format",
+                "json",
+                "--jobs",
+                jobs,
+            ])
+            .arg("--database-url")
+            .arg(server_url())
+            .arg("--migrations")
+            .arg(dir.path());
         let (out, pid) = output_and_pid(&mut cmd);
         let mut json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(out.status.code(), Some(1), "{json:#}");

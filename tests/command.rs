@@ -17,7 +17,14 @@ fn psql_scripts_through_commands_pass() {
 #[test]
 fn psql_scripts_reach_the_local_cluster_over_tcp_with_the_roles_password() {
     let out = migproof()
-        .args(["check", "--backend", "local", "--format", "json", "--migrations"])
+        .args([
+            "check",
+            "--backend",
+            "local",
+            "--format",
+            "json",
+            "--migrations",
+        ])
         .arg(root().join("examples/command/psql_scripts"))
         .output()
         .unwrap();

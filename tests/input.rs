@@ -335,7 +335,10 @@ fn a_foreign_tools_markers_are_refused_not_run_as_a_plain_script() {
     for (tool, text, line) in cases {
         let dir = folder(&[
             ("20240101000000_users.up.sql", text),
-            ("20240101000000_users.down.sql", "DROP TABLE IF EXISTS users;\n"),
+            (
+                "20240101000000_users.down.sql",
+                "DROP TABLE IF EXISTS users;\n",
+            ),
         ]);
         let out = check_dir(dir.path());
         assert_refused_naming(

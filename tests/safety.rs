@@ -855,9 +855,15 @@ fn a_server_that_freezes_between_steps_ends_the_run_with_exit_3_without_waiting_
             format!("{i:04}_t{i}.up.sql"),
             format!("create table t{i} (id int primary key, v text);\n"),
         ));
-        files.push((format!("{i:04}_t{i}.down.sql"), format!("drop table t{i};\n")));
+        files.push((
+            format!("{i:04}_t{i}.down.sql"),
+            format!("drop table t{i};\n"),
+        ));
     }
-    let files: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     let set = folder(&files);
     let mut server = PgServer::start();
     let url = server.url();
@@ -867,14 +873,22 @@ fn a_server_that_freezes_between_steps_ends_the_run_with_exit_3_without_waiting_
         !scratch_dbs_of(&url, proc.pid()).is_empty()
     });
     std::thread::sleep(Duration::from_millis(700));
-    assert!(!proc.exited(), "the run ended before the freeze: {}", proc.output_so_far());
+    assert!(
+        !proc.exited(),
+        "the run ended before the freeze: {}",
+        proc.output_so_far()
+    );
     server.freeze();
     let frozen = Instant::now();
     let out = proc.finish(Duration::from_secs(180));
     let took = frozen.elapsed();
     server.thaw();
     assert_eq!(out.code, Some(3), "{}", out.all());
-    assert!(took <= Duration::from_secs(20), "took {took:?}: {}", out.stderr);
+    assert!(
+        took <= Duration::from_secs(20),
+        "took {took:?}: {}",
+        out.stderr
+    );
     assert!(
         out.stderr.to_lowercase().contains("stopped answering")
             || out.stderr.contains("no answer from the server"),
@@ -900,7 +914,12 @@ fn ctrl_c_ends_a_run_on_a_frozen_local_cluster_within_2s_and_removes_it() {
     let _g = alone();
     let tmp = private_tmp();
     let set = a_minute_of_sleep();
-    let mut proc = Proc::spawn(mp("check", &Backend::Local(tmp.path().into()), set.path(), &[]));
+    let mut proc = Proc::spawn(mp(
+        "check",
+        &Backend::Local(tmp.path().into()),
+        set.path(),
+        &[],
+    ));
     let (_, postmaster) = wait_running_local(tmp.path(), &mut proc, "pg_sleep");
     let mut frozen = Frozen(vec![postmaster]);
     frozen.0.extend(children_of(postmaster));
@@ -914,7 +933,11 @@ fn ctrl_c_ends_a_run_on_a_frozen_local_cluster_within_2s_and_removes_it() {
     let out = proc.finish(Duration::from_secs(30));
     let took = sent.elapsed();
     assert_eq!(out.code, Some(130), "{}", out.all());
-    assert!(took <= Duration::from_millis(2500), "took {took:?}: {}", out.stderr);
+    assert!(
+        took <= Duration::from_millis(2500),
+        "took {took:?}: {}",
+        out.stderr
+    );
     assert_no_local_leftovers(tmp.path(), "after Ctrl-C on a frozen cluster");
     drop(frozen);
 }
@@ -941,10 +964,15 @@ fn ctrl_c_during_fuzz_cases_prints_no_panic_and_drops_everything() {
     proc.signal(Signal::SIGINT);
     let out = proc.finish(Duration::from_secs(30));
     assert_eq!(out.code, Some(130), "{}", out.all());
-    assert!(sent.elapsed() <= Duration::from_millis(2500), "took {:?}", sent.elapsed());
+    assert!(
+        sent.elapsed() <= Duration::from_millis(2500),
+        "took {:?}",
+        sent.elapsed()
+    );
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     assert!(
-        out.stderr.contains("interrupted; scratch databases were dropped"),
+        out.stderr
+            .contains("interrupted; scratch databases were dropped"),
         "{}",
         out.stderr
     );
@@ -2014,7 +2042,10 @@ fn sweep_never_signals_a_process_a_planted_folder_names() {
         if let Some(uid) = owner {
             nix::unistd::chown(&dir, Some(nix::unistd::Uid::from_raw(uid)), None).unwrap();
         }
-        std::fs::File::open(&dir).unwrap().set_modified(old).unwrap();
+        std::fs::File::open(&dir)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
         dir
     };
     let planted = plant("migproof-local-planted", 0o755, None);
@@ -2080,7 +2111,17 @@ fn local_cluster_lets_no_other_os_user_in() {
     }
     // Not even migproof's own user over TCP without the password.
     let out = Command::new("psql")
-        .args(["-w", "-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-d", "postgres"])
+        .args([
+            "-w",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+        ])
         .args(["-Atc", "select 1"])
         .env_remove("PGPASSWORD")
         .output()
@@ -2105,7 +2146,10 @@ impl Precious {
         };
         p.remove();
         sql("postgres", &format!("CREATE DATABASE {}", p.db));
-        sql(&p.db, "CREATE TABLE t (id int); INSERT INTO t VALUES (1), (2)");
+        sql(
+            &p.db,
+            "CREATE TABLE t (id int); INSERT INTO t VALUES (1), (2)",
+        );
         sql("postgres", &format!("CREATE ROLE {} NOLOGIN", p.role));
         p
     }
@@ -2190,9 +2234,19 @@ fn a_migration_under_test_cannot_reach_outside_its_database() {
             (&format!("0002_{name}.up.sql"), up),
             (&format!("0002_{name}.down.sql"), "SELECT 1;\n"),
         ]);
-        let out = Proc::spawn(mp("check", &url_backend(), dir.path(), &["--format", "json"]))
-            .finish(Duration::from_secs(120));
-        assert_eq!(out.code, Some(1), "{name}: the escape must fail: {}", out.all());
+        let out = Proc::spawn(mp(
+            "check",
+            &url_backend(),
+            dir.path(),
+            &["--format", "json"],
+        ))
+        .finish(Duration::from_secs(120));
+        assert_eq!(
+            out.code,
+            Some(1),
+            "{name}: the escape must fail: {}",
+            out.all()
+        );
         let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
         let kinds: Vec<(String, String)> = common::findings(&json);
         assert_eq!(
@@ -2228,7 +2282,10 @@ fn superuser_migrations_have_their_side_effects_reported_and_undone() {
     // A setting that changes nothing that matters, should a failed test leave it behind.
     let system = "-- no-transaction\nALTER SYSTEM SET log_autovacuum_min_duration = 123456;\n";
     let dir = folder(&[
-        ("0001_table.up.sql", "CREATE TABLE accounts (id int PRIMARY KEY);\n"),
+        (
+            "0001_table.up.sql",
+            "CREATE TABLE accounts (id int PRIMARY KEY);\n",
+        ),
         ("0001_table.down.sql", "DROP TABLE accounts;\n"),
         ("0002_escape.up.sql", &up),
         (
@@ -2252,9 +2309,18 @@ fn superuser_migrations_have_their_side_effects_reported_and_undone() {
         &["--format", "json", "--migration-role", "superuser"],
     ))
     .finish(Duration::from_secs(120));
-    assert_eq!(server_state(), before, "what the migration changed was undone");
+    assert_eq!(
+        server_state(),
+        before,
+        "what the migration changed was undone"
+    );
     assert_eq!(out.code, Some(1), "{}", out.all());
-    assert!(out.stderr.contains("warning: migrations run as the superuser"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("warning: migrations run as the superuser"),
+        "{}",
+        out.stderr
+    );
     let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     let mut kinds = common::findings(&json);
     kinds.dedup();
@@ -2265,7 +2331,10 @@ fn superuser_migrations_have_their_side_effects_reported_and_undone() {
         vec![
             ("global_side_effect".to_string(), "0002_escape".to_string()),
             ("global_side_effect".to_string(), "0003_system".to_string()),
-            ("global_side_effect".to_string(), "0004_database".to_string())
+            (
+                "global_side_effect".to_string(),
+                "0004_database".to_string()
+            )
         ],
         "{json:#}"
     );
@@ -2311,7 +2380,10 @@ fn a_migration_that_breaks_its_own_session_is_a_finding_not_an_environment_failu
     ];
     for (name, up, extra, says) in cases {
         let dir = folder(&[
-            ("0001_t.up.sql", "CREATE TABLE accounts (id int PRIMARY KEY);\n"),
+            (
+                "0001_t.up.sql",
+                "CREATE TABLE accounts (id int PRIMARY KEY);\n",
+            ),
             ("0001_t.down.sql", "DROP TABLE accounts;\n"),
             (&format!("0002_{name}.up.sql"), up),
             (&format!("0002_{name}.down.sql"), "SELECT 1;\n"),
@@ -2320,7 +2392,12 @@ fn a_migration_that_breaks_its_own_session_is_a_finding_not_an_environment_failu
         args.extend_from_slice(extra);
         let out = Proc::spawn(mp("check", &url_backend(), dir.path(), &args))
             .finish(Duration::from_secs(120));
-        assert_eq!(out.code, Some(1), "{name}: a finding, not exit 3: {}", out.all());
+        assert_eq!(
+            out.code,
+            Some(1),
+            "{name}: a finding, not exit 3: {}",
+            out.all()
+        );
         let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
         assert_eq!(
             common::findings(&json),
@@ -2378,7 +2455,12 @@ fn superuser_url_is_refused_unless_allowed_and_a_createdb_role_is_enough() {
     sql("postgres", &format!("CREATE ROLE {role} LOGIN CREATEDB"));
     let roles_before = sql("postgres", "SELECT count(*)::text FROM pg_roles");
     let out = Proc::spawn({
-        let mut cmd = mp("check", &Backend::Url(url_of("postgres").replacen("postgres@", &format!("{role}@"), 1)), &tiny(), &[]);
+        let mut cmd = mp(
+            "check",
+            &Backend::Url(url_of("postgres").replacen("postgres@", &format!("{role}@"), 1)),
+            &tiny(),
+            &[],
+        );
         cmd.env_remove("MIGPROOF_ALLOW_SUPERUSER");
         cmd
     })
@@ -2386,7 +2468,10 @@ fn superuser_url_is_refused_unless_allowed_and_a_createdb_role_is_enough() {
     let roles_after = sql("postgres", "SELECT count(*)::text FROM pg_roles");
     sql("postgres", &format!("DROP ROLE IF EXISTS {role}"));
     assert_eq!(out.code, Some(0), "{}", out.all());
-    assert_eq!(roles_before, roles_after, "no role is made with a non-superuser URL");
+    assert_eq!(
+        roles_before, roles_after,
+        "no role is made with a non-superuser URL"
+    );
 }
 
 #[test]
@@ -2407,16 +2492,24 @@ fn a_run_in_another_pid_namespace_keeps_its_databases_until_it_is_gone() {
         slow.path().display()
     );
     let mut a = Command::new("unshare");
-    a.args(["--pid", "--fork", "--kill-child=SIGKILL", "sh", "-c", &script])
-        .env_remove("DATABASE_URL")
-        .env("MIGPROOF_ALLOW_SUPERUSER", "1");
+    a.args([
+        "--pid",
+        "--fork",
+        "--kill-child=SIGKILL",
+        "sh",
+        "-c",
+        &script,
+    ])
+    .env_remove("DATABASE_URL")
+    .env("MIGPROOF_ALLOW_SUPERUSER", "1");
     let mut a = Proc::spawn(a);
     wait_until(Duration::from_secs(60), "run A to sleep", || {
         assert!(!a.exited(), "run A ended early: {}", a.output_so_far());
         running(&url, pid, "pg_sleep")
     });
     let databases = scratch_dbs_of(&url, pid);
-    let out = Proc::spawn(mp("check", &url_backend(), &tiny(), &[])).finish(Duration::from_secs(120));
+    let out =
+        Proc::spawn(mp("check", &url_backend(), &tiny(), &[])).finish(Duration::from_secs(120));
     assert_eq!(out.code, Some(0), "{}", out.all());
     let now = scratch_dbs_of(&url, pid);
     assert!(
@@ -2428,7 +2521,8 @@ fn a_run_in_another_pid_namespace_keeps_its_databases_until_it_is_gone() {
     a.signal(Signal::SIGKILL);
     a.finish(Duration::from_secs(30));
     wait_until(Duration::from_secs(20), "run A's lock to go", || {
-        let out = Proc::spawn(mp("check", &url_backend(), &tiny(), &[])).finish(Duration::from_secs(120));
+        let out =
+            Proc::spawn(mp("check", &url_backend(), &tiny(), &[])).finish(Duration::from_secs(120));
         assert_eq!(out.code, Some(0), "{}", out.all());
         scratch_dbs_of(&url, pid).is_empty()
     });
@@ -2436,8 +2530,9 @@ fn a_run_in_another_pid_namespace_keeps_its_databases_until_it_is_gone() {
 
 /// FNV-1a, as migproof keys a run's advisory lock on its name.
 fn run_lock_key(run: &str) -> i32 {
-    run.bytes()
-        .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193)) as i32
+    run.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    }) as i32
 }
 
 #[test]
@@ -2474,7 +2569,15 @@ fn sweep_drops_databases_of_a_run_only_once_its_lock_is_free() {
         !sql("postgres", &q).is_empty()
     };
     let holder = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-Atc"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-Atc",
+        ])
         .arg(format!(
             "SELECT pg_advisory_lock({}, {}); SELECT pg_sleep(300)",
             0x6d70_7266,
@@ -2493,7 +2596,8 @@ fn sweep_drops_databases_of_a_run_only_once_its_lock_is_free() {
         )
         .is_empty()
     });
-    let out = Proc::spawn(mp("check", &url_backend(), &tiny(), &[])).finish(Duration::from_secs(120));
+    let out =
+        Proc::spawn(mp("check", &url_backend(), &tiny(), &[])).finish(Duration::from_secs(120));
     assert_eq!(out.code, Some(0), "{}", out.all());
     assert!(exists("db", &db), "a live run's database was dropped");
     assert!(exists("role", &run), "a live run's role was dropped");
@@ -2511,7 +2615,8 @@ fn sweep_drops_databases_of_a_run_only_once_its_lock_is_free() {
     wait_until(Duration::from_secs(10), "the lock to be free", || {
         sql("postgres", &format!("SELECT 'x' {locked}")).is_empty()
     });
-    let out = Proc::spawn(mp("check", &url_backend(), &tiny(), &[])).finish(Duration::from_secs(120));
+    let out =
+        Proc::spawn(mp("check", &url_backend(), &tiny(), &[])).finish(Duration::from_secs(120));
     assert_eq!(out.code, Some(0), "{}", out.all());
     assert!(!exists("db", &db), "a gone run's database is swept");
     assert!(!exists("role", &run), "a gone run's role is swept");

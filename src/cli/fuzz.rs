@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{
-    clean_up, error, exit, interrupted, interrupted_message, open_server_with, print_report, scrubber,
-    warn_left_behind, FuzzArgs, OutputFormat, ReplayArgs,
+    clean_up, error, exit, interrupted, interrupted_message, open_server_with, print_report,
+    scrubber, warn_left_behind, FuzzArgs, OutputFormat, ReplayArgs,
 };
 use crate::backend;
 use crate::fuzz::{self, regression, sut, FuzzOptions, FuzzProgress};

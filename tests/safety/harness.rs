@@ -30,10 +30,8 @@ pub fn command_args(command: &str) -> Vec<String> {
         "check" | "snapshot" => vec![],
         // Saved cases go to a folder of their own, never into the repository.
         "fuzz" => {
-            let regressions = std::env::temp_dir().join(format!(
-                "mp-safety-regressions-{}",
-                std::process::id()
-            ));
+            let regressions =
+                std::env::temp_dir().join(format!("mp-safety-regressions-{}", std::process::id()));
             vec![
                 "--cases".into(),
                 "2".into(),
