@@ -5,6 +5,7 @@
 //! passes.
 
 mod common;
+use common::code;
 
 use common::*;
 
@@ -20,7 +21,7 @@ fn alembic_installed() {
 fn downgrade_that_forgets_what_its_upgrade_removed_is_found() {
     alembic_installed();
     let (out, json) = check_json(&root().join("examples/alembic/notifications_bug"), &[]);
-    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
     assert_eq!(json["source"]["format"], "alembic");
     assert_eq!(
         findings(&json),
@@ -39,7 +40,7 @@ fn downgrade_that_forgets_what_its_upgrade_removed_is_found() {
 fn corrected_twin_passes() {
     alembic_installed();
     let (out, json) = check_json(&root().join("examples/alembic/notifications_fixed"), &[]);
-    assert_eq!(out.status.code(), Some(0), "{json:#}");
+    assert_eq!(out.status.code(), code::OK, "{json:#}");
     assert_eq!(json["summary"]["migrations_checked"], 2);
 }
 
@@ -62,7 +63,7 @@ fn a_failed_alembic_run_is_a_finding_carrying_its_stderr() {
     )
     .unwrap();
     let (out, json) = check_json(dir.path(), &[]);
-    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
     let f = &json["findings"][0];
     assert_eq!(f["kind"], "apply_failed");
     assert!(
@@ -88,7 +89,7 @@ fn branched_history_exits_2_naming_the_heads() {
         .unwrap();
     }
     let out = check_dir(dir.path());
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), code::USAGE);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("2 heads") && err.contains("bbb") && err.contains("ccc"),
@@ -108,7 +109,7 @@ fn fuzz_kills_the_alembic_process_without_false_alarm_and_finds_the_bug() {
     );
     assert_eq!(
         out.status.code(),
-        Some(0),
+        code::OK,
         "killed migrators of a correct project: {json:#}"
     );
     let bug = root().join("examples/alembic/notifications_bug");
@@ -117,7 +118,7 @@ fn fuzz_kills_the_alembic_process_without_false_alarm_and_finds_the_bug() {
         regressions.path(),
         &["--cases", "6", "--max-steps", "10"],
     );
-    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
     assert_eq!(
         findings(&json),
         [(
@@ -140,7 +141,7 @@ fn locks_on_an_alembic_project_refuse_rather_than_pass() {
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), code::USAGE, "{args:?}: {stderr}");
         assert!(
             stderr.contains("external migrator") && stderr.contains("alembic"),
             "{args:?}: {stderr}"

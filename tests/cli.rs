@@ -2,6 +2,7 @@
 //! backend's promise to touch nothing it did not create.
 
 mod common;
+use common::code;
 
 use common::*;
 
@@ -15,7 +16,7 @@ fn missing_folder_exits_2_naming_it() {
         .args(["check", "--migrations", "/nonexistent/migs"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), code::USAGE);
     assert!(
         stderr(&out).contains("`/nonexistent/migs` does not exist"),
         "{}",
@@ -27,7 +28,7 @@ fn missing_folder_exits_2_naming_it() {
 fn empty_folder_exits_2() {
     let dir = folder(&[("README.md", "nothing here")]);
     let out = check_dir(dir.path());
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), code::USAGE);
     assert!(
         stderr(&out).contains("holds no migrations"),
         "{}",
@@ -47,7 +48,7 @@ fn duplicate_versions_exit_2_naming_both_files() {
         ("0001_b.up.sql", "select 1;"),
     ]);
     let out = check_dir(dir.path());
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), code::USAGE);
     let err = stderr(&out);
     assert!(
         err.contains("0001_a.up.sql") && err.contains("0001_b.up.sql"),
@@ -60,7 +61,7 @@ fn non_utf8_file_exits_2_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("0001_a.up.sql"), b"select '\xff\xfe';").unwrap();
     let out = check_dir(dir.path());
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), code::USAGE);
     assert!(stderr(&out).contains("0001_a.up.sql") && stderr(&out).contains("UTF-8"));
 }
 
@@ -70,7 +71,7 @@ fn unreadable_file_exits_2_naming_it() {
     // Reading /proc/self/mem fails with an I/O error even for root.
     std::os::unix::fs::symlink("/proc/self/mem", dir.path().join("0002_b.up.sql")).unwrap();
     let out = check_dir(dir.path());
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(out.status.code(), code::USAGE, "{}", stderr(&out));
     assert!(
         stderr(&out).contains("failed to read") && stderr(&out).contains("0002_b.up.sql"),
         "{}",
@@ -84,19 +85,19 @@ fn bad_flags_exit_2_naming_the_flag() {
         .args(["check", "--step-timeout", "soon"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), code::USAGE);
     assert!(stderr(&out).contains("--step-timeout"), "{}", stderr(&out));
     let out = migproof()
         .args(["check", "--backend", "cloud"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), code::USAGE);
     assert!(stderr(&out).contains("--backend"), "{}", stderr(&out));
     let out = migproof()
         .args(["check", "--no-such-flag"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), code::USAGE);
 }
 
 #[test]
@@ -109,7 +110,7 @@ fn unreachable_database_exits_3_without_printing_the_password() {
         .arg(dir.path())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(out.status.code(), code::ENVIRONMENT);
     let all = format!("{}{}", stderr(&out), String::from_utf8_lossy(&out.stdout));
     assert!(!all.contains("hunter2secret"), "{all}");
     assert!(all.contains("failed to connect"), "{all}");
@@ -124,7 +125,7 @@ fn url_backend_without_url_exits_2_naming_the_flag() {
         .output()
         .unwrap();
     // Bad usage, not a failing environment.
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(out.status.code(), code::USAGE, "{}", stderr(&out));
     assert!(stderr(&out).contains("--database-url"), "{}", stderr(&out));
 }
 
@@ -140,7 +141,7 @@ fn sql_error_is_a_finding_naming_file_line_and_server_message() {
         ("0002_b.down.sql", "alter table a drop column b;\n"),
     ]);
     let (out, json) = check_json(dir.path(), &[]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), code::FINDINGS);
     assert_eq!(
         findings(&json),
         [("apply_failed".to_string(), "0002_b".to_string())]
@@ -170,7 +171,7 @@ fn url_backend_touches_nothing_else_and_leaves_no_scratch_database() {
     };
     let before = fingerprint(&name);
     let (out, json) = check_json(&root().join("tests/fixtures/tiny"), &[]);
-    assert_eq!(out.status.code(), Some(0), "{json}");
+    assert_eq!(out.status.code(), code::OK, "{json}");
     assert_eq!(fingerprint(&name), before);
     let leftovers = sql(
         "postgres",
@@ -196,10 +197,10 @@ fn url_backend_touches_nothing_else_and_leaves_no_scratch_database() {
 fn missing_down_is_a_note_unless_required() {
     let dir = folder(&[("0001_a.sql", "create table a (id int);\n")]);
     let (out, json) = check_json(dir.path(), &[]);
-    assert_eq!(out.status.code(), Some(0), "{json}");
+    assert_eq!(out.status.code(), code::OK, "{json}");
     assert_eq!(json["notes"][0]["kind"], "irreversible");
     let (out, json) = check_json(dir.path(), &["--require-down"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), code::FINDINGS);
     assert_eq!(
         findings(&json),
         [("irreversible".to_string(), "0001_a".to_string())]
@@ -308,7 +309,7 @@ fn junit_report_has_a_case_per_migration_and_the_planted_bug_as_its_failure() {
     let expect: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(bug.join("expect.json")).unwrap()).unwrap();
     let (out, suite, cases) = check_junit(&bug.join("migrations"));
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), code::FINDINGS, "{}", stderr(&out));
     assert_eq!(suite, ("3".to_string(), "1".to_string()), "{cases:#?}");
     let names: Vec<&str> = cases.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(
@@ -342,7 +343,7 @@ fn junit_report_has_a_case_per_migration_and_the_planted_bug_as_its_failure() {
 fn junit_report_of_a_passing_project_has_only_passing_cases() {
     let dir = root().join("examples/shop/migrations");
     let (out, suite, cases) = check_junit(&dir);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(out.status.code(), code::OK, "{}", stderr(&out));
     let migrations = std::fs::read_dir(&dir).unwrap().filter(|e| {
         e.as_ref()
             .unwrap()
@@ -361,7 +362,7 @@ fn snapshot_rejects_junit_naming_the_flag() {
         .args(["snapshot", "--format", "junit"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), code::USAGE);
     assert!(stderr(&out).contains("--format"), "{}", stderr(&out));
 }
 
@@ -403,7 +404,7 @@ fn check_jobs_give_the_same_report_in_parts_and_leave_no_database() {
             .arg(dir.path());
         let (out, pid) = output_and_pid(&mut cmd);
         let mut json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(out.status.code(), Some(1), "{json:#}");
+        assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
         let left = scratch_dbs_of(pid);
         assert!(left.is_empty(), "--jobs {jobs} left {left:?}");
         json["summary"]["duration_ms"] = 0.into();
@@ -427,7 +428,7 @@ fn check_jobs_give_the_same_report_in_parts_and_leave_no_database() {
 fn declared_data_changes_and_ignored_tables_are_not_findings() {
     let example = root().join("examples/declared_changes/migrations");
     let (out, json) = check_json(&example, &[]);
-    assert_eq!(out.status.code(), Some(0), "{json:#}");
+    assert_eq!(out.status.code(), code::OK, "{json:#}");
     // The same migrations without the declarations: the backfill and the audit rows show.
     let dir = tempfile::tempdir().unwrap();
     for e in std::fs::read_dir(&example).unwrap() {
@@ -437,7 +438,7 @@ fn declared_data_changes_and_ignored_tables_are_not_findings() {
         }
     }
     let (out, json) = check_json(dir.path(), &[]);
-    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
     assert_eq!(
         findings(&json),
         [(
@@ -452,7 +453,7 @@ fn declared_data_changes_and_ignored_tables_are_not_findings() {
     )
     .unwrap();
     let (out, json) = check_json(dir.path(), &[]);
-    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
     assert!(
         json["findings"][0]["rows"]
             .to_string()
@@ -470,7 +471,7 @@ fn declared_data_changes_and_ignored_tables_are_not_findings() {
     ] {
         std::fs::write(&toml, text).unwrap();
         let out = check_dir(dir.path());
-        assert_eq!(out.status.code(), Some(2), "{text}");
+        assert_eq!(out.status.code(), code::USAGE, "{text}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             err.contains("migproof.toml") && err.contains(says),
@@ -512,7 +513,7 @@ fn setup_roles_are_created_in_our_cluster_only_and_grants_are_compared() {
     };
     // The role is created in the throwaway cluster; the down that forgets to revoke is found.
     let (code, json) = local(dir.path());
-    assert_eq!(code, Some(1), "{json:#}");
+    assert_eq!(code, code::FINDINGS, "{json:#}");
     assert_eq!(
         findings(&json),
         [("schema_mismatch".to_string(), "0002_grant".to_string())]
@@ -530,7 +531,7 @@ fn setup_roles_are_created_in_our_cluster_only_and_grants_are_compared() {
     )
     .unwrap();
     let (code, json) = local(dir.path());
-    assert_eq!(code, Some(0), "{json:#}");
+    assert_eq!(code, code::OK, "{json:#}");
     // On a server given by URL a missing role is not created: exit 3, naming it.
     let out = migproof()
         .args([
@@ -544,7 +545,7 @@ fn setup_roles_are_created_in_our_cluster_only_and_grants_are_compared() {
         .arg(dir.path())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(out.status.code(), code::ENVIRONMENT);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(&role) && err.contains("migproof.toml"),
@@ -570,7 +571,7 @@ fn a_database_killed_before_its_marker_is_swept_by_name_and_a_look_alike_is_not(
         sql("postgres", &format!("CREATE DATABASE {db}"));
     }
     let (out, json) = check_json(&root().join("tests/fixtures/tiny"), &[]);
-    assert_eq!(out.status.code(), Some(0), "{json}");
+    assert_eq!(out.status.code(), code::OK, "{json}");
     let exists = |db: &str| {
         !sql(
             "postgres",

@@ -1,13 +1,14 @@
 //! The external command source (`migproof.toml` `[command]`): migrations run by any tool.
 
 mod common;
+use common::code;
 
 use common::*;
 
 #[test]
 fn psql_scripts_through_commands_pass() {
     let (out, json) = check_json(&root().join("examples/command/psql_scripts"), &[]);
-    assert_eq!(out.status.code(), Some(0), "{json:#}");
+    assert_eq!(out.status.code(), code::OK, "{json:#}");
     assert_eq!(json["source"]["format"], "command");
     assert_eq!(json["summary"]["migrations_checked"], 2);
 }
@@ -30,7 +31,7 @@ fn psql_scripts_reach_the_local_cluster_over_tcp_with_the_roles_password() {
         .unwrap();
     assert_eq!(
         out.status.code(),
-        Some(0),
+        code::OK,
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
@@ -51,7 +52,7 @@ fn a_command_down_that_forgets_a_column_is_found() {
     std::fs::copy(src.join("migproof.toml"), dir.path().join("migproof.toml")).unwrap();
     std::fs::write(dir.path().join("down/002_add_balance.sql"), "SELECT 1;\n").unwrap();
     let (out, json) = check_json(dir.path(), &[]);
-    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
     assert_eq!(
         findings(&json),
         [("schema_mismatch".to_string(), "002_add_balance".to_string())]
@@ -65,7 +66,7 @@ fn broken_migproof_toml_exits_2_naming_file_and_line() {
         "[command]\nversions = [\"1\"]\nup = [\"true\"]\ncolour = \"blue\"\n",
     )]);
     let out = check_dir(dir.path());
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), code::USAGE);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("migproof.toml") && err.contains("line 4") && err.contains("colour"),
@@ -76,7 +77,7 @@ fn broken_migproof_toml_exits_2_naming_file_and_line() {
         "[command]\nversions = \"1\"\nup = [\"true\"]\n",
     )]);
     let out = check_dir(dir.path());
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), code::USAGE);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 2"), "wrong type names its line: {err}");
 }
@@ -85,10 +86,10 @@ fn broken_migproof_toml_exits_2_naming_file_and_line() {
 fn a_killed_migrator_whose_committed_residue_breaks_the_retry_is_found_by_fuzz_only() {
     let example = root().join("examples/fuzz/command_killed_retry_fails");
     let (out, json) = check_json(&example, &[]);
-    assert_eq!(out.status.code(), Some(0), "check cannot see it: {json:#}");
+    assert_eq!(out.status.code(), code::OK, "check cannot see it: {json:#}");
     let regressions = tempfile::tempdir().unwrap();
     let (out, json) = fuzz_json(&example, regressions.path(), &["--cases", "15"]);
-    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
     assert_eq!(
         findings(&json),
         [("retry_failed".to_string(), "002_order_archive".to_string())]
@@ -113,5 +114,5 @@ fn killed_migrators_of_correct_scripts_are_no_false_alarm() {
         regressions.path(),
         &["--cases", "10"],
     );
-    assert_eq!(out.status.code(), Some(0), "{json:#}");
+    assert_eq!(out.status.code(), code::OK, "{json:#}");
 }

@@ -11,6 +11,7 @@
 //! stderr that it was skipped.
 
 mod common;
+use common::code;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -161,7 +162,7 @@ fn shop_passes_in_a_container_and_leaves_none() {
     let pid = child.id();
     let out = child.wait_with_output().unwrap();
     let json = json_of(&out);
-    assert_eq!(out.status.code(), Some(0), "{json:#}\n{}", stderr(&out));
+    assert_eq!(out.status.code(), code::OK, "{json:#}\n{}", stderr(&out));
     assert_eq!(json["backend"], "docker", "{json:#}");
     assert!(json["findings"].as_array().unwrap().is_empty(), "{json:#}");
     assert_eq!(
@@ -182,7 +183,12 @@ fn planted_bug_is_found_in_a_container() {
     let pid = child.id();
     let out = child.wait_with_output().unwrap();
     let json = json_of(&out);
-    assert_eq!(out.status.code(), Some(1), "{json:#}\n{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        code::FINDINGS,
+        "{json:#}\n{}",
+        stderr(&out)
+    );
     let mut got = findings(&json);
     got.dedup();
     let want = (
@@ -257,7 +263,7 @@ fn container_is_on_the_host_network_and_ctrl_c_removes_it() {
     )
     .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert_eq!(out.status.code(), code::INTERRUPTED, "{}", stderr(&out));
     assert!(
         stderr(&out).contains("scratch databases were dropped"),
         "{}",
@@ -293,7 +299,7 @@ fn ctrl_c_while_the_container_starts_removes_it() {
     )
     .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert_eq!(out.status.code(), code::INTERRUPTED, "{}", stderr(&out));
     assert_eq!(
         engine.containers_of(pid),
         Vec::<String>::new(),
@@ -324,7 +330,7 @@ fn next_run_removes_the_container_of_a_killed_run() {
         &["--format", "json"],
     );
     let out = next.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(out.status.code(), code::OK, "{}", stderr(&out));
     assert_eq!(
         engine.containers_of(killed_pid),
         Vec::<String>::new(),
@@ -348,7 +354,7 @@ fn wrong_version_exits_3_and_removes_the_container() {
     );
     let pid = child.id();
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(out.status.code(), code::ENVIRONMENT, "{}", stderr(&out));
     let want = format!("runs PostgreSQL {}, not the {asked}", options.pg_version);
     assert!(stderr(&out).contains(&want), "{}", stderr(&out));
     assert_eq!(
@@ -412,7 +418,7 @@ fn auto_uses_docker_where_no_local_binaries_exist() {
     let pid = child.id();
     let out = child.wait_with_output().unwrap();
     let json = json_of(&out);
-    assert_eq!(out.status.code(), Some(0), "{json:#}\n{}", stderr(&out));
+    assert_eq!(out.status.code(), code::OK, "{json:#}\n{}", stderr(&out));
     assert_eq!(json["backend"], "docker", "{json:#}");
     assert_eq!(
         engine.containers_of(pid),
@@ -430,7 +436,7 @@ fn no_engine_exits_3_saying_what_to_do() {
         .arg(root().join("examples/shop/migrations"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(out.status.code(), code::ENVIRONMENT, "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("no Docker engine answers"), "{err}");
     assert!(err.contains("--backend local"), "{err}");
@@ -442,6 +448,6 @@ fn pg_version_out_of_range_exits_2_naming_the_flag() {
         .args(["check", "--backend", "docker", "--pg-version", "3"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(out.status.code(), code::USAGE, "{}", stderr(&out));
     assert!(stderr(&out).contains("--pg-version"), "{}", stderr(&out));
 }

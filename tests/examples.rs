@@ -3,13 +3,14 @@
 //! `expect.json` (kind and migration), and nothing else.
 
 mod common;
+use common::code;
 
 use common::*;
 
 #[test]
 fn shop_passes_every_check() {
     let (out, json) = check_json(&root().join("examples/shop/migrations"), &["--strict"]);
-    assert_eq!(out.status.code(), Some(0), "{json:#}");
+    assert_eq!(out.status.code(), code::OK, "{json:#}");
     assert_eq!(json["summary"]["migrations_checked"], json["migrations"]);
     assert!(json["migrations"].as_u64().unwrap() >= 8);
     assert!(json["notes"].as_array().unwrap().is_empty(), "{json:#}");
@@ -25,7 +26,11 @@ fn planted(name: &str) {
         .unwrap_or_default();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (out, json) = check_json(&dir.join("migrations"), &args);
-    assert_eq!(out.status.code(), Some(1), "{name} must fail: {json:#}");
+    assert_eq!(
+        out.status.code(),
+        code::FINDINGS,
+        "{name} must fail: {json:#}"
+    );
     let want = (
         expect["kind"].as_str().unwrap().to_string(),
         expect["migration"].as_str().unwrap().to_string(),

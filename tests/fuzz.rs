@@ -2,6 +2,7 @@
 //! planted bugs only fuzzing can find are found, shrunk, saved, and replayed exactly.
 
 mod common;
+use common::code;
 
 use std::path::Path;
 use std::process::Output;
@@ -54,7 +55,7 @@ fn finds(example: &str, cases: &str) {
         regressions.path(),
         &["--cases", cases],
     );
-    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
     let want = expected(example);
     assert!(
         findings(&json).contains(&want),
@@ -81,7 +82,7 @@ fn finds(example: &str, cases: &str) {
     assert!(regressions.path().join("migproof.txt").exists());
     for _ in 0..2 {
         let (out, again) = replay(&[files[0].as_path()], None);
-        assert_eq!(out.status.code(), Some(1), "{again:#}");
+        assert_eq!(out.status.code(), code::FINDINGS, "{again:#}");
         assert_eq!(findings(&again)[0], findings(&json)[0]);
     }
 }
@@ -102,7 +103,7 @@ fn finds_case_variants_that_break_a_unique_index_on_lower_which_check_misses() {
     let (out, json) = check_json(&root().join(example).join("migrations"), &[]);
     assert_eq!(
         out.status.code(),
-        Some(0),
+        code::OK,
         "check's seeded rows do not trip it: {json:#}"
     );
     finds(example, "15");
@@ -124,14 +125,14 @@ fn eight_jobs_run_the_same_cases_as_one_and_leave_no_database() {
     let args = ["--cases", "16", "--max-steps", "10"];
     let one = tempfile::tempdir().unwrap();
     let (out, serial) = fuzz_json(&shop, one.path(), &args);
-    assert_eq!(out.status.code(), Some(0), "{serial:#}");
+    assert_eq!(out.status.code(), code::OK, "{serial:#}");
     let eight = tempfile::tempdir().unwrap();
     let mut cmd = fuzz_command(&shop, eight.path(), &[&["--jobs", "8"], &args[..]].concat());
     let (out, pid) = output_and_pid(&mut cmd);
     let parallel: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         out.status.code(),
-        Some(0),
+        code::OK,
         "no interference between jobs: {parallel:#}"
     );
     assert_eq!(parallel["summary"]["cases"], 16);
@@ -144,7 +145,7 @@ fn eight_jobs_run_the_same_cases_as_one_and_leave_no_database() {
     // And a bug is still found, with the jobs sharing the work.
     let bug = root().join("examples/bugs/rebuild_loses_guest_orders/migrations");
     let (out, json) = fuzz_json(&bug, eight.path(), &["--cases", "16", "--jobs", "8"]);
-    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
     assert_eq!(
         findings(&json)[0],
         ("data_lost".into(), "0002_denormalize_customer_name".into())
@@ -156,7 +157,7 @@ fn lossy_down_shrinks_to_at_most_six_steps_and_replay_passes_once_fixed() {
     let regressions = tempfile::tempdir().unwrap();
     let bug = root().join("examples/bugs/rename_down_drops_column/migrations");
     let (out, json) = fuzz_json(&bug, regressions.path(), &["--cases", "40"]);
-    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
     let f = &json["findings"][0];
     assert_eq!(f["kind"], "data_lost");
     assert_eq!(f["migration"], "0002_rename_nickname_to_display_name");
@@ -177,7 +178,7 @@ fn lossy_down_shrinks_to_at_most_six_steps_and_replay_passes_once_fixed() {
     )
     .unwrap();
     let (out, json) = replay(&[files[0].as_path()], Some(fixed.path()));
-    assert_eq!(out.status.code(), Some(0), "{json:#}");
+    assert_eq!(out.status.code(), code::OK, "{json:#}");
 }
 
 #[test]
@@ -187,7 +188,7 @@ fn same_seed_gives_the_same_cases_and_correct_migrations_pass() {
     let (out, json) = fuzz_json(&shop, a.path(), &["--cases", "6", "--max-steps", "12"]);
     assert_eq!(
         out.status.code(),
-        Some(0),
+        code::OK,
         "no false alarm on the shop: {json:#}"
     );
     let (_, again) = fuzz_json(&shop, a.path(), &["--cases", "6", "--max-steps", "12"]);
@@ -206,7 +207,7 @@ fn bad_fuzz_flags_exit_2_naming_the_flag() {
         ("--duration", "1 fortnight"),
     ] {
         let out = migproof().args(["fuzz", flag, value]).output().unwrap();
-        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+        assert_eq!(out.status.code(), code::USAGE, "{flag} {value}");
         assert!(
             String::from_utf8_lossy(&out.stderr).contains(flag),
             "{flag}"
@@ -216,7 +217,7 @@ fn bad_fuzz_flags_exit_2_naming_the_flag() {
         .args(["replay", "/nonexistent/case.json"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), code::USAGE);
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/case.json"));
 }
 
@@ -253,11 +254,11 @@ fn a_stash_from_before_a_deeper_rollback_is_not_compared_again() {
     let features = root().join("tests/fixtures/features");
     let case = root().join("tests/fixtures/round_trip_after_retry.json");
     let (out, json) = replay(&[case.as_path()], Some(&features));
-    assert_eq!(out.status.code(), Some(0), "{json:#}");
+    assert_eq!(out.status.code(), code::OK, "{json:#}");
     // The same features pass `check` too: extensions, domains, composite types, generated
     // columns, partitions, row-level security, materialized views, triggers, sequences.
     let (out, json) = check_json(&features, &[]);
-    assert_eq!(out.status.code(), Some(0), "{json:#}");
+    assert_eq!(out.status.code(), code::OK, "{json:#}");
 }
 
 #[test]
@@ -268,7 +269,7 @@ fn a_down_may_cut_values_written_after_its_widening_up() {
     let shop = root().join("examples/shop/migrations");
     let case = root().join("tests/fixtures/shop_down_cuts_new_long_name.json");
     let (out, json) = replay(&[case.as_path()], Some(&shop));
-    assert_eq!(out.status.code(), Some(0), "{json:#}");
+    assert_eq!(out.status.code(), code::OK, "{json:#}");
 }
 
 #[test]
@@ -285,14 +286,14 @@ fn fuzz_reports_a_step_timeout_as_timeout_as_check_does() {
         regressions.path(),
         &["--cases", "1", "--max-steps", "2", "--step-timeout", "1s"],
     );
-    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
     assert_eq!(
         findings(&json),
         [("timeout".to_string(), "0002_slow".to_string())],
         "{json:#}"
     );
     let (out, json) = check_json(dir.path(), &["--step-timeout", "1s"]);
-    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
     assert_eq!(
         findings(&json),
         [("timeout".to_string(), "0002_slow".to_string())],

@@ -3,6 +3,7 @@
 //! run or fill the server's disk.
 
 mod common;
+use common::code;
 
 use std::path::Path;
 
@@ -23,7 +24,7 @@ fn check_as(dir: &Path, format: &str) -> std::process::Output {
 
 fn assert_refused_naming(out: &std::process::Output, what: &[&str]) {
     let err = stderr(out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(out.status.code(), code::USAGE, "{err}");
     for w in what {
         assert!(err.contains(w), "names {w}: {err}");
     }

@@ -7,6 +7,7 @@
 //! was found (`tests/fixtures/detect/`).
 
 mod common;
+use common::code;
 
 use std::collections::BTreeSet;
 
@@ -120,7 +121,7 @@ fn detect_fixture(name: &str) -> (Option<i32>, String) {
 #[test]
 fn sqlx_files_beside_a_diesel_folder_exit_2_naming_both_layouts() {
     let (code, err) = detect_fixture("sqlx_files_and_diesel_folder");
-    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(code, code::USAGE, "{err}");
     assert!(err.contains("mixes layouts (sqlx and diesel)"), "{err}");
     assert!(
         err.contains("0001_create_customers.up.sql"),
@@ -135,7 +136,7 @@ fn sqlx_files_beside_a_diesel_folder_exit_2_naming_both_layouts() {
 #[test]
 fn folder_matching_no_layout_exits_2_saying_what_it_found() {
     let (code, err) = detect_fixture("no_known_layout");
-    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(code, code::USAGE, "{err}");
     assert!(
         err.contains("holds no migrations in a layout migproof knows"),
         "{err}"
@@ -160,7 +161,7 @@ fn a_diesel_up_failing_at_its_fifth_line_is_reported_there_with_its_sqlstate() {
         ("2024-01-02-000000_fill/down.sql", "DELETE FROM a;\n"),
     ]);
     let (out, json) = check_json(dir.path(), &[]);
-    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
     let place = &json["findings"][0]["place"];
     assert_eq!(place["line"], 5, "{json:#}");
     assert_eq!(place["sqlstate"], "23505", "{json:#}");
@@ -215,14 +216,14 @@ fn migproof_toml_names_the_layout_detection_cannot_tell() {
         "# golang-migrate, whose file names are sqlx's\nsource = \"golang-migrate\"\n",
     ));
     let (out, json) = check_json(named.path(), &[]);
-    assert_eq!(out.status.code(), Some(0), "{json:#}");
+    assert_eq!(out.status.code(), code::OK, "{json:#}");
     assert_eq!(json["source"]["format"], "golang-migrate");
 
     let unnamed = files(None);
     let (out, json) = check_json(unnamed.path(), &[]);
     assert_eq!(
         out.status.code(),
-        Some(1),
+        code::FINDINGS,
         "read as sqlx, the index build fails: {json:#}"
     );
     assert_eq!(json["source"]["format"], "sqlx");
@@ -230,7 +231,7 @@ fn migproof_toml_names_the_layout_detection_cannot_tell() {
     let wrong = files(Some("\nsource = \"golang_migrate\"\n"));
     let out = check_dir(wrong.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(out.status.code(), code::USAGE, "{stderr}");
     assert!(
         stderr.contains("migproof.toml")
             && stderr.contains("line 2")

@@ -4,6 +4,7 @@
 //! `check --locks` reports hazards as findings or notes.
 
 mod common;
+use common::code;
 
 use common::*;
 use serde_json::Value;
@@ -107,7 +108,7 @@ fn locks_of(s: &Value) -> Vec<(String, String)> {
 /// A safe twin: exit 0, no finding, no note.
 fn quiet(name: &str, extra: &[&str]) -> Value {
     let (out, json) = locks_json(name, extra);
-    assert_eq!(out.status.code(), Some(0), "{name}: {json:#}");
+    assert_eq!(out.status.code(), code::OK, "{name}: {json:#}");
     assert_eq!(json["findings"], serde_json::json!([]), "{name}");
     assert_eq!(json["notes"], serde_json::json!([]), "{name}");
     json
@@ -116,7 +117,7 @@ fn quiet(name: &str, extra: &[&str]) -> Value {
 #[test]
 fn plain_create_index_on_20000_rows_is_a_hazard_naming_the_table_and_share_lock() {
     let (out, json) = locks_json("index_not_concurrent", &["--rows", "20000"]);
-    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
     let migration = "0002_index_orders_by_customer_email";
     assert_eq!(
         hazards(&json),
@@ -154,7 +155,7 @@ fn create_index_concurrently_is_not_a_hazard_and_its_lock_is_sampled_while_it_ru
 #[test]
 fn text_to_varchar_32_rewrite_is_a_hazard_naming_the_table_and_the_rewrite() {
     let (out, json) = locks_json("rewrite", &["--rows", "20000"]);
-    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
     let migration = "0002_cap_email_length";
     assert_eq!(
         hazards(&json),
@@ -188,7 +189,7 @@ fn numeric_precision_widening_is_not_a_rewrite_and_validate_later_is_safe() {
 #[test]
 fn check_and_foreign_key_without_not_valid_are_hazards() {
     let (out, json) = locks_json("constraint_not_valid", &["--rows", "2000"]);
-    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
     assert_eq!(
         hazards(&json),
         [
@@ -216,7 +217,7 @@ fn not_valid_constraints_validated_later_are_not_hazards() {
 #[test]
 fn set_not_null_that_scans_is_a_hazard() {
     let (out, json) = locks_json("set_not_null", &["--rows", "2000"]);
-    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
     assert_eq!(
         hazards(&json),
         [hazard(
@@ -241,7 +242,7 @@ fn set_not_null_proven_by_a_valid_check_skips_the_scan() {
 #[test]
 fn adding_a_nullable_column_is_not_a_hazard_but_no_lock_timeout_is_a_warning() {
     let (out, json) = locks_json("access_exclusive_without_lock_timeout", &["--rows", "1000"]);
-    assert_eq!(out.status.code(), Some(0), "{json:#}");
+    assert_eq!(out.status.code(), code::OK, "{json:#}");
     assert_eq!(json["findings"], serde_json::json!([]));
     let notes = json["notes"].as_array().unwrap();
     assert_eq!(notes.len(), 1, "{json:#}");
@@ -270,7 +271,7 @@ fn access_exclusive_with_a_lock_timeout_is_quiet() {
 fn lock_held_past_the_threshold_is_a_hazard() {
     let args = ["--rows", "60000", "--lock-threshold", "100ms"];
     let (out, json) = locks_json("lock_held_too_long", &args);
-    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
     let migration = "0002_add_and_backfill_display_name";
     assert_eq!(
         hazards(&json),
@@ -340,7 +341,7 @@ fn human_output_is_a_table_per_migration() {
         .arg(&dir)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), code::FINDINGS);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("0002_index_orders_by_customer_email"),
@@ -362,7 +363,7 @@ fn check_reports_hazards_as_findings_with_locks_error_and_notes_with_warn() {
     let dir = root().join("examples/locks/index_not_concurrent/migrations");
     let migration = "0002_index_orders_by_customer_email";
     let (out, json) = check_json(&dir, &["--locks", "error", "--lock-rows", "500"]);
-    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
     assert_eq!(
         findings(&json),
         [("lock_hazard".to_string(), migration.to_string())]
@@ -376,7 +377,7 @@ fn check_reports_hazards_as_findings_with_locks_error_and_notes_with_warn() {
     );
 
     let (out, json) = check_json(&dir, &["--locks", "warn", "--lock-rows", "500"]);
-    assert_eq!(out.status.code(), Some(0), "{json:#}");
+    assert_eq!(out.status.code(), code::OK, "{json:#}");
     let notes: Vec<&Value> = json["notes"]
         .as_array()
         .unwrap()
@@ -390,7 +391,7 @@ fn check_reports_hazards_as_findings_with_locks_error_and_notes_with_warn() {
         .starts_with("[index_not_concurrent]"));
 
     let (out, json) = check_json(&dir, &[]);
-    assert_eq!(out.status.code(), Some(0), "off by default: {json:#}");
+    assert_eq!(out.status.code(), code::OK, "off by default: {json:#}");
     assert!(json["notes"]
         .as_array()
         .unwrap()
@@ -429,7 +430,7 @@ fn a_migration_that_fails_stops_the_trace_naming_file_and_line() {
         ("0003_c.up.sql", "CREATE TABLE c (id int);\n"),
     ]);
     let (out, json) = locks_json_at(dir.path(), &["--rows", "10"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), code::FINDINGS);
     assert_eq!(
         findings(&json),
         [("apply_failed".to_string(), "0002_b".to_string())]

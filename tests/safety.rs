@@ -8,6 +8,7 @@
 //! [`harness::COMMANDS`].
 
 mod common;
+use common::code;
 #[path = "safety/harness.rs"]
 mod harness;
 use std::path::{Path, PathBuf};
@@ -229,17 +230,17 @@ fn user_database_is_byte_for_byte_unchanged_by_runs_that_pass_fail_or_are_interr
     };
     for command in COMMANDS {
         let out = Proc::spawn(mp(command, &backend, &tiny(), &[])).finish(Duration::from_secs(120));
-        assert_eq!(out.code, Some(0), "{}", out.all());
+        assert_eq!(out.code, code::OK, "{}", out.all());
         unchanged(&format!("a passing `{command}`"));
 
         let bug = root().join("examples/bugs/rename_down_drops_column/migrations");
         let out = Proc::spawn(mp(command, &backend, &bug, &[])).finish(Duration::from_secs(120));
-        assert_eq!(out.code, Some(1), "{}", out.all());
+        assert_eq!(out.code, code::FINDINGS, "{}", out.all());
         unchanged(&format!("a `{command}` with findings"));
 
         let typo = root().join("examples/bugs/typo_in_up/migrations");
         let out = Proc::spawn(mp(command, &backend, &typo, &[])).finish(Duration::from_secs(120));
-        assert_eq!(out.code, Some(1), "{}", out.all());
+        assert_eq!(out.code, code::FINDINGS, "{}", out.all());
         unchanged(&format!("a `{command}` whose migration fails to apply"));
 
         let slow = slow_set();
@@ -247,7 +248,7 @@ fn user_database_is_byte_for_byte_unchanged_by_runs_that_pass_fail_or_are_interr
         wait_running_url(&server_url(), &mut proc, "pg_sleep");
         proc.signal(Signal::SIGTERM);
         let out = proc.finish(Duration::from_secs(10));
-        assert_eq!(out.code, Some(130), "{}", out.all());
+        assert_eq!(out.code, code::INTERRUPTED, "{}", out.all());
         unchanged(&format!("a `{command}` interrupted by SIGTERM"));
     }
 }
@@ -334,7 +335,7 @@ fn sweep_drops_only_scratch_databases_whose_owner_died_on_this_host() {
     }
     let out =
         Proc::spawn(mp("check", &url_backend(), &tiny(), &[])).finish(Duration::from_secs(120));
-    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert_eq!(out.code, code::OK, "{}", out.all());
     let exists = |name: &str| {
         !sql(
             "postgres",
@@ -386,7 +387,7 @@ fn sweep_removes_only_local_clusters_whose_owner_died() {
         &[],
     ))
     .finish(Duration::from_secs(120));
-    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert_eq!(out.code, code::OK, "{}", out.all());
     assert!(
         !dead.exists(),
         "the cluster folder of a dead owner must be removed"
@@ -415,7 +416,7 @@ fn interrupt_mid_statement(command: &str, backend: &Backend, signal: Signal) {
     proc.signal(signal);
     let out = proc.finish(Duration::from_secs(30));
     let took = sent.elapsed();
-    assert_eq!(out.code, Some(130), "{signal}: {}", out.all());
+    assert_eq!(out.code, code::INTERRUPTED, "{signal}: {}", out.all());
     assert!(out.stderr.contains("interrupted"), "{}", out.stderr);
     assert!(
         took <= Duration::from_secs(2),
@@ -495,7 +496,7 @@ fn an_interrupt_at_any_moment_leaves_nothing_behind() {
                 // Before the handlers are installed (argument parsing) SIGTERM simply ends
                 // the process, which has created nothing yet.
                 assert!(
-                    matches!(out.code, Some(130) | Some(0) | None),
+                    matches!(out.code, code::INTERRUPTED | code::OK | None),
                     "after {delay}ms: {}",
                     out.all()
                 );
@@ -529,7 +530,7 @@ fn kill_9_leftovers_on_a_url_server_are_swept_by_the_next_run() {
         assert!(!left.is_empty(), "kill -9 leaves its scratch databases");
         let out =
             Proc::spawn(mp("check", &url_backend(), &tiny(), &[])).finish(Duration::from_secs(120));
-        assert_eq!(out.code, Some(0), "{}", out.all());
+        assert_eq!(out.code, code::OK, "{}", out.all());
         assert_eq!(
             scratch_dbs_of(&url, pid),
             Vec::<String>::new(),
@@ -554,7 +555,7 @@ fn kill_9_leftover_local_cluster_is_stopped_and_removed_by_the_next_run() {
             "kill -9 leaves a running cluster"
         );
         let out = Proc::spawn(mp("check", &backend, &tiny(), &[])).finish(Duration::from_secs(120));
-        assert_eq!(out.code, Some(0), "{}", out.all());
+        assert_eq!(out.code, code::OK, "{}", out.all());
         assert!(
             !cluster.exists(),
             "the next run removes {}",
@@ -616,7 +617,7 @@ fn server_fails_mid_run(what: &str, fail: impl FnOnce(&mut PgServer)) {
         "{what}: took {:?}",
         failed.elapsed()
     );
-    assert_eq!(out.code, Some(3), "{what}: {}", out.all());
+    assert_eq!(out.code, code::ENVIRONMENT, "{what}: {}", out.all());
     assert!(
         out.stdout.is_empty(),
         "{what}: no report on stdout: {}",
@@ -635,7 +636,7 @@ fn server_fails_mid_run(what: &str, fail: impl FnOnce(&mut PgServer)) {
     }
     let out = Proc::spawn(mp("check", &Backend::Url(url.clone()), &tiny(), &[]))
         .finish(Duration::from_secs(120));
-    assert_eq!(out.code, Some(0), "{what}: {}", out.all());
+    assert_eq!(out.code, code::OK, "{what}: {}", out.all());
     assert_eq!(
         scratch_dbs_of(&url, pid),
         Vec::<String>::new(),
@@ -683,7 +684,7 @@ fn local_cluster_killed_mid_run_exits_3_and_is_removed() {
     let (_, postmaster) = wait_running_local(tmp.path(), &mut proc, "pg_sleep");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(postmaster), Signal::SIGQUIT).unwrap();
     let out = proc.finish(Duration::from_secs(30));
-    assert_eq!(out.code, Some(3), "{}", out.all());
+    assert_eq!(out.code, code::ENVIRONMENT, "{}", out.all());
     assert!(out.stderr.contains("connection"), "{}", out.stderr);
     // The databases go with the cluster: no sweep by a next run on a server that is gone.
     assert!(
@@ -728,7 +729,7 @@ fn endless_statements_are_stopped_by_the_step_timeout_and_reported() {
             "{name}: {:?}",
             started.elapsed()
         );
-        assert_eq!(out.status.code(), Some(1), "{name}: {json:#}");
+        assert_eq!(out.status.code(), code::FINDINGS, "{name}: {json:#}");
         let findings = json["findings"].as_array().unwrap();
         assert_eq!(findings.len(), 1, "{name}: {json:#}");
         let f = &findings[0];
@@ -770,7 +771,7 @@ fn a_step_that_hangs_only_with_data_is_a_timeout_and_the_run_goes_on() {
         ("0003_b.down.sql", "drop table b;\n"),
     ]);
     let (out, json) = common::check_json(dir.path(), &["--step-timeout", "2s"]);
-    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
     assert_eq!(
         common::findings(&json),
         [("timeout".to_string(), "0002_backfill".to_string())],
@@ -832,7 +833,7 @@ fn a_server_that_stops_answering_ends_the_run_with_exit_3_within_the_step_timeou
     let took = frozen.elapsed();
     server.thaw();
     eprintln!("after {took:?}:\n{}", out.stderr);
-    assert_eq!(out.code, Some(3), "{}", out.all());
+    assert_eq!(out.code, code::ENVIRONMENT, "{}", out.all());
     assert!(took <= Duration::from_secs(3 + 10), "took {took:?}");
     assert!(out.stdout.is_empty(), "no report: {}", out.stdout);
     let message = out.stderr.to_lowercase();
@@ -883,7 +884,7 @@ fn a_server_that_freezes_between_steps_ends_the_run_with_exit_3_without_waiting_
     let out = proc.finish(Duration::from_secs(180));
     let took = frozen.elapsed();
     server.thaw();
-    assert_eq!(out.code, Some(3), "{}", out.all());
+    assert_eq!(out.code, code::ENVIRONMENT, "{}", out.all());
     assert!(
         took <= Duration::from_secs(20),
         "took {took:?}: {}",
@@ -932,7 +933,7 @@ fn ctrl_c_ends_a_run_on_a_frozen_local_cluster_within_2s_and_removes_it() {
     // Before the fix, the cluster's removal waited 5 s for the frozen postmaster to stop.
     let out = proc.finish(Duration::from_secs(30));
     let took = sent.elapsed();
-    assert_eq!(out.code, Some(130), "{}", out.all());
+    assert_eq!(out.code, code::INTERRUPTED, "{}", out.all());
     assert!(
         took <= Duration::from_millis(2500),
         "took {took:?}: {}",
@@ -963,7 +964,7 @@ fn ctrl_c_during_fuzz_cases_prints_no_panic_and_drops_everything() {
     let sent = Instant::now();
     proc.signal(Signal::SIGINT);
     let out = proc.finish(Duration::from_secs(30));
-    assert_eq!(out.code, Some(130), "{}", out.all());
+    assert_eq!(out.code, code::INTERRUPTED, "{}", out.all());
     assert!(
         sent.elapsed() <= Duration::from_millis(2500),
         "took {:?}",
@@ -995,7 +996,7 @@ fn ctrl_c_ends_a_run_on_a_frozen_server_within_2s_and_says_what_was_not_dropped(
     let took = sent.elapsed();
     server.thaw();
     eprintln!("after {took:?}:\n{}", out.stderr);
-    assert_eq!(out.code, Some(130), "{}", out.all());
+    assert_eq!(out.code, code::INTERRUPTED, "{}", out.all());
     assert!(took <= Duration::from_millis(2500), "took {took:?}");
     assert!(
         !out.stderr.contains("databases were dropped"),
@@ -1048,7 +1049,7 @@ fn pause_mid_run(mut proc: Proc, pause: Duration, ready: impl FnMut(&mut Proc) -
 }
 
 fn no_findings(out: &Ended) {
-    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert_eq!(out.code, code::OK, "{}", out.all());
     let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(json["findings"], serde_json::json!([]), "{json:#}");
 }
@@ -1128,7 +1129,7 @@ fn a_timed_out_command_migrator_is_stopped_with_every_process_it_started() {
         &["--step-timeout", "1s", "--format", "json"],
     ))
     .finish(Duration::from_secs(120));
-    assert_eq!(out.code, Some(1), "{}", out.all());
+    assert_eq!(out.code, code::FINDINGS, "{}", out.all());
     let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(json["findings"][0]["kind"], "timeout", "{json:#}");
     let children: Vec<i32> = std::fs::read_to_string(set.path().join("children"))
@@ -1236,7 +1237,7 @@ fn a_password_never_appears_in_any_output() {
                     good.clone(),
                 ],
                 None,
-                Some(1),
+                code::FINDINGS,
             ));
             runs.push((
                 format!("`{command}` with findings, --format {format}, DATABASE_URL"),
@@ -1250,7 +1251,7 @@ fn a_password_never_appears_in_any_output() {
                     format.into(),
                 ],
                 Some(good.clone()),
-                Some(1),
+                code::FINDINGS,
             ));
         }
     }
@@ -1269,7 +1270,7 @@ fn a_password_never_appears_in_any_output() {
             "json".into(),
         ],
         Some(good.clone()),
-        Some(1),
+        code::FINDINGS,
     ));
     for (what, url) in [
         ("nothing listening", with("127.0.0.1", 1, "postgres")),
@@ -1294,7 +1295,7 @@ fn a_password_never_appears_in_any_output() {
                 url,
             ],
             None,
-            Some(3),
+            code::ENVIRONMENT,
         ));
     }
     runs.push((
@@ -1310,19 +1311,19 @@ fn a_password_never_appears_in_any_output() {
         ],
         None,
         // Bad input, naming the flag (issue 16).
-        Some(2),
+        code::USAGE,
     ));
     runs.push((
         "a usage error with DATABASE_URL set".into(),
         vec!["check".into(), "--step-timeout".into(), "soon".into()],
         Some(good.clone()),
-        Some(2),
+        code::USAGE,
     ));
     runs.push((
         "--help with DATABASE_URL set".into(),
         vec!["check".into(), "--help".into()],
         Some(good.clone()),
-        Some(0),
+        code::OK,
     ));
     for (what, args, env, code) in runs {
         let mut cmd = harness::command(&[]);
@@ -1339,7 +1340,7 @@ fn a_password_never_appears_in_any_output() {
     sql("postgres", &format!("ALTER ROLE {} NOCREATEDB", role.0));
     let out = Proc::spawn(mp("check", &Backend::Url(good.clone()), &tiny(), &[]))
         .finish(Duration::from_secs(60));
-    assert_eq!(out.code, Some(3), "{}", out.all());
+    assert_eq!(out.code, code::ENVIRONMENT, "{}", out.all());
     assert!(out.stderr.contains("permission denied"), "{}", out.stderr);
     assert!(
         !leaks(&out),
@@ -1355,7 +1356,7 @@ fn a_password_never_appears_in_any_output() {
         wait_running_url(&server_url(), &mut proc, "pg_sleep");
         proc.signal(Signal::SIGINT);
         let out = proc.finish(Duration::from_secs(10));
-        assert_eq!(out.code, Some(130), "{}", out.all());
+        assert_eq!(out.code, code::INTERRUPTED, "{}", out.all());
         assert!(
             !leaks(&out),
             "an interrupted run printed the password:\n{}",
@@ -1403,7 +1404,7 @@ exit 1
             &["--format", format],
         ))
         .finish(Duration::from_secs(120));
-        assert_eq!(out.code, Some(1), "{format}: {}", out.all());
+        assert_eq!(out.code, code::FINDINGS, "{format}: {}", out.all());
         let all = out.all();
         assert!(
             all.contains("authentication failed for"),
@@ -1640,7 +1641,7 @@ fn bad_input_exits_2_naming_the_file_or_flag() {
                 cmd.args(&extra);
             }
             let out = Proc::spawn(cmd).finish(Duration::from_secs(30));
-            assert_eq!(out.code, Some(2), "{command}, {case}: {}", out.all());
+            assert_eq!(out.code, code::USAGE, "{command}, {case}: {}", out.all());
             for name in &names {
                 assert!(
                     out.stderr.contains(name.as_str()),
@@ -1913,7 +1914,7 @@ fn two_thousand_tables_and_a_big_table_complete_with_bounded_memory() {
     ));
     let (out, peak) = proc.finish_measuring_peak(Duration::from_secs(300));
     let took = started.elapsed();
-    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert_eq!(out.code, code::OK, "{}", out.all());
     let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(json["summary"]["migrations_checked"], 2, "{json:#}");
     assert!(
@@ -1982,7 +1983,7 @@ fn peak_for_history(n: usize) -> (u64, Duration) {
         &["--format", "json"],
     ));
     let (out, peak) = proc.finish_measuring_peak(Duration::from_secs(300));
-    assert_eq!(out.code, Some(0), "{n} migrations: {}", out.all());
+    assert_eq!(out.code, code::OK, "{n} migrations: {}", out.all());
     let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(json["summary"]["migrations_checked"], n, "{json:#}");
     (peak, started.elapsed())
@@ -2059,7 +2060,7 @@ fn sweep_never_signals_a_process_a_planted_folder_names() {
         &[],
     ))
     .finish(Duration::from_secs(120));
-    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert_eq!(out.code, code::OK, "{}", out.all());
     assert!(
         alive(pid as i32),
         "the sweep signalled a process that is not the folder's postmaster"
@@ -2243,7 +2244,7 @@ fn a_migration_under_test_cannot_reach_outside_its_database() {
         .finish(Duration::from_secs(120));
         assert_eq!(
             out.code,
-            Some(1),
+            code::FINDINGS,
             "{name}: the escape must fail: {}",
             out.all()
         );
@@ -2314,7 +2315,7 @@ fn superuser_migrations_have_their_side_effects_reported_and_undone() {
         before,
         "what the migration changed was undone"
     );
-    assert_eq!(out.code, Some(1), "{}", out.all());
+    assert_eq!(out.code, code::FINDINGS, "{}", out.all());
     assert!(
         out.stderr
             .contains("warning: migrations run as the superuser"),
@@ -2394,7 +2395,7 @@ fn a_migration_that_breaks_its_own_session_is_a_finding_not_an_environment_failu
             .finish(Duration::from_secs(120));
         assert_eq!(
             out.code,
-            Some(1),
+            code::FINDINGS,
             "{name}: a finding, not exit 3: {}",
             out.all()
         );
@@ -2431,7 +2432,7 @@ fn copy_to_program_cannot_run_as_the_local_clusters_os_user() {
         &[],
     ))
     .finish(Duration::from_secs(120));
-    assert_eq!(out.code, Some(1), "{}", out.all());
+    assert_eq!(out.code, code::FINDINGS, "{}", out.all());
     assert!(out.stdout.contains("apply_failed"), "{}", out.all());
     assert!(!pwned.exists(), "COPY TO PROGRAM ran a shell command");
 }
@@ -2445,7 +2446,7 @@ fn superuser_url_is_refused_unless_allowed_and_a_createdb_role_is_enough() {
         cmd
     })
     .finish(Duration::from_secs(60));
-    assert_eq!(out.code, Some(2), "{}", out.all());
+    assert_eq!(out.code, code::USAGE, "{}", out.all());
     assert!(out.stderr.contains("--allow-superuser"), "{}", out.stderr);
     assert!(out.stderr.contains("superuser"), "{}", out.stderr);
 
@@ -2467,7 +2468,7 @@ fn superuser_url_is_refused_unless_allowed_and_a_createdb_role_is_enough() {
     .finish(Duration::from_secs(120));
     let roles_after = sql("postgres", "SELECT count(*)::text FROM pg_roles");
     sql("postgres", &format!("DROP ROLE IF EXISTS {role}"));
-    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert_eq!(out.code, code::OK, "{}", out.all());
     assert_eq!(
         roles_before, roles_after,
         "no role is made with a non-superuser URL"
@@ -2510,7 +2511,7 @@ fn a_run_in_another_pid_namespace_keeps_its_databases_until_it_is_gone() {
     let databases = scratch_dbs_of(&url, pid);
     let out =
         Proc::spawn(mp("check", &url_backend(), &tiny(), &[])).finish(Duration::from_secs(120));
-    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert_eq!(out.code, code::OK, "{}", out.all());
     let now = scratch_dbs_of(&url, pid);
     assert!(
         !databases.is_empty() && databases.iter().all(|d| now.contains(d)),
@@ -2523,7 +2524,7 @@ fn a_run_in_another_pid_namespace_keeps_its_databases_until_it_is_gone() {
     wait_until(Duration::from_secs(20), "run A's lock to go", || {
         let out =
             Proc::spawn(mp("check", &url_backend(), &tiny(), &[])).finish(Duration::from_secs(120));
-        assert_eq!(out.code, Some(0), "{}", out.all());
+        assert_eq!(out.code, code::OK, "{}", out.all());
         scratch_dbs_of(&url, pid).is_empty()
     });
 }
@@ -2598,7 +2599,7 @@ fn sweep_drops_databases_of_a_run_only_once_its_lock_is_free() {
     });
     let out =
         Proc::spawn(mp("check", &url_backend(), &tiny(), &[])).finish(Duration::from_secs(120));
-    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert_eq!(out.code, code::OK, "{}", out.all());
     assert!(exists("db", &db), "a live run's database was dropped");
     assert!(exists("role", &run), "a live run's role was dropped");
     // The run ends: its session, and with it the lock, goes.
@@ -2617,7 +2618,7 @@ fn sweep_drops_databases_of_a_run_only_once_its_lock_is_free() {
     });
     let out =
         Proc::spawn(mp("check", &url_backend(), &tiny(), &[])).finish(Duration::from_secs(120));
-    assert_eq!(out.code, Some(0), "{}", out.all());
+    assert_eq!(out.code, code::OK, "{}", out.all());
     assert!(!exists("db", &db), "a gone run's database is swept");
     assert!(!exists("role", &run), "a gone run's role is swept");
     drop(planted);

@@ -170,3 +170,15 @@ pub fn scratch_dbs_of(pid: u32) -> Vec<Vec<Option<String>>> {
         &format!("SELECT datname::text FROM pg_database WHERE datname LIKE 'migproof\\_{pid}\\_%'"),
     )
 }
+
+/// migproof's exit codes (`migproof::cli::exit`), as `ExitStatus::code` returns them.
+#[allow(dead_code)]
+pub mod code {
+    use migproof::cli::exit;
+
+    pub const OK: Option<i32> = Some(exit::OK as i32);
+    pub const FINDINGS: Option<i32> = Some(exit::FINDINGS as i32);
+    pub const USAGE: Option<i32> = Some(exit::USAGE as i32);
+    pub const ENVIRONMENT: Option<i32> = Some(exit::ENVIRONMENT as i32);
+    pub const INTERRUPTED: Option<i32> = Some(exit::INTERRUPTED as i32);
+}
