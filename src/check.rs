@@ -18,7 +18,7 @@ use crate::observe::history::History;
 use crate::observe::snapshot::{self, Snapshot};
 use crate::observe::{catalog, data};
 use crate::report::{Finding, Kind, Note, NoteKind, Report, Source};
-use crate::run::lost;
+use crate::run::{lost, Event, Phase};
 pub use crate::run::{Progress, RunError, Silent};
 use crate::source::{Migration, MigrationSet};
 
@@ -99,7 +99,9 @@ pub async fn run(
             diff: None,
         });
     }
-    progress.start(set.migrations.len());
+    progress.event(Event::Started {
+        migrations: set.migrations.len(),
+    });
     // The golden pass and the stairway run side by side: a part of the stairway waits only
     // for the golden versions it needs.
     let parts = parts(set.migrations.len());
@@ -132,7 +134,7 @@ pub async fn run(
         crate::locks::add_to_check(&mut run.report, server, set, locks, progress).await?;
     }
     // ---- end of lock analysis ----
-    progress.finish();
+    progress.event(Event::Finished);
     run.report.finish(started.elapsed());
     Ok(run.report)
 }
@@ -621,7 +623,11 @@ impl<'a> Run<'a> {
         m: &Migration,
         progress: &dyn Progress,
     ) -> Result<bool, RunError> {
-        progress.migration(v - 1, &m.id(), "up with data");
+        progress.event(Event::Migration {
+            index: v - 1,
+            id: &m.id(),
+            phase: Phase::UpWithData,
+        });
         // Two seeding rounds per migration, numbered by it: the rows do not depend on which
         // part of the stairway checks it.
         self.rounds = 2 * (v - 1);
@@ -639,7 +645,11 @@ impl<'a> Run<'a> {
         let up_changed_data = self.report.findings.len() > findings;
 
         if m.down.is_some() {
-            progress.migration(v - 1, &m.id(), "down");
+            progress.event(Event::Migration {
+                index: v - 1,
+                id: &m.id(),
+                phase: Phase::Down,
+            });
             if !self.apply(s, m, Direction::Down, step::DOWN, "").await? {
                 return Ok(false);
             }
@@ -653,7 +663,11 @@ impl<'a> Run<'a> {
                 // Re-applying on a database that is not golden would only report echoes.
                 return Ok(false);
             }
-            progress.migration(v - 1, &m.id(), "up again");
+            progress.event(Event::Migration {
+                index: v - 1,
+                id: &m.id(),
+                phase: Phase::UpAgain,
+            });
             if !self.apply(s, m, Direction::Up, step::REUP, "").await? {
                 return Ok(false);
             }
@@ -667,7 +681,11 @@ impl<'a> Run<'a> {
             }
         }
 
-        progress.migration(v - 1, &m.id(), "rerun");
+        progress.event(Event::Migration {
+            index: v - 1,
+            id: &m.id(),
+            phase: Phase::Rerun,
+        });
         let pending = self.pending(s, v).await?;
         // A rerun that applies nothing runs no statement: the schema is the one the last
         // comparison saw, and the rows are unchanged.
@@ -694,7 +712,11 @@ impl<'a> Run<'a> {
         }
 
         if m.down.is_some() && golden {
-            progress.migration(v - 1, &m.id(), "down with new rows");
+            progress.event(Event::Migration {
+                index: v - 1,
+                id: &m.id(),
+                phase: Phase::DownWithNewRows,
+            });
             self.seed(s).await?;
             if !self
                 .apply(
@@ -779,7 +801,11 @@ pub async fn golden(
     };
     record(&mut s, &mut golden).await?;
     for (i, m) in set.migrations.iter().enumerate() {
-        progress.migration(i, &m.id(), "golden apply");
+        progress.event(Event::Migration {
+            index: i,
+            id: &m.id(),
+            phase: Phase::GoldenApply,
+        });
         let (applied, changes) =
             guard::watched(server, s.apply(&m.version, &m.up, Direction::Up)).await?;
         golden

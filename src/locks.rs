@@ -25,7 +25,7 @@ use crate::observe::locks::{blocks_reads, blocks_writes, changes, Existing, Samp
 use crate::observe::probe::{Access, Probes, Wait};
 use crate::report::locks::{LockTaken, LockTrace, MigrationTrace, StatementTrace, TableWait};
 use crate::report::{Finding, Kind, Note, NoteKind, Report, Source};
-use crate::run::{lost, Progress, RunError};
+use crate::run::{lost, Event, Phase, Progress, RunError};
 use crate::source::{Migration, MigrationSet, Script};
 
 pub use rules::{Rule, RULES};
@@ -96,9 +96,11 @@ pub async fn run(
             diff: None,
         });
     }
-    progress.start(set.migrations.len());
+    progress.event(Event::Started {
+        migrations: set.migrations.len(),
+    });
     let outcome = analyse(server, set, options, progress).await?;
-    progress.finish();
+    progress.event(Event::Finished);
     for h in rules::evaluate(&outcome.trace) {
         if h.rule.is_warning() {
             report.notes.push(note(h));
@@ -235,7 +237,11 @@ async fn analyse_on(
     let mut given_up: BTreeSet<String> = BTreeSet::new();
     for (i, m) in set.migrations.iter().enumerate() {
         let filled = if options.rows > 0 {
-            progress.migration(i, &m.id(), "fill");
+            progress.event(Event::Migration {
+                index: i,
+                id: &m.id(),
+                phase: Phase::Fill,
+            });
             let (filled, notes) = fill_tables(&mut conn, options.rows, &mut given_up)
                 .await
                 .map_err(lost)?;
@@ -247,7 +253,11 @@ async fn analyse_on(
         } else {
             Vec::new()
         };
-        progress.migration(i, &m.id(), "lock trace");
+        progress.event(Event::Migration {
+            index: i,
+            id: &m.id(),
+            phase: Phase::LockTrace,
+        });
         let (mut trace, failure) =
             trace_migration(db, &mut conn, pid, m, options.step_timeout).await?;
         trace.filled = filled;

@@ -4,16 +4,70 @@
 use crate::backend::{describe, BackendError};
 use crate::executor::StepError;
 
-/// Receives progress events; the CLI draws a progress bar from them.
-pub trait Progress: Sync {
-    fn start(&self, _total_migrations: usize) {}
-    fn migration(&self, _index: usize, _id: &str, _phase: &str) {}
-    fn finish(&self) {}
+/// What a runner is doing, as it happens. Runners emit these; reporters (the CLI's progress
+/// bars) consume them through [`Progress`].
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// A run over `migrations` migrations begins.
+    Started { migrations: usize },
+    /// Migration `index` (0-based), `id`, enters `phase`.
+    Migration {
+        index: usize,
+        id: &'a str,
+        phase: Phase,
+    },
+    /// A fuzz case ended: `cases` done so far, `steps` run in all, `findings` so far.
+    CaseDone {
+        cases: u64,
+        steps: u64,
+        findings: usize,
+    },
+    /// The run is over.
+    Finished,
+}
+
+/// What a runner does with a migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Applied to the golden database, to learn the schema it must give.
+    GoldenApply,
+    /// Applied with realistic rows present.
+    UpWithData,
+    Down,
+    UpAgain,
+    /// The migrator run again at the same version.
+    Rerun,
+    DownWithNewRows,
+    /// Tables filled before the lock trace.
+    Fill,
+    LockTrace,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::GoldenApply => "golden apply",
+            Phase::UpWithData => "up with data",
+            Phase::Down => "down",
+            Phase::UpAgain => "up again",
+            Phase::Rerun => "rerun",
+            Phase::DownWithNewRows => "down with new rows",
+            Phase::Fill => "fill",
+            Phase::LockTrace => "lock trace",
+        }
+    }
+}
+
+/// Consumes a runner's [`Event`]s.
+pub trait Progress: Send + Sync {
+    fn event(&self, event: Event<'_>);
 }
 
 /// Progress that shows nothing.
 pub struct Silent;
-impl Progress for Silent {}
+impl Progress for Silent {
+    fn event(&self, _: Event<'_>) {}
+}
 
 /// Why a run could not finish: the environment failed (exit 3).
 #[derive(Debug, thiserror::Error)]

@@ -300,3 +300,61 @@ fn fuzz_reports_a_step_timeout_as_timeout_as_check_does() {
         "{json:#}"
     );
 }
+
+/// Ctrl-C while a fuzz case (not the golden pass) runs a statement: no Rust panic reaches the
+/// user, the exit is 130, and the run's scratch databases are gone (issue 10).
+#[test]
+fn ctrl_c_during_a_fuzz_case_exits_130_without_a_panic_and_leaves_nothing() {
+    // The second up sleeps only once the first up's table has rows: never in the golden pass
+    // (empty tables), soon in a case, which writes rows before migrating.
+    let dir = folder(&[
+        (
+            "0001_t.up.sql",
+            "create table t (id int primary key, v text);\n",
+        ),
+        ("0001_t.down.sql", "drop table t;\n"),
+        (
+            "0002_wait.up.sql",
+            "create table u (id int);\n\
+             select pg_sleep(case when exists (select 1 from t) then 60 else 0 end);\n",
+        ),
+        ("0002_wait.down.sql", "drop table u;\n"),
+    ]);
+    let regressions = tempfile::tempdir().unwrap();
+    let mut child = fuzz_command(dir.path(), regressions.path(), &["--cases", "64"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let pid = child.id();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let sleeping = format!(
+        "SELECT count(*)::text FROM pg_stat_activity WHERE state = 'active' \
+         AND query LIKE '%pg_sleep(case%' AND datname LIKE 'migproof\\_{pid}\\_%'"
+    );
+    while sql("postgres", &sleeping)[0][0].as_deref() != Some("1") {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "fuzz ended before a case slept"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no case slept in 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), code::INTERRUPTED, "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("interrupted; scratch databases were dropped"),
+        "{err}"
+    );
+    assert_eq!(scratch_dbs_of(pid), Vec::<Vec<Option<String>>>::new());
+}

@@ -418,6 +418,7 @@ fn interrupt_mid_statement(command: &str, backend: &Backend, signal: Signal) {
     let took = sent.elapsed();
     assert_eq!(out.code, code::INTERRUPTED, "{signal}: {}", out.all());
     assert!(out.stderr.contains("interrupted"), "{}", out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{signal}: {}", out.stderr);
     assert!(
         took <= Duration::from_secs(2),
         "{signal}: took {took:?} to stop"

@@ -6,14 +6,12 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use super::{
-    clean_up, error, exit, interrupted, interrupted_message, open_server_with, parse_duration,
-    print_report, scrubber, warn_left_behind, Common, OutputFormat,
-};
+use super::lifecycle::{error, open_server, supervise, Interrupts};
+use super::progress::Bar;
+use super::{exit, load, parse_duration, print_report, verdict, Common, OutputFormat};
 use crate::backend::{BackendKind, Server};
 use crate::locks::{self, Level, LockCheck, LockOptions, DEFAULT_ROWS};
-use crate::run::RunError;
-use crate::source::{self, MigrationSet};
+use crate::source::MigrationSet;
 
 #[derive(Debug, Args)]
 pub struct LocksArgs {
@@ -134,51 +132,16 @@ impl CheckLockArgs {
     }
 }
 
-/// A spinner with the current migration, on stderr when it is a terminal.
-struct Spinner(Option<indicatif::ProgressBar>);
-
-impl Spinner {
-    fn new(wanted: bool) -> Spinner {
-        use std::io::IsTerminal;
-        if !wanted || !std::io::stderr().is_terminal() {
-            return Spinner(None);
-        }
-        let bar = indicatif::ProgressBar::new_spinner();
-        bar.enable_steady_tick(Duration::from_millis(120));
-        Spinner(Some(bar))
-    }
-}
-
-impl crate::run::Progress for Spinner {
-    fn migration(&self, index: usize, id: &str, phase: &str) {
-        if let Some(bar) = &self.0 {
-            bar.set_message(format!("{}: {id}: {phase}", index + 1));
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.0 {
-            bar.finish_and_clear();
-        }
-    }
-}
-
-pub async fn run(args: LocksArgs) -> u8 {
-    let set = match source::load(&args.common.migrations, args.common.source) {
+pub async fn run(args: LocksArgs, interrupts: &mut Interrupts) -> u8 {
+    let set = match load(&args.common) {
         Ok(set) => set,
-        Err(e) => return error(exit::USAGE, &e.to_string()),
+        Err(code) => return code,
     };
     if let Err(code) = refuse_external_migrators(&set, "`migproof locks`") {
         return code;
     }
-    let server = match open_server_with(
-        args.common.backend,
-        args.common.database_url.as_deref(),
-        &args.common.docker,
-        args.common.access.resolve(set.setup.migration_role),
-    )
-    .await
-    {
+    let access = args.common.access.resolve(set.setup.migration_role);
+    let server = match open_server((&args.common).into(), access, interrupts).await {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -190,38 +153,21 @@ pub async fn run(args: LocksArgs) -> u8 {
         threshold: args.lock_threshold,
         step_timeout: args.step_timeout,
     };
-    let spinner = Spinner::new(args.common.format == OutputFormat::Human);
-    let result = tokio::select! {
-        r = locks::run(&server, &set, &options, &spinner) => Some(r),
-        e = server.until_unresponsive() => Some(Err(e.into())),
-        _ = interrupted() => None,
-    };
-    crate::run::Progress::finish(&spinner);
-    let interrupted = result.is_none();
-    let cleanup = clean_up(&server, interrupted).await;
-    let kind = server.kind;
-    drop(server);
-    let scrub = scrubber(args.common.database_url.as_deref());
-    if !interrupted {
-        warn_left_behind(&cleanup, kind, &scrub);
-    }
-    match result {
-        None => error(
-            exit::INTERRUPTED,
-            &interrupted_message(&cleanup, kind, &scrub),
-        ),
-        Some(Err(e @ RunError::Backend(_))) | Some(Err(e @ RunError::Lost(_))) => {
-            error(exit::ENVIRONMENT, &scrub(e.to_string()))
-        }
-        Some(Ok(report)) => {
+    let spinner = Bar::spinner(args.common.format == OutputFormat::Human);
+    let work = async { Ok(locks::run(&server, &set, &options, &spinner).await?) };
+    let url = args.common.database_url.as_deref();
+    supervise(
+        &server,
+        url,
+        interrupts,
+        work,
+        || spinner.clear(),
+        |report| {
             print_report(&report, args.common.format);
-            if report.findings.is_empty() {
-                exit::OK
-            } else {
-                exit::FINDINGS
-            }
-        }
-    }
+            verdict(&report)
+        },
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! command, printing the report, and the exit code. The only module that prints.
 
 mod fuzz;
+mod lifecycle;
 mod locks;
 mod progress;
 
@@ -11,13 +12,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use tokio::signal::unix::{signal, Signal, SignalKind};
 
-use crate::backend::{self, docker, BackendKind, Server};
+use crate::backend::{self, docker, BackendKind};
 use crate::check::{self, CheckOptions};
-use crate::report::{self, paint, Report};
-use crate::run::RunError;
-use crate::source::{self, Format};
+use crate::report::{self, Report};
+use crate::source::{self, Format, MigrationSet};
+use lifecycle::{error, open_server, supervise, Interrupts};
 
 /// Exit codes, as documented in the README.
 pub mod exit {
@@ -318,12 +318,6 @@ fn format_parser() -> impl clap::builder::TypedValueParser<Value = Format> {
         .map(|name| Format::from_name(&name).expect("clap admits only format names"))
 }
 
-impl Common {
-    fn source_format(&self) -> Option<Format> {
-        self.source
-    }
-}
-
 /// Parses `500ms`, `30s`, `5m`, `1h`, or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -380,156 +374,38 @@ pub fn main() -> ExitCode {
 }
 
 fn fail(code: u8, message: &str) -> ExitCode {
-    eprintln!(
-        "{}: {message}",
-        paint("error", "1;31", std::io::stderr().is_terminal())
-    );
-    ExitCode::from(code)
-}
-
-pub(crate) fn error(code: u8, message: &str) -> u8 {
-    eprintln!(
-        "{}: {message}",
-        paint("error", "1;31", std::io::stderr().is_terminal())
-    );
-    code
-}
-
-/// Waits for Ctrl-C or SIGTERM (for commands that listen from the moment they start).
-pub(crate) async fn interrupted() {
-    Interrupts::install().recv().await
-}
-
-/// Ctrl-C and SIGTERM, listened for from the start of a run to its end: a signal that arrives
-/// between two phases (loading, starting a server, checking) is kept, not lost, and none ends
-/// the process before it has cleaned up.
-pub(crate) struct Interrupts {
-    int: Option<Signal>,
-    term: Option<Signal>,
-}
-
-impl Interrupts {
-    pub(crate) fn install() -> Interrupts {
-        Interrupts {
-            int: signal(SignalKind::interrupt()).ok(),
-            term: signal(SignalKind::terminate()).ok(),
-        }
-    }
-
-    /// Waits for Ctrl-C or SIGTERM (or one that came while nobody was waiting).
-    pub(crate) async fn recv(&mut self) {
-        async fn one(s: &mut Option<Signal>) {
-            match s {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        }
-        tokio::select! {
-            _ = one(&mut self.int) => {}
-            _ = one(&mut self.term) => {}
-        }
-    }
+    ExitCode::from(error(code, message))
 }
 
 async fn run(cli: Cli) -> u8 {
     let mut interrupts = Interrupts::install();
     match cli.command {
         Command::Check(args) => run_check(args, &mut interrupts).await,
-        Command::Fuzz(args) => fuzz::run_fuzz(args).await,
-        Command::Replay(args) => fuzz::run_replay(args).await,
+        Command::Fuzz(args) => fuzz::run_fuzz(args, &mut interrupts).await,
+        Command::Replay(args) => fuzz::run_replay(args, &mut interrupts).await,
         Command::Snapshot(args) => run_snapshot(args, &mut interrupts).await,
-        Command::Locks(args) => locks::run(args).await,
+        Command::Locks(args) => locks::run(args, &mut interrupts).await,
     }
 }
 
-pub(crate) async fn open_server_with(
-    backend: BackendKind,
-    url: Option<&str>,
-    docker: &DockerArgs,
-    access: backend::Access,
-) -> Result<Server, u8> {
-    let mut interrupts = Interrupts::install();
-    open_server_inner(backend, url, docker, access, &mut interrupts).await
+/// Reads the migrations folder the command was given; bad input is exit 2.
+fn load(common: &Common) -> Result<MigrationSet, u8> {
+    source::load(&common.migrations, common.source).map_err(|e| error(exit::USAGE, &e.to_string()))
 }
 
-async fn open_server(
-    common: &Common,
-    access: backend::Access,
-    interrupts: &mut Interrupts,
-) -> Result<Server, u8> {
-    open_server_inner(
-        common.backend,
-        common.database_url.as_deref(),
-        &common.docker,
-        access,
-        interrupts,
-    )
-    .await
-}
-
-async fn open_server_inner(
-    backend: BackendKind,
-    url: Option<&str>,
-    docker: &DockerArgs,
-    access: backend::Access,
-    interrupts: &mut Interrupts,
-) -> Result<Server, u8> {
-    let url = url.filter(|u| !u.is_empty());
-    let docker = docker.options();
-    // Where the URL came from, for messages: the flag, unless only the environment gave one.
-    let origin = || {
-        let flag = std::env::args_os()
-            .any(|a| a == "--database-url" || a.to_string_lossy().starts_with("--database-url="));
-        if !flag && std::env::var_os("DATABASE_URL").is_some() {
-            "DATABASE_URL"
-        } else {
-            "--database-url"
-        }
-    };
-    let server = tokio::select! {
-        server = Server::open(backend, url, &docker, access) => server.map_err(|e| {
-            let text = match &e {
-                backend::BackendError::BadUrl { url: shown, reason } => {
-                    // An unparseable URL is shown as a placeholder, which says nothing here.
-                    let shown = match url.map(::url::Url::parse) {
-                        Some(Ok(_)) => format!(" `{shown}`"),
-                        _ => String::new(),
-                    };
-                    format!(
-                        "{}{shown} is not a valid database URL: {reason}; write it like \
-                         postgres://user@host:5432/database",
-                        origin()
-                    )
-                }
-                e => e.to_string(),
-            };
-            let text = match url {
-                Some(u) => backend::url::scrub(&text, u),
-                None => text,
-            };
-            let code = if e.is_usage() { exit::USAGE } else { exit::ENVIRONMENT };
-            error(code, &text)
-        }),
-        _ = interrupts.recv() => Err(error(exit::INTERRUPTED, "interrupted")),
-    }?;
-    if server.applies_as_superuser() {
-        eprintln!(
-            "warning: migrations run as the superuser `{}` on {}: a migration can change the \
-             whole server; `check` (and the golden pass of `fuzz`) reports and undoes the roles, \
-             databases, tablespaces and settings a migration changes, other steps do not",
-            server.migration_role(),
-            server.target
-        );
+/// The exit code of a run's report: 0 with no finding, else 1.
+fn verdict(report: &Report) -> u8 {
+    if report.findings.is_empty() {
+        exit::OK
+    } else {
+        exit::FINDINGS
     }
-    Ok(server)
 }
 
 async fn run_check(args: CheckArgs, interrupts: &mut Interrupts) -> u8 {
-    let set = match source::load(&args.common.migrations, args.common.source_format()) {
+    let set = match load(&args.common) {
         Ok(set) => set,
-        Err(e) => return error(exit::USAGE, &e.to_string()),
+        Err(code) => return code,
     };
     if args.locks.locks != locks::LocksMode::Off {
         if let Err(code) = locks::refuse_external_migrators(&set, "`check --locks`") {
@@ -537,7 +413,7 @@ async fn run_check(args: CheckArgs, interrupts: &mut Interrupts) -> u8 {
         }
     }
     let access = args.common.access.resolve(set.setup.migration_role);
-    let server = match open_server(&args.common, access, interrupts).await {
+    let server = match open_server((&args.common).into(), access, interrupts).await {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -558,108 +434,21 @@ async fn run_check(args: CheckArgs, interrupts: &mut Interrupts) -> u8 {
                 .min(8)
         }),
     };
-    let bar = progress::Bar::new(args.common.format == OutputFormat::Human);
-    let result = tokio::select! {
-        r = check::run(&server, &set, &options, &bar) => Some(r),
-        e = server.until_unresponsive() => Some(Err(e.into())),
-        _ = interrupts.recv() => None,
-    };
-    bar.clear();
-    let interrupted = result.is_none();
-    let cleanup = clean_up(&server, interrupted).await;
-    let kind = server.kind;
-    drop(server);
-    let scrub = scrubber(args.common.database_url.as_deref());
-    let code = match result {
-        None => error(
-            exit::INTERRUPTED,
-            &interrupted_message(&cleanup, kind, &scrub),
-        ),
-        Some(Err(e @ RunError::Backend(_))) | Some(Err(e @ RunError::Lost(_))) => {
-            error(exit::ENVIRONMENT, &scrub(e.to_string()))
-        }
-        Some(Ok(report)) => {
+    let bar = progress::Bar::migrations(args.common.format == OutputFormat::Human);
+    let work = async { Ok(check::run(&server, &set, &options, &bar).await?) };
+    let url = args.common.database_url.as_deref();
+    supervise(
+        &server,
+        url,
+        interrupts,
+        work,
+        || bar.clear(),
+        |report| {
             print_report(&report, args.common.format);
-            if report.findings.is_empty() {
-                exit::OK
-            } else {
-                exit::FINDINGS
-            }
-        }
-    };
-    // After the error it follows from: what went wrong first comes first.
-    if !interrupted {
-        warn_left_behind(&cleanup, kind, &scrub);
-    }
-    code
-}
-
-/// Removes the password of the URL the user gave, if any, from a message.
-pub(crate) fn scrubber(url: Option<&str>) -> impl Fn(String) -> String + '_ {
-    move |t: String| match url {
-        Some(u) if !u.is_empty() => backend::url::scrub(&t, u),
-        _ => t,
-    }
-}
-
-/// How long an interrupted run may spend dropping its scratch databases: it ends within 2 s.
-const INTERRUPTED_CLEANUP: Duration = Duration::from_millis(1400);
-
-/// Drops the run's scratch databases: in [`INTERRUPTED_CLEANUP`] after Ctrl-C or SIGTERM,
-/// else in [`backend::CLEANUP_BUDGET`].
-pub(crate) async fn clean_up(
-    server: &Server,
-    interrupted: bool,
-) -> Result<(), backend::BackendError> {
-    if interrupted {
-        server.cleanup_within(INTERRUPTED_CLEANUP).await
-    } else {
-        server.cleanup().await
-    }
-}
-
-/// What becomes of scratch databases that could not be dropped, on this kind of server.
-fn left_behind_fate(kind: BackendKind) -> &'static str {
-    match kind {
-        BackendKind::Local => {
-            "they go with the local cluster, whose folder migproof removes as it exits (or, if \
-             it cannot, the next run with `--backend local` does)"
-        }
-        BackendKind::Docker => "they go with the container, which migproof removes as it exits",
-        BackendKind::Url | BackendKind::Auto => "the next migproof run on this server drops them",
-    }
-}
-
-/// The message of an interrupted run, saying whether its scratch databases were dropped and,
-/// when not, which and what becomes of them.
-pub(crate) fn interrupted_message(
-    cleanup: &Result<(), backend::BackendError>,
-    kind: BackendKind,
-    scrub: &dyn Fn(String) -> String,
-) -> String {
-    match cleanup {
-        Ok(()) => "interrupted; scratch databases were dropped".to_owned(),
-        Err(e) => format!(
-            "interrupted; {}; {}",
-            scrub(e.to_string()),
-            left_behind_fate(kind)
-        ),
-    }
-}
-
-/// Warns, after a run that was not interrupted, about scratch databases it could not drop.
-pub(crate) fn warn_left_behind(
-    cleanup: &Result<(), backend::BackendError>,
-    kind: BackendKind,
-    scrub: &dyn Fn(String) -> String,
-) {
-    if let Err(e) = cleanup {
-        eprintln!(
-            "warning: scratch databases were not dropped ({}); {}",
-            scrub(e.to_string()),
-            left_behind_fate(kind)
-        );
-    }
+            verdict(&report)
+        },
+    )
+    .await
 }
 
 pub(crate) fn print_report(report: &Report, format: OutputFormat) {
@@ -674,56 +463,46 @@ pub(crate) fn print_report(report: &Report, format: OutputFormat) {
 }
 
 async fn run_snapshot(args: SnapshotArgs, interrupts: &mut Interrupts) -> u8 {
-    let set = match source::load(&args.common.migrations, args.common.source_format()) {
+    let set = match load(&args.common) {
         Ok(set) => set,
-        Err(e) => return error(exit::USAGE, &e.to_string()),
+        Err(code) => return code,
     };
     let access = args.common.access.resolve(set.setup.migration_role);
-    let server = match open_server(&args.common, access, interrupts).await {
+    let server = match open_server((&args.common).into(), access, interrupts).await {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let result = tokio::select! {
-        r = check::golden_snapshot(&server, &set) => Some(r),
-        e = server.until_unresponsive() => Some(Err(e.into())),
-        _ = interrupts.recv() => None,
-    };
-    let interrupted = result.is_none();
-    let cleanup = clean_up(&server, interrupted).await;
-    let kind = server.kind;
-    drop(server);
-    let scrub = scrubber(args.common.database_url.as_deref());
-    let code = match result {
-        None => error(
-            exit::INTERRUPTED,
-            &interrupted_message(&cleanup, kind, &scrub),
-        ),
-        Some(Err(e)) => error(exit::ENVIRONMENT, &scrub(e.to_string())),
-        Some(Ok(Err(message))) => error(exit::FINDINGS, &message),
-        Some(Ok(Ok(snapshot))) => match args.common.format {
-            OutputFormat::Json => {
-                print!(
-                    "{}",
-                    serde_json::to_string_pretty(&snapshot).expect("serializes") + "\n"
-                );
-                exit::OK
-            }
-            OutputFormat::Human => {
-                print!("{}", snapshot.render());
-                exit::OK
-            }
-            // clap admits only human and json for `snapshot`.
-            OutputFormat::Junit => error(
-                exit::USAGE,
-                "`snapshot` prints `--format human` or `json`, not `junit`",
-            ),
+    let work = async { Ok(check::golden_snapshot(&server, &set).await?) };
+    let url = args.common.database_url.as_deref();
+    supervise(
+        &server,
+        url,
+        interrupts,
+        work,
+        || {},
+        |snapshot| match snapshot {
+            Err(message) => error(exit::FINDINGS, &message),
+            Ok(snapshot) => match args.common.format {
+                OutputFormat::Json => {
+                    print!(
+                        "{}",
+                        serde_json::to_string_pretty(&snapshot).expect("serializes") + "\n"
+                    );
+                    exit::OK
+                }
+                OutputFormat::Human => {
+                    print!("{}", snapshot.render());
+                    exit::OK
+                }
+                // clap admits only human and json for `snapshot`.
+                OutputFormat::Junit => error(
+                    exit::USAGE,
+                    "`snapshot` prints `--format human` or `json`, not `junit`",
+                ),
+            },
         },
-    };
-    // After the error it follows from.
-    if !interrupted {
-        warn_left_behind(&cleanup, kind, &scrub);
-    }
-    code
+    )
+    .await
 }
 
 #[cfg(test)]

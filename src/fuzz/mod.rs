@@ -18,7 +18,7 @@ use crate::backend::{Access, Server};
 use crate::check;
 use crate::model::machine::{Model, Plan, State, Step};
 use crate::report::{Finding, Kind, Report, Source};
-use crate::run::{RunError, Silent};
+use crate::run::{Event, Progress, RunError, Silent};
 use crate::source::MigrationSet;
 use sut::Ctx;
 
@@ -39,13 +39,6 @@ pub struct FuzzOptions {
     /// The command line of this run, to print replay commands.
     pub migrations_arg: String,
 }
-
-/// Receives fuzz progress.
-pub trait FuzzProgress: Sync + Send {
-    fn case_done(&self, _cases: u64, _steps: u64, _findings: usize) {}
-}
-
-impl FuzzProgress for Silent {}
 
 /// The seed of case `case`: a SplitMix64 step, so cases are independent and reproducible.
 pub fn case_seed(seed: u64, case: u64) -> u64 {
@@ -292,7 +285,7 @@ pub async fn run(
     server: Arc<Server>,
     set: &MigrationSet,
     options: FuzzOptions,
-    progress: Arc<dyn FuzzProgress>,
+    progress: Arc<dyn Progress>,
     stop: Arc<AtomicBool>,
 ) -> Result<Report, RunError> {
     let started = Instant::now();
@@ -347,7 +340,11 @@ pub async fn run(
                         }
                         let done = cases_done.fetch_add(1, Ordering::SeqCst) + 1;
                         let found = failures.lock().expect("not poisoned").len();
-                        progress.case_done(done, ctx.steps.load(Ordering::Relaxed), found);
+                        progress.event(Event::CaseDone {
+                            cases: done,
+                            steps: ctx.steps.load(Ordering::Relaxed),
+                            findings: found,
+                        });
                     }
                 },
             ));

@@ -21,8 +21,8 @@ use sqlx::{ConnectOptions, Connection, Row};
 pub const COMMANDS: &[&str] = &["check"];
 
 /// Every command that runs migrations on a server: interruptions, `kill -9` and clean-up are
-/// proven for each. (`replay` runs through `fuzz`'s machinery on a saved case.)
-pub const EVERY_COMMAND: &[&str] = &["check", "fuzz", "snapshot", "locks"];
+/// proven for each.
+pub const EVERY_COMMAND: &[&str] = &["check", "fuzz", "replay", "snapshot", "locks"];
 
 /// Arguments that make `command` do a short, complete run on a migrations folder.
 pub fn command_args(command: &str) -> Vec<String> {
@@ -42,6 +42,20 @@ pub fn command_args(command: &str) -> Vec<String> {
             ]
         }
         "locks" => vec!["--rows".into(), "10".into()],
+        // A saved case that fits any migrations folder: the golden pass applies them all,
+        // then one step up and a verify.
+        "replay" => {
+            let case =
+                std::env::temp_dir().join(format!("mp-safety-case-{}.json", std::process::id()));
+            fs::write(
+                &case,
+                r#"{"format_version": 1, "migrations": "migrations", "source": "plain",
+                    "seed": "0x7", "releases": [1], "steps": ["migrate_up", "verify"],
+                    "finding": {"kind": "none", "migration": "", "message": "safety test"}}"#,
+            )
+            .unwrap();
+            vec![case.display().to_string()]
+        }
         other => panic!("no safety arguments known for `{other}`; add them here"),
     }
 }
