@@ -24,7 +24,7 @@ use crate::observe::catalog;
 use crate::observe::locks::{blocks_reads, blocks_writes, changes, Existing, Sampler, State};
 use crate::observe::probe::{Access, Probes, Wait};
 use crate::report::locks::{LockTaken, LockTrace, MigrationTrace, StatementTrace, TableWait};
-use crate::report::{Finding, Kind, Note, NoteKind, Report, Source};
+use crate::report::{Finding, Kind, LockDetail, Note, NoteKind, Report, Source};
 use crate::run::{lost, Event, Phase, Progress, RunError};
 use crate::source::{Migration, MigrationSet, Script};
 
@@ -165,11 +165,13 @@ pub async fn add_to_check(
 
 fn finding(h: rules::Hazard) -> Finding {
     let mut f = Finding::new(Kind::LockHazard, h.migration, STEP.into(), h.message);
-    f.rule = Some(h.rule.id().into());
-    f.table = Some(h.table);
-    f.lock_mode = Some(h.lock_mode);
-    f.duration_ms = Some(h.duration_ms);
-    f.hint = Some(h.rule.hint().into());
+    f.lock = Some(LockDetail {
+        rule: h.rule.id().into(),
+        table: h.table,
+        lock_mode: h.lock_mode,
+        duration_ms: h.duration_ms,
+        hint: h.rule.hint().into(),
+    });
     f
 }
 

@@ -10,7 +10,7 @@ use super::progress::Bar;
 use super::{exit, load, print_report, verdict, FuzzArgs, OutputFormat, ReplayArgs};
 use crate::backend;
 use crate::fuzz::{self, regression, sut, FuzzOptions};
-use crate::report::{Report, Source};
+use crate::report::{FuzzCase, Report, Source};
 use crate::run::RunError;
 use crate::source;
 
@@ -152,9 +152,11 @@ async fn replay_all(
             Err(sut::Broken(message)) => return Err(Failure::Environment(RunError::Lost(message))),
             Ok(sut::Ran::Passed) => {}
             Ok(sut::Ran::Failed(mut finding, len)) => {
-                finding.sequence = fuzz::numbered(&case.steps[..len], &set);
-                finding.seed = Some(case.seed.clone());
-                finding.replay = Some(format!("migproof replay {}", path.display()));
+                finding.case = Some(FuzzCase {
+                    sequence: fuzz::numbered(&case.steps[..len], &set),
+                    seed: case.seed.clone(),
+                    replay: format!("migproof replay {}", path.display()),
+                });
                 report.findings.push(finding);
             }
         }

@@ -17,7 +17,7 @@ use proptest_state_machine::ReferenceStateMachine;
 use crate::backend::{Access, Server};
 use crate::check;
 use crate::model::machine::{Model, Plan, State, Step};
-use crate::report::{Finding, Kind, Report, Source};
+use crate::report::{Finding, FuzzCase, Kind, Report, Source};
 use crate::run::{Event, Progress, RunError, Silent};
 use crate::source::MigrationSet;
 use sut::Ctx;
@@ -389,9 +389,11 @@ pub async fn run(
         )
         .map_err(|e| RunError::Lost(format!("failed to save the regression case: {e}")))?;
         let mut finding = f.finding;
-        finding.sequence = numbered(&f.steps, set);
-        finding.seed = Some(format!("{:#018x}", f.seed));
-        finding.replay = Some(format!("migproof replay {}", saved.display()));
+        finding.case = Some(FuzzCase {
+            sequence: numbered(&f.steps, set),
+            seed: format!("{:#018x}", f.seed),
+            replay: format!("migproof replay {}", saved.display()),
+        });
         report.findings.push(finding);
     }
     let elapsed = started.elapsed();

@@ -35,8 +35,8 @@ pub fn render(report: &Report, colour: bool) -> String {
         if !facts.is_empty() {
             let _ = writeln!(out, "  {}", facts.join(" · "));
         }
-        if let Some(hint) = &f.hint {
-            let _ = writeln!(out, "  {} {hint}", c("fix:", "1;32"));
+        if let Some(lock) = &f.lock {
+            let _ = writeln!(out, "  {} {}", c("fix:", "1;32"), lock.hint);
         }
         for row in f.rows.iter().take(MAX_ROWS) {
             let _ = writeln!(out, "    {row}");
@@ -44,16 +44,9 @@ pub fn render(report: &Report, colour: bool) -> String {
         if f.rows.len() > MAX_ROWS {
             let _ = writeln!(out, "    ... and {} more", f.rows.len() - MAX_ROWS);
         }
-        if !f.sequence.is_empty() {
-            let _ = writeln!(
-                out,
-                "  shrunk sequence{}:",
-                f.seed
-                    .as_deref()
-                    .map(|s| format!(" (seed {s})"))
-                    .unwrap_or_default()
-            );
-            for step in &f.sequence {
+        if let Some(case) = &f.case {
+            let _ = writeln!(out, "  shrunk sequence (seed {}):", case.seed);
+            for step in &case.sequence {
                 let _ = writeln!(out, "    {step}");
             }
         }
@@ -70,14 +63,9 @@ pub fn render(report: &Report, colour: bool) -> String {
             }
         }
     }
-    if !report.notes.is_empty() || report.findings.iter().any(|f| f.replay.is_some()) {
-        for f in report.findings.iter().filter(|f| f.replay.is_some()) {
-            let _ = writeln!(
-                out,
-                "\n  replay {}: {}",
-                f.migration,
-                f.replay.as_deref().unwrap_or_default()
-            );
+    for f in &report.findings {
+        if let Some(case) = &f.case {
+            let _ = writeln!(out, "\n  replay {}: {}", f.migration, case.replay);
         }
     }
     if !report.notes.is_empty() {

@@ -123,8 +123,8 @@ fn failure_text(f: &Finding) -> String {
     if !facts.is_empty() {
         let _ = writeln!(text, "{}", facts.join(" · "));
     }
-    if let Some(hint) = &f.hint {
-        let _ = writeln!(text, "fix: {hint}");
+    if let Some(lock) = &f.lock {
+        let _ = writeln!(text, "fix: {}", lock.hint);
     }
     if !f.rows.is_empty() {
         let _ = writeln!(text, "\nrows:");
@@ -132,19 +132,12 @@ fn failure_text(f: &Finding) -> String {
             let _ = writeln!(text, "  {row}");
         }
     }
-    if !f.sequence.is_empty() {
-        let seed = f
-            .seed
-            .as_deref()
-            .map(|s| format!(" (seed {s})"))
-            .unwrap_or_default();
-        let _ = writeln!(text, "\nshrunk sequence{seed}:");
-        for step in &f.sequence {
+    if let Some(case) = &f.case {
+        let _ = writeln!(text, "\nshrunk sequence (seed {}):", case.seed);
+        for step in &case.sequence {
             let _ = writeln!(text, "  {step}");
         }
-    }
-    if let Some(replay) = &f.replay {
-        let _ = writeln!(text, "\nreplay: {replay}");
+        let _ = writeln!(text, "\nreplay: {}", case.replay);
     }
     if let Some(diff) = &f.diff {
         let _ = write!(text, "\n{diff}");
@@ -177,7 +170,7 @@ fn xml(text: &str) -> Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
-    use crate::report::NoteKind;
+    use crate::report::{FuzzCase, NoteKind};
     use quick_xml::escape::resolve_predefined_entity;
     use quick_xml::events::Event;
     use quick_xml::{Reader, XmlVersion};
@@ -356,9 +349,11 @@ mod tests {
     fn fuzz_failures_carry_the_sequence_and_the_replay_command() {
         let mut r = report(&["0001_a"]);
         let mut f = finding(Kind::RetryFailed, "0001_a", "the retry failed");
-        f.sequence = vec!["1. interrupt the next migration".into(), "2. retry".into()];
-        f.seed = Some("0x000000000000002a".into());
-        f.replay = Some("migproof replay proptest-regressions/x.json".into());
+        f.case = Some(FuzzCase {
+            sequence: vec!["1. interrupt the next migration".into(), "2. retry".into()],
+            seed: "0x000000000000002a".into(),
+            replay: "migproof replay proptest-regressions/x.json".into(),
+        });
         r.findings.push(f);
         let elements = parse(&render(&r));
         let text = &elements.iter().find(|e| e.0 == "failure").unwrap().2;

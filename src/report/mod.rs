@@ -167,30 +167,38 @@ pub struct Finding {
     pub diff: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rows: Vec<String>,
-    /// For fuzz findings: the shrunk sequence of steps, numbered and readable.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// For fuzz findings: the shrunk case that shows it, and how to replay it.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub case: Option<FuzzCase>,
+    /// For lock hazards: what the trace observed.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<LockDetail>,
+}
+
+/// The fuzz case that shows a finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FuzzCase {
+    /// The shrunk sequence of steps, numbered and readable.
     pub sequence: Vec<String>,
-    /// For fuzz findings: the case seed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub seed: Option<String>,
-    /// For fuzz findings: the command that replays the saved case.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub replay: Option<String>,
-    /// Lock hazards: the rule that fired (`rewrite`, `index_not_concurrent`, ...).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rule: Option<String>,
-    /// Lock hazards: the table, schema-qualified (`public.orders`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub table: Option<String>,
-    /// Lock hazards: the lock mode as `pg_locks` names it (`ShareLock`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lock_mode: Option<String>,
-    /// Lock hazards: how long that lock was held, measured at the traced table size.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub duration_ms: Option<u64>,
-    /// Lock hazards: the safe pattern.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub hint: Option<String>,
+    /// The case seed.
+    pub seed: String,
+    /// The command that replays the saved case.
+    pub replay: String,
+}
+
+/// What the lock trace observed for a lock hazard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LockDetail {
+    /// The rule that fired (`rewrite`, `index_not_concurrent`, ...).
+    pub rule: String,
+    /// The table, schema-qualified (`public.orders`).
+    pub table: String,
+    /// The lock mode as `pg_locks` names it (`ShareLock`).
+    pub lock_mode: String,
+    /// How long that lock was held, measured at the traced table size.
+    pub duration_ms: u64,
+    /// The safe pattern.
+    pub hint: String,
 }
 
 /// Something worth knowing that does not fail the run.
@@ -286,28 +294,23 @@ impl Finding {
             place: None,
             diff: None,
             rows: Vec::new(),
-            sequence: Vec::new(),
-            seed: None,
-            replay: None,
-            rule: None,
-            table: None,
-            lock_mode: None,
-            duration_ms: None,
-            hint: None,
+            case: None,
+            lock: None,
         }
     }
 
     /// What a lock hazard observed, as short phrases: `rule rewrite`, `table public.orders`,
     /// the lock mode, `held 31 ms`. Empty for other findings.
     pub fn lock_facts(&self) -> Vec<String> {
-        let Some(rule) = &self.rule else {
+        let Some(lock) = &self.lock else {
             return Vec::new();
         };
-        let mut facts = vec![format!("rule {rule}")];
-        facts.extend(self.table.iter().map(|t| format!("table {t}")));
-        facts.extend(self.lock_mode.clone());
-        facts.extend(self.duration_ms.map(|d| format!("held {d} ms")));
-        facts
+        vec![
+            format!("rule {}", lock.rule),
+            format!("table {}", lock.table),
+            lock.lock_mode.clone(),
+            format!("held {} ms", lock.duration_ms),
+        ]
     }
 }
 
