@@ -14,7 +14,7 @@ use sqlx::{AssertSqlSafe, Connection, Row};
 use crate::backend::{answered, describe, ScratchDb};
 use crate::model::machine::Fault;
 use crate::model::seed;
-use crate::observe::catalog::Table;
+use crate::observe::catalog::{self, Table};
 use crate::observe::{data, ident, literal};
 use crate::report::Place;
 use crate::source::{Chunk, Script};
@@ -587,7 +587,7 @@ impl Session {
     /// constraint rejects are skipped.
     pub async fn seed(&mut self, tables: &[Table], round: usize) -> Result<Seeded, sqlx::Error> {
         let mut seeded = Seeded::default();
-        for table in topological(tables) {
+        for table in catalog::parents_first(tables) {
             let mut targets: seed::Targets = Vec::new();
             for fk in &table.foreign_keys {
                 targets.push(self.fk_targets(fk).await?);
@@ -802,8 +802,16 @@ impl Migrator {
                     .map(|p| p.display().to_string())
                     .unwrap_or_default();
                 let copy = dir.path().join("alembic.ini");
-                std::fs::write(&copy, point_ini_at(&text, &here, &url))
-                    .map_err(|e| StepError::Connection(e.to_string()))?;
+                std::fs::write(
+                    &copy,
+                    crate::source::ini::with_value(
+                        &text.replace("%(here)s", &here),
+                        "alembic",
+                        "sqlalchemy.url",
+                        &url,
+                    ),
+                )
+                .map_err(|e| StepError::Connection(e.to_string()))?;
                 copy.display().to_string()
             }
             None => String::new(),
@@ -1256,66 +1264,6 @@ fn bookkeeping_failed(e: sqlx::Error, script: &Script) -> StepError {
         }
         _ => StepError::Connection(describe(&e)),
     }
-}
-
-/// Tables ordered so that referenced tables come before the tables referencing them
-/// (self-references and cycles are broken arbitrarily).
-fn topological(tables: &[Table]) -> Vec<&Table> {
-    let mut done: Vec<String> = Vec::new();
-    let mut out: Vec<&Table> = Vec::new();
-    let mut remaining: Vec<&Table> = tables.iter().collect();
-    while !remaining.is_empty() {
-        let ready = remaining.iter().position(|t| {
-            t.foreign_keys.iter().all(|fk| {
-                fk.ref_table == t.sql_name()
-                    || done.contains(&fk.ref_table)
-                    || !tables.iter().any(|o| o.sql_name() == fk.ref_table)
-            })
-        });
-        let t = remaining.remove(ready.unwrap_or(0));
-        done.push(t.sql_name());
-        out.push(t);
-    }
-    out
-}
-
-/// An ini file's text with `sqlalchemy.url` pointing at `url` and `%(here)s` kept meaning the
-/// original file's folder.
-fn point_ini_at(text: &str, here: &str, url: &str) -> String {
-    let mut out = String::new();
-    let mut section = String::new();
-    let mut done = false;
-    for line in text.lines() {
-        let trimmed = line.trim();
-        if trimmed.starts_with('[') {
-            if section == "alembic" && !done {
-                out.push_str(&format!("sqlalchemy.url = {}\n", url.replace('%', "%%")));
-                done = true;
-            }
-            section = trimmed.trim_matches(|c| c == '[' || c == ']').to_string();
-        }
-        if section == "alembic"
-            && trimmed
-                .split('=')
-                .next()
-                .is_some_and(|k| k.trim() == "sqlalchemy.url")
-        {
-            out.push_str(&format!("sqlalchemy.url = {}\n", url.replace('%', "%%")));
-            done = true;
-            continue;
-        }
-        out.push_str(&line.replace("%(here)s", here));
-        out.push('\n');
-    }
-    if !done && section == "alembic" {
-        out.push_str(&format!("sqlalchemy.url = {}\n", url.replace('%', "%%")));
-    } else if !done {
-        out.push_str(&format!(
-            "\n[alembic]\nsqlalchemy.url = {}\n",
-            url.replace('%', "%%")
-        ));
-    }
-    out
 }
 
 /// A URL without its password (the migrator gets that through `PGPASSWORD`).

@@ -294,7 +294,7 @@ async fn fill_tables(
         }
     }
     let (mut filled, mut notes) = (Vec::new(), Vec::new());
-    for t in fill::order(&tables) {
+    for t in catalog::parents_first(&tables) {
         if has_rows.contains(&t.sql_name()) || given_up.contains(&t.sql_name()) {
             continue;
         }
@@ -323,7 +323,7 @@ async fn fill_tables(
     }
     if !filled.is_empty() {
         // production tables have statistics; the planner's choices in validations depend on them
-        let names: Vec<String> = fill::order(&tables)
+        let names: Vec<String> = catalog::parents_first(&tables)
             .iter()
             .filter(|t| filled.contains(&t.display_name()))
             .map(|t| t.sql_name())

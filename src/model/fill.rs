@@ -10,27 +10,6 @@ use std::collections::BTreeSet;
 use crate::observe::catalog::{Column, Table};
 use crate::observe::{ident, literal};
 
-/// Tables ordered so that referenced tables come before the tables referencing them
-/// (self-references and cycles are broken arbitrarily).
-pub fn order(tables: &[Table]) -> Vec<&Table> {
-    let mut done: BTreeSet<String> = BTreeSet::new();
-    let mut out = Vec::new();
-    let mut remaining: Vec<&Table> = tables.iter().collect();
-    while !remaining.is_empty() {
-        let ready = remaining.iter().position(|t| {
-            t.foreign_keys.iter().all(|fk| {
-                fk.ref_table == t.sql_name()
-                    || done.contains(&fk.ref_table)
-                    || !tables.iter().any(|o| o.sql_name() == fk.ref_table)
-            })
-        });
-        let t = remaining.remove(ready.unwrap_or(0));
-        done.insert(t.sql_name());
-        out.push(t);
-    }
-    out
-}
-
 /// The statement that fills `table` with `rows` rows, or why it cannot be filled.
 /// `has_rows(sql_name)` says whether a referenced table holds rows to point at.
 pub fn insert(table: &Table, rows: u64, has_rows: &dyn Fn(&str) -> bool) -> Result<String, String> {
@@ -356,7 +335,10 @@ mod tests {
             ref_columns: vec![],
         }];
         let tables = [child, parent];
-        let names: Vec<&str> = order(&tables).iter().map(|t| t.name.as_str()).collect();
+        let names: Vec<&str> = crate::observe::catalog::parents_first(&tables)
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect();
         assert_eq!(names, ["a", "b"]);
     }
 }

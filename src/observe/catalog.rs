@@ -1,7 +1,7 @@
 //! The user's tables as the seeder and the data checks see them: columns with their types,
 //! nullability and defaults, and keys. Read from the live database.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgConnection;
@@ -171,4 +171,25 @@ impl crate::source::config::Named for Table {
     fn name(&self) -> &str {
         &self.name
     }
+}
+
+/// Tables ordered so that referenced tables come before the tables referencing them
+/// (self-references and cycles are broken arbitrarily).
+pub fn parents_first(tables: &[Table]) -> Vec<&Table> {
+    let mut done: BTreeSet<String> = BTreeSet::new();
+    let mut out = Vec::new();
+    let mut remaining: Vec<&Table> = tables.iter().collect();
+    while !remaining.is_empty() {
+        let ready = remaining.iter().position(|t| {
+            t.foreign_keys.iter().all(|fk| {
+                fk.ref_table == t.sql_name()
+                    || done.contains(&fk.ref_table)
+                    || !tables.iter().any(|o| o.sql_name() == fk.ref_table)
+            })
+        });
+        let t = remaining.remove(ready.unwrap_or(0));
+        done.insert(t.sql_name());
+        out.push(t);
+    }
+    out
 }

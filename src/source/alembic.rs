@@ -27,23 +27,6 @@ pub fn matches(entries: &[PathBuf]) -> bool {
         .any(|p| p.file_name().is_some_and(|n| n == "alembic.ini"))
 }
 
-fn ini_value(text: &str, key: &str) -> Option<(String, usize)> {
-    let mut section = String::new();
-    for (i, line) in text.lines().enumerate() {
-        let t = line.trim();
-        if t.starts_with('[') {
-            section = t.trim_matches(|c| c == '[' || c == ']').to_string();
-        } else if section == "alembic" {
-            if let Some((k, v)) = t.split_once('=') {
-                if k.trim() == key {
-                    return Some((v.trim().to_string(), i + 1));
-                }
-            }
-        }
-    }
-    None
-}
-
 struct Revision {
     id: String,
     down: Vec<String>,
@@ -57,7 +40,7 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
         path: ini.clone(),
         message,
     };
-    let (location, _) = ini_value(&text, "script_location")
+    let (location, _) = super::ini::value(&text, "alembic", "script_location")
         .ok_or_else(|| invalid("has no `script_location` in its [alembic] section".into()))?;
     let location = location.replace("%(here)s/", "").replace("%(here)s", ".");
     let scripts = if Path::new(&location).is_absolute() {

@@ -9,6 +9,7 @@ pub mod dbmate;
 pub mod diesel;
 pub mod flyway;
 pub mod golang_migrate;
+pub mod ini;
 pub mod liquibase;
 pub mod refinery;
 pub mod split;
