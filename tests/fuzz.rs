@@ -358,3 +358,65 @@ fn ctrl_c_during_a_fuzz_case_exits_130_without_a_panic_and_leaves_nothing() {
     );
     assert_eq!(scratch_dbs_of(pid), Vec::<Vec<Option<String>>>::new());
 }
+
+/// The library's `Harness` runs the command's search: for the same seed and cases it finds,
+/// shrinks and saves what `migproof fuzz` does; its set-up failures are typed (issue 10).
+#[test]
+fn the_library_harness_finds_what_the_command_finds_and_types_its_errors() {
+    use migproof::backend::BackendKind;
+    use migproof::fuzz::{FuzzOptions, Harness, HarnessError};
+
+    std::env::set_var("MIGPROOF_ALLOW_SUPERUSER", "1");
+    let url = server_url();
+    let example = "examples/fuzz/cic_retry_fails";
+    let dir = root().join(example).join("migrations");
+    let regressions = tempfile::tempdir().unwrap();
+    let harness = Harness::new(&dir, BackendKind::Url, Some(&url)).expect("harness");
+    let report = harness
+        .fuzz(FuzzOptions {
+            cases: 40,
+            max_steps: 24,
+            seed: 7,
+            duration: Some(std::time::Duration::from_secs(90)),
+            jobs: 1,
+            shard: (0, 1),
+            regressions: regressions.path().to_owned(),
+            strict: false,
+            step_timeout: std::time::Duration::from_secs(120),
+            migrations_arg: dir.display().to_string(),
+        })
+        .expect("runs");
+    let want = expected(example);
+    let found: Vec<(String, String)> = report
+        .findings
+        .iter()
+        .map(|f| (f.kind.as_str().to_owned(), f.migration.clone()))
+        .collect();
+    assert!(found.contains(&want), "want {want:?}, found {found:?}");
+    let case = report.findings[0].case.as_ref().expect("a fuzz case");
+    assert!(case.replay.starts_with("migproof replay "), "{case:?}");
+    assert!(!saved_cases(regressions.path()).is_empty());
+    // The command, same seed and cases: the same findings.
+    let cli_regressions = tempfile::tempdir().unwrap();
+    let (_, json) = fuzz_json(&dir, cli_regressions.path(), &["--cases", "40"]);
+    assert_eq!(findings(&json), found);
+    drop(harness);
+
+    let missing = Harness::new(&root().join("no/such/folder"), BackendKind::Url, Some(&url));
+    assert!(
+        matches!(missing, Err(HarnessError::Source(_))),
+        "{:?}",
+        missing.err()
+    );
+    let typo = root().join("examples/bugs/typo_in_up/migrations");
+    match Harness::new(&typo, BackendKind::Url, Some(&url)) {
+        Err(HarnessError::Golden(f)) => assert_eq!(f.kind.as_str(), "apply_failed", "{f:?}"),
+        other => panic!("want a golden failure, got {:?}", other.err()),
+    }
+    let unreachable = Harness::new(&dir, BackendKind::Url, Some("postgres://u@127.0.0.1:1/x"));
+    assert!(
+        matches!(unreachable, Err(HarnessError::Backend(_))),
+        "{:?}",
+        unreachable.err()
+    );
+}

@@ -407,12 +407,34 @@ pub async fn run(
     Ok(report)
 }
 
+/// Why a [`Harness`] could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    /// The migrations folder could not be read.
+    #[error(transparent)]
+    Source(#[from] crate::source::SourceError),
+    /// No server: the backend could not start or be reached.
+    #[error(transparent)]
+    Backend(#[from] crate::backend::BackendError),
+    /// The server failed during the golden pass or a run.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error("failed to start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    /// A migration fails on an empty database: there is nothing to fuzz past it. The finding
+    /// is the one `migproof check` reports.
+    #[error("{} in {}: {}", .0.kind.as_str(), .0.migration, .0.message)]
+    Golden(Box<Finding>),
+}
+
 /// The fuzzer from a user's own `cargo test`: gets a server, computes the golden history of
-/// a migrations folder, and installs the context that [`sut::FuzzTest`] (usable with
-/// `proptest-state-machine`'s `prop_state_machine!`) runs against. Dropping it drops every
-/// scratch database and stops a local cluster.
+/// a migrations folder, and either runs `migproof fuzz`'s search itself ([`Harness::fuzz`], the
+/// same cases, shrinking and saved cases as the command) or installs the context that
+/// [`sut::FuzzTest`] (usable with `proptest-state-machine`'s `prop_state_machine!`) runs
+/// against. Dropping it drops every scratch database and stops a local cluster.
 pub struct Harness {
     ctx: Arc<Ctx>,
+    set: MigrationSet,
     server: Arc<Server>,
     runtime: tokio::runtime::Runtime,
 }
@@ -425,39 +447,26 @@ impl Harness {
         migrations: &std::path::Path,
         backend: crate::backend::BackendKind,
         url: Option<&str>,
-    ) -> Result<Harness, String> {
-        let set = crate::source::load(migrations, None).map_err(|e| e.to_string())?;
+    ) -> Result<Harness, HarnessError> {
+        let set = crate::source::load(migrations, None)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
-            .map_err(|e| format!("failed to start the async runtime: {e}"))?;
+            .map_err(HarnessError::Runtime)?;
         let (ctx, server) = runtime.block_on(async {
             let docker = crate::backend::docker::Options::from_env();
-            let server = Arc::new(
-                Server::open(
-                    backend,
-                    url,
-                    &docker,
-                    Access::from_env(set.setup.migration_role),
-                )
-                .await
-                .map_err(|e| e.to_string())?,
-            );
-            let (ctx, findings) = prepare(&server, &set, Duration::from_secs(120), false, None, 1)
-                .await
-                .map_err(|e| e.to_string())?;
-            if let Some(f) = findings.first() {
-                return Err(format!(
-                    "{} in {}: {}",
-                    f.kind.as_str(),
-                    f.migration,
-                    f.message
-                ));
+            let access = Access::from_env(set.setup.migration_role);
+            let server = Arc::new(Server::open(backend, url, &docker, access).await?);
+            let (ctx, findings) =
+                prepare(&server, &set, Duration::from_secs(120), false, None, 1).await?;
+            if let Some(f) = findings.into_iter().next() {
+                return Err(HarnessError::Golden(Box::new(f)));
             }
-            Ok::<_, String>((ctx, server))
+            Ok::<_, HarnessError>((ctx, server))
         })?;
         Ok(Harness {
             ctx,
+            set,
             server,
             runtime,
         })
@@ -466,6 +475,21 @@ impl Harness {
     /// Makes this project the one state machine tests on the current thread run against.
     pub fn install(&self) {
         sut::install(self.ctx.clone());
+    }
+
+    /// Runs `migproof fuzz` on this project with `options`: the same cases for the same seed,
+    /// shrunk and saved the same way. The report's findings are the failures; its human
+    /// rendering ([`crate::report::human::render`]) is the command's output.
+    pub fn fuzz(&self, options: FuzzOptions) -> Result<Report, HarnessError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let run = run(
+            self.server.clone(),
+            &self.set,
+            options,
+            Arc::new(Silent),
+            stop,
+        );
+        Ok(self.runtime.block_on(run)?)
     }
 }
 
