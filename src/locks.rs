@@ -20,9 +20,9 @@ use tokio::sync::mpsc;
 
 use crate::backend::{ScratchDb, Server};
 use crate::model::fill;
-use crate::observe::catalog;
 use crate::observe::locks::{blocks_reads, blocks_writes, changes, Existing, Sampler, State};
 use crate::observe::probe::{Access, Probes, Wait};
+use crate::observe::{catalog, ident};
 use crate::report::locks::{LockTaken, LockTrace, MigrationTrace, StatementTrace, TableWait};
 use crate::report::{Finding, Kind, LockDetail, Note, NoteKind, Report, Source};
 use crate::run::{lost, Event, Phase, Progress, RunError};
@@ -68,6 +68,9 @@ struct Outcome {
     trace: LockTrace,
     /// The migration that did not apply, and why.
     failure: Option<(String, Kind, String)>,
+    /// Ups that failed on the filled rows of a table, which was then emptied and the up traced
+    /// again: (migration, the error, the table's rows it failed on).
+    data_dependent: Vec<(String, String, Offending)>,
     /// (migration, message) for every table that could not be filled.
     unfilled: Vec<(String, String)>,
     statements: usize,
@@ -120,6 +123,7 @@ pub async fn run(
             .findings
             .push(Finding::new(*kind, migration.clone(), STEP.into(), message));
     }
+    push_data_dependent(&mut report, &outcome.data_dependent, options.rows);
     push_unfilled(&mut report, &outcome.unfilled);
     // The migration that did not apply is the last one traced.
     let traced = outcome.trace.migrations.len() - usize::from(outcome.failure.is_some());
@@ -150,6 +154,7 @@ pub async fn add_to_check(
             report.notes.push(note(h));
         }
     }
+    push_data_dependent(report, &outcome.data_dependent, check.options.rows);
     if let Some((migration, _, message)) = outcome.failure {
         report.notes.push(Note {
             kind: NoteKind::LockAnalysis,
@@ -161,6 +166,39 @@ pub async fn add_to_check(
     }
     push_unfilled(report, &outcome.unfilled);
     Ok(())
+}
+
+/// True when `table` (quoted) holds a row.
+async fn has_rows(conn: &mut PgConnection, table: &str) -> Result<bool, RunError> {
+    sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT EXISTS (SELECT 1 FROM {table})"
+    )))
+    .persistent(false)
+    .fetch_one(conn)
+    .await
+    .map_err(lost)
+}
+
+/// The ups that failed on the lock trace's filled rows, as `data_dependent` notes: the rows
+/// are the fill's, made without knowing the constraints later migrations add, so a failure on
+/// them is worth knowing but does not fail the run (`check` judges data dependence on its own
+/// seeded rows).
+fn push_data_dependent(report: &mut Report, failures: &[(String, String, Offending)], rows: u64) {
+    for (migration, error, offending) in failures {
+        report.notes.push(Note {
+            kind: NoteKind::DataDependent,
+            migration: Some(migration.clone()),
+            step: Some(STEP.into()),
+            message: format!(
+                "{error}\nthe up fails on the {rows} rows the lock trace filled `{table}` with \
+                 ({cause}); production rows may hold the same. The trace emptied `{table}` (and \
+                 the tables referencing it) and traced this migration again",
+                table = offending.table,
+                cause = offending.cause(),
+            ),
+            diff: None,
+        });
+    }
 }
 
 fn finding(h: rules::Hazard) -> Finding {
@@ -232,6 +270,7 @@ async fn analyse_on(
             migrations: Vec::new(),
         },
         failure: None,
+        data_dependent: Vec::new(),
         unfilled: Vec::new(),
         statements: 0,
         rows_filled: 0,
@@ -260,12 +299,38 @@ async fn analyse_on(
             id: &m.id(),
             phase: Phase::LockTrace,
         });
-        let (mut trace, failure) =
-            trace_migration(db, &mut conn, pid, m, options.step_timeout).await?;
-        trace.filled = filled;
-        outcome.statements += trace.statements.len();
-        outcome.trace.migrations.push(trace);
-        if let Some((kind, message)) = failure {
+        // An up that fails on the filled rows of a table (a new unique key over duplicates,
+        // say) is data dependent: reported, the table emptied, the up traced again, and the
+        // history goes on, so the migrations after it are traced too.
+        let mut emptied: Vec<String> = Vec::new();
+        let stopped = loop {
+            let (mut trace, failure, offending) =
+                trace_migration(db, &mut conn, pid, m, options.step_timeout).await?;
+            trace.filled = filled.clone();
+            outcome.statements += trace.statements.len();
+            let retry = match offending {
+                Some(o) if failure.is_some() && !emptied.contains(&o.table) => {
+                    has_rows(&mut conn, &o.sql_name).await?.then_some(o)
+                }
+                _ => None,
+            };
+            match (failure, retry) {
+                (Some((_, message)), Some(offending)) => {
+                    let truncate = format!("TRUNCATE {} CASCADE", offending.sql_name);
+                    sqlx::raw_sql(AssertSqlSafe(truncate))
+                        .execute(&mut conn)
+                        .await
+                        .map_err(lost)?;
+                    emptied.push(offending.table.clone());
+                    outcome.data_dependent.push((m.id(), message, offending));
+                }
+                (failure, _) => {
+                    outcome.trace.migrations.push(trace);
+                    break failure;
+                }
+            }
+        };
+        if let Some((kind, message)) = stopped {
             outcome.failure = Some((m.id(), kind, message));
             break;
         }
@@ -384,6 +449,34 @@ struct Tracer<'a> {
     unit: Option<Unit>,
     units: usize,
     sampler: Option<Sampler>,
+    /// The table whose rows the last failed statement rejected, when the server named one.
+    offending: Option<Offending>,
+}
+
+/// A table whose rows an up rejected: a data error (SQLSTATE class 22) or an integrity one
+/// (class 23) naming the table.
+#[derive(Debug, Clone)]
+struct Offending {
+    /// As users write it: `public.versions`.
+    table: String,
+    /// Quoted, for SQL.
+    sql_name: String,
+    /// The server's SQLSTATE.
+    code: String,
+}
+
+impl Offending {
+    /// What about the rows made the up fail, in words.
+    fn cause(&self) -> &'static str {
+        match self.code.as_str() {
+            "23505" => "duplicate values under a new unique key",
+            "23503" => "values without a parent row under a new foreign key",
+            "23502" => "NULLs under a new NOT NULL",
+            "23514" => "values that break a new CHECK constraint",
+            c if c.starts_with("22") => "values that do not convert to the new type or range",
+            _ => "rows that break a new constraint",
+        }
+    }
 }
 
 /// Runs one migration's up statement by statement and traces it.
@@ -393,7 +486,7 @@ async fn trace_migration(
     pid: i32,
     m: &Migration,
     step_timeout: Duration,
-) -> Result<(MigrationTrace, Option<(Kind, String)>), RunError> {
+) -> Result<(MigrationTrace, Option<(Kind, String)>, Option<Offending>), RunError> {
     let before = State::read(&mut *conn).await.map_err(lost)?;
     let existing = Existing::from_state(&before);
     let (touched, announced) = mpsc::unbounded_channel();
@@ -418,6 +511,7 @@ async fn trace_migration(
         unit: None,
         units: 0,
         sampler: Some(sampler),
+        offending: None,
     };
     let result = t.run_script().await;
     let duration = t.clock.now();
@@ -440,7 +534,7 @@ async fn trace_migration(
         waits: table_waits,
         error: failure.as_ref().map(|(_, message)| message.clone()),
     };
-    Ok((trace, failure))
+    Ok((trace, failure, t.offending))
 }
 
 fn ms(d: Duration) -> u64 {
@@ -525,6 +619,17 @@ impl Tracer<'_> {
                         line = self.script.line_of(offset + byte);
                     }
                     message = format!("ERROR {}: {}", pg.code(), pg.message());
+                    let code = pg.code();
+                    if let (true, Some(table)) =
+                        (code.starts_with("22") || code.starts_with("23"), pg.table())
+                    {
+                        let schema = pg.schema().unwrap_or("public");
+                        self.offending = Some(Offending {
+                            table: format!("{schema}.{table}"),
+                            sql_name: format!("{}.{}", ident(schema), ident(table)),
+                            code: code.to_owned(),
+                        });
+                    }
                     if let Some(detail) = pg.detail() {
                         message.push_str(&format!("\nDETAIL: {detail}"));
                     }

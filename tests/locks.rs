@@ -446,3 +446,127 @@ fn a_migration_that_fails_stops_the_trace_naming_file_and_line() {
     );
     assert_eq!(json["locks"]["migrations"].as_array().unwrap().len(), 2);
 }
+
+/// Ups that fail only on the filled rows (a unique key over duplicates, a foreign key over
+/// orphans, SET NOT NULL over NULLs) are `data_dependent` notes naming the cause; the table is
+/// emptied, the up traced again, and every later migration is traced too (issue 18).
+#[test]
+fn unique_key_foreign_key_and_set_not_null_over_filled_rows_are_traced_not_stopped() {
+    let dir = folder(&[
+        (
+            "0001_tables.up.sql",
+            "create table items (id serial primary key, grp text not null, owner int);\n",
+        ),
+        ("0001_tables.down.sql", "drop table items;\n"),
+        (
+            "0002_extra.up.sql",
+            "alter table items add column extra text;\n",
+        ),
+        (
+            "0002_extra.down.sql",
+            "alter table items drop column extra;\n",
+        ),
+        (
+            "0005_unique_grp.up.sql",
+            "create unique index items_grp on items ((grp is not null));\n",
+        ),
+        ("0005_unique_grp.down.sql", "drop index items_grp;\n"),
+        (
+            "0004_fk.up.sql",
+            "create table owners (id int primary key);\n\
+             alter table items add constraint items_owner foreign key (owner) \
+             references owners (id);\n",
+        ),
+        (
+            "0004_fk.down.sql",
+            "alter table items drop constraint items_owner;\ndrop table owners;\n",
+        ),
+        (
+            "0003_extra_not_null.up.sql",
+            "alter table items alter column extra set not null;\n",
+        ),
+        (
+            "0003_extra_not_null.down.sql",
+            "alter table items alter column extra drop not null;\n",
+        ),
+        (
+            "0006_index.up.sql",
+            "create index items_owner_idx on items (owner);\n",
+        ),
+        ("0006_index.down.sql", "drop index items_owner_idx;\n"),
+    ]);
+    let (out, json) = locks_json_at(dir.path(), &["--rows", "600"]);
+    let traced: Vec<&str> = json["locks"]["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["migration"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        traced,
+        [
+            "0001_tables",
+            "0002_extra",
+            "0003_extra_not_null",
+            "0004_fk",
+            "0005_unique_grp",
+            "0006_index"
+        ],
+        "every migration is traced: {json:#}"
+    );
+    assert!(
+        json["locks"]["migrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["error"].is_null()),
+        "{json:#}"
+    );
+    let data_dependent: Vec<(String, String)> = json["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["kind"] == "data_dependent")
+        .map(|n| {
+            (
+                n["migration"].as_str().unwrap().to_owned(),
+                n["message"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let cause = |migration: &str, words: &str, sqlstate: &str| {
+        assert!(
+            data_dependent.iter().any(|(m, text)| m == migration
+                && text.contains(words)
+                && text.contains(sqlstate)
+                && text.contains("`public.items`")),
+            "{migration}: want `{words}` ({sqlstate}) in {data_dependent:#?}"
+        );
+    };
+    cause(
+        "0005_unique_grp",
+        "duplicate values under a new unique key",
+        "23505",
+    );
+    cause(
+        "0004_fk",
+        "values without a parent row under a new foreign key",
+        "23503",
+    );
+    cause("0003_extra_not_null", "NULLs under a new NOT NULL", "23502");
+    assert_eq!(data_dependent.len(), 3, "{data_dependent:#?}");
+    // Notes, not failures: nothing stopped the trace.
+    assert!(
+        !json["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["kind"] == "apply_failed"),
+        "{json:#}"
+    );
+    assert_eq!(json["summary"]["migrations_checked"], 6, "{json:#}");
+    assert!(
+        matches!(out.status.code(), code::OK | code::FINDINGS),
+        "{json:#}"
+    );
+}

@@ -79,6 +79,10 @@ pub enum NoteKind {
     UnfilledTable,
     /// The lock analysis itself could not cover something.
     LockAnalysis,
+    /// An up failed on the lock trace's filled rows of a table (duplicates under a new unique
+    /// key, orphans under a new foreign key, NULLs under SET NOT NULL, ...); the table was
+    /// emptied and the up traced again.
+    DataDependent,
 }
 
 impl NoteKind {
@@ -93,6 +97,7 @@ impl NoteKind {
             NoteKind::LockHazard => "lock_hazard",
             NoteKind::UnfilledTable => "unfilled_table",
             NoteKind::LockAnalysis => "lock_analysis",
+            NoteKind::DataDependent => "data_dependent",
         }
     }
 }
