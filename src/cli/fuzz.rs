@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::lifecycle::{error, open_server, supervise, Failure, Interrupts, ServerArgs};
 use super::progress::Bar;
-use super::{exit, load, print_report, verdict, FuzzArgs, OutputFormat, ReplayArgs};
+use super::{exit, publish, start, FuzzArgs, OutputFormat, ReplayArgs};
 use crate::backend;
 use crate::fuzz::{self, regression, sut, FuzzOptions};
 use crate::report::{FuzzCase, Report, Source};
@@ -15,13 +15,8 @@ use crate::run::RunError;
 use crate::source;
 
 pub async fn run_fuzz(args: FuzzArgs, interrupts: &mut Interrupts) -> u8 {
-    let set = match load(&args.common) {
-        Ok(set) => set,
-        Err(code) => return code,
-    };
-    let access = args.common.access.resolve(set.setup.migration_role);
-    let server = match open_server((&args.common).into(), access, interrupts).await {
-        Ok(s) => Arc::new(s),
+    let (set, server) = match start(&args.common, interrupts, |_| Ok(())).await {
+        Ok((set, server)) => (set, Arc::new(server)),
         Err(code) => return code,
     };
     let options = FuzzOptions {
@@ -50,8 +45,7 @@ pub async fn run_fuzz(args: FuzzArgs, interrupts: &mut Interrupts) -> u8 {
     };
     let url = args.common.database_url.as_deref();
     supervise(&server, url, interrupts, work, settle, |report| {
-        print_report(&report, args.common.format);
-        verdict(&report)
+        publish(&report, args.common.format)
     })
     .await
 }
@@ -98,10 +92,7 @@ pub async fn run_replay(args: ReplayArgs, interrupts: &mut Interrupts) -> u8 {
         interrupts,
         work,
         || {},
-        |report| {
-            print_report(&report, args.format);
-            verdict(&report)
-        },
+        |report| publish(&report, args.format),
     )
     .await
 }

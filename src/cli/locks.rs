@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use super::lifecycle::{error, open_server, supervise, Interrupts};
+use super::lifecycle::{error, supervise, Interrupts};
 use super::progress::Bar;
-use super::{exit, load, parse_duration, print_report, verdict, Common, OutputFormat};
+use super::{exit, parse_duration, publish, start, Common, OutputFormat};
 use crate::backend::{BackendKind, Server};
 use crate::locks::{self, Level, LockCheck, LockOptions, DEFAULT_ROWS};
 use crate::source::MigrationSet;
@@ -133,16 +133,9 @@ impl CheckLockArgs {
 }
 
 pub async fn run(args: LocksArgs, interrupts: &mut Interrupts) -> u8 {
-    let set = match load(&args.common) {
-        Ok(set) => set,
-        Err(code) => return code,
-    };
-    if let Err(code) = refuse_external_migrators(&set, "`migproof locks`") {
-        return code;
-    }
-    let access = args.common.access.resolve(set.setup.migration_role);
-    let server = match open_server((&args.common).into(), access, interrupts).await {
-        Ok(s) => s,
+    let vet = |set: &MigrationSet| refuse_external_migrators(set, "`migproof locks`");
+    let (set, server) = match start(&args.common, interrupts, vet).await {
+        Ok(started) => started,
         Err(code) => return code,
     };
     if let Err(code) = refuse_rows_beyond_disk(&server, set.migrations.len(), "--rows", args.rows) {
@@ -162,10 +155,7 @@ pub async fn run(args: LocksArgs, interrupts: &mut Interrupts) -> u8 {
         interrupts,
         work,
         || spinner.clear(),
-        |report| {
-            print_report(&report, args.common.format);
-            verdict(&report)
-        },
+        |report| publish(&report, args.common.format),
     )
     .await
 }

@@ -17,6 +17,7 @@ use crate::backend::{self, docker, BackendKind};
 use crate::check::{self, CheckOptions};
 use crate::report::{self, Report};
 use crate::source::{self, Format, MigrationSet};
+use backend::Server;
 use lifecycle::{error, open_server, supervise, Interrupts};
 
 /// Exit codes, as documented in the README.
@@ -388,33 +389,29 @@ async fn run(cli: Cli) -> u8 {
     }
 }
 
-/// Reads the migrations folder the command was given; bad input is exit 2.
-fn load(common: &Common) -> Result<MigrationSet, u8> {
-    source::load(&common.migrations, common.source).map_err(|e| error(exit::USAGE, &e.to_string()))
-}
-
-/// The exit code of a run's report: 0 with no finding, else 1.
-fn verdict(report: &Report) -> u8 {
-    if report.findings.is_empty() {
-        exit::OK
-    } else {
-        exit::FINDINGS
-    }
+/// How a command that runs a project starts: reads the migrations folder it was given (bad
+/// input is exit 2), lets `vet` refuse what the command cannot do with it before any server
+/// starts, and opens the server with the migration role the project asks for.
+async fn start(
+    common: &Common,
+    interrupts: &mut Interrupts,
+    vet: impl FnOnce(&MigrationSet) -> Result<(), u8>,
+) -> Result<(MigrationSet, Server), u8> {
+    let set = source::load(&common.migrations, common.source)
+        .map_err(|e| error(exit::USAGE, &e.to_string()))?;
+    vet(&set)?;
+    let access = common.access.resolve(set.setup.migration_role);
+    let server = open_server(common.into(), access, interrupts).await?;
+    Ok((set, server))
 }
 
 async fn run_check(args: CheckArgs, interrupts: &mut Interrupts) -> u8 {
-    let set = match load(&args.common) {
-        Ok(set) => set,
-        Err(code) => return code,
+    let vet = |set: &MigrationSet| match args.locks.locks {
+        locks::LocksMode::Off => Ok(()),
+        _ => locks::refuse_external_migrators(set, "`check --locks`"),
     };
-    if args.locks.locks != locks::LocksMode::Off {
-        if let Err(code) = locks::refuse_external_migrators(&set, "`check --locks`") {
-            return code;
-        }
-    }
-    let access = args.common.access.resolve(set.setup.migration_role);
-    let server = match open_server((&args.common).into(), access, interrupts).await {
-        Ok(s) => s,
+    let (set, server) = match start(&args.common, interrupts, vet).await {
+        Ok(started) => started,
         Err(code) => return code,
     };
     if args.locks.locks != locks::LocksMode::Off {
@@ -443,15 +440,13 @@ async fn run_check(args: CheckArgs, interrupts: &mut Interrupts) -> u8 {
         interrupts,
         work,
         || bar.clear(),
-        |report| {
-            print_report(&report, args.common.format);
-            verdict(&report)
-        },
+        |report| publish(&report, args.common.format),
     )
     .await
 }
 
-pub(crate) fn print_report(report: &Report, format: OutputFormat) {
+/// Prints a run's report in `format` and returns its exit code: 0 with no finding, else 1.
+fn publish(report: &Report, format: OutputFormat) -> u8 {
     let text = match format {
         OutputFormat::Json => report::json::render(report),
         OutputFormat::Junit => report::junit::render(report),
@@ -460,16 +455,16 @@ pub(crate) fn print_report(report: &Report, format: OutputFormat) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
+    if report.findings.is_empty() {
+        exit::OK
+    } else {
+        exit::FINDINGS
+    }
 }
 
 async fn run_snapshot(args: SnapshotArgs, interrupts: &mut Interrupts) -> u8 {
-    let set = match load(&args.common) {
-        Ok(set) => set,
-        Err(code) => return code,
-    };
-    let access = args.common.access.resolve(set.setup.migration_role);
-    let server = match open_server((&args.common).into(), access, interrupts).await {
-        Ok(s) => s,
+    let (set, server) = match start(&args.common, interrupts, |_| Ok(())).await {
+        Ok(started) => started,
         Err(code) => return code,
     };
     let work = async { Ok(check::golden_snapshot(&server, &set).await?) };
