@@ -169,14 +169,13 @@ pub async fn add_to_check(
 }
 
 /// True when `table` (quoted) holds a row.
-async fn has_rows(conn: &mut PgConnection, table: &str) -> Result<bool, RunError> {
+async fn holds_rows(conn: &mut PgConnection, table: &str) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar(AssertSqlSafe(format!(
         "SELECT EXISTS (SELECT 1 FROM {table})"
     )))
     .persistent(false)
     .fetch_one(conn)
     .await
-    .map_err(lost)
 }
 
 /// The ups that failed on the lock trace's filled rows, as `data_dependent` notes: the rows
@@ -310,7 +309,10 @@ async fn analyse_on(
             outcome.statements += trace.statements.len();
             let retry = match offending {
                 Some(o) if failure.is_some() && !emptied.contains(&o.table) => {
-                    has_rows(&mut conn, &o.sql_name).await?.then_some(o)
+                    holds_rows(&mut conn, &o.sql_name)
+                        .await
+                        .map_err(lost)?
+                        .then_some(o)
                 }
                 _ => None,
             };
@@ -349,12 +351,7 @@ async fn fill_tables(
     let tables = catalog::tables(&mut *conn).await?;
     let mut has_rows: BTreeSet<String> = BTreeSet::new();
     for t in &tables {
-        let sql = format!("SELECT EXISTS (SELECT 1 FROM {})", t.sql_name());
-        let any: bool = sqlx::query_scalar(AssertSqlSafe(sql))
-            .persistent(false)
-            .fetch_one(&mut *conn)
-            .await?;
-        if any {
+        if holds_rows(&mut *conn, &t.sql_name()).await? {
             has_rows.insert(t.sql_name());
         }
     }
