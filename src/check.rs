@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use crate::backend::{ScratchDb, Server};
 use crate::compare::{self, SchemaVerdict};
 use crate::executor::{Direction, Session, StepError};
+use crate::golden::{self, Golden};
 use crate::guard;
 use crate::observe::history::History;
 use crate::observe::snapshot::{self, Snapshot};
@@ -112,13 +113,21 @@ pub async fn run(
         .collect();
     let (recorded, ready) = watch::channel(Ready::default());
     let golden_pass = async {
-        let feed = |snapshot: Snapshot| {
+        let mut feed = |snapshot: Snapshot| {
             for h in &histories {
                 h.lock().expect("not poisoned").push(snapshot.clone());
             }
             recorded.send_modify(|r| r.versions += 1);
         };
-        let golden = golden(server, set, options.step_timeout, progress, false, feed).await;
+        let golden = golden::pass(
+            server,
+            set,
+            options.step_timeout,
+            progress,
+            false,
+            Some(&mut feed),
+        )
+        .await;
         recorded.send_modify(|r| r.over = true);
         golden
     };
@@ -755,76 +764,6 @@ impl<'a> Run<'a> {
     }
 }
 
-/// What the golden pass found: a clean linear apply of every up on an empty database.
-pub struct Golden {
-    /// How many versions were recorded (index 0 = empty), `1 +` the ups that applied.
-    pub versions: usize,
-    /// The tables of every version, when asked for (the fuzz model plans its writes on them).
-    pub tables: Vec<Vec<catalog::Table>>,
-    /// The up that did not apply on an empty database, if any (it is migration
-    /// `versions - 1`).
-    pub failure: Option<StepError>,
-    /// What ups changed on the server outside their database (migration index, change), when
-    /// migrations run as a superuser.
-    pub side_effects: Vec<(usize, String)>,
-}
-
-/// Applies every up in order to an empty scratch database, handing the snapshot of each
-/// version, in order, to `keep`, so that the caller decides what it holds on to (the whole
-/// history of a long project would not fit in memory as whole snapshots).
-pub async fn golden(
-    server: &Server,
-    set: &MigrationSet,
-    step_timeout: Duration,
-    progress: &dyn Progress,
-    with_tables: bool,
-    mut keep: impl FnMut(Snapshot),
-) -> Result<Golden, RunError> {
-    server.ensure_roles(&set.setup.roles).await?;
-    let db = server.create().await?;
-    let mut s = Session::open(&db, step_timeout).await?;
-    let mut golden = Golden {
-        versions: 0,
-        tables: Vec::new(),
-        failure: None,
-        side_effects: Vec::new(),
-    };
-    let mut record = async |s: &mut Session, golden: &mut Golden| -> Result<(), RunError> {
-        keep(snapshot::take(s.conn()).await.map_err(lost)?);
-        if with_tables {
-            golden
-                .tables
-                .push(catalog::tables(s.conn()).await.map_err(lost)?);
-        }
-        golden.versions += 1;
-        Ok(())
-    };
-    record(&mut s, &mut golden).await?;
-    for (i, m) in set.migrations.iter().enumerate() {
-        progress.event(Event::Migration {
-            index: i,
-            id: &m.id(),
-            phase: Phase::GoldenApply,
-        });
-        let (applied, changes) =
-            guard::watched(server, s.apply(&m.version, &m.up, Direction::Up)).await?;
-        golden
-            .side_effects
-            .extend(changes.into_iter().map(|c| (i, c)));
-        match applied {
-            Ok(()) => record(&mut s, &mut golden).await?,
-            Err(e) if e.is_environment() => return Err(e.into()),
-            Err(e) => {
-                golden.failure = Some(e);
-                break;
-            }
-        }
-    }
-    drop(s);
-    server.drop_db(&db).await?;
-    Ok(golden)
-}
-
 /// True for a side effect on the server that an earlier step of the same migration already
 /// reported: every step that applies the migration again does it again.
 fn repeats_a_side_effect(findings: &[Finding], f: &Finding) -> bool {
@@ -875,26 +814,6 @@ pub(crate) fn step_error_kind(e: &StepError) -> Kind {
         StepError::Timeout { .. } => Kind::Timeout,
         _ => Kind::ApplyFailed,
     }
-}
-
-/// The schema after applying every up to an empty database, or the failure of the first up
-/// that did not apply.
-pub async fn golden_snapshot(
-    server: &Server,
-    set: &MigrationSet,
-) -> Result<Result<Snapshot, String>, RunError> {
-    let mut last = None;
-    let golden = golden(server, set, Duration::from_secs(600), &Silent, false, |s| {
-        last = Some(s)
-    })
-    .await?;
-    Ok(match golden.failure {
-        Some(e) => Err(format!(
-            "{} did not apply: {e}",
-            set.migrations[golden.versions - 1].id()
-        )),
-        None => Ok(last.expect("the empty version is always recorded")),
-    })
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod compare;
 pub mod executor;
 pub mod fuzz;
+pub mod golden;
 pub mod guard;
 pub mod locks;
 pub mod model;

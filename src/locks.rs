@@ -19,10 +19,12 @@ use sqlx::{AssertSqlSafe, Connection};
 use tokio::sync::mpsc;
 
 use crate::backend::{ScratchDb, Server};
+use crate::golden;
 use crate::model::fill;
+use crate::observe::catalog::{self, Table};
+use crate::observe::ident;
 use crate::observe::locks::{blocks_reads, blocks_writes, changes, Existing, Sampler, State};
 use crate::observe::probe::{Access, Probes, Wait};
-use crate::observe::{catalog, ident};
 use crate::report::locks::{LockTaken, LockTrace, MigrationTrace, StatementTrace, TableWait};
 use crate::report::{Finding, Kind, LockDetail, Note, NoteKind, Report, Source};
 use crate::run::{lost, Event, Phase, Progress, RunError};
@@ -68,9 +70,8 @@ struct Outcome {
     trace: LockTrace,
     /// The migration that did not apply, and why.
     failure: Option<(String, Kind, String)>,
-    /// Ups that failed on the filled rows of a table, which was then emptied and the up traced
-    /// again: (migration, the error, the table's rows it failed on).
-    data_dependent: Vec<(String, String, Offending)>,
+    /// Ups that failed on the filled rows, which were then emptied and the up traced again.
+    data_dependent: Vec<DataDependent>,
     /// (migration, message) for every table that could not be filled.
     unfilled: Vec<(String, String)>,
     statements: usize,
@@ -105,8 +106,9 @@ pub async fn run(
     let outcome = analyse(server, set, options, progress).await?;
     progress.event(Event::Finished);
     for h in rules::evaluate(&outcome.trace) {
-        if h.rule.is_warning() {
-            report.notes.push(note(h));
+        let assured = safety_assured(set, &h);
+        if h.rule.is_warning() || assured {
+            report.notes.push(note(h, assured));
         } else {
             report.findings.push(finding(h));
         }
@@ -148,10 +150,11 @@ pub async fn add_to_check(
 ) -> Result<(), RunError> {
     let outcome = analyse(server, set, &check.options, progress).await?;
     for h in rules::evaluate(&outcome.trace) {
-        if check.level == Level::Error && !h.rule.is_warning() {
+        let assured = safety_assured(set, &h);
+        if check.level == Level::Error && !h.rule.is_warning() && !assured {
             report.findings.push(finding(h));
         } else {
-            report.notes.push(note(h));
+            report.notes.push(note(h, assured));
         }
     }
     push_data_dependent(report, &outcome.data_dependent, check.options.rows);
@@ -178,25 +181,77 @@ async fn holds_rows(conn: &mut PgConnection, table: &str) -> Result<bool, sqlx::
     .await
 }
 
+/// The tables to empty before tracing an up again that failed on rows: (as users write it,
+/// quoted). The table the server named, when it holds rows and was not emptied already. When
+/// it named none (a function the up calls rejected a value, say), or one that holds no rows
+/// (the table the up was creating and filling from others, gone with its rolled-back
+/// transaction): every table holding rows, once. `None` when there is nothing left to empty:
+/// the up fails without the fill's rows.
+async fn to_empty(
+    conn: &mut PgConnection,
+    offending: &Offending,
+    emptied: &[String],
+    emptied_all: bool,
+) -> Result<Option<Vec<(String, String)>>, sqlx::Error> {
+    let mut holding = Vec::new();
+    for t in catalog::tables(&mut *conn).await? {
+        if holds_rows(&mut *conn, &t.sql_name()).await? {
+            holding.push((t.display_name(), t.sql_name()));
+        }
+    }
+    let named = offending
+        .table
+        .as_ref()
+        .filter(|(name, _)| !emptied.contains(name))
+        .and_then(|(name, _)| holding.iter().find(|(n, _)| n == name));
+    Ok(match named {
+        Some(table) => Some(vec![table.clone()]),
+        None if emptied_all || holding.is_empty() => None,
+        None => Some(holding),
+    })
+}
+
 /// The ups that failed on the lock trace's filled rows, as `data_dependent` notes: the rows
 /// are the fill's, made without knowing the constraints later migrations add, so a failure on
 /// them is worth knowing but does not fail the run (`check` judges data dependence on its own
 /// seeded rows).
-fn push_data_dependent(report: &mut Report, failures: &[(String, String, Offending)], rows: u64) {
-    for (migration, error, offending) in failures {
-        report.notes.push(Note {
-            kind: NoteKind::DataDependent,
-            migration: Some(migration.clone()),
-            step: Some(STEP.into()),
-            message: format!(
+fn push_data_dependent(report: &mut Report, failures: &[DataDependent], rows: u64) {
+    for d in failures {
+        let message = if d.named {
+            format!(
                 "{error}\nthe up fails on the {rows} rows the lock trace filled `{table}` with \
                  ({cause}); production rows may hold the same. The trace emptied `{table}` (and \
                  the tables referencing it) and traced this migration again",
-                table = offending.table,
-                cause = offending.cause(),
-            ),
+                error = d.error,
+                table = d.emptied.join("`, `"),
+                cause = d.cause,
+            )
+        } else {
+            format!(
+                "{error}\nthe up fails on the rows the lock trace filled the tables with \
+                 ({cause}); production rows may hold the same. The server named no table, so \
+                 the trace emptied every table holding rows ({tables}) and traced this \
+                 migration again",
+                error = d.error,
+                cause = d.cause,
+                tables = list(&d.emptied, 6),
+            )
+        };
+        report.notes.push(Note {
+            kind: NoteKind::DataDependent,
+            migration: Some(d.migration.clone()),
+            step: Some(STEP.into()),
+            message,
             diff: None,
         });
+    }
+}
+
+/// `a, b, c and 4 more`: at most `shown` names.
+fn list(names: &[String], shown: usize) -> String {
+    match names.len() {
+        n if n <= shown => names.join(", "),
+        n => format!("{} and {} more", names[..shown].join(", "), n - shown),
     }
 }
 
@@ -212,12 +267,33 @@ fn finding(h: rules::Hazard) -> Finding {
     f
 }
 
-fn note(h: rules::Hazard) -> Note {
+/// True when the hazard's statement lies in a `-- safety-assured` block of its migration:
+/// its author reviewed the lock and says why it is safe, as the crates.io history does.
+fn safety_assured(set: &MigrationSet, h: &rules::Hazard) -> bool {
+    set.migrations
+        .iter()
+        .find(|m| m.id() == h.migration)
+        .is_some_and(|m| m.up.safety_assured(h.line))
+}
+
+/// A hazard as a note: a warning, one its author marked as reviewed (`assured`), or any
+/// under `check --locks warn`.
+fn note(h: rules::Hazard, assured: bool) -> Note {
+    let message = if assured {
+        format!(
+            "[{}] {}; the statement is in a `-- safety-assured` block, so its author reviewed \
+             this lock: a note, not a finding",
+            h.rule.id(),
+            h.message
+        )
+    } else {
+        format!("[{}] {}; fix: {}", h.rule.id(), h.message, h.rule.hint())
+    };
     Note {
         kind: NoteKind::LockHazard,
         migration: Some(h.migration),
         step: Some(STEP.into()),
-        message: format!("[{}] {}; fix: {}", h.rule.id(), h.message, h.rule.hint()),
+        message,
         diff: None,
     }
 }
@@ -240,9 +316,11 @@ async fn analyse(
     options: &LockOptions,
     progress: &dyn Progress,
 ) -> Result<Outcome, RunError> {
-    server.ensure_roles(&set.setup.roles).await?;
+    // The golden pass shows what every later version of each table holds, so that the fill
+    // writes rows the constraints added later accept.
+    let golden = golden::pass(server, set, options.step_timeout, progress, true, None).await?;
     let db = server.create().await?;
-    let result = analyse_on(&db, set, options, progress).await;
+    let result = analyse_on(&db, set, options, &golden.tables, progress).await;
     server.drop_db(&db).await?;
     result
 }
@@ -251,6 +329,7 @@ async fn analyse_on(
     db: &ScratchDb,
     set: &MigrationSet,
     options: &LockOptions,
+    versions: &[Vec<Table>],
     progress: &dyn Progress,
 ) -> Result<Outcome, RunError> {
     let mut conn = db.connect().await.map_err(lost)?;
@@ -282,7 +361,8 @@ async fn analyse_on(
                 id: &m.id(),
                 phase: Phase::Fill,
             });
-            let (filled, notes) = fill_tables(&mut conn, options.rows, &mut given_up)
+            let later = versions.get(i + 1..).unwrap_or_default();
+            let (filled, notes) = fill_tables(db, &mut conn, options.rows, later, &mut given_up)
                 .await
                 .map_err(lost)?;
             outcome.rows_filled += options.rows * filled.len() as u64;
@@ -298,33 +378,45 @@ async fn analyse_on(
             id: &m.id(),
             phase: Phase::LockTrace,
         });
-        // An up that fails on the filled rows of a table (a new unique key over duplicates,
-        // say) is data dependent: reported, the table emptied, the up traced again, and the
-        // history goes on, so the migrations after it are traced too.
+        // An up that fails on the filled rows (a new unique key over duplicates, say) is data
+        // dependent: reported, the rows emptied, the up traced again, and the history goes
+        // on, so the migrations after it are traced too.
         let mut emptied: Vec<String> = Vec::new();
+        let mut emptied_all = false;
         let stopped = loop {
             let (mut trace, failure, offending) =
                 trace_migration(db, &mut conn, pid, m, options.step_timeout).await?;
             trace.filled = filled.clone();
             outcome.statements += trace.statements.len();
-            let retry = match offending {
-                Some(o) if failure.is_some() && !emptied.contains(&o.table) => {
-                    holds_rows(&mut conn, &o.sql_name)
-                        .await
-                        .map_err(lost)?
-                        .then_some(o)
-                }
+            let retry = match (&failure, offending) {
+                (Some(_), Some(o)) => to_empty(&mut conn, &o, &emptied, emptied_all)
+                    .await
+                    .map_err(lost)?
+                    .map(|tables| (o, tables)),
                 _ => None,
             };
             match (failure, retry) {
-                (Some((_, message)), Some(offending)) => {
-                    let truncate = format!("TRUNCATE {} CASCADE", offending.sql_name);
+                (Some((_, error)), Some((offending, tables))) => {
+                    let names: Vec<&str> = tables.iter().map(|(_, sql)| sql.as_str()).collect();
+                    let truncate =
+                        format!("TRUNCATE {} RESTART IDENTITY CASCADE", names.join(", "));
                     sqlx::raw_sql(AssertSqlSafe(truncate))
                         .execute(&mut conn)
                         .await
                         .map_err(lost)?;
-                    emptied.push(offending.table.clone());
-                    outcome.data_dependent.push((m.id(), message, offending));
+                    let named = offending
+                        .table
+                        .as_ref()
+                        .is_some_and(|(name, _)| tables.len() == 1 && tables[0].0 == *name);
+                    emptied_all |= !named;
+                    emptied.extend(tables.iter().map(|(name, _)| name.clone()));
+                    outcome.data_dependent.push(DataDependent {
+                        migration: m.id(),
+                        error,
+                        cause: offending.cause(),
+                        named,
+                        emptied: tables.into_iter().map(|(name, _)| name).collect(),
+                    });
                 }
                 (failure, _) => {
                     outcome.trace.migrations.push(trace);
@@ -341,21 +433,37 @@ async fn analyse_on(
     Ok(outcome)
 }
 
-/// Fills every empty table with `rows` rows, parents first. Returns the tables filled and a
-/// note for each table that could not be (it stays empty and is not tried again).
+/// Fills every empty table with `rows` rows, parents first, with the keys the `later` versions
+/// of each table add. Returns the tables filled and a note for each table that could not be
+/// (it stays empty and is not tried again).
 async fn fill_tables(
-    conn: &mut PgConnection,
+    db: &ScratchDb,
+    trace_conn: &mut PgConnection,
     rows: u64,
+    later: &[Vec<Table>],
     given_up: &mut BTreeSet<String>,
 ) -> Result<(Vec<String>, Vec<String>), sqlx::Error> {
-    let tables = catalog::tables(&mut *conn).await?;
+    let tables = catalog::tables(&mut *trace_conn).await?;
     let mut has_rows: BTreeSet<String> = BTreeSet::new();
     for t in &tables {
-        if holds_rows(&mut *conn, &t.sql_name()).await? {
+        if holds_rows(&mut *trace_conn, &t.sql_name()).await? {
             has_rows.insert(t.sql_name());
         }
     }
     let (mut filled, mut notes) = (Vec::new(), Vec::new());
+    if tables
+        .iter()
+        .all(|t| has_rows.contains(&t.sql_name()) || given_up.contains(&t.sql_name()))
+    {
+        return Ok((filled, notes));
+    }
+    // A session of its own, as the application's writers have: the trace's session keeps
+    // the plans its triggers were compiled with, which a column's new type breaks.
+    let mut own = db.connect().await?;
+    let conn = &mut own;
+    sqlx::raw_sql("SET TimeZone = 'UTC'; SET client_min_messages = warning;")
+        .execute(&mut *conn)
+        .await?;
     for t in catalog::parents_first(&tables) {
         if has_rows.contains(&t.sql_name()) || given_up.contains(&t.sql_name()) {
             continue;
@@ -363,24 +471,43 @@ async fn fill_tables(
         let cannot = |why: String| {
             format!("could not fill {} with {rows} rows ({why}); its locks are traced on an empty table", t.display_name())
         };
-        let sql = match fill::insert(t, rows, &|name| has_rows.contains(name)) {
-            Ok(sql) => sql,
-            Err(why) => {
-                notes.push(cannot(why));
-                given_up.insert(t.sql_name());
-                continue;
+        let has = |name: &str| has_rows.contains(name);
+        let ahead: Vec<&Table> = later
+            .iter()
+            .filter_map(|v| v.iter().find(|l| l.sql_name() == t.sql_name()))
+            .collect();
+        let t = &fill::with_ahead(t, &ahead, &tables, &has);
+        // Hex digests first; a table that refuses them (an expression index, a check or a
+        // trigger parses its text as numbers or versions) is tried with dotted numbers.
+        let mut refused = None;
+        for text in [fill::Text::Hashes, fill::Text::Dotted] {
+            let sql = match fill::insert(t, rows, &has, text) {
+                Ok(sql) => sql,
+                Err(why) => {
+                    refused = Some(why);
+                    break;
+                }
+            };
+            match sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *conn).await {
+                Ok(_) => {
+                    refused = None;
+                    break;
+                }
+                Err(sqlx::Error::Database(e)) => {
+                    refused = Some(format!("the server said: {}", e.message()));
+                }
+                Err(e) => return Err(e),
             }
-        };
-        match sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *conn).await {
-            Ok(_) => {
+        }
+        match refused {
+            None => {
                 has_rows.insert(t.sql_name());
                 filled.push(t.display_name());
             }
-            Err(sqlx::Error::Database(e)) => {
-                notes.push(cannot(format!("the server said: {}", e.message())));
+            Some(why) => {
+                notes.push(cannot(why));
                 given_up.insert(t.sql_name());
             }
-            Err(e) => return Err(e),
         }
     }
     if !filled.is_empty() {
@@ -394,6 +521,7 @@ async fn fill_tables(
             .execute(&mut *conn)
             .await?;
     }
+    let _ = own.close().await;
     Ok((filled, notes))
 }
 
@@ -450,16 +578,27 @@ struct Tracer<'a> {
     offending: Option<Offending>,
 }
 
-/// A table whose rows an up rejected: a data error (SQLSTATE class 22) or an integrity one
-/// (class 23) naming the table.
+/// Rows an up rejected: a data error (SQLSTATE class 22) or an integrity one (class 23).
 #[derive(Debug, Clone)]
 struct Offending {
-    /// As users write it: `public.versions`.
-    table: String,
-    /// Quoted, for SQL.
-    sql_name: String,
+    /// The table the server named, as users write it (`public.versions`) and quoted for SQL;
+    /// `None` when it named none.
+    table: Option<(String, String)>,
     /// The server's SQLSTATE.
     code: String,
+}
+
+/// An up that failed on the fill's rows, traced again once they were emptied.
+struct DataDependent {
+    migration: String,
+    /// The server's error, with the file and line.
+    error: String,
+    /// What about the rows made the up fail, in words.
+    cause: &'static str,
+    /// Whether the server named the table (else every table holding rows was emptied).
+    named: bool,
+    /// The tables emptied, as users write them.
+    emptied: Vec<String>,
 }
 
 impl Offending {
@@ -617,13 +756,15 @@ impl Tracer<'_> {
                     }
                     message = format!("ERROR {}: {}", pg.code(), pg.message());
                     let code = pg.code();
-                    if let (true, Some(table)) =
-                        (code.starts_with("22") || code.starts_with("23"), pg.table())
-                    {
+                    if code.starts_with("22") || code.starts_with("23") {
                         let schema = pg.schema().unwrap_or("public");
                         self.offending = Some(Offending {
-                            table: format!("{schema}.{table}"),
-                            sql_name: format!("{}.{}", ident(schema), ident(table)),
+                            table: pg.table().map(|table| {
+                                (
+                                    format!("{schema}.{table}"),
+                                    format!("{}.{}", ident(schema), ident(table)),
+                                )
+                            }),
                             code: code.to_owned(),
                         });
                     }

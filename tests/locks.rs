@@ -570,3 +570,71 @@ fn unique_key_foreign_key_and_set_not_null_over_filled_rows_are_traced_not_stopp
         "{json:#}"
     );
 }
+
+/// The crates.io history (285 migrations nobody here wrote): every migration is traced, the
+/// data-dependent ups are notes, a plain index build on a filled table is a hazard, a
+/// concurrent one is not, and a statement its authors marked `-- safety-assured` is a note.
+#[test]
+fn the_crates_io_history_is_traced_to_its_last_migration() {
+    let migrations = corpus("crates.io").join("migrations");
+    let (out, json) = locks_json_at(&migrations, &["--rows", "300"]);
+    assert_eq!(out.status.code(), code::FINDINGS, "{}", json["summary"]);
+    let traced = json["locks"]["migrations"].as_array().unwrap();
+    assert_eq!(traced.len(), 285, "{}", json["summary"]);
+    assert_eq!(json["summary"]["migrations_checked"], 285);
+    let errors: Vec<&Value> = traced.iter().filter(|m| !m["error"].is_null()).collect();
+    assert!(
+        errors.is_empty(),
+        "every up applied in the end: {errors:#?}"
+    );
+
+    let findings = json["findings"].as_array().unwrap();
+    let hazard = |migration: &str, rule: &str| {
+        findings
+            .iter()
+            .find(|f| f["migration"] == migration && f["rule"] == rule)
+    };
+    // `CREATE INDEX index_version_crate_id ON versions (crate_id)`, versions holding rows
+    let plain = hazard("20140929103752_dumped_migration_24", "index_not_concurrent")
+        .unwrap_or_else(|| panic!("no hazard for the plain index build: {findings:#?}"));
+    assert_eq!(plain["table"], "public.versions");
+    assert_eq!(plain["lock_mode"], "ShareLock");
+    // `create index concurrently if not exists versions_id_yanked_idx on versions ...`:
+    // traced outside a transaction, a concurrent build on the filled table, no hazard
+    let concurrent = "2024-05-27-142004_add-versions-id-yanked-index";
+    assert!(
+        findings.iter().all(|f| f["migration"] != concurrent),
+        "{findings:#?}"
+    );
+    let cic = traced
+        .iter()
+        .find(|m| m["migration"] == concurrent)
+        .unwrap();
+    let statement = &cic["statements"][0];
+    assert_eq!(statement["in_transaction"], false, "{cic:#}");
+    assert_eq!(statement["index_builds"][0]["concurrent"], true, "{cic:#}");
+    assert_eq!(
+        statement["index_builds"][0]["table"], "public.versions",
+        "{cic:#}"
+    );
+    // `-- safety-assured:start` ... `SET NOT NULL` ... `-- safety-assured:end`
+    let assured = "2026-06-06-120000-0000_make_username_not_null";
+    assert!(hazard(assured, "set_not_null").is_none(), "{findings:#?}");
+    let notes = json["notes"].as_array().unwrap();
+    assert!(
+        notes.iter().any(|n| n["migration"] == assured
+            && n["message"].as_str().unwrap().starts_with("[set_not_null]")
+            && n["message"].as_str().unwrap().contains("safety-assured")),
+        "{notes:#?}"
+    );
+    // an up that fails on the filled rows is a note naming its cause, and the trace goes on
+    let data_dependent: Vec<&str> = notes
+        .iter()
+        .filter(|n| n["kind"] == "data_dependent")
+        .map(|n| n["migration"].as_str().unwrap())
+        .collect();
+    assert!(
+        data_dependent.contains(&"20141001190227_dumped_migration_41"),
+        "SET NOT NULL on gh_login, added without a value: {data_dependent:?}"
+    );
+}

@@ -15,6 +15,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::backend::{self, docker, BackendKind};
 use crate::check::{self, CheckOptions};
+use crate::golden;
 use crate::report::{self, Report};
 use crate::source::{self, Format, MigrationSet};
 use backend::Server;
@@ -467,7 +468,7 @@ async fn run_snapshot(args: SnapshotArgs, interrupts: &mut Interrupts) -> u8 {
         Ok(started) => started,
         Err(code) => return code,
     };
-    let work = async { Ok(check::golden_snapshot(&server, &set).await?) };
+    let work = async { Ok(golden::final_snapshot(&server, &set).await?) };
     let url = args.common.database_url.as_deref();
     supervise(
         &server,

@@ -16,6 +16,7 @@ use proptest_state_machine::ReferenceStateMachine;
 
 use crate::backend::{Access, Server};
 use crate::check;
+use crate::golden;
 use crate::model::machine::{Model, Plan, State, Step};
 use crate::report::{Finding, FuzzCase, Kind, Report, Source};
 use crate::run::{Event, Progress, RunError, Silent};
@@ -66,10 +67,8 @@ pub async fn prepare(
     jobs: usize,
 ) -> Result<(Arc<Ctx>, Vec<Finding>), RunError> {
     let mut snapshots = Vec::new();
-    let golden = check::golden(server, set, step_timeout, &Silent, true, |s| {
-        snapshots.push(s)
-    })
-    .await?;
+    let mut keep = |s| snapshots.push(s);
+    let golden = golden::pass(server, set, step_timeout, &Silent, true, Some(&mut keep)).await?;
     let mut findings = Vec::new();
     let usable = golden.versions - 1;
     let mut set = set.clone();

@@ -100,6 +100,8 @@ pub struct Hazard {
     pub lock_mode: String,
     pub duration_ms: u64,
     pub message: String,
+    /// The 1-based line of the statement in the migration's file.
+    pub line: usize,
 }
 
 /// The strongest lock on `relation` held while statement `at` (an index into `m.statements`)
@@ -152,6 +154,7 @@ pub fn evaluate(trace: &LockTrace) -> Vec<Hazard> {
 
 fn migration(m: &MigrationTrace, rows: u64, threshold_ms: u64) -> Vec<Hazard> {
     let mut out = Vec::new();
+    let line = std::cell::Cell::new(0);
     let mut hazard = |rule: Rule, table: &str, lock: &LockTaken, message: String| {
         out.push(Hazard {
             rule,
@@ -160,11 +163,13 @@ fn migration(m: &MigrationTrace, rows: u64, threshold_ms: u64) -> Vec<Hazard> {
             lock_mode: lock.mode.clone(),
             duration_ms: lock.held_ms,
             message,
+            line: line.get(),
         });
     };
     let at_rows = format!("at {rows} rows per table");
     let mut warned: BTreeSet<String> = BTreeSet::new();
     for (i, s) in m.statements.iter().enumerate() {
+        line.set(s.line);
         let name = named(m, s);
         let mut rewritten: BTreeSet<&str> = BTreeSet::new();
         for r in &s.rewrites {

@@ -1,22 +1,44 @@
 //! Large-table fill for the lock trace (`--rows N`): from a table's description, one
 //! `INSERT ... SELECT ... FROM generate_series(1, N)` that writes N plausible rows on the server.
 //! Values follow the column types (within numeric precision and varchar limits, enum labels),
-//! are distinct in primary-key and unique columns and repeat elsewhere, and foreign keys pick
+//! are distinct in primary-key and unique columns (and those partial or expression unique
+//! indexes read) and repeat elsewhere, and foreign keys pick
 //! existing parent keys by modular arithmetic over the parent's rows (one-to-one when both
 //! sides have N rows). Pure: the runner sends the SQL and turns failures into notes.
+//!
+//! The rows should also be ones the rest of the history can live with: [`with_ahead`] adds to a
+//! table the unique keys and foreign keys that later versions of it (from the golden pass) hold
+//! over columns it already has, so that the fill writes distinct values and existing parents
+//! there before the migration that adds the constraint runs.
 
 use std::collections::BTreeSet;
 
 use crate::observe::catalog::{Column, Table};
 use crate::observe::{ident, literal};
 
+/// How text columns are filled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Text {
+    /// Hex digests (`c4ca4238...`), addresses in columns named like `email`.
+    Hashes,
+    /// Dotted numbers (`0.17.0`): for a table whose indexes, checks or triggers parse its text
+    /// as numbers or versions, and refused the hashes.
+    Dotted,
+}
+
 /// The statement that fills `table` with `rows` rows, or why it cannot be filled.
 /// `has_rows(sql_name)` says whether a referenced table holds rows to point at.
-pub fn insert(table: &Table, rows: u64, has_rows: &dyn Fn(&str) -> bool) -> Result<String, String> {
+pub fn insert(
+    table: &Table,
+    rows: u64,
+    has_rows: &dyn Fn(&str) -> bool,
+    text: Text,
+) -> Result<String, String> {
     let unique: BTreeSet<&str> = table
         .primary_key
         .iter()
         .chain(table.unique.iter().flatten())
+        .chain(table.distinct.iter().flatten())
         .map(String::as_str)
         .collect();
     let mut columns: Vec<String> = Vec::new();
@@ -77,7 +99,7 @@ pub fn insert(table: &Table, rows: u64, has_rows: &dyn Fn(&str) -> bool) -> Resu
         if col.has_default && !is_unique {
             continue; // production rows mostly keep their defaults
         }
-        match value(col, is_unique, rows.clamp(1, 1000)) {
+        match value(col, is_unique, rows.clamp(1, 1000), text) {
             Some(v) => {
                 columns.push(ident(&col.name));
                 values.push(format!("({v})::{}", col.type_sql));
@@ -113,6 +135,65 @@ pub fn insert(table: &Table, rows: u64, has_rows: &dyn Fn(&str) -> bool) -> Resu
     ))
 }
 
+/// `table` with the unique keys (and columns partial or expression unique indexes read) and
+/// the foreign keys that `later` versions of the same table hold
+/// over columns it already has. A later foreign key is kept only when its parent exists `now`
+/// with the referenced columns and holds rows (`has_rows`), so that a key the fill cannot
+/// satisfy yet never stops a table from being filled.
+pub fn with_ahead(
+    table: &Table,
+    later: &[&Table],
+    now: &[Table],
+    has_rows: &dyn Fn(&str) -> bool,
+) -> Table {
+    let mut merged = table.clone();
+    let holds = |columns: &[String]| columns.iter().all(|c| table.column(c).is_some());
+    // Text a later version turns into another type (jsonb, an enum, a number) is written as
+    // that type's values, cast to text: the conversion then meets what production rows,
+    // written for it, hold. The first later type other than text is the one that matters.
+    for column in merged.columns.iter_mut().filter(|c| c.category == "S") {
+        let then = later.iter().find_map(|t| {
+            t.column(&column.name)
+                .filter(|c| c.category != "S" || c.enum_labels.is_some())
+        });
+        if let Some(then) = then {
+            column.base_type = then.base_type.clone();
+            column.category = then.category.clone();
+            column.typmod = then.typmod;
+            column.enum_labels = then.enum_labels.clone();
+            column.is_array = then.is_array;
+        }
+    }
+    for t in later {
+        for key in t.unique.iter().chain(std::iter::once(&t.primary_key)) {
+            if !key.is_empty() && holds(key) && !merged.unique.contains(key) {
+                merged.unique.push(key.clone());
+            }
+        }
+        for read in &t.distinct {
+            if holds(read) && !merged.distinct.contains(read) {
+                merged.distinct.push(read.clone());
+            }
+        }
+        for fk in &t.foreign_keys {
+            let parent_ready = fk.ref_table != table.sql_name()
+                && has_rows(&fk.ref_table)
+                && now.iter().any(|p| {
+                    p.sql_name() == fk.ref_table
+                        && fk.ref_columns.iter().all(|c| p.column(c).is_some())
+                });
+            let known = merged
+                .foreign_keys
+                .iter()
+                .any(|k| k.columns.iter().any(|c| fk.columns.contains(c)));
+            if parent_ready && holds(&fk.columns) && !known {
+                merged.foreign_keys.push(fk.clone());
+            }
+        }
+    }
+    merged
+}
+
 /// The largest integer part a numeric typmod allows, capped; `None` when unconstrained.
 fn numeric_max(typmod: i32) -> Option<(u64, i32)> {
     if typmod < 4 {
@@ -136,8 +217,8 @@ fn char_limit(col: &Column) -> Option<i32> {
 /// An expression of `g.i` (1..N) giving the column's value, distinct per row when `unique`,
 /// else repeating with `period` (so that plain integer columns hold 1..period, ids that exist
 /// in tables filled alongside); `None` for types migproof does not know.
-fn value(col: &Column, unique: bool, period: u64) -> Option<String> {
-    let scalar = scalar(col, unique, period)?;
+fn value(col: &Column, unique: bool, period: u64, text: Text) -> Option<String> {
+    let scalar = scalar(col, unique, period, text)?;
     Some(if col.is_array {
         format!("ARRAY[{scalar}]")
     } else {
@@ -145,7 +226,7 @@ fn value(col: &Column, unique: bool, period: u64) -> Option<String> {
     })
 }
 
-fn scalar(col: &Column, unique: bool, period: u64) -> Option<String> {
+fn scalar(col: &Column, unique: bool, period: u64, text: Text) -> Option<String> {
     // g.i when unique, else 1..period
     let n = if unique {
         "g.i".to_string()
@@ -176,14 +257,15 @@ fn scalar(col: &Column, unique: bool, period: u64) -> Option<String> {
         "money" => format!("({n})::numeric"),
         "bool" => "g.i % 2 = 0".into(),
         "text" | "varchar" | "bpchar" | "citext" | "name" => {
-            let text = match (email, unique) {
-                (true, true) => "'user' || g.i || '@example.com'".to_string(),
-                (true, false) => format!("'user' || {n} || '@example.com'"),
-                (false, true) => match char_limit(col) {
+            let text = match (email, unique, text) {
+                (true, true, _) => "'user' || g.i || '@example.com'".to_string(),
+                (true, false, _) => format!("'user' || {n} || '@example.com'"),
+                (false, _, Text::Dotted) => format!("'0.' || {n} || '.0'"),
+                (false, true, Text::Hashes) => match char_limit(col) {
                     Some(limit) if limit < 32 => format!("lpad(to_hex(g.i), {limit}, '0')"),
                     _ => "md5(g.i::text)".to_string(),
                 },
-                (false, false) => format!("md5({n}::text)"),
+                (false, false, Text::Hashes) => format!("md5({n}::text)"),
             };
             match char_limit(col) {
                 Some(limit) => format!("left({text}, {limit})"),
@@ -200,6 +282,9 @@ fn scalar(col: &Column, unique: bool, period: u64) -> Option<String> {
         "json" | "jsonb" => format!("json_build_object('n', {n})"),
         "bytea" => format!("decode(md5(({n})::text), 'hex')"),
         "inet" => format!("'10.0.0.0'::inet + {n}"),
+        "tsvector" => format!("('word' || {n})::tsvector"),
+        "tsquery" => format!("('word' || {n})::tsquery"),
+        "ltree" => format!("'top.n' || {n}"),
         _ => return None,
     })
 }
@@ -234,6 +319,7 @@ mod tests {
             primary_key: vec![],
             unique: vec![],
             foreign_keys: vec![],
+            distinct: vec![],
             sequence_defaults: vec![],
             signature: String::new(),
         }
@@ -253,7 +339,7 @@ mod tests {
         );
         t.primary_key = vec!["id".into()];
         t.unique = vec![vec!["email".into()]];
-        let sql = insert(&t, 500, &|_| true).unwrap();
+        let sql = insert(&t, 500, &|_| true, Text::Hashes).unwrap();
         assert_eq!(
             sql,
             "INSERT INTO \"public\".\"accounts\" (\"email\", \"note\") SELECT \
@@ -266,14 +352,24 @@ mod tests {
     fn numeric_values_fit_the_precision_and_varchar_its_limit() {
         // numeric(5,2): at most 999.99
         let c = col("price", "numeric", (5 << 16 | 2) + 4, true);
-        assert_eq!(value(&c, false, 1000).unwrap(), "1 + g.i % 999 + 0.25");
+        assert_eq!(
+            value(&c, false, 1000, Text::Hashes).unwrap(),
+            "1 + g.i % 999 + 0.25"
+        );
         let c = col("code", "varchar", 8 + 4, true);
         assert_eq!(
-            value(&c, true, 1000).unwrap(),
+            value(&c, true, 1000, Text::Hashes).unwrap(),
             "left(lpad(to_hex(g.i), 8, '0'), 8)"
         );
+        assert_eq!(
+            value(&c, true, 1000, Text::Dotted).unwrap(),
+            "left('0.' || g.i || '.0', 8)"
+        );
         let c = col("customer_id", "int8", -1, true);
-        assert_eq!(value(&c, false, 20).unwrap(), "(1 + (g.i - 1) % 20)");
+        assert_eq!(
+            value(&c, false, 20, Text::Hashes).unwrap(),
+            "(1 + (g.i - 1) % 20)"
+        );
     }
 
     #[test]
@@ -298,7 +394,7 @@ mod tests {
             },
         ];
         let has_rows = |t: &str| t.contains("customers");
-        let sql = insert(&t, 10, &has_rows).unwrap();
+        let sql = insert(&t, 10, &has_rows, Text::Hashes).unwrap();
         assert!(sql.starts_with("WITH p0 AS (SELECT \"id\", row_number() OVER () - 1 AS rn FROM \"public\".\"customers\" WHERE \"id\" IS NOT NULL) "), "{sql}");
         assert!(
             sql.contains("(\"customer_id\") SELECT p0.\"id\" FROM"),
@@ -310,7 +406,7 @@ mod tests {
             ),
             "{sql}"
         );
-        let err = insert(&t, 10, &|_| false).unwrap_err();
+        let err = insert(&t, 10, &|_| false, Text::Hashes).unwrap_err();
         assert!(
             err.contains("references \"public\".\"customers\", which holds no rows"),
             "{err}"
@@ -318,9 +414,63 @@ mod tests {
     }
 
     #[test]
+    fn keys_a_later_version_adds_are_filled_for_now() {
+        let parent = table("crates", vec![col("id", "int4", -1, true)]);
+        let now = table(
+            "versions",
+            vec![
+                col("crate_id", "int4", -1, true),
+                col("num", "varchar", -1, true),
+            ],
+        );
+        let mut now = now;
+        now.columns[1].category = "S".into();
+        let mut later = now.clone();
+        later.columns.push(col("yanked", "bool", -1, true));
+        later.distinct = vec![vec!["num".into()]];
+        later.unique = vec![vec!["crate_id".into(), "num".into()], vec!["yanked".into()]];
+        later.foreign_keys = vec![
+            ForeignKey {
+                columns: vec!["crate_id".into()],
+                ref_table: parent.sql_name(),
+                ref_columns: vec!["id".into()],
+            },
+            ForeignKey {
+                columns: vec!["crate_id".into()],
+                ref_table: "\"public\".\"gone\"".into(),
+                ref_columns: vec!["id".into()],
+            },
+        ];
+        let tables = [parent.clone(), now.clone()];
+        let mut jsonb = later.clone();
+        jsonb.columns[1].base_type = "jsonb".into();
+        jsonb.columns[1].category = "U".into();
+        let merged = with_ahead(&now, &[&later, &jsonb], &tables, &|_| true);
+        // text that becomes jsonb is written as JSON, cast to text
+        assert_eq!(
+            value(&merged.columns[1], true, 10, Text::Hashes).unwrap(),
+            "json_build_object('n', g.i)"
+        );
+        let merged = with_ahead(&now, &[&later], &tables, &|_| true);
+        // only the key over columns `versions` holds now
+        assert_eq!(merged.unique, [vec!["crate_id", "num"]]);
+        assert_eq!(merged.foreign_keys, later.foreign_keys[..1]);
+        assert_eq!(merged.distinct, [vec!["num"]]);
+        let sql = insert(&merged, 10, &|_| true, Text::Hashes).unwrap();
+        assert!(
+            sql.contains("(\"crate_id\", \"num\") SELECT p0.\"id\", "),
+            "{sql}"
+        );
+        // a parent without rows: the later key is left out, and the table is still filled
+        let merged = with_ahead(&now, &[&later], &tables, &|_| false);
+        assert!(merged.foreign_keys.is_empty());
+        assert!(insert(&merged, 10, &|_| false, Text::Hashes).is_ok());
+    }
+
+    #[test]
     fn unknown_not_null_types_are_reported() {
         let t = table("shapes", vec![col("area", "polygon", -1, true)]);
-        assert!(insert(&t, 10, &|_| true)
+        assert!(insert(&t, 10, &|_| true, Text::Hashes)
             .unwrap_err()
             .contains("type polygon"));
     }

@@ -412,6 +412,7 @@ mod tests {
             primary_key: vec![],
             unique: vec![],
             foreign_keys: vec![],
+            distinct: vec![],
             sequence_defaults: vec![],
             signature: String::new(),
         };

@@ -59,6 +59,11 @@ pub struct Table {
     /// Column sets of unique constraints and plain unique indexes.
     pub unique: Vec<Vec<String>>,
     pub foreign_keys: Vec<ForeignKey>,
+    /// Column sets read by partial or expression unique indexes (`lower(name)`, `WHERE gh_id >
+    /// 0`): no plain key, but rows that repeat them may be refused, so the fill keeps them
+    /// distinct.
+    #[serde(default)]
+    pub distinct: Vec<Vec<String>>,
     /// Columns whose default draws from a sequence.
     pub sequence_defaults: Vec<String>,
     /// Changes whenever one of the table's constraints, indexes, triggers, rules, policies or
@@ -131,6 +136,7 @@ pub async fn tables(conn: &mut PgConnection) -> Result<Vec<Table>, sqlx::Error> 
         match kind.as_str() {
             "p" => table.primary_key = columns,
             "u" | "i" => table.unique.push(columns),
+            "d" => table.distinct.push(columns),
             "f" => {
                 if let (Some(ref_table), Some(ref_columns)) = (names.get(&ref_oid), ref_columns) {
                     table.foreign_keys.push(ForeignKey {

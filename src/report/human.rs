@@ -92,18 +92,22 @@ pub fn render(report: &Report, colour: bool) -> String {
     } else {
         format!(" ({})", kinds.join(", "))
     };
+    let seconds = s.duration_ms as f64 / 1000.0;
+    let work = if report.command == "locks" {
+        format!(
+            "traced {}/{} migrations, {} statements, {} rows filled",
+            s.migrations_checked, report.migrations, s.steps, s.rows_seeded
+        )
+    } else {
+        format!(
+            "{}/{} migrations checked, {} steps, {} rows seeded ({} rejected by constraints)",
+            s.migrations_checked, report.migrations, s.steps, s.rows_seeded, s.rows_skipped
+        )
+    };
     let _ = writeln!(
         out,
-        "\n{verdict}: {} finding(s){kinds}, {} note(s); {}/{} migrations checked, {} steps, \
-         {} rows seeded ({} rejected by constraints) in {:.1}s",
-        s.findings,
-        s.notes,
-        s.migrations_checked,
-        report.migrations,
-        s.steps,
-        s.rows_seeded,
-        s.rows_skipped,
-        s.duration_ms as f64 / 1000.0
+        "\n{verdict}: {} finding(s){kinds}, {} note(s); {work} in {seconds:.1}s",
+        s.findings, s.notes,
     );
     if let (Some(cases), Some(rate)) = (s.cases, s.steps_per_second) {
         let _ = writeln!(out, "{cases} case(s), {rate} steps per second");

@@ -203,6 +203,24 @@ impl Script {
             + 1
     }
 
+    /// True when line `line` (1-based) lies in a block the author marked as reviewed for
+    /// locking, `-- safety-assured:start` to `-- safety-assured:end` (the convention of
+    /// diesel-guard and strong_migrations' `safety_assured`). A start without an end runs to
+    /// the end of the file.
+    pub fn safety_assured(&self, line: usize) -> bool {
+        let mut inside = false;
+        for (n, text) in self.text.lines().enumerate() {
+            let marker = text.trim().strip_prefix("--").map(str::trim);
+            match marker {
+                Some("safety-assured:start") => inside = true,
+                Some("safety-assured:end") => inside = false,
+                _ if n + 1 == line => return inside,
+                _ => {}
+            }
+        }
+        false
+    }
+
     /// True when any block runs outside a transaction.
     pub fn has_autocommit(&self) -> bool {
         self.blocks.iter().any(|b| !b.transactional)
@@ -557,6 +575,26 @@ pub fn detect(dir: &Path) -> Result<Format, SourceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn safety_assured_blocks_cover_the_lines_between_their_markers() {
+        let script = Script {
+            path: "up.sql".into(),
+            text: "alter table a add column b int;\n\
+                   -- safety-assured:start\n\
+                   -- the check was validated by hand\n\
+                   alter table a alter b set not null;\n\
+                     --  safety-assured:end\n\
+                   create index on a (b);\n\
+                   -- safety-assured:start\n\
+                   alter table a add unique (b);\n"
+                .into(),
+            blocks: vec![],
+            command: None,
+        };
+        let covered: Vec<usize> = (1..=8).filter(|&l| script.safety_assured(l)).collect();
+        assert_eq!(covered, [3, 4, 8]);
+    }
 
     fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();

@@ -16,6 +16,28 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A real history from the shared corpus (`crates.io`): `MIGPROOF_CORPUS`, else the
+/// `shared/corpus` folder beside the checkout or beside one of its parents (the corpus is
+/// read in place, never copied into the project). Panics when it is nowhere: a test that
+/// needs it must not pass without it.
+pub fn corpus(name: &str) -> PathBuf {
+    let from_env = std::env::var_os("MIGPROOF_CORPUS").map(PathBuf::from);
+    let beside = root()
+        .ancestors()
+        .skip(1)
+        .map(|dir| dir.join("shared/corpus"))
+        .chain([PathBuf::from("/work/shared/corpus")])
+        .collect::<Vec<_>>();
+    from_env
+        .into_iter()
+        .chain(beside)
+        .map(|dir| dir.join(name))
+        .find(|dir| dir.join("migrations").is_dir())
+        .unwrap_or_else(|| {
+            panic!("the {name} corpus is not here: set MIGPROOF_CORPUS to the folder holding it")
+        })
+}
+
 pub fn migproof() -> Command {
     let mut cmd = Command::cargo_bin("migproof").expect("binary built");
     // The test server's role is a superuser; migproof applies migrations as a role of its own.

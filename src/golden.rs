@@ -1,0 +1,113 @@
+//! The golden pass: every up applied in order to an empty scratch database, recording what
+//! each version must look like. `check` compares its stairway with it, `fuzz` plans its model
+//! on it, `snapshot` prints its last version, and `locks` reads from it the constraints later
+//! migrations add, so that its fill writes rows the history can live with.
+
+use std::time::Duration;
+
+use crate::backend::Server;
+use crate::executor::{Direction, Session, StepError};
+use crate::guard;
+use crate::observe::catalog;
+use crate::observe::snapshot::{self, Snapshot};
+use crate::run::{lost, Event, Phase, Progress, RunError, Silent};
+use crate::source::MigrationSet;
+
+/// What the golden pass found: a clean linear apply of every up on an empty database.
+pub struct Golden {
+    /// How many versions were recorded (index 0 = empty), `1 +` the ups that applied.
+    pub versions: usize,
+    /// The tables of every version, when asked for (the fuzz model plans its writes on them).
+    pub tables: Vec<Vec<catalog::Table>>,
+    /// The up that did not apply on an empty database, if any (it is migration
+    /// `versions - 1`).
+    pub failure: Option<StepError>,
+    /// What ups changed on the server outside their database (migration index, change), when
+    /// migrations run as a superuser.
+    pub side_effects: Vec<(usize, String)>,
+}
+
+/// Applies every up in order to an empty scratch database. The snapshot of each version goes,
+/// in order, to `keep` when one is given, so that the caller decides what it holds on to (the
+/// whole history of a long project would not fit in memory as whole snapshots); the tables of
+/// each version are kept in [`Golden::tables`] when `with_tables`.
+pub async fn pass(
+    server: &Server,
+    set: &MigrationSet,
+    step_timeout: Duration,
+    progress: &dyn Progress,
+    with_tables: bool,
+    mut keep: Option<&mut (dyn FnMut(Snapshot) + Send)>,
+) -> Result<Golden, RunError> {
+    server.ensure_roles(&set.setup.roles).await?;
+    let db = server.create().await?;
+    let mut s = Session::open(&db, step_timeout).await?;
+    let mut golden = Golden {
+        versions: 0,
+        tables: Vec::new(),
+        failure: None,
+        side_effects: Vec::new(),
+    };
+    let mut record = async |s: &mut Session, golden: &mut Golden| -> Result<(), RunError> {
+        if let Some(keep) = keep.as_mut() {
+            keep(snapshot::take(s.conn()).await.map_err(lost)?);
+        }
+        if with_tables {
+            golden
+                .tables
+                .push(catalog::tables(s.conn()).await.map_err(lost)?);
+        }
+        golden.versions += 1;
+        Ok(())
+    };
+    record(&mut s, &mut golden).await?;
+    for (i, m) in set.migrations.iter().enumerate() {
+        progress.event(Event::Migration {
+            index: i,
+            id: &m.id(),
+            phase: Phase::GoldenApply,
+        });
+        let (applied, changes) =
+            guard::watched(server, s.apply(&m.version, &m.up, Direction::Up)).await?;
+        golden
+            .side_effects
+            .extend(changes.into_iter().map(|c| (i, c)));
+        match applied {
+            Ok(()) => record(&mut s, &mut golden).await?,
+            Err(e) if e.is_environment() => return Err(e.into()),
+            Err(e) => {
+                golden.failure = Some(e);
+                break;
+            }
+        }
+    }
+    drop(s);
+    server.drop_db(&db).await?;
+    Ok(golden)
+}
+
+/// The schema after applying every up to an empty database, or the failure of the first up
+/// that did not apply.
+pub async fn final_snapshot(
+    server: &Server,
+    set: &MigrationSet,
+) -> Result<Result<Snapshot, String>, RunError> {
+    let mut last = None;
+    let mut keep = |s| last = Some(s);
+    let golden = pass(
+        server,
+        set,
+        Duration::from_secs(600),
+        &Silent,
+        false,
+        Some(&mut keep),
+    )
+    .await?;
+    Ok(match golden.failure {
+        Some(e) => Err(format!(
+            "{} did not apply: {e}",
+            set.migrations[golden.versions - 1].id()
+        )),
+        None => Ok(last.expect("the empty version is always recorded")),
+    })
+}
