@@ -28,6 +28,7 @@ use crate::observe::probe::{Access, Probes, Wait};
 use crate::report::locks::{LockTaken, LockTrace, MigrationTrace, StatementTrace, TableWait};
 use crate::report::{Finding, Kind, LockDetail, Note, NoteKind, Report, Source};
 use crate::run::{lost, Event, Phase, Progress, RunError};
+use crate::source::config;
 use crate::source::{Migration, MigrationSet, Script};
 
 pub use rules::{Rule, RULES};
@@ -43,6 +44,9 @@ pub const STEP: &str = "up (lock trace)";
 pub struct LockOptions {
     /// Rows written into every table before the migrations after it are traced.
     pub rows: u64,
+    /// Sizes of their own for some tables (`[locks.rows]` in migproof.toml): `schema.table`
+    /// or a bare name, for that table in any schema.
+    pub table_rows: BTreeMap<String, u64>,
     /// A lock that blocks reads or writes held longer than this is a hazard.
     pub threshold: Duration,
     /// A statement running longer than this is stopped and reported as `timeout`.
@@ -125,7 +129,7 @@ pub async fn run(
             .findings
             .push(Finding::new(*kind, migration.clone(), STEP.into(), message));
     }
-    push_data_dependent(&mut report, &outcome.data_dependent, options.rows);
+    push_data_dependent(&mut report, &outcome.data_dependent);
     push_unfilled(&mut report, &outcome.unfilled);
     // The migration that did not apply is the last one traced.
     let traced = outcome.trace.migrations.len() - usize::from(outcome.failure.is_some());
@@ -157,7 +161,7 @@ pub async fn add_to_check(
             report.notes.push(note(h, assured));
         }
     }
-    push_data_dependent(report, &outcome.data_dependent, check.options.rows);
+    push_data_dependent(report, &outcome.data_dependent);
     if let Some((migration, _, message)) = outcome.failure {
         report.notes.push(Note {
             kind: NoteKind::LockAnalysis,
@@ -215,11 +219,11 @@ async fn to_empty(
 /// are the fill's, made without knowing the constraints later migrations add, so a failure on
 /// them is worth knowing but does not fail the run (`check` judges data dependence on its own
 /// seeded rows).
-fn push_data_dependent(report: &mut Report, failures: &[DataDependent], rows: u64) {
+fn push_data_dependent(report: &mut Report, failures: &[DataDependent]) {
     for d in failures {
         let message = if d.named {
             format!(
-                "{error}\nthe up fails on the {rows} rows the lock trace filled `{table}` with \
+                "{error}\nthe up fails on the rows the lock trace filled `{table}` with \
                  ({cause}); production rows may hold the same. The trace emptied `{table}` (and \
                  the tables referencing it) and traced this migration again",
                 error = d.error,
@@ -319,16 +323,45 @@ async fn analyse(
     // The golden pass shows what every later version of each table holds, so that the fill
     // writes rows the constraints added later accept.
     let golden = golden::pass(server, set, options.step_timeout, progress, true, None).await?;
+    let table_rows = sized_tables(&options.table_rows, &golden.tables)?;
     let db = server.create().await?;
-    let result = analyse_on(&db, set, options, &golden.tables, progress).await;
+    let result = analyse_on(&db, set, options, &table_rows, &golden.tables, progress).await;
     server.drop_db(&db).await?;
     result
+}
+
+/// `[locks.rows]` by the `schema.table` each key names in some version of the schema; a key
+/// that names no table of any version is refused (a typo would silently leave the table at
+/// `--rows`).
+fn sized_tables(
+    asked: &BTreeMap<String, u64>,
+    versions: &[Vec<Table>],
+) -> Result<BTreeMap<String, u64>, RunError> {
+    let mut sized = BTreeMap::new();
+    for (key, rows) in asked {
+        let matching: BTreeSet<String> = versions
+            .iter()
+            .flatten()
+            .filter(|t| t.display_name() == *key || t.name == *key)
+            .map(Table::display_name)
+            .collect();
+        if matching.is_empty() {
+            return Err(RunError::Input(format!(
+                "{}: [locks.rows] sizes `{key}`, which no migration creates (name it \
+                 `schema.table` or `table`)",
+                config::FILE
+            )));
+        }
+        sized.extend(matching.into_iter().map(|name| (name, *rows)));
+    }
+    Ok(sized)
 }
 
 async fn analyse_on(
     db: &ScratchDb,
     set: &MigrationSet,
     options: &LockOptions,
+    table_rows: &BTreeMap<String, u64>,
     versions: &[Vec<Table>],
     progress: &dyn Progress,
 ) -> Result<Outcome, RunError> {
@@ -344,6 +377,7 @@ async fn analyse_on(
     let mut outcome = Outcome {
         trace: LockTrace {
             rows: options.rows,
+            table_rows: table_rows.clone(),
             lock_threshold_ms: options.threshold.as_millis() as u64,
             migrations: Vec::new(),
         },
@@ -355,17 +389,18 @@ async fn analyse_on(
     };
     let mut given_up: BTreeSet<String> = BTreeSet::new();
     for (i, m) in set.migrations.iter().enumerate() {
-        let filled = if options.rows > 0 {
+        let filled = if options.rows > 0 || table_rows.values().any(|&n| n > 0) {
             progress.event(Event::Migration {
                 index: i,
                 id: &m.id(),
                 phase: Phase::Fill,
             });
             let later = versions.get(i + 1..).unwrap_or_default();
-            let (filled, notes) = fill_tables(db, &mut conn, options.rows, later, &mut given_up)
+            let size = |table: &str| table_rows.get(table).copied().unwrap_or(options.rows);
+            let (filled, notes) = fill_tables(db, &mut conn, &size, later, &mut given_up)
                 .await
                 .map_err(lost)?;
-            outcome.rows_filled += options.rows * filled.len() as u64;
+            outcome.rows_filled += filled.iter().map(|t| size(t)).sum::<u64>();
             outcome
                 .unfilled
                 .extend(notes.into_iter().map(|n| (m.id(), n)));
@@ -433,13 +468,13 @@ async fn analyse_on(
     Ok(outcome)
 }
 
-/// Fills every empty table with `rows` rows, parents first, with the keys the `later` versions
-/// of each table add. Returns the tables filled and a note for each table that could not be
+/// Fills every empty table with `size(table)` rows, parents first, with the keys the `later`
+/// versions of each table add. Returns the tables filled and a note for each table that could not be
 /// (it stays empty and is not tried again).
 async fn fill_tables(
     db: &ScratchDb,
     trace_conn: &mut PgConnection,
-    rows: u64,
+    size: &dyn Fn(&str) -> u64,
     later: &[Vec<Table>],
     given_up: &mut BTreeSet<String>,
 ) -> Result<(Vec<String>, Vec<String>), sqlx::Error> {
@@ -465,7 +500,8 @@ async fn fill_tables(
         .execute(&mut *conn)
         .await?;
     for t in catalog::parents_first(&tables) {
-        if has_rows.contains(&t.sql_name()) || given_up.contains(&t.sql_name()) {
+        let rows = size(&t.display_name());
+        if has_rows.contains(&t.sql_name()) || given_up.contains(&t.sql_name()) || rows == 0 {
             continue;
         }
         let cannot = |why: String| {

@@ -69,13 +69,16 @@ impl Progress for Silent {
     fn event(&self, _: Event<'_>) {}
 }
 
-/// Why a run could not finish: the environment failed (exit 3).
+/// Why a run could not finish: the environment failed (exit 3), or the input named
+/// something the migrations never create, which shows only once they ran (exit 2).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
     Backend(#[from] BackendError),
     #[error("{0}")]
     Lost(String),
+    #[error("{0}")]
+    Input(String),
 }
 
 impl From<StepError> for RunError {

@@ -638,3 +638,83 @@ fn the_crates_io_history_is_traced_to_its_last_migration() {
         "SET NOT NULL on gh_login, added without a value: {data_dependent:?}"
     );
 }
+
+/// `[locks.rows]` in migproof.toml gives one table its own size; the others get `--rows`.
+#[test]
+fn locks_rows_in_migproof_toml_sizes_one_table_and_names_it_in_the_hazard() {
+    let dir = folder(&[
+        (
+            "0001_tables.up.sql",
+            "create table big (id serial primary key, code text not null);\n\
+             create table small (id serial primary key, note text);\n",
+        ),
+        (
+            "0001_tables.down.sql",
+            "drop table big; drop table small;\n",
+        ),
+        (
+            "0002_index.up.sql",
+            "create index big_code on big (code);\n",
+        ),
+        ("0002_index.down.sql", "drop index big_code;\n"),
+        ("migproof.toml", "[locks.rows]\n\"public.big\" = 3_000\n"),
+    ]);
+    let (out, json) = locks_json_at(dir.path(), &["--rows", "100"]);
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
+    assert_eq!(json["locks"]["table_rows"]["public.big"], 3000, "{json:#}");
+    assert_eq!(json["summary"]["rows_seeded"], 3100, "{json:#}");
+    let finding = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["migration"] == "0002_index" && f["rule"] == "index_not_concurrent")
+        .unwrap_or_else(|| panic!("{json:#}"));
+    assert_eq!(finding["table"], "public.big");
+    let message = finding["message"].as_str().unwrap();
+    assert!(
+        message.contains("at 3000 rows in public.big ([locks.rows])"),
+        "{message}"
+    );
+}
+
+/// A `[locks.rows]` key that names no table, is not a table name, or asks too much: exit 2
+/// naming the file, before or after the migrations ran, and nothing left behind.
+#[test]
+fn locks_rows_naming_no_table_or_too_many_rows_is_refused() {
+    let refused = |toml: &str, expected: &str| {
+        let dir = folder(&[
+            ("0001_t.up.sql", "create table t (id int);\n"),
+            ("0001_t.down.sql", "drop table t;\n"),
+            ("0002_i.up.sql", "create index on t (id);\n"),
+            ("0002_i.down.sql", "drop index t_id_idx;\n"),
+            ("migproof.toml", toml),
+        ]);
+        let out = migproof()
+            .args(["locks", "--backend", "url", "--database-url"])
+            .arg(server_url())
+            .arg("--migrations")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), code::USAGE, "{err}");
+        assert!(
+            err.contains("migproof.toml") && err.contains(expected),
+            "{err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    };
+    refused(
+        "[locks.rows]\n\"public.tt\" = 10\n",
+        "[locks.rows] sizes `public.tt`, which no migration creates",
+    );
+    refused(
+        "\n[locks.rows]\n\"a.b.c\" = 10\n",
+        "line 3: [locks.rows] names `a.b.c`; name a table as `schema.table` or `table`",
+    );
+    refused(
+        "[locks.rows]\nt = 10_000_001\n",
+        "line 2: [locks.rows] gives `t` 10000001 rows; at most 10000000",
+    );
+    refused("[locks]\nsize = 3\n", "unknown field `size`");
+}

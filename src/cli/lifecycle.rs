@@ -66,7 +66,10 @@ pub(crate) enum Failure {
 
 impl From<RunError> for Failure {
     fn from(e: RunError) -> Failure {
-        Failure::Environment(e)
+        match e {
+            RunError::Input(message) => Failure::Usage(message),
+            e => Failure::Environment(e),
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! `migproof locks` and the lock flags of `check`: what the user typed (clap types), resolved
 //! into `crate::locks` options, and running the `locks` command.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use super::progress::Bar;
 use super::{exit, parse_duration, publish, start, Common, OutputFormat};
 use crate::backend::{BackendKind, Server};
 use crate::locks::{self, Level, LockCheck, LockOptions, DEFAULT_ROWS};
-use crate::source::MigrationSet;
+use crate::source::{config, MigrationSet};
 
 #[derive(Debug, Args)]
 pub struct LocksArgs {
@@ -38,30 +39,31 @@ pub struct LocksArgs {
 /// Most rows per table `--rows` and `--lock-rows` accept: enough to measure how long a rewrite
 /// or a validation holds its lock, and a bound on what one run may write (every table that
 /// exists before a migration gets this many rows; unbounded, one run filled 55 GB).
-pub const MAX_ROWS: u64 = 10_000_000;
+pub const MAX_ROWS: u64 = config::MAX_TABLE_ROWS;
 
 /// Bytes a filled row takes on disk at the least: its 24-byte tuple header and its 4-byte line
 /// pointer, before any value, index entry or WAL.
 const MIN_ROW_BYTES: u64 = 28;
 
-/// Refuses `rows` rows per table (asked with `flag`) when even one table of them cannot fit on
-/// the disk of a cluster migproof started, which lives in the temporary folder. On other
-/// backends the disk is out of sight; with fewer than two migrations no table exists before a
-/// migration, so nothing is filled.
+/// Refuses a fill that cannot fit on the disk of a cluster migproof started, which lives in
+/// the temporary folder: one table of `rows` rows (asked with `flag`) plus every table
+/// `[locks.rows]` sizes. On other backends the disk is out of sight; with fewer than two
+/// migrations no table exists before a migration, so nothing is filled.
 pub(super) fn refuse_rows_beyond_disk(
     server: &Server,
-    migrations: usize,
+    set: &MigrationSet,
     flag: &str,
     rows: u64,
 ) -> Result<(), u8> {
-    if server.kind != BackendKind::Local || migrations < 2 {
+    if server.kind != BackendKind::Local || set.migrations.len() < 2 {
         return Ok(());
     }
     let tmp = std::env::temp_dir();
     let Some(free) = free_bytes(&tmp) else {
         return Ok(());
     };
-    rows_fit(flag, rows, free, &tmp).map_err(|message| error(exit::USAGE, &message))
+    rows_fit(flag, rows, &set.locks.rows, free, &tmp)
+        .map_err(|message| error(exit::USAGE, &message))
 }
 
 /// Free bytes for unprivileged users on the filesystem holding `path`.
@@ -70,17 +72,35 @@ fn free_bytes(path: &Path) -> Option<u64> {
     Some((stat.blocks_available() as u64).saturating_mul(stat.fragment_size() as u64))
 }
 
-/// `Err(message)` when one table of `rows` rows, at [`MIN_ROW_BYTES`] each, needs more than
-/// the `free` bytes of the disk holding `dir`.
-fn rows_fit(flag: &str, rows: u64, free: u64, dir: &Path) -> Result<(), String> {
-    let needed = rows.saturating_mul(MIN_ROW_BYTES);
+/// `Err(message)` when one table of `rows` rows and the tables `sized` by `[locks.rows]`, at
+/// [`MIN_ROW_BYTES`] a row, need more than the `free` bytes of the disk holding `dir`.
+fn rows_fit(
+    flag: &str,
+    rows: u64,
+    sized: &BTreeMap<String, u64>,
+    free: u64,
+    dir: &Path,
+) -> Result<(), String> {
+    let sized_rows: u64 = sized.values().sum();
+    let needed = rows
+        .saturating_add(sized_rows)
+        .saturating_mul(MIN_ROW_BYTES);
     if needed <= free {
         return Ok(());
     }
+    let what = if sized_rows == 0 {
+        format!("`{flag} {rows}` cannot fit: every table that exists before a migration gets {rows} rows")
+    } else {
+        format!(
+            "`{flag} {rows}` and the {sized_rows} rows of [locks.rows] in {} cannot fit: every \
+             table that exists before a migration gets {rows} rows, or its size there",
+            config::FILE
+        )
+    };
     Err(format!(
-        "`{flag} {rows}` cannot fit: every table that exists before a migration gets {rows} \
-         rows, at least {} MB each (a row takes at least {MIN_ROW_BYTES} bytes), but the disk of \
-         the local cluster (`{}`) has {} MB free; lower {flag}, or point TMPDIR at a larger disk",
+        "{what}, at least {} MB in all (a row takes at least {MIN_ROW_BYTES} bytes), but the \
+         disk of the local cluster (`{}`) has {} MB free; lower {flag} or [locks.rows], or \
+         point TMPDIR at a larger disk",
         needed.div_ceil(1 << 20),
         dir.display(),
         free / (1 << 20)
@@ -117,7 +137,7 @@ pub struct CheckLockArgs {
 
 impl CheckLockArgs {
     /// The lock analysis `check` runs, or `None` when off.
-    pub fn resolve(&self, step_timeout: Duration) -> Option<LockCheck> {
+    pub fn resolve(&self, set: &MigrationSet, step_timeout: Duration) -> Option<LockCheck> {
         let level = match self.locks {
             LocksMode::Off => return None,
             LocksMode::Warn => Level::Warn,
@@ -125,6 +145,7 @@ impl CheckLockArgs {
         };
         let options = LockOptions {
             rows: self.lock_rows,
+            table_rows: set.locks.rows.clone(),
             threshold: self.lock_threshold,
             step_timeout,
         };
@@ -138,11 +159,12 @@ pub async fn run(args: LocksArgs, interrupts: &mut Interrupts) -> u8 {
         Ok(started) => started,
         Err(code) => return code,
     };
-    if let Err(code) = refuse_rows_beyond_disk(&server, set.migrations.len(), "--rows", args.rows) {
+    if let Err(code) = refuse_rows_beyond_disk(&server, &set, "--rows", args.rows) {
         return code;
     }
     let options = LockOptions {
         rows: args.rows,
+        table_rows: set.locks.rows.clone(),
         threshold: args.lock_threshold,
         step_timeout: args.step_timeout,
     };
@@ -167,8 +189,9 @@ mod tests {
     #[test]
     fn rows_that_cannot_fit_one_table_are_refused_naming_the_flag() {
         let dir = Path::new("/tmp");
-        assert!(rows_fit("--rows", 1_000, 28_000, dir).is_ok());
-        let err = rows_fit("--lock-rows", 10_000_000, 100 << 20, dir).unwrap_err();
+        let none = BTreeMap::new();
+        assert!(rows_fit("--rows", 1_000, &none, 28_000, dir).is_ok());
+        let err = rows_fit("--lock-rows", 10_000_000, &none, 100 << 20, dir).unwrap_err();
         assert!(
             err.starts_with("`--lock-rows 10000000` cannot fit"),
             "{err}"
@@ -178,6 +201,14 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("`/tmp`"), "{err}");
+        // the tables [locks.rows] sizes count too
+        let big = BTreeMap::from([("public.versions".to_string(), 5_000_000)]);
+        assert!(rows_fit("--rows", 1_000, &none, 100 << 20, dir).is_ok());
+        let err = rows_fit("--rows", 1_000, &big, 100 << 20, dir).unwrap_err();
+        assert!(
+            err.contains("the 5000000 rows of [locks.rows] in migproof.toml cannot fit"),
+            "{err}"
+        );
     }
 }
 

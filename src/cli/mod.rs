@@ -416,8 +416,8 @@ async fn run_check(args: CheckArgs, interrupts: &mut Interrupts) -> u8 {
         Err(code) => return code,
     };
     if args.locks.locks != locks::LocksMode::Off {
-        let (count, rows) = (set.migrations.len(), args.locks.lock_rows);
-        if let Err(code) = locks::refuse_rows_beyond_disk(&server, count, "--lock-rows", rows) {
+        let rows = args.locks.lock_rows;
+        if let Err(code) = locks::refuse_rows_beyond_disk(&server, &set, "--lock-rows", rows) {
             return code;
         }
     }
@@ -425,7 +425,7 @@ async fn run_check(args: CheckArgs, interrupts: &mut Interrupts) -> u8 {
         strict: args.strict,
         require_down: args.require_down,
         step_timeout: args.step_timeout,
-        locks: args.locks.resolve(args.step_timeout),
+        locks: args.locks.resolve(&set, args.step_timeout),
         jobs: args.jobs.map(|n| n as usize).unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map_or(1, |n| n.get())

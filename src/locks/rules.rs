@@ -147,12 +147,13 @@ fn named(m: &MigrationTrace, s: &StatementTrace) -> String {
 pub fn evaluate(trace: &LockTrace) -> Vec<Hazard> {
     let mut out = Vec::new();
     for m in &trace.migrations {
-        out.extend(migration(m, trace.rows, trace.lock_threshold_ms));
+        out.extend(migration(m, trace));
     }
     out
 }
 
-fn migration(m: &MigrationTrace, rows: u64, threshold_ms: u64) -> Vec<Hazard> {
+fn migration(m: &MigrationTrace, trace: &LockTrace) -> Vec<Hazard> {
+    let threshold_ms = trace.lock_threshold_ms;
     let mut out = Vec::new();
     let line = std::cell::Cell::new(0);
     let mut hazard = |rule: Rule, table: &str, lock: &LockTaken, message: String| {
@@ -166,7 +167,11 @@ fn migration(m: &MigrationTrace, rows: u64, threshold_ms: u64) -> Vec<Hazard> {
             line: line.get(),
         });
     };
-    let at_rows = format!("at {rows} rows per table");
+    // The size the table was filled to: `[locks.rows]`, else `--rows`.
+    let size = |table: &str| match trace.table_rows.get(table) {
+        Some(n) => format!("at {n} rows in {table} ([locks.rows])"),
+        None => format!("at {} rows per table", trace.rows),
+    };
     let mut warned: BTreeSet<String> = BTreeSet::new();
     for (i, s) in m.statements.iter().enumerate() {
         line.set(s.line);
@@ -188,7 +193,8 @@ fn migration(m: &MigrationTrace, rows: u64, threshold_ms: u64) -> Vec<Hazard> {
                 format!(
                 "{name} {what} {} (its data file was replaced) under {}, held {} ms {at_rows}: {} \
                  until the transaction ends",
-                r.table, lock.mode, lock.held_ms, blocked(&lock.mode, &r.table)
+                r.table, lock.mode, lock.held_ms, blocked(&lock.mode, &r.table),
+                at_rows = size(&r.table)
             );
             hazard(Rule::Rewrite, &r.table, lock, message);
         }
@@ -200,7 +206,8 @@ fn migration(m: &MigrationTrace, rows: u64, threshold_ms: u64) -> Vec<Hazard> {
                 format!(
                 "{name} built index {} on the existing table {} without CONCURRENTLY, under {} \
                  held {} ms {at_rows}: {} until the transaction ends",
-                b.index, b.table, lock.mode, lock.held_ms, blocked(&lock.mode, &b.table)
+                b.index, b.table, lock.mode, lock.held_ms, blocked(&lock.mode, &b.table),
+                at_rows = size(&b.table)
             );
             hazard(Rule::IndexNotConcurrent, &b.table, lock, message);
         }
@@ -230,7 +237,8 @@ fn migration(m: &MigrationTrace, rows: u64, threshold_ms: u64) -> Vec<Hazard> {
                 format!(
                 "{name} {what} of the existing table {} and checked every row under {}, held {} \
                  ms {at_rows}: {} until the transaction ends",
-                v.table, lock.mode, lock.held_ms, blocked(&lock.mode, &v.table)
+                v.table, lock.mode, lock.held_ms, blocked(&lock.mode, &v.table),
+                at_rows = size(&v.table)
             );
             hazard(rule, &v.table, lock, message);
         }
@@ -284,7 +292,8 @@ fn migration(m: &MigrationTrace, rows: u64, threshold_ms: u64) -> Vec<Hazard> {
             lock.relation,
             lock.held_ms,
             named(m, s),
-            blocked(&lock.mode, &lock.relation)
+            blocked(&lock.mode, &lock.relation),
+            at_rows = size(&lock.relation)
         );
         hazard(Rule::LockHeldTooLong, &lock.relation, lock, message);
     }

@@ -2,6 +2,7 @@
 //! relation, rewrites, index builds, validations, duration, the longest wait it caused) and its
 //! human rendering, a table per migration. The runner (`crate::locks`) fills it.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use serde::Serialize;
@@ -13,6 +14,10 @@ use crate::report::paint;
 pub struct LockTrace {
     /// Rows each table was filled with before the migrations that follow it were traced.
     pub rows: u64,
+    /// Tables filled to a size of their own (`[locks.rows]` in migproof.toml), by
+    /// `schema.table`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub table_rows: BTreeMap<String, u64>,
     /// Locks that block the application held longer than this are hazards.
     pub lock_threshold_ms: u64,
     pub migrations: Vec<MigrationTrace>,

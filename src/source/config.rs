@@ -3,7 +3,12 @@
 //! a migration makes on purpose (a backfill, a normalisation), so that those are not findings.
 //! (`[command]`, the external-migrator layout, is read by `command`.)
 //!
+//! `[locks.rows]` gives the big tables of a project their real size for `migproof locks` and
+//! `check --locks` (the others get `--rows`).
+//!
 //! ```toml
+//! [locks.rows]
+//! "public.versions" = 5_000_000   # schema.table, or a bare name for any schema
 //! [data]
 //! ignore_tables = ["audit_log", "jobs.queue"]
 //! [data.changes]
@@ -32,6 +37,21 @@ struct File {
     data: DataRules,
     #[serde(default)]
     setup: Setup,
+    #[serde(default)]
+    locks: Locks,
+}
+
+/// Most rows a table may be filled with, by `--rows` or `[locks.rows]`: enough to measure how
+/// long a rewrite or a validation holds its lock, and a bound on what one run may write.
+pub const MAX_TABLE_ROWS: u64 = 10_000_000;
+
+/// The lock trace's settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Locks {
+    /// Rows for some tables, by `schema.table` or bare name; the others get `--rows`.
+    #[serde(default)]
+    pub rows: BTreeMap<String, u64>,
 }
 
 /// What the server needs before the migrations can run.
@@ -52,6 +72,7 @@ pub struct Setup {
 pub struct Config {
     pub data: DataRules,
     pub setup: Setup,
+    pub locks: Locks,
 }
 
 /// What the data comparisons leave out.
@@ -125,9 +146,31 @@ pub fn load(dir: &Path, migrations: &[Migration]) -> Result<Config, SourceError>
             });
         }
     }
+    for (table, rows) in &file.locks.rows {
+        let line = text
+            .lines()
+            .position(|l| l.contains(table.as_str()))
+            .map_or(1, |i| i + 1);
+        let invalid = |message: String| SourceError::Invalid {
+            path: path.clone(),
+            message: format!("line {line}: {message}"),
+        };
+        let parts: Vec<&str> = table.split('.').collect();
+        if table.is_empty() || parts.len() > 2 || parts.iter().any(|p| p.is_empty()) {
+            return Err(invalid(format!(
+                "[locks.rows] names `{table}`; name a table as `schema.table` or `table`"
+            )));
+        }
+        if *rows > MAX_TABLE_ROWS {
+            return Err(invalid(format!(
+                "[locks.rows] gives `{table}` {rows} rows; at most {MAX_TABLE_ROWS}"
+            )));
+        }
+    }
     Ok(Config {
         data: file.data,
         setup: file.setup,
+        locks: file.locks,
     })
 }
 

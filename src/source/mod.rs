@@ -36,6 +36,8 @@ pub struct MigrationSet {
     pub data: config::DataRules,
     /// What the server needs first (`[setup]` of `migproof.toml`).
     pub setup: config::Setup,
+    /// The lock trace's table sizes (`[locks]` of `migproof.toml`).
+    pub locks: config::Locks,
 }
 
 /// The layouts migproof can read.
@@ -64,6 +66,7 @@ impl MigrationSet {
             notes: Vec::new(),
             data: config::DataRules::default(),
             setup: config::Setup::default(),
+            locks: config::Locks::default(),
         }
     }
 }
@@ -447,7 +450,7 @@ pub fn load(dir: &Path, format: Option<Format>) -> Result<MigrationSet, SourceEr
     }?;
     refuse_foreign_markers(&set)?;
     let config = config::load(dir, &set.migrations)?;
-    (set.data, set.setup) = (config.data, config.setup);
+    (set.data, set.setup, set.locks) = (config.data, config.setup, config.locks);
     Ok(set)
 }
 
