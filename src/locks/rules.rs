@@ -337,7 +337,12 @@ mod tests {
             statements,
             ..MigrationTrace::default()
         };
-        migration(&m, 100, threshold_ms)
+        let trace = LockTrace {
+            rows: 100,
+            lock_threshold_ms: threshold_ms,
+            ..LockTrace::default()
+        };
+        migration(&m, &trace)
             .into_iter()
             .map(|h| (h.rule.id(), h.table, h.lock_mode))
             .collect()

@@ -241,6 +241,7 @@ mod tests {
     fn renders_a_row_per_statement() {
         let trace = LockTrace {
             rows: 20000,
+            table_rows: BTreeMap::new(),
             lock_threshold_ms: 1000,
             migrations: vec![MigrationTrace {
                 migration: "0002_index".into(),
