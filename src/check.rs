@@ -21,6 +21,7 @@ use crate::observe::{catalog, data};
 use crate::report::{Finding, Kind, Note, NoteKind, Report, Source};
 use crate::run::{lost, Event, Phase};
 pub use crate::run::{Progress, RunError, Silent};
+use crate::shrink;
 use crate::source::{Migration, MigrationSet};
 
 /// What the user asked of `check`.
@@ -54,6 +55,9 @@ pub mod step {
 /// The stairway runs in parts of about this many migrations, each starting from a fresh
 /// database at its golden version (re-applying the ups before it), at most `MAX_PARTS`.
 const MIGRATIONS_PER_PART: usize = 20;
+/// Data-dependent failures of one up worked around (rows removed, applied again) before it
+/// counts as failing outright.
+const MAX_DATA_DEPENDENT: usize = 8;
 const MAX_PARTS: usize = 8;
 
 struct Run<'a> {
@@ -144,6 +148,8 @@ pub async fn run(
     }
     // ---- end of lock analysis ----
     progress.event(Event::Finished);
+    run.report.summary.downs = Some(set.migrations.iter().filter(|m| m.down.is_some()).count());
+    run.report.summary.downs_tested.get_or_insert(0);
     run.report.finish(started.elapsed());
     Ok(run.report)
 }
@@ -321,6 +327,25 @@ impl<'a> Run<'a> {
         step: &str,
         context: &str,
     ) -> Result<bool, RunError> {
+        match self.apply_step(s, m, direction, step).await? {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                let kind = step_error_kind(&e);
+                self.finding(kind, m, step, format!("{context}{e}")).place = e.place().cloned();
+                Ok(false)
+            }
+        }
+    }
+
+    /// Applies a script: the server's refusal is returned, the environment's failure is the
+    /// run's error.
+    async fn apply_step(
+        &mut self,
+        s: &mut Session,
+        m: &Migration,
+        direction: Direction,
+        step: &str,
+    ) -> Result<Result<(), StepError>, RunError> {
         let script = match direction {
             Direction::Up => &m.up,
             Direction::Down => m.down.as_ref().expect("only called with a down"),
@@ -333,14 +358,67 @@ impl<'a> Run<'a> {
             self.side_effect(m, step, direction, change);
         }
         match applied {
-            Ok(()) => Ok(true),
             Err(e) if e.is_environment() => Err(e.into()),
-            Err(e) => {
-                let kind = step_error_kind(&e);
-                self.finding(kind, m, step, format!("{context}{e}")).place = e.place().cloned();
-                Ok(false)
-            }
+            applied => Ok(applied),
         }
+    }
+
+    /// Applies the up of `m` over the seeded rows of `tables` (the database at golden v-1).
+    /// An up that fails on particular rows (see [`shrink::culprit`]) is a `data_dependent`
+    /// finding holding the fewest seeded rows that still make it fail; those rows are removed
+    /// and the up applied again, so that its down, round trip and rerun are still checked.
+    /// Returns the rows the up finally ran over, or `None` when it did not apply.
+    async fn up_over_rows(
+        &mut self,
+        s: &mut Session,
+        m: &Migration,
+        tables: &[catalog::Table],
+    ) -> Result<Option<data::Stash>, RunError> {
+        let context = "applies on an empty database but fails once tables hold rows: ";
+        let mut seen = Vec::new();
+        for _ in 0..MAX_DATA_DEPENDENT {
+            let before = data::stash(s.conn(), 1, tables).await.map_err(lost)?;
+            let e = match self.apply_step(s, m, Direction::Up, step::UP).await? {
+                Ok(()) => return Ok(Some(before)),
+                Err(e) => e,
+            };
+            let Some(culprit) = shrink::culprit(&e, &m.up, tables) else {
+                let kind = step_error_kind(&e);
+                self.finding(kind, m, step::UP, format!("{context}{e}"))
+                    .place = e.place().cloned();
+                return Ok(None);
+            };
+            let key = (culprit.table.clone(), culprit.code.clone());
+            if seen.contains(&key) {
+                // Removing the rows did not help: the up fails on any rows of that table.
+                let kind = step_error_kind(&e);
+                self.finding(kind, m, step::UP, format!("{context}{e}"))
+                    .place = e.place().cloned();
+                return Ok(None);
+            }
+            seen.push(key);
+            let found = shrink::minimal_rows(s.conn(), &m.up, &culprit)
+                .await
+                .map_err(lost)?;
+            let message = found.message(&culprit, &e);
+            let f = self.finding(Kind::DataDependent, m, step::UP, message);
+            f.place = e.place().cloned();
+            f.rows = found.rows.clone();
+            if !culprit.retry {
+                return Ok(None);
+            }
+            found.remove(s.conn(), &culprit).await.map_err(lost)?;
+        }
+        self.finding(
+            Kind::ApplyFailed,
+            m,
+            step::UP,
+            format!(
+                "{context}the up still fails after the rows behind {MAX_DATA_DEPENDENT} \
+                 data-dependent failures were removed"
+            ),
+        );
+        Ok(None)
     }
 
     /// A `global_side_effect` finding for `change`, unless an earlier step of `m` reported it.
@@ -575,6 +653,8 @@ impl<'a> Run<'a> {
             self.report.summary.steps += r.summary.steps;
             self.report.summary.rows_seeded += r.summary.rows_seeded;
             self.report.summary.rows_skipped += r.summary.rows_skipped;
+            let tested = r.summary.downs_tested.unwrap_or(0);
+            *self.report.summary.downs_tested.get_or_insert(0) += tested;
         }
     }
 
@@ -641,11 +721,9 @@ impl<'a> Run<'a> {
         // part of the stairway checks it.
         self.rounds = 2 * (v - 1);
         let tables = self.seed(s).await?;
-        let before_up = data::stash(s.conn(), 1, &tables).await.map_err(lost)?;
-        let context = "applies on an empty database but fails once tables hold rows: ";
-        if !self.apply(s, m, Direction::Up, step::UP, context).await? {
+        let Some(before_up) = self.up_over_rows(s, m, &tables).await? else {
             return Ok(false);
-        }
+        };
         let mut golden = self.expect_schema(s, v, m, step::UP).await?;
         let findings = self.report.findings.len();
         self.expect_data(s, &before_up, m, step::UP, true, None)
@@ -659,6 +737,7 @@ impl<'a> Run<'a> {
                 id: &m.id(),
                 phase: Phase::Down,
             });
+            *self.report.summary.downs_tested.get_or_insert(0) += 1;
             if !self.apply(s, m, Direction::Down, step::DOWN, "").await? {
                 return Ok(false);
             }

@@ -120,7 +120,10 @@ impl StepError {
                 let line = line.unwrap_or_else(|| script.line_of(chunk.offset + failing));
                 let mut location = Place::line(&script.path, line);
                 if let Some(pg) = pg {
-                    location = location.sqlstate(pg.code());
+                    location =
+                        location
+                            .sqlstate(pg.code())
+                            .object(pg.schema(), pg.table(), pg.column());
                 }
                 StepError::Sql { location, message }
             }

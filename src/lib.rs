@@ -14,4 +14,5 @@ pub mod model;
 pub mod observe;
 pub mod report;
 pub mod run;
+pub mod shrink;
 pub mod source;

@@ -26,7 +26,7 @@ use crate::observe::ident;
 use crate::observe::locks::{blocks_reads, blocks_writes, changes, Existing, Sampler, State};
 use crate::observe::probe::{Access, Probes, Wait};
 use crate::report::locks::{LockTaken, LockTrace, MigrationTrace, StatementTrace, TableWait};
-use crate::report::{Finding, Kind, LockDetail, Note, NoteKind, Report, Source};
+use crate::report::{data_cause, Finding, Kind, LockDetail, Note, NoteKind, Report, Source};
 use crate::run::{lost, Event, Phase, Progress, RunError};
 use crate::source::config;
 use crate::source::{Migration, MigrationSet, Script};
@@ -640,14 +640,7 @@ struct DataDependent {
 impl Offending {
     /// What about the rows made the up fail, in words.
     fn cause(&self) -> &'static str {
-        match self.code.as_str() {
-            "23505" => "duplicate values under a new unique key",
-            "23503" => "values without a parent row under a new foreign key",
-            "23502" => "NULLs under a new NOT NULL",
-            "23514" => "values that break a new CHECK constraint",
-            c if c.starts_with("22") => "values that do not convert to the new type or range",
-            _ => "rows that break a new constraint",
-        }
+        data_cause(&self.code)
     }
 }
 

@@ -592,3 +592,153 @@ fn a_database_killed_before_its_marker_is_swept_by_name_and_a_look_alike_is_not(
         sql("postgres", &format!("DROP DATABASE {db}"));
     }
 }
+
+/// An up that applies on an empty database but fails on particular seeded rows is a
+/// `data_dependent` finding per cause, holding the fewest rows that still make it fail; the
+/// rows are removed and the migration's down is still tested. `ADD COLUMN ... NOT NULL`
+/// without a default fails on any row at all: it stays `apply_failed`.
+#[test]
+fn data_dependent_ups_are_shrunk_to_their_rows_and_their_downs_still_tested() {
+    let dir = folder(&[
+        (
+            "0001_items.up.sql",
+            "create table items (id serial primary key, grp int not null, owner int, \
+             note text, code text);\n",
+        ),
+        ("0001_items.down.sql", "drop table items;\n"),
+        (
+            "0002_unique.up.sql",
+            "alter table items add constraint items_grp unique (grp);\n",
+        ),
+        (
+            "0002_unique.down.sql",
+            "alter table items drop constraint items_grp;\n",
+        ),
+        (
+            "0003_fk.up.sql",
+            "create table owners (id int primary key);\n\
+             alter table items add constraint items_owner foreign key (owner) references owners (id);\n",
+        ),
+        (
+            "0003_fk.down.sql",
+            "alter table items drop constraint items_owner;\ndrop table owners;\n",
+        ),
+        (
+            "0004_not_null.up.sql",
+            "alter table items alter column note set not null;\n",
+        ),
+        (
+            "0004_not_null.down.sql",
+            "alter table items alter column note drop not null;\n",
+        ),
+        (
+            "0005_parse.up.sql",
+            "alter table items alter column code type int using code::int;\n",
+        ),
+        (
+            "0005_parse.down.sql",
+            "alter table items alter column code type text;\n",
+        ),
+        (
+            "0006_add_not_null.up.sql",
+            "alter table items add column size int not null;\n",
+        ),
+        (
+            "0006_add_not_null.down.sql",
+            "alter table items drop column size;\n",
+        ),
+    ]);
+    let (out, json) = check_json(dir.path(), &[]);
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
+    let findings = json["findings"].as_array().unwrap();
+    let up = |migration: &str| {
+        findings
+            .iter()
+            .find(|f| f["migration"] == migration && f["step"] == "up with data")
+            .unwrap_or_else(|| panic!("no finding for the up of {migration}: {json:#}"))
+    };
+    for (migration, sqlstate, cause, rows) in [
+        (
+            "0002_unique",
+            "23505",
+            "duplicate values under a new unique key",
+            2,
+        ),
+        (
+            "0003_fk",
+            "23503",
+            "values without a parent row under a new foreign key",
+            1,
+        ),
+        ("0004_not_null", "23502", "NULLs under a new NOT NULL", 1),
+    ] {
+        let f = up(migration);
+        assert_eq!(f["kind"], "data_dependent", "{f:#}");
+        assert_eq!(f["place"]["sqlstate"], sqlstate, "{f:#}");
+        assert_eq!(f["place"]["table"], "public.items", "{f:#}");
+        let message = f["message"].as_str().unwrap();
+        assert!(message.contains(cause), "{message}");
+        assert!(
+            message.contains(&format!("fails on {rows} of the")),
+            "{message}"
+        );
+        assert_eq!(f["rows"].as_array().unwrap().len(), rows, "{f:#}");
+    }
+    // NULLs under SET NOT NULL: the row shown holds the NULL
+    let null_row: serde_json::Value =
+        serde_json::from_str(up("0004_not_null")["rows"][0].as_str().unwrap()).unwrap();
+    assert!(null_row["note"].is_null(), "{null_row}");
+    // text that does not parse: the server names no table; every seeded table was emptied
+    let parse = up("0005_parse");
+    assert_eq!(parse["kind"], "data_dependent", "{parse:#}");
+    assert_eq!(parse["place"]["sqlstate"], "22P02", "{parse:#}");
+    // any row at all: not data dependent
+    let add = up("0006_add_not_null");
+    assert_eq!(add["kind"], "apply_failed", "{add:#}");
+    assert_eq!(add["place"]["column"], "size", "{add:#}");
+    // every down but the one after the up that failed outright was run
+    assert_eq!(json["summary"]["downs"], 6, "{json:#}");
+    assert_eq!(json["summary"]["downs_tested"], 5, "{json:#}");
+    let by_kind = &json["summary"]["by_kind"];
+    assert_eq!(by_kind["data_dependent"], 4, "{json:#}");
+}
+
+/// `check` on the crates.io history: the foreign-key, unique and SET NOT NULL failures on
+/// seeded rows are `data_dependent` with their rows, and nearly every down is tested.
+#[test]
+fn check_on_the_crates_io_history_grades_data_dependent_ups_and_tests_the_downs() {
+    let migrations = corpus("crates.io").join("migrations");
+    let (out, json) = check_json(&migrations, &[]);
+    assert_eq!(out.status.code(), code::FINDINGS, "{}", json["summary"]);
+    let findings = json["findings"].as_array().unwrap();
+    let up = |migration: &str| {
+        findings
+            .iter()
+            .find(|f| f["migration"] == migration && f["step"] == "up with data")
+            .unwrap_or_else(|| panic!("no finding for the up of {migration}"))
+    };
+    // `ALTER TABLE versions ADD CONSTRAINT unique_num UNIQUE (package_id, num)`
+    let unique = up("20140924115329_dumped_migration_4");
+    assert_eq!(unique["kind"], "data_dependent", "{unique:#}");
+    assert_eq!(unique["place"]["sqlstate"], "23505", "{unique:#}");
+    assert_eq!(unique["rows"].as_array().unwrap().len(), 2, "{unique:#}");
+    // `ALTER TABLE crate_downloads ADD CONSTRAINT fk_crate_downloads_crate_id FOREIGN KEY ...`
+    let fk = up("20141002222426_dumped_migration_49");
+    assert_eq!(fk["kind"], "data_dependent", "{fk:#}");
+    assert_eq!(fk["place"]["table"], "public.crate_downloads", "{fk:#}");
+    // `alter table versions alter column checksum set not null`
+    let not_null = up("2022-08-28-191319_non-null-checksum");
+    assert_eq!(not_null["kind"], "data_dependent", "{not_null:#}");
+    assert_eq!(not_null["place"]["column"], "checksum", "{not_null:#}");
+    // `ALTER TABLE users ADD COLUMN gh_login VARCHAR NOT NULL`: fails on any row
+    assert_eq!(
+        up("20141001190227_dumped_migration_41")["kind"],
+        "apply_failed"
+    );
+    let (downs, tested) = (
+        json["summary"]["downs"].as_u64().unwrap(),
+        json["summary"]["downs_tested"].as_u64().unwrap(),
+    );
+    assert_eq!(downs, 280, "{}", json["summary"]);
+    assert!(tested >= 270, "downs tested {tested}/{downs}");
+}

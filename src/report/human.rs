@@ -99,8 +99,13 @@ pub fn render(report: &Report, colour: bool) -> String {
             s.migrations_checked, report.migrations, s.steps, s.rows_seeded
         )
     } else {
+        let downs = match (s.downs_tested, s.downs) {
+            (Some(tested), Some(downs)) => format!(", downs tested {tested}/{downs}"),
+            _ => String::new(),
+        };
         format!(
-            "{}/{} migrations checked, {} steps, {} rows seeded ({} rejected by constraints)",
+            "{}/{} migrations checked{downs}, {} steps, {} rows seeded ({} rejected by \
+             constraints)",
             s.migrations_checked, report.migrations, s.steps, s.rows_seeded, s.rows_skipped
         )
     };

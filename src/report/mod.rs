@@ -37,6 +37,10 @@ pub enum Kind {
     Timeout,
     /// A migration changed the server outside its own database (roles, databases, settings).
     GlobalSideEffect,
+    /// An up that applies on an empty database fails on particular rows: duplicates under a
+    /// new unique key, orphans under a new foreign key, NULLs under SET NOT NULL, values that
+    /// do not convert.
+    DataDependent,
 }
 
 impl Kind {
@@ -53,7 +57,22 @@ impl Kind {
             Kind::Irreversible => "irreversible",
             Kind::Timeout => "timeout",
             Kind::GlobalSideEffect => "global_side_effect",
+            Kind::DataDependent => "data_dependent",
         }
+    }
+}
+
+/// What about existing rows made a statement fail, in words, from the server's SQLSTATE
+/// (classes 22 and 23): for `data_dependent` findings and notes.
+pub fn data_cause(sqlstate: &str) -> &'static str {
+    match sqlstate {
+        "23505" => "duplicate values under a new unique key",
+        "23503" => "values without a parent row under a new foreign key",
+        "23502" => "NULLs under a new NOT NULL",
+        "23514" => "values that break a new CHECK constraint",
+        "23P01" => "overlapping values under a new exclusion constraint",
+        c if c.starts_with("22") => "values that do not convert to the new type or range",
+        _ => "rows that break a new constraint",
     }
 }
 
@@ -110,7 +129,8 @@ impl std::fmt::Display for NoteKind {
 
 /// Where a finding points: the migration file, the line of the statement that failed (from
 /// the server's error position, or by counting the statements the server completed when a
-/// whole file went in one go), and the server's SQLSTATE.
+/// whole file went in one go), the server's SQLSTATE, and the table and column its error
+/// names, when it names them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Place {
     pub file: String,
@@ -118,6 +138,11 @@ pub struct Place {
     pub line: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sqlstate: Option<String>,
+    /// `schema.table`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
 }
 
 impl Place {
@@ -141,6 +166,15 @@ impl Place {
     pub fn sqlstate(self, code: &str) -> Place {
         Place {
             sqlstate: Some(code.to_owned()),
+            ..self
+        }
+    }
+
+    /// The same place, with the table (and column) the server's error names.
+    pub fn object(self, schema: Option<&str>, table: Option<&str>, column: Option<&str>) -> Place {
+        Place {
+            table: table.map(|t| format!("{}.{t}", schema.unwrap_or("public"))),
+            column: column.map(str::to_owned),
             ..self
         }
     }
@@ -252,6 +286,12 @@ pub struct Summary {
     pub rows_seeded: usize,
     pub rows_skipped: usize,
     pub duration_ms: u64,
+    /// Check: the migrations with a down, and how many of those downs the stairway ran (a
+    /// down is not run when its up did not apply).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub downs: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub downs_tested: Option<usize>,
     /// Fuzz: cases run, and steps applied per second.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cases: Option<u64>,
