@@ -138,6 +138,10 @@ pub struct Found {
     referenced: usize,
     /// Rows the table held.
     pub total: usize,
+    /// The table the rows are of, when found by trials rather than named by the server.
+    table: Option<String>,
+    /// It quoted, to remove the rows.
+    quoted: Option<String>,
     /// Whether the rows were shrunk (else the whole table, or every table, is the culprit).
     pub shrunk: bool,
 }
@@ -149,8 +153,17 @@ pub async fn minimal_rows(
     up: &Script,
     culprit: &Culprit,
 ) -> Result<Found, sqlx::Error> {
-    let Some((name, quoted)) = &culprit.table else {
-        return Ok(Found::default());
+    let located;
+    let (name, quoted) = match &culprit.table {
+        Some(named) => named,
+        None if culprit.shrinkable => match locate(conn, up, culprit).await? {
+            Some(found) => {
+                located = found;
+                &located
+            }
+            None => return Ok(Found::default()),
+        },
+        None => return Ok(Found::default()),
     };
     let ctids: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
         "SELECT ctid::text FROM {quoted} ORDER BY ctid"
@@ -161,6 +174,8 @@ pub async fn minimal_rows(
     if !culprit.shrinkable || total > MAX_ROWS_TRIED {
         return Ok(Found {
             total,
+            table: culprit.table.is_none().then(|| name.clone()),
+            quoted: Some(quoted.clone()),
             ..Found::default()
         });
     }
@@ -216,8 +231,51 @@ pub async fn minimal_rows(
         removal: applies.then_some(removal),
         referenced,
         total,
+        table: culprit.table.is_none().then(|| name.clone()),
+        quoted: Some(quoted.clone()),
         shrunk: true,
     })
+}
+
+/// The seeded table whose rows the up fails on, when the server named none (a cast in
+/// `ALTER COLUMN ... TYPE ... USING`): the first table without whose rows (emptied in a trial,
+/// `TRUNCATE ... CASCADE`) the up no longer fails that way.
+async fn locate(
+    conn: &mut PgConnection,
+    up: &Script,
+    culprit: &Culprit,
+) -> Result<Option<(String, String)>, sqlx::Error> {
+    for quoted in &culprit.all {
+        let holds: bool = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT EXISTS (SELECT 1 FROM {quoted})"
+        )))
+        .fetch_one(&mut *conn)
+        .await?;
+        if !holds {
+            continue;
+        }
+        sqlx::raw_sql("BEGIN").execute(&mut *conn).await?;
+        let emptied = sqlx::raw_sql(AssertSqlSafe(format!("TRUNCATE {quoted} CASCADE")))
+            .execute(&mut *conn)
+            .await;
+        let outcome = match emptied {
+            Ok(_) => run_up(conn, up, culprit, "").await.map(Some),
+            Err(sqlx::Error::Database(_)) => Ok(None),
+            Err(e) => Err(e),
+        };
+        sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await?;
+        if outcome?.is_some_and(|t| t != Trial::SameFailure) {
+            let name: String = sqlx::query_scalar(
+                "SELECT n.nspname || '.' || c.relname FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass",
+            )
+            .bind(quoted)
+            .fetch_one(&mut *conn)
+            .await?;
+            return Ok(Some((name, quoted.clone())));
+        }
+    }
+    Ok(None)
 }
 
 /// How the up went in a trial.
@@ -309,7 +367,18 @@ impl Found {
             (Some((name, _)), false) => format!(
                 "applies on an empty database but fails on the seeded rows of {name} ({cause})"
             ),
-            (None, _) => format!(
+            (None, false) if self.table.is_some() => format!(
+                "applies on an empty database but fails on the seeded rows of {} ({cause})",
+                self.table.as_deref().unwrap_or_default()
+            ),
+            (None, true) => format!(
+                "applies on an empty database but fails on {} of the {} seeded rows of {} \
+                 ({cause}); they still make it fail on their own",
+                self.kept,
+                self.total,
+                self.table.as_deref().unwrap_or("a table")
+            ),
+            (None, false) => format!(
                 "applies on an empty database but fails on the seeded rows ({cause}; the server \
                  named no table that held rows before the up)"
             ),
@@ -332,7 +401,7 @@ impl Found {
         conn: &mut PgConnection,
         culprit: &Culprit,
     ) -> Result<(), sqlx::Error> {
-        if let (Some((_, quoted)), Some(removal)) = (&culprit.table, &self.removal) {
+        if let (Some(quoted), Some(removal)) = (&self.quoted, &self.removal) {
             let deleted = sqlx::query(AssertSqlSafe(format!(
                 "DELETE FROM {quoted} WHERE ctid = ANY($1::text[]::tid[])"
             )))
@@ -345,9 +414,9 @@ impl Found {
                 Err(e) => return Err(e),
             }
         }
-        let tables = match &culprit.table {
-            Some((_, quoted)) => quoted.clone(),
-            None => culprit.all.join(", "),
+        let tables = match (&culprit.table, &self.quoted) {
+            (Some((_, quoted)), _) | (None, Some(quoted)) => quoted.clone(),
+            (None, None) => culprit.all.join(", "),
         };
         if tables.is_empty() {
             return Ok(());
