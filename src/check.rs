@@ -31,6 +31,8 @@ pub struct CheckOptions {
     pub strict: bool,
     /// A migration without a down is a finding instead of a note.
     pub require_down: bool,
+    /// An up that drops a table or column holding values is a note instead of a finding.
+    pub allow_destructive: bool,
     /// How long one step may run before it is stopped and reported as `timeout`.
     pub step_timeout: Duration,
     /// The lock analysis (`--locks warn|error`); `None` when off.
@@ -80,6 +82,10 @@ struct Run<'a> {
     tables_of: Vec<(usize, Vec<catalog::Table>)>,
     /// Every table seeded in this database, as it was when seeded.
     seeded: BTreeMap<String, catalog::Table>,
+    /// What the current migration's up dropped while it held values (`schema.table`, and the
+    /// column unless the whole table went): reported once, on the up, and left out of the
+    /// round trip's data comparison, where its loss is inevitable.
+    dropped: Vec<(String, Option<String>)>,
 }
 
 pub async fn run(
@@ -212,6 +218,7 @@ impl<'a> Run<'a> {
             at: None,
             tables_of: Vec::new(),
             seeded: BTreeMap::new(),
+            dropped: Vec::new(),
         }
     }
 
@@ -307,7 +314,10 @@ impl<'a> Run<'a> {
         kind_override: Option<Kind>,
     ) -> Result<(), RunError> {
         let tables = self.tables(s).await?;
-        let exclude = self.set.data.exclude(Some(m));
+        let mut exclude = self.set.data.exclude(Some(m));
+        for (table, column) in &self.dropped {
+            exclude.add(table, column.as_deref());
+        }
         let diffs = data::compare(s.conn(), stash, &tables, &exclude)
             .await
             .map_err(lost)?;
@@ -361,6 +371,101 @@ impl<'a> Run<'a> {
             Err(e) if e.is_environment() => Err(e.into()),
             applied => Ok(applied),
         }
+    }
+
+    /// Tables and columns the up of `m` dropped (by identity: a renamed one is not dropped)
+    /// while they held values in the rows `before` it: one `destructive` finding on the up,
+    /// whose loss the round trip then does not report again. A note when the project declares
+    /// the change under `[data.changes]` in migproof.toml, or with `--allow-destructive`.
+    async fn destructive(
+        &mut self,
+        s: &mut Session,
+        m: &Migration,
+        tables: &[catalog::Table],
+        before: &data::Stash,
+    ) -> Result<(), RunError> {
+        let after = catalog::tables(s.conn()).await.map_err(lost)?;
+        let declared = self.set.data.exclude(Some(m));
+        let mut lines = Vec::new();
+        for t in tables {
+            let now = after.iter().find(|a| a.oid == t.oid);
+            let gone: Vec<Option<(usize, &str)>> = match now {
+                None => vec![None],
+                Some(now) => t
+                    .columns
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| !now.columns.iter().any(|n| n.attnum == c.attnum))
+                    .map(|(i, c)| Some((i, c.name.as_str())))
+                    .collect(),
+            };
+            for column in gone {
+                let held = data::held(s.conn(), before, &t.display_name(), column.map(|c| c.0))
+                    .await
+                    .map_err(lost)?;
+                if held == 0 {
+                    continue;
+                }
+                let name = column.map(|(_, c)| c.to_owned());
+                let what = match &name {
+                    None => format!("table {} and its {held} row(s)", t.display_name()),
+                    Some(c) => format!(
+                        "column {}.{c}, which held values in {held} row(s)",
+                        t.display_name()
+                    ),
+                };
+                let is_declared = match &name {
+                    None => declared.table(t),
+                    Some(c) => declared.table(t) || declared.column(t, c),
+                };
+                self.dropped.push((t.display_name(), name));
+                lines.push((what, is_declared));
+            }
+        }
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let all_declared = lines.iter().all(|(_, d)| *d);
+        let what: Vec<String> = lines.into_iter().map(|(w, _)| w).collect();
+        let message = format!(
+            "the up drops {}: no down can bring those values back, so a rollback loses them. \
+             The round trip does not report that loss again",
+            what.join("; ")
+        );
+        if all_declared || self.options.allow_destructive {
+            let why = if all_declared {
+                "declared under [data.changes] in migproof.toml"
+            } else {
+                "allowed by --allow-destructive"
+            };
+            self.note(
+                NoteKind::Destructive,
+                m,
+                step::UP,
+                format!("{message} ({why})"),
+                None,
+            );
+        } else {
+            let entries: Vec<String> = self
+                .dropped
+                .iter()
+                .map(|(table, column)| {
+                    let table = table.strip_prefix("public.").unwrap_or(table);
+                    match column {
+                        Some(c) => format!("\"{table}.{c}\""),
+                        None => format!("\"{table}\""),
+                    }
+                })
+                .collect();
+            let hint = format!(
+                "; if it is meant, declare it in migproof.toml ([data.changes] \"{}\" = [{}]) \
+                 or pass --allow-destructive",
+                m.id(),
+                entries.join(", ")
+            );
+            self.finding(Kind::Destructive, m, step::UP, message + &hint);
+        }
+        Ok(())
     }
 
     /// Applies the up of `m` over the seeded rows of `tables` (the database at golden v-1).
@@ -721,9 +826,11 @@ impl<'a> Run<'a> {
         // part of the stairway checks it.
         self.rounds = 2 * (v - 1);
         let tables = self.seed(s).await?;
+        self.dropped.clear();
         let Some(before_up) = self.up_over_rows(s, m, &tables).await? else {
             return Ok(false);
         };
+        self.destructive(s, m, &tables, &before_up).await?;
         let mut golden = self.expect_schema(s, v, m, step::UP).await?;
         let findings = self.report.findings.len();
         self.expect_data(s, &before_up, m, step::UP, true, None)

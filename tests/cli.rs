@@ -742,3 +742,87 @@ fn check_on_the_crates_io_history_grades_data_dependent_ups_and_tests_the_downs(
     assert_eq!(downs, 280, "{}", json["summary"]);
     assert!(tested >= 270, "downs tested {tested}/{downs}");
 }
+
+/// An up that drops a column or a table holding values is one `destructive` finding on the
+/// up (not a `data_lost` on the down, whose loss is inevitable); a rename is not a drop; a
+/// declaration under [data.changes] or `--allow-destructive` makes it a note.
+#[test]
+fn an_up_dropping_values_is_one_destructive_finding_unless_declared() {
+    let files = [
+        (
+            "0001_t.up.sql",
+            "create table t (id serial primary key, a text, b text);\n",
+        ),
+        ("0001_t.down.sql", "drop table t;\n"),
+        ("0002_drop_b.up.sql", "alter table t drop column b;\n"),
+        ("0002_drop_b.down.sql", "alter table t add column b text;\n"),
+        ("0003_old.up.sql", "create table old (id int);\n"),
+        ("0003_old.down.sql", "drop table old;\n"),
+        ("0004_drop_old.up.sql", "drop table old;\n"),
+        ("0004_drop_old.down.sql", "create table old (id int);\n"),
+        (
+            "0005_rename.up.sql",
+            "alter table t rename column a to a2;\n",
+        ),
+        (
+            "0005_rename.down.sql",
+            "alter table t rename column a2 to a;\n",
+        ),
+    ];
+    let dir = folder(&files);
+    let (out, json) = check_json(dir.path(), &[]);
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
+    assert_eq!(
+        findings(&json),
+        [
+            ("destructive".to_string(), "0002_drop_b".to_string()),
+            ("destructive".to_string(), "0004_drop_old".to_string()),
+        ],
+        "{json:#}"
+    );
+    let column = json["findings"][0]["message"].as_str().unwrap();
+    assert!(
+        column.starts_with("the up drops column public.t.b, which held values in"),
+        "{column}"
+    );
+    assert!(
+        column.contains(r#"([data.changes] "0002_drop_b" = ["t.b"])"#),
+        "{column}"
+    );
+    assert_eq!(json["findings"][0]["step"], "up with data");
+    let table = json["findings"][1]["message"].as_str().unwrap();
+    assert!(
+        table.starts_with("the up drops table public.old and its"),
+        "{table}"
+    );
+
+    // declared: a note for that migration
+    let mut declared = files.to_vec();
+    declared.push((
+        "migproof.toml",
+        "[data.changes]\n\"0004_drop_old\" = [\"old\"]\n",
+    ));
+    let dir = folder(&declared);
+    let (_, json) = check_json(dir.path(), &[]);
+    assert_eq!(
+        findings(&json),
+        [("destructive".to_string(), "0002_drop_b".to_string())],
+        "{json:#}"
+    );
+    assert!(json["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["kind"] == "destructive"
+            && n["migration"] == "0004_drop_old"
+            && n["message"]
+                .as_str()
+                .unwrap()
+                .contains("declared under [data.changes]")));
+
+    // allowed: notes only, the run passes
+    let dir = folder(&files);
+    let (out, json) = check_json(dir.path(), &["--allow-destructive"]);
+    assert_eq!(out.status.code(), code::OK, "{json:#}");
+    assert_eq!(json["summary"]["downs_tested"], 5, "{json:#}");
+}

@@ -72,6 +72,7 @@ planted_bugs!(
     typo_in_up,
     unique_over_duplicates,
     up_creates_global_role,
+    up_drops_column_with_values,
     widen_then_narrow_down,
 );
 

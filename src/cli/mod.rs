@@ -185,6 +185,11 @@ pub struct CheckArgs {
     #[arg(long)]
     pub require_down: bool,
 
+    /// An up that drops a table or column holding values is a `destructive` note instead of a
+    /// finding (declare single ones under [data.changes] in migproof.toml instead).
+    #[arg(long)]
+    pub allow_destructive: bool,
+
     /// Stop a step that runs longer than this and report it as `timeout` (e.g. 30s, 5m).
     #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
     pub step_timeout: Duration,
@@ -424,6 +429,7 @@ async fn run_check(args: CheckArgs, interrupts: &mut Interrupts) -> u8 {
     let options = CheckOptions {
         strict: args.strict,
         require_down: args.require_down,
+        allow_destructive: args.allow_destructive,
         step_timeout: args.step_timeout,
         locks: args.locks.resolve(&set, args.step_timeout),
         jobs: args.jobs.map(|n| n as usize).unwrap_or_else(|| {

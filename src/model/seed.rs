@@ -368,6 +368,7 @@ mod tests {
     fn col(name: &str, base: &str, typmod: i32, not_null: bool) -> Column {
         Column {
             name: name.into(),
+            attnum: 0,
             type_sql: base.into(),
             base_type: base.into(),
             category: String::new(),

@@ -16,6 +16,9 @@ const SIGNATURES: &str = include_str!("queries/signatures.sql");
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Column {
     pub name: String,
+    /// `pg_attribute.attnum`: the column's identity in its table, which a rename keeps.
+    #[serde(default)]
+    pub attnum: i32,
     /// `format_type` of the column, usable in a cast (`numeric(12,4)`).
     pub type_sql: String,
     /// The base type's name (`int4`, `varchar`, `numeric`, an enum's name); for arrays the
@@ -110,6 +113,7 @@ pub async fn tables(conn: &mut PgConnection) -> Result<Vec<Table>, sqlx::Error> 
         };
         let column = Column {
             name: row.try_get("column_name")?,
+            attnum: row.try_get("attnum")?,
             type_sql: row.try_get("type_sql")?,
             base_type: row.try_get("base_type")?,
             category: row.try_get("category")?,

@@ -106,6 +106,25 @@ pub async fn stash(
     })
 }
 
+/// How many stashed rows of `table` (`schema.table`) held a value: in the column at `column`
+/// (its position in the stashed table's columns), or at all when `None`.
+pub async fn held(
+    conn: &mut PgConnection,
+    stash: &Stash,
+    table: &str,
+    column: Option<usize>,
+) -> Result<i64, sqlx::Error> {
+    let sql = format!(
+        "SELECT count(*) FROM {} WHERE tbl = $1 AND ($2::int IS NULL OR cols[$2] IS NOT NULL)",
+        stash_table(stash.tag)
+    );
+    sqlx::query_scalar(AssertSqlSafe(sql))
+        .bind(table)
+        .bind(column.map(|i| i as i32 + 1))
+        .fetch_one(conn)
+        .await
+}
+
 /// Which of `tables` hold no row, in one round trip.
 pub async fn empty(conn: &mut PgConnection, tables: &[&Table]) -> Result<Vec<bool>, sqlx::Error> {
     let mut out = vec![false; tables.len()];

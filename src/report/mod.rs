@@ -37,6 +37,8 @@ pub enum Kind {
     Timeout,
     /// A migration changed the server outside its own database (roles, databases, settings).
     GlobalSideEffect,
+    /// An up drops a table or a column that holds values: a rollback cannot bring them back.
+    Destructive,
     /// An up that applies on an empty database fails on particular rows: duplicates under a
     /// new unique key, orphans under a new foreign key, NULLs under SET NOT NULL, values that
     /// do not convert.
@@ -58,6 +60,7 @@ impl Kind {
             Kind::Timeout => "timeout",
             Kind::GlobalSideEffect => "global_side_effect",
             Kind::DataDependent => "data_dependent",
+            Kind::Destructive => "destructive",
         }
     }
 }
@@ -102,6 +105,9 @@ pub enum NoteKind {
     /// key, orphans under a new foreign key, NULLs under SET NOT NULL, ...); the table was
     /// emptied and the up traced again.
     DataDependent,
+    /// An up drops a table or column holding values, as the project declared
+    /// (`[data.changes]`) or allowed (`--allow-destructive`).
+    Destructive,
 }
 
 impl NoteKind {
@@ -117,6 +123,7 @@ impl NoteKind {
             NoteKind::UnfilledTable => "unfilled_table",
             NoteKind::LockAnalysis => "lock_analysis",
             NoteKind::DataDependent => "data_dependent",
+            NoteKind::Destructive => "destructive",
         }
     }
 }

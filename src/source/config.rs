@@ -206,6 +206,13 @@ fn split(entry: &str) -> Vec<String> {
 }
 
 impl Exclude {
+    /// Leaves out one more table, or one of its columns: `table` as `schema.table`.
+    pub fn add(&mut self, table: &str, column: Option<&str>) {
+        let mut entry = split(table);
+        entry.extend(column.map(str::to_owned));
+        self.entries.push(entry);
+    }
+
     /// Leaves out one more column of `t`.
     pub fn add_column(&mut self, t: &impl Named, column: &str) {
         self.entries.push(vec![

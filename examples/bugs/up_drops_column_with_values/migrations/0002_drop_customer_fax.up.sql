@@ -1,0 +1,2 @@
+-- Nobody sends faxes any more.
+ALTER TABLE customers DROP COLUMN fax;
