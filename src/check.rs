@@ -373,8 +373,8 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Tables and columns the up of `m` dropped (by identity: a renamed one is not dropped)
-    /// while they held values in the rows `before` it: one `destructive` finding on the up,
+    /// Tables and columns the up of `m` dropped (by identity: a renamed one is not dropped; one
+    /// rebuilt or added again under the same name is not either) while they held values in the rows `before` it: one `destructive` finding on the up,
     /// whose loss the round trip then does not report again. A note when the project declares
     /// the change under `[data.changes]` in migproof.toml, or with `--allow-destructive`.
     async fn destructive(
@@ -388,14 +388,23 @@ impl<'a> Run<'a> {
         let declared = self.set.data.exclude(Some(m));
         let mut lines = Vec::new();
         for t in tables {
+            // A table rebuilt under its name (copied into a new one, the old dropped) or a
+            // column dropped and added again under its name is a change the data comparison
+            // judges, not a drop.
             let now = after.iter().find(|a| a.oid == t.oid);
+            let rebuilt = after.iter().any(|a| a.display_name() == t.display_name());
             let gone: Vec<Option<(usize, &str)>> = match now {
+                None if rebuilt => vec![],
                 None => vec![None],
                 Some(now) => t
                     .columns
                     .iter()
                     .enumerate()
-                    .filter(|(_, c)| !now.columns.iter().any(|n| n.attnum == c.attnum))
+                    .filter(|(_, c)| {
+                        !now.columns
+                            .iter()
+                            .any(|n| n.attnum == c.attnum || n.name == c.name)
+                    })
                     .map(|(i, c)| Some((i, c.name.as_str())))
                     .collect(),
             };

@@ -744,8 +744,9 @@ fn check_on_the_crates_io_history_grades_data_dependent_ups_and_tests_the_downs(
 }
 
 /// An up that drops a column or a table holding values is one `destructive` finding on the
-/// up (not a `data_lost` on the down, whose loss is inevitable); a rename is not a drop; a
-/// declaration under [data.changes] or `--allow-destructive` makes it a note.
+/// up (not a `data_lost` on the down, whose loss is inevitable); a rename, or a table rebuilt
+/// under its name, is not a drop; a declaration under [data.changes] or `--allow-destructive`
+/// makes it a note.
 #[test]
 fn an_up_dropping_values_is_one_destructive_finding_unless_declared() {
     let files = [
@@ -768,6 +769,14 @@ fn an_up_dropping_values_is_one_destructive_finding_unless_declared() {
             "0005_rename.down.sql",
             "alter table t rename column a2 to a;\n",
         ),
+        ("0006_r.up.sql", "create table r (id int, v text);\n"),
+        ("0006_r.down.sql", "drop table r;\n"),
+        (
+            "0007_rebuild_r.up.sql",
+            "create table r2 (id int, v text);\ninsert into r2 select * from r;\n\
+             drop table r;\nalter table r2 rename to r;\n",
+        ),
+        ("0007_rebuild_r.down.sql", "select 1;\n"),
     ];
     let dir = folder(&files);
     let (out, json) = check_json(dir.path(), &[]);
@@ -824,5 +833,5 @@ fn an_up_dropping_values_is_one_destructive_finding_unless_declared() {
     let dir = folder(&files);
     let (out, json) = check_json(dir.path(), &["--allow-destructive"]);
     assert_eq!(out.status.code(), code::OK, "{json:#}");
-    assert_eq!(json["summary"]["downs_tested"], 5, "{json:#}");
+    assert_eq!(json["summary"]["downs_tested"], 7, "{json:#}");
 }
