@@ -835,3 +835,30 @@ fn an_up_dropping_values_is_one_destructive_finding_unless_declared() {
     assert_eq!(out.status.code(), code::OK, "{json:#}");
     assert_eq!(json["summary"]["downs_tested"], 7, "{json:#}");
 }
+
+/// Rows of a data finding are listed in key order, numeric key values compared as numbers.
+#[test]
+fn lost_rows_are_listed_with_numeric_keys_in_numeric_order() {
+    let dir = folder(&[
+        (
+            "0001_t.up.sql",
+            "create table t (id int primary key, v text);\n\
+             insert into t select g, g::text from generate_series(1, 12) g;\n",
+        ),
+        ("0001_t.down.sql", "drop table t;\n"),
+        ("0002_noop.up.sql", "select 1;\n"),
+        ("0002_noop.down.sql", "delete from t where id <= 12;\n"),
+    ]);
+    let (out, json) = check_json(dir.path(), &[]);
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
+    let rows: Vec<&str> = json["findings"][0]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (1..=12)
+        .map(|i| format!("public.t(id={i}): row missing"))
+        .collect();
+    assert_eq!(rows, expected, "{json:#}");
+}

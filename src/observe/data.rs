@@ -210,6 +210,8 @@ impl Pair<'_> {
         )
     }
 
+    /// The rows that differ, at most [`SAMPLE`], in key order with numeric key values compared
+    /// as numbers (`id=2` before `id=10`).
     fn diff_sql(&self, tag: i32) -> String {
         format!(
             "WITH b0 AS (SELECT {sk} AS k, {sv} AS v FROM {sf}), \
@@ -221,7 +223,9 @@ impl Pair<'_> {
              SELECT coalesce(b.k, a.k) AS k, b.v AS bv, a.v AS av \
              FROM b FULL JOIN a ON a.k = b.k AND a.n = b.n \
              WHERE b.v IS DISTINCT FROM a.v \
-             ORDER BY 1 LIMIT {SAMPLE}",
+             ORDER BY ARRAY(SELECT x[1]::numeric FROM regexp_matches(coalesce(b.k, a.k), \
+                      '=(-?[0-9]+(?:\\.[0-9]+)?)(?=, |$)', 'g') AS x), 1 \
+             LIMIT {SAMPLE}",
             sk = self.stash_key,
             sv = self.stash_values(),
             sf = self.stash_from(tag),
