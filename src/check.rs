@@ -17,7 +17,7 @@ use crate::golden::{self, Golden};
 use crate::guard;
 use crate::observe::history::History;
 use crate::observe::snapshot::{self, Snapshot};
-use crate::observe::{catalog, data};
+use crate::observe::{catalog, data, sequences};
 use crate::report::{Finding, Kind, Note, NoteKind, Report, Source};
 use crate::run::{lost, Event, Phase};
 pub use crate::run::{Progress, RunError, Silent};
@@ -302,6 +302,39 @@ impl<'a> Run<'a> {
                 Ok(false)
             }
         }
+    }
+
+    /// A sequence that, after `step`, would next give a value its column already holds, and
+    /// did not before the migration (`before`): a `sequence_behind` finding. A down that
+    /// rebuilds a table and copies its rows back without moving the sequence breaks the next
+    /// insert, though schema and rows compare equal.
+    async fn expect_sequences(
+        &mut self,
+        s: &mut Session,
+        m: &Migration,
+        step: &str,
+        before: &[sequences::Behind],
+    ) -> Result<(), RunError> {
+        let now = sequences::behind(s.conn()).await.map_err(lost)?;
+        let new: Vec<String> = now
+            .iter()
+            .filter(|b| !before.iter().any(|o| o.column == b.column))
+            .map(|b| {
+                format!(
+                    "sequence {} would next give {}, but {} already holds values up to {}",
+                    b.sequence, b.next, b.column, b.max
+                )
+            })
+            .collect();
+        if !new.is_empty() {
+            let message = format!(
+                "{}: the next insert that takes its value from the sequence collides with an \
+                 existing row (or fails on the key); move it with setval()",
+                new.join("; ")
+            );
+            self.finding(Kind::SequenceBehind, m, step, message);
+        }
+        Ok(())
     }
 
     async fn expect_data(
@@ -836,6 +869,7 @@ impl<'a> Run<'a> {
         self.rounds = 2 * (v - 1);
         let tables = self.seed(s).await?;
         self.dropped.clear();
+        let behind = sequences::behind(s.conn()).await.map_err(lost)?;
         let Some(before_up) = self.up_over_rows(s, m, &tables).await? else {
             return Ok(false);
         };
@@ -844,6 +878,7 @@ impl<'a> Run<'a> {
         let findings = self.report.findings.len();
         self.expect_data(s, &before_up, m, step::UP, true, None)
             .await?;
+        self.expect_sequences(s, m, step::UP, &behind).await?;
         // The round trip would only repeat a data finding of the up.
         let up_changed_data = self.report.findings.len() > findings;
 
@@ -863,6 +898,7 @@ impl<'a> Run<'a> {
                 self.expect_data(s, &before_up, m, step::DOWN, false, None)
                     .await?;
             }
+            self.expect_sequences(s, m, step::DOWN, &behind).await?;
             if !down_golden {
                 // Re-applying on a database that is not golden would only report echoes.
                 return Ok(false);

@@ -58,6 +58,7 @@ planted_bugs!(
     down_leaves_column_nullable,
     down_loosens_check,
     down_lowercases_email,
+    down_rebuild_leaves_sequence_behind,
     down_restores_stricter_check,
     down_wrong_default,
     down_wrong_function_body,

@@ -39,6 +39,8 @@ pub enum Kind {
     GlobalSideEffect,
     /// An up drops a table or a column that holds values: a rollback cannot bring them back.
     Destructive,
+    /// A sequence would next give a value its column already holds.
+    SequenceBehind,
     /// An up that applies on an empty database fails on particular rows: duplicates under a
     /// new unique key, orphans under a new foreign key, NULLs under SET NOT NULL, values that
     /// do not convert.
@@ -61,6 +63,7 @@ impl Kind {
             Kind::GlobalSideEffect => "global_side_effect",
             Kind::DataDependent => "data_dependent",
             Kind::Destructive => "destructive",
+            Kind::SequenceBehind => "sequence_behind",
         }
     }
 }
