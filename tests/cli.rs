@@ -704,7 +704,8 @@ fn data_dependent_ups_are_shrunk_to_their_rows_and_their_downs_still_tested() {
 }
 
 /// `check` on the crates.io history: the foreign-key, unique and SET NOT NULL failures on
-/// seeded rows are `data_dependent` with their rows, and nearly every down is tested.
+/// seeded rows are `data_dependent` with their rows, a dropped table is `destructive` once,
+/// and nearly every down is tested.
 #[test]
 fn check_on_the_crates_io_history_grades_data_dependent_ups_and_tests_the_downs() {
     let migrations = corpus("crates.io").join("migrations");
@@ -734,6 +735,15 @@ fn check_on_the_crates_io_history_grades_data_dependent_ups_and_tests_the_downs(
     assert_eq!(
         up("20141001190227_dumped_migration_41")["kind"],
         "apply_failed"
+    );
+    // `DROP TABLE badges`: one destructive finding on the up, no data_lost on its down
+    let badges = "2024-02-19-113226_delete-badges-table";
+    assert_eq!(up(badges)["kind"], "destructive");
+    assert!(
+        findings
+            .iter()
+            .all(|f| f["migration"] != badges || f["kind"] != "data_lost"),
+        "{findings:#?}"
     );
     let (downs, tested) = (
         json["summary"]["downs"].as_u64().unwrap(),
