@@ -17,7 +17,7 @@ use crate::golden::{self, Golden};
 use crate::guard;
 use crate::observe::history::History;
 use crate::observe::snapshot::{self, Snapshot};
-use crate::observe::{catalog, data, sequences};
+use crate::observe::{catalog, data, readable, sequences};
 use crate::report::{Finding, Kind, Note, NoteKind, Report, Source};
 use crate::run::{lost, Event, Phase};
 pub use crate::run::{Progress, RunError, Silent};
@@ -333,6 +333,32 @@ impl<'a> Run<'a> {
                 new.join("; ")
             );
             self.finding(Kind::SequenceBehind, m, step, message);
+        }
+        Ok(())
+    }
+
+    /// A view or materialized view that cannot be read after `step` and could before the
+    /// migration (`before`): an `unreadable` finding. A down that recreates a materialized view
+    /// `WITH NO DATA`, or leaves a view whose query fails, passes a comparison of definitions.
+    async fn expect_readable(
+        &mut self,
+        s: &mut Session,
+        m: &Migration,
+        step: &str,
+        before: &[readable::Unreadable],
+    ) -> Result<(), RunError> {
+        let now = readable::unreadable(s.conn()).await.map_err(lost)?;
+        let new: Vec<String> = now
+            .iter()
+            .filter(|u| !before.iter().any(|b| b.relation == u.relation))
+            .map(|u| format!("{}: {}", u.relation, u.why))
+            .collect();
+        if !new.is_empty() {
+            let message = format!(
+                "could be read before the migration, not after this step: {}",
+                new.join("; ")
+            );
+            self.finding(Kind::Unreadable, m, step, message);
         }
         Ok(())
     }
@@ -870,6 +896,7 @@ impl<'a> Run<'a> {
         let tables = self.seed(s).await?;
         self.dropped.clear();
         let behind = sequences::behind(s.conn()).await.map_err(lost)?;
+        let unreadable = readable::unreadable(s.conn()).await.map_err(lost)?;
         let Some(before_up) = self.up_over_rows(s, m, &tables).await? else {
             return Ok(false);
         };
@@ -899,6 +926,7 @@ impl<'a> Run<'a> {
                     .await?;
             }
             self.expect_sequences(s, m, step::DOWN, &behind).await?;
+            self.expect_readable(s, m, step::DOWN, &unreadable).await?;
             if !down_golden {
                 // Re-applying on a database that is not golden would only report echoes.
                 return Ok(false);

@@ -56,6 +56,7 @@ planted_bugs!(
     down_keeps_function,
     down_keeps_index,
     down_leaves_column_nullable,
+    down_leaves_view_unpopulated,
     down_loosens_check,
     down_lowercases_email,
     down_rebuild_leaves_sequence_behind,

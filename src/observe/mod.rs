@@ -9,6 +9,7 @@ pub mod globals;
 pub mod history;
 pub mod locks;
 pub mod probe;
+pub mod readable;
 pub mod sequences;
 pub mod snapshot;
 

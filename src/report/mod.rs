@@ -41,6 +41,8 @@ pub enum Kind {
     Destructive,
     /// A sequence would next give a value its column already holds.
     SequenceBehind,
+    /// A view or materialized view cannot be read (unpopulated, or its query fails).
+    Unreadable,
     /// An up that applies on an empty database fails on particular rows: duplicates under a
     /// new unique key, orphans under a new foreign key, NULLs under SET NOT NULL, values that
     /// do not convert.
@@ -64,6 +66,7 @@ impl Kind {
             Kind::DataDependent => "data_dependent",
             Kind::Destructive => "destructive",
             Kind::SequenceBehind => "sequence_behind",
+            Kind::Unreadable => "unreadable",
         }
     }
 }
