@@ -284,7 +284,7 @@ impl<'a> Run<'a> {
             } => {
                 for (kind, message) in notes {
                     // The same noise seen again at a later migration was already reported.
-                    let key = (kind.clone(), objects.clone());
+                    let key = (kind, objects.clone());
                     if !self.noise_seen.contains(&key) {
                         self.noise_seen.push(key);
                         let message = format!("{message}: {objects}");

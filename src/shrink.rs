@@ -52,10 +52,9 @@ pub fn culprit(e: &StepError, up: &Script, tables: &[Table]) -> Option<Culprit> 
         return None;
     }
     let named = location
-        .table
-        .as_deref()
+        .table()
         .and_then(|name| tables.iter().find(|t| t.display_name() == name));
-    if let (Some(t), Some(column), "23502") = (named, location.column.as_deref(), code) {
+    if let (Some(t), Some(column), "23502") = (named, location.column(), code) {
         if t.column(column).is_none() && adds_column(&up.text, column) {
             return None;
         }

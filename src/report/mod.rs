@@ -151,9 +151,16 @@ pub struct Place {
     pub line: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sqlstate: Option<String>,
+    /// The table (and column) the server's error names.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub object: Option<Box<Object>>,
+}
+
+/// A table, and maybe one of its columns, as a server error names them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Object {
     /// `schema.table`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub table: Option<String>,
+    pub table: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub column: Option<String>,
 }
@@ -186,10 +193,24 @@ impl Place {
     /// The same place, with the table (and column) the server's error names.
     pub fn object(self, schema: Option<&str>, table: Option<&str>, column: Option<&str>) -> Place {
         Place {
-            table: table.map(|t| format!("{}.{t}", schema.unwrap_or("public"))),
-            column: column.map(str::to_owned),
+            object: table.map(|t| {
+                Box::new(Object {
+                    table: format!("{}.{t}", schema.unwrap_or("public")),
+                    column: column.map(str::to_owned),
+                })
+            }),
             ..self
         }
+    }
+
+    /// The table the server's error names, `schema.table`.
+    pub fn table(&self) -> Option<&str> {
+        self.object.as_ref().map(|o| o.table.as_str())
+    }
+
+    /// The column the server's error names.
+    pub fn column(&self) -> Option<&str> {
+        self.object.as_ref().and_then(|o| o.column.as_deref())
     }
 }
 
