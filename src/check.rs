@@ -1003,7 +1003,77 @@ impl<'a> Run<'a> {
                 return Ok(false);
             }
         }
+        if m.down.is_some() && golden {
+            golden &= self.interrupted_at_every_boundary(s, v, m).await?;
+        }
         Ok(golden)
+    }
+
+    /// For an up whose parts commit on their own (a block run in autocommit, chunk by chunk:
+    /// Flyway's non-transactional scripts, several blocks of dbmate), a crash between two of
+    /// them leaves the first ones applied. For each boundary k, on the database at golden v-1
+    /// with its rows (reached with the down): apply parts 1..k as the migrator would have,
+    /// stop, and run the whole up again, as every migrator does once its record is cleared
+    /// (sqlx and dbmate apply the file again; golang-migrate after `force`, Flyway after
+    /// `repair`). The retry must apply and give golden v with the rows kept: else
+    /// `retry_failed` or `residue_after_failure`, at step `interrupted after statement k (line
+    /// L), then retried`. Returns false when the database was left off golden state v.
+    async fn interrupted_at_every_boundary(
+        &mut self,
+        s: &mut Session,
+        v: usize,
+        m: &Migration,
+    ) -> Result<bool, RunError> {
+        let units = commit_units(&m.up);
+        for k in 1..units.len() {
+            if self
+                .apply_step(s, m, Direction::Down, step::DOWN)
+                .await?
+                .is_err()
+            {
+                return Ok(false); // the round trip reported the down already
+            }
+            let tables = self.tables(s).await?;
+            let before = data::stash(s.conn(), 1, &tables).await.map_err(lost)?;
+            for unit in &units[..k] {
+                if run_unit(s.conn(), unit).await.is_err() {
+                    return Ok(false); // it applied as a whole; not this check's finding
+                }
+            }
+            let line =
+                m.up.line_of(units[k - 1].chunks.last().map_or(0, |c| c.offset));
+            let step = format!("interrupted after statement {k} (line {line}), then retried");
+            self.at = None;
+            if let Err(e) = self.apply_step(s, m, Direction::Up, &step).await? {
+                let message = format!(
+                    "the up stopped after statement {k} of {} (line {line}), as a crash would \
+                     leave it outside a transaction; running it again fails: {e}",
+                    units.len()
+                );
+                self.finding(Kind::RetryFailed, m, &step, message).place = e.place().cloned();
+                return Ok(false);
+            }
+            if !self
+                .expect_schema_as(s, v, m, &step, Kind::ResidueAfterFailure)
+                .await?
+            {
+                return Ok(false);
+            }
+            // (an up that changes data on purpose was reported, or declared, at its own step)
+            let up_changed_data = self
+                .report
+                .findings
+                .iter()
+                .any(|f| f.migration == m.id() && f.step == step::UP);
+            let findings = self.report.findings.len();
+            if !up_changed_data {
+                self.expect_data(s, &before, m, &step, true, None).await?;
+            }
+            if self.report.findings.len() > findings {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     async fn expect_schema_as(
@@ -1064,6 +1134,59 @@ fn parts(n: usize) -> Vec<std::ops::RangeInclusive<usize>> {
         }
     }
     out
+}
+
+/// A part of a script that commits on its own: a transactional block, or one chunk of a block
+/// run in autocommit (a chunk holding several statements runs as one implicit transaction).
+struct Unit<'a> {
+    transactional: bool,
+    chunks: Vec<&'a crate::source::Chunk>,
+}
+
+fn commit_units(script: &crate::source::Script) -> Vec<Unit<'_>> {
+    let mut units = Vec::new();
+    for block in &script.blocks {
+        if block.transactional {
+            units.push(Unit {
+                transactional: true,
+                chunks: block.chunks.iter().collect(),
+            });
+        } else {
+            units.extend(
+                block
+                    .chunks
+                    .iter()
+                    .filter(|c| !c.sql.trim().is_empty())
+                    .map(|c| Unit {
+                        transactional: false,
+                        chunks: vec![c],
+                    }),
+            );
+        }
+    }
+    units
+}
+
+/// Runs one unit as the migrator would, without recording anything.
+async fn run_unit(conn: &mut sqlx::PgConnection, unit: &Unit<'_>) -> Result<(), sqlx::Error> {
+    if unit.transactional {
+        sqlx::raw_sql("BEGIN").execute(&mut *conn).await?;
+    }
+    for chunk in &unit.chunks {
+        if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(chunk.sql.clone()))
+            .execute(&mut *conn)
+            .await
+        {
+            if unit.transactional {
+                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+            }
+            return Err(e);
+        }
+    }
+    if unit.transactional {
+        sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// The finding a step that did not apply is: `timeout` past `--step-timeout`, else

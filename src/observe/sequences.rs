@@ -35,7 +35,8 @@ pub struct Behind {
 }
 
 /// Every column whose sequence (ascending) would next give a value at or below the column's
-/// largest value, in two round trips.
+/// largest value, in two round trips. The next value is read from the sequence itself
+/// (`last_value`, `is_called`): `pg_sequences` hides it after `setval(..., false)`.
 pub async fn behind(conn: &mut PgConnection) -> Result<Vec<Behind>, sqlx::Error> {
     let fed: Vec<(String, String, String, String, String)> =
         sqlx::query_as(FED).fetch_all(&mut *conn).await?;
@@ -48,16 +49,16 @@ pub async fn behind(conn: &mut PgConnection) -> Result<Vec<Behind>, sqlx::Error>
             format!(
                 "SELECT {name}::text, {seq_name}::text, \
                    (SELECT max({col})::numeric FROM {qt}) AS max, \
-                   (SELECT CASE WHEN s.last_value IS NULL THEN s.start_value \
-                           ELSE s.last_value + s.increment_by END::numeric \
-                    FROM pg_sequences s WHERE s.schemaname = {ls} AND s.sequencename = {lq} \
-                      AND s.increment_by > 0) AS next",
+                   (SELECT CASE WHEN q.is_called THEN q.last_value + p.seqincrement \
+                           ELSE q.last_value END::numeric \
+                    FROM {qs} AS q, pg_sequence AS p \
+                    WHERE p.seqrelid = {ls}::regclass AND p.seqincrement > 0) AS next",
                 name = literal(&format!("{schema}.{table}.{column}")),
                 seq_name = literal(&format!("{seq_schema}.{seq}")),
                 col = ident(column),
                 qt = format!("{}.{}", ident(schema), ident(table)),
-                ls = literal(seq_schema),
-                lq = literal(seq),
+                qs = format!("{}.{}", ident(seq_schema), ident(seq)),
+                ls = literal(&format!("{}.{}", ident(seq_schema), ident(seq))),
             )
         })
         .collect();

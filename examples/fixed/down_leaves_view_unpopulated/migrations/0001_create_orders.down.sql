@@ -1,0 +1,2 @@
+DROP MATERIALIZED VIEW order_totals;
+DROP TABLE orders;

@@ -1,0 +1,3 @@
+DROP MATERIALIZED VIEW order_totals;
+CREATE MATERIALIZED VIEW order_totals AS
+    SELECT customer, sum(total_cents) AS total_cents, count(*) AS orders FROM orders GROUP BY customer;
