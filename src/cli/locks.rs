@@ -20,9 +20,9 @@ pub struct LocksArgs {
     pub common: Common,
 
     /// Fill every table with N rows (server-side, generate_series) before the migrations after
-    /// it are traced; durations and lock hold times are measured at that size. At most
-    /// 10000000; with `--backend local`, a count whose rows cannot fit on the cluster's disk
-    /// is refused.
+    /// it are traced; durations and lock hold times are measured at that size. Tables named
+    /// under [locks.rows] in migproof.toml get their own size. At most 10000000; with
+    /// `--backend local`, rows that cannot fit on the cluster's disk are refused.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_ROWS,
           value_parser = clap::value_parser!(u64).range(0..=MAX_ROWS))]
     pub rows: u64,
@@ -124,8 +124,9 @@ pub struct CheckLockArgs {
     #[arg(long, value_enum, value_name = "MODE", default_value = "off")]
     pub locks: LocksMode,
 
-    /// With --locks: rows per table for the lock trace. At most 10000000; with `--backend
-    /// local`, a count whose rows cannot fit on the cluster's disk is refused.
+    /// With --locks: rows per table for the lock trace ([locks.rows] in migproof.toml sizes
+    /// single tables). At most 10000000; with `--backend local`, rows that cannot fit on the
+    /// cluster's disk are refused.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_ROWS,
           value_parser = clap::value_parser!(u64).range(0..=MAX_ROWS))]
     pub lock_rows: u64,
