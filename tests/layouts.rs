@@ -186,9 +186,9 @@ fn a_diesel_up_failing_at_its_fifth_line_is_reported_there_with_its_sqlstate() {
     );
 }
 
-/// golang-migrate's file names are sqlx's, so detection picks sqlx, which wraps each file in a
-/// transaction: `CREATE INDEX CONCURRENTLY` then fails. `source` in migproof.toml names the
-/// layout for the folder, as `--source` does for one run.
+/// golang-migrate's file names are sqlx's. `source` in migproof.toml names the layout for the
+/// folder, as `--source` does for one run; unnamed, a file sqlx would run in a transaction
+/// although it holds `CREATE INDEX CONCURRENTLY` tells golang-migrate from sqlx.
 #[test]
 fn migproof_toml_names_the_layout_detection_cannot_tell() {
     let files = |toml: Option<&'static str>| {
@@ -219,13 +219,41 @@ fn migproof_toml_names_the_layout_detection_cannot_tell() {
     assert_eq!(out.status.code(), code::OK, "{json:#}");
     assert_eq!(json["source"]["format"], "golang-migrate");
 
+    // Unnamed, detection tells them apart: sqlx would run the index build in a transaction,
+    // so a folder holding one without `-- no-transaction` is golang-migrate's, with a note.
     let unnamed = files(None);
     let (out, json) = check_json(unnamed.path(), &[]);
-    assert_eq!(
-        out.status.code(),
-        code::FINDINGS,
-        "read as sqlx, the index build fails: {json:#}"
+    assert_eq!(out.status.code(), code::OK, "{json:#}");
+    assert_eq!(json["source"]["format"], "golang-migrate");
+    let note = json["notes"][0]["message"].as_str().unwrap();
+    assert!(
+        note.starts_with("read as golang-migrate, not sqlx")
+            && note.contains("000002_index_events_at.down.sql:1")
+            && note.contains("--source sqlx"),
+        "{note}"
     );
+    // Forced to sqlx, the index build fails in its transaction.
+    let (out, json) = check_json(unnamed.path(), &["--source", "sqlx"]);
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
+    assert_eq!(json["source"]["format"], "sqlx");
+    // A sqlx project that marks the file `-- no-transaction` stays sqlx.
+    let sqlx = folder(&[
+        (
+            "0001_create_events.up.sql",
+            "CREATE TABLE events (id bigint PRIMARY KEY, at timestamptz NOT NULL);\n",
+        ),
+        ("0001_create_events.down.sql", "DROP TABLE events;\n"),
+        (
+            "0002_index_events_at.up.sql",
+            "-- no-transaction\nCREATE INDEX CONCURRENTLY events_at ON events (at);\n",
+        ),
+        (
+            "0002_index_events_at.down.sql",
+            "-- no-transaction\nDROP INDEX CONCURRENTLY events_at;\n",
+        ),
+    ]);
+    let (out, json) = check_json(sqlx.path(), &[]);
+    assert_eq!(out.status.code(), code::OK, "{json:#}");
     assert_eq!(json["source"]["format"], "sqlx");
 
     let wrong = files(Some("\nsource = \"golang_migrate\"\n"));

@@ -430,11 +430,18 @@ impl Want {
 
 /// Reads `dir` as `format`, or detects the layout when `format` is `None`.
 pub fn load(dir: &Path, format: Option<Format>) -> Result<MigrationSet, SourceError> {
+    let mut why = None;
     let format = match format {
         Some(f) => f,
         None => match config::layout(dir)? {
             Some(f) => f,
-            None => detect(dir)?,
+            None => {
+                let detected = detect(dir)?;
+                if detected == Format::GolangMigrate {
+                    why = sqlx_would_refuse(&list_dir(dir)?);
+                }
+                detected
+            }
         },
     };
     let mut set = match format {
@@ -448,10 +455,39 @@ pub fn load(dir: &Path, format: Option<Format>) -> Result<MigrationSet, SourceEr
         Format::Alembic => alembic::load(dir),
         Format::Command => command::load(dir),
     }?;
+    if let Some((path, line)) = why {
+        set.notes.push(format!(
+            "read as golang-migrate, not sqlx (their file names are alike): `{}:{line}` holds a \
+             statement PostgreSQL refuses inside a transaction, without sqlx's `-- \
+             no-transaction` first line, so sqlx would fail on it; pass --source sqlx, or set \
+             source = \"sqlx\" in migproof.toml, if this is a sqlx project",
+            path.display()
+        ));
+    }
     refuse_foreign_markers(&set)?;
     let config = config::load(dir, &set.migrations)?;
     (set.data, set.setup, set.locks) = (config.data, config.setup, config.locks);
     Ok(set)
+}
+
+/// The first `.sql` file (and line) that sqlx would run in a transaction although it holds a
+/// statement PostgreSQL refuses in one (`CREATE INDEX CONCURRENTLY`, ...): such a folder is
+/// not a working sqlx project.
+fn sqlx_would_refuse(entries: &[PathBuf]) -> Option<(PathBuf, usize)> {
+    entries
+        .iter()
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "sql"))
+        .find_map(|p| {
+            let text = std::fs::read_to_string(p).ok()?;
+            if text.starts_with("-- no-transaction") {
+                return None;
+            }
+            let statements = split::split(&text).ok()?;
+            statements
+                .iter()
+                .find(|st| split::is_non_transactional(&st.sql))
+                .map(|st| (p.clone(), split::line_of(&text, st.offset)))
+        })
 }
 
 /// Marks another migration tool writes into its SQL files, at the start of a line, with the
@@ -522,7 +558,14 @@ pub fn detect(dir: &Path) -> Result<Format, SourceError> {
     } else if dbmate::matches(&entries) {
         found.push(Format::Dbmate);
     } else if sqlx::matches(&entries) {
-        found.push(Format::Sqlx);
+        // golang-migrate names its files as sqlx does; a file sqlx would run in a transaction
+        // although it holds a statement PostgreSQL refuses in one is golang-migrate's
+        let golang = golang_migrate::matches(&entries) && sqlx_would_refuse(&entries).is_some();
+        found.push(if golang {
+            Format::GolangMigrate
+        } else {
+            Format::Sqlx
+        });
     } else if golang_migrate::matches(&entries) {
         found.push(Format::GolangMigrate);
     }
