@@ -33,6 +33,8 @@ pub struct CheckOptions {
     pub require_down: bool,
     /// An up that drops a table or column holding values is a note instead of a finding.
     pub allow_destructive: bool,
+    /// A data-dependent up is a note instead of a finding (`--data-dependent warn`).
+    pub data_dependent_warn: bool,
     /// How long one step may run before it is stopped and reported as `timeout`.
     pub step_timeout: Duration,
     /// The lock analysis (`--locks warn|error`); `None` when off.
@@ -574,9 +576,31 @@ impl<'a> Run<'a> {
                 .await
                 .map_err(lost)?;
             let message = found.message(&culprit, &e);
-            let f = self.finding(Kind::DataDependent, m, step::UP, message);
-            f.place = e.place().cloned();
-            f.rows = found.rows.clone();
+            let accepted = match self.set.data.assumption(m) {
+                Some(assumed) => Some(format!(
+                    "accepted under [assume] in migproof.toml: \"{assumed}\""
+                )),
+                None if self.options.data_dependent_warn => {
+                    Some("a note under --data-dependent warn".to_owned())
+                }
+                None => None,
+            };
+            match accepted {
+                Some(why) => {
+                    let rows = found
+                        .rows
+                        .iter()
+                        .map(|r| format!("\n  {r}"))
+                        .collect::<String>();
+                    let message = format!("{message} ({why}){rows}");
+                    self.note(NoteKind::DataDependent, m, step::UP, message, None);
+                }
+                None => {
+                    let f = self.finding(Kind::DataDependent, m, step::UP, message);
+                    f.place = e.place().cloned();
+                    f.rows = found.rows.clone();
+                }
+            }
             if !culprit.retry {
                 return Ok(None);
             }

@@ -872,3 +872,67 @@ fn lost_rows_are_listed_with_numeric_keys_in_numeric_order() {
         .collect();
     assert_eq!(rows, expected, "{json:#}");
 }
+
+/// A data-dependent up is accepted with the assumption written down (`[assume]` in
+/// migproof.toml) or made a note by `--data-dependent warn`; its down is still tested. An
+/// assumption for a migration that is not there exits 2 naming the file and line.
+#[test]
+fn data_dependent_ups_are_accepted_under_an_assumption_or_warn() {
+    let files = [
+        (
+            "0001_items.up.sql",
+            "create table items (id serial primary key, grp int not null);\n",
+        ),
+        ("0001_items.down.sql", "drop table items;\n"),
+        (
+            "0002_unique.up.sql",
+            "alter table items add constraint items_grp unique (grp);\n",
+        ),
+        (
+            "0002_unique.down.sql",
+            "alter table items drop constraint items_grp;\n",
+        ),
+    ];
+    let dir = folder(&files);
+    let (out, json) = check_json(dir.path(), &[]);
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
+    assert_eq!(json["findings"][0]["kind"], "data_dependent", "{json:#}");
+
+    let mut assumed = files.to_vec();
+    assumed.push((
+        "migproof.toml",
+        "[assume]\n\"0002_unique\" = \"grp is unique in production\"\n",
+    ));
+    let dir = folder(&assumed);
+    let (out, json) = check_json(dir.path(), &[]);
+    assert_eq!(out.status.code(), code::OK, "{json:#}");
+    let note = &json["notes"][0];
+    assert_eq!(note["kind"], "data_dependent", "{json:#}");
+    let message = note["message"].as_str().unwrap();
+    assert!(
+        message
+            .contains("accepted under [assume] in migproof.toml: \"grp is unique in production\""),
+        "{message}"
+    );
+    assert_eq!(json["summary"]["downs_tested"], 2, "{json:#}");
+
+    let dir = folder(&files);
+    let (out, json) = check_json(dir.path(), &["--data-dependent", "warn"]);
+    assert_eq!(out.status.code(), code::OK, "{json:#}");
+    assert!(json["notes"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("--data-dependent warn"));
+
+    let mut wrong = files.to_vec();
+    wrong.push(("migproof.toml", "\n[assume]\n\"0003_gone\" = \"x\"\n"));
+    let dir = folder(&wrong);
+    let out = check_dir(dir.path());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), code::USAGE, "{err}");
+    assert!(
+        err.contains("migproof.toml")
+            && err.contains("line 3: [assume] names `0003_gone`, which is not a migration here"),
+        "{err}"
+    );
+}

@@ -172,6 +172,13 @@ impl DockerArgs {
     }
 }
 
+/// Whether a kind of finding fails the run (`error`) or is reported as a note (`warn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Level {
+    Error,
+    Warn,
+}
+
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     #[command(flatten)]
@@ -189,6 +196,11 @@ pub struct CheckArgs {
     /// finding (declare single ones under [data.changes] in migproof.toml instead).
     #[arg(long)]
     pub allow_destructive: bool,
+
+    /// `warn` makes an up that fails only on particular seeded rows (`data_dependent`) a note
+    /// instead of a finding; accept single ones under [assume] in migproof.toml instead.
+    #[arg(long, value_enum, value_name = "LEVEL", default_value = "error")]
+    pub data_dependent: Level,
 
     /// Stop a step that runs longer than this and report it as `timeout` (e.g. 30s, 5m).
     #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
@@ -430,6 +442,7 @@ async fn run_check(args: CheckArgs, interrupts: &mut Interrupts) -> u8 {
         strict: args.strict,
         require_down: args.require_down,
         allow_destructive: args.allow_destructive,
+        data_dependent_warn: args.data_dependent == Level::Warn,
         step_timeout: args.step_timeout,
         locks: args.locks.resolve(&set, args.step_timeout),
         jobs: args.jobs.map(|n| n as usize).unwrap_or_else(|| {

@@ -39,6 +39,10 @@ struct File {
     setup: Setup,
     #[serde(default)]
     locks: Locks,
+    /// Per migration, the assumption about production rows under which its data-dependent
+    /// failure is accepted.
+    #[serde(default)]
+    assume: BTreeMap<String, String>,
 }
 
 /// Most rows a table may be filled with, by `--rows` or `[locks.rows]`: enough to measure how
@@ -86,6 +90,20 @@ pub struct DataRules {
     /// tables or columns whose values it changes on purpose.
     #[serde(default)]
     pub changes: BTreeMap<String, Vec<String>>,
+    /// Per migration: the assumption about production rows under which its data-dependent
+    /// failure on seeded rows is accepted (`[assume]`, top level in migproof.toml).
+    #[serde(skip)]
+    pub assume: BTreeMap<String, String>,
+}
+
+impl DataRules {
+    /// The assumption the project wrote for `migration`, if any.
+    pub fn assumption(&self, migration: &Migration) -> Option<&str> {
+        self.assume
+            .iter()
+            .find(|(name, _)| migration.version == **name || migration.id() == **name)
+            .map(|(_, why)| why.as_str())
+    }
 }
 
 /// The layout the folder's `migproof.toml` names (`source = "golang-migrate"`), for a layout
@@ -129,7 +147,13 @@ pub fn load(dir: &Path, migrations: &[Migration]) -> Result<Config, SourceError>
     }
     let text = super::read_text(&path)?;
     let file: File = super::parse_toml(&path, &text)?;
-    for name in file.data.changes.keys() {
+    let named = file
+        .data
+        .changes
+        .keys()
+        .map(|name| ("[data.changes]", name))
+        .chain(file.assume.keys().map(|name| ("[assume]", name)));
+    for (section, name) in named {
         if !migrations
             .iter()
             .any(|m| m.version == *name || m.id() == *name)
@@ -141,7 +165,7 @@ pub fn load(dir: &Path, migrations: &[Migration]) -> Result<Config, SourceError>
             return Err(SourceError::Invalid {
                 path,
                 message: format!(
-                    "line {line}: [data.changes] names `{name}`, which is not a migration here"
+                    "line {line}: {section} names `{name}`, which is not a migration here"
                 ),
             });
         }
@@ -168,7 +192,10 @@ pub fn load(dir: &Path, migrations: &[Migration]) -> Result<Config, SourceError>
         }
     }
     Ok(Config {
-        data: file.data,
+        data: DataRules {
+            assume: file.assume,
+            ..file.data
+        },
         setup: file.setup,
         locks: file.locks,
     })
