@@ -297,6 +297,7 @@ mod tests {
                 "5".to_string(),
                 vec!["users.email".into(), "public.orders.total".into()],
             )]),
+            assume: BTreeMap::new(),
         };
         let m = |v: &str| Migration {
             version: v.into(),
