@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use crate::backend::{ScratchDb, Server};
 use crate::compare::{self, SchemaVerdict};
-use crate::executor::{Direction, Session, StepError};
+use crate::executor::{self, Direction, Session, StepError};
 use crate::golden::{self, Golden};
 use crate::guard;
 use crate::observe::history::History;
@@ -445,7 +445,8 @@ impl<'a> Run<'a> {
         tables: &[catalog::Table],
         before: &data::Stash,
     ) -> Result<(), RunError> {
-        let after = catalog::tables(s.conn()).await.map_err(lost)?;
+        // (read once: the data comparison of the up reuses these tables)
+        let after = self.tables(s).await?;
         let declared = self.set.data.exclude(Some(m));
         let mut lines = Vec::new();
         for t in tables {
@@ -924,8 +925,8 @@ impl<'a> Run<'a> {
         let Some(before_up) = self.up_over_rows(s, m, &tables).await? else {
             return Ok(false);
         };
-        self.destructive(s, m, &tables, &before_up).await?;
         let mut golden = self.expect_schema(s, v, m, step::UP).await?;
+        self.destructive(s, m, &tables, &before_up).await?;
         let findings = self.report.findings.len();
         self.expect_data(s, &before_up, m, step::UP, true, None)
             .await?;
@@ -1048,7 +1049,7 @@ impl<'a> Run<'a> {
         v: usize,
         m: &Migration,
     ) -> Result<bool, RunError> {
-        let units = commit_units(&m.up);
+        let units = executor::commit_units(&m.up);
         for k in 1..units.len() {
             if self
                 .apply_step(s, m, Direction::Down, step::DOWN)
@@ -1059,10 +1060,8 @@ impl<'a> Run<'a> {
             }
             let tables = self.tables(s).await?;
             let before = data::stash(s.conn(), 1, &tables).await.map_err(lost)?;
-            for unit in &units[..k] {
-                if run_unit(s.conn(), unit).await.is_err() {
-                    return Ok(false); // it applied as a whole; not this check's finding
-                }
+            if s.apply_units(&units[..k]).await.is_err() {
+                return Ok(false); // it applied as a whole; not this check's finding
             }
             let line =
                 m.up.line_of(units[k - 1].chunks.last().map_or(0, |c| c.offset));
@@ -1158,59 +1157,6 @@ fn parts(n: usize) -> Vec<std::ops::RangeInclusive<usize>> {
         }
     }
     out
-}
-
-/// A part of a script that commits on its own: a transactional block, or one chunk of a block
-/// run in autocommit (a chunk holding several statements runs as one implicit transaction).
-struct Unit<'a> {
-    transactional: bool,
-    chunks: Vec<&'a crate::source::Chunk>,
-}
-
-fn commit_units(script: &crate::source::Script) -> Vec<Unit<'_>> {
-    let mut units = Vec::new();
-    for block in &script.blocks {
-        if block.transactional {
-            units.push(Unit {
-                transactional: true,
-                chunks: block.chunks.iter().collect(),
-            });
-        } else {
-            units.extend(
-                block
-                    .chunks
-                    .iter()
-                    .filter(|c| !c.sql.trim().is_empty())
-                    .map(|c| Unit {
-                        transactional: false,
-                        chunks: vec![c],
-                    }),
-            );
-        }
-    }
-    units
-}
-
-/// Runs one unit as the migrator would, without recording anything.
-async fn run_unit(conn: &mut sqlx::PgConnection, unit: &Unit<'_>) -> Result<(), sqlx::Error> {
-    if unit.transactional {
-        sqlx::raw_sql("BEGIN").execute(&mut *conn).await?;
-    }
-    for chunk in &unit.chunks {
-        if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(chunk.sql.clone()))
-            .execute(&mut *conn)
-            .await
-        {
-            if unit.transactional {
-                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
-            }
-            return Err(e);
-        }
-    }
-    if unit.transactional {
-        sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
-    }
-    Ok(())
 }
 
 /// The finding a step that did not apply is: `timeout` past `--step-timeout`, else

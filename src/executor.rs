@@ -198,6 +198,15 @@ impl Session {
         &mut self.conn
     }
 
+    /// Runs `units` of a script (see [`commit_units`]) as the migrator would up to a crash
+    /// after the last of them: each commits, and nothing is recorded as applied.
+    pub async fn apply_units(&mut self, units: &[Unit<'_>]) -> Result<(), sqlx::Error> {
+        for unit in units {
+            run_unit(&mut self.conn, unit).await?;
+        }
+        Ok(())
+    }
+
     pub fn db(&self) -> &ScratchDb {
         &self.db
     }
@@ -1234,6 +1243,59 @@ async fn apply_blocks(
             .execute(&mut *conn)
             .await
             .map_err(|e| bookkeeping_failed(e, script))?;
+    }
+    Ok(())
+}
+
+/// A part of a script that commits on its own: a transactional block, or one chunk of a block
+/// run in autocommit (a chunk holding several statements runs as one implicit transaction).
+pub struct Unit<'a> {
+    transactional: bool,
+    pub chunks: Vec<&'a Chunk>,
+}
+
+pub fn commit_units(script: &Script) -> Vec<Unit<'_>> {
+    let mut units = Vec::new();
+    for block in &script.blocks {
+        if block.transactional {
+            units.push(Unit {
+                transactional: true,
+                chunks: block.chunks.iter().collect(),
+            });
+        } else {
+            units.extend(
+                block
+                    .chunks
+                    .iter()
+                    .filter(|c| !c.sql.trim().is_empty())
+                    .map(|c| Unit {
+                        transactional: false,
+                        chunks: vec![c],
+                    }),
+            );
+        }
+    }
+    units
+}
+
+/// Runs one unit as the migrator would, without recording anything.
+async fn run_unit(conn: &mut PgConnection, unit: &Unit<'_>) -> Result<(), sqlx::Error> {
+    if unit.transactional {
+        sqlx::raw_sql("BEGIN").execute(&mut *conn).await?;
+    }
+    for chunk in &unit.chunks {
+        if let Err(e) = sqlx::raw_sql(AssertSqlSafe(chunk.sql.clone()))
+            .execute(&mut *conn)
+            .await
+        {
+            if unit.transactional {
+                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+            }
+            return Err(e);
+        }
+    }
+    if unit.transactional {
+        sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
     }
     Ok(())
 }

@@ -22,6 +22,7 @@ use crate::backend::{ScratchDb, Server};
 use crate::golden;
 use crate::model::fill;
 use crate::observe::catalog::{self, Table};
+use crate::observe::data;
 use crate::observe::ident;
 use crate::observe::locks::{blocks_reads, blocks_writes, changes, Existing, Sampler, State};
 use crate::observe::probe::{Access, Probes, Wait};
@@ -175,14 +176,20 @@ pub async fn add_to_check(
     Ok(())
 }
 
-/// True when `table` (quoted) holds a row.
-async fn holds_rows(conn: &mut PgConnection, table: &str) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(AssertSqlSafe(format!(
-        "SELECT EXISTS (SELECT 1 FROM {table})"
-    )))
-    .persistent(false)
-    .fetch_one(conn)
-    .await
+/// The user's tables, and the quoted names of those that hold a row (one round trip for all).
+async fn tables_holding_rows(
+    conn: &mut PgConnection,
+) -> Result<(Vec<Table>, BTreeSet<String>), sqlx::Error> {
+    let tables = catalog::tables(&mut *conn).await?;
+    let all: Vec<&Table> = tables.iter().collect();
+    let empty = data::empty(&mut *conn, &all).await?;
+    let holding = tables
+        .iter()
+        .zip(empty)
+        .filter(|(_, empty)| !empty)
+        .map(|(t, _)| t.sql_name())
+        .collect();
+    Ok((tables, holding))
 }
 
 /// The tables to empty before tracing an up again that failed on rows: (as users write it,
@@ -197,12 +204,12 @@ async fn to_empty(
     emptied: &[String],
     emptied_all: bool,
 ) -> Result<Option<Vec<(String, String)>>, sqlx::Error> {
-    let mut holding = Vec::new();
-    for t in catalog::tables(&mut *conn).await? {
-        if holds_rows(&mut *conn, &t.sql_name()).await? {
-            holding.push((t.display_name(), t.sql_name()));
-        }
-    }
+    let (tables, with_rows) = tables_holding_rows(conn).await?;
+    let holding: Vec<(String, String)> = tables
+        .iter()
+        .filter(|t| with_rows.contains(&t.sql_name()))
+        .map(|t| (t.display_name(), t.sql_name()))
+        .collect();
     let named = offending
         .table
         .as_ref()
@@ -478,13 +485,7 @@ async fn fill_tables(
     later: &[Vec<Table>],
     given_up: &mut BTreeSet<String>,
 ) -> Result<(Vec<String>, Vec<String>), sqlx::Error> {
-    let tables = catalog::tables(&mut *trace_conn).await?;
-    let mut has_rows: BTreeSet<String> = BTreeSet::new();
-    for t in &tables {
-        if holds_rows(&mut *trace_conn, &t.sql_name()).await? {
-            has_rows.insert(t.sql_name());
-        }
-    }
+    let (tables, mut has_rows) = tables_holding_rows(trace_conn).await?;
     let (mut filled, mut notes) = (Vec::new(), Vec::new());
     if tables
         .iter()
