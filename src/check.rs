@@ -158,6 +158,7 @@ pub async fn run(
     progress.event(Event::Finished);
     run.report.summary.downs = Some(set.migrations.iter().filter(|m| m.down.is_some()).count());
     run.report.summary.downs_tested.get_or_insert(0);
+    run.report.locate(|id, step| set.file_of(id, step));
     run.report.finish(started.elapsed());
     Ok(run.report)
 }

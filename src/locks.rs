@@ -141,6 +141,7 @@ pub async fn run(
     report.summary.steps = outcome.statements;
     report.summary.rows_seeded = outcome.rows_filled as usize;
     report.locks = Some(outcome.trace);
+    report.locate(|id, step| set.file_of(id, step));
     report.finish(started.elapsed());
     Ok(report)
 }

@@ -7,12 +7,103 @@ use std::time::Instant;
 
 use super::lifecycle::{error, open_server, supervise, Failure, Interrupts, ServerArgs};
 use super::progress::Bar;
-use super::{exit, publish, start, FuzzArgs, OutputFormat, ReplayArgs};
+use clap::Args;
+
+use super::{
+    exit, format_parser, parse_duration, parse_seed, parse_shard, publish, start, AccessArgs,
+    Common, DockerArgs, OutputFormat,
+};
 use crate::backend;
+use crate::backend::BackendKind;
 use crate::fuzz::{self, regression, sut, FuzzOptions};
 use crate::report::{FuzzCase, Report, Source};
 use crate::run::RunError;
 use crate::source;
+use crate::source::Format;
+use std::time::Duration;
+
+#[derive(Debug, Args)]
+pub struct FuzzArgs {
+    #[command(flatten)]
+    pub common: Common,
+
+    /// How many cases (random step sequences) to run (at least 1).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub cases: u64,
+
+    /// Longest sequence of steps in a case.
+    #[arg(long, default_value_t = 24)]
+    pub max_steps: usize,
+
+    /// Seed of the run: the same seed and migrations give the same cases.
+    #[arg(long, default_value = "0", value_parser = parse_seed)]
+    pub seed: u64,
+
+    /// Stop starting cases (and shrinking) after this long, e.g. 10m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Cases run at once, each on its own scratch database.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub jobs: u64,
+
+    /// Run only part I of N of the case space (a CI matrix), e.g. 2/4.
+    #[arg(long, value_name = "I/N", default_value = "1/1", value_parser = parse_shard)]
+    pub shard: (u64, u64),
+
+    /// Where shrunk failures are saved.
+    #[arg(long, value_name = "DIR", default_value = "proptest-regressions")]
+    pub regressions: PathBuf,
+
+    /// Fail on column order differences too.
+    #[arg(long)]
+    pub strict: bool,
+
+    /// Stop a step that runs longer than this and report it as `timeout`.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
+    pub step_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Saved cases to replay (default: every `*.json` in --regressions).
+    pub files: Vec<PathBuf>,
+
+    /// Folder of saved cases.
+    #[arg(long, value_name = "DIR", default_value = "proptest-regressions")]
+    pub regressions: PathBuf,
+
+    /// Migrations folder (default: the one recorded in each case).
+    #[arg(long, short = 'm', value_name = "DIR")]
+    pub migrations: Option<PathBuf>,
+
+    #[arg(long, value_name = "NAME", value_parser = format_parser())]
+    pub source: Option<Format>,
+
+    #[arg(long, value_enum, default_value = "auto")]
+    pub backend: BackendKind,
+
+    #[command(flatten)]
+    pub docker: DockerArgs,
+
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    pub database_url: Option<String>,
+
+    #[command(flatten)]
+    pub access: AccessArgs,
+
+    /// Output format: `human` on a terminal or in a log, `json` for tools, `junit` for CI test
+    /// reporters.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: OutputFormat,
+
+    /// Fail on column order differences too.
+    #[arg(long)]
+    pub strict: bool,
+
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
+    pub step_timeout: Duration,
+}
 
 pub async fn run_fuzz(args: FuzzArgs, interrupts: &mut Interrupts) -> u8 {
     let (set, server) = match start(&args.common, interrupts, |_| Ok(())).await {
@@ -80,6 +171,7 @@ pub async fn run_replay(args: ReplayArgs, interrupts: &mut Interrupts) -> u8 {
         backend: args.backend,
         url,
         docker: &args.docker,
+        pg_version: None,
     };
     let server = match open_server(where_, args.access.resolve(None), interrupts).await {
         Ok(s) => Arc::new(s),

@@ -78,6 +78,8 @@ pub(crate) struct ServerArgs<'a> {
     pub backend: BackendKind,
     pub url: Option<&'a str>,
     pub docker: &'a DockerArgs,
+    /// The major version migproof.toml's [server] names, if any.
+    pub pg_version: Option<u32>,
 }
 
 impl<'a> From<&'a Common> for ServerArgs<'a> {
@@ -86,6 +88,7 @@ impl<'a> From<&'a Common> for ServerArgs<'a> {
             backend: common.backend,
             url: common.database_url.as_deref(),
             docker: &common.docker,
+            pg_version: None,
         }
     }
 }
@@ -97,7 +100,7 @@ pub(crate) async fn open_server(
     interrupts: &mut Interrupts,
 ) -> Result<Server, u8> {
     let url = args.url.filter(|u| !u.is_empty());
-    let docker = args.docker.options();
+    let docker = args.docker.options(args.pg_version);
     // Where the URL came from, for messages: the flag, unless only the environment gave one.
     let origin = || {
         let flag = std::env::args_os()

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use super::lifecycle::{error, supervise, Interrupts};
 use super::progress::Bar;
@@ -107,47 +107,56 @@ fn rows_fit(
     ))
 }
 
-/// What `check --locks` does with lock hazards.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LocksMode {
-    /// No lock analysis (the default: `check` stays a correctness gate).
-    Off,
-    /// Hazards are `lock_hazard` notes; the run still passes.
-    Warn,
-    /// Hazards are `lock_hazard` findings and fail the run; warnings stay notes.
-    Error,
-}
+pub use crate::source::config::LocksMode;
 
 #[derive(Debug, Args)]
 pub struct CheckLockArgs {
-    /// Also trace the locks every up takes (see `migproof locks`) and report hazards.
-    #[arg(long, value_enum, value_name = "MODE", default_value = "off")]
-    pub locks: LocksMode,
+    /// Also trace the locks every up takes (see `migproof locks`) and report hazards
+    /// (default: `off`, or `locks` of [check] in migproof.toml).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub locks: Option<LocksMode>,
 
     /// With --locks: rows per table for the lock trace ([locks.rows] in migproof.toml sizes
     /// single tables). At most 10000000; with `--backend local`, rows that cannot fit on the
-    /// cluster's disk are refused.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_ROWS,
-          value_parser = clap::value_parser!(u64).range(0..=MAX_ROWS))]
-    pub lock_rows: u64,
+    /// cluster's disk are refused. Default: 10000.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(0..=MAX_ROWS))]
+    pub lock_rows: Option<u64>,
 
     /// With --locks: a lock that blocks reads or writes held longer than this is a hazard.
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
-    pub lock_threshold: Duration,
+    /// Default: 1s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub lock_threshold: Option<Duration>,
 }
 
 impl CheckLockArgs {
+    /// Whether `check` traces locks: the flag, else migproof.toml's [check], else off.
+    pub fn mode(&self, set: &MigrationSet) -> LocksMode {
+        self.locks
+            .or(set.settings.check.locks)
+            .unwrap_or(LocksMode::Off)
+    }
+
+    /// Rows per table of the lock trace: the flag, else migproof.toml's [check], else 10000.
+    pub fn rows(&self, set: &MigrationSet) -> u64 {
+        self.lock_rows
+            .or(set.settings.check.lock_rows)
+            .unwrap_or(DEFAULT_ROWS)
+    }
+
     /// The lock analysis `check` runs, or `None` when off.
     pub fn resolve(&self, set: &MigrationSet, step_timeout: Duration) -> Option<LockCheck> {
-        let level = match self.locks {
+        let level = match self.mode(set) {
             LocksMode::Off => return None,
             LocksMode::Warn => Level::Warn,
             LocksMode::Error => Level::Error,
         };
         let options = LockOptions {
-            rows: self.lock_rows,
+            rows: self.rows(set),
             table_rows: set.locks.rows.clone(),
-            threshold: self.lock_threshold,
+            threshold: self
+                .lock_threshold
+                .or(set.settings.check.lock_threshold)
+                .unwrap_or(Duration::from_secs(1)),
             step_timeout,
         };
         Some(LockCheck { level, options })

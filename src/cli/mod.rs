@@ -17,9 +17,12 @@ use crate::backend::{self, docker, BackendKind};
 use crate::check::{self, CheckOptions};
 use crate::golden;
 use crate::report::{self, Report};
+pub use crate::source::config::parse_duration;
+use crate::source::config::Level;
 use crate::source::{self, Format, MigrationSet};
 use backend::Server;
-use lifecycle::{error, open_server, supervise, Interrupts};
+use fuzz::{FuzzArgs, ReplayArgs};
+use lifecycle::{error, open_server, supervise, Interrupts, ServerArgs};
 
 /// Exit codes, as documented in the README.
 pub mod exit {
@@ -152,10 +155,11 @@ impl AccessArgs {
 /// The container `--backend docker` starts.
 #[derive(Debug, Args)]
 pub struct DockerArgs {
-    /// PostgreSQL major version for `--backend docker`: the tag of the image.
-    #[arg(long, value_name = "MAJOR", env = docker::PG_VERSION_ENV, default_value_t = docker::DEFAULT_PG_VERSION,
+    /// PostgreSQL major version for `--backend docker`: the tag of the image. Default: `version`
+    /// of [server] in migproof.toml, else 16.
+    #[arg(long, value_name = "MAJOR", env = docker::PG_VERSION_ENV,
           value_parser = clap::value_parser!(u32).range(9..=99))]
-    pub pg_version: u32,
+    pub pg_version: Option<u32>,
 
     /// Image for `--backend docker`, `NAME` or `NAME:TAG`, starting like the official one
     /// (default: `postgres:<pg-version>`).
@@ -164,19 +168,16 @@ pub struct DockerArgs {
 }
 
 impl DockerArgs {
-    fn options(&self) -> docker::Options {
+    /// The container to start: the flags, else the version migproof.toml's [server] names.
+    fn options(&self, configured: Option<u32>) -> docker::Options {
         docker::Options {
-            pg_version: self.pg_version,
+            pg_version: self
+                .pg_version
+                .or(configured)
+                .unwrap_or(docker::DEFAULT_PG_VERSION),
             image: self.docker_image.clone(),
         }
     }
-}
-
-/// Whether a kind of finding fails the run (`error`) or is reported as a note (`warn`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Level {
-    Error,
-    Warn,
 }
 
 #[derive(Debug, Args)]
@@ -199,12 +200,14 @@ pub struct CheckArgs {
 
     /// `warn` makes an up that fails only on particular seeded rows (`data_dependent`) a note
     /// instead of a finding; accept single ones under [assume] in migproof.toml instead.
-    #[arg(long, value_enum, value_name = "LEVEL", default_value = "error")]
-    pub data_dependent: Level,
+    /// Default: `error`.
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub data_dependent: Option<Level>,
 
     /// Stop a step that runs longer than this and report it as `timeout` (e.g. 30s, 5m).
-    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
-    pub step_timeout: Duration,
+    /// Default: 2m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub step_timeout: Option<Duration>,
 
     /// Check up to N parts of the migration history at once (parts of about 20 migrations, at
     /// most 8), each on its own scratch database. Default: the number of CPUs, at most 8. The
@@ -214,89 +217,6 @@ pub struct CheckArgs {
 
     #[command(flatten)]
     pub locks: locks::CheckLockArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct FuzzArgs {
-    #[command(flatten)]
-    pub common: Common,
-
-    /// How many cases (random step sequences) to run (at least 1).
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
-    pub cases: u64,
-
-    /// Longest sequence of steps in a case.
-    #[arg(long, default_value_t = 24)]
-    pub max_steps: usize,
-
-    /// Seed of the run: the same seed and migrations give the same cases.
-    #[arg(long, default_value = "0", value_parser = parse_seed)]
-    pub seed: u64,
-
-    /// Stop starting cases (and shrinking) after this long, e.g. 10m.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    pub duration: Option<Duration>,
-
-    /// Cases run at once, each on its own scratch database.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
-    pub jobs: u64,
-
-    /// Run only part I of N of the case space (a CI matrix), e.g. 2/4.
-    #[arg(long, value_name = "I/N", default_value = "1/1", value_parser = parse_shard)]
-    pub shard: (u64, u64),
-
-    /// Where shrunk failures are saved.
-    #[arg(long, value_name = "DIR", default_value = "proptest-regressions")]
-    pub regressions: PathBuf,
-
-    /// Fail on column order differences too.
-    #[arg(long)]
-    pub strict: bool,
-
-    /// Stop a step that runs longer than this and report it as `timeout`.
-    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
-    pub step_timeout: Duration,
-}
-
-#[derive(Debug, Args)]
-pub struct ReplayArgs {
-    /// Saved cases to replay (default: every `*.json` in --regressions).
-    pub files: Vec<PathBuf>,
-
-    /// Folder of saved cases.
-    #[arg(long, value_name = "DIR", default_value = "proptest-regressions")]
-    pub regressions: PathBuf,
-
-    /// Migrations folder (default: the one recorded in each case).
-    #[arg(long, short = 'm', value_name = "DIR")]
-    pub migrations: Option<PathBuf>,
-
-    #[arg(long, value_name = "NAME", value_parser = format_parser())]
-    pub source: Option<Format>,
-
-    #[arg(long, value_enum, default_value = "auto")]
-    pub backend: BackendKind,
-
-    #[command(flatten)]
-    pub docker: DockerArgs,
-
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
-    pub database_url: Option<String>,
-
-    #[command(flatten)]
-    pub access: AccessArgs,
-
-    /// Output format: `human` on a terminal or in a log, `json` for tools, `junit` for CI test
-    /// reporters.
-    #[arg(long, value_enum, default_value = "human")]
-    pub format: OutputFormat,
-
-    /// Fail on column order differences too.
-    #[arg(long)]
-    pub strict: bool,
-
-    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
-    pub step_timeout: Duration,
 }
 
 /// Parses a seed: decimal or 0x-prefixed hex.
@@ -335,33 +255,6 @@ fn format_parser() -> impl clap::builder::TypedValueParser<Value = Format> {
     use clap::builder::TypedValueParser;
     clap::builder::PossibleValuesParser::new(Format::ALL.iter().map(|f| f.name()))
         .map(|name| Format::from_name(&name).expect("clap admits only format names"))
-}
-
-/// Parses `500ms`, `30s`, `5m`, `1h`, or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration; write it like 30s, 5m or 1h"))?;
-    let seconds = match unit {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        other => {
-            return Err(format!(
-                "unknown unit `{other}` in `{text}`; use ms, s, m or h"
-            ))
-        }
-    };
-    if !(seconds.is_finite() && seconds > 0.0) {
-        return Err(format!("`{text}` must be a positive duration"));
-    }
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{text}` is too long a duration"))
 }
 
 /// Parses the command line, runs the command, prints, and returns the exit code.
@@ -419,12 +312,16 @@ async fn start(
         .map_err(|e| error(exit::USAGE, &e.to_string()))?;
     vet(&set)?;
     let access = common.access.resolve(set.setup.migration_role);
-    let server = open_server(common.into(), access, interrupts).await?;
+    let where_ = ServerArgs {
+        pg_version: set.settings.server.version,
+        ..common.into()
+    };
+    let server = open_server(where_, access, interrupts).await?;
     Ok((set, server))
 }
 
 async fn run_check(args: CheckArgs, interrupts: &mut Interrupts) -> u8 {
-    let vet = |set: &MigrationSet| match args.locks.locks {
+    let vet = |set: &MigrationSet| match args.locks.mode(set) {
         locks::LocksMode::Off => Ok(()),
         _ => locks::refuse_external_migrators(set, "`check --locks`"),
     };
@@ -432,25 +329,13 @@ async fn run_check(args: CheckArgs, interrupts: &mut Interrupts) -> u8 {
         Ok(started) => started,
         Err(code) => return code,
     };
-    if args.locks.locks != locks::LocksMode::Off {
-        let rows = args.locks.lock_rows;
+    if args.locks.mode(&set) != locks::LocksMode::Off {
+        let rows = args.locks.rows(&set);
         if let Err(code) = locks::refuse_rows_beyond_disk(&server, &set, "--lock-rows", rows) {
             return code;
         }
     }
-    let options = CheckOptions {
-        strict: args.strict,
-        require_down: args.require_down,
-        allow_destructive: args.allow_destructive,
-        data_dependent_warn: args.data_dependent == Level::Warn,
-        step_timeout: args.step_timeout,
-        locks: args.locks.resolve(&set, args.step_timeout),
-        jobs: args.jobs.map(|n| n as usize).unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map_or(1, |n| n.get())
-                .min(8)
-        }),
-    };
+    let options = check_options(&args, &set);
     let bar = progress::Bar::migrations(args.common.format == OutputFormat::Human);
     let work = async { Ok(check::run(&server, &set, &options, &bar).await?) };
     let url = args.common.database_url.as_deref();
@@ -464,6 +349,36 @@ async fn run_check(args: CheckArgs, interrupts: &mut Interrupts) -> u8 {
     )
     .await
 }
+
+/// What `check` is asked to do: each flag, else its setting in migproof.toml's [check], else
+/// its default.
+fn check_options(args: &CheckArgs, set: &MigrationSet) -> CheckOptions {
+    let file = &set.settings.check;
+    let step_timeout = args
+        .step_timeout
+        .or(file.step_timeout)
+        .unwrap_or(DEFAULT_STEP_TIMEOUT);
+    let level = args.data_dependent.or(file.data_dependent);
+    CheckOptions {
+        strict: args.strict || file.strict == Some(true),
+        require_down: args.require_down || file.require_down == Some(true),
+        allow_destructive: args.allow_destructive || file.allow_destructive == Some(true),
+        data_dependent_warn: level == Some(Level::Warn),
+        step_timeout,
+        locks: args.locks.resolve(set, step_timeout),
+        jobs: args.jobs.or(file.jobs).map_or_else(
+            || {
+                std::thread::available_parallelism()
+                    .map_or(1, |n| n.get())
+                    .min(8)
+            },
+            |n| n as usize,
+        ),
+    }
+}
+
+/// How long a step may run when neither a flag nor migproof.toml says.
+pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Prints a run's report in `format` and returns its exit code: 0 with no finding, else 1.
 fn publish(report: &Report, format: OutputFormat) -> u8 {

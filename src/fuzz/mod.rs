@@ -402,6 +402,7 @@ pub async fn run(
     report.summary.steps_per_second =
         Some((steps as f64 / elapsed.as_secs_f64().max(1e-3) * 10.0).round() / 10.0);
     report.checked = ctx.plan.ids.clone();
+    report.locate(|id, step| set.file_of(id, step));
     report.finish(elapsed);
     Ok(report)
 }

@@ -378,6 +378,66 @@ impl Finding {
         }
     }
 
+    /// The object a finding is about, as stable as the migration's text: the table (and
+    /// column) the server named, else the locked table, else empty.
+    pub fn object(&self) -> String {
+        if let Some(o) = self.place.as_ref().and_then(|p| p.object.as_deref()) {
+            return match &o.column {
+                Some(c) => format!("{}.{c}", o.table),
+                None => o.table.clone(),
+            };
+        }
+        self.lock
+            .as_ref()
+            .map(|l| l.table.clone())
+            .unwrap_or_default()
+    }
+
+    /// The step with what moves when unrelated lines move left out: fuzz's step number
+    /// (`step 3: `) and line numbers (` (line 12)`).
+    pub fn stable_step(&self) -> String {
+        let step = match self.step.split_once(": ") {
+            Some((n, rest))
+                if n.strip_prefix("step ")
+                    .is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit())) =>
+            {
+                rest
+            }
+            _ => &self.step,
+        };
+        let mut out = String::new();
+        let mut rest = step;
+        while let Some(at) = rest.find(" (line ") {
+            out.push_str(&rest[..at]);
+            let tail = &rest[at + " (line ".len()..];
+            match tail.find(')') {
+                Some(end) if tail[..end].bytes().all(|b| b.is_ascii_digit()) => {
+                    rest = &tail[end + 1..];
+                }
+                _ => {
+                    out.push_str(" (line ");
+                    rest = tail;
+                }
+            }
+        }
+        out + rest
+    }
+
+    /// The finding's identity across runs, for baselines and SARIF's `partialFingerprints`:
+    /// a hash of its kind, migration, stable step and object; never of lines, values or times.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let key = format!(
+            "migproof/1\0{}\0{}\0{}\0{}",
+            self.kind.as_str(),
+            self.migration,
+            self.stable_step(),
+            self.object()
+        );
+        let digest = Sha256::digest(key.as_bytes());
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// What a lock hazard observed, as short phrases: `rule rewrite`, `table public.orders`,
     /// the lock mode, `held 31 ms`. Empty for other findings.
     pub fn lock_facts(&self) -> Vec<String> {
@@ -409,6 +469,16 @@ impl Report {
         }
     }
 
+    /// Gives every finding without a place the file of its migration (`file_of` maps a
+    /// migration and step to it), so that every finding can be shown at a file.
+    pub fn locate(&mut self, file_of: impl Fn(&str, &str) -> Option<std::path::PathBuf>) {
+        for f in &mut self.findings {
+            if f.place.is_none() {
+                f.place = file_of(&f.migration, &f.step).map(|p| Place::file(&p));
+            }
+        }
+    }
+
     /// Fills the counts of the summary from the checked migrations, findings and notes.
     pub fn finish(&mut self, duration: std::time::Duration) {
         self.summary.migrations_checked = self.checked.len();
@@ -434,5 +504,47 @@ pub fn paint(text: &str, code: &str, on: bool) -> String {
         format!("\x1b[{code}m{text}\x1b[0m")
     } else {
         text.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_leave_out_lines_step_numbers_and_messages() {
+        let f = |step: &str, message: &str| {
+            let mut f = Finding::new(
+                Kind::RetryFailed,
+                "0003_x".into(),
+                step.into(),
+                message.into(),
+            );
+            f.place = Some(Place::line(std::path::Path::new("m/0003_x.sql"), 7));
+            f
+        };
+        let a = f("interrupted after statement 2 (line 7), then retried", "a");
+        let b = f("interrupted after statement 2 (line 9), then retried", "b");
+        assert_eq!(
+            a.stable_step(),
+            "interrupted after statement 2, then retried"
+        );
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        assert_eq!(a.fingerprint().len(), 16);
+        let c = f("interrupted after statement 3 (line 9), then retried", "a");
+        assert_ne!(a.fingerprint(), c.fingerprint());
+        assert_eq!(f("step 4: down to 0002", "").stable_step(), "down to 0002");
+        assert_eq!(
+            f("step 4: down to 0002", "").fingerprint(),
+            f("step 9: down to 0002", "").fingerprint()
+        );
+        let mut d = f("up with data", "");
+        let before = d.fingerprint();
+        d.place = d
+            .place
+            .take()
+            .map(|p| p.object(None, Some("users"), Some("email")));
+        assert_eq!(d.object(), "public.users.email");
+        assert_ne!(d.fingerprint(), before);
     }
 }

@@ -6,7 +6,13 @@
 //! `[locks.rows]` gives the big tables of a project their real size for `migproof locks` and
 //! `check --locks` (the others get `--rows`).
 //!
+//! `[check]`, `[fuzz]` and `[server]` hold what a project would otherwise pass as flags on
+//! every run (a flag wins over its setting); see the README's configuration section.
+//!
 //! ```toml
+//! [check]
+//! require_down = true
+//! step_timeout = "5m"
 //! [locks.rows]
 //! "public.versions" = 5_000_000   # schema.table, or a bare name for any schema
 //! [data]
@@ -17,7 +23,8 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -43,6 +50,152 @@ struct File {
     /// failure is accepted.
     #[serde(default)]
     assume: BTreeMap<String, String>,
+    #[serde(default)]
+    check: CheckSettings,
+    #[serde(default)]
+    fuzz: FuzzSettings,
+    #[serde(default)]
+    server: ServerSettings,
+}
+
+/// `[check]`: what `migproof check` would otherwise need flags for. A flag wins over its
+/// setting.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSettings {
+    pub strict: Option<bool>,
+    pub require_down: Option<bool>,
+    pub allow_destructive: Option<bool>,
+    /// `error` or `warn`, as `--data-dependent`.
+    pub data_dependent: Option<Level>,
+    #[serde(default, deserialize_with = "duration")]
+    pub step_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "jobs")]
+    pub jobs: Option<u64>,
+    /// `off`, `warn` or `error`, as `--locks`.
+    pub locks: Option<LocksMode>,
+    /// Rows per table for `--locks`, as `--lock-rows`.
+    pub lock_rows: Option<u64>,
+    #[serde(default, deserialize_with = "duration")]
+    pub lock_threshold: Option<Duration>,
+    /// The baseline of accepted findings, as `--baseline`; relative to this file's folder.
+    pub baseline: Option<PathBuf>,
+}
+
+/// `[fuzz]`: the fuzz budget of a project. A flag wins over its setting.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FuzzSettings {
+    pub cases: Option<u64>,
+    #[serde(default, deserialize_with = "duration")]
+    pub duration: Option<Duration>,
+    pub max_steps: Option<usize>,
+    #[serde(default, deserialize_with = "jobs")]
+    pub jobs: Option<u64>,
+    pub strict: Option<bool>,
+    #[serde(default, deserialize_with = "duration")]
+    pub step_timeout: Option<Duration>,
+    /// Where shrunk failures are saved, as `--regressions`; relative to this file's folder.
+    pub regressions: Option<PathBuf>,
+}
+
+/// `[server]`: which PostgreSQL the project runs on.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// The major version, as `--pg-version`.
+    #[serde(default, deserialize_with = "major")]
+    pub version: Option<u32>,
+}
+
+/// `error` or `warn`: whether a kind of finding fails the run or is a note.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Error,
+    Warn,
+}
+
+/// What `check --locks` does with lock hazards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LocksMode {
+    /// No lock analysis (the default: `check` stays a correctness gate).
+    Off,
+    /// Hazards are `lock_hazard` notes; the run still passes.
+    Warn,
+    /// Hazards are `lock_hazard` findings and fail the run; warnings stay notes.
+    Error,
+}
+
+/// The project settings of `migproof.toml` that stand for command-line flags, and the file's
+/// folder, which their paths are relative to.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub check: CheckSettings,
+    pub fuzz: FuzzSettings,
+    pub server: ServerSettings,
+    /// The folder holding `migproof.toml`.
+    pub dir: PathBuf,
+}
+
+impl Settings {
+    /// A path the file gives, as seen from the current directory.
+    pub fn path(&self, relative: &Path) -> PathBuf {
+        self.dir.join(relative)
+    }
+}
+
+fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_duration(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+fn jobs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    match u64::deserialize(d)? {
+        n @ 1..=64 => Ok(Some(n)),
+        n => Err(serde::de::Error::custom(format!(
+            "jobs = {n}: give 1 to 64"
+        ))),
+    }
+}
+
+fn major<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    match u32::deserialize(d)? {
+        n @ 9..=99 => Ok(Some(n)),
+        n => Err(serde::de::Error::custom(format!(
+            "version = {n} is not a PostgreSQL major version (9 to 99)"
+        ))),
+    }
+}
+
+/// Parses `500ms`, `30s`, `5m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration; write it like 30s, 5m or 1h"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{text}`; use ms, s, m or h"
+            ))
+        }
+    };
+    if !(seconds.is_finite() && seconds > 0.0) {
+        return Err(format!("`{text}` must be a positive duration"));
+    }
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{text}` is too long a duration"))
 }
 
 /// Most rows a table may be filled with, by `--rows` or `[locks.rows]`: enough to measure how
@@ -77,6 +230,7 @@ pub struct Config {
     pub data: DataRules,
     pub setup: Setup,
     pub locks: Locks,
+    pub settings: Settings,
 }
 
 /// What the data comparisons leave out.
@@ -143,10 +297,26 @@ pub fn layout(dir: &Path) -> Result<Option<Format>, SourceError> {
 pub fn load(dir: &Path, migrations: &[Migration]) -> Result<Config, SourceError> {
     let path = dir.join(FILE);
     if !path.is_file() {
-        return Ok(Config::default());
+        return Ok(Config {
+            settings: Settings {
+                dir: dir.to_owned(),
+                ..Settings::default()
+            },
+            ..Config::default()
+        });
     }
     let text = super::read_text(&path)?;
     let file: File = super::parse_toml(&path, &text)?;
+    if let Some(rows) = file.check.lock_rows.filter(|r| *r > MAX_TABLE_ROWS) {
+        let line = text
+            .lines()
+            .position(|l| l.trim_start().starts_with("lock_rows"))
+            .map_or(1, |i| i + 1);
+        return Err(SourceError::Invalid {
+            path,
+            message: format!("line {line}: [check] lock_rows = {rows}; at most {MAX_TABLE_ROWS}"),
+        });
+    }
     let named = file
         .data
         .changes
@@ -198,6 +368,12 @@ pub fn load(dir: &Path, migrations: &[Migration]) -> Result<Config, SourceError>
         },
         setup: file.setup,
         locks: file.locks,
+        settings: Settings {
+            check: file.check,
+            fuzz: file.fuzz,
+            server: file.server,
+            dir: dir.to_owned(),
+        },
     })
 }
 

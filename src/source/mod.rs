@@ -38,6 +38,8 @@ pub struct MigrationSet {
     pub setup: config::Setup,
     /// The lock trace's table sizes (`[locks]` of `migproof.toml`).
     pub locks: config::Locks,
+    /// What `migproof.toml` sets in place of flags (`[check]`, `[fuzz]`, `[server]`).
+    pub settings: config::Settings,
 }
 
 /// The layouts migproof can read.
@@ -56,6 +58,21 @@ pub enum Format {
 }
 
 impl MigrationSet {
+    /// The file a finding of migration `id` at `step` points at: the down for a step that ran
+    /// it (`down ...`), else the up.
+    pub fn file_of(&self, id: &str, step: &str) -> Option<PathBuf> {
+        let m = self
+            .migrations
+            .iter()
+            .chain(&self.repeatable)
+            .find(|m| m.id() == id)?;
+        let down = step.starts_with("down") || step.contains(": down") || step.contains("roll");
+        match (&m.down, down) {
+            (Some(d), true) => Some(d.path.clone()),
+            _ => Some(m.up.path.clone()),
+        }
+    }
+
     /// A set of versioned migrations only, as most layouts produce.
     pub fn new(format: Format, dir: &Path, migrations: Vec<Migration>) -> MigrationSet {
         MigrationSet {
@@ -67,6 +84,7 @@ impl MigrationSet {
             data: config::DataRules::default(),
             setup: config::Setup::default(),
             locks: config::Locks::default(),
+            settings: config::Settings::default(),
         }
     }
 }
@@ -467,6 +485,7 @@ pub fn load(dir: &Path, format: Option<Format>) -> Result<MigrationSet, SourceEr
     refuse_foreign_markers(&set)?;
     let config = config::load(dir, &set.migrations)?;
     (set.data, set.setup, set.locks) = (config.data, config.setup, config.locks);
+    set.settings = config.settings;
     Ok(set)
 }
 
