@@ -41,6 +41,17 @@ pub struct CheckOptions {
     pub locks: Option<crate::locks::LockCheck>,
     /// How many parts of the stairway run at once, each on its own scratch database.
     pub jobs: usize,
+    /// The migrations the stairway checks (`--since`, `--changed-from`); `None`: all. The
+    /// golden pass applies the whole history either way.
+    pub scope: Option<Scope>,
+}
+
+/// What a run was asked to check, when not the whole history.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub migrations: crate::source::changes::Scope,
+    /// What chose them, for messages: `changed since origin/main`, `from 0003 on`.
+    pub why: String,
 }
 
 /// Step names, as they appear in findings.
@@ -117,7 +128,11 @@ pub async fn run(
     });
     // The golden pass and the stairway run side by side: a part of the stairway waits only
     // for the golden versions it needs.
-    let parts = parts(set.migrations.len());
+    let first = run.first_selected();
+    let parts = parts(set.migrations.len() + 1 - first)
+        .into_iter()
+        .map(|p| p.start() + first - 1..=p.end() + first - 1)
+        .collect::<Vec<_>>();
     // Each part keeps the golden versions it reads: the one before it, and its own.
     let histories: Vec<Arc<Mutex<History>>> = parts
         .iter()
@@ -156,8 +171,26 @@ pub async fn run(
     }
     // ---- end of lock analysis ----
     progress.event(Event::Finished);
-    run.report.summary.downs = Some(set.migrations.iter().filter(|m| m.down.is_some()).count());
+    run.edited_after_release();
+    let in_scope: Vec<bool> = (1..=set.migrations.len())
+        .map(|v| run.selected(v))
+        .collect();
+    let in_scope = |i: &usize| in_scope[*i];
+    run.report.summary.downs = Some(
+        (0..set.migrations.len())
+            .filter(|i| in_scope(i) && set.migrations[*i].down.is_some())
+            .count(),
+    );
     run.report.summary.downs_tested.get_or_insert(0);
+    run.report.skipped = (0..set.migrations.len())
+        .filter(in_scope)
+        .map(|i| set.migrations[i].id())
+        .filter(|id| !run.report.checked.contains(id))
+        .collect();
+    if let Some(scope) = &options.scope {
+        run.report.summary.in_scope = Some(scope.migrations.count());
+        run.report.summary.scope = Some(scope.why.clone());
+    }
     run.report.locate(|id, step| set.file_of(id, step));
     run.report.finish(started.elapsed());
     Ok(run.report)
@@ -222,6 +255,46 @@ impl<'a> Run<'a> {
             tables_of: Vec::new(),
             seeded: BTreeMap::new(),
             dropped: Vec::new(),
+        }
+    }
+
+    /// Whether migration `v` (1-based) is in the run's scope.
+    fn selected(&self, v: usize) -> bool {
+        self.options
+            .scope
+            .as_ref()
+            .is_none_or(|s| s.migrations.selected.get(v - 1) == Some(&true))
+    }
+
+    /// The first migration in scope (1-based); one past the last when none is.
+    fn first_selected(&self) -> usize {
+        (1..=self.set.migrations.len())
+            .find(|v| self.selected(*v))
+            .unwrap_or(self.set.migrations.len() + 1)
+    }
+
+    /// An `edited_after_release` finding per migration of the scope that was present at the
+    /// ref and whose file changed since: databases that ran it will not run the new text.
+    fn edited_after_release(&mut self) {
+        let Some(scope) = &self.options.scope else {
+            return;
+        };
+        for (i, path) in &scope.migrations.edited {
+            let m = &self.set.migrations[*i];
+            let message = format!(
+                "{} was already released ({}) and its file `{}` was edited since: a database \
+                 that ran it will not run the new text, and migrators that keep checksums \
+                 (sqlx, Flyway) refuse to start; restore the released text and put the change \
+                 in a new migration",
+                m.id(),
+                scope.why,
+                path.display()
+            );
+            let f = Finding {
+                place: Some(crate::report::Place::file(path)),
+                ..Finding::new(Kind::EditedAfterRelease, m.id(), "released".into(), message)
+            };
+            self.report.findings.push(f);
         }
     }
 
@@ -890,6 +963,15 @@ impl<'a> Run<'a> {
                 break; // migration v did not apply on an empty database
             }
             let m = &self.set.migrations[v - 1];
+            if !self.selected(v) {
+                // Out of scope: applied as the golden pass did, over the rows already there;
+                // a fresh database at v where they stop it.
+                self.at = None;
+                if s.apply(&m.version, &m.up, Direction::Up).await.is_err() {
+                    (db, s) = self.rebuild(db, s, v).await?;
+                }
+                continue;
+            }
             self.noisy = false;
             let ok = self.check_one(&mut s, v, m, progress).await?;
             if !ok || self.noisy {

@@ -1,5 +1,7 @@
 //! `fuzz` and `replay` end to end on real PostgreSQL, with fixed seeds and small budgets: the
-//! planted bugs only fuzzing can find are found, shrunk, saved, and replayed exactly.
+//! planted bugs only fuzzing can find are found, shrunk, saved, and replayed exactly. Tests
+//! whose assertions depend on which case is shrunk first pass `--jobs 1` (the default is the
+//! number of CPUs).
 
 mod common;
 use common::code;
@@ -53,7 +55,7 @@ fn finds(example: &str, cases: &str) {
     let (out, json) = fuzz_json(
         &root().join(example).join("migrations"),
         regressions.path(),
-        &["--cases", cases],
+        &["--cases", cases, "--jobs", "1"],
     );
     assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
     let want = expected(example);
@@ -124,7 +126,7 @@ fn eight_jobs_run_the_same_cases_as_one_and_leave_no_database() {
     let shop = root().join("examples/shop/migrations");
     let args = ["--cases", "16", "--max-steps", "10"];
     let one = tempfile::tempdir().unwrap();
-    let (out, serial) = fuzz_json(&shop, one.path(), &args);
+    let (out, serial) = fuzz_json(&shop, one.path(), &[&["--jobs", "1"], &args[..]].concat());
     assert_eq!(out.status.code(), code::OK, "{serial:#}");
     let eight = tempfile::tempdir().unwrap();
     let mut cmd = fuzz_command(&shop, eight.path(), &[&["--jobs", "8"], &args[..]].concat());
@@ -156,7 +158,8 @@ fn eight_jobs_run_the_same_cases_as_one_and_leave_no_database() {
 fn lossy_down_shrinks_to_at_most_six_steps_and_replay_passes_once_fixed() {
     let regressions = tempfile::tempdir().unwrap();
     let bug = root().join("examples/bugs/rename_down_drops_column/migrations");
-    let (out, json) = fuzz_json(&bug, regressions.path(), &["--cases", "40"]);
+    let args = ["--cases", "40", "--jobs", "1"];
+    let (out, json) = fuzz_json(&bug, regressions.path(), &args);
     assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
     let f = &json["findings"][0];
     assert_eq!(f["kind"], "data_lost");
@@ -321,7 +324,9 @@ fn ctrl_c_during_a_fuzz_case_exits_130_without_a_panic_and_leaves_nothing() {
         ("0002_wait.down.sql", "drop table u;\n"),
     ]);
     let regressions = tempfile::tempdir().unwrap();
-    let mut child = fuzz_command(dir.path(), regressions.path(), &["--cases", "64"])
+    // One job: two cases sleeping at once would never read as the one awaited.
+    let args = ["--cases", "64", "--jobs", "1"];
+    let mut child = fuzz_command(dir.path(), regressions.path(), &args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -374,7 +379,7 @@ fn the_library_harness_finds_what_the_command_finds_and_types_its_errors() {
     let harness = Harness::new(&dir, BackendKind::Url, Some(&url)).expect("harness");
     let report = harness
         .fuzz(FuzzOptions {
-            cases: 40,
+            cases: Some(40),
             max_steps: 24,
             seed: 7,
             duration: Some(std::time::Duration::from_secs(90)),
@@ -396,9 +401,10 @@ fn the_library_harness_finds_what_the_command_finds_and_types_its_errors() {
     let case = report.findings[0].case.as_ref().expect("a fuzz case");
     assert!(case.replay.starts_with("migproof replay "), "{case:?}");
     assert!(!saved_cases(regressions.path()).is_empty());
-    // The command, same seed and cases: the same findings.
+    // The command, same seed, cases and jobs: the same findings.
     let cli_regressions = tempfile::tempdir().unwrap();
-    let (_, json) = fuzz_json(&dir, cli_regressions.path(), &["--cases", "40"]);
+    let args = ["--cases", "40", "--jobs", "1"];
+    let (_, json) = fuzz_json(&dir, cli_regressions.path(), &args);
     assert_eq!(findings(&json), found);
     drop(harness);
 
@@ -418,5 +424,165 @@ fn the_library_harness_finds_what_the_command_finds_and_types_its_errors() {
         matches!(unreachable, Err(HarnessError::Backend(_))),
         "{:?}",
         unreachable.err()
+    );
+}
+
+/// `migproof fuzz` on the test server with JSON output and no `--seed`.
+fn unseeded(dir: &Path, regressions: &Path, extra: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_migproof"));
+    cmd.env_remove("DATABASE_URL")
+        .env("NO_COLOR", "1")
+        .env("MIGPROOF_ALLOW_SUPERUSER", "1")
+        .args(["fuzz", "--backend", "url", "--format", "json"])
+        .arg("--database-url")
+        .arg(server_url())
+        .arg("--migrations")
+        .arg(dir)
+        .arg("--regressions")
+        .arg(regressions)
+        .args(extra);
+    cmd
+}
+
+fn run_json(cmd: &mut std::process::Command) -> (Output, serde_json::Value, String) {
+    let out = cmd.output().expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}); stderr: {stderr}"));
+    (out, json, stderr)
+}
+
+/// The issue "Fuzz for nightly runs": `--duration 90s` stopped after 32 s, as `--cases`
+/// defaulted to 64 and the duration only capped it.
+#[test]
+fn a_duration_without_cases_runs_cases_until_it_ends_and_no_longer() {
+    let shop = root().join("examples/shop/migrations");
+    let regressions = tempfile::tempdir().unwrap();
+    let (out, few, _) = run_json(&mut fuzz_command(
+        &shop,
+        regressions.path(),
+        &["--cases", "3"],
+    ));
+    assert_eq!(out.status.code(), code::OK, "{few:#}");
+    assert_eq!(few["summary"]["cases"], 3);
+
+    let duration = std::time::Duration::from_secs(6);
+    let started = std::time::Instant::now();
+    let mut cmd = fuzz_command(&shop, regressions.path(), &["--duration", "6s"]);
+    let (out, json, stderr) = run_json(&mut cmd);
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), code::OK, "{json:#}\n{stderr}");
+    let cases = json["summary"]["cases"].as_u64().unwrap();
+    assert!(cases > 3, "{cases} cases in 6 s: {json:#}");
+    let ran = json["summary"]["duration_ms"].as_u64().unwrap();
+    assert!(ran >= 6000, "stopped early, after {ran} ms: {json:#}");
+    // The case running at the end stops at its next step.
+    let margin = std::time::Duration::from_secs(10);
+    assert!(took < duration + margin, "took {took:?} for --duration 6s");
+}
+
+#[test]
+fn without_a_seed_the_run_prints_a_random_one_that_runs_the_same_cases_again() {
+    let shop = root().join("examples/shop/migrations");
+    let regressions = tempfile::tempdir().unwrap();
+    let args = ["--cases", "4", "--max-steps", "10"];
+    let seed_of = |stderr: &str| {
+        let after = stderr
+            .split_once("(run these cases again with --seed ")
+            .unwrap_or_else(|| panic!("no seed named: {stderr}"))
+            .1;
+        after.split_once(')').unwrap().0.to_owned()
+    };
+    let (out, first, stderr) = run_json(&mut unseeded(&shop, regressions.path(), &args));
+    assert_eq!(out.status.code(), code::OK, "{first:#}\n{stderr}");
+    let seed = seed_of(&stderr);
+    assert!(
+        stderr.contains(&format!("migproof fuzz: seed {seed} ")),
+        "{stderr}"
+    );
+    let seeded = [&args[..], &["--seed", &seed]].concat();
+    let (out, again, stderr) = run_json(&mut unseeded(&shop, regressions.path(), &seeded));
+    assert_eq!(out.status.code(), code::OK, "{again:#}\n{stderr}");
+    assert_eq!(seed_of(&stderr), seed, "--seed is the seed printed");
+    assert_eq!(again["findings"], first["findings"]);
+    assert_eq!(again["summary"]["cases"], 4);
+    assert_eq!(
+        again["summary"]["steps"], first["summary"]["steps"],
+        "the same cases"
+    );
+    let (_, _, stderr) = run_json(&mut unseeded(&shop, regressions.path(), &args));
+    assert_ne!(seed_of(&stderr), seed, "each run draws its own seed");
+}
+
+#[test]
+fn fuzz_settings_in_migproof_toml_stand_for_flags_and_a_flag_wins() {
+    let project = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(root().join("examples/shop/migrations")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, project.path().join(path.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(
+        project.path().join("migproof.toml"),
+        "[fuzz]\ncases = 3\nmax_steps = 6\n",
+    )
+    .unwrap();
+    let regressions = tempfile::tempdir().unwrap();
+    let (out, json, stderr) = run_json(&mut fuzz_command(project.path(), regressions.path(), &[]));
+    assert_eq!(out.status.code(), code::OK, "{json:#}\n{stderr}");
+    assert_eq!(json["summary"]["cases"], 3, "{json:#}");
+    let mut cmd = fuzz_command(project.path(), regressions.path(), &["--cases", "2"]);
+    let (out, json, stderr) = run_json(&mut cmd);
+    assert_eq!(out.status.code(), code::OK, "{json:#}\n{stderr}");
+    assert_eq!(json["summary"]["cases"], 2, "{json:#}");
+}
+
+/// CI jobs end a step that prints nothing for some minutes: when stderr is not a terminal,
+/// every command prints a line of progress every MIGPROOF_HEARTBEAT_SECS (30 s by default),
+/// whatever `--format`.
+#[test]
+fn a_heartbeat_line_goes_to_stderr_when_it_is_not_a_terminal() {
+    let shop = root().join("examples/shop/migrations");
+    let regressions = tempfile::tempdir().unwrap();
+    let mut cmd = fuzz_command(&shop, regressions.path(), &["--duration", "4s"]);
+    let (out, json, stderr) = run_json(cmd.env("MIGPROOF_HEARTBEAT_SECS", "1"));
+    assert_eq!(out.status.code(), code::OK, "{json:#}\n{stderr}");
+    let beats: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("migproof fuzz: ") && l.contains(" cases, "))
+        .collect();
+    assert!(beats.len() >= 2, "{stderr}");
+    assert!(
+        beats[0].contains(" findings, ") && beats[0].ends_with(" of 4s"),
+        "{stderr}"
+    );
+
+    // `check`, with human output, on migrations that take a few seconds.
+    let slow = folder(&[
+        (
+            "0001_a.up.sql",
+            "create table a (id int); select pg_sleep(1);",
+        ),
+        ("0001_a.down.sql", "drop table a;"),
+        (
+            "0002_b.up.sql",
+            "create table b (id int); select pg_sleep(1);",
+        ),
+        ("0002_b.down.sql", "drop table b;"),
+    ]);
+    let out = migproof()
+        .args(["check", "--backend", "url", "--database-url"])
+        .arg(server_url())
+        .arg("--migrations")
+        .arg(slow.path())
+        .env("MIGPROOF_HEARTBEAT_SECS", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), code::OK, "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("migproof: ") && l.contains("/2 migrations checked, ")),
+        "{stderr}"
     );
 }

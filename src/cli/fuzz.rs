@@ -19,49 +19,135 @@ use crate::fuzz::{self, regression, sut, FuzzOptions};
 use crate::report::{FuzzCase, Report, Source};
 use crate::run::RunError;
 use crate::source;
-use crate::source::Format;
+use crate::source::config::{self, Settings};
+use crate::source::{Format, MigrationSet};
 use std::time::Duration;
 
+/// What `fuzz` does when neither a flag nor migproof.toml's `[fuzz]` says otherwise. The help
+/// text says these too (a test holds the two together); the step timeout's is
+/// [`super::DEFAULT_STEP_TIMEOUT`].
+pub mod default {
+    /// Cases run when no budget is given: no `--cases`, no `--duration`.
+    pub const CASES: u64 = 64;
+    pub const MAX_STEPS: usize = 24;
+    pub const REGRESSIONS: &str = "proptest-regressions";
+    /// The most jobs: also the default's bound, the number of CPUs.
+    pub const MAX_JOBS: u64 = 64;
+}
+
+/// `migproof fuzz` as the user typed it. `None` is a flag not given: migproof.toml's `[fuzz]`
+/// setting, else the default, stands for it ([`FuzzArgs::resolve`]).
 #[derive(Debug, Args)]
 pub struct FuzzArgs {
     #[command(flatten)]
     pub common: Common,
 
-    /// How many cases (random step sequences) to run (at least 1).
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
-    pub cases: u64,
+    /// How many cases (random step sequences) to run, at least 1. With --duration too,
+    /// whichever ends first. Default: 64, or as many as fit in --duration when only that is
+    /// given. --cases or --duration replaces both `cases` and `duration` of migproof.toml.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub cases: Option<u64>,
 
-    /// Longest sequence of steps in a case.
-    #[arg(long, default_value_t = 24)]
-    pub max_steps: usize,
+    /// Longest sequence of steps in a case. Default: 24.
+    #[arg(long, value_name = "N")]
+    pub max_steps: Option<usize>,
 
-    /// Seed of the run: the same seed and migrations give the same cases.
-    #[arg(long, default_value = "0", value_parser = parse_seed)]
-    pub seed: u64,
+    /// Seed of the run, decimal or 0x hex: the same seed, migrations and --cases give the same
+    /// cases. Default: a random seed, printed on stderr at the start.
+    #[arg(long, value_parser = parse_seed)]
+    pub seed: Option<u64>,
 
-    /// Stop starting cases (and shrinking) after this long, e.g. 10m.
+    /// Length of the run, e.g. 10m, from its start: cases keep coming until it ends (with
+    /// --cases too, whichever ends first). No case starts after it, and the case running then
+    /// stops at its next step and is not counted. A failure found before the end is shrunk
+    /// until the end, or for 30s past it if that is longer. Default: none (64 cases).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,
 
-    /// Cases run at once, each on its own scratch database.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
-    pub jobs: u64,
+    /// Cases run at once, each on its own scratch database (1 to 64). Default: the number of
+    /// CPUs.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=default::MAX_JOBS))]
+    pub jobs: Option<u64>,
 
     /// Run only part I of N of the case space (a CI matrix), e.g. 2/4.
     #[arg(long, value_name = "I/N", default_value = "1/1", value_parser = parse_shard)]
     pub shard: (u64, u64),
 
-    /// Where shrunk failures are saved.
-    #[arg(long, value_name = "DIR", default_value = "proptest-regressions")]
-    pub regressions: PathBuf,
+    /// Where shrunk failures are saved. Default: proptest-regressions (`regressions` in
+    /// migproof.toml is relative to the file's folder).
+    #[arg(long, value_name = "DIR")]
+    pub regressions: Option<PathBuf>,
 
-    /// Fail on column order differences too.
+    /// Fail on column order differences too (also when migproof.toml says `strict = true`).
     #[arg(long)]
     pub strict: bool,
 
-    /// Stop a step that runs longer than this and report it as `timeout`.
-    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
-    pub step_timeout: Duration,
+    /// Stop a step that runs longer than this and report it as `timeout`. Default: 2m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub step_timeout: Option<Duration>,
+}
+
+impl FuzzArgs {
+    /// The seed of the run: `--seed`, else a random one.
+    fn seed(&self) -> Result<u64, String> {
+        match self.seed {
+            Some(seed) => Ok(seed),
+            None => getrandom::u64()
+                .map_err(|e| format!("failed to draw a random seed: {e}; pass --seed")),
+        }
+    }
+
+    /// What the run does: each flag, else its setting in migproof.toml's `[fuzz]`, else its
+    /// default. `--cases` and `--duration` are one budget: either flag replaces both settings.
+    fn resolve(&self, settings: &Settings, seed: u64) -> Result<FuzzOptions, String> {
+        let file = &settings.fuzz;
+        let (cases, duration) = if self.cases.is_some() || self.duration.is_some() {
+            (self.cases, self.duration)
+        } else {
+            if file.cases == Some(0) {
+                return Err(format!(
+                    "`cases = 0` in [fuzz] of `{}` runs nothing; give at least 1",
+                    settings.path(config::FILE.as_ref()).display()
+                ));
+            }
+            (file.cases, file.duration)
+        };
+        let cases = match (cases, duration) {
+            (None, None) => Some(default::CASES),
+            (cases, _) => cases,
+        };
+        let jobs = self.jobs.or(file.jobs).map_or_else(
+            || {
+                std::thread::available_parallelism()
+                    .map_or(1, |n| n.get())
+                    .min(default::MAX_JOBS as usize)
+            },
+            |n| n as usize,
+        );
+        let regressions = match (&self.regressions, &file.regressions) {
+            (Some(flag), _) => flag.clone(),
+            (None, Some(relative)) => settings.path(relative),
+            (None, None) => PathBuf::from(default::REGRESSIONS),
+        };
+        Ok(FuzzOptions {
+            cases,
+            max_steps: self
+                .max_steps
+                .or(file.max_steps)
+                .unwrap_or(default::MAX_STEPS),
+            seed,
+            duration,
+            jobs,
+            shard: self.shard,
+            regressions,
+            strict: self.strict || file.strict == Some(true),
+            step_timeout: self
+                .step_timeout
+                .or(file.step_timeout)
+                .unwrap_or(super::DEFAULT_STEP_TIMEOUT),
+            migrations_arg: self.common.migrations.display().to_string(),
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -70,7 +156,7 @@ pub struct ReplayArgs {
     pub files: Vec<PathBuf>,
 
     /// Folder of saved cases.
-    #[arg(long, value_name = "DIR", default_value = "proptest-regressions")]
+    #[arg(long, value_name = "DIR", default_value = default::REGRESSIONS)]
     pub regressions: PathBuf,
 
     /// Migrations folder (default: the one recorded in each case).
@@ -106,25 +192,28 @@ pub struct ReplayArgs {
 }
 
 pub async fn run_fuzz(args: FuzzArgs, interrupts: &mut Interrupts) -> u8 {
-    let (set, server) = match start(&args.common, interrupts, |_| Ok(())).await {
+    let seed = match args.seed() {
+        Ok(seed) => seed,
+        Err(message) => return error(exit::ENVIRONMENT, &message),
+    };
+    // Resolved before any server starts: a bad setting is exit 2 with nothing to clean up.
+    let mut resolved = None;
+    let vet = |set: &MigrationSet| {
+        let options = args.resolve(&set.settings, seed);
+        resolved = Some(options.map_err(|message| error(exit::USAGE, &message))?);
+        Ok(())
+    };
+    let (set, server) = match start(&args.common, interrupts, vet).await {
         Ok((set, server)) => (set, Arc::new(server)),
         Err(code) => return code,
     };
-    let options = FuzzOptions {
-        cases: args.cases,
-        max_steps: args.max_steps,
-        seed: args.seed,
-        duration: args.duration,
-        jobs: args.jobs as usize,
-        shard: args.shard,
-        regressions: args.regressions.clone(),
-        strict: args.strict,
-        step_timeout: args.step_timeout,
-        migrations_arg: args.common.migrations.display().to_string(),
-    };
+    let options = resolved.expect("vetted before the server started");
+    // Before the bar is drawn, and whatever the format: a log of the run names its seed.
+    eprintln!("migproof fuzz: seed {seed:#018x} (run these cases again with --seed {seed:#018x})");
     let bar = Arc::new(Bar::cases(
         args.common.format == OutputFormat::Human,
-        args.cases,
+        options.cases,
+        options.duration,
     ));
     let stop = Arc::new(AtomicBool::new(false));
     let work = fuzz::run(server.clone(), &set, options, bar.clone(), stop.clone());
@@ -168,7 +257,7 @@ pub async fn run_replay(args: ReplayArgs, interrupts: &mut Interrupts) -> u8 {
     }
     let url = args.database_url.as_deref();
     let where_ = ServerArgs {
-        backend: args.backend,
+        backend: Some(args.backend),
         url,
         docker: &args.docker,
         pg_version: None,
@@ -233,7 +322,8 @@ async fn replay_all(
                 return Err(Failure::Usage(format!("`{}`: {what}", path.display())));
             }
             Err(sut::Broken(message)) => return Err(Failure::Environment(RunError::Lost(message))),
-            Ok(sut::Ran::Passed) => {}
+            // replay never halts a case.
+            Ok(sut::Ran::Passed | sut::Ran::Halted { .. }) => {}
             Ok(sut::Ran::Failed(mut finding, len)) => {
                 finding.case = Some(FuzzCase {
                     sequence: fuzz::numbered(&case.steps[..len], &set),
@@ -247,4 +337,168 @@ async fn replay_all(
     report.summary.steps = steps;
     report.finish(started.elapsed());
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::config::FuzzSettings;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Parser)]
+    struct Typed {
+        #[command(flatten)]
+        args: FuzzArgs,
+    }
+
+    fn typed(flags: &[&str]) -> FuzzArgs {
+        Typed::try_parse_from([&["migproof-fuzz"], flags].concat())
+            .expect("parses")
+            .args
+    }
+
+    fn project(fuzz: FuzzSettings) -> Settings {
+        Settings {
+            fuzz,
+            dir: PathBuf::from("project/db"),
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn the_help_text_says_the_defaults() {
+        let command = Typed::command();
+        let help = |name: &str| {
+            let arg = command.get_arguments().find(|a| a.get_id() == name);
+            arg.and_then(|a| a.get_help())
+                .expect("documented")
+                .to_string()
+        };
+        let timeout = super::super::DEFAULT_STEP_TIMEOUT.as_secs() / 60;
+        let grace = fuzz::SHRINK_GRACE.as_secs();
+        for (name, default) in [
+            ("cases", format!("Default: {}", default::CASES)),
+            ("max_steps", format!("Default: {}", default::MAX_STEPS)),
+            ("regressions", format!("Default: {}", default::REGRESSIONS)),
+            ("step_timeout", format!("Default: {timeout}m")),
+            ("duration", format!("for {grace}s past it")),
+            ("duration", format!("({} cases)", default::CASES)),
+            ("jobs", format!("(1 to {})", default::MAX_JOBS)),
+        ] {
+            assert!(help(name).contains(&default), "--{name}: {}", help(name));
+        }
+    }
+
+    #[test]
+    fn a_flag_wins_over_the_file_and_the_file_over_the_default() {
+        let file = project(FuzzSettings {
+            cases: Some(3),
+            max_steps: Some(5),
+            jobs: Some(2),
+            strict: Some(true),
+            step_timeout: Some(Duration::from_secs(9)),
+            regressions: Some(PathBuf::from("saved")),
+            ..FuzzSettings::default()
+        });
+        let options = typed(&[]).resolve(&file, 7).unwrap();
+        assert_eq!(options.cases, Some(3));
+        assert_eq!(options.duration, None);
+        assert_eq!(options.max_steps, 5);
+        assert_eq!(options.jobs, 2);
+        assert!(options.strict);
+        assert_eq!(options.step_timeout, Duration::from_secs(9));
+        assert_eq!(options.regressions, PathBuf::from("project/db/saved"));
+        assert_eq!(options.seed, 7);
+
+        let flags = [
+            "--cases",
+            "2",
+            "--max-steps",
+            "8",
+            "--jobs",
+            "4",
+            "--step-timeout",
+            "1s",
+            "--regressions",
+            "here",
+        ];
+        let options = typed(&flags).resolve(&file, 7).unwrap();
+        assert_eq!(options.cases, Some(2));
+        assert_eq!(options.max_steps, 8);
+        assert_eq!(options.jobs, 4);
+        assert_eq!(options.step_timeout, Duration::from_secs(1));
+        assert_eq!(options.regressions, PathBuf::from("here"));
+        assert!(
+            options.strict,
+            "a file's `strict = true` is not undone by no flag"
+        );
+
+        let options = typed(&[]).resolve(&project(FuzzSettings::default()), 7);
+        let options = options.unwrap();
+        assert_eq!(options.cases, Some(default::CASES));
+        assert_eq!(options.duration, None);
+        assert_eq!(options.max_steps, default::MAX_STEPS);
+        assert!((1..=default::MAX_JOBS as usize).contains(&options.jobs));
+        assert_eq!(options.step_timeout, super::super::DEFAULT_STEP_TIMEOUT);
+        assert_eq!(options.regressions, PathBuf::from(default::REGRESSIONS));
+        assert!(!options.strict);
+    }
+
+    #[test]
+    fn cases_and_duration_are_one_budget() {
+        let minute = Duration::from_secs(60);
+        let budget = |flags: &[&str], cases, duration| {
+            let file = project(FuzzSettings {
+                cases,
+                duration,
+                ..FuzzSettings::default()
+            });
+            let options = typed(flags).resolve(&file, 0).unwrap();
+            (options.cases, options.duration)
+        };
+        // --duration alone: cases until it ends, whatever the file's cases.
+        assert_eq!(
+            budget(&["--duration", "1m"], None, None),
+            (None, Some(minute))
+        );
+        assert_eq!(
+            budget(&["--duration", "1m"], Some(3), None),
+            (None, Some(minute))
+        );
+        // --cases alone: exactly that many, whatever the file's duration.
+        assert_eq!(
+            budget(&["--cases", "5"], None, Some(minute)),
+            (Some(5), None)
+        );
+        // Both: whichever ends first.
+        assert_eq!(
+            budget(&["--cases", "5", "--duration", "1m"], None, None),
+            (Some(5), Some(minute))
+        );
+        // From the file, as it says.
+        assert_eq!(budget(&[], None, Some(minute)), (None, Some(minute)));
+        assert_eq!(budget(&[], Some(3), Some(minute)), (Some(3), Some(minute)));
+        assert_eq!(budget(&[], None, None), (Some(default::CASES), None));
+    }
+
+    #[test]
+    fn zero_cases_in_the_file_is_refused_naming_it() {
+        let file = project(FuzzSettings {
+            cases: Some(0),
+            ..FuzzSettings::default()
+        });
+        let message = typed(&[]).resolve(&file, 0).unwrap_err();
+        assert!(
+            message.contains("`cases = 0` in [fuzz] of `project/db/migproof.toml`"),
+            "{message}"
+        );
+        assert!(typed(&["--cases", "1"]).resolve(&file, 0).is_ok());
+    }
+
+    #[test]
+    fn the_seed_is_the_flag_else_random() {
+        assert_eq!(typed(&["--seed", "0x2a"]).seed(), Ok(42));
+        let (a, b) = (typed(&[]).seed().unwrap(), typed(&[]).seed().unwrap());
+        assert_ne!(a, b, "two random seeds");
+    }
 }

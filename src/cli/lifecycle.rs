@@ -16,6 +16,9 @@ use crate::run::RunError;
 
 /// Prints `error: <message>` on stderr and returns `code`.
 pub(crate) fn error(code: u8, message: &str) -> u8 {
+    if code == exit::ENVIRONMENT {
+        super::output::environment_failed(message);
+    }
     eprintln!(
         "{}: {message}",
         paint("error", "1;31", std::io::stderr().is_terminal())
@@ -75,7 +78,8 @@ impl From<RunError> for Failure {
 
 /// Where a command gets its server: the backend flags every command shares.
 pub(crate) struct ServerArgs<'a> {
-    pub backend: BackendKind,
+    /// `--backend`, if given.
+    pub backend: Option<BackendKind>,
     pub url: Option<&'a str>,
     pub docker: &'a DockerArgs,
     /// The major version migproof.toml's [server] names, if any.
@@ -111,8 +115,21 @@ pub(crate) async fn open_server(
             "--database-url"
         }
     };
+    // A URL the user gave names the server to use, unless --backend says otherwise.
+    let backend = match (args.backend, url) {
+        (Some(kind), _) => kind,
+        (None, Some(_)) => {
+            eprintln!(
+                "migproof: using the server of {} (--backend url); pass --backend local for a \
+                 throwaway cluster instead",
+                origin()
+            );
+            BackendKind::Url
+        }
+        (None, None) => BackendKind::Auto,
+    };
     let server = tokio::select! {
-        server = Server::open(args.backend, url, &docker, access) => server.map_err(|e| {
+        server = Server::open(backend, url, &docker, access) => server.map_err(|e| {
             let text = match &e {
                 BackendError::BadUrl { url: shown, reason } => {
                     // An unparseable URL is shown as a placeholder, which says nothing here.

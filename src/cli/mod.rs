@@ -1,12 +1,14 @@
 //! The command line: what the user typed (clap types), its resolution into settings, running the
 //! command, printing the report, and the exit code. The only module that prints.
 
+mod check;
 mod fuzz;
+mod init;
 mod lifecycle;
 mod locks;
+mod output;
 mod progress;
 
-use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -14,13 +16,13 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::backend::{self, docker, BackendKind};
-use crate::check::{self, CheckOptions};
 use crate::golden;
 use crate::report::{self, Report};
 pub use crate::source::config::parse_duration;
 use crate::source::config::Level;
 use crate::source::{self, Format, MigrationSet};
 use backend::Server;
+pub use check::DEFAULT_STEP_TIMEOUT;
 use fuzz::{FuzzArgs, ReplayArgs};
 use lifecycle::{error, open_server, supervise, Interrupts, ServerArgs};
 
@@ -66,6 +68,11 @@ pub enum Command {
     Snapshot(SnapshotArgs),
     /// Trace the locks every statement of every up takes, at a given table size, and who waits.
     Locks(locks::LocksArgs),
+    /// Run `check` and write its findings to a baseline file: `check --baseline FILE` then fails
+    /// only on findings that are not in it.
+    Baseline(BaselineArgs),
+    /// Write a commented migproof.toml for the migrations folder's layout.
+    Init(InitArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -77,15 +84,91 @@ pub enum OutputFormat {
     /// JUnit XML on stdout for CI test reporters: a test case per migration checked, a failure
     /// per finding.
     Junit,
+    /// GitHub Actions workflow commands (annotations at file and line); with
+    /// GITHUB_STEP_SUMMARY set, a Markdown job summary is appended to that file too.
+    Github,
+    /// SARIF 2.1.0, for code scanning (one rule per finding kind).
+    Sarif,
+    /// GitLab Code Quality JSON.
+    Gitlab,
+    /// A Markdown pull-request comment.
+    Markdown,
 }
 
 impl OutputFormat {
-    /// `--format` of a command whose output is not a run's report (`snapshot`): no `junit`.
-    fn without_junit() -> impl clap::builder::TypedValueParser<Value = OutputFormat> {
+    /// The report rendered in this format; `colour` for `human` only.
+    fn render(self, report: &Report, colour: bool) -> String {
+        match self {
+            OutputFormat::Json => report::json::render(report),
+            OutputFormat::Junit => report::junit::render(report),
+            OutputFormat::Human => report::human::render(report, colour),
+            OutputFormat::Github => report::github::render(report),
+            OutputFormat::Sarif => report::sarif::render(report),
+            OutputFormat::Gitlab => report::gitlab::render(report),
+            OutputFormat::Markdown => report::markdown::render(report),
+        }
+    }
+}
+
+/// `--report FORMAT=PATH`: one more rendering of the run, written to a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportFile {
+    pub format: OutputFormat,
+    pub path: PathBuf,
+}
+
+/// Parses `FORMAT=PATH`; the folder of PATH must exist, so that a run does not end unable to
+/// write what it found.
+pub fn parse_report(text: &str) -> Result<ReportFile, String> {
+    let names = || {
+        OutputFormat::value_variants()
+            .iter()
+            .filter_map(|f| f.to_possible_value())
+            .map(|v| v.get_name().to_owned())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let Some((name, path)) = text.split_once('=') else {
+        return Err(format!(
+            "`{text}` is not FORMAT=PATH; write it like sarif=migproof.sarif ({})",
+            names()
+        ));
+    };
+    let format = OutputFormat::from_str(name.trim(), true)
+        .map_err(|_| format!("`{name}` is not a format; use one of {}", names()))?;
+    if path.is_empty() {
+        return Err(format!("`{text}` names no file after `=`"));
+    }
+    let path = PathBuf::from(path);
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(dir) = parent.filter(|d| !d.is_dir()) {
+        return Err(format!(
+            "`{}`: folder `{}` does not exist",
+            path.display(),
+            dir.display()
+        ));
+    }
+    if path.is_dir() {
+        return Err(format!("`{}` is a folder; name a file", path.display()));
+    }
+    Ok(ReportFile { format, path })
+}
+
+/// Where a run's report goes: stdout in one format, and files in others.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub format: OutputFormat,
+    pub files: Vec<ReportFile>,
+}
+
+impl OutputFormat {
+    /// `--format` of a command whose output is not a run's report (`snapshot`): `human` or
+    /// `json`.
+    fn human_or_json() -> impl clap::builder::TypedValueParser<Value = OutputFormat> {
         use clap::builder::TypedValueParser;
         let values = OutputFormat::value_variants()
             .iter()
-            .filter(|f| **f != OutputFormat::Junit)
+            .filter(|f| matches!(f, OutputFormat::Human | OutputFormat::Json))
             .filter_map(|f| f.to_possible_value());
         clap::builder::PossibleValuesParser::new(values)
             .map(|name| OutputFormat::from_str(&name, false).expect("clap admits only these names"))
@@ -104,9 +187,10 @@ pub struct Common {
 
     /// Where PostgreSQL comes from: `local` starts a throwaway cluster from this machine's
     /// binaries; `docker` a throwaway container; `url` uses --database-url; `auto` prefers
-    /// local, then docker, then url.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub backend: BackendKind,
+    /// local, then docker, then url. Default: `url` when --database-url or DATABASE_URL gives
+    /// a URL, else `auto`.
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendKind>,
 
     #[command(flatten)]
     pub docker: DockerArgs,
@@ -119,10 +203,25 @@ pub struct Common {
     #[command(flatten)]
     pub access: AccessArgs,
 
-    /// Output format: `human` on a terminal or in a log, `json` for tools, `junit` for CI test
-    /// reporters.
+    /// Output format on stdout: `human` on a terminal or in a log, `json` for tools, `junit`
+    /// for CI test reporters, `github` annotations, `sarif`, `gitlab` Code Quality, `markdown`.
+    /// With a machine format, a human summary still goes to stderr.
     #[arg(long, value_enum, default_value = "human")]
     pub format: OutputFormat,
+
+    /// Also write the report in FORMAT to PATH (repeatable), e.g. `--report sarif=out.sarif
+    /// --report junit=out.xml`: one run, several renderings.
+    #[arg(long = "report", value_name = "FORMAT=PATH", value_parser = parse_report)]
+    pub reports: Vec<ReportFile>,
+}
+
+impl Common {
+    pub(crate) fn output(&self) -> Output {
+        Output {
+            format: self.format,
+            files: self.reports.clone(),
+        }
+    }
 }
 
 /// Which powers migrations under test get on the server.
@@ -217,6 +316,53 @@ pub struct CheckArgs {
 
     #[command(flatten)]
     pub locks: locks::CheckLockArgs,
+
+    /// Check only MIGRATION (a version or full name) and the ones after it; the golden pass
+    /// still applies the whole history.
+    #[arg(long, value_name = "MIGRATION", conflicts_with = "changed_from")]
+    pub since: Option<String>,
+
+    /// Check only the migrations whose files were added or modified since GIT_REF (untracked
+    /// files count as added); one that existed at GIT_REF and was edited is itself a finding,
+    /// `edited_after_release`. The golden pass still applies the whole history.
+    #[arg(long, value_name = "GIT_REF")]
+    pub changed_from: Option<String>,
+
+    /// Accept the findings listed in this baseline file (written by `migproof baseline`): the
+    /// run fails only on others, and lists baseline entries that are fixed. Default: `baseline`
+    /// of [check] in migproof.toml.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BaselineArgs {
+    #[command(flatten)]
+    pub check: CheckArgs,
+
+    /// The baseline file to write.
+    #[arg(
+        long,
+        short = 'o',
+        value_name = "FILE",
+        default_value = "migproof-baseline.json"
+    )]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Folder holding the migrations; migproof.toml is written there.
+    #[arg(long, short = 'm', value_name = "DIR", default_value = "migrations")]
+    pub migrations: PathBuf,
+
+    /// Read the folder as this layout instead of detecting it.
+    #[arg(long, value_name = "NAME", value_parser = format_parser())]
+    pub source: Option<Format>,
+
+    /// Overwrite an existing migproof.toml.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Parses a seed: decimal or 0x-prefixed hex.
@@ -244,7 +390,7 @@ pub fn parse_shard(text: &str) -> Result<(u64, u64), String> {
 
 #[derive(Debug, Args)]
 #[command(mut_arg("format", |a| {
-    a.value_parser(OutputFormat::without_junit()).help("Output format: `human` or `json`")
+    a.value_parser(OutputFormat::human_or_json()).help("Output format: `human` or `json`")
 }))]
 pub struct SnapshotArgs {
     #[command(flatten)]
@@ -289,10 +435,28 @@ fn fail(code: u8, message: &str) -> ExitCode {
     ExitCode::from(error(code, message))
 }
 
+/// The subcommand being run, for documents written when the environment fails.
+static COMMAND: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
+fn command_name() -> &'static str {
+    COMMAND.get().copied().unwrap_or("migproof")
+}
+
 async fn run(cli: Cli) -> u8 {
     let mut interrupts = Interrupts::install();
+    let _ = COMMAND.set(match &cli.command {
+        Command::Check(_) => "check",
+        Command::Fuzz(_) => "fuzz",
+        Command::Replay(_) => "replay",
+        Command::Snapshot(_) => "snapshot",
+        Command::Locks(_) => "locks",
+        Command::Baseline(_) => "baseline",
+        Command::Init(_) => "init",
+    });
     match cli.command {
-        Command::Check(args) => run_check(args, &mut interrupts).await,
+        Command::Check(args) => check::run_check(args, &mut interrupts).await,
+        Command::Baseline(args) => check::run_baseline(args, &mut interrupts).await,
+        Command::Init(args) => init::run(args),
         Command::Fuzz(args) => fuzz::run_fuzz(args, &mut interrupts).await,
         Command::Replay(args) => fuzz::run_replay(args, &mut interrupts).await,
         Command::Snapshot(args) => run_snapshot(args, &mut interrupts).await,
@@ -311,6 +475,7 @@ async fn start(
     let set = source::load(&common.migrations, common.source)
         .map_err(|e| error(exit::USAGE, &e.to_string()))?;
     vet(&set)?;
+    output::expect(command_name(), &common.migrations, &common.output());
     let access = common.access.resolve(set.setup.migration_role);
     let where_ = ServerArgs {
         pg_version: set.settings.server.version,
@@ -320,81 +485,15 @@ async fn start(
     Ok((set, server))
 }
 
-async fn run_check(args: CheckArgs, interrupts: &mut Interrupts) -> u8 {
-    let vet = |set: &MigrationSet| match args.locks.mode(set) {
-        locks::LocksMode::Off => Ok(()),
-        _ => locks::refuse_external_migrators(set, "`check --locks`"),
-    };
-    let (set, server) = match start(&args.common, interrupts, vet).await {
-        Ok(started) => started,
-        Err(code) => return code,
-    };
-    if args.locks.mode(&set) != locks::LocksMode::Off {
-        let rows = args.locks.rows(&set);
-        if let Err(code) = locks::refuse_rows_beyond_disk(&server, &set, "--lock-rows", rows) {
-            return code;
-        }
-    }
-    let options = check_options(&args, &set);
-    let bar = progress::Bar::migrations(args.common.format == OutputFormat::Human);
-    let work = async { Ok(check::run(&server, &set, &options, &bar).await?) };
-    let url = args.common.database_url.as_deref();
-    supervise(
-        &server,
-        url,
-        interrupts,
-        work,
-        || bar.clear(),
-        |report| publish(&report, args.common.format),
-    )
-    .await
-}
-
-/// What `check` is asked to do: each flag, else its setting in migproof.toml's [check], else
-/// its default.
-fn check_options(args: &CheckArgs, set: &MigrationSet) -> CheckOptions {
-    let file = &set.settings.check;
-    let step_timeout = args
-        .step_timeout
-        .or(file.step_timeout)
-        .unwrap_or(DEFAULT_STEP_TIMEOUT);
-    let level = args.data_dependent.or(file.data_dependent);
-    CheckOptions {
-        strict: args.strict || file.strict == Some(true),
-        require_down: args.require_down || file.require_down == Some(true),
-        allow_destructive: args.allow_destructive || file.allow_destructive == Some(true),
-        data_dependent_warn: level == Some(Level::Warn),
-        step_timeout,
-        locks: args.locks.resolve(set, step_timeout),
-        jobs: args.jobs.or(file.jobs).map_or_else(
-            || {
-                std::thread::available_parallelism()
-                    .map_or(1, |n| n.get())
-                    .min(8)
-            },
-            |n| n as usize,
-        ),
-    }
-}
-
-/// How long a step may run when neither a flag nor migproof.toml says.
-pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Prints a run's report in `format` and returns its exit code: 0 with no finding, else 1.
+/// Prints a run's report in `format` on stdout (no report files).
 fn publish(report: &Report, format: OutputFormat) -> u8 {
-    let text = match format {
-        OutputFormat::Json => report::json::render(report),
-        OutputFormat::Junit => report::junit::render(report),
-        OutputFormat::Human => report::human::render(report, std::io::stdout().is_terminal()),
-    };
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes());
-    let _ = out.flush();
-    if report.findings.is_empty() {
-        exit::OK
-    } else {
-        exit::FINDINGS
-    }
+    output::publish(
+        report,
+        &Output {
+            format,
+            files: Vec::new(),
+        },
+    )
 }
 
 async fn run_snapshot(args: SnapshotArgs, interrupts: &mut Interrupts) -> u8 {
@@ -425,9 +524,9 @@ async fn run_snapshot(args: SnapshotArgs, interrupts: &mut Interrupts) -> u8 {
                     exit::OK
                 }
                 // clap admits only human and json for `snapshot`.
-                OutputFormat::Junit => error(
+                other => error(
                     exit::USAGE,
-                    "`snapshot` prints `--format human` or `json`, not `junit`",
+                    &format!("`snapshot` prints `--format human` or `json`, not {other:?}"),
                 ),
             },
         },

@@ -26,10 +26,14 @@ use sut::Ctx;
 /// What the user asked of `fuzz`.
 #[derive(Debug, Clone)]
 pub struct FuzzOptions {
-    pub cases: u64,
+    /// How many cases to run; `None`: cases keep coming until `duration` ends (with neither,
+    /// until the run is stopped).
+    pub cases: Option<u64>,
     pub max_steps: usize,
     pub seed: u64,
-    /// Stop starting new cases (and shrinking) at this budget.
+    /// The run's length, from its start (the golden pass included): no case starts after it,
+    /// and the case running then stops at its next step. With `cases` too, whichever ends
+    /// first. Shrinking a failure found before the end may outlast it by [`SHRINK_GRACE`].
     pub duration: Option<Duration>,
     pub jobs: usize,
     /// (index, count): this run covers cases whose number is `index` modulo `count`.
@@ -40,6 +44,13 @@ pub struct FuzzOptions {
     /// The command line of this run, to print replay commands.
     pub migrations_arg: String,
 }
+
+/// How long shrinking a failure may take in a run without a `duration`.
+pub const SHRINK_BUDGET: Duration = Duration::from_secs(120);
+
+/// How long shrinking a failure found shortly before the end of a run's `duration` may go on
+/// past it: a failure found in the last seconds is still shrunk, if less.
+pub const SHRINK_GRACE: Duration = Duration::from_secs(30);
 
 /// The seed of case `case`: a SplitMix64 step, so cases are independent and reproducible.
 pub fn case_seed(seed: u64, case: u64) -> u64 {
@@ -112,15 +123,25 @@ struct Failure {
     finding: Finding,
 }
 
-/// Runs one case; returns the shrunk failure, if any. A failure whose (kind, migration) is
-/// already in `known` is not shrunk again: shrinking replays the case many times.
+/// How one case of the search ended.
+enum Ended {
+    /// It ran to its end: the shrunk failure, if it found one not known before.
+    Ran(Option<Failure>),
+    /// `halt` stopped it before its end: not a case run.
+    Halted,
+}
+
+/// Runs one case, asking `halt` before each of its steps whether to stop there (shrinking is
+/// bounded by `deadline` instead). A failure whose (kind, migration) is already in `known` is
+/// not shrunk again: shrinking replays the case many times.
 fn run_case(
     ctx: &Arc<Ctx>,
     options: &FuzzOptions,
     seed: u64,
     deadline: Option<Instant>,
+    halt: &dyn Fn() -> bool,
     known: &Mutex<Vec<(Kind, String)>>,
-) -> Result<Option<Failure>, RunError> {
+) -> Result<Ended, RunError> {
     let config = Config {
         cases: 1,
         failure_persistence: None,
@@ -137,43 +158,48 @@ fn run_case(
         crate::model::machine::State,
         Vec<Step>,
         Option<Arc<std::sync::atomic::AtomicUsize>>,
-    )|
-     -> Result<Option<Finding>, RunError> {
+    ),
+               halt: &dyn Fn() -> bool|
+     -> Result<sut::Ran, RunError> {
         let (state, steps, seen) = case;
-        let ran = sut::run_steps(ctx.clone(), state.releases.clone(), &steps, seen.as_deref());
-        match ctx.handle.block_on(ran) {
-            Ok(sut::Ran::Failed(f, _)) => Ok(Some(f)),
-            // A shrunk candidate the model rejects is not a failing one.
-            Ok(sut::Ran::Passed | sut::Ran::Stale { .. }) => Ok(None),
-            Err(sut::Broken(e)) => Err(RunError::Lost(e)),
-        }
+        let releases = state.releases.clone();
+        let ran = sut::run_steps(ctx.clone(), releases, &steps, seen.as_deref(), halt);
+        ctx.handle
+            .block_on(ran)
+            .map_err(|sut::Broken(e)| RunError::Lost(e))
     };
     // Run the case once; shrink only a failure not seen before.
     let (state, steps, seen) = tree.current();
     let mut failing = (state.clone(), steps.clone());
-    let Some(first) = run((state, steps, seen))? else {
-        return Ok(None);
+    let first = match run((state, steps, seen), halt)? {
+        sut::Ran::Failed(f, _) => f,
+        sut::Ran::Halted { .. } => return Ok(Ended::Halted),
+        sut::Ran::Passed | sut::Ran::Stale { .. } => return Ok(Ended::Ran(None)),
     };
     {
         let key = (first.kind, first.migration.clone());
         let mut known = known.lock().expect("not poisoned");
         if known.contains(&key) {
-            return Ok(None);
+            return Ok(Ended::Ran(None));
         }
         known.push(key);
     }
     // Shrink as proptest does: simplify while the case still fails, complicate when it passes.
+    // Candidates are not halted: shrinking has its own budget, which may outlast the deadline
+    // by SHRINK_GRACE so that a failure found just before it is still shrunk.
     let started = Instant::now();
-    let budget = deadline
-        .map(|d| d.saturating_duration_since(Instant::now()))
-        .unwrap_or(Duration::from_secs(120));
+    let budget = match deadline {
+        Some(d) => d.saturating_duration_since(started).max(SHRINK_GRACE),
+        None => SHRINK_BUDGET,
+    };
     let mut iterations = 0;
     if tree.simplify() {
         while iterations < 2048 && started.elapsed() < budget {
             iterations += 1;
             let (state, steps, seen) = tree.current();
             let candidate = (state.clone(), steps.clone());
-            if run((state, steps, seen))?.is_some() {
+            // A shrunk candidate the model rejects is not a failing one.
+            if matches!(run((state, steps, seen), &|| false)?, sut::Ran::Failed(..)) {
                 failing = candidate;
                 if !tree.simplify() {
                     break;
@@ -191,16 +217,18 @@ fn run_case(
     let (steps, finding) = match replayed {
         Ok(sut::Ran::Failed(finding, len)) => (steps[..len].to_vec(), finding),
         // Not reproducible from a fresh database (a flaky server, timing): nothing to save.
-        Ok(sut::Ran::Passed | sut::Ran::Stale { .. }) => return Ok(None),
+        Ok(sut::Ran::Passed | sut::Ran::Stale { .. } | sut::Ran::Halted { .. }) => {
+            return Ok(Ended::Ran(None))
+        }
         Err(sut::Broken(e)) => return Err(RunError::Lost(e)),
     };
     let (steps, finding) = minimize(ctx, &state, steps, finding, started + budget)?;
-    Ok(Some(Failure {
+    Ok(Ended::Ran(Some(Failure {
         seed,
         releases: state.releases,
         steps,
         finding,
-    }))
+    })))
 }
 
 /// The steps as a report shows them, numbered from 1. For migrations run by an external
@@ -279,7 +307,8 @@ fn without(initial: &State, steps: &[Step], at: usize) -> Vec<Step> {
     kept
 }
 
-/// Runs `migproof fuzz`.
+/// Runs `migproof fuzz`: cases until `options.cases` are done or `options.duration` ends,
+/// whichever comes first, or until `stop` is set (a running case then stops at its next step).
 pub async fn run(
     server: Arc<Server>,
     set: &MigrationSet,
@@ -323,19 +352,24 @@ pub async fn run(
             workers.push(tokio::task::spawn_blocking(
                 move || -> Result<(), RunError> {
                     sut::install(ctx.clone());
+                    let halt = || {
+                        stop.load(Ordering::SeqCst) || deadline.is_some_and(|d| Instant::now() >= d)
+                    };
                     loop {
+                        if halt() {
+                            return Ok(());
+                        }
                         let n = next_case.fetch_add(1, Ordering::SeqCst);
-                        if n >= options.cases
-                            || stop.load(Ordering::SeqCst)
-                            || deadline.is_some_and(|d| Instant::now() >= d)
-                        {
+                        if options.cases.is_some_and(|cases| n >= cases) {
                             return Ok(());
                         }
                         // Shards take disjoint case numbers: shard i of N runs i, i+N, i+2N, ...
                         let case = n * options.shard.1 + options.shard.0;
                         let seed = case_seed(options.seed, case);
-                        if let Some(f) = run_case(&ctx, &options, seed, deadline, &known)? {
-                            failures.lock().expect("not poisoned").push(f);
+                        match run_case(&ctx, &options, seed, deadline, &halt, &known)? {
+                            Ended::Halted => return Ok(()),
+                            Ended::Ran(None) => {}
+                            Ended::Ran(Some(f)) => failures.lock().expect("not poisoned").push(f),
                         }
                         let done = cases_done.fetch_add(1, Ordering::SeqCst) + 1;
                         let found = failures.lock().expect("not poisoned").len();
@@ -479,7 +513,8 @@ impl Harness {
 
     /// Runs `migproof fuzz` on this project with `options`: the same cases for the same seed,
     /// shrunk and saved the same way. The report's findings are the failures; its human
-    /// rendering ([`crate::report::human::render`]) is the command's output.
+    /// rendering ([`crate::report::human::render`]) is the command's output. Give `cases`,
+    /// `duration` or both: with neither, nothing ends the search.
     pub fn fuzz(&self, options: FuzzOptions) -> Result<Report, HarnessError> {
         let stop = Arc::new(AtomicBool::new(false));
         let run = run(

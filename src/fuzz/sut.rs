@@ -644,26 +644,34 @@ pub enum Ran {
     /// Step `step` (from 1) does not apply to the model (a saved case whose migrations have
     /// changed since): `what` says so.
     Stale { step: usize, what: String },
+    /// Stopped before step `step` (from 1), when asked to: the run's time was up. The steps
+    /// before it kept every property; the case did not run to its end.
+    Halted { step: usize },
 }
 
 /// Runs `steps` exactly, without randomness, from a fresh database; stops at the first
 /// finding. A finding is a value here, never a panic: only proptest's own macro
 /// ([`FuzzTest`]) needs a failure to panic.
 pub async fn replay(ctx: Arc<Ctx>, releases: Vec<usize>, steps: &[Step]) -> Result<Ran, Broken> {
-    run_steps(ctx, releases, steps, None).await
+    run_steps(ctx, releases, steps, None, &|| false).await
 }
 
 /// [`replay`], counting in `seen` the steps begun, as proptest-state-machine's shrinking
-/// expects (it drops the steps a failing case never reached).
+/// expects (it drops the steps a failing case never reached), and asking `halt` before each
+/// step whether to stop there ([`Ran::Halted`]).
 pub async fn run_steps(
     ctx: Arc<Ctx>,
     releases: Vec<usize>,
     steps: &[Step],
     seen: Option<&std::sync::atomic::AtomicUsize>,
+    halt: &dyn Fn() -> bool,
 ) -> Result<Ran, Broken> {
     let mut state = State::new(ctx.plan.clone(), releases);
     let mut sut = Sut::start(ctx).await?;
     for (i, step) in steps.iter().enumerate() {
+        if halt() {
+            return Ok(Ran::Halted { step: i + 1 });
+        }
         if !<Model as proptest_state_machine::ReferenceStateMachine>::preconditions(&state, step) {
             return Ok(Ran::Stale {
                 step: i + 1,

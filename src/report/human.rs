@@ -80,6 +80,59 @@ pub fn render(report: &Report, colour: bool) -> String {
             );
         }
     }
+    if !report.accepted.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{}",
+            c("accepted (they do not fail the run):", "1;36")
+        );
+        for a in &report.accepted {
+            let f = &a.finding;
+            let _ = writeln!(
+                out,
+                "  {} {} [{}]: {}",
+                c(f.kind.as_str(), "36"),
+                f.migration,
+                f.step,
+                a.accepted_by
+            );
+        }
+    }
+    if !report.fixed.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{}",
+            c(
+                "fixed since the baseline (run `migproof baseline` to drop them):",
+                "1;32"
+            )
+        );
+        for e in &report.fixed {
+            let _ = writeln!(out, "  {} {} [{}]", e.kind, e.migration, e.step);
+        }
+    }
+    if !report.skipped.is_empty() {
+        const SHOWN: usize = 10;
+        let mut names = report.skipped[..report.skipped.len().min(SHOWN)].join(", ");
+        if report.skipped.len() > SHOWN {
+            let _ = write!(names, " and {} more", report.skipped.len() - SHOWN);
+        }
+        let _ = writeln!(out, "\nnot reached ({}): {names}", report.skipped.len());
+    }
+    out.push('\n');
+    out.push_str(&summary(report, colour));
+    out
+}
+
+/// The verdict and counts, as the last lines of the human rendering; also what goes to stderr
+/// when stdout carries a machine format.
+pub fn summary(report: &Report, colour: bool) -> String {
+    let c = |text: &str, code: &str| paint(text, code, colour);
+    let mut out = String::new();
+    if let Some(error) = &report.error {
+        let _ = writeln!(out, "{}: {error}", c("ERROR", "1;31"));
+        return out;
+    }
     let s = &report.summary;
     let verdict = if s.passed {
         c("PASS", "1;32")
@@ -93,6 +146,10 @@ pub fn render(report: &Report, colour: bool) -> String {
         format!(" ({})", kinds.join(", "))
     };
     let seconds = s.duration_ms as f64 / 1000.0;
+    let accepted = match report.accepted.len() {
+        0 => String::new(),
+        n => format!(", {n} accepted"),
+    };
     let work = if report.command == "locks" {
         format!(
             "traced {}/{} migrations, {} statements, {} rows filled",
@@ -103,15 +160,19 @@ pub fn render(report: &Report, colour: bool) -> String {
             (Some(tested), Some(downs)) => format!(", downs tested {tested}/{downs}"),
             _ => String::new(),
         };
+        let scope = match (s.in_scope, &s.scope) {
+            (Some(n), Some(why)) => format!(" ({n} in scope: {why})"),
+            _ => String::new(),
+        };
         format!(
-            "{}/{} migrations checked{downs}, {} steps, {} rows seeded ({} rejected by \
+            "{}/{} migrations checked{scope}{downs}, {} steps, {} rows seeded ({} rejected by \
              constraints)",
             s.migrations_checked, report.migrations, s.steps, s.rows_seeded, s.rows_skipped
         )
     };
     let _ = writeln!(
         out,
-        "\n{verdict}: {} finding(s){kinds}, {} note(s); {work} in {seconds:.1}s",
+        "{verdict}: {} finding(s){kinds}{accepted}, {} note(s); {work} in {seconds:.1}s",
         s.findings, s.notes,
     );
     if let (Some(cases), Some(rate)) = (s.cases, s.steps_per_second) {

@@ -26,20 +26,23 @@ pub fn render(report: &Report) -> String {
 
 fn write(out: &mut Writer<Vec<u8>>, report: &Report) -> io::Result<()> {
     let cases = cases(report);
-    let tests = cases.len().to_string();
+    let tests =
+        (cases.len() + report.skipped.len() + usize::from(report.error.is_some())).to_string();
     let failures = cases
         .iter()
         .filter(|(_, findings)| !findings.is_empty())
         .count()
         .to_string();
+    let skipped = report.skipped.len().to_string();
+    let errors = usize::from(report.error.is_some()).to_string();
     let time = format!("{:.3}", report.summary.duration_ms as f64 / 1000.0);
     let suite = xml(&format!("migproof {}", report.command)).into_owned();
     let classname = xml(&format!("migproof.{}", report.command)).into_owned();
     let counts = [
         ("tests", tests.as_str()),
         ("failures", &failures),
-        ("errors", "0"),
-        ("skipped", "0"),
+        ("errors", &errors),
+        ("skipped", &skipped),
         ("time", &time),
     ];
 
@@ -52,11 +55,31 @@ fn write(out: &mut Writer<Vec<u8>>, report: &Report) -> io::Result<()> {
                 .with_attribute(("name", suite.as_str()))
                 .with_attributes(counts)
                 .write_inner_content(|out| {
+                    if let Some(message) = &report.error {
+                        out.create_element("testcase")
+                            .with_attribute(("classname", classname.as_str()))
+                            .with_attribute(("name", "environment"))
+                            .write_inner_content(|out| {
+                                out.create_element("error")
+                                    .with_attribute(("type", "environment_failure"))
+                                    .with_attribute(("message", xml(message).as_ref()))
+                                    .write_empty()?;
+                                Ok(())
+                            })?;
+                    }
                     for (name, findings) in &cases {
-                        let case = out
+                        let file = report.files.get(*name).map(String::as_str).or_else(|| {
+                            findings
+                                .iter()
+                                .find_map(|f| Some(f.place.as_ref()?.file.as_str()))
+                        });
+                        let mut case = out
                             .create_element("testcase")
                             .with_attribute(("classname", classname.as_str()))
                             .with_attribute(("name", xml(name).as_ref()));
+                        if let Some(file) = file {
+                            case = case.with_attribute(("file", xml(file).as_ref()));
+                        }
                         if findings.is_empty() {
                             case.write_empty()?;
                         } else {
@@ -65,7 +88,29 @@ fn write(out: &mut Writer<Vec<u8>>, report: &Report) -> io::Result<()> {
                             })?;
                         }
                     }
-                    if !report.notes.is_empty() {
+                    for name in &report.skipped {
+                        let mut case = out
+                            .create_element("testcase")
+                            .with_attribute(("classname", classname.as_str()))
+                            .with_attribute(("name", xml(name).as_ref()));
+                        if let Some(file) = report.files.get(name) {
+                            case = case.with_attribute(("file", xml(file).as_ref()));
+                        }
+                        case.write_inner_content(|out| {
+                            out.create_element("skipped")
+                                .with_attribute((
+                                    "message",
+                                    "not reached: an earlier migration does not apply on an \
+                                     empty database",
+                                ))
+                                .write_empty()?;
+                            Ok(())
+                        })?;
+                    }
+                    if !report.notes.is_empty()
+                        || !report.accepted.is_empty()
+                        || !report.fixed.is_empty()
+                    {
                         out.create_element("system-out")
                             .write_text_content(BytesText::new(&xml(&notes(report))))?;
                     }
@@ -147,6 +192,25 @@ fn failure_text(f: &Finding) -> String {
 
 fn notes(report: &Report) -> String {
     let mut text = String::new();
+    for a in &report.accepted {
+        let f = &a.finding;
+        let _ = writeln!(
+            text,
+            "accepted {} {} [{}]: {} ({})",
+            f.kind.as_str(),
+            f.migration,
+            f.step,
+            f.message.lines().next().unwrap_or_default(),
+            a.accepted_by
+        );
+    }
+    for e in &report.fixed {
+        let _ = writeln!(
+            text,
+            "fixed since the baseline: {} {} [{}]",
+            e.kind, e.migration, e.step
+        );
+    }
     for n in &report.notes {
         let _ = writeln!(text, "note {}{}: {}", n.kind, n.place(), n.message);
     }
@@ -343,6 +407,55 @@ mod tests {
         );
         assert!(failures[1].2.ends_with("-a\n+b\n"), "{}", failures[1].2);
         assert_eq!(attr(failures[3], "type"), "timeout");
+    }
+
+    #[test]
+    fn unreached_migrations_are_skipped_cases_with_their_file() {
+        let mut r = report(&["0001_a"]);
+        r.skipped = vec!["0002_b".into(), "0003_c".into()];
+        r.files.insert("0001_a".into(), "m/0001_a.sql".into());
+        r.files.insert("0003_c".into(), "m/0003_c.sql".into());
+        r.finish(std::time::Duration::ZERO);
+        let elements = parse(&render(&r));
+        let names: Vec<&str> = elements.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "testsuites",
+                "testsuite",
+                "testcase",
+                "testcase",
+                "skipped",
+                "testcase",
+                "skipped"
+            ]
+        );
+        assert_eq!(
+            (attr(&elements[1], "tests"), attr(&elements[1], "skipped")),
+            ("3", "2")
+        );
+        assert_eq!(attr(&elements[2], "file"), "m/0001_a.sql");
+        assert_eq!(attr(&elements[5], "name"), "0003_c");
+        assert_eq!(attr(&elements[5], "file"), "m/0003_c.sql");
+        assert!(attr(&elements[6], "message").starts_with("not reached"));
+    }
+
+    #[test]
+    fn an_environment_failure_is_an_error_case() {
+        let source = Source {
+            dir: "migrations".into(),
+            format: String::new(),
+        };
+        let mut r = Report::environment_failed("check", source, "no server".into());
+        r.finish(std::time::Duration::ZERO);
+        let elements = parse(&render(&r));
+        let names: Vec<&str> = elements.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(names, ["testsuites", "testsuite", "testcase", "error"]);
+        assert_eq!(
+            (attr(&elements[1], "tests"), attr(&elements[1], "errors")),
+            ("1", "1")
+        );
+        assert_eq!(attr(&elements[3], "message"), "no server");
     }
 
     #[test]

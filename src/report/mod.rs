@@ -2,10 +2,16 @@
 //! JSON document (`json`) and JUnit XML for CI (`junit`). Renderers compute nothing; the runner
 //! fills the report.
 
+pub mod baseline;
+pub mod github;
+pub mod gitlab;
 pub mod human;
 pub mod json;
 pub mod junit;
+pub mod kinds;
 pub mod locks;
+pub mod markdown;
+pub mod sarif;
 
 use std::collections::BTreeMap;
 
@@ -37,6 +43,8 @@ pub enum Kind {
     Timeout,
     /// A migration changed the server outside its own database (roles, databases, settings).
     GlobalSideEffect,
+    /// A migration that was already released (present at `--changed-from`'s ref) was edited.
+    EditedAfterRelease,
     /// An up drops a table or a column that holds values: a rollback cannot bring them back.
     Destructive,
     /// A sequence would next give a value its column already holds.
@@ -50,6 +58,31 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, in the order the README lists them.
+    pub const ALL: [Kind; 16] = [
+        Kind::ApplyFailed,
+        Kind::DataDependent,
+        Kind::SchemaMismatch,
+        Kind::DataLost,
+        Kind::DataChanged,
+        Kind::Destructive,
+        Kind::ResidueAfterFailure,
+        Kind::RetryFailed,
+        Kind::NotIdempotent,
+        Kind::SequenceBehind,
+        Kind::Unreadable,
+        Kind::LockHazard,
+        Kind::Irreversible,
+        Kind::Timeout,
+        Kind::GlobalSideEffect,
+        Kind::EditedAfterRelease,
+    ];
+
+    /// The kind named `name` as in reports (`data_lost`).
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::ApplyFailed => "apply_failed",
@@ -63,6 +96,7 @@ impl Kind {
             Kind::Irreversible => "irreversible",
             Kind::Timeout => "timeout",
             Kind::GlobalSideEffect => "global_side_effect",
+            Kind::EditedAfterRelease => "edited_after_release",
             Kind::DataDependent => "data_dependent",
             Kind::Destructive => "destructive",
             Kind::SequenceBehind => "sequence_behind",
@@ -326,6 +360,11 @@ pub struct Summary {
     pub downs: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub downs_tested: Option<usize>,
+    /// Check with `--since` or `--changed-from`: how many migrations were in scope, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_scope: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
     /// Fuzz: cases run, and steps applied per second.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cases: Option<u64>,
@@ -348,12 +387,64 @@ pub struct Report {
     /// the JSON document, whose summary carries their number (`migrations_checked`).
     #[serde(skip)]
     pub checked: Vec<String>,
+    /// The file of each migration checked or skipped (its up), for reporters that show every
+    /// migration at a file. Not in the JSON document, whose findings carry their place.
+    #[serde(skip)]
+    pub files: BTreeMap<String, String>,
     pub findings: Vec<Finding>,
+    /// Findings the project accepted (its baseline, or a `-- migproof:allow` comment in the
+    /// migration): shown, but they do not fail the run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub accepted: Vec<Accepted>,
+    /// Baseline entries that no finding matches any more: fixed, to be removed from it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fixed: Vec<BaselineEntry>,
+    /// Migrations in scope that were not checked: the run stopped before them (a migration
+    /// before them does not apply on an empty database).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
+    /// Set when the environment failed (exit 3): no database, a backend that could not start.
+    /// The findings and counts are then empty or partial.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     pub notes: Vec<Note>,
     pub summary: Summary,
     /// The per-statement lock trace (`migproof locks` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub locks: Option<locks::LockTrace>,
+}
+
+/// A finding the project accepted, and what accepted it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Accepted {
+    #[serde(flatten)]
+    pub finding: Finding,
+    pub fingerprint: String,
+    /// `baseline migproof-baseline.json`, or `allow at migrations/0003_x.sql:4: <reason>`.
+    pub accepted_by: String,
+}
+
+/// One accepted finding of a baseline file, by its stable parts (no line, value or time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct BaselineEntry {
+    pub fingerprint: String,
+    pub kind: String,
+    pub migration: String,
+    pub step: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub object: String,
+}
+
+impl BaselineEntry {
+    pub fn of(f: &Finding) -> BaselineEntry {
+        BaselineEntry {
+            fingerprint: f.fingerprint(),
+            kind: f.kind.as_str().to_owned(),
+            migration: f.migration.clone(),
+            step: f.stable_step(),
+            object: f.object(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -462,19 +553,38 @@ impl Report {
             migrations,
             backend: backend.to_owned(),
             checked: Vec::new(),
+            files: BTreeMap::new(),
             findings: Vec::new(),
+            accepted: Vec::new(),
+            fixed: Vec::new(),
+            skipped: Vec::new(),
+            error: None,
             notes: Vec::new(),
             summary: Summary::default(),
             locks: None,
         }
     }
 
+    /// The document a machine format carries when the environment failed (exit 3): what the
+    /// run was, and why it could not run.
+    pub fn environment_failed(command: &str, source: Source, message: String) -> Report {
+        let mut report = Report::new(command, source, 0, "");
+        report.error = Some(message);
+        report
+    }
+
     /// Gives every finding without a place the file of its migration (`file_of` maps a
-    /// migration and step to it), so that every finding can be shown at a file.
+    /// migration and step to it), so that every finding can be shown at a file, and records
+    /// the file of every migration checked or skipped.
     pub fn locate(&mut self, file_of: impl Fn(&str, &str) -> Option<std::path::PathBuf>) {
         for f in &mut self.findings {
             if f.place.is_none() {
                 f.place = file_of(&f.migration, &f.step).map(|p| Place::file(&p));
+            }
+        }
+        for id in self.checked.iter().chain(&self.skipped) {
+            if let Some(path) = file_of(id, "up") {
+                self.files.insert(id.clone(), path.display().to_string());
             }
         }
     }
@@ -484,7 +594,7 @@ impl Report {
         self.summary.migrations_checked = self.checked.len();
         self.summary.findings = self.findings.len();
         self.summary.notes = self.notes.len();
-        self.summary.passed = self.findings.is_empty();
+        self.summary.passed = self.findings.is_empty() && self.error.is_none();
         self.summary.by_kind.clear();
         for f in &self.findings {
             *self

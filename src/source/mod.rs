@@ -3,6 +3,8 @@
 //! sent to the server is described here as data and carried out by `executor`.
 
 pub mod alembic;
+pub mod allow;
+pub mod changes;
 pub mod command;
 pub mod config;
 pub mod dbmate;
