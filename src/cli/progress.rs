@@ -118,10 +118,12 @@ impl Status {
 /// A duration as a heartbeat shows it: `45s`, `2m30s`, `1h05m00s`.
 fn clock(d: Duration) -> String {
     let s = d.as_secs();
-    match s {
-        ..60 => format!("{s}s"),
-        ..3600 => format!("{}m{:02}s", s / 60, s % 60),
-        _ => format!("{}h{:02}m{:02}s", s / 3600, s / 60 % 60, s % 60),
+    if s < 60 {
+        format!("{s}s")
+    } else if s < 3600 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{}h{:02}m{:02}s", s / 3600, s / 60 % 60, s % 60)
     }
 }
 

@@ -126,7 +126,7 @@ struct Failure {
 /// How one case of the search ended.
 enum Ended {
     /// It ran to its end: the shrunk failure, if it found one not known before.
-    Ran(Option<Failure>),
+    Ran(Option<Box<Failure>>),
     /// `halt` stopped it before its end: not a case run.
     Halted,
 }
@@ -223,12 +223,12 @@ fn run_case(
         Err(sut::Broken(e)) => return Err(RunError::Lost(e)),
     };
     let (steps, finding) = minimize(ctx, &state, steps, finding, started + budget)?;
-    Ok(Ended::Ran(Some(Failure {
+    Ok(Ended::Ran(Some(Box::new(Failure {
         seed,
         releases: state.releases,
         steps,
         finding,
-    })))
+    }))))
 }
 
 /// The steps as a report shows them, numbered from 1. For migrations run by an external
@@ -369,7 +369,7 @@ pub async fn run(
                         match run_case(&ctx, &options, seed, deadline, &halt, &known)? {
                             Ended::Halted => return Ok(()),
                             Ended::Ran(None) => {}
-                            Ended::Ran(Some(f)) => failures.lock().expect("not poisoned").push(f),
+                            Ended::Ran(Some(f)) => failures.lock().expect("not poisoned").push(*f),
                         }
                         let done = cases_done.fetch_add(1, Ordering::SeqCst) + 1;
                         let found = failures.lock().expect("not poisoned").len();
