@@ -125,6 +125,10 @@ pub async fn run(
     }
     progress.event(Event::Started {
         migrations: set.migrations.len(),
+        checked: options
+            .scope
+            .as_ref()
+            .map_or(set.migrations.len(), |s| s.migrations.count()),
     });
     // The golden pass and the stairway run side by side: a part of the stairway waits only
     // for the golden versions it needs.

@@ -107,6 +107,7 @@ pub async fn run(
     }
     progress.event(Event::Started {
         migrations: set.migrations.len(),
+        checked: set.migrations.len(),
     });
     let outcome = analyse(server, set, options, progress).await?;
     progress.event(Event::Finished);

@@ -8,8 +8,9 @@ use crate::executor::StepError;
 /// bars) consume them through [`Progress`].
 #[derive(Debug, Clone, Copy)]
 pub enum Event<'a> {
-    /// A run over `migrations` migrations begins.
-    Started { migrations: usize },
+    /// A run over `migrations` migrations begins, of which `checked` are checked (`check`
+    /// with `--since` or `--changed-from` checks fewer; the golden pass applies them all).
+    Started { migrations: usize, checked: usize },
     /// Migration `index` (0-based), `id`, enters `phase`.
     Migration {
         index: usize,

@@ -5,12 +5,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::output;
 use super::lifecycle::{error, open_server, supervise, Failure, Interrupts, ServerArgs};
 use super::progress::Bar;
 use clap::Args;
 
 use super::{
-    exit, format_parser, parse_duration, parse_seed, parse_shard, publish, start, AccessArgs,
+    exit, format_parser, parse_duration, parse_seed, parse_shard, start, AccessArgs,
     Common, DockerArgs, OutputFormat,
 };
 use crate::backend;
@@ -166,8 +167,10 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "NAME", value_parser = format_parser())]
     pub source: Option<Format>,
 
-    #[arg(long, value_enum, default_value = "auto")]
-    pub backend: BackendKind,
+    /// Where PostgreSQL comes from, as for `check`. Default: `url` when --database-url or
+    /// DATABASE_URL gives a URL, else `auto`.
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendKind>,
 
     #[command(flatten)]
     pub docker: DockerArgs,
@@ -178,10 +181,13 @@ pub struct ReplayArgs {
     #[command(flatten)]
     pub access: AccessArgs,
 
-    /// Output format: `human` on a terminal or in a log, `json` for tools, `junit` for CI test
-    /// reporters.
+    /// Output format on stdout, as for `check`.
     #[arg(long, value_enum, default_value = "human")]
     pub format: OutputFormat,
+
+    /// Also write the report in FORMAT to PATH (repeatable), as for `check`.
+    #[arg(long = "report", value_name = "FORMAT=PATH", value_parser = super::parse_report)]
+    pub reports: Vec<super::ReportFile>,
 
     /// Fail on column order differences too.
     #[arg(long)]
@@ -225,7 +231,7 @@ pub async fn run_fuzz(args: FuzzArgs, interrupts: &mut Interrupts) -> u8 {
     };
     let url = args.common.database_url.as_deref();
     supervise(&server, url, interrupts, work, settle, |report| {
-        publish(&report, args.common.format)
+        output::publish(&report, &args.common.output())
     })
     .await
 }
@@ -257,7 +263,7 @@ pub async fn run_replay(args: ReplayArgs, interrupts: &mut Interrupts) -> u8 {
     }
     let url = args.database_url.as_deref();
     let where_ = ServerArgs {
-        backend: Some(args.backend),
+        backend: args.backend,
         url,
         docker: &args.docker,
         pg_version: None,
@@ -273,7 +279,13 @@ pub async fn run_replay(args: ReplayArgs, interrupts: &mut Interrupts) -> u8 {
         interrupts,
         work,
         || {},
-        |report| publish(&report, args.format),
+        |report| {
+            let output = super::Output {
+                format: args.format,
+                files: args.reports.clone(),
+            };
+            output::publish(&report, &output)
+        },
     )
     .await
 }

@@ -9,7 +9,7 @@ use clap::Args;
 
 use super::lifecycle::{error, supervise, Interrupts};
 use super::progress::Bar;
-use super::{exit, parse_duration, publish, start, Common, OutputFormat};
+use super::{exit, output, parse_duration, start, Common, OutputFormat};
 use crate::backend::{BackendKind, Server};
 use crate::locks::{self, Level, LockCheck, LockOptions, DEFAULT_ROWS};
 use crate::source::{config, MigrationSet};
@@ -187,7 +187,7 @@ pub async fn run(args: LocksArgs, interrupts: &mut Interrupts) -> u8 {
         interrupts,
         work,
         || spinner.clear(),
-        |report| publish(&report, args.common.format),
+        |report| output::publish(&report, &args.common.output()),
     )
     .await
 }

@@ -485,18 +485,13 @@ async fn start(
     Ok((set, server))
 }
 
-/// Prints a run's report in `format` on stdout (no report files).
-fn publish(report: &Report, format: OutputFormat) -> u8 {
-    output::publish(
-        report,
-        &Output {
-            format,
-            files: Vec::new(),
-        },
-    )
-}
-
 async fn run_snapshot(args: SnapshotArgs, interrupts: &mut Interrupts) -> u8 {
+    if !args.common.reports.is_empty() {
+        return error(
+            exit::USAGE,
+            "--report writes a run's report; `snapshot` prints a schema (redirect stdout instead)",
+        );
+    }
     let (set, server) = match start(&args.common, interrupts, |_| Ok(())).await {
         Ok(started) => started,
         Err(code) => return code,

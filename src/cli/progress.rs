@@ -49,8 +49,8 @@ struct Status {
 impl Status {
     fn update(&mut self, event: Event<'_>, counts: Counts) {
         match (event, counts) {
-            (Event::Started { migrations }, Counts::Migrations | Counts::Nothing) => {
-                self.total = Some(migrations as u64)
+            (Event::Started { checked, .. }, Counts::Migrations | Counts::Nothing) => {
+                self.total = Some(checked as u64)
             }
             (Event::Migration { index, id, phase }, _) => {
                 let counted = match counts {
@@ -282,9 +282,13 @@ impl Progress for Bar {
             .update(event, self.counts);
         let Some(bar) = &self.bar else { return };
         match (event, self.counts) {
-            (Event::Started { migrations }, Counts::Migrations) => {
-                bar.set_length(2 * migrations as u64)
-            }
+            (
+                Event::Started {
+                    migrations,
+                    checked,
+                },
+                Counts::Migrations,
+            ) => bar.set_length((migrations + checked) as u64),
             (Event::Migration { id, phase, .. }, Counts::Migrations) => {
                 if matches!(phase, Phase::GoldenApply | Phase::UpWithData) {
                     bar.inc(1);
@@ -346,7 +350,13 @@ mod tests {
     #[test]
     fn heartbeat_lines_say_how_far_each_command_is() {
         let mut check = Status::default();
-        check.update(Event::Started { migrations: 285 }, Counts::Migrations);
+        check.update(
+            Event::Started {
+                migrations: 285,
+                checked: 285,
+            },
+            Counts::Migrations,
+        );
         for index in 0..120 {
             let phase = Phase::UpWithData;
             let id = format!("{:04}_m", index + 1);
@@ -398,7 +408,13 @@ mod tests {
         );
 
         let mut locks = Status::default();
-        locks.update(Event::Started { migrations: 40 }, Counts::Nothing);
+        locks.update(
+            Event::Started {
+                migrations: 40,
+                checked: 40,
+            },
+            Counts::Nothing,
+        );
         for phase in [Phase::Fill, Phase::LockTrace, Phase::LockTrace] {
             let event = Event::Migration {
                 index: 11,

@@ -432,6 +432,7 @@ pub async fn run(
     let elapsed = started.elapsed();
     let steps = ctx.steps.load(Ordering::Relaxed);
     report.summary.cases = Some(cases_done.load(Ordering::SeqCst));
+    report.summary.seed = Some(format!("{:#018x}", options.seed));
     report.summary.steps = steps as usize;
     report.summary.steps_per_second =
         Some((steps as f64 / elapsed.as_secs_f64().max(1e-3) * 10.0).round() / 10.0);

@@ -176,7 +176,12 @@ pub fn summary(report: &Report, colour: bool) -> String {
         s.findings, s.notes,
     );
     if let (Some(cases), Some(rate)) = (s.cases, s.steps_per_second) {
-        let _ = writeln!(out, "{cases} case(s), {rate} steps per second");
+        let seed = s
+            .seed
+            .as_deref()
+            .map(|seed| format!(", seed {seed}"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "{cases} case(s), {rate} steps per second{seed}");
     }
     out
 }

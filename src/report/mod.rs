@@ -368,6 +368,10 @@ pub struct Summary {
     /// Fuzz: cases run, and steps applied per second.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cases: Option<u64>,
+    /// Fuzz: the run's seed (`0x` and 16 hex digits); `--seed` with it and the same `--cases`
+    /// runs the same cases again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub steps_per_second: Option<f64>,
 }
