@@ -190,6 +190,7 @@ pub async fn run(
         .filter(in_scope)
         .map(|i| set.migrations[i].id())
         .filter(|id| !run.report.checked.contains(id))
+        .filter(|id| !run.report.findings.iter().any(|f| f.migration == *id))
         .collect();
     if let Some(scope) = &options.scope {
         run.report.summary.in_scope = Some(scope.migrations.count());

@@ -401,3 +401,34 @@ fn init_writes_a_commented_migproof_toml_once() {
     let (out, _) = check_json(&dir, &["--since", "0012"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+#[test]
+fn migrations_after_one_that_does_not_apply_are_skipped_test_cases() {
+    let (tmp, dir) = copy_of("bugs/typo_in_up");
+    std::fs::write(
+        dir.join("0003_add_note.up.sql"),
+        "ALTER TABLE orders ADD COLUMN note text;\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("0003_add_note.down.sql"),
+        "ALTER TABLE orders DROP COLUMN note;\n",
+    )
+    .unwrap();
+    let junit = tmp.path().join("out.xml");
+    let (out, json) = check_json(&dir, &["--report", &format!("junit={}", junit.display())]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(json["skipped"], serde_json::json!(["0003_add_note"]));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("skipped=\"1\""), "{xml}");
+    assert!(
+        xml.contains("name=\"0003_add_note\" file=\"")
+            && xml.contains("<skipped message=\"not reached"),
+        "{xml}"
+    );
+    assert_eq!(
+        xml.matches("name=\"0002_index_orders_by_date\"").count(),
+        1,
+        "{xml}"
+    );
+}

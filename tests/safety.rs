@@ -794,7 +794,7 @@ fn step_timeout_has_a_sane_documented_default() {
     let out = harness::command(&["check", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(
-        help.contains("--step-timeout") && help.contains("[default: 2m]"),
+        help.contains("--step-timeout") && help.contains("Default: 2m"),
         "{help}"
     );
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();

@@ -304,7 +304,7 @@ pub struct CheckArgs {
     pub data_dependent: Option<Level>,
 
     /// Stop a step that runs longer than this and report it as `timeout` (e.g. 30s, 5m).
-    /// Default: 2m.
+    /// Default: 2m (or `step_timeout` of [check] in migproof.toml).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub step_timeout: Option<Duration>,
 
