@@ -112,7 +112,8 @@ pub async fn run(
         dir: set.dir.display().to_string(),
         format: set.format.to_string(),
     };
-    let report = Report::new("check", source, set.migrations.len(), server.kind_name());
+    let mut report = Report::new("check", source, set.migrations.len(), server.kind_name());
+    report.server = server.version.clone();
     let mut run = Run::new(server, set, options, report);
     for note in &set.notes {
         run.report.notes.push(Note {

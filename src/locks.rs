@@ -96,6 +96,7 @@ pub async fn run(
         format: set.format.to_string(),
     };
     let mut report = Report::new("locks", source, set.migrations.len(), server.kind_name());
+    report.server = server.version.clone();
     for note in &set.notes {
         report.notes.push(Note {
             kind: NoteKind::Source,

@@ -19,10 +19,61 @@ use super::{process_alive, BackendError, BackendKind, Server};
 
 const DIR_PREFIX: &str = "migproof-local-";
 
-/// The folder holding `initdb`, `pg_ctl` and `postgres`: PATH first, then the newest
-/// /usr/lib/postgresql/*/bin.
-pub fn binaries() -> Option<PathBuf> {
+/// Where `scripts/install-postgres.sh` installs server builds, one folder per major:
+/// `MIGPROOF_PG_CACHE`, else /var/cache/migproof/postgres for root, else
+/// `$XDG_CACHE_HOME/migproof/postgres` or `~/.cache/migproof/postgres`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os(CACHE_ENV).filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/var/cache/migproof/postgres");
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("migproof/postgres")
+}
+
+/// Names the folder of installed server builds (see [`cache_dir`]).
+pub const CACHE_ENV: &str = "MIGPROOF_PG_CACHE";
+
+/// The major version of the `postgres` in `dir` (`postgres (PostgreSQL) 18.4` is 18).
+fn major_of(dir: &Path) -> Option<u32> {
+    let out = std::process::Command::new(dir.join("postgres"))
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text.split_whitespace().nth(2)?;
+    version.split('.').next()?.parse().ok()
+}
+
+/// The folder holding `initdb`, `pg_ctl` and `postgres`. Without `major`: PATH first, then the
+/// newest /usr/lib/postgresql/*/bin. With it: /usr/lib/postgresql/<major>/bin, then the
+/// [`cache_dir`] install of that major, then a PATH folder whose `postgres` is that major.
+pub fn binaries(major: Option<u32>) -> Option<PathBuf> {
     let has_all = |dir: &Path| ["initdb", "postgres"].iter().all(|b| dir.join(b).is_file());
+    if let Some(major) = major {
+        let fixed = [
+            PathBuf::from(format!("/usr/lib/postgresql/{major}/bin")),
+            cache_dir().join(major.to_string()).join("bin"),
+        ];
+        let on_path = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+            .unwrap_or_default();
+        return fixed
+            .into_iter()
+            .filter(|d| has_all(d))
+            .chain(
+                on_path
+                    .into_iter()
+                    .filter(|d| has_all(d) && major_of(d) == Some(major)),
+            )
+            .next();
+    }
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
             if has_all(&dir) {
@@ -268,12 +319,17 @@ fn as_cluster_user(cmd: &mut Command, user: &Option<User>) {
     }
 }
 
-pub async fn start() -> Result<Server, BackendError> {
-    let bin = binaries().ok_or_else(|| {
-        fail(
+pub async fn start(major: Option<u32>) -> Result<Server, BackendError> {
+    let bin = binaries(major).ok_or_else(|| match major {
+        None => fail(
             "no PostgreSQL binaries (`initdb`, `postgres`) on PATH or under \
              /usr/lib/postgresql/*/bin; install PostgreSQL or use `--backend url`",
-        )
+        ),
+        Some(major) => fail(format!(
+            "PostgreSQL {major} is not installed here (looked in /usr/lib/postgresql/{major}/bin, \
+             `{}` and PATH); `scripts/install-postgres.sh {major}` installs it",
+            cache_dir().join(major.to_string()).join("bin").display()
+        )),
     })?;
     sweep_stale();
     let user = if nix::unistd::geteuid().is_root() {

@@ -171,6 +171,8 @@ pub struct Server {
     applier: Applier,
     /// Whether the maintenance role is a superuser.
     pub superuser: bool,
+    /// The server's version as it reports it (`18.4`), read when the run starts.
+    pub version: String,
     /// Taken by every step watched by [`crate::guard::watch`]: one step at a time, so that
     /// what changed on the server is that step's doing.
     pub(crate) globals_turn: tokio::sync::Mutex<()>,
@@ -343,6 +345,7 @@ impl Server {
             run_lock: Default::default(),
             applier: Applier::Admin,
             superuser: false,
+            version: String::new(),
             globals_turn: Default::default(),
             idle: Mutex::new(Vec::new()),
             _cluster: cluster,
@@ -373,33 +376,51 @@ impl Server {
     }
 
     /// Starts or connects to a server as asked (`docker` says which image for the docker
-    /// backend); sweeps stale scratch databases of dead migproof processes on it.
+    /// backend; `major`, when given, which PostgreSQL major a local cluster runs); sweeps
+    /// stale scratch databases of dead migproof processes on it.
     pub async fn open(
         kind: BackendKind,
         url: Option<&str>,
         docker: &docker::Options,
+        major: Option<u32>,
         access: Access,
     ) -> Result<Server, BackendError> {
         let mut server = match kind {
-            BackendKind::Local => local::start().await?,
+            BackendKind::Local => local::start(major).await?,
             BackendKind::Url => url::open(url.ok_or(BackendError::NoUrl)?).await?,
             BackendKind::Docker => docker::start(docker).await?,
             BackendKind::Auto => {
-                if local::binaries().is_some() {
-                    local::start().await?
+                if local::binaries(major).is_some() {
+                    local::start(major).await?
                 } else if docker::engine_answers().await {
                     docker::start(docker).await?
                 } else if let Some(url) = url {
                     url::open(url).await?
+                } else if major.is_some() {
+                    // Says which major is missing and how to install it.
+                    local::start(major).await?
                 } else {
                     return Err(BackendError::NothingAvailable);
                 }
             }
         };
         server.hold_run_lock().await?;
+        server.version = server.read_version().await?;
         server.choose_applier(access).await?;
         server.sweep().await?;
         Ok(server)
+    }
+
+    /// The server's version (`SHOW server_version`), on the run lock's connection.
+    async fn read_version(&self) -> Result<String, BackendError> {
+        let mut held = self.run_lock.lock().await;
+        let conn = held.as_mut().expect("the run lock is held");
+        let version: String = sqlx::query_scalar("SHOW server_version")
+            .fetch_one(conn)
+            .await
+            .map_err(|e| self.admin_error("read the server's version", e))?;
+        // Debian builds say `15.14 (Debian 15.14-1.pgdg13+1)`.
+        Ok(version.split_whitespace().next().unwrap_or_default().to_owned())
     }
 
     /// Takes this run's advisory lock on a connection of its own, kept until cleanup.

@@ -305,6 +305,7 @@ async fn replay_all(
         format: cases[0].1.source.clone(),
     };
     let mut report = Report::new("replay", source, 0, server.kind_name());
+    report.server = server.version.clone();
     let mut steps = 0;
     for (path, case) in cases {
         let dir = args

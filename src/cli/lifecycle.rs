@@ -105,6 +105,9 @@ pub(crate) async fn open_server(
 ) -> Result<Server, u8> {
     let url = args.url.filter(|u| !u.is_empty());
     let docker = args.docker.options(args.pg_version);
+    // The major a local cluster runs: --pg-version (or its environment variable), else
+    // migproof.toml's [server] version, else whatever is installed.
+    let major = args.docker.pg_version.or(args.pg_version);
     // Where the URL came from, for messages: the flag, unless only the environment gave one.
     let origin = || {
         let flag = std::env::args_os()
@@ -129,7 +132,7 @@ pub(crate) async fn open_server(
         (None, None) => BackendKind::Auto,
     };
     let server = tokio::select! {
-        server = Server::open(backend, url, &docker, access) => server.map_err(|e| {
+        server = Server::open(backend, url, &docker, major, access) => server.map_err(|e| {
             let text = match &e {
                 BackendError::BadUrl { url: shown, reason } => {
                     // An unparseable URL is shown as a placeholder, which says nothing here.

@@ -254,8 +254,10 @@ impl AccessArgs {
 /// The container `--backend docker` starts.
 #[derive(Debug, Args)]
 pub struct DockerArgs {
-    /// PostgreSQL major version for `--backend docker`: the tag of the image. Default: `version`
-    /// of [server] in migproof.toml, else 16.
+    /// PostgreSQL major version: the image's tag for `--backend docker` (default 16); for
+    /// `local`, the installed server of that major (/usr/lib/postgresql/MAJOR/bin, or one
+    /// `scripts/install-postgres.sh MAJOR` installed; default: the newest installed). Default:
+    /// `version` of [server] in migproof.toml.
     #[arg(long, value_name = "MAJOR", env = docker::PG_VERSION_ENV,
           value_parser = clap::value_parser!(u32).range(9..=99))]
     pub pg_version: Option<u32>,

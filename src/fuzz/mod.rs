@@ -323,6 +323,7 @@ pub async fn run(
         format: set.format.to_string(),
     };
     let mut report = Report::new("fuzz", source, set.migrations.len(), server.kind_name());
+    report.server = server.version.clone();
     let (ctx, findings) = prepare(
         &server,
         set,
@@ -491,7 +492,8 @@ impl Harness {
         let (ctx, server) = runtime.block_on(async {
             let docker = crate::backend::docker::Options::from_env();
             let access = Access::from_env(set.setup.migration_role);
-            let server = Arc::new(Server::open(backend, url, &docker, access).await?);
+            let major = set.settings.server.version;
+            let server = Arc::new(Server::open(backend, url, &docker, major, access).await?);
             let (ctx, findings) =
                 prepare(&server, &set, Duration::from_secs(120), false, None, 1).await?;
             if let Some(f) = findings.into_iter().next() {

@@ -13,8 +13,17 @@ pub fn render(report: &Report, colour: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "migproof {}: {} migration(s) in {} ({} layout), {} backend",
-        report.command, report.migrations, report.source.dir, report.source.format, report.backend
+        "migproof {}: {} migration(s) in {} ({} layout), {} backend{}",
+        report.command,
+        report.migrations,
+        report.source.dir,
+        report.source.format,
+        report.backend,
+        if report.server.is_empty() {
+            String::new()
+        } else {
+            format!(", PostgreSQL {}", report.server)
+        }
     );
     if let Some(trace) = &report.locks {
         out.push_str(&super::locks::render_human(trace, colour));

@@ -387,6 +387,9 @@ pub struct Report {
     pub migrations: usize,
     /// Which backend ran the checks (`local`, `url`).
     pub backend: String,
+    /// The server's version (`18.4`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub server: String,
     /// The migrations whose checks all ran, in order, named as in `Finding::migration`. Not in
     /// the JSON document, whose summary carries their number (`migrations_checked`).
     #[serde(skip)]
@@ -556,6 +559,7 @@ impl Report {
             source,
             migrations,
             backend: backend.to_owned(),
+            server: String::new(),
             checked: Vec::new(),
             files: BTreeMap::new(),
             findings: Vec::new(),

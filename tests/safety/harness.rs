@@ -403,7 +403,7 @@ pub struct PgServer {
 
 impl PgServer {
     pub fn start() -> PgServer {
-        let bin = migproof::backend::local::binaries().expect("PostgreSQL binaries installed");
+        let bin = migproof::backend::local::binaries(None).expect("PostgreSQL binaries installed");
         let dir = private_tmp();
         let data = dir.path().join("data");
         let socket = dir.path().join("socket");

@@ -1,0 +1,95 @@
+//! The local backend on a chosen PostgreSQL major: `--pg-version` and `[server] version` pick
+//! the installed server of that major (`.ci/run` installs 18 with scripts/install-postgres.sh,
+//! so the suite runs on the machine's 15 and on 18), and a major that is not installed is exit 3
+//! naming the command that installs it.
+
+mod common;
+
+use common::{migproof, root};
+
+fn shop_json(extra: &[&str], dir: &std::path::Path) -> (std::process::Output, serde_json::Value) {
+    let out = migproof()
+        .args(["check", "--backend", "local", "--format", "json", "-m"])
+        .arg(dir)
+        .args(extra)
+        .output()
+        .unwrap();
+    let json = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    (out, json)
+}
+
+#[test]
+fn pg_version_18_runs_a_local_cluster_of_that_major() {
+    let dir = root().join("examples/shop/migrations");
+    let (out, json) = shop_json(&["--pg-version", "18"], &dir);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "is PostgreSQL 18 installed? `scripts/install-postgres.sh 18` (.ci/run runs it): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        json["server"].as_str().unwrap().starts_with("18."),
+        "{json}"
+    );
+    assert_eq!(json["summary"]["migrations_checked"], 12);
+}
+
+#[test]
+fn server_version_in_migproof_toml_picks_the_major_and_the_flag_wins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("migrations");
+    std::fs::create_dir(&dir).unwrap();
+    for name in [
+        "0001_create_customers.up.sql",
+        "0001_create_customers.down.sql",
+    ] {
+        std::fs::copy(
+            root().join("examples/shop/migrations").join(name),
+            dir.join(name),
+        )
+        .unwrap();
+    }
+    std::fs::write(dir.join("migproof.toml"), "[server]\nversion = 18\n").unwrap();
+    let (out, json) = shop_json(&[], &dir);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        json["server"].as_str().unwrap().starts_with("18."),
+        "{json}"
+    );
+    let (out, json) = shop_json(&["--pg-version", "15"], &dir);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        json["server"].as_str().unwrap().starts_with("15."),
+        "{json}"
+    );
+}
+
+#[test]
+fn a_major_that_is_not_installed_is_exit_3_naming_the_install_command() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = migproof()
+        .env("MIGPROOF_PG_CACHE", empty.path())
+        .args(["check", "--backend", "local", "--pg-version", "13", "-m"])
+        .arg(root().join("examples/shop/migrations"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("PostgreSQL 13 is not installed")
+            && err.contains("scripts/install-postgres.sh 13"),
+        "{err}"
+    );
+}
