@@ -420,7 +420,11 @@ impl Server {
             .await
             .map_err(|e| self.admin_error("read the server's version", e))?;
         // Debian builds say `15.14 (Debian 15.14-1.pgdg13+1)`.
-        Ok(version.split_whitespace().next().unwrap_or_default().to_owned())
+        Ok(version
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_owned())
     }
 
     /// Takes this run's advisory lock on a connection of its own, kept until cleanup.

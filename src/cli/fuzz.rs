@@ -5,14 +5,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::output;
 use super::lifecycle::{error, open_server, supervise, Failure, Interrupts, ServerArgs};
+use super::output;
 use super::progress::Bar;
 use clap::Args;
 
 use super::{
-    exit, format_parser, parse_duration, parse_seed, parse_shard, start, AccessArgs,
-    Common, DockerArgs, OutputFormat,
+    exit, format_parser, parse_duration, parse_seed, parse_shard, start, AccessArgs, Common,
+    DockerArgs, OutputFormat,
 };
 use crate::backend;
 use crate::backend::BackendKind;

@@ -25,13 +25,25 @@ pub struct Unreadable {
     pub why: String,
 }
 
-/// Every view and materialized view that cannot be read now.
-pub async fn unreadable(conn: &mut PgConnection) -> Result<Vec<Unreadable>, sqlx::Error> {
+/// The views and materialized views of a database at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Views {
+    /// Every view and materialized view, `schema.name`: one that cannot be read now but did
+    /// not exist before a step was not readable before it either.
+    pub relations: Vec<String>,
+    /// Those that cannot be read.
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// Every view and materialized view, and those of them that cannot be read now.
+pub async fn unreadable(conn: &mut PgConnection) -> Result<Views, sqlx::Error> {
     let relations: Vec<(String, String, String, bool)> =
         sqlx::query_as(RELATIONS).fetch_all(&mut *conn).await?;
     let mut out = Vec::new();
+    let mut all = Vec::new();
     for (schema, name, kind, populated) in relations {
         let relation = format!("{schema}.{name}");
+        all.push(relation.clone());
         if kind == "m" && !populated {
             out.push(Unreadable {
                 relation,
@@ -51,5 +63,8 @@ pub async fn unreadable(conn: &mut PgConnection) -> Result<Vec<Unreadable>, sqlx
             Err(e) => return Err(e),
         }
     }
-    Ok(out)
+    Ok(Views {
+        relations: all,
+        unreadable: out,
+    })
 }
