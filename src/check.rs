@@ -387,9 +387,7 @@ impl<'a> Run<'a> {
     }
 
     /// A sequence that, after `step`, would next give a value its column already holds, and
-    /// did not before the migration (`before`): a `sequence_behind` finding. A down that
-    /// rebuilds a table and copies its rows back without moving the sequence breaks the next
-    /// insert, though schema and rows compare equal.
+    /// did not before the migration (`before`): a `sequence_behind` finding.
     async fn expect_sequences(
         &mut self,
         s: &mut Session,
@@ -398,48 +396,23 @@ impl<'a> Run<'a> {
         before: &[sequences::Behind],
     ) -> Result<(), RunError> {
         let now = sequences::behind(s.conn()).await.map_err(lost)?;
-        let new: Vec<String> = now
-            .iter()
-            .filter(|b| !before.iter().any(|o| o.column == b.column))
-            .map(|b| {
-                format!(
-                    "sequence {} would next give {}, but {} already holds values up to {}",
-                    b.sequence, b.next, b.column, b.max
-                )
-            })
-            .collect();
-        if !new.is_empty() {
-            let message = format!(
-                "{}: the next insert that takes its value from the sequence collides with an \
-                 existing row (or fails on the key); move it with setval()",
-                new.join("; ")
-            );
+        if let Some(message) = compare::sequences_behind(before, &now) {
             self.finding(Kind::SequenceBehind, m, step, message);
         }
         Ok(())
     }
 
     /// A view or materialized view that cannot be read after `step` and could before the
-    /// migration (`before`): an `unreadable` finding. A down that recreates a materialized view
-    /// `WITH NO DATA`, or leaves a view whose query fails, passes a comparison of definitions.
+    /// migration (`before`): an `unreadable` finding.
     async fn expect_readable(
         &mut self,
         s: &mut Session,
         m: &Migration,
         step: &str,
-        before: &[readable::Unreadable],
+        before: &readable::Views,
     ) -> Result<(), RunError> {
         let now = readable::unreadable(s.conn()).await.map_err(lost)?;
-        let new: Vec<String> = now
-            .iter()
-            .filter(|u| !before.iter().any(|b| b.relation == u.relation))
-            .map(|u| format!("{}: {}", u.relation, u.why))
-            .collect();
-        if !new.is_empty() {
-            let message = format!(
-                "could be read before the migration, not after this step: {}",
-                new.join("; ")
-            );
+        if let Some(message) = compare::unreadable(before, &now) {
             self.finding(Kind::Unreadable, m, step, message);
         }
         Ok(())

@@ -1,13 +1,15 @@
 //! Observations against expectations: schema snapshots against the golden snapshot, table
-//! contents before and after a step. Pure: it turns differences into verdicts, telling real
-//! differences from noise (column order, whitespace in bodies, creation-time literals,
-//! auto-generated names).
+//! contents before and after a step, sequences and views before and after a step. Pure: it
+//! turns differences into verdicts, telling real differences from noise (column order,
+//! whitespace in bodies, creation-time literals, auto-generated names).
 
 use std::sync::LazyLock;
 
 use regex::Regex;
 
 use crate::observe::data::TableDiff;
+use crate::observe::readable::Views;
+use crate::observe::sequences::Behind;
 use crate::observe::snapshot::{render_item, Item, Snapshot};
 use crate::report::{Kind, NoteKind};
 
@@ -269,6 +271,50 @@ pub fn data(diffs: &[TableDiff], allow_added: bool) -> Option<DataVerdict> {
     })
 }
 
+/// The message of a `sequence_behind` finding: sequences that would next give a value their
+/// column already holds `now` and did not `before` the step (or the migration, for a round
+/// trip). A down that rebuilds a table and copies its rows back without moving the sequence
+/// breaks the next insert, though schema and rows compare equal.
+pub fn sequences_behind(before: &[Behind], now: &[Behind]) -> Option<String> {
+    let new: Vec<String> = now
+        .iter()
+        .filter(|b| !before.iter().any(|o| o.column == b.column))
+        .map(|b| {
+            format!(
+                "sequence {} would next give {}, but {} already holds values up to {}",
+                b.sequence, b.next, b.column, b.max
+            )
+        })
+        .collect();
+    (!new.is_empty()).then(|| {
+        format!(
+            "{}: the next insert that takes its value from the sequence collides with an \
+             existing row (or fails on the key); move it with setval()",
+            new.join("; ")
+        )
+    })
+}
+
+/// The message of an `unreadable` finding: views and materialized views that existed and could
+/// be read `before` the step (or the migration) and cannot `now`. A down that recreates a
+/// materialized view `WITH NO DATA`, or leaves a view whose query fails, passes a comparison of
+/// definitions.
+pub fn unreadable(before: &Views, now: &Views) -> Option<String> {
+    let new: Vec<String> = now
+        .unreadable
+        .iter()
+        .filter(|u| before.relations.contains(&u.relation))
+        .filter(|u| !before.unreadable.iter().any(|b| b.relation == u.relation))
+        .map(|u| format!("{}: {}", u.relation, u.why))
+        .collect();
+    (!new.is_empty()).then(|| {
+        format!(
+            "could be read before the migration, not after this step: {}",
+            new.join("; ")
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,5 +420,46 @@ mod tests {
             data(&[diff(Some("a"), None)], true).unwrap().kind,
             Kind::DataLost
         );
+    }
+
+    #[test]
+    fn only_a_sequence_newly_behind_its_column_is_a_finding() {
+        let behind = |column: &str| Behind {
+            column: column.into(),
+            sequence: "public.t_id_seq".into(),
+            max: "6".into(),
+            next: "1".into(),
+        };
+        assert_eq!(sequences_behind(&[behind("public.t.id")], &[behind("public.t.id")]), None);
+        let message = sequences_behind(&[], &[behind("public.t.id")]).unwrap();
+        assert!(
+            message.starts_with(
+                "sequence public.t_id_seq would next give 1, but public.t.id already holds \
+                 values up to 6: "
+            ),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn only_a_view_readable_before_and_not_after_is_a_finding() {
+        use crate::observe::readable::Unreadable;
+        let views = |relations: &[&str], unreadable: &[&str]| Views {
+            relations: relations.iter().map(|r| r.to_string()).collect(),
+            unreadable: unreadable
+                .iter()
+                .map(|r| Unreadable {
+                    relation: r.to_string(),
+                    why: "not populated".into(),
+                })
+                .collect(),
+        };
+        let now = views(&["public.v", "public.w"], &["public.v", "public.w"]);
+        // public.w did not exist before the step: it was not readable before it either.
+        assert_eq!(
+            unreadable(&views(&["public.v"], &[]), &now).as_deref(),
+            Some("could be read before the migration, not after this step: public.v: not populated")
+        );
+        assert_eq!(unreadable(&views(&["public.v"], &["public.v"]), &now), None);
     }
 }

@@ -936,3 +936,37 @@ fn data_dependent_ups_are_accepted_under_an_assumption_or_warn() {
         "{err}"
     );
 }
+
+/// A table of the project's own named like a migrator's history table is data: only the
+/// history tables of an external migrator that applies the project are left out.
+#[test]
+fn a_projects_own_schema_migrations_table_is_compared_like_any_other() {
+    let dir = common::folder(&[
+        (
+            "0001_create_schema_migrations.up.sql",
+            "CREATE TABLE schema_migrations (version bigint PRIMARY KEY, note text);\n",
+        ),
+        (
+            "0001_create_schema_migrations.down.sql",
+            "DROP TABLE schema_migrations;\n",
+        ),
+        (
+            "0002_add_applied_by.up.sql",
+            "ALTER TABLE schema_migrations ADD COLUMN applied_by text;\n",
+        ),
+        (
+            "0002_add_applied_by.down.sql",
+            "DELETE FROM schema_migrations;\nALTER TABLE schema_migrations DROP COLUMN applied_by;\n",
+        ),
+    ]);
+    let (out, json) = common::check_json(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert_eq!(
+        common::findings(&json),
+        [("data_lost".to_string(), "0002_add_applied_by".to_string())]
+    );
+    assert!(json["findings"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("public.schema_migrations"));
+}

@@ -173,6 +173,9 @@ pub struct Server {
     pub superuser: bool,
     /// The server's version as it reports it (`18.4`), read when the run starts.
     pub version: String,
+    /// Tables an external migrator keeps its history in, left out of snapshots and data
+    /// checks: given to every scratch database session as `migproof.history_tables`.
+    history_tables: String,
     /// Taken by every step watched by [`crate::guard::watch`]: one step at a time, so that
     /// what changed on the server is that step's doing.
     pub(crate) globals_turn: tokio::sync::Mutex<()>,
@@ -346,6 +349,7 @@ impl Server {
             applier: Applier::Admin,
             superuser: false,
             version: String::new(),
+            history_tables: String::new(),
             globals_turn: Default::default(),
             idle: Mutex::new(Vec::new()),
             _cluster: cluster,
@@ -409,6 +413,12 @@ impl Server {
         server.choose_applier(access).await?;
         server.sweep().await?;
         Ok(server)
+    }
+
+    /// Leaves the tables named out of every snapshot and data check on scratch databases made
+    /// from now on: the history tables of the migrator that applies the project.
+    pub fn ignore_history_tables(&mut self, names: &[&str]) {
+        self.history_tables = names.join(",");
     }
 
     /// The server's version (`SHOW server_version`), on the run lock's connection.
@@ -677,8 +687,11 @@ impl Server {
                 Some(password.clone()),
             ),
         };
+        let options = options
+            .database(&name)
+            .options([("migproof.history_tables", self.history_tables.as_str())]);
         Ok(ScratchDb {
-            options: options.database(&name),
+            options,
             name,
             password,
             superuser: self.applies_as_superuser(),

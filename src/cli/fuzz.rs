@@ -268,10 +268,18 @@ pub async fn run_replay(args: ReplayArgs, interrupts: &mut Interrupts) -> u8 {
         docker: &args.docker,
         pg_version: None,
     };
-    let server = match open_server(where_, args.access.resolve(None), interrupts).await {
-        Ok(s) => Arc::new(s),
+    let mut server = match open_server(where_, args.access.resolve(None), interrupts).await {
+        Ok(s) => s,
         Err(code) => return code,
     };
+    // The layout of the saved cases (they share a project), for its migrator's history tables.
+    let format = args
+        .source
+        .or_else(|| Format::from_name(&cases[0].1.source));
+    if let Some(format) = format {
+        server.ignore_history_tables(format.history_tables());
+    }
+    let server = Arc::new(server);
     let work = replay_all(server.clone(), &args, cases);
     supervise(
         &server,

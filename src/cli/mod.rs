@@ -483,7 +483,8 @@ async fn start(
         pg_version: set.settings.server.version,
         ..common.into()
     };
-    let server = open_server(where_, access, interrupts).await?;
+    let mut server = open_server(where_, access, interrupts).await?;
+    server.ignore_history_tables(set.format.history_tables());
     Ok((set, server))
 }
 

@@ -493,7 +493,9 @@ impl Harness {
             let docker = crate::backend::docker::Options::from_env();
             let access = Access::from_env(set.setup.migration_role);
             let major = set.settings.server.version;
-            let server = Arc::new(Server::open(backend, url, &docker, major, access).await?);
+            let mut server = Server::open(backend, url, &docker, major, access).await?;
+            server.ignore_history_tables(set.format.history_tables());
+            let server = Arc::new(server);
             let (ctx, findings) =
                 prepare(&server, &set, Duration::from_secs(120), false, None, 1).await?;
             if let Some(f) = findings.into_iter().next() {

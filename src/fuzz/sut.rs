@@ -1,7 +1,8 @@
 //! The system under test: one scratch database per case, driven step by step, compared with
 //! the reference model after every transition (schema against the golden snapshot of the
 //! model's version; data against what was there before the step and, after a down, before the
-//! up it undoes). The first difference becomes a finding.
+//! up it undoes; sequences and views against what they were before each migration step). The
+//! first difference becomes a finding.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -20,7 +21,7 @@ use crate::model::seed;
 use crate::observe::catalog::Table;
 use crate::observe::data::{self, Stash};
 use crate::observe::snapshot::{self, Snapshot};
-use crate::observe::{catalog, ident, literal};
+use crate::observe::{catalog, ident, literal, readable, sequences};
 use crate::report::{Finding, Kind};
 use crate::source::MigrationSet;
 
@@ -120,6 +121,9 @@ pub struct Sut {
     pending: Option<usize>,
     /// Contents stashed before the up that left each version, to compare after coming back.
     round_trip: BTreeMap<usize, Stash>,
+    /// What was usable before an interrupted migration, and the version it started from: the
+    /// retry that runs it again is judged against it.
+    usable_before_pending: Option<(usize, Usable)>,
     written: usize,
     index: usize,
     /// The step being applied, for findings.
@@ -144,6 +148,15 @@ impl Drop for Sut {
     }
 }
 
+/// What keeps a database usable beyond its schema and rows, observed before a migration step to
+/// judge the step after it (as `check` does across a migration): the sequences already behind
+/// their columns, and the views and materialized views with those that cannot be read.
+#[derive(Debug, Clone, Default)]
+struct Usable {
+    behind: Vec<sequences::Behind>,
+    views: readable::Views,
+}
+
 /// Why a step could not be judged: the environment failed.
 #[derive(Debug)]
 pub struct Broken(pub String);
@@ -166,6 +179,7 @@ impl Sut {
             fault: None,
             pending: None,
             round_trip: BTreeMap::new(),
+            usable_before_pending: None,
             written: 0,
             index: 0,
             current: String::new(),
@@ -260,10 +274,12 @@ impl Sut {
             .await
     }
 
-    /// `expect_data`; with `retyped_may_change`, columns whose type the step changed are left
-    /// out too. A down must adapt the values written after its up to the old types (cut a
-    /// text, round a number) to apply at all; the values that were there before the up are
-    /// compared by the round trip instead.
+    /// `expect_data`; with `retyped_may_change`, columns whose type the step changed (another
+    /// type, or one rebuilt under its name: [`catalog::Column::retyped`]) are left out too. A
+    /// down must adapt the values written after its up to the old types (cut a text, round a
+    /// number, map an enum label the old type lacks) to apply at all, and `check` does not
+    /// compare the rows written after an up across its down either; the values that were there
+    /// before the up are compared by the round trip instead.
     async fn expect_data_but(
         &mut self,
         stash: &Stash,
@@ -286,10 +302,7 @@ impl Sut {
                     continue;
                 };
                 for c in &before.columns {
-                    if now
-                        .column(&c.name)
-                        .is_some_and(|n| n.type_sql != c.type_sql)
-                    {
+                    if now.column(&c.name).is_some_and(|n| c.retyped(n)) {
                         exclude.add_column(before, &c.name);
                     }
                 }
@@ -314,6 +327,28 @@ impl Sut {
 
     async fn tables(&mut self) -> Result<Vec<Table>, Broken> {
         catalog::tables(self.s().conn()).await.map_err(broken)
+    }
+
+    async fn usable(&mut self) -> Result<Usable, Broken> {
+        let behind = sequences::behind(self.s().conn()).await.map_err(broken)?;
+        let views = readable::unreadable(self.s().conn())
+            .await
+            .map_err(broken)?;
+        Ok(Usable { behind, views })
+    }
+
+    /// After the up or down of migration `blame`: a sequence newly behind its column is a
+    /// `sequence_behind` finding, a view or materialized view readable `before` and not now an
+    /// `unreadable` one, as in `check`.
+    async fn expect_usable(&mut self, before: &Usable, blame: usize) -> Outcome {
+        let now = self.usable().await?;
+        if let Some(message) = compare::sequences_behind(&before.behind, &now.behind) {
+            return Ok(Err(self.finding(Kind::SequenceBehind, blame, message)));
+        }
+        if let Some(message) = compare::unreadable(&before.views, &now.views) {
+            return Ok(Err(self.finding(Kind::Unreadable, blame, message)));
+        }
+        Ok(Ok(()))
     }
 
     /// Migrates one version at a time to `target`; an armed fault hits the first step.
@@ -342,6 +377,7 @@ impl Sut {
             if up {
                 self.round_trip.insert(from, before.clone());
             }
+            let usable = self.usable().await?;
             let applied = match fault.take() {
                 Some(f) => {
                     self.s()
@@ -369,6 +405,7 @@ impl Sut {
                     // before it; a non-transactional one may leave residue for the retry, and
                     // so may an external migrator, whose transactions migproof cannot see.
                     self.pending = Some(target);
+                    self.usable_before_pending = Some((from, usable));
                     if !script.has_autocommit() && script.command.is_none() {
                         let why = format!("the migration was interrupted ({what}) and rolled back, but left residue");
                         if let Err(f) = self
@@ -418,6 +455,9 @@ impl Sut {
                 // next up from them stashes again.
                 self.round_trip.retain(|&v, _| v < to);
             }
+            if let Err(f) = self.expect_usable(&usable, at).await? {
+                return Ok(Err(f));
+            }
         }
         Ok(Ok(()))
     }
@@ -443,10 +483,19 @@ impl Sut {
         } else {
             target
         };
+        // The first finding on sequences or views, reported unless the schema is off golden.
+        let mut unusable = None;
+        let interrupted = self.usable_before_pending.take();
         while self.level != target {
             let up = target > self.level;
             let index = if up { self.level } else { self.level - 1 };
             let m = self.ctx.set.migrations[index].clone();
+            // The migration interrupted is judged against what was there before the
+            // interruption; a later one against what was there before it.
+            let usable = match &interrupted {
+                Some((from, usable)) if *from == self.level => usable.clone(),
+                _ => self.usable().await?,
+            };
             let script = if up {
                 m.up.clone()
             } else {
@@ -462,12 +511,20 @@ impl Sut {
                 }
                 Ok(()) => self.level = if up { self.level + 1 } else { self.level - 1 },
             }
+            if unusable.is_none() {
+                unusable = self.expect_usable(&usable, index + 1).await?.err();
+            }
         }
         // A retry does not stash: a stash above the version it ended at is out of date.
         self.round_trip.retain(|&v, _| v <= target);
         let why = "after the interruption and the retry, the schema is not the golden one";
-        self.expect_schema(target, blame, Kind::ResidueAfterFailure, Some(why))
-            .await
+        if let Err(f) = self
+            .expect_schema(target, blame, Kind::ResidueAfterFailure, Some(why))
+            .await?
+        {
+            return Ok(Err(f));
+        }
+        Ok(unusable.map_or(Ok(()), Err))
     }
 
     async fn rerun(&mut self) -> Outcome {

@@ -299,6 +299,7 @@ mod tests {
             name: name.into(),
             attnum: 0,
             type_sql: base.into(),
+            type_oid: 0,
             base_type: base.into(),
             category: String::new(),
             typmod,

@@ -21,6 +21,10 @@ pub struct Column {
     pub attnum: i32,
     /// `format_type` of the column, usable in a cast (`numeric(12,4)`).
     pub type_sql: String,
+    /// The type's oid: a type rebuilt under its name (an enum recreated without a label) has
+    /// the same `type_sql` and another oid.
+    #[serde(default)]
+    pub type_oid: i64,
     /// The base type's name (`int4`, `varchar`, `numeric`, an enum's name); for arrays the
     /// element type.
     pub base_type: String,
@@ -38,6 +42,13 @@ pub struct Column {
 }
 
 impl Column {
+    /// Whether a step changed this column's type, `now` being the column after it: another
+    /// type, typmod, or a type rebuilt under the same name. Such a step must adapt the values
+    /// that do not fit the new type (cut a text, round a number, map a dropped enum label).
+    pub fn retyped(&self, now: &Column) -> bool {
+        self.type_sql != now.type_sql || self.type_oid != now.type_oid
+    }
+
     /// Columns a client cannot or should not write: generated, identity columns, and
     /// sequence-backed defaults (production rows take their ids from the sequence).
     pub fn server_filled(&self, default_is_sequence: bool) -> bool {
@@ -115,6 +126,7 @@ pub async fn tables(conn: &mut PgConnection) -> Result<Vec<Table>, sqlx::Error> 
             name: row.try_get("column_name")?,
             attnum: row.try_get("attnum")?,
             type_sql: row.try_get("type_sql")?,
+            type_oid: row.try_get("type_oid")?,
             base_type: row.try_get("base_type")?,
             category: row.try_get("category")?,
             typmod: row.try_get("typmod")?,

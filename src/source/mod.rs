@@ -92,6 +92,31 @@ impl MigrationSet {
 }
 
 impl Format {
+    /// The tables the migrator of this layout keeps its history in, when migproof runs an
+    /// external migrator that creates them (Alembic; any tool behind `[command]`). migproof
+    /// applies the other layouts itself and records what it applied in its own schema, so
+    /// there a table named like a migrator's history table is the project's data.
+    pub fn history_tables(self) -> &'static [&'static str] {
+        match self {
+            Format::Alembic => &["alembic_version"],
+            Format::Command => &[
+                "_sqlx_migrations",
+                "__diesel_schema_migrations",
+                "schema_migrations",
+                "flyway_schema_history",
+                "databasechangelog",
+                "databasechangeloglock",
+                "alembic_version",
+                "refinery_schema_history",
+                "goose_db_version",
+                "gorp_migrations",
+                "ar_internal_metadata",
+                "django_migrations",
+            ],
+            _ => &[],
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Format::Sqlx => "sqlx",

@@ -1,6 +1,6 @@
 -- One canonical, OID-free description of everything a migration can change, as
 -- (kind, key, body, position) rows. Objects of extensions, of the system schemas, of
--- migproof's own `_migproof` schema and of migrators' history tables are left out.
+-- migproof's own `_migproof` schema and of the external migrator's history tables are left out.
 WITH ns AS (
     SELECT oid, nspname FROM pg_namespace
     WHERE nspname NOT IN ('pg_catalog', 'information_schema', '_migproof')
@@ -15,11 +15,10 @@ rel AS (
            quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qname
     FROM pg_class c JOIN ns n ON n.oid = c.relnamespace
     WHERE NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_class'::regclass AND ext.objid = c.oid)
-      AND NOT (c.relkind = 'r' AND c.relname IN (
-          '_sqlx_migrations', '__diesel_schema_migrations', 'schema_migrations',
-          'flyway_schema_history', 'databasechangelog', 'databasechangeloglock',
-          'alembic_version', 'refinery_schema_history', 'goose_db_version',
-          'gorp_migrations', 'ar_internal_metadata', 'django_migrations'))
+      -- the history tables of the migrator that applies the project, when an external one
+      -- does (see `Format::history_tables`); a project's own table of that name is data
+      AND NOT (c.relkind = 'r' AND c.relname = ANY (COALESCE(
+          string_to_array(current_setting('migproof.history_tables', true), ','), '{}')))
 ),
 hidden_rel AS (
     SELECT c.oid FROM pg_class c JOIN ns n ON n.oid = c.relnamespace

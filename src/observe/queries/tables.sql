@@ -6,6 +6,7 @@ SELECT c.oid::int8 AS table_oid,
        a.attname::text AS column_name,
        a.attnum::int4 AS attnum,
        format_type(a.atttypid, a.atttypmod) AS type_sql,
+       a.atttypid::int8 AS type_oid,
        bt.typname::text AS base_type,
        bt.typcategory::text AS category,
        CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END AS typmod,
@@ -28,9 +29,6 @@ WHERE c.relkind IN ('r', 'p')
   AND n.nspname NOT IN ('pg_catalog', 'information_schema', '_migproof')
   AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp\_%'
   AND NOT EXISTS (SELECT 1 FROM pg_depend dep WHERE dep.classid = 'pg_class'::regclass AND dep.objid = c.oid AND dep.deptype = 'e')
-  AND c.relname NOT IN (
-      '_sqlx_migrations', '__diesel_schema_migrations', 'schema_migrations',
-      'flyway_schema_history', 'databasechangelog', 'databasechangeloglock',
-      'alembic_version', 'refinery_schema_history', 'goose_db_version',
-      'gorp_migrations', 'ar_internal_metadata', 'django_migrations')
+  AND NOT c.relname = ANY (COALESCE(
+      string_to_array(current_setting('migproof.history_tables', true), ','), '{}'))
 ORDER BY n.nspname, c.relname, a.attnum
