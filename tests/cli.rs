@@ -970,3 +970,42 @@ fn a_projects_own_schema_migrations_table_is_compared_like_any_other() {
         .unwrap()
         .contains("public.schema_migrations"));
 }
+
+/// An up that renames a column and adds a new one under the old name keeps every value (in
+/// the renamed column): data is followed by column identity, not by name.
+#[test]
+fn rename_then_add_under_the_old_name_is_not_a_loss() {
+    let dir = common::folder(&[
+        (
+            "0001_create_people.up.sql",
+            "CREATE TABLE people (id bigint PRIMARY KEY, nickname text);\n",
+        ),
+        ("0001_create_people.down.sql", "DROP TABLE people;\n"),
+        (
+            "0002_keep_nickname_as_legacy.up.sql",
+            "ALTER TABLE people RENAME COLUMN nickname TO legacy_nickname;\n\
+             ALTER TABLE people ADD COLUMN nickname text;\n",
+        ),
+        (
+            "0002_keep_nickname_as_legacy.down.sql",
+            "ALTER TABLE people DROP COLUMN nickname;\n\
+             ALTER TABLE people RENAME COLUMN legacy_nickname TO nickname;\n",
+        ),
+    ]);
+    let (out, json) = common::check_json(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{json:#}");
+
+    // dropping the column and adding it again under its name still loses its values
+    std::fs::write(
+        dir.path().join("0002_keep_nickname_as_legacy.down.sql"),
+        "ALTER TABLE people DROP COLUMN nickname;\n\
+         ALTER TABLE people DROP COLUMN legacy_nickname;\n\
+         ALTER TABLE people ADD COLUMN nickname text;\n",
+    )
+    .unwrap();
+    let (out, json) = common::check_json(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    assert!(common::findings(&json)
+        .iter()
+        .any(|(kind, m)| kind == "data_lost" && m == "0002_keep_nickname_as_legacy"));
+}

@@ -7,7 +7,7 @@
 use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::catalog::Table;
+use super::catalog::{Column, Table};
 use super::{ident, literal};
 use crate::source::config::Exclude;
 
@@ -259,9 +259,14 @@ fn stash_checksums_sql(tag: i32, pairs: &[Pair], first: usize) -> String {
     )
 }
 
-/// Which stashed tables can be compared with which live tables: same schema and name; over
-/// the columns with the same name on both sides. Where a column's type changed, the live value
-/// is cast back to the old type (so a silently rounded numeric shows) unless `cast_back` is off.
+/// Which stashed tables can be compared with which live tables, and over which columns. A
+/// table is followed by identity (its oid: a renamed table keeps its rows), else by schema and
+/// name (a table rebuilt under its name must keep them too). A column of the same table is
+/// followed by its `attnum`, which a rename keeps (so an up that renames `nickname` and adds a
+/// new `nickname` is compared through the renamed column), else by name (a column dropped and
+/// added again under its name is still compared, and its lost values show). Where a column's
+/// type changed, the live value is cast back to the old type (so a silently rounded numeric
+/// shows) unless `cast_back` is off.
 fn pairs<'a>(
     stash: &'a Stash,
     after: &'a [Table],
@@ -270,24 +275,34 @@ fn pairs<'a>(
 ) -> Vec<Pair<'a>> {
     let mut out = Vec::new();
     for before in stash.tables.iter().filter(|t| !exclude.table(*t)) {
-        let Some(now) = after
-            .iter()
-            .find(|t| t.schema == before.schema && t.name == before.name)
-        else {
+        let same = |t: &&Table| before.oid != 0 && t.oid == before.oid;
+        let Some(now) = after.iter().find(same).or_else(|| {
+            after
+                .iter()
+                .find(|t| t.schema == before.schema && t.name == before.name)
+        }) else {
             continue;
+        };
+        let same_relation = before.oid != 0 && before.oid == now.oid;
+        // The live column a stashed column is now.
+        let follow = |name: &str| -> Option<(&Column, &Column)> {
+            let old = before.column(name)?;
+            let by_identity = same_relation
+                .then(|| now.columns.iter().find(|c| c.attnum != 0 && c.attnum == old.attnum))
+                .flatten();
+            Some((old, by_identity.or_else(|| now.column(name))?))
+        };
+        let cast = |name: &str| -> Option<String> {
+            let (old, new) = follow(name)?;
+            Some(if cast_back && old.type_sql != new.type_sql {
+                format!("(({})::{})::text", ident(&new.name), old.type_sql)
+            } else {
+                format!("({})::text", ident(&new.name))
+            })
         };
         let mut positions = Vec::new();
         let mut columns = Vec::new();
         let mut live = Vec::new();
-        let cast = |name: &str| -> Option<String> {
-            let old = before.column(name)?;
-            let new = now.column(name)?;
-            Some(if cast_back && old.type_sql != new.type_sql {
-                format!("(({})::{})::text", ident(name), old.type_sql)
-            } else {
-                format!("({})::text", ident(name))
-            })
-        };
         for (i, col) in before.columns.iter().enumerate() {
             if exclude.column(before, &col.name) {
                 continue;
@@ -299,7 +314,7 @@ fn pairs<'a>(
             }
         }
         let key_common = !before.primary_key.is_empty()
-            && before.primary_key.iter().all(|c| now.column(c).is_some());
+            && before.primary_key.iter().all(|c| follow(c).is_some());
         let (live_key, stash_key) = if key_common {
             (
                 key_expr(before, |c| cast(c).unwrap_or_default()),
