@@ -48,6 +48,25 @@ static GENERATED_NAME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\b([A-Za-z0-9_]+_(?:key|idx|fkey|pkey|check|excl|seq|not_null))\d+\b").unwrap()
 });
 static SPACE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\s+").unwrap());
+/// A view's top-level select list: `SELECT <list> FROM ...`.
+static SELECT_LIST: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?is)^(\s*SELECT\s+)(.*?)(\s+FROM\s.*)$").unwrap());
+
+/// A view body with its select list sorted, when the list is plain (no parentheses): the
+/// expansion of `SELECT *` follows the table's column order, which a dropped and re-added
+/// column changes (noise, as column order is for tables).
+fn sorted_select_list(body: &str) -> String {
+    let Some(c) = SELECT_LIST.captures(body) else {
+        return body.to_owned();
+    };
+    let list = &c[2];
+    if list.contains('(') {
+        return body.to_owned();
+    }
+    let mut items: Vec<&str> = list.split(',').map(str::trim).collect();
+    items.sort_unstable();
+    format!("{}{}{}", &c[1], items.join(", "), &c[3])
+}
 
 fn has_body(kind: &str) -> bool {
     matches!(
@@ -67,7 +86,15 @@ fn normalize(snapshot: &Snapshot, skip: Option<Norm>, strict: bool) -> Vec<Strin
         if on(Norm::Whitespace) && has_body(&item.kind) {
             item.body = SPACE.replace_all(item.body.trim(), " ").into_owned();
         }
-        if on(Norm::Literal) && matches!(item.kind.as_str(), "column" | "type" | "comment") {
+        if on(Norm::Order) && !strict && matches!(item.kind.as_str(), "view" | "materialized-view")
+        {
+            item.body = sorted_select_list(&item.body);
+        }
+        // Literals fixed at creation time ('now'::timestamp) sit in defaults and in bodies.
+        if on(Norm::Literal)
+            && (matches!(item.kind.as_str(), "column" | "type" | "comment")
+                || has_body(&item.kind))
+        {
             item.body = TIMESTAMP
                 .replace_all(&item.body, "'<creation time>'")
                 .into_owned();
@@ -127,9 +154,9 @@ pub fn schema(
         }
         let (kind, message) = match norm {
             Norm::Whitespace => (NoteKind::BodyWhitespace, "function or view bodies differ only in whitespace"),
-            Norm::Literal => (NoteKind::CreationTimeLiteral, "defaults differ only in literals fixed at creation time (for example DEFAULT 'now')"),
+            Norm::Literal => (NoteKind::CreationTimeLiteral, "defaults or bodies differ only in literals fixed at creation time (for example DEFAULT 'now', or 'now'::timestamp in a view)"),
             Norm::Name => (NoteKind::GeneratedName, "objects differ only in the numeric suffix of names PostgreSQL generated"),
-            Norm::Order => (NoteKind::ColumnOrder, "columns are in a different order (a column was dropped and re-added, or re-created at the end); use --strict to fail on this"),
+            Norm::Order => (NoteKind::ColumnOrder, "columns are in a different order (a column was dropped and re-added, or re-created at the end; a view's SELECT * follows its table's order); use --strict to fail on this"),
         };
         notes.push((kind, message.to_owned()));
     }
@@ -381,6 +408,60 @@ mod tests {
     }
 
     #[test]
+    fn creation_time_literals_in_view_and_function_bodies_are_noise() {
+        let view = |at: &str| {
+            let mut items = base();
+            items.push(Item {
+                kind: "view".into(),
+                key: "public.recent".into(),
+                body: format!(
+                    " SELECT t.a\n   FROM t\n  WHERE t.a > '{at}'::timestamp without time zone;"
+                ),
+                position: None,
+            });
+            Snapshot::new(items)
+        };
+        let verdict = schema(
+            &view("2026-11-29 10:00:00.1"),
+            &view("2026-11-29 10:00:07.9"),
+            false,
+            ("a", "b"),
+        );
+        assert!(
+            matches!(verdict, SchemaVerdict::Noise { ref notes, .. } if notes[0].0 == NoteKind::CreationTimeLiteral),
+            "{verdict:?}"
+        );
+    }
+
+    #[test]
+    fn a_views_select_star_in_another_column_order_is_column_order_noise() {
+        let view = |list: &str| {
+            let mut items = base();
+            items.push(Item {
+                kind: "view".into(),
+                key: "public.v".into(),
+                body: format!(" SELECT {list}\n   FROM t;"),
+                position: None,
+            });
+            Snapshot::new(items)
+        };
+        let (a, b) = (view("t.a,\n    t.b"), view("t.b,\n    t.a"));
+        match schema(&a, &b, false, ("a", "b")) {
+            SchemaVerdict::Noise { notes, .. } => assert_eq!(notes[0].0, NoteKind::ColumnOrder),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            schema(&a, &b, true, ("a", "b")),
+            SchemaVerdict::Mismatch { .. }
+        ));
+        // another column is a real difference
+        assert!(matches!(
+            schema(&a, &view("t.a,\n    t.c"), false, ("a", "b")),
+            SchemaVerdict::Mismatch { .. }
+        ));
+    }
+
+    #[test]
     fn a_different_default_is_a_mismatch_with_a_diff() {
         let a = Snapshot::new(base());
         let mut items = base();
@@ -430,7 +511,10 @@ mod tests {
             max: "6".into(),
             next: "1".into(),
         };
-        assert_eq!(sequences_behind(&[behind("public.t.id")], &[behind("public.t.id")]), None);
+        assert_eq!(
+            sequences_behind(&[behind("public.t.id")], &[behind("public.t.id")]),
+            None
+        );
         let message = sequences_behind(&[], &[behind("public.t.id")]).unwrap();
         assert!(
             message.starts_with(
@@ -458,7 +542,9 @@ mod tests {
         // public.w did not exist before the step: it was not readable before it either.
         assert_eq!(
             unreadable(&views(&["public.v"], &[]), &now).as_deref(),
-            Some("could be read before the migration, not after this step: public.v: not populated")
+            Some(
+                "could be read before the migration, not after this step: public.v: not populated"
+            )
         );
         assert_eq!(unreadable(&views(&["public.v"], &["public.v"]), &now), None);
     }

@@ -1009,3 +1009,66 @@ fn rename_then_add_under_the_old_name_is_not_a_loss() {
         .iter()
         .any(|(kind, m)| kind == "data_lost" && m == "0002_keep_nickname_as_legacy"));
 }
+
+/// `'now'::timestamp` in a view is frozen when the view is created; every part of the
+/// stairway creates it at another time. That is a `creation_time_literal` note, not a
+/// schema mismatch.
+#[test]
+fn a_creation_time_literal_in_a_view_is_a_note() {
+    let dir = common::folder(&[
+        (
+            "0001_create_events.up.sql",
+            "CREATE TABLE events (id bigint PRIMARY KEY, at timestamp NOT NULL);\n",
+        ),
+        ("0001_create_events.down.sql", "DROP TABLE events;\n"),
+        (
+            "0002_recent_events.up.sql",
+            "SELECT pg_sleep(0.01);\nCREATE VIEW recent_events AS\n  SELECT * FROM events WHERE at > 'now'::timestamp;\n",
+        ),
+        ("0002_recent_events.down.sql", "DROP VIEW recent_events;\n"),
+        ("0003_note.up.sql", "ALTER TABLE events ADD COLUMN note text;\n"),
+        ("0003_note.down.sql", "ALTER TABLE events DROP COLUMN note;\n"),
+    ]);
+    let (out, json) = common::check_json(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{json:#}");
+    let notes: Vec<&str> = json["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["kind"].as_str().unwrap())
+        .collect();
+    assert!(notes.contains(&"creation_time_literal"), "{json:#}");
+}
+
+/// A view made with `SELECT *` lists its table's columns in the table's order; a down that
+/// rebuilds a column moves it to the end, and the recreated view follows. Both are
+/// `column_order` notes (findings under --strict), not a schema mismatch.
+#[test]
+fn a_select_star_view_following_its_tables_new_column_order_is_a_note() {
+    let dir = common::folder(&[
+        (
+            "0001_create_t.up.sql",
+            "CREATE TABLE t (id bigint PRIMARY KEY, b text, c text);\nCREATE VIEW v AS SELECT * FROM t;\n",
+        ),
+        ("0001_create_t.down.sql", "DROP VIEW v;\nDROP TABLE t;\n"),
+        (
+            "0002_b_varchar.up.sql",
+            "DROP VIEW v;\nALTER TABLE t ALTER COLUMN b TYPE varchar;\nCREATE VIEW v AS SELECT * FROM t;\n",
+        ),
+        (
+            "0002_b_varchar.down.sql",
+            "DROP VIEW v;\nALTER TABLE t ADD COLUMN b_text text;\nUPDATE t SET b_text = b;\n\
+             ALTER TABLE t DROP COLUMN b;\nALTER TABLE t RENAME COLUMN b_text TO b;\n\
+             CREATE VIEW v AS SELECT * FROM t;\n",
+        ),
+    ]);
+    let (out, json) = common::check_json(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{json:#}");
+    assert!(json["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["kind"] == "column_order"));
+    let (out, json) = common::check_json(dir.path(), &["--strict"]);
+    assert_eq!(out.status.code(), Some(1), "{json:#}");
+}
