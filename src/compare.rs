@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::observe::data::TableDiff;
+use crate::observe::data::{RowDiff, TableDiff};
 use crate::observe::readable::Views;
 use crate::observe::sequences::Behind;
 use crate::observe::snapshot::{render_item, Item, Snapshot};
@@ -219,6 +219,52 @@ fn show(value: &Option<String>) -> String {
     }
 }
 
+/// The rows of `diff`, with a row that went missing and a row that appeared paired when they
+/// agree on every column but the primary key: a rebuild that regenerated serial keys, shown as
+/// the key that changed, not as a row lost and a row added.
+fn rekeyed(diff: &TableDiff) -> Vec<RowDiff> {
+    if diff.key_columns.is_empty() {
+        return diff.rows.clone();
+    }
+    let rest = |values: &[Option<String>]| -> Vec<Option<String>> {
+        diff.columns
+            .iter()
+            .zip(values)
+            .filter(|(c, _)| !diff.key_columns.contains(c))
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    let mut out: Vec<RowDiff> = Vec::new();
+    let mut added: Vec<Option<&RowDiff>> = diff
+        .rows
+        .iter()
+        .map(|r| (r.before.is_none() && r.after.is_some()).then_some(r))
+        .collect();
+    for row in &diff.rows {
+        match (&row.before, &row.after) {
+            (Some(before), None) => {
+                let wanted = rest(before);
+                let found = added.iter_mut().find(|a| {
+                    a.and_then(|a| a.after.as_deref())
+                        .is_some_and(|after| rest(after) == wanted)
+                });
+                match found.and_then(Option::take) {
+                    Some(a) => out.push(RowDiff {
+                        key: row.key.clone(),
+                        before: row.before.clone(),
+                        after: a.after.clone(),
+                    }),
+                    None => out.push(row.clone()),
+                }
+            }
+            (None, Some(_)) => {}
+            _ => out.push(row.clone()),
+        }
+    }
+    out.extend(added.into_iter().flatten().cloned());
+    out
+}
+
 /// Judges table differences across a step. `allow_added` accepts rows that only exist after
 /// the step (an up may insert rows; a round trip must give back exactly what was there).
 pub fn data(diffs: &[TableDiff], allow_added: bool) -> Option<DataVerdict> {
@@ -228,7 +274,7 @@ pub fn data(diffs: &[TableDiff], allow_added: bool) -> Option<DataVerdict> {
     let mut tables = Vec::new();
     for diff in diffs {
         let mut counted = false;
-        for row in &diff.rows {
+        for row in &rekeyed(diff) {
             let key = if row.key.starts_with('{') {
                 format!("row {}", row.key)
             } else {
@@ -479,10 +525,43 @@ mod tests {
     }
 
     #[test]
+    fn regenerated_serial_keys_pair_rows_by_the_rest_of_the_row() {
+        let row = |key: &str, before: Option<[&str; 2]>, after: Option<[&str; 2]>| RowDiff {
+            key: key.into(),
+            before: before.map(|v| v.iter().map(|x| Some(x.to_string())).collect()),
+            after: after.map(|v| v.iter().map(|x| Some(x.to_string())).collect()),
+        };
+        let diff = TableDiff {
+            table: "public.t".into(),
+            columns: vec!["id".into(), "name".into()],
+            key_columns: vec!["id".into()],
+            rows_before: 2,
+            rows_after: 2,
+            rows: vec![
+                row("id=1", Some(["1", "Ann"]), None),
+                row("id=2", Some(["2", "Bob"]), None),
+                row("id=7", None, Some(["7", "Ann"])),
+                row("id=9", None, Some(["9", "Eve"])),
+            ],
+        };
+        let v = data(&[diff], false).unwrap();
+        assert_eq!(
+            v.rows,
+            [
+                "public.t(id=1).id: '1' -> '7'",
+                "public.t(id=2): row missing",
+                "public.t(id=9): row added"
+            ]
+        );
+        assert_eq!(v.kind, Kind::DataLost);
+    }
+
+    #[test]
     fn nulled_values_are_lost_and_rewritten_values_changed() {
         let diff = |before: Option<&str>, after: Option<&str>| TableDiff {
             table: "public.users".into(),
             columns: vec!["email".into()],
+            key_columns: vec!["id".into()],
             rows_before: 1,
             rows_after: 1,
             rows: vec![RowDiff {

@@ -159,6 +159,8 @@ pub struct RowDiff {
 pub struct TableDiff {
     pub table: String,
     pub columns: Vec<String>,
+    /// The primary key's columns (empty without one): rows are matched by them.
+    pub key_columns: Vec<String>,
     pub rows_before: i64,
     pub rows_after: i64,
     /// Up to [`SAMPLE`] differing rows.
@@ -410,6 +412,7 @@ async fn compare_with(
         diffs.push(TableDiff {
             table: pair.before.display_name(),
             columns: pair.columns.clone(),
+            key_columns: pair.before.primary_key.clone(),
             rows_before: before.0,
             rows_after: now.0,
             rows,
