@@ -398,6 +398,7 @@ fn init_writes_a_commented_migproof_toml_once() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
+    assert!(dir.join("migproof.toml.bak").is_file());
     let (out, _) = check_json(&dir, &["--since", "0012"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }

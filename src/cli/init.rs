@@ -17,7 +17,28 @@ pub fn run(args: InitArgs) -> u8 {
         Ok(set) => set,
         Err(e) => return error(exit::USAGE, &e.to_string()),
     };
+    if set.format == source::Format::Command {
+        return error(
+            exit::USAGE,
+            &format!(
+                "`{}` holds the [command] that applies this project: edit it by hand (the \
+                 README's configuration section lists the settings) rather than replace it",
+                path.display()
+            ),
+        );
+    }
     let text = template(set.format.name());
+    if path.exists() {
+        // --force: the old file is kept beside the new one, not lost.
+        let backup = path.with_extension("toml.bak");
+        if let Err(e) = std::fs::rename(&path, &backup) {
+            return error(
+                exit::USAGE,
+                &format!("failed to move `{}` aside: {e}", path.display()),
+            );
+        }
+        eprintln!("kept the old file as `{}`", backup.display());
+    }
     if let Err(e) = std::fs::write(&path, text) {
         return error(
             exit::USAGE,

@@ -362,7 +362,7 @@ pub struct InitArgs {
     #[arg(long, value_name = "NAME", value_parser = format_parser())]
     pub source: Option<Format>,
 
-    /// Overwrite an existing migproof.toml.
+    /// Replace an existing migproof.toml (kept as migproof.toml.bak).
     #[arg(long)]
     pub force: bool,
 }
