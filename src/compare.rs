@@ -92,8 +92,7 @@ fn normalize(snapshot: &Snapshot, skip: Option<Norm>, strict: bool) -> Vec<Strin
         }
         // Literals fixed at creation time ('now'::timestamp) sit in defaults and in bodies.
         if on(Norm::Literal)
-            && (matches!(item.kind.as_str(), "column" | "type" | "comment")
-                || has_body(&item.kind))
+            && (matches!(item.kind.as_str(), "column" | "type" | "comment") || has_body(&item.kind))
         {
             item.body = TIMESTAMP
                 .replace_all(&item.body, "'<creation time>'")

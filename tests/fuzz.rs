@@ -50,7 +50,9 @@ fn saved_cases(dir: &Path) -> Vec<std::path::PathBuf> {
     files
 }
 
-fn finds(example: &str, cases: &str) {
+/// Fuzzes `example` with seed 7, `cases` cases and one job; its `expect.json` finding must be
+/// among the findings, shrunk, saved as the report shows it, and replay to it again.
+fn finds(example: &str, cases: &str) -> serde_json::Value {
     let regressions = tempfile::tempdir().unwrap();
     let (out, json) = fuzz_json(
         &root().join(example).join("migrations"),
@@ -87,6 +89,66 @@ fn finds(example: &str, cases: &str) {
         assert_eq!(out.status.code(), code::FINDINGS, "{again:#}");
         assert_eq!(findings(&again)[0], findings(&json)[0]);
     }
+    reads_as_the_project(finding, &files);
+    json
+}
+
+/// A fuzz finding's sequence names migrations, not list positions, shows the values written,
+/// and is saved with its case as it was printed: the same lines, numbered as the finding's step.
+fn reads_as_the_project(finding: &serde_json::Value, saved: &[std::path::PathBuf]) {
+    let sequence: Vec<&str> = finding["sequence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    for (i, line) in sequence.iter().enumerate() {
+        assert!(line.starts_with(&format!("{}. ", i + 1)), "{finding:#}");
+        assert!(
+            !line.contains("to version "),
+            "a position, not a name: {line}"
+        );
+        assert!(
+            !line.contains("=#") && !line.contains("= #"),
+            "a symbol, not a value: {line}"
+        );
+    }
+    let step = finding["step"].as_str().unwrap();
+    let last = sequence.last().unwrap();
+    let (number, text) = last.split_once(". ").unwrap();
+    assert_eq!(step, format!("step {number}: {text}"), "{finding:#}");
+    let prefix = format!(
+        "{}-{}-",
+        finding["kind"].as_str().unwrap(),
+        finding["migration"]
+            .as_str()
+            .unwrap()
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+    );
+    let file = saved
+        .iter()
+        .find(|f| {
+            f.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&prefix)
+        })
+        .unwrap_or_else(|| panic!("no saved case {prefix}*: {saved:?}"));
+    let case: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    assert_eq!(case["sequence"], finding["sequence"], "{case:#}");
+    assert_eq!(case["finding"]["step"], finding["step"], "{case:#}");
+    assert_eq!(
+        case["steps"].as_array().unwrap().len(),
+        sequence.len(),
+        "{case:#}"
+    );
+}
+
+/// [`finds`], where the example's finding must be the only one.
+fn finds_only(example: &str, cases: &str) {
+    let json = finds(example, cases);
+    assert_eq!(findings(&json), [expected(example)], "{json:#}");
 }
 
 #[test]
@@ -118,7 +180,61 @@ fn finds_a_table_rebuild_that_loses_rows_whose_foreign_key_is_null() {
 
 #[test]
 fn finds_a_rollback_that_fails_once_rows_were_written_after_the_up() {
-    finds("examples/bugs/widen_then_narrow_down", "15");
+    let json = finds("examples/bugs/widen_then_narrow_down", "15");
+    // The row that breaks the down shows the value written, cut: 200 characters in varchar(200).
+    let sequence = json["findings"][0]["sequence"].to_string();
+    assert!(sequence.contains("(200 characters)"), "{sequence}");
+    assert!(
+        sequence.contains("migrate down one version (roll back 0002_widen_phone)"),
+        "{sequence}"
+    );
+}
+
+#[test]
+fn finds_a_down_that_leaves_a_sequence_behind_its_column_as_check_does() {
+    finds_only("examples/bugs/down_rebuild_leaves_sequence_behind", "10");
+}
+
+#[test]
+fn finds_a_down_that_leaves_a_materialized_view_unpopulated_as_check_does() {
+    finds_only("examples/bugs/down_leaves_view_unpopulated", "10");
+}
+
+#[test]
+fn a_down_that_rebuilds_an_enum_may_map_labels_written_after_its_up() {
+    // PostgreSQL cannot drop an enum label: the down of 0002 rebuilds the type under its name
+    // and maps `archived`, written after the up, to `closed`. `check` accepts it (the rows it
+    // writes after an up are not compared across the down); fuzz reported `data_changed`.
+    let project = root().join("tests/fixtures/enum_rebuilt_by_down");
+    let case = root().join("tests/fixtures/enum_rebuilt_by_down.json");
+    let (out, json) = replay(&[case.as_path()], Some(&project));
+    assert_eq!(out.status.code(), code::OK, "{json:#}");
+    let (out, json) = check_json(&project, &["--strict"]);
+    assert_eq!(out.status.code(), code::OK, "{json:#}");
+    // Columns the down leaves their type are still compared: the case writes its row.
+    let changed = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&project).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, changed.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let down = changed.path().join("0002_add_archived_state.down.sql");
+    let text = std::fs::read_to_string(&down).unwrap();
+    std::fs::write(&down, text + "UPDATE tickets SET title = title || '!';\n").unwrap();
+    let (out, json) = replay(&[case.as_path()], Some(changed.path()));
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
+    assert_eq!(
+        findings(&json),
+        [(
+            "data_changed".to_string(),
+            "0002_add_archived_state".to_string()
+        )],
+        "{json:#}"
+    );
+    let rows = json["findings"][0]["rows"].to_string();
+    assert!(
+        rows.contains(".title:") && !rows.contains(".state:"),
+        "{rows}"
+    );
 }
 
 #[test]

@@ -345,13 +345,13 @@ async fn replay_all(
             Err(sut::Broken(message)) => return Err(Failure::Environment(RunError::Lost(message))),
             // replay never halts a case.
             Ok(sut::Ran::Passed | sut::Ran::Halted { .. }) => {}
-            Ok(sut::Ran::Failed(mut finding, len)) => {
+            Ok(sut::Ran::Failed(mut finding, sequence)) => {
                 finding.case = Some(FuzzCase {
-                    sequence: fuzz::numbered(&case.steps[..len], &set),
+                    sequence,
                     seed: case.seed.clone(),
                     replay: format!("migproof replay {}", path.display()),
                 });
-                report.findings.push(finding);
+                report.findings.push(*finding);
             }
         }
     }

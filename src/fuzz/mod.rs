@@ -18,7 +18,7 @@ use crate::backend::{Access, Server};
 use crate::check;
 use crate::golden;
 use crate::model::machine::{Model, Plan, State, Step};
-use crate::report::{Finding, FuzzCase, Kind, Report, Source};
+use crate::report::{Finding, FuzzCase, Kind, Note, NoteKind, Report, Source};
 use crate::run::{Event, Progress, RunError, Silent};
 use crate::source::MigrationSet;
 use sut::Ctx;
@@ -100,6 +100,10 @@ pub async fn prepare(
         has_down: set.migrations.iter().map(|m| m.down.is_some()).collect(),
         tables: golden.tables,
         releases: releases.map(|r| r.into_iter().filter(|v| *v <= usable).collect()),
+        external: set
+            .migrations
+            .first()
+            .is_some_and(|m| m.up.command.is_some()),
     };
     let ctx = Ctx {
         server: server.clone(),
@@ -119,8 +123,17 @@ pub async fn prepare(
 struct Failure {
     seed: u64,
     releases: Vec<usize>,
+    failing: Failing,
+    /// Set when shrinking ran out of time before it was done: the time it had.
+    cut_short: Option<Duration>,
+}
+
+/// A failing sequence: its steps, its finding, and the steps as the report shows them.
+struct Failing {
     steps: Vec<Step>,
     finding: Finding,
+    /// Numbered, with the values written (`3. write 1 row into ...`).
+    sequence: Vec<String>,
 }
 
 /// How one case of the search ended.
@@ -172,7 +185,7 @@ fn run_case(
     let (state, steps, seen) = tree.current();
     let mut failing = (state.clone(), steps.clone());
     let first = match run((state, steps, seen), halt)? {
-        sut::Ran::Failed(f, _) => f,
+        sut::Ran::Failed(f, _) => *f,
         sut::Ran::Halted { .. } => return Ok(Ended::Halted),
         sut::Ran::Passed | sut::Ran::Stale { .. } => return Ok(Ended::Ran(None)),
     };
@@ -193,8 +206,16 @@ fn run_case(
         None => SHRINK_BUDGET,
     };
     let mut iterations = 0;
+    let mut out_of_time = false;
     if tree.simplify() {
-        while iterations < 2048 && started.elapsed() < budget {
+        loop {
+            if started.elapsed() >= budget {
+                out_of_time = true;
+                break;
+            }
+            if iterations >= 2048 {
+                break;
+            }
             iterations += 1;
             let (state, steps, seen) = tree.current();
             let candidate = (state.clone(), steps.clone());
@@ -214,84 +235,64 @@ fn run_case(
     let replayed = ctx
         .handle
         .block_on(sut::replay(ctx.clone(), state.releases.clone(), &steps));
-    let (steps, finding) = match replayed {
-        Ok(sut::Ran::Failed(finding, len)) => (steps[..len].to_vec(), finding),
+    let failing = match replayed {
+        Ok(sut::Ran::Failed(finding, sequence)) => Failing {
+            steps: steps[..sequence.len()].to_vec(),
+            finding: *finding,
+            sequence,
+        },
         // Not reproducible from a fresh database (a flaky server, timing): nothing to save.
         Ok(sut::Ran::Passed | sut::Ran::Stale { .. } | sut::Ran::Halted { .. }) => {
             return Ok(Ended::Ran(None))
         }
         Err(sut::Broken(e)) => return Err(RunError::Lost(e)),
     };
-    let (steps, finding) = minimize(ctx, &state, steps, finding, started + budget)?;
+    let (failing, done) = minimize(ctx, &state, failing, started + budget)?;
     Ok(Ended::Ran(Some(Box::new(Failure {
         seed,
         releases: state.releases,
-        steps,
-        finding,
+        failing,
+        cut_short: (out_of_time || !done).then_some(budget),
     }))))
-}
-
-/// The steps as a report shows them, numbered from 1. For migrations run by an external
-/// migrator (Alembic, `[command]`), an interruption says what is done to the migrator.
-pub fn numbered(steps: &[Step], set: &MigrationSet) -> Vec<String> {
-    use crate::model::machine::Fault;
-    let external = set
-        .migrations
-        .first()
-        .is_some_and(|m| m.up.command.is_some());
-    let describe = |step: &Step| match step {
-        Step::Interrupt(fault) if external => format!(
-            "interrupt the next migration: {}",
-            match fault {
-                Fault::KillBefore => "kill the migrator before it starts",
-                Fault::KillWhileWaiting | Fault::CancelWhileWaiting => {
-                    "kill the migrator while its statement waits on a lock"
-                }
-                Fault::LockTimeout =>
-                    "lock_timeout (through PGOPTIONS) expires behind a competing lock",
-            }
-        ),
-        other => other.to_string(),
-    };
-    steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| format!("{}. {}", i + 1, describe(s)))
-        .collect()
 }
 
 /// Deletes the steps a failure does not need, one at a time, each with the later steps its
 /// deletion leaves invalid for the model (the retry of a deleted interruption, for example),
 /// for as long as the shorter sequence gives the same finding again. proptest's own shrinking
 /// deletes each step once, from the end, and cannot delete an interruption whose retry it kept.
+/// Returns the shortest sequence found, and false when `deadline` stopped it first.
 fn minimize(
     ctx: &Arc<Ctx>,
     initial: &State,
-    mut steps: Vec<Step>,
-    mut finding: Finding,
+    mut failing: Failing,
     deadline: Instant,
-) -> Result<(Vec<Step>, Finding), RunError> {
+) -> Result<(Failing, bool), RunError> {
     let same = |a: &Finding, b: &Finding| a.kind == b.kind && a.migration == b.migration;
     let mut shorter = true;
     while shorter {
         shorter = false;
         let mut at = 0;
-        while at < steps.len() && steps.len() > 1 {
+        while at < failing.steps.len() && failing.steps.len() > 1 {
             if Instant::now() >= deadline {
-                return Ok((steps, finding));
+                return Ok((failing, false));
             }
-            let candidate = without(initial, &steps, at);
+            let candidate = without(initial, &failing.steps, at);
             let replayed = sut::replay(ctx.clone(), initial.releases.clone(), &candidate);
             match ctx.handle.block_on(replayed) {
-                Ok(sut::Ran::Failed(f, len)) if same(&f, &finding) => {
-                    (steps, finding, shorter) = (candidate[..len].to_vec(), f, true);
+                Ok(sut::Ran::Failed(f, sequence)) if same(&f, &failing.finding) => {
+                    failing = Failing {
+                        steps: candidate[..sequence.len()].to_vec(),
+                        finding: *f,
+                        sequence,
+                    };
+                    shorter = true;
                 }
                 Ok(_) => at += 1,
                 Err(sut::Broken(e)) => return Err(RunError::Lost(e)),
             }
         }
     }
-    Ok((steps, finding))
+    Ok((failing, true))
 }
 
 /// `steps` without step `at` and without every later step that is then invalid for the model.
@@ -397,18 +398,23 @@ pub async fn run(
         return Err(e);
     }
     let mut failures = std::mem::take(&mut *failures.lock().expect("not poisoned"));
-    failures.sort_by_key(|f| (f.steps.len(), f.seed));
+    failures.sort_by_key(|f| (f.failing.steps.len(), f.seed));
     // A retry that fails, or ends elsewhere than the golden schema, because the migration
     // fails or mismatches anyway is that same finding again, not a finding about retries.
     let after_interruption = |k: Kind| matches!(k, Kind::RetryFailed | Kind::ResidueAfterFailure);
     let plain: Vec<String> = failures
         .iter()
-        .filter(|f| !after_interruption(f.finding.kind))
-        .map(|f| f.finding.migration.clone())
+        .filter(|f| !after_interruption(f.failing.finding.kind))
+        .map(|f| f.failing.finding.migration.clone())
         .collect();
     let mut seen: Vec<(Kind, String)> = Vec::new();
     for f in failures {
-        let key = (f.finding.kind, f.finding.migration.clone());
+        let Failing {
+            steps,
+            mut finding,
+            sequence,
+        } = f.failing;
+        let key = (finding.kind, finding.migration.clone());
         if seen.contains(&key) || (after_interruption(key.0) && plain.contains(&key.1)) {
             continue; // the same finding from another case
         }
@@ -418,15 +424,24 @@ pub async fn run(
             set,
             f.seed,
             &f.releases,
-            &f.steps,
-            &f.finding,
+            &steps,
+            &finding,
+            &sequence,
         )
         .map_err(|e| RunError::Lost(format!("failed to save the regression case: {e}")))?;
-        let mut finding = f.finding;
+        let replay = format!("migproof replay {}", saved.display());
+        if let Some(budget) = f.cut_short {
+            report.notes.push(shrinking_cut_short(
+                &finding,
+                budget,
+                &replay,
+                options.duration,
+            ));
+        }
         finding.case = Some(FuzzCase {
-            sequence: numbered(&f.steps, set),
+            sequence,
             seed: format!("{:#018x}", f.seed),
-            replay: format!("migproof replay {}", saved.display()),
+            replay,
         });
         report.findings.push(finding);
     }
@@ -441,6 +456,37 @@ pub async fn run(
     report.locate(|id, step| set.file_of(id, step));
     report.finish(elapsed);
     Ok(report)
+}
+
+/// The note for a finding whose shrinking ran out of time (`budget`): its sequence may hold
+/// steps it does not need.
+fn shrinking_cut_short(
+    finding: &Finding,
+    budget: Duration,
+    replay: &str,
+    duration: Option<Duration>,
+) -> Note {
+    let (why, next) = match duration {
+        Some(_) => (
+            format!("the run's --duration left it {}s", budget.as_secs()),
+            "; the same --seed with a longer --duration shrinks it further",
+        ),
+        None => (
+            format!("it may take {}s per failure", SHRINK_BUDGET.as_secs()),
+            "",
+        ),
+    };
+    Note {
+        kind: NoteKind::Source,
+        migration: Some(finding.migration.clone()),
+        step: Some(finding.step.clone()),
+        message: format!(
+            "shrinking the {} sequence stopped before it was done ({why}): it may hold steps \
+             the failure does not need. `{replay}` reproduces it as saved{next}",
+            finding.kind.as_str()
+        ),
+        diff: None,
+    }
 }
 
 /// Why a [`Harness`] could not be set up.
@@ -540,5 +586,31 @@ impl Drop for Harness {
             ctx.spares.finish().await;
             let _ = server.cleanup().await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shrinking_cut_short_is_a_note_naming_the_replay_and_what_to_do() {
+        let finding = Finding::new(
+            Kind::DataLost,
+            "0002_x".into(),
+            "step 3: migrate down one version (roll back 0002_x)".into(),
+            "rows were lost".into(),
+        );
+        let replay = "migproof replay proptest-regressions/data_lost-0002-x-1.json";
+        let duration = Some(Duration::from_secs(60));
+        let note = shrinking_cut_short(&finding, SHRINK_GRACE, replay, duration);
+        assert_eq!(note.kind, NoteKind::Source);
+        assert_eq!(note.migration.as_deref(), Some("0002_x"));
+        assert!(
+            note.message.contains("--duration left it 30s"),
+            "{}",
+            note.message
+        );
+        assert!(note.message.contains(replay), "{}", note.message);
     }
 }

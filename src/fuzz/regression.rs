@@ -24,7 +24,11 @@ pub struct Case {
     /// Release ends (versions) of the case.
     pub releases: Vec<usize>,
     pub steps: Vec<Step>,
-    /// What the case found when it was saved: kind, migration, message.
+    /// The steps as the report showed them, numbered from 1 like `finding.step`, with the
+    /// values written: for people; `steps` is what runs. Absent from cases saved before it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sequence: Vec<String>,
+    /// What the case found when it was saved: kind, migration, step, message.
     pub finding: SavedFinding,
 }
 
@@ -32,6 +36,9 @@ pub struct Case {
 pub struct SavedFinding {
     pub kind: String,
     pub migration: String,
+    /// `step 4: migrate down one version (roll back ...)`. Absent from cases saved before it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub step: String,
     pub message: String,
 }
 
@@ -41,7 +48,7 @@ fn slug(text: &str) -> String {
         .collect()
 }
 
-/// Saves a shrunk case; returns its path.
+/// Saves a shrunk case, with `sequence`, its steps as the report shows them; returns its path.
 pub fn save(
     dir: &Path,
     set: &MigrationSet,
@@ -49,6 +56,7 @@ pub fn save(
     releases: &[usize],
     steps: &[Step],
     finding: &Finding,
+    sequence: &[String],
 ) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let case = Case {
@@ -58,9 +66,11 @@ pub fn save(
         seed: format!("{seed:#018x}"),
         releases: releases.to_vec(),
         steps: steps.to_vec(),
+        sequence: sequence.to_vec(),
         finding: SavedFinding {
             kind: finding.kind.as_str().to_string(),
             migration: finding.migration.clone(),
+            step: finding.step.clone(),
             message: finding.message.clone(),
         },
     };

@@ -16,7 +16,7 @@ use sqlx::AssertSqlSafe;
 use crate::backend::{ScratchDb, Server};
 use crate::compare::{self, SchemaVerdict};
 use crate::executor::{Direction, Session};
-use crate::model::machine::{Fault, Model, Plan, State, Step, Value};
+use crate::model::machine::{self, Fault, Model, Plan, State, Step, Value};
 use crate::model::seed;
 use crate::observe::catalog::Table;
 use crate::observe::data::{self, Stash};
@@ -126,8 +126,13 @@ pub struct Sut {
     usable_before_pending: Option<(usize, Usable)>,
     written: usize,
     index: usize,
-    /// The step being applied, for findings.
+    /// The step being applied, for findings: `step 3: migrate to 0003_add_role (apply ...)`.
     current: String,
+    /// The step being applied, without its number.
+    text: String,
+    /// The steps applied so far, numbered as reports show them (`3. migrate to ...`), with the
+    /// values written rather than the model's symbols.
+    sequence: Vec<String>,
 }
 
 impl Drop for Sut {
@@ -183,6 +188,8 @@ impl Sut {
             written: 0,
             index: 0,
             current: String::new(),
+            text: String::new(),
+            sequence: Vec::new(),
         })
     }
 
@@ -203,13 +210,33 @@ impl Sut {
 
     /// Applies one transition; `after` is the model's state after it.
     pub async fn step(&mut self, after: &State, step: &Step) -> Outcome {
+        self.index += 1;
+        // The model's state before the step, as far as describing it goes: this database's
+        // version and, for a retry, the version the interrupted migrate was going to.
+        let before = State {
+            version: self.level,
+            pending: (*step == Step::Retry).then_some((self.level, after.version)),
+            ..after.clone()
+        };
+        self.describe(&step.describe(&before));
         let outcome = self.step_inner(after, step).await;
+        let line = format!("{}. {}", self.index, self.text);
+        self.sequence.push(line);
         outcome.map_err(|Broken(e)| Broken(format!("{}: {e}", self.current)))
     }
 
+    /// Names the step being applied, for findings and the sequence.
+    fn describe(&mut self, text: &str) {
+        self.current = format!("step {}: {text}", self.index);
+        self.text = text.to_owned();
+    }
+
+    /// The steps applied so far, numbered, as a finding's sequence shows them.
+    pub fn sequence(&self) -> &[String] {
+        &self.sequence
+    }
+
     async fn step_inner(&mut self, after: &State, step: &Step) -> Outcome {
-        self.index += 1;
-        self.current = format!("step {}: {step}", self.index);
         self.ctx.steps.fetch_add(1, Ordering::Relaxed);
         match step {
             Step::Interrupt(f) => {
@@ -339,8 +366,13 @@ impl Sut {
 
     /// After the up or down of migration `blame`: a sequence newly behind its column is a
     /// `sequence_behind` finding, a view or materialized view readable `before` and not now an
-    /// `unreadable` one, as in `check`.
-    async fn expect_usable(&mut self, before: &Usable, blame: usize) -> Outcome {
+    /// `unreadable` one, as in `check`. Returns what is usable now, which is what the next
+    /// migration of the same migrate starts from.
+    async fn expect_usable(
+        &mut self,
+        before: &Usable,
+        blame: usize,
+    ) -> Result<Result<Usable, Finding>, Broken> {
         let now = self.usable().await?;
         if let Some(message) = compare::sequences_behind(&before.behind, &now.behind) {
             return Ok(Err(self.finding(Kind::SequenceBehind, blame, message)));
@@ -348,13 +380,15 @@ impl Sut {
         if let Some(message) = compare::unreadable(&before.views, &now.views) {
             return Ok(Err(self.finding(Kind::Unreadable, blame, message)));
         }
-        Ok(Ok(()))
+        Ok(Ok(now))
     }
 
     /// Migrates one version at a time to `target`; an armed fault hits the first step.
     async fn migrate(&mut self, target: usize) -> Outcome {
         // As in the model, a migrate consumes the armed fault, even one with nothing to do.
         let mut fault = self.fault.take();
+        // What was usable after the last migration of this migrate, before the next one.
+        let mut usable_now = None;
         while self.level != target {
             let up = target > self.level;
             let (from, to) = if up {
@@ -377,7 +411,10 @@ impl Sut {
             if up {
                 self.round_trip.insert(from, before.clone());
             }
-            let usable = self.usable().await?;
+            let usable = match usable_now.take() {
+                Some(usable) => usable,
+                None => self.usable().await?,
+            };
             let applied = match fault.take() {
                 Some(f) => {
                     self.s()
@@ -455,8 +492,9 @@ impl Sut {
                 // next up from them stashes again.
                 self.round_trip.retain(|&v, _| v < to);
             }
-            if let Err(f) = self.expect_usable(&usable, at).await? {
-                return Ok(Err(f));
+            match self.expect_usable(&usable, at).await? {
+                Ok(now) => usable_now = Some(now),
+                Err(f) => return Ok(Err(f)),
             }
         }
         Ok(Ok(()))
@@ -486,14 +524,16 @@ impl Sut {
         // The first finding on sequences or views, reported unless the schema is off golden.
         let mut unusable = None;
         let interrupted = self.usable_before_pending.take();
+        let mut usable_now = None;
         while self.level != target {
             let up = target > self.level;
             let index = if up { self.level } else { self.level - 1 };
             let m = self.ctx.set.migrations[index].clone();
             // The migration interrupted is judged against what was there before the
             // interruption; a later one against what was there before it.
-            let usable = match &interrupted {
-                Some((from, usable)) if *from == self.level => usable.clone(),
+            let usable = match (&interrupted, usable_now.take()) {
+                (Some((from, usable)), _) if *from == self.level => usable.clone(),
+                (_, Some(usable)) => usable,
                 _ => self.usable().await?,
             };
             let script = if up {
@@ -512,7 +552,10 @@ impl Sut {
                 Ok(()) => self.level = if up { self.level + 1 } else { self.level - 1 },
             }
             if unusable.is_none() {
-                unusable = self.expect_usable(&usable, index + 1).await?.err();
+                match self.expect_usable(&usable, index + 1).await? {
+                    Ok(now) => usable_now = Some(now),
+                    Err(f) => unusable = Some(f),
+                }
             }
         }
         // A retry does not stash: a stash above the version it ended at is out of date.
@@ -557,22 +600,29 @@ impl Sut {
         .await
     }
 
+    /// Writes `rows` into `table`, and names the step with the values written.
     async fn write_rows(&mut self, table: &str, rows: &[Vec<(String, Value)>]) -> Outcome {
         let tables = self.tables().await?;
         let Some(t) = tables.iter().find(|t| t.display_name() == table).cloned() else {
             return Ok(Ok(()));
         };
+        let mut shown = Vec::new();
         for row in rows {
             let mut cols = Vec::new();
             let mut values = Vec::new();
+            let mut cells = Vec::new();
             for (name, value) in row {
                 let Some(col) = t.column(name) else { continue };
                 let text = match value {
-                    Value::Default => continue,
+                    Value::Default => {
+                        cells.push(format!("{name} = default"));
+                        continue;
+                    }
                     Value::Null => None,
                     Value::Pick(k) => pick(col, *k, t.is_unique(name), self.written),
                     Value::Ref(k) => self.reference(&t, name, *k).await?,
                 };
+                cells.push(format!("{name} = {}", show_value(col, text.as_deref())));
                 cols.push(ident(name));
                 values.push(match text {
                     Some(v) => format!("{}::{}", literal(&v), col.type_sql),
@@ -590,14 +640,23 @@ impl Sut {
                 )
             };
             self.written += 1;
+            let row = format!("({})", cells.join(", "));
             match sqlx::raw_sql(AssertSqlSafe(sql))
                 .execute(self.s().conn())
                 .await
             {
-                Ok(_) | Err(sqlx::Error::Database(_)) => {} // a rejected row is skipped
+                Ok(_) => shown.push(row),
+                // A rejected row is skipped.
+                Err(sqlx::Error::Database(e)) => {
+                    let (why, long) = cut(e.message(), 120);
+                    let more = if long.is_some() { "…" } else { "" };
+                    shown.push(format!("{row} rejected: {why}{more}"));
+                }
                 Err(e) => return Err(broken(e)),
             }
         }
+        let head = machine::write_rows_head(table, rows.len());
+        self.describe(&format!("{head}: {}", shown.join(" ")));
         Ok(Ok(()))
     }
 
@@ -627,6 +686,44 @@ impl Sut {
             .fetch_optional(self.s().conn())
             .await
             .map_err(broken)
+    }
+}
+
+/// How many characters of a written value a step shows.
+const SHOWN_CHARS: usize = 40;
+
+/// The first `max` characters of `text`, control characters escaped so that a step stays on
+/// one line, and the length of `text` when it is longer.
+fn cut(text: &str, max: usize) -> (String, Option<usize>) {
+    let kept = text
+        .chars()
+        .take(max)
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect();
+    let count = text.chars().count();
+    (kept, (count > max).then_some(count))
+}
+
+/// A written value as a step shows it: NULL, a number or boolean as it is, anything else
+/// quoted as an SQL literal; cut after [`SHOWN_CHARS`] characters, saying how long it is.
+fn show_value(col: &crate::observe::catalog::Column, text: Option<&str>) -> String {
+    let Some(text) = text else {
+        return "NULL".into();
+    };
+    let bare = matches!(col.category.as_str(), "N" | "B") && !col.is_array;
+    let (kept, long) = cut(text, SHOWN_CHARS);
+    let quote = if bare { "" } else { "'" };
+    let kept = if bare { kept } else { kept.replace('\'', "''") };
+    match long {
+        Some(count) => format!("{quote}{kept}…{quote} ({count} characters)"),
+        None => format!("{quote}{kept}{quote}"),
     }
 }
 
@@ -681,9 +778,10 @@ impl StateMachineTest for FuzzTest {
             Ok(Ok(())) => sut,
             // proptest's macro knows a failure only as a panic.
             Ok(Err(finding)) => panic!(
-                "{} in {}: {}",
+                "{} in {} [{}]: {}",
                 finding.kind.as_str(),
                 finding.migration,
+                finding.step,
                 finding.message
             ),
             Err(Broken(e)) => panic!("migproof: environment failure: {e}"),
@@ -696,8 +794,9 @@ impl StateMachineTest for FuzzTest {
 pub enum Ran {
     /// Every step kept every property.
     Passed,
-    /// A step broke a property: its finding, and how many steps ran (that one included).
-    Failed(Finding, usize),
+    /// A step broke a property: its finding, and the steps that ran (that one last), numbered
+    /// and with the values written, as a report shows them.
+    Failed(Box<Finding>, Vec<String>),
     /// Step `step` (from 1) does not apply to the model (a saved case whose migrations have
     /// changed since): `what` says so.
     Stale { step: usize, what: String },
@@ -743,8 +842,45 @@ pub async fn run_steps(
         }
         state = <Model as proptest_state_machine::ReferenceStateMachine>::apply(state, step);
         if let Err(f) = sut.step(&state, step).await? {
-            return Ok(Ran::Failed(f, i + 1));
+            return Ok(Ran::Failed(Box::new(f), sut.sequence().to_vec()));
         }
     }
     Ok(Ran::Passed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(category: &str) -> crate::observe::catalog::Column {
+        crate::observe::catalog::Column {
+            name: "c".into(),
+            attnum: 1,
+            type_sql: "text".into(),
+            type_oid: 25,
+            base_type: "text".into(),
+            category: category.into(),
+            typmod: -1,
+            not_null: false,
+            has_default: false,
+            identity: String::new(),
+            generated: String::new(),
+            enum_labels: None,
+            is_array: false,
+        }
+    }
+
+    #[test]
+    fn written_values_are_shown_quoted_cut_and_on_one_line() {
+        let text = column("S");
+        assert_eq!(show_value(&text, None), "NULL");
+        assert_eq!(show_value(&text, Some("O'Brien")), "'O''Brien'");
+        assert_eq!(show_value(&column("N"), Some("1234.5678")), "1234.5678");
+        assert_eq!(show_value(&text, Some("a\nb")), "'a\\nb'");
+        let long = "x".repeat(1000);
+        assert_eq!(
+            show_value(&text, Some(&long)),
+            format!("'{}…' (1000 characters)", "x".repeat(SHOWN_CHARS))
+        );
+    }
 }

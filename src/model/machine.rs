@@ -23,6 +23,10 @@ pub struct Plan {
     pub tables: Vec<Vec<Table>>,
     /// Release ends named by the user (versions); random per run when `None`.
     pub releases: Option<Vec<usize>>,
+    /// The migrations are run by an external migrator (Alembic, `[command]`): an interruption
+    /// is done to its process.
+    #[serde(default)]
+    pub external: bool,
 }
 
 impl Plan {
@@ -37,6 +41,30 @@ impl Plan {
     /// True when every migration between `from` and `to` can be run in that direction.
     pub fn path_ok(&self, from: usize, to: usize) -> bool {
         to > from || (to..from).all(|v| self.has_down[v])
+    }
+
+    /// The name of migration `v` (from 1).
+    fn name(&self, v: usize) -> &str {
+        v.checked_sub(1)
+            .and_then(|i| self.ids.get(i))
+            .map_or("?", String::as_str)
+    }
+
+    /// Version `v` for people: the migration that brings the database there.
+    fn version_name(&self, v: usize) -> String {
+        match v {
+            0 => "before any migration".into(),
+            v => self.name(v).into(),
+        }
+    }
+
+    /// Migrations `first..=last` for people: `0002_a..0005_b`, or the one name.
+    fn span(&self, first: usize, last: usize) -> String {
+        match last.cmp(&first) {
+            std::cmp::Ordering::Less => "no migration".into(),
+            std::cmp::Ordering::Equal => self.name(first).into(),
+            std::cmp::Ordering::Greater => format!("{}..{}", self.name(first), self.name(last)),
+        }
     }
 }
 
@@ -104,10 +132,72 @@ pub enum Step {
     Verify,
 }
 
+impl Step {
+    /// The step as reports show it, `before` being the model's state before it: migrations by
+    /// name and releases with their migrations. A release is numbered as in a saved case
+    /// (`"deploy": 0` is `deploy release 0`). Written rows show their values symbolically here
+    /// (`#3`: the column's fourth adversarial value); the system under test shows the values
+    /// it wrote instead.
+    pub fn describe(&self, before: &State) -> String {
+        let plan = &before.plan;
+        let v = before.version;
+        match self {
+            Step::Deploy(r) => {
+                let Some(&last) = before.releases.get(*r) else {
+                    return self.to_string();
+                };
+                let first = r
+                    .checked_sub(1)
+                    .and_then(|p| before.releases.get(p))
+                    .map_or(1, |end| end + 1);
+                let back = if last < v {
+                    format!(", rolling back {}", plan.span(last + 1, v))
+                } else if last > v && v + 1 != first {
+                    format!(", applying {}", plan.span(v + 1, last))
+                } else {
+                    String::new()
+                };
+                format!("deploy release {r} ({}){back}", plan.span(first, last))
+            }
+            Step::MigrateUp => format!("migrate up one version (apply {})", plan.name(v + 1)),
+            Step::MigrateDown => {
+                format!("migrate down one version (roll back {})", plan.name(v))
+            }
+            Step::MigrateTo(t) => {
+                let how = match t.cmp(&v) {
+                    std::cmp::Ordering::Greater => format!(" (apply {})", plan.span(v + 1, *t)),
+                    std::cmp::Ordering::Less => format!(" (roll back {})", plan.span(t + 1, v)),
+                    std::cmp::Ordering::Equal => " (already there)".into(),
+                };
+                format!("migrate to {}{how}", plan.version_name(*t))
+            }
+            Step::Interrupt(fault) if plan.external => format!(
+                "interrupt the next migration: {}",
+                match fault {
+                    Fault::KillBefore => "kill the migrator before it starts",
+                    Fault::KillWhileWaiting | Fault::CancelWhileWaiting => {
+                        "kill the migrator while its statement waits on a lock"
+                    }
+                    Fault::LockTimeout =>
+                        "lock_timeout (through PGOPTIONS) expires behind a competing lock",
+                }
+            ),
+            Step::Retry => match before.pending {
+                Some((_, to)) => format!(
+                    "retry the interrupted migrate (to {})",
+                    plan.version_name(to)
+                ),
+                None => self.to_string(),
+            },
+            _ => self.to_string(),
+        }
+    }
+}
+
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Step::Deploy(r) => write!(f, "deploy release {}", r + 1),
+            Step::Deploy(r) => write!(f, "deploy release {r}"),
             Step::MigrateUp => f.write_str("migrate up one version"),
             Step::MigrateDown => f.write_str("migrate down one version"),
             Step::MigrateTo(v) => write!(f, "migrate to version {v}"),
@@ -120,10 +210,10 @@ impl fmt::Display for Step {
                         let vals: Vec<String> = r
                             .iter()
                             .map(|(c, v)| match v {
-                                Value::Default => format!("{c}=default"),
-                                Value::Null => format!("{c}=NULL"),
-                                Value::Pick(k) => format!("{c}=#{k}"),
-                                Value::Ref(k) => format!("{c}=ref#{k}"),
+                                Value::Default => format!("{c} = default"),
+                                Value::Null => format!("{c} = NULL"),
+                                Value::Pick(k) => format!("{c} = #{k}"),
+                                Value::Ref(k) => format!("{c} = ref #{k}"),
                             })
                             .collect();
                         format!("({})", vals.join(", "))
@@ -131,8 +221,8 @@ impl fmt::Display for Step {
                     .collect();
                 write!(
                     f,
-                    "write {} row(s) into {table}: {}",
-                    rows.len(),
+                    "{}: {}",
+                    write_rows_head(table, rows.len()),
                     cells.join(" ")
                 )
             }
@@ -150,6 +240,12 @@ impl fmt::Display for Step {
             Step::Verify => f.write_str("verify schema and data"),
         }
     }
+}
+
+/// `write 2 rows into public.t`: the start of a written-rows step as reports show it.
+pub fn write_rows_head(table: &str, rows: usize) -> String {
+    let plural = if rows == 1 { "" } else { "s" };
+    format!("write {rows} row{plural} into {table}")
 }
 
 /// The model's state.
@@ -380,6 +476,7 @@ mod tests {
             has_down: vec![downs; n],
             tables: vec![Vec::new(); n + 1],
             releases: None,
+            external: false,
         })
     }
 
@@ -393,6 +490,54 @@ mod tests {
         assert!(Model::preconditions(&s, &Step::Retry));
         let s = Model::apply(s, &Step::Retry);
         assert_eq!((s.version, s.pending), (2, None));
+    }
+
+    #[test]
+    fn steps_name_migrations_and_releases_as_saved_cases_number_them() {
+        let s = State::new(plan(5, true), vec![2, 5]);
+        assert_eq!(
+            Step::Deploy(1).describe(&s),
+            "deploy release 1 (0003_m..0005_m), applying 0001_m..0005_m"
+        );
+        let s = Model::apply(s, &Step::Deploy(1));
+        assert_eq!(
+            Step::Deploy(0).describe(&s),
+            "deploy release 0 (0001_m..0002_m), rolling back 0003_m..0005_m"
+        );
+        assert_eq!(
+            Step::MigrateTo(3).describe(&s),
+            "migrate to 0003_m (roll back 0004_m..0005_m)"
+        );
+        assert_eq!(
+            Step::MigrateTo(0).describe(&s),
+            "migrate to before any migration (roll back 0001_m..0005_m)"
+        );
+        assert_eq!(
+            Step::MigrateDown.describe(&s),
+            "migrate down one version (roll back 0005_m)"
+        );
+        let s = Model::apply(s, &Step::MigrateDown);
+        assert_eq!(
+            Step::MigrateUp.describe(&s),
+            "migrate up one version (apply 0005_m)"
+        );
+        let s = Model::apply(s, &Step::Interrupt(Fault::KillBefore));
+        let s = Model::apply(s, &Step::MigrateTo(2));
+        assert_eq!(
+            Step::Retry.describe(&s),
+            "retry the interrupted migrate (to 0002_m)"
+        );
+        let write = Step::WriteRows {
+            table: "public.t".into(),
+            rows: vec![vec![
+                ("a".into(), Value::Pick(3)),
+                ("b".into(), Value::Null),
+            ]],
+        };
+        assert_eq!(
+            write.describe(&s),
+            "write 1 row into public.t: (a = #3, b = NULL)"
+        );
     }
 
     #[test]

@@ -290,7 +290,11 @@ fn pairs<'a>(
         let follow = |name: &str| -> Option<(&Column, &Column)> {
             let old = before.column(name)?;
             let by_identity = same_relation
-                .then(|| now.columns.iter().find(|c| c.attnum != 0 && c.attnum == old.attnum))
+                .then(|| {
+                    now.columns
+                        .iter()
+                        .find(|c| c.attnum != 0 && c.attnum == old.attnum)
+                })
                 .flatten();
             Some((old, by_identity.or_else(|| now.column(name))?))
         };
