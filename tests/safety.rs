@@ -792,7 +792,11 @@ fn a_step_that_hangs_only_with_data_is_a_timeout_and_the_run_goes_on() {
 #[test]
 fn step_timeout_has_a_sane_documented_default() {
     let out = harness::command(&["check", "--help"]).output().unwrap();
-    let help = String::from_utf8_lossy(&out.stdout);
+    // The help is wrapped to the terminal's width: compare words, not lines.
+    let help = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     assert!(
         help.contains("--step-timeout") && help.contains("Default: 2m"),
         "{help}"
