@@ -104,10 +104,9 @@ pub(crate) async fn open_server(
     interrupts: &mut Interrupts,
 ) -> Result<Server, u8> {
     let url = args.url.filter(|u| !u.is_empty());
-    let docker = args.docker.options(args.pg_version);
-    // The major a local cluster runs: --pg-version (or its environment variable), else
-    // migproof.toml's [server] version, else whatever is installed.
-    let major = args.docker.pg_version.or(args.pg_version);
+    // The major a local cluster runs (else whatever is installed) and a container's tag.
+    let major = args.docker.major(args.pg_version);
+    let docker = args.docker.options(major);
     // Where the URL came from, for messages: the flag, unless only the environment gave one.
     let origin = || {
         let flag = std::env::args_os()

@@ -269,13 +269,16 @@ pub struct DockerArgs {
 }
 
 impl DockerArgs {
-    /// The container to start: the flags, else the version migproof.toml's [server] names.
-    fn options(&self, configured: Option<u32>) -> docker::Options {
+    /// The major asked for: --pg-version (or its environment variable), else `configured`
+    /// (migproof.toml's [server] version); `None` when neither says.
+    fn major(&self, configured: Option<u32>) -> Option<u32> {
+        self.pg_version.or(configured)
+    }
+
+    /// The container to start for `major` (the docker default when none was asked for).
+    fn options(&self, major: Option<u32>) -> docker::Options {
         docker::Options {
-            pg_version: self
-                .pg_version
-                .or(configured)
-                .unwrap_or(docker::DEFAULT_PG_VERSION),
+            pg_version: major.unwrap_or(docker::DEFAULT_PG_VERSION),
             image: self.docker_image.clone(),
         }
     }
