@@ -4,18 +4,26 @@
 
 pub mod alembic;
 pub mod allow;
+pub mod atlas;
 pub mod changes;
 pub mod command;
 pub mod config;
 pub mod dbmate;
 pub mod diesel;
+pub mod drizzle;
+pub mod files;
 pub mod flyway;
 pub mod golang_migrate;
+pub mod goose;
 pub mod ini;
 pub mod liquibase;
+pub mod prisma;
 pub mod refinery;
 pub mod split;
+pub mod sql_migrate;
+pub mod sqitch;
 pub mod sqlx;
+pub mod tern;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -42,6 +50,13 @@ pub struct MigrationSet {
     pub locks: config::Locks,
     /// What `migproof.toml` sets in place of flags (`[check]`, `[fuzz]`, `[server]`).
     pub settings: config::Settings,
+    /// The project's own checks that a migration is in place (Sqitch's `verify/`), by
+    /// migration id: run after the migration's up and after the next one's down, a verify
+    /// that fails is a finding. Empty for most layouts.
+    pub verify: std::collections::BTreeMap<String, Script>,
+    /// True for layouts that have no down by design (Prisma, Drizzle, Atlas): rolling back
+    /// means restoring a backup, said once in the report instead of a note per migration.
+    pub forward_only: bool,
 }
 
 /// The layouts migproof can read.
@@ -57,6 +72,14 @@ pub enum Format {
     Liquibase,
     Alembic,
     Command,
+    Goose,
+    SqlMigrate,
+    Tern,
+    Atlas,
+    Prisma,
+    Drizzle,
+    Sqitch,
+    Files,
 }
 
 impl MigrationSet {
@@ -87,6 +110,8 @@ impl MigrationSet {
             setup: config::Setup::default(),
             locks: config::Locks::default(),
             settings: config::Settings::default(),
+            verify: Default::default(),
+            forward_only: false,
         }
     }
 }
@@ -128,6 +153,14 @@ impl Format {
             Format::Liquibase => "liquibase",
             Format::Alembic => "alembic",
             Format::Command => "command",
+            Format::Goose => "goose",
+            Format::SqlMigrate => "sql-migrate",
+            Format::Tern => "tern",
+            Format::Atlas => "atlas",
+            Format::Prisma => "prisma",
+            Format::Drizzle => "drizzle",
+            Format::Sqitch => "sqitch",
+            Format::Files => "files",
         }
     }
 
@@ -141,6 +174,14 @@ impl Format {
         Format::Refinery,
         Format::Alembic,
         Format::Command,
+        Format::Goose,
+        Format::SqlMigrate,
+        Format::Tern,
+        Format::Atlas,
+        Format::Prisma,
+        Format::Drizzle,
+        Format::Sqitch,
+        Format::Files,
     ];
 
     /// The format called `name`, as `--source` and saved cases spell it.
@@ -285,9 +326,7 @@ pub enum SourceError {
     #[error(
         "`{}` line {line} holds `{marker}`, a {tool} marker, but the folder is read as {format}, \
          which would send the whole file as one script (for direction markers: the down run as \
-         part of the up, and the check would pass having tested nothing); migproof does not \
-         read {tool} migrations yet: run them through their own tool with a `[command]` \
-         migproof.toml (see the README), or pass the layout they are written for with --source",
+         part of the up, and the check would pass having tested nothing); {advice}",
         path.display()
     )]
     ForeignMarker {
@@ -296,6 +335,7 @@ pub enum SourceError {
         marker: String,
         tool: &'static str,
         format: Format,
+        advice: String,
     },
     #[error("failed to read `{}`: {source}", path.display())]
     Io {
@@ -499,6 +539,14 @@ pub fn load(dir: &Path, format: Option<Format>) -> Result<MigrationSet, SourceEr
         Format::Liquibase => liquibase::load(dir),
         Format::Alembic => alembic::load(dir),
         Format::Command => command::load(dir),
+        Format::Goose => goose::load(dir),
+        Format::SqlMigrate => sql_migrate::load(dir),
+        Format::Tern => tern::load(dir),
+        Format::Atlas => atlas::load(dir),
+        Format::Prisma => prisma::load(dir),
+        Format::Drizzle => drizzle::load(dir),
+        Format::Sqitch => sqitch::load(dir),
+        Format::Files => files::load(dir),
     }?;
     if let Some((path, line)) = why {
         set.notes.push(format!(
@@ -539,10 +587,11 @@ fn sqlx_would_refuse(entries: &[PathBuf]) -> Option<(PathBuf, usize)> {
 /// Marks another migration tool writes into its SQL files, at the start of a line, with the
 /// tool, and the layouts that read the mark themselves.
 const FOREIGN_MARKERS: &[(&str, &str, &[Format])] = &[
-    ("-- +goose", "goose", &[]),
-    ("-- +migrate", "sql-migrate", &[]),
+    ("-- +goose", "goose", &[Format::Goose]),
+    ("-- +migrate", "sql-migrate", &[Format::SqlMigrate]),
     ("-- migrate:", "dbmate", &[Format::Dbmate]),
-    ("---- create above / drop below ----", "tern", &[]),
+    ("---- create above / drop below ----", "tern", &[Format::Tern]),
+    ("--> statement-breakpoint", "Drizzle", &[Format::Drizzle]),
     (
         "--changeset",
         "Liquibase formatted SQL",
@@ -555,6 +604,12 @@ const FOREIGN_MARKERS: &[(&str, &str, &[Format])] = &[
     ),
 ];
 
+/// A placeholder Flyway (and Liquibase) replace before a script runs, `${name}`: sent as it
+/// is, the script would fail or mean something else.
+static PLACEHOLDER: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"\$\{[A-Za-z_][A-Za-z0-9_.:-]*\}").expect("the pattern is valid")
+});
+
 /// A script holding another tool's marks would be run whole as a plain script: a silent
 /// misread (a goose file's down runs as part of its up). Refused, naming the file and line.
 fn refuse_foreign_markers(set: &MigrationSet) -> Result<(), SourceError> {
@@ -564,6 +619,27 @@ fn refuse_foreign_markers(set: &MigrationSet) -> Result<(), SourceError> {
         .chain(&set.repeatable)
         .flat_map(|m| std::iter::once(&m.up).chain(m.down.as_ref()))
         .filter(|s| s.command.is_none());
+    let refuse = |script: &Script, i: usize, marker: &str, tool, own: &[Format]| {
+        let advice = match own.first() {
+            Some(layout) => format!(
+                "read the folder as {layout}: pass --source {layout}, or set source = \"{layout}\" \
+                 in migproof.toml"
+            ),
+            None => "migproof does not read such files: run them through their own tool with a \
+                     `[command]` migproof.toml (see the README), or pass the layout they are \
+                     written for with --source"
+                .to_owned(),
+        };
+        SourceError::ForeignMarker {
+            path: script.path.clone(),
+            line: i + 1,
+            marker: marker.to_owned(),
+            tool,
+            format: set.format,
+            advice,
+        }
+    };
+    let placeholders = !matches!(set.format, Format::Flyway | Format::Liquibase);
     for script in scripts {
         for (i, line) in script.text.lines().enumerate() {
             let line = line.trim_start();
@@ -571,14 +647,13 @@ fn refuse_foreign_markers(set: &MigrationSet) -> Result<(), SourceError> {
             let found = FOREIGN_MARKERS.iter().find(|(mark, _, own)| {
                 lower.starts_with(&mark.to_ascii_lowercase()) && !own.contains(&set.format)
             });
-            if let Some((_, tool, _)) = found {
-                return Err(SourceError::ForeignMarker {
-                    path: script.path.clone(),
-                    line: i + 1,
-                    marker: line.trim_end().to_owned(),
-                    tool,
-                    format: set.format,
-                });
+            if let Some((_, tool, own)) = found {
+                return Err(refuse(script, i, line.trim_end(), tool, own));
+            }
+            let code = line.split("--").next().unwrap_or_default();
+            if let Some(m) = PLACEHOLDER.find(code).filter(|_| placeholders) {
+                let own = &[Format::Flyway, Format::Liquibase];
+                return Err(refuse(script, i, m.as_str(), "Flyway placeholder", own));
             }
         }
     }
@@ -599,7 +674,31 @@ pub fn detect(dir: &Path) -> Result<Format, SourceError> {
     if alembic::matches(&entries) {
         return Ok(Format::Alembic);
     }
-    if liquibase::matches(&entries) {
+    // Layouts told by a file of their own (a plan, a sum file, a journal, a lock file).
+    for (format, matches) in [
+        (Format::Sqitch, sqitch::matches as fn(&[PathBuf]) -> bool),
+        (Format::Atlas, atlas::matches),
+        (Format::Drizzle, drizzle::matches),
+        (Format::Prisma, prisma::matches),
+    ] {
+        if matches(&entries) {
+            return Ok(format);
+        }
+    }
+    // Layouts told by the direction markers inside their files. A folder of `.up.sql` and
+    // `.down.sql` files is sqlx's or golang-migrate's whatever its files hold: another tool's
+    // marker in one is then refused by name (see `refuse_foreign_markers`).
+    let paired = entries.iter().any(|p| {
+        let name = p.file_name().unwrap_or_default().to_string_lossy();
+        name.ends_with(".up.sql") || name.ends_with(".down.sql")
+    });
+    if !paired && goose::matches(&entries) {
+        found.push(Format::Goose);
+    } else if !paired && sql_migrate::matches(&entries) {
+        found.push(Format::SqlMigrate);
+    } else if !paired && tern::matches(&entries) {
+        found.push(Format::Tern);
+    } else if liquibase::matches(&entries) {
         found.push(Format::Liquibase);
     } else if dbmate::matches(&entries) {
         found.push(Format::Dbmate);
