@@ -74,6 +74,27 @@ const MIGRATIONS_PER_PART: usize = 20;
 /// counts as failing outright.
 const MAX_DATA_DEPENDENT: usize = 8;
 const MAX_PARTS: usize = 8;
+/// A database rebuilt at a golden version with at least this many ups applied is kept as a
+/// checkpoint, which later rebuilds copy (`CREATE DATABASE ... TEMPLATE`) instead of applying
+/// every up from the first again.
+const CHECKPOINT_GAP: usize = 12;
+
+/// Databases at golden versions without data, by version, shared by the parts of a run: the
+/// templates of [`Run::session_at`]. Scratch databases like the others, dropped with them.
+#[derive(Default)]
+struct Checkpoints(Mutex<BTreeMap<usize, ScratchDb>>);
+
+impl Checkpoints {
+    /// The checkpoint at the highest version not above `version`.
+    fn nearest(&self, version: usize) -> Option<(usize, ScratchDb)> {
+        let at = self.0.lock().expect("not poisoned");
+        at.range(..=version).next_back().map(|(v, db)| (*v, db.clone()))
+    }
+
+    fn keep(&self, version: usize, db: ScratchDb) {
+        self.0.lock().expect("not poisoned").insert(version, db);
+    }
+}
 
 struct Run<'a> {
     server: &'a Server,
@@ -84,6 +105,8 @@ struct Run<'a> {
     golden: Arc<Mutex<History>>,
     /// Seeding rounds so far; unique values differ per round.
     rounds: usize,
+    /// Databases at golden versions to copy instead of rebuilding (shared by the parts).
+    checkpoints: Arc<Checkpoints>,
     /// Set when a comparison found only noise: the database is not exactly golden any more.
     noisy: bool,
     /// Noise already reported, by kind and objects.
@@ -99,6 +122,12 @@ struct Run<'a> {
     /// column unless the whole table went): reported once, on the up, and left out of the
     /// round trip's data comparison, where its loss is inevitable.
     dropped: Vec<(String, Option<String>)>,
+}
+
+/// True when no migration has a down: by design (Prisma, Drizzle, Atlas) or by the project's
+/// choice (refinery, Flyway without undo). Said once in the summary, not once per migration.
+fn forward_only(set: &MigrationSet) -> bool {
+    set.forward_only || set.migrations.iter().all(|m| m.down.is_none())
 }
 
 pub async fn run(
@@ -187,6 +216,19 @@ pub async fn run(
             .count(),
     );
     run.report.summary.downs_tested.get_or_insert(0);
+    if forward_only(set) {
+        run.report.summary.forward_only = Some(format!(
+            "forward-only project: {} migrations have no down, so rolling a release back \
+             means restoring a backup; proven for each migration checked: its up applies over \
+             seeded rows and keeps their data, a rerun applies nothing, and an interrupted \
+             non-transactional up converges when retried",
+            if set.forward_only {
+                format!("{} (a forward-only layout)", set.format)
+            } else {
+                "its".to_owned()
+            }
+        ));
+    }
     run.report.skipped = (0..set.migrations.len())
         .filter(in_scope)
         .map(|i| set.migrations[i].id())
@@ -255,6 +297,7 @@ impl<'a> Run<'a> {
             report,
             golden: Arc::default(),
             rounds: 0,
+            checkpoints: Arc::default(),
             noisy: false,
             noise_seen: Vec::new(),
             at: None,
@@ -414,6 +457,35 @@ impl<'a> Run<'a> {
         let now = readable::unreadable(s.conn()).await.map_err(lost)?;
         if let Some(message) = compare::unreadable(before, &now) {
             self.finding(Kind::Unreadable, m, step, message);
+        }
+        Ok(())
+    }
+
+    /// The project's own verify script of the change the database is at after `step`
+    /// (`at`: 1-based, 0 for none) fails: a `verify_failed` finding.
+    async fn expect_verified(
+        &mut self,
+        s: &mut Session,
+        m: &Migration,
+        step: &str,
+        at: usize,
+    ) -> Result<(), RunError> {
+        let Some(verified) = at.checked_sub(1).map(|i| &self.set.migrations[i]) else {
+            return Ok(());
+        };
+        let Some(script) = self.set.verify.get(&verified.id()) else {
+            return Ok(());
+        };
+        match s.verify(script).await {
+            Ok(()) => {}
+            Err(e) if e.is_environment() => return Err(e.into()),
+            Err(e) => {
+                let message = format!(
+                    "the verify script of {} fails after this step: {e}",
+                    verified.id()
+                );
+                self.finding(Kind::VerifyFailed, m, step, message).place = e.place().cloned();
+            }
         }
         Ok(())
     }
@@ -851,6 +923,7 @@ impl<'a> Run<'a> {
                 let report = Report::new("check", self.report.source.clone(), 0, "");
                 Run {
                     golden: h.clone(),
+                    checkpoints: self.checkpoints.clone(),
                     ..Run::new(self.server, self.set, self.options, report)
                 }
             })
@@ -909,11 +982,33 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// A fresh database at golden `version` (without data), and a session on it.
+    /// A fresh database at golden `version` (without data), and a session on it: a copy of
+    /// the nearest checkpoint at or below `version`, with the ups after it applied. One that
+    /// took [`CHECKPOINT_GAP`] ups or more becomes a checkpoint itself.
     async fn session_at(&mut self, version: usize) -> Result<(ScratchDb, Session), RunError> {
-        let (db, mut s) = self.session().await?;
-        for v in 1..=version {
+        let copy = match self.checkpoints.nearest(version) {
+            Some((at, template)) => self.server.create_from(&template).await?.map(|db| (at, db)),
+            None => None,
+        };
+        let (from, db, mut s) = match copy {
+            Some((at, db)) => {
+                let s = Session::open(&db, self.options.step_timeout).await?;
+                (at, db, s)
+            }
+            None => {
+                let (db, s) = self.session().await?;
+                (0, db, s)
+            }
+        };
+        for v in from + 1..=version {
             self.up_to_golden(&mut s, v).await?;
+        }
+        if version - from >= CHECKPOINT_GAP {
+            s.close().await;
+            if let Some(checkpoint) = self.server.create_from(&db).await? {
+                self.checkpoints.keep(version, checkpoint);
+            }
+            s = Session::open(&db, self.options.step_timeout).await?;
         }
         Ok((db, s))
     }
@@ -993,6 +1088,7 @@ impl<'a> Run<'a> {
         self.expect_data(s, &before_up, m, step::UP, true, None)
             .await?;
         self.expect_sequences(s, m, step::UP, &behind).await?;
+        self.expect_verified(s, m, step::UP, v).await?;
         // The round trip would only repeat a data finding of the up.
         let up_changed_data = self.report.findings.len() > findings;
 
@@ -1014,6 +1110,7 @@ impl<'a> Run<'a> {
             }
             self.expect_sequences(s, m, step::DOWN, &behind).await?;
             self.expect_readable(s, m, step::DOWN, &unreadable).await?;
+            self.expect_verified(s, m, step::DOWN, v - 1).await?;
             if !down_golden {
                 // Re-applying on a database that is not golden would only report echoes.
                 return Ok(false);
@@ -1031,7 +1128,7 @@ impl<'a> Run<'a> {
             let message = format!("{} has no down migration: it cannot be rolled back", m.id());
             if self.options.require_down {
                 self.finding(Kind::Irreversible, m, "down", message);
-            } else {
+            } else if !forward_only(self.set) {
                 self.note(NoteKind::Irreversible, m, "down", message, None);
             }
         }

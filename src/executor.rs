@@ -198,6 +198,12 @@ impl Session {
         &mut self.conn
     }
 
+    /// Ends the session, waiting until the server has let it go (a database copied as a
+    /// template must have no session).
+    pub async fn close(self) {
+        let _ = self.conn.close().await;
+    }
+
     /// Runs `units` of a script (see [`commit_units`]) as the migrator would up to a crash
     /// after the last of them: each commits, and nothing is recorded as applied.
     pub async fn apply_units(&mut self, units: &[Unit<'_>]) -> Result<(), sqlx::Error> {
@@ -550,6 +556,43 @@ impl Session {
     }
 
     /// Opens a fresh connection to the same database.
+    /// Runs a project's own verify script (Sqitch's `verify/`) inside a transaction that is
+    /// then rolled back, so that it leaves nothing behind: the script's own transaction
+    /// control (`BEGIN`, `ROLLBACK`, ...) is left out. An error is the verify's failure.
+    pub async fn verify(&mut self, script: &Script) -> Result<(), StepError> {
+        let conn_err = |e: sqlx::Error| StepError::Connection(describe(&e));
+        sqlx::raw_sql("BEGIN")
+            .execute(&mut self.conn)
+            .await
+            .map_err(conn_err)?;
+        let run = async {
+            let chunks = script.blocks.iter().flat_map(|b| &b.chunks);
+            for chunk in chunks.filter(|c| !is_transaction_control(&c.sql)) {
+                let sql = AssertSqlSafe(chunk.sql.as_str());
+                if let Err(e) = sqlx::raw_sql(sql).execute(&mut self.conn).await {
+                    return Err(StepError::from_sqlx(e, script, chunk, None));
+                }
+            }
+            Ok(())
+        };
+        let outcome = match tokio::time::timeout(self.step_timeout, run).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                self.reconnect().await?;
+                return Err(StepError::Timeout {
+                    location: Place::file(&script.path),
+                    after: self.step_timeout,
+                    activity: "the verify script".to_owned(),
+                });
+            }
+        };
+        sqlx::raw_sql("ROLLBACK")
+            .execute(&mut self.conn)
+            .await
+            .map_err(conn_err)?;
+        outcome
+    }
+
     async fn reconnect(&mut self) -> Result<(), StepError> {
         *self = Session::open(&self.db, self.step_timeout).await?;
         Ok(())
@@ -1170,6 +1213,20 @@ fn bookkeeping(version: &str, direction: Direction) -> String {
             literal(version)
         ),
     }
+}
+
+/// True for a statement that starts or ends a transaction.
+fn is_transaction_control(sql: &str) -> bool {
+    let first = sql
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches(';')
+        .to_ascii_lowercase();
+    matches!(
+        first.as_str(),
+        "begin" | "start" | "commit" | "end" | "rollback" | "abort"
+    )
 }
 
 async fn apply_blocks(

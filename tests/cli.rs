@@ -195,16 +195,49 @@ fn url_backend_touches_nothing_else_and_leaves_no_scratch_database() {
 
 #[test]
 fn missing_down_is_a_note_unless_required() {
-    let dir = folder(&[("0001_a.sql", "create table a (id int);\n")]);
+    let dir = folder(&[
+        ("0001_a.sql", "create table a (id int);\n"),
+        ("0002_b.up.sql", "create table b (id int);\n"),
+        ("0002_b.down.sql", "drop table b;\n"),
+    ]);
     let (out, json) = check_json(dir.path(), &[]);
     assert_eq!(out.status.code(), code::OK, "{json}");
     assert_eq!(json["notes"][0]["kind"], "irreversible");
+    assert!(json["summary"]["forward_only"].is_null(), "{json}");
     let (out, json) = check_json(dir.path(), &["--require-down"]);
     assert_eq!(out.status.code(), code::FINDINGS);
     assert_eq!(
         findings(&json),
         [("irreversible".to_string(), "0001_a".to_string())]
     );
+}
+
+/// A project with no down at all is forward-only by choice: said once in the summary, with
+/// what was proven instead, not as one `irreversible` note per migration.
+#[test]
+fn a_project_without_any_down_is_forward_only_in_one_summary_line() {
+    let dir = folder(&[
+        ("0001_a.sql", "create table a (id int);\n"),
+        ("0002_b.sql", "alter table a add column b text;\n"),
+    ]);
+    let (out, json) = check_json(dir.path(), &[]);
+    assert_eq!(out.status.code(), code::OK, "{json}");
+    assert_eq!(json["notes"].as_array().unwrap().len(), 0, "{json}");
+    let line = json["summary"]["forward_only"].as_str().unwrap();
+    assert!(
+        line.starts_with("forward-only project") && line.contains("restoring a backup"),
+        "{line}"
+    );
+    let human = migproof()
+        .args(["check", "--backend", "url", "--database-url"])
+        .arg(server_url())
+        .arg("--migrations")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let human = String::from_utf8_lossy(&human.stdout);
+    assert_eq!(human.matches("forward-only project").count(), 1, "{human}");
+    assert!(!human.contains("irreversible"), "{human}");
 }
 
 #[test]

@@ -588,8 +588,10 @@ fn a_duration_without_cases_runs_cases_until_it_ends_and_no_longer() {
     let (out, json, stderr) = run_json(&mut cmd);
     let took = started.elapsed();
     assert_eq!(out.status.code(), code::OK, "{json:#}\n{stderr}");
+    // How many cases fit in 6 s depends on the machine's load; that the run went on to the
+    // end of its duration, not capped by a default number of cases, does not.
     let cases = json["summary"]["cases"].as_u64().unwrap();
-    assert!(cases > 3, "{cases} cases in 6 s: {json:#}");
+    assert!(cases >= 1, "{cases} cases in 6 s: {json:#}");
     let ran = json["summary"]["duration_ms"].as_u64().unwrap();
     assert!(ran >= 6000, "stopped early, after {ran} ms: {json:#}");
     // The case running at the end stops at its next step.

@@ -307,7 +307,7 @@ fn fuzz_with_zero_cases_exits_2_naming_the_flag() {
 
 /// Another tool's marks in a folder read as sqlx: the whole file would run as the up (a goose
 /// file's down with it) and the check would pass having tested nothing. Refused, naming the
-/// file, the line and the mark. (dbmate's `-- migrate:up` makes the folder dbmate's.)
+/// file, the line and the mark, and a layout migproof reads is named as the --source to pass.
 #[test]
 fn a_foreign_tools_markers_are_refused_not_run_as_a_plain_script() {
     let cases = [
@@ -324,6 +324,21 @@ fn a_foreign_tools_markers_are_refused_not_run_as_a_plain_script() {
         (
             "tern",
             "CREATE TABLE users (id int);\n---- create above / drop below ----\nDROP TABLE users;\n",
+            2,
+        ),
+        (
+            "dbmate",
+            "-- migrate:up\nCREATE TABLE users (id int);\n-- migrate:down\nDROP TABLE users;\n",
+            1,
+        ),
+        (
+            "Drizzle",
+            "CREATE TABLE users (id int);\n--> statement-breakpoint\nCREATE INDEX ON users (id);\n",
+            2,
+        ),
+        (
+            "Flyway placeholder",
+            "-- made by ${user}: not a placeholder in a comment\nCREATE TABLE ${schema}.users (id int);\n",
             2,
         ),
         // With its `--liquibase formatted sql` header the folder is Liquibase's, and read so.
@@ -351,10 +366,41 @@ fn a_foreign_tools_markers_are_refused_not_run_as_a_plain_script() {
             ],
         );
     }
-    // A goose file as goose writes it, with no down file: read as sqlx, refused all the same.
-    let dir = folder(&[(
+    // A marker of a layout migproof reads says which --source reads it.
+    let dir = folder(&[
+        (
+            "20240101000000_users.up.sql",
+            "-- +goose Up\nCREATE TABLE users (id int);\n",
+        ),
+        ("20240101000000_users.down.sql", "DROP TABLE users;\n"),
+    ]);
+    assert_refused_naming(&check_dir(dir.path()), &["--source goose"]);
+}
+
+/// The goose file of issue 17, as goose writes it: read as goose, its up and its down run
+/// apart and checked for real (a down that leaves the table behind is found), never passed
+/// as one plain script.
+#[test]
+fn a_goose_file_is_read_as_goose_and_checked_for_real() {
+    let good = folder(&[(
         "20240101000000_users.sql",
-        "-- +goose Up\nCREATE TABLE users (id bigserial PRIMARY KEY);\n-- +goose Down\nDROP TABLE users;\n",
+        "-- +goose Up\nCREATE TABLE users (id bigserial PRIMARY KEY, email text NOT NULL);\n-- +goose Down\nDROP TABLE users;\n",
     )]);
-    assert_refused_naming(&check_dir(dir.path()), &["-- +goose Up", "goose"]);
+    let (out, json) = check_json(good.path(), &[]);
+    assert_eq!(out.status.code(), code::OK, "{json:#}");
+    assert_eq!(json["source"]["format"], "goose");
+    assert_eq!(json["summary"]["downs_tested"], 1, "{json:#}");
+    let bug = folder(&[(
+        "20240101000000_users.sql",
+        "-- +goose Up\nCREATE TABLE users (id bigserial PRIMARY KEY, email text NOT NULL);\n-- +goose Down\nSELECT 1;\n",
+    )]);
+    let (out, json) = check_json(bug.path(), &[]);
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
+    assert_eq!(
+        findings(&json),
+        [(
+            "schema_mismatch".to_string(),
+            "20240101000000_users".to_string()
+        )]
+    );
 }

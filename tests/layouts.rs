@@ -56,12 +56,20 @@ macro_rules! layouts {
 }
 
 layouts!(
+    atlas_bug => "atlas/bug",
+    atlas_good => "atlas/good",
     dbmate_bug => "dbmate/bug",
     dbmate_good => "dbmate/good",
     diesel_bug => "diesel/bug",
     diesel_good => "diesel/good",
+    drizzle_bug => "drizzle/bug",
+    drizzle_good => "drizzle/good",
+    files_bug => "files/bug",
+    files_good => "files/good",
     flyway_bug => "flyway/bug",
     flyway_good => "flyway/good",
+    goose_bug => "goose/bug",
+    goose_good => "goose/good",
     golang_migrate_bug => "golang-migrate/bug",
     golang_migrate_good => "golang-migrate/good",
     liquibase_bug => "liquibase/bug",
@@ -70,10 +78,18 @@ layouts!(
     liquibase_xml_good => "liquibase-xml/good",
     liquibase_yaml_bug => "liquibase-yaml/bug",
     liquibase_yaml_good => "liquibase-yaml/good",
+    prisma_bug => "prisma/bug",
+    prisma_good => "prisma/good",
     refinery_bug => "refinery/bug",
     refinery_good => "refinery/good",
+    sqitch_bug => "sqitch/bug",
+    sqitch_good => "sqitch/good",
+    sql_migrate_bug => "sql-migrate/bug",
+    sql_migrate_good => "sql-migrate/good",
     sqlx_bug => "sqlx/bug",
     sqlx_good => "sqlx/good",
+    tern_bug => "tern/bug",
+    tern_good => "tern/good",
 );
 
 #[test]

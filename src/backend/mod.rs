@@ -657,6 +657,41 @@ impl Server {
     /// the server's disk, so concurrent ones all finish late, while one at a time the first
     /// asked for (the golden pass) is ready first.
     pub async fn create(&self) -> Result<ScratchDb, BackendError> {
+        self.create_copy(None).await
+    }
+
+    /// Creates a scratch database as a copy of `template`, a scratch database of this run
+    /// that no session is connected to (`CREATE DATABASE ... TEMPLATE`): a checkpoint to
+    /// start from instead of applying every migration again. `Ok(None)` when `template` holds
+    /// what a copy does not carry (settings or privileges of the database itself, which live
+    /// outside it), or when the server refuses the copy (a role that may not read it): then
+    /// the caller builds the database the long way.
+    pub async fn create_from(&self, template: &ScratchDb) -> Result<Option<ScratchDb>, BackendError> {
+        let mut conn = self.admin_conn().await?;
+        // Ours is `synchronous_commit=off` for the database (see `create_marked`).
+        let carried: Result<bool, sqlx::Error> = sqlx::query_scalar(
+            "SELECT d.datacl IS NULL AND NOT EXISTS (
+                 SELECT FROM pg_db_role_setting s WHERE s.setdatabase = d.oid
+                 AND (s.setrole <> 0 OR s.setconfig <> '{synchronous_commit=off}'))
+             FROM pg_database d WHERE d.datname = $1",
+        )
+        .bind(&template.name)
+        .fetch_one(&mut conn)
+        .await;
+        self.release(conn);
+        match carried {
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
+            Err(e) => return Err(self.admin_error("look at a checkpoint database", e)),
+        }
+        match self.create_copy(Some(&template.name)).await {
+            Ok(db) => Ok(Some(db)),
+            Err(BackendError::Admin { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn create_copy(&self, template: Option<&str>) -> Result<ScratchDb, BackendError> {
         let n = self
             .counter
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -669,6 +704,7 @@ impl Server {
         // Taken here, not in the task: waiters are served in the order they asked.
         let turn = self.one_at_a_time.clone().lock_owned().await;
         let (admin, target, task_name) = (self.admin.clone(), self.target.clone(), name.clone());
+        let template = template.unwrap_or("template0").to_owned();
         let owner = match &self.applier {
             Applier::Admin => None,
             Applier::Created { name, .. } => Some(name.clone()),
@@ -676,7 +712,7 @@ impl Server {
         tokio::spawn(async move {
             let _creating = creating;
             let _turn = turn;
-            create_marked(&admin, &target, &task_name, owner.as_deref()).await
+            create_marked(&admin, &target, &task_name, owner.as_deref(), &template).await
         })
         .await
         .expect("creating a database does not panic")?;
@@ -1028,6 +1064,7 @@ async fn create_marked(
     target: &str,
     name: &str,
     owner: Option<&str>,
+    template: &str,
 ) -> Result<(), BackendError> {
     let failed = |action: String, e: sqlx::Error| BackendError::Admin {
         action,
@@ -1039,8 +1076,9 @@ async fn create_marked(
         .map(|o| format!(" OWNER {}", quote_ident(o)))
         .unwrap_or_default();
     let create = format!(
-        "CREATE DATABASE {}{owner} TEMPLATE template0",
-        quote_ident(name)
+        "CREATE DATABASE {}{owner} TEMPLATE {}",
+        quote_ident(name),
+        quote_ident(template)
     );
     sqlx::raw_sql(AssertSqlSafe(create))
         .execute(&mut conn)

@@ -179,6 +179,9 @@ pub fn summary(report: &Report, colour: bool) -> String {
             s.migrations_checked, report.migrations, s.steps, s.rows_seeded, s.rows_skipped
         )
     };
+    if let Some(forward_only) = &s.forward_only {
+        let _ = writeln!(out, "{forward_only}");
+    }
     let _ = writeln!(
         out,
         "{verdict}: {} finding(s){kinds}{accepted}, {} note(s); {work} in {seconds:.1}s",

@@ -22,6 +22,7 @@ pub fn title(kind: Kind) -> &'static str {
         Kind::Destructive => "Up drops values a rollback cannot bring back",
         Kind::SequenceBehind => "Sequence behind its column",
         Kind::Unreadable => "View cannot be read",
+        Kind::VerifyFailed => "Project's verify script fails",
         Kind::DataDependent => "Up fails on existing rows",
     }
 }
@@ -110,6 +111,12 @@ pub fn help(kind: Kind) -> &'static str {
              a materialized view left unpopulated (WITH NO DATA), or a view whose query fails. \
              Refresh the materialized view in the migration, or recreate the view so that its \
              query matches the tables it reads."
+        }
+        Kind::VerifyFailed => {
+            "The project's own verify script for the change the database is at failed after \
+             this step: after a deploy, the change did not do what its verify expects; after a \
+             revert, the revert broke what the change before it set up. The message gives the \
+             verify script's error and line."
         }
         Kind::DataDependent => {
             "The up applies on an empty database but fails on particular existing rows: \

@@ -55,11 +55,13 @@ pub enum Kind {
     /// new unique key, orphans under a new foreign key, NULLs under SET NOT NULL, values that
     /// do not convert.
     DataDependent,
+    /// The project's own verify script (Sqitch's `verify/`) fails after a step.
+    VerifyFailed,
 }
 
 impl Kind {
     /// Every kind, in the order the README lists them.
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 17] = [
         Kind::ApplyFailed,
         Kind::DataDependent,
         Kind::SchemaMismatch,
@@ -71,6 +73,7 @@ impl Kind {
         Kind::NotIdempotent,
         Kind::SequenceBehind,
         Kind::Unreadable,
+        Kind::VerifyFailed,
         Kind::LockHazard,
         Kind::Irreversible,
         Kind::Timeout,
@@ -101,6 +104,7 @@ impl Kind {
             Kind::Destructive => "destructive",
             Kind::SequenceBehind => "sequence_behind",
             Kind::Unreadable => "unreadable",
+            Kind::VerifyFailed => "verify_failed",
         }
     }
 }
@@ -360,6 +364,9 @@ pub struct Summary {
     pub downs: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub downs_tested: Option<usize>,
+    /// Check on a project without downs: what was proven instead, in one sentence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forward_only: Option<String>,
     /// Check with `--since` or `--changed-from`: how many migrations were in scope, and why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub in_scope: Option<usize>,

@@ -348,7 +348,7 @@ pub enum SourceError {
     Binary { path: PathBuf, offset: usize },
     #[error("migrations folder `{}` holds no migrations{hint}", dir.display())]
     Empty { dir: PathBuf, hint: String },
-    #[error("duplicate migration version {version}: `{}` and `{}`", first.display(), second.display())]
+    #[error("duplicate migration version {version}: `{}` and `{}`{}", first.display(), second.display(), lexical_hint(first, second))]
     Duplicate {
         version: String,
         first: PathBuf,
@@ -370,6 +370,17 @@ pub enum SourceError {
         layouts: String,
         files: String,
     },
+}
+
+/// For two up scripts sharing a version: the layout that runs such files one after another.
+fn lexical_hint(first: &Path, second: &Path) -> &'static str {
+    let up = |p: &Path| p.to_string_lossy().ends_with("up.sql");
+    if up(first) && up(second) {
+        "; if this project's migrator runs the files in the byte order of their names, several \
+         sharing a number (maragudk/migrate), pass --source files"
+    } else {
+        ""
+    }
 }
 
 /// Reads a text file, rejecting binary or non-UTF-8 content and removing a UTF-8 BOM.
@@ -700,7 +711,7 @@ pub fn detect(dir: &Path) -> Result<Format, SourceError> {
         found.push(Format::Tern);
     } else if liquibase::matches(&entries) {
         found.push(Format::Liquibase);
-    } else if dbmate::matches(&entries) {
+    } else if !paired && dbmate::matches(&entries) {
         found.push(Format::Dbmate);
     } else if sqlx::matches(&entries) {
         // golang-migrate names its files as sqlx does; a file sqlx would run in a transaction

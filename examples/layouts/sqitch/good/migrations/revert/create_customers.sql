@@ -1,0 +1,7 @@
+-- Revert shop:create_customers from pg
+
+BEGIN;
+
+DROP TABLE customers;
+
+COMMIT;

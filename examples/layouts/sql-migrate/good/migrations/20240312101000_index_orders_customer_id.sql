@@ -1,0 +1,5 @@
+-- +migrate Up
+CREATE INDEX orders_customer_id_idx ON orders (customer_id);
+
+-- +migrate Down
+DROP INDEX orders_customer_id_idx;

@@ -1,0 +1,5 @@
+-- +migrate Up
+ALTER TABLE customers RENAME COLUMN nickname TO display_name;
+
+-- +migrate Down
+ALTER TABLE customers RENAME COLUMN display_name TO nickname;

@@ -1,0 +1,9 @@
+CREATE TABLE customers (
+    id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    email    varchar(255) NOT NULL,
+    nickname varchar(100)
+);
+
+---- create above / drop below ----
+
+DROP TABLE customers;
