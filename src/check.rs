@@ -88,7 +88,9 @@ impl Checkpoints {
     /// The checkpoint at the highest version not above `version`.
     fn nearest(&self, version: usize) -> Option<(usize, ScratchDb)> {
         let at = self.0.lock().expect("not poisoned");
-        at.range(..=version).next_back().map(|(v, db)| (*v, db.clone()))
+        at.range(..=version)
+            .next_back()
+            .map(|(v, db)| (*v, db.clone()))
     }
 
     fn keep(&self, version: usize, db: ScratchDb) {

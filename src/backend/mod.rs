@@ -666,7 +666,10 @@ impl Server {
     /// what a copy does not carry (settings or privileges of the database itself, which live
     /// outside it), or when the server refuses the copy (a role that may not read it): then
     /// the caller builds the database the long way.
-    pub async fn create_from(&self, template: &ScratchDb) -> Result<Option<ScratchDb>, BackendError> {
+    pub async fn create_from(
+        &self,
+        template: &ScratchDb,
+    ) -> Result<Option<ScratchDb>, BackendError> {
         let mut conn = self.admin_conn().await?;
         // Ours is `synchronous_commit=off` for the database (see `create_marked`).
         let carried: Result<bool, sqlx::Error> = sqlx::query_scalar(

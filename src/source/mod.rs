@@ -20,8 +20,8 @@ pub mod liquibase;
 pub mod prisma;
 pub mod refinery;
 pub mod split;
-pub mod sql_migrate;
 pub mod sqitch;
+pub mod sql_migrate;
 pub mod sqlx;
 pub mod tern;
 
@@ -601,7 +601,11 @@ const FOREIGN_MARKERS: &[(&str, &str, &[Format])] = &[
     ("-- +goose", "goose", &[Format::Goose]),
     ("-- +migrate", "sql-migrate", &[Format::SqlMigrate]),
     ("-- migrate:", "dbmate", &[Format::Dbmate]),
-    ("---- create above / drop below ----", "tern", &[Format::Tern]),
+    (
+        "---- create above / drop below ----",
+        "tern",
+        &[Format::Tern],
+    ),
     ("--> statement-breakpoint", "Drizzle", &[Format::Drizzle]),
     (
         "--changeset",
