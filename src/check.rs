@@ -463,28 +463,38 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// The project's own verify script of the change the database is at after `step`
-    /// (`at`: 1-based, 0 for none) fails: a `verify_failed` finding.
+    /// Runs the project's own verify script of migration `at` (1-based; 0 or a migration
+    /// without one verifies nothing). `Ok(Err(..))` is the verify's failure.
+    async fn verify(&self, s: &mut Session, at: usize) -> Result<Result<(), StepError>, RunError> {
+        let script = at
+            .checked_sub(1)
+            .and_then(|i| self.set.verify.get(&self.set.migrations[i].id()));
+        match script {
+            None => Ok(Ok(())),
+            Some(script) => match s.verify(script).await {
+                Err(e) if e.is_environment() => Err(e.into()),
+                verified => Ok(verified),
+            },
+        }
+    }
+
+    /// The project's own verify script of migration `at`, the one the database is at after
+    /// `step`, fails: a `verify_failed` finding. `passed_before`: whether it passed before
+    /// the migration under check ran, for a step that comes back to `at` (a verify that
+    /// failed there already is not the step's doing).
     async fn expect_verified(
         &mut self,
         s: &mut Session,
         m: &Migration,
         step: &str,
         at: usize,
+        passed_before: bool,
     ) -> Result<(), RunError> {
-        let Some(verified) = at.checked_sub(1).map(|i| &self.set.migrations[i]) else {
-            return Ok(());
-        };
-        let Some(script) = self.set.verify.get(&verified.id()) else {
-            return Ok(());
-        };
-        match s.verify(script).await {
-            Ok(()) => {}
-            Err(e) if e.is_environment() => return Err(e.into()),
-            Err(e) => {
+        if let Err(e) = self.verify(s, at).await? {
+            if passed_before {
                 let message = format!(
                     "the verify script of {} fails after this step: {e}",
-                    verified.id()
+                    self.set.migrations[at - 1].id()
                 );
                 self.finding(Kind::VerifyFailed, m, step, message).place = e.place().cloned();
             }
@@ -1081,6 +1091,7 @@ impl<'a> Run<'a> {
         self.dropped.clear();
         let behind = sequences::behind(s.conn()).await.map_err(lost)?;
         let unreadable = readable::unreadable(s.conn()).await.map_err(lost)?;
+        let verified_before = self.verify(s, v - 1).await?.is_ok();
         let Some(before_up) = self.up_over_rows(s, m, &tables).await? else {
             return Ok(false);
         };
@@ -1090,7 +1101,7 @@ impl<'a> Run<'a> {
         self.expect_data(s, &before_up, m, step::UP, true, None)
             .await?;
         self.expect_sequences(s, m, step::UP, &behind).await?;
-        self.expect_verified(s, m, step::UP, v).await?;
+        self.expect_verified(s, m, step::UP, v, true).await?;
         // The round trip would only repeat a data finding of the up.
         let up_changed_data = self.report.findings.len() > findings;
 
@@ -1112,7 +1123,8 @@ impl<'a> Run<'a> {
             }
             self.expect_sequences(s, m, step::DOWN, &behind).await?;
             self.expect_readable(s, m, step::DOWN, &unreadable).await?;
-            self.expect_verified(s, m, step::DOWN, v - 1).await?;
+            self.expect_verified(s, m, step::DOWN, v - 1, verified_before)
+                .await?;
             if !down_golden {
                 // Re-applying on a database that is not golden would only report echoes.
                 return Ok(false);

@@ -283,3 +283,51 @@ fn migproof_toml_names_the_layout_detection_cannot_tell() {
         "{stderr}"
     );
 }
+
+/// Copies the tree at `from` into a new temporary folder.
+fn copy_of(from: &std::path::Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut stack = vec![from.to_owned()];
+    while let Some(here) = stack.pop() {
+        for entry in std::fs::read_dir(&here).unwrap() {
+            let path = entry.unwrap().path();
+            let to = dir.path().join(path.strip_prefix(from).unwrap());
+            if path.is_dir() {
+                std::fs::create_dir_all(&to).unwrap();
+                stack.push(path);
+            } else {
+                std::fs::copy(&path, &to).unwrap();
+            }
+        }
+    }
+    dir
+}
+
+/// Sqitch's own verify scripts run after each deploy and each revert: a deploy that does not
+/// do what its verify expects is `verify_failed` at the verify's file and line, and the
+/// revert that comes back to that change is not blamed for it again.
+#[test]
+fn a_sqitch_verify_that_fails_after_its_deploy_is_a_finding() {
+    let project = copy_of(&root().join("examples/layouts/sqitch/good/migrations"));
+    let verify = project.path().join("verify/create_orders.sql");
+    let text = std::fs::read_to_string(&verify).unwrap();
+    let broken = text.replacen("SELECT id", "SELECT id, status", 1);
+    assert_ne!(broken, text, "the verify script selects id: {text}");
+    std::fs::write(&verify, broken).unwrap();
+    let (out, json) = check_json(project.path(), &[]);
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
+    assert_eq!(
+        findings(&json),
+        [("verify_failed".to_string(), "create_orders".to_string())]
+    );
+    let finding = &json["findings"][0];
+    assert_eq!(finding["step"], "up with data", "{json:#}");
+    assert_eq!(finding["place"]["sqlstate"], "42703", "{json:#}");
+    assert!(
+        finding["place"]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("verify/create_orders.sql"),
+        "{json:#}"
+    );
+}
