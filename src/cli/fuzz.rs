@@ -277,7 +277,13 @@ pub async fn run_replay(args: ReplayArgs, interrupts: &mut Interrupts) -> u8 {
         .source
         .or_else(|| Format::from_name(&cases[0].1.source));
     if let Some(format) = format {
-        server.ignore_history_tables(format.history_tables());
+        // A `[command]` project may name more in its migproof.toml.
+        let dir =
+            (args.migrations.clone()).unwrap_or_else(|| PathBuf::from(&cases[0].1.migrations));
+        match crate::source::load(&dir, Some(format)) {
+            Ok(set) => server.ignore_history_tables(&set.history_tables()),
+            Err(_) => server.ignore_history_tables(format.history_tables()),
+        }
     }
     let server = Arc::new(server);
     let work = replay_all(server.clone(), &args, cases);

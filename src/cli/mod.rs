@@ -487,7 +487,7 @@ async fn start(
         ..common.into()
     };
     let mut server = open_server(where_, access, interrupts).await?;
-    server.ignore_history_tables(set.format.history_tables());
+    server.ignore_history_tables(&set.history_tables());
     Ok((set, server))
 }
 

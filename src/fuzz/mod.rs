@@ -540,7 +540,7 @@ impl Harness {
             let access = Access::from_env(set.setup.migration_role);
             let major = set.settings.server.version;
             let mut server = Server::open(backend, url, &docker, major, access).await?;
-            server.ignore_history_tables(set.format.history_tables());
+            server.ignore_history_tables(&set.history_tables());
             let server = Arc::new(server);
             let (ctx, findings) =
                 prepare(&server, &set, Duration::from_secs(120), false, None, 1).await?;

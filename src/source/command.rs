@@ -35,6 +35,13 @@ struct CommandConfig {
     down: Option<Vec<String>>,
     /// URL scheme the tool expects (default `postgresql`).
     scheme: Option<String>,
+    /// What `{previous}` becomes for the first version: the tool's name for the state before
+    /// any migration (`zero` for Django, `base` for Alembic, `0` for Rails).
+    before_first: Option<String>,
+    /// The tool's own history tables, left out of every snapshot and data check (beside the
+    /// usual ones of every tool, `Format::history_tables`).
+    #[serde(default)]
+    history_tables: Vec<String>,
 }
 
 /// True when the folder holds a `migproof.toml` with a `[command]` table.
@@ -62,16 +69,36 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
             message: "`up` and `down` must name a program".into(),
         });
     }
+    let uses_previous = |argv: &[String]| argv.iter().any(|a| a.contains("{previous}"));
+    if c.before_first.is_none()
+        && (uses_previous(&c.up) || c.down.as_deref().is_some_and(uses_previous))
+    {
+        let line = text
+            .lines()
+            .position(|l| l.contains("{previous}"))
+            .map_or(1, |i| i + 1);
+        return Err(SourceError::Invalid {
+            path,
+            message: format!(
+                "line {line}: `{{previous}}` names the version before this one, and the first \
+                 version has none: set `before_first` to your tool's name for the state before \
+                 any migration (`zero` for Django, `base` for Alembic, `0` for Rails)"
+            ),
+        });
+    }
     let root = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
     let scheme = c.scheme.unwrap_or_else(|| "postgresql".into());
-    let script = |template: &[String], version: &str| Script {
+    let script = |template: &[String], version: &str, previous: &str| Script {
         path: path.clone(),
         text: String::new(),
         blocks: Vec::new(),
         command: Some(Command {
             argv: template
                 .iter()
-                .map(|a| a.replace("{version}", version))
+                .map(|a| {
+                    a.replace("{version}", version)
+                        .replace("{previous}", previous)
+                })
                 .collect(),
             cwd: root.clone(),
             ini: None,
@@ -87,12 +114,57 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
                 second: path.clone(),
             });
         }
+        let previous = match i {
+            0 => c.before_first.as_deref().unwrap_or_default(),
+            _ => &c.versions[i - 1],
+        };
         migrations.push(Migration {
             version: version.clone(),
             description: String::new(),
-            up: script(&c.up, version),
-            down: c.down.as_deref().map(|d| script(d, version)),
+            up: script(&c.up, version, previous),
+            down: c.down.as_deref().map(|d| script(d, version, previous)),
         });
     }
-    Ok(MigrationSet::new(Format::Command, dir, migrations))
+    let mut set = MigrationSet::new(Format::Command, dir, migrations);
+    set.history_tables = c.history_tables;
+    Ok(set)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(toml: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FILE), toml).unwrap();
+        dir
+    }
+
+    #[test]
+    fn previous_names_the_version_before_and_before_first_the_state_before_any() {
+        let dir = project(
+            "[command]\nversions = [\"0001_a\", \"0002_b\"]\nup = [\"m\", \"{version}\"]\n\
+             down = [\"m\", \"{previous}\"]\nbefore_first = \"zero\"\n\
+             history_tables = [\"knex_migrations\"]\n",
+        );
+        let set = load(dir.path()).unwrap();
+        let down = |i: usize| {
+            let script = set.migrations[i].down.as_ref().unwrap();
+            script.command.as_ref().unwrap().argv.clone()
+        };
+        assert_eq!(down(0), ["m", "zero"]);
+        assert_eq!(down(1), ["m", "0001_a"]);
+        assert!(set.history_tables().contains(&"knex_migrations"));
+        assert!(set.history_tables().contains(&"django_migrations"));
+    }
+
+    #[test]
+    fn previous_without_before_first_names_the_line() {
+        let dir = project(
+            "[command]\nversions = [\"0001_a\"]\nup = [\"m\", \"{version}\"]\n\
+             down = [\"m\", \"{previous}\"]\n",
+        );
+        let e = load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("line 4") && e.contains("before_first"), "{e}");
+    }
 }

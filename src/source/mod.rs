@@ -54,6 +54,9 @@ pub struct MigrationSet {
     /// migration id: run after the migration's up and after the next one's down, a verify
     /// that fails is a finding. Empty for most layouts.
     pub verify: std::collections::BTreeMap<String, Script>,
+    /// History tables of the project's migrator beyond its layout's own
+    /// (`Format::history_tables`): `[command] history_tables` of `migproof.toml`.
+    pub history_tables: Vec<String>,
     /// True for layouts that have no down by design (Prisma, Drizzle, Atlas): rolling back
     /// means restoring a backup, said once in the report instead of a note per migration.
     pub forward_only: bool,
@@ -98,6 +101,18 @@ impl MigrationSet {
         }
     }
 
+    /// The tables the project's migrator keeps its history in, left out of every snapshot
+    /// and data check: its layout's, and those `migproof.toml` names.
+    pub fn history_tables(&self) -> Vec<&str> {
+        let own = self.history_tables.iter().map(String::as_str);
+        self.format
+            .history_tables()
+            .iter()
+            .copied()
+            .chain(own)
+            .collect()
+    }
+
     /// A set of versioned migrations only, as most layouts produce.
     pub fn new(format: Format, dir: &Path, migrations: Vec<Migration>) -> MigrationSet {
         MigrationSet {
@@ -111,6 +126,7 @@ impl MigrationSet {
             locks: config::Locks::default(),
             settings: config::Settings::default(),
             verify: Default::default(),
+            history_tables: Vec::new(),
             forward_only: false,
         }
     }
