@@ -704,3 +704,41 @@ fn a_heartbeat_line_goes_to_stderr_when_it_is_not_a_terminal() {
         "{stderr}"
     );
 }
+
+/// A down that deletes the rows its own up inserted (reference data) undoes its up: `check`
+/// passes it, and fuzz did report `data_lost` ("down kept rows and values violated") once a
+/// case went down through it. A down that deletes more than its up inserted is still found.
+#[test]
+fn a_down_may_delete_the_rows_its_own_up_inserted() {
+    let files = |down: &'static str| {
+        folder(&[
+            (
+                "0001_create_methods.up.sql",
+                "CREATE TABLE methods (code text PRIMARY KEY, name text NOT NULL);",
+            ),
+            ("0001_create_methods.down.sql", "DROP TABLE methods;"),
+            (
+                "0002_default_methods.up.sql",
+                "INSERT INTO methods VALUES ('standard', 'Standard'), ('express', 'Express');",
+            ),
+            ("0002_default_methods.down.sql", down),
+        ])
+    };
+    let args = ["--cases", "12", "--jobs", "1"];
+    let good = files("DELETE FROM methods WHERE code IN ('standard', 'express');");
+    let regressions = tempfile::tempdir().unwrap();
+    let (out, json) = fuzz_json(good.path(), regressions.path(), &args);
+    assert_eq!(out.status.code(), code::OK, "{json:#}");
+    let (out, json) = check_json(good.path(), &[]);
+    assert_eq!(out.status.code(), code::OK, "{json:#}");
+
+    let bug = files("DELETE FROM methods;");
+    let regressions = tempfile::tempdir().unwrap();
+    let (out, json) = fuzz_json(bug.path(), regressions.path(), &args);
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
+    assert_eq!(
+        findings(&json),
+        [("data_lost".to_string(), "0002_default_methods".to_string())],
+        "{json:#}"
+    );
+}

@@ -121,6 +121,9 @@ pub struct Sut {
     pending: Option<usize>,
     /// Contents stashed before the up that left each version, to compare after coming back.
     round_trip: BTreeMap<usize, Stash>,
+    /// Contents stashed right after the up that left each version: with `round_trip`, the
+    /// rows that up inserted, which its down may delete again.
+    after_up: BTreeMap<usize, Stash>,
     /// What was usable before an interrupted migration, and the version it started from: the
     /// retry that runs it again is judged against it.
     usable_before_pending: Option<(usize, Usable)>,
@@ -184,6 +187,7 @@ impl Sut {
             fault: None,
             pending: None,
             round_trip: BTreeMap::new(),
+            after_up: BTreeMap::new(),
             usable_before_pending: None,
             written: 0,
             index: 0,
@@ -410,6 +414,8 @@ impl Sut {
                 .map_err(broken)?;
             if up {
                 self.round_trip.insert(from, before.clone());
+                // Stashed again once this up has applied.
+                self.after_up.remove(&from);
             }
             let usable = match usable_now.take() {
                 Some(usable) => usable,
@@ -475,6 +481,15 @@ impl Sut {
                 "down kept rows and values"
             };
             let what = format!("{what} violated");
+            if !up {
+                let inserted =
+                    (self.round_trip.get(&to).cloned()).zip(self.after_up.get(&to).cloned());
+                if let Some((before_up, after_up)) = inserted {
+                    data::forget_inserted(self.s().conn(), &before, &before_up, &after_up)
+                        .await
+                        .map_err(broken)?;
+                }
+            }
             if let Err(f) = self
                 .expect_data_but(&before, at, true, None, &what, !up)
                 .await?
@@ -491,6 +506,13 @@ impl Sut {
                 // What was stashed at `to` and above describes versions this down left: the
                 // next up from them stashes again.
                 self.round_trip.retain(|&v, _| v < to);
+                self.after_up.retain(|&v, _| v < to);
+            } else {
+                let tables = self.tables().await?;
+                let after = data::stash(self.s().conn(), 2000 + from as i32, &tables)
+                    .await
+                    .map_err(broken)?;
+                self.after_up.insert(from, after);
             }
             match self.expect_usable(&usable, at).await? {
                 Ok(now) => usable_now = Some(now),
@@ -560,6 +582,7 @@ impl Sut {
         }
         // A retry does not stash: a stash above the version it ended at is out of date.
         self.round_trip.retain(|&v, _| v <= target);
+        self.after_up.retain(|&v, _| v < target);
         let why = "after the interruption and the retry, the schema is not the golden one";
         if let Err(f) = self
             .expect_schema(target, blame, Kind::ResidueAfterFailure, Some(why))

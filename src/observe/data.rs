@@ -106,6 +106,35 @@ pub async fn stash(
     })
 }
 
+/// Takes out of `stash` the rows an up inserted: those in `after_up` (stashed right after the
+/// up) and not in `before_up` (stashed right before it), matched by table and key, or by
+/// table and values in a table without a primary key. A down that deletes them again undoes
+/// its up; it does not lose data.
+pub async fn forget_inserted(
+    conn: &mut PgConnection,
+    stash: &Stash,
+    before_up: &Stash,
+    after_up: &Stash,
+) -> Result<(), sqlx::Error> {
+    let (stash, before, after) = (
+        stash_table(stash.tag),
+        stash_table(before_up.tag),
+        stash_table(after_up.tag),
+    );
+    let sql = format!(
+        "DELETE FROM {stash} s USING (
+             SELECT tbl, k FROM {after} WHERE k IS NOT NULL
+             EXCEPT SELECT tbl, k FROM {before} WHERE k IS NOT NULL) i
+         WHERE s.tbl = i.tbl AND s.k = i.k;
+         DELETE FROM {stash} s USING (
+             SELECT tbl, cols FROM {after} WHERE k IS NULL
+             EXCEPT SELECT tbl, cols FROM {before} WHERE k IS NULL) i
+         WHERE s.k IS NULL AND s.tbl = i.tbl AND s.cols = i.cols;"
+    );
+    sqlx::raw_sql(AssertSqlSafe(sql)).execute(conn).await?;
+    Ok(())
+}
+
 /// How many stashed rows of `table` (`schema.table`) held a value: in the column at `column`
 /// (its position in the stashed table's columns), or at all when `None`.
 pub async fn held(
