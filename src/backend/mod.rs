@@ -161,6 +161,9 @@ pub struct Server {
     creating: Arc<tokio::sync::RwLock<()>>,
     /// Held by the creation under way (see [`Server::create`]).
     one_at_a_time: Arc<tokio::sync::Mutex<()>>,
+    /// Set when the clean-up starts: a creation still waiting for its turn then gives up
+    /// instead of making a database the clean-up would have to wait for and drop.
+    closing: Arc<std::sync::atomic::AtomicBool>,
     counter: std::sync::atomic::AtomicU32,
     /// `migproof_<pid>_<nonce>_h<host tag>`: the start of every scratch database's name.
     run: String,
@@ -338,6 +341,7 @@ impl Server {
             password: None,
             creating: Default::default(),
             one_at_a_time: Default::default(),
+            closing: Default::default(),
             counter: Default::default(),
             run: format!(
                 "{SCRATCH_PREFIX}{}_{}_h{}",
@@ -706,6 +710,13 @@ impl Server {
         let creating = self.creating.clone().read_owned().await;
         // Taken here, not in the task: waiters are served in the order they asked.
         let turn = self.one_at_a_time.clone().lock_owned().await;
+        if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(BackendError::Admin {
+                action: format!("create scratch database `{name}`"),
+                target: self.target.clone(),
+                reason: "the run is ending".into(),
+            });
+        }
         let (admin, target, task_name) = (self.admin.clone(), self.target.clone(), name.clone());
         let template = template.unwrap_or("template0").to_owned();
         let owner = match &self.applier {
@@ -779,6 +790,8 @@ impl Server {
     /// the error names it.
     pub async fn cleanup_within(&self, budget: Duration) -> Result<(), BackendError> {
         let deadline = tokio::time::Instant::now() + budget;
+        self.closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         // A creation still under way when half the budget is gone (copying the template is
         // slow on a loaded server) is cancelled: dropped before it ends, its database would
         // appear afterwards and be left behind.
@@ -790,17 +803,21 @@ impl Server {
         }
         let _no_creation_under_way = no_creation_under_way;
         let dropping = async {
+            // All at once, each on its connection: every DROP DATABASE waits for a
+            // checkpoint, which concurrent drops share.
             let names = self.created.lock().expect("not poisoned").clone();
-            if !names.is_empty() {
+            let drops = names.into_iter().map(|name| async move {
                 let mut conn = self.admin_conn().await?;
-                for name in names {
-                    self.drop_named(&mut conn, &name).await?;
-                    self.created
-                        .lock()
-                        .expect("not poisoned")
-                        .retain(|n| *n != name);
-                }
+                self.drop_named(&mut conn, &name).await?;
                 self.release(conn);
+                self.created
+                    .lock()
+                    .expect("not poisoned")
+                    .retain(|n| *n != name);
+                Ok::<(), BackendError>(())
+            });
+            for dropped in futures_util::future::join_all(drops).await {
+                dropped?;
             }
             if let Applier::Created {
                 name,
