@@ -828,6 +828,22 @@ mod tests {
         dir
     }
 
+    /// A harness-style folder (maragudk/migrate): up files sharing a number, run in the
+    /// order of their names. Read as sqlx it is refused, saying which layout reads it.
+    #[test]
+    fn up_files_sharing_a_version_suggest_the_files_layout() {
+        let dir = tree(&[
+            ("1_users.up.sql", "create table users (id int);"),
+            ("1_orders.up.sql", "create table orders (id int);"),
+        ]);
+        let e = load(dir.path(), None).unwrap_err().to_string();
+        assert!(e.contains("duplicate migration version 1"), "{e}");
+        assert!(e.contains("--source files"), "{e}");
+        let set = load(dir.path(), Some(Format::Files)).unwrap();
+        let ids: Vec<String> = set.migrations.iter().map(Migration::id).collect();
+        assert_eq!(ids, ["1_orders", "1_users"]);
+    }
+
     #[test]
     fn versioned_files_are_flyway_unless_the_folder_is_refinery() {
         let dir = tree(&[("V1__a.sql", "select 1;")]);
