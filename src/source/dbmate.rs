@@ -284,14 +284,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 mod tests {
     use super::*;
     use crate::source::list_dir;
-
-    fn folder(files: &[(&str, &[u8])]) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        for (name, body) in files {
-            std::fs::write(dir.path().join(name), body).unwrap();
-        }
-        dir
-    }
+    use crate::source::testing::folder;
 
     fn one(body: &[u8]) -> Result<Migration, SourceError> {
         let dir = folder(&[("20240101000000_x.sql", body)]);

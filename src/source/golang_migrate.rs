@@ -184,14 +184,7 @@ fn script(path: &Path) -> Result<Script, SourceError> {
 mod tests {
     use super::*;
     use crate::source::list_dir;
-
-    fn folder(files: &[(&str, &[u8])]) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        for (name, body) in files {
-            std::fs::write(dir.path().join(name), body).unwrap();
-        }
-        dir
-    }
+    use crate::source::testing::folder;
 
     fn ids(set: &MigrationSet) -> Vec<String> {
         set.migrations.iter().map(|m| m.id()).collect()

@@ -794,6 +794,30 @@ pub fn detect(dir: &Path) -> Result<Format, SourceError> {
     }
 }
 
+/// Test helpers the layout readers' tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::Script;
+
+    /// A temporary folder holding `files` (name, bytes).
+    pub fn folder(files: &[(&str, &[u8])]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, body) in files {
+            std::fs::write(dir.path().join(name), body).unwrap();
+        }
+        dir
+    }
+
+    /// The SQL of the chunks of a script's first block.
+    pub fn sqls(script: &Script) -> Vec<&str> {
+        script.blocks[0]
+            .chunks
+            .iter()
+            .map(|c| c.sql.as_str())
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -154,14 +154,7 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn folder(files: &[(&str, &[u8])]) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        for (name, body) in files {
-            std::fs::write(dir.path().join(name), body).unwrap();
-        }
-        dir
-    }
+    use crate::source::testing::folder;
 
     #[test]
     fn reads_reversible_and_simple_in_version_order() {

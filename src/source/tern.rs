@@ -439,14 +439,7 @@ fn split(sql: &str) -> Vec<(usize, usize)> {
 mod tests {
     use super::*;
     use crate::source::list_dir;
-
-    fn folder(files: &[(&str, &[u8])]) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        for (name, body) in files {
-            std::fs::write(dir.path().join(name), body).unwrap();
-        }
-        dir
-    }
+    use crate::source::testing::{folder, sqls};
 
     fn one(body: &str) -> Result<Migration, SourceError> {
         let dir = folder(&[("001_x.sql", body.as_bytes())]);
@@ -455,14 +448,6 @@ mod tests {
 
     fn error(body: &str) -> String {
         one(body).unwrap_err().to_string()
-    }
-
-    fn sqls(script: &Script) -> Vec<&str> {
-        script.blocks[0]
-            .chunks
-            .iter()
-            .map(|c| c.sql.as_str())
-            .collect()
     }
 
     #[test]
