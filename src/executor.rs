@@ -17,7 +17,7 @@ use crate::model::seed;
 use crate::observe::catalog::{self, Table};
 use crate::observe::{data, ident, literal};
 use crate::report::Place;
-use crate::source::{Chunk, Script};
+use crate::source::{split, Chunk, Script};
 
 /// How long a cancelled step may take to stop before its backend is terminated.
 const CANCEL_GRACE: Duration = Duration::from_secs(5);
@@ -591,6 +591,169 @@ impl Session {
             .await
             .map_err(conn_err)?;
         outcome
+    }
+
+    /// Applies `script` statement by statement, as its layout runs it: inside the migration's
+    /// transaction where it has one, a statement PostgreSQL refuses in a transaction block on
+    /// its own, any other statement in autocommit as a transaction of its own, and several
+    /// statements sent as one message in autocommit as the one implicit transaction the server
+    /// makes of them. `observer` sees every transaction begin and end and every statement
+    /// before and after it runs (the lock trace is one). Errors are placed and worded as
+    /// [`Session::apply`] places them; nothing is recorded as applied.
+    pub async fn apply_observed<O: Observer>(
+        &mut self,
+        script: &Script,
+        observer: &mut O,
+    ) -> Result<(), StepError> {
+        if script.command.is_some() {
+            return Err(StepError::Sql {
+                location: Place::file(&script.path),
+                message: "a script run by an external migrator cannot be applied statement by \
+                          statement"
+                    .to_owned(),
+            });
+        }
+        let mut open = false;
+        // the offset of the last statement run, where a failing COMMIT is placed
+        let mut last = 0;
+        for block in &script.blocks {
+            if block.transactional {
+                self.begin_observed(observer, &mut open).await?;
+            }
+            for chunk in &block.chunks {
+                let statements = split::split(&chunk.sql).map_err(|e| StepError::Sql {
+                    location: Place::line(&script.path, script.line_of(chunk.offset)),
+                    message: e.to_string(),
+                })?;
+                let implicit = !open && statements.len() > 1;
+                if implicit {
+                    self.begin_observed(observer, &mut open).await?;
+                }
+                for st in &statements {
+                    let alone = !open && !split::is_non_transactional(&st.sql);
+                    if alone {
+                        self.begin_observed(observer, &mut open).await?;
+                    }
+                    let statement = Statement {
+                        sql: &st.sql,
+                        offset: chunk.offset + st.offset,
+                        in_transaction: open,
+                    };
+                    let conn_err = |e: sqlx::Error| StepError::Connection(describe(&e));
+                    observer
+                        .before(&mut self.conn, &statement)
+                        .await
+                        .map_err(conn_err)?;
+                    let result = self.run_statement(script, &statement).await;
+                    observer
+                        .after(&mut self.conn, &statement, result.as_ref().err())
+                        .await
+                        .map_err(conn_err)?;
+                    if let Err(e) = result {
+                        if open {
+                            // a stopped statement's session was ended and replaced
+                            if !matches!(e, StepError::Timeout { .. }) {
+                                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await;
+                            }
+                            observer.ended();
+                        }
+                        return Err(e);
+                    }
+                    last = statement.offset;
+                    if alone {
+                        self.commit_observed(script, last, observer, &mut open)
+                            .await?;
+                    }
+                }
+                if implicit {
+                    self.commit_observed(script, last, observer, &mut open)
+                        .await?;
+                }
+            }
+            if block.transactional {
+                self.commit_observed(script, last, observer, &mut open)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn begin_observed<O: Observer>(
+        &mut self,
+        observer: &mut O,
+        open: &mut bool,
+    ) -> Result<(), StepError> {
+        let conn_err = |e: sqlx::Error| StepError::Connection(describe(&e));
+        sqlx::raw_sql("BEGIN")
+            .execute(&mut self.conn)
+            .await
+            .map_err(conn_err)?;
+        *open = true;
+        observer.began(&mut self.conn).await.map_err(conn_err)
+    }
+
+    /// Commits; a deferred constraint that fails here is placed at the transaction's last
+    /// statement.
+    async fn commit_observed<O: Observer>(
+        &mut self,
+        script: &Script,
+        last: usize,
+        observer: &mut O,
+        open: &mut bool,
+    ) -> Result<(), StepError> {
+        let result = sqlx::raw_sql("COMMIT").execute(&mut self.conn).await;
+        *open = false;
+        observer.ended();
+        result.map(drop).map_err(|e| {
+            let chunk = Chunk {
+                offset: last,
+                sql: String::new(),
+            };
+            match StepError::from_sqlx(e, script, &chunk, None) {
+                StepError::Sql { location, message } => StepError::Sql {
+                    location,
+                    message: format!("at COMMIT: {message}"),
+                },
+                other => other,
+            }
+        })
+    }
+
+    /// Runs one statement within the step timeout; one still running then is stopped.
+    async fn run_statement(
+        &mut self,
+        script: &Script,
+        st: &Statement<'_>,
+    ) -> Result<(), StepError> {
+        let limit = self.step_timeout;
+        let outcome = {
+            let run = sqlx::raw_sql(AssertSqlSafe(st.sql)).execute(&mut self.conn);
+            tokio::pin!(run);
+            for_step_time(limit, run.as_mut()).await
+        };
+        match outcome {
+            Some(Ok(_)) => Ok(()),
+            Some(Err(e)) => {
+                let chunk = Chunk {
+                    offset: st.offset,
+                    sql: st.sql.to_owned(),
+                };
+                Err(StepError::from_sqlx(e, script, &chunk, None))
+            }
+            None => {
+                let activity = self.stop_runaway().await?;
+                Err(StepError::Timeout {
+                    location: Place::line(&script.path, script.line_of(st.offset)),
+                    after: limit,
+                    activity,
+                })
+            }
+        }
+    }
+
+    /// The server process of this session.
+    pub fn pid(&self) -> i32 {
+        self.pid
     }
 
     async fn reconnect(&mut self) -> Result<(), StepError> {
@@ -1302,6 +1465,41 @@ async fn apply_blocks(
             .map_err(|e| bookkeeping_failed(e, script))?;
     }
     Ok(())
+}
+
+/// A statement of a script as [`Session::apply_observed`] runs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Statement<'a> {
+    pub sql: &'a str,
+    /// Byte offset of the statement in the script's text.
+    pub offset: usize,
+    /// Whether it runs inside a transaction block (else alone in autocommit: a statement
+    /// PostgreSQL refuses in a transaction block).
+    pub in_transaction: bool,
+}
+
+/// Watches a script applied by [`Session::apply_observed`], on the applying session's own
+/// connection. An error from it is the connection's: the step cannot go on.
+#[allow(async_fn_in_trait)]
+pub trait Observer {
+    /// A transaction block began.
+    async fn began(&mut self, conn: &mut PgConnection) -> Result<(), sqlx::Error>;
+    /// `statement` is about to run.
+    async fn before(
+        &mut self,
+        conn: &mut PgConnection,
+        statement: &Statement<'_>,
+    ) -> Result<(), sqlx::Error>;
+    /// `statement` ran; `failed` says why it did not complete. The transaction it failed in
+    /// is still open (and aborted): an observer reads nothing then.
+    async fn after(
+        &mut self,
+        conn: &mut PgConnection,
+        statement: &Statement<'_>,
+        failed: Option<&StepError>,
+    ) -> Result<(), sqlx::Error>;
+    /// The transaction block ended (committed or rolled back): its locks are released.
+    fn ended(&mut self);
 }
 
 /// A part of a script that commits on its own: a transactional block, or one chunk of a block

@@ -9,21 +9,19 @@
 
 pub mod rules;
 
-use crate::source::split;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use sqlx::postgres::{PgConnection, PgDatabaseError, PgErrorPosition};
+use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Connection};
 use tokio::sync::mpsc;
 
 use crate::backend::{ScratchDb, Server};
+use crate::executor::{Observer, Session, Statement, StepError};
 use crate::golden;
 use crate::model::fill;
 use crate::observe::catalog::{self, Table};
 use crate::observe::data;
-use crate::observe::ident;
 use crate::observe::locks::{blocks_reads, blocks_writes, changes, Existing, Sampler, State};
 use crate::observe::probe::{Access, Probes, Wait};
 use crate::report::locks::{LockTaken, LockTrace, MigrationTrace, StatementTrace, TableWait};
@@ -216,8 +214,8 @@ async fn to_empty(
     let named = offending
         .table
         .as_ref()
-        .filter(|(name, _)| !emptied.contains(name))
-        .and_then(|(name, _)| holding.iter().find(|(n, _)| n == name));
+        .filter(|name| !emptied.contains(name))
+        .and_then(|name| holding.iter().find(|(n, _)| n == name));
     Ok(match named {
         Some(table) => Some(vec![table.clone()]),
         None if emptied_all || holding.is_empty() => None,
@@ -375,15 +373,7 @@ async fn analyse_on(
     versions: &[Vec<Table>],
     progress: &dyn Progress,
 ) -> Result<Outcome, RunError> {
-    let mut conn = db.connect().await.map_err(lost)?;
-    sqlx::raw_sql("SET TimeZone = 'UTC'; SET client_min_messages = warning;")
-        .execute(&mut conn)
-        .await
-        .map_err(lost)?;
-    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(&mut conn)
-        .await
-        .map_err(lost)?;
+    let mut session = Session::open(db, options.step_timeout).await?;
     let mut outcome = Outcome {
         trace: LockTrace {
             rows: options.rows,
@@ -407,7 +397,7 @@ async fn analyse_on(
             });
             let later = versions.get(i + 1..).unwrap_or_default();
             let size = |table: &str| table_rows.get(table).copied().unwrap_or(options.rows);
-            let (filled, notes) = fill_tables(db, &mut conn, &size, later, &mut given_up)
+            let (filled, notes) = fill_tables(db, session.conn(), &size, later, &mut given_up)
                 .await
                 .map_err(lost)?;
             outcome.rows_filled += filled.iter().map(|t| size(t)).sum::<u64>();
@@ -429,12 +419,11 @@ async fn analyse_on(
         let mut emptied: Vec<String> = Vec::new();
         let mut emptied_all = false;
         let stopped = loop {
-            let (mut trace, failure, offending) =
-                trace_migration(db, &mut conn, pid, m, options.step_timeout).await?;
+            let (mut trace, failure, offending) = trace_migration(&mut session, m).await?;
             trace.filled = filled.clone();
             outcome.statements += trace.statements.len();
             let retry = match (&failure, offending) {
-                (Some(_), Some(o)) => to_empty(&mut conn, &o, &emptied, emptied_all)
+                (Some(_), Some(o)) => to_empty(session.conn(), &o, &emptied, emptied_all)
                     .await
                     .map_err(lost)?
                     .map(|tables| (o, tables)),
@@ -446,13 +435,13 @@ async fn analyse_on(
                     let truncate =
                         format!("TRUNCATE {} RESTART IDENTITY CASCADE", names.join(", "));
                     sqlx::raw_sql(AssertSqlSafe(truncate))
-                        .execute(&mut conn)
+                        .execute(session.conn())
                         .await
                         .map_err(lost)?;
                     let named = offending
                         .table
                         .as_ref()
-                        .is_some_and(|(name, _)| tables.len() == 1 && tables[0].0 == *name);
+                        .is_some_and(|name| tables.len() == 1 && tables[0].0 == *name);
                     emptied_all |= !named;
                     emptied.extend(tables.iter().map(|(name, _)| name.clone()));
                     outcome.data_dependent.push(DataDependent {
@@ -474,7 +463,7 @@ async fn analyse_on(
             break;
         }
     }
-    let _ = conn.close().await;
+    session.close().await;
     Ok(outcome)
 }
 
@@ -594,18 +583,9 @@ struct Unit {
     taken: Vec<(i64, String, usize, Duration)>,
 }
 
-/// Why a statement did not complete.
-enum Stop {
-    Failed(Kind, String),
-    Lost(String),
-}
-
+/// The lock trace of one up: an [`Observer`] of the session applying it.
 struct Tracer<'a> {
-    db: &'a ScratchDb,
-    conn: &'a mut PgConnection,
-    pid: i32,
     script: &'a Script,
-    step_timeout: Duration,
     existing: Existing,
     prev: State,
     clock: Clock,
@@ -614,16 +594,17 @@ struct Tracer<'a> {
     unit: Option<Unit>,
     units: usize,
     sampler: Option<Sampler>,
-    /// The table whose rows the last failed statement rejected, when the server named one.
-    offending: Option<Offending>,
+    /// The statement running: its index, its start on the migration's clock, and for one
+    /// run outside a transaction block, the state before it.
+    current: Option<(usize, Duration, Option<State>)>,
 }
 
 /// Rows an up rejected: a data error (SQLSTATE class 22) or an integrity one (class 23).
 #[derive(Debug, Clone)]
 struct Offending {
-    /// The table the server named, as users write it (`public.versions`) and quoted for SQL;
-    /// `None` when it named none.
-    table: Option<(String, String)>,
+    /// The table the server named, as users write it (`public.versions`); `None` when it
+    /// named none.
+    table: Option<String>,
     /// The server's SQLSTATE.
     code: String,
 }
@@ -642,33 +623,39 @@ struct DataDependent {
 }
 
 impl Offending {
+    /// The rows `e` says the up rejected, when it is a data or integrity error.
+    fn of(e: &StepError) -> Option<Offending> {
+        let StepError::Sql { location, .. } = e else {
+            return None;
+        };
+        let code = location.sqlstate.as_deref()?;
+        (code.starts_with("22") || code.starts_with("23")).then(|| Offending {
+            table: location.table().map(str::to_owned),
+            code: code.to_owned(),
+        })
+    }
+
     /// What about the rows made the up fail, in words.
     fn cause(&self) -> &'static str {
         data_cause(&self.code)
     }
 }
 
-/// Runs one migration's up statement by statement and traces it.
+/// Runs one migration's up statement by statement on `session` and traces it.
 async fn trace_migration(
-    db: &ScratchDb,
-    conn: &mut PgConnection,
-    pid: i32,
+    session: &mut Session,
     m: &Migration,
-    step_timeout: Duration,
 ) -> Result<(MigrationTrace, Option<(Kind, String)>, Option<Offending>), RunError> {
-    let before = State::read(&mut *conn).await.map_err(lost)?;
+    let db = session.db().clone();
+    let before = State::read(session.conn()).await.map_err(lost)?;
     let existing = Existing::from_state(&before);
     let (touched, announced) = mpsc::unbounded_channel();
-    let sampler = Sampler::start(db, pid, &existing, touched)
+    let sampler = Sampler::start(&db, session.pid(), &existing, touched)
         .await
         .map_err(lost)?;
-    let probes = Probes::start(db, existing.tables(), announced).await;
+    let probes = Probes::start(&db, existing.tables(), announced).await;
     let mut t = Tracer {
-        db,
-        conn,
-        pid,
         script: &m.up,
-        step_timeout,
         existing,
         prev: before,
         clock: Clock {
@@ -680,18 +667,24 @@ async fn trace_migration(
         unit: None,
         units: 0,
         sampler: Some(sampler),
-        offending: None,
+        current: None,
     };
-    let result = t.run_script().await;
+    let result = session.apply_observed(&m.up, &mut t).await;
     let duration = t.clock.now();
     if let Some(sampler) = t.sampler.take() {
         sampler.stop().await;
     }
     let waits = probes.stop().await;
-    let failure = match result {
-        Ok(()) => None,
-        Err(Stop::Lost(e)) => return Err(RunError::Lost(e)),
-        Err(Stop::Failed(kind, message)) => Some((kind, message)),
+    let (failure, offending) = match result {
+        Ok(()) => (None, None),
+        Err(e) if e.is_environment() => return Err(RunError::Lost(e.to_string())),
+        Err(e) => {
+            let kind = match e {
+                StepError::Timeout { .. } => Kind::Timeout,
+                _ => Kind::ApplyFailed,
+            };
+            (Some((kind, e.to_string())), Offending::of(&e))
+        }
     };
     let table_waits = t.attribute(&waits);
     let trace = MigrationTrace {
@@ -703,144 +696,17 @@ async fn trace_migration(
         waits: table_waits,
         error: failure.as_ref().map(|(_, message)| message.clone()),
     };
-    Ok((trace, failure, t.offending))
+    Ok((trace, failure, offending))
 }
 
 fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
 }
 
-impl Tracer<'_> {
-    async fn run_script(&mut self) -> Result<(), Stop> {
-        let script = self.script;
-        for block in &script.blocks {
-            if block.transactional {
-                self.begin().await?;
-            }
-            for chunk in &block.chunks {
-                let statements = split::split(&chunk.sql).map_err(|e| {
-                    let line = script.line_of(chunk.offset);
-                    Stop::Failed(
-                        Kind::ApplyFailed,
-                        format!("{}:{line}: {e}", script.path.display()),
-                    )
-                })?;
-                // Several statements sent as one message outside a transaction run as one
-                // implicit transaction on the server.
-                let implicit = !block.transactional && statements.len() > 1;
-                if implicit {
-                    self.begin().await?;
-                }
-                for st in statements {
-                    let offset = chunk.offset + st.offset;
-                    let result = if self.unit.is_some() {
-                        self.in_transaction(&st.sql, offset).await
-                    } else if split::is_non_transactional(&st.sql) {
-                        self.sampled(&st.sql, offset).await
-                    } else {
-                        // a single statement in autocommit is a transaction of its own
-                        self.begin().await?;
-                        let r = self.in_transaction(&st.sql, offset).await;
-                        if r.is_ok() {
-                            self.commit().await?;
-                        }
-                        r
-                    };
-                    if let Err(e) = result {
-                        self.rollback().await;
-                        return Err(e);
-                    }
-                }
-                if implicit {
-                    self.commit().await?;
-                }
-            }
-            if block.transactional {
-                self.commit().await?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn observe(&mut self) -> Result<State, Stop> {
-        let started = Instant::now();
-        let state = State::read(&mut *self.conn)
-            .await
-            .map_err(|e| Stop::Lost(lost(e).to_string()))?;
-        self.clock.paused += started.elapsed();
-        Ok(state)
-    }
-
-    /// Runs `sql` with the step timeout; a statement still running is stopped.
-    async fn exec(&mut self, sql: &str, offset: usize) -> Result<(), Stop> {
-        let run = sqlx::raw_sql(AssertSqlSafe(sql.to_owned())).execute(&mut *self.conn);
-        match tokio::time::timeout(self.step_timeout, run).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(sqlx::Error::Database(e))) => {
-                let mut line = self.script.line_of(offset);
-                let mut message = e.message().to_string();
-                if let Some(pg) = e.try_downcast_ref::<PgDatabaseError>() {
-                    if let Some(PgErrorPosition::Original(pos)) = pg.position() {
-                        let byte = sql
-                            .char_indices()
-                            .nth(pos.saturating_sub(1))
-                            .map_or(0, |(b, _)| b);
-                        line = self.script.line_of(offset + byte);
-                    }
-                    message = format!("ERROR {}: {}", pg.code(), pg.message());
-                    let code = pg.code();
-                    if code.starts_with("22") || code.starts_with("23") {
-                        let schema = pg.schema().unwrap_or("public");
-                        self.offending = Some(Offending {
-                            table: pg.table().map(|table| {
-                                (
-                                    format!("{schema}.{table}"),
-                                    format!("{}.{}", ident(schema), ident(table)),
-                                )
-                            }),
-                            code: code.to_owned(),
-                        });
-                    }
-                    if let Some(detail) = pg.detail() {
-                        message.push_str(&format!("\nDETAIL: {detail}"));
-                    }
-                }
-                let location = format!("{}:{line}", self.script.path.display());
-                Err(Stop::Failed(
-                    Kind::ApplyFailed,
-                    format!("{location}: {message}"),
-                ))
-            }
-            Ok(Err(e)) => Err(Stop::Lost(lost(e).to_string())),
-            Err(_) => {
-                if let Ok(mut other) = self.db.connect().await {
-                    let _ = sqlx::query("SELECT pg_terminate_backend($1)")
-                        .bind(self.pid)
-                        .execute(&mut other)
-                        .await;
-                    let _ = other.close().await;
-                }
-                let location = format!(
-                    "{}:{}",
-                    self.script.path.display(),
-                    self.script.line_of(offset)
-                );
-                let after = self.step_timeout.as_secs();
-                Err(Stop::Failed(
-                    Kind::Timeout,
-                    format!("{location}: still running after {after}s; stopped"),
-                ))
-            }
-        }
-    }
-
-    async fn begin(&mut self) -> Result<(), Stop> {
-        sqlx::raw_sql("BEGIN")
-            .execute(&mut *self.conn)
-            .await
-            .map_err(|e| Stop::Lost(lost(e).to_string()))?;
+impl Observer for Tracer<'_> {
+    async fn began(&mut self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
         // scan counts only compare within one transaction
-        self.prev = self.observe().await?;
+        self.prev = self.observe(conn).await?;
         self.units += 1;
         self.unit = Some(Unit {
             number: self.units,
@@ -849,35 +715,68 @@ impl Tracer<'_> {
         Ok(())
     }
 
-    /// Ends the transaction; its locks are released, which fixes how long each was held.
-    async fn commit(&mut self) -> Result<(), Stop> {
-        let result = sqlx::raw_sql("COMMIT").execute(&mut *self.conn).await;
-        self.release();
-        match result {
-            Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) => {
-                // a deferred constraint fails at commit
-                let location = match self.statements.last() {
-                    Some(s) => format!("{}:{}", self.script.path.display(), s.line),
-                    None => self.script.path.display().to_string(),
-                };
-                Err(Stop::Failed(
-                    Kind::ApplyFailed,
-                    format!("{location}: at COMMIT: {}", e.message()),
-                ))
+    async fn before(
+        &mut self,
+        conn: &mut PgConnection,
+        st: &Statement<'_>,
+    ) -> Result<(), sqlx::Error> {
+        // a statement outside a transaction block has its locks sampled from a second
+        // connection while it runs, and compared with the state before it
+        let before = if st.in_transaction {
+            None
+        } else {
+            let before = self.observe(conn).await?;
+            self.units += 1;
+            Some(before)
+        };
+        let (start, wall) = (self.clock.now(), Instant::now());
+        let at = self.push(st.sql, st.offset, st.in_transaction, wall);
+        self.current = Some((at, start, before));
+        Ok(())
+    }
+
+    async fn after(
+        &mut self,
+        conn: &mut PgConnection,
+        _: &Statement<'_>,
+        failed: Option<&StepError>,
+    ) -> Result<(), sqlx::Error> {
+        let Some((at, start, before)) = self.current.take() else {
+            return Ok(());
+        };
+        let end = Instant::now();
+        self.statements[at].duration_ms = ms(self.clock.now().saturating_sub(start));
+        if let Some(before) = &before {
+            self.timings[at].released = Some(end);
+            self.sampled_locks(at, end);
+            if failed.is_none() {
+                let now = self.observe(conn).await?;
+                let c = changes(&self.existing, before, &now, false);
+                let s = &mut self.statements[at];
+                s.rewrite = !c.rewrites.is_empty();
+                s.rewrites = c.rewrites;
+                s.index_builds = c
+                    .index_builds
+                    .into_iter()
+                    .map(|b| crate::report::locks::IndexBuild {
+                        concurrent: true,
+                        ..b
+                    })
+                    .collect();
+                s.validations = c.validations;
+                self.prev = now;
             }
-            Err(e) => Err(Stop::Lost(lost(e).to_string())),
+        } else if failed.is_none() {
+            self.locks_taken(conn, at, start).await?;
         }
+        if let Some(e) = failed {
+            self.statements[at].error = Some(e.to_string());
+        }
+        Ok(())
     }
 
-    async fn rollback(&mut self) {
-        if self.unit.is_some() {
-            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *self.conn).await;
-            self.release();
-        }
-    }
-
-    fn release(&mut self) {
+    /// The transaction ended; its locks are released, which fixes how long each was held.
+    fn ended(&mut self) {
         let Some(unit) = self.unit.take() else { return };
         let (end, wall) = (self.clock.now(), Instant::now());
         for (oid, mode, at, since) in unit.taken {
@@ -899,6 +798,17 @@ impl Tracer<'_> {
                 timing.released = Some(wall);
             }
         }
+    }
+}
+
+impl Tracer<'_> {
+    /// The locks, rewrites, index builds and validations seen; the time it takes is not
+    /// the migration's.
+    async fn observe(&mut self, conn: &mut PgConnection) -> Result<State, sqlx::Error> {
+        let started = Instant::now();
+        let state = State::read(conn).await?;
+        self.clock.paused += started.elapsed();
+        Ok(state)
     }
 
     fn push(&mut self, sql: &str, offset: usize, in_transaction: bool, start: Instant) -> usize {
@@ -930,22 +840,20 @@ impl Tracer<'_> {
         }
     }
 
-    /// A statement inside a transaction: its locks are read after it, on its own connection.
-    async fn in_transaction(&mut self, sql: &str, offset: usize) -> Result<(), Stop> {
-        let (start, wall) = (self.clock.now(), Instant::now());
-        let at = self.push(sql, offset, true, wall);
-        let result = self.exec(sql, offset).await;
-        self.statements[at].duration_ms = ms(self.clock.now().saturating_sub(start));
-        if let Err(e) = result {
-            if let Stop::Failed(_, message) = &e {
-                self.statements[at].error = Some(message.clone());
-            }
-            return Err(e);
-        }
-        let now = self.observe().await?;
+    /// Statement `at`, inside a transaction, completed: the locks it took first are read on
+    /// its own connection.
+    async fn locks_taken(
+        &mut self,
+        conn: &mut PgConnection,
+        at: usize,
+        start: Duration,
+    ) -> Result<(), sqlx::Error> {
+        let now = self.observe(conn).await?;
         let c = changes(&self.existing, &self.prev, &now, true);
         for (oid, mode) in c.locks {
-            let unit = self.unit.as_mut().expect("inside a transaction");
+            let Some(unit) = self.unit.as_mut() else {
+                break;
+            };
             if unit
                 .taken
                 .iter()
@@ -967,17 +875,10 @@ impl Tracer<'_> {
         Ok(())
     }
 
-    /// A statement PostgreSQL refuses inside a transaction block: its locks are sampled from
-    /// a second connection while it runs.
-    async fn sampled(&mut self, sql: &str, offset: usize) -> Result<(), Stop> {
-        let before = self.observe().await?;
-        self.units += 1;
-        let (start, wall) = (self.clock.now(), Instant::now());
-        let at = self.push(sql, offset, false, wall);
-        let result = self.exec(sql, offset).await;
-        let end = Instant::now();
-        self.statements[at].duration_ms = ms(self.clock.now().saturating_sub(start));
-        self.timings[at].released = Some(end);
+    /// Statement `at`, outside a transaction block, ended at `end`: the locks the second
+    /// connection saw its backend hold while it ran.
+    fn sampled_locks(&mut self, at: usize, end: Instant) {
+        let wall = self.timings[at].start;
         let seen = self
             .sampler
             .as_ref()
@@ -994,30 +895,7 @@ impl Tracer<'_> {
             self.statements[at].locks.push(lock);
             self.timings[at].took.push((oid, mode));
         }
-        if let Err(e) = result {
-            if let Stop::Failed(_, message) = &e {
-                self.statements[at].error = Some(message.clone());
-            }
-            return Err(e);
-        }
-        let now = self.observe().await?;
-        let c = changes(&self.existing, &before, &now, false);
-        let s = &mut self.statements[at];
-        s.rewrite = !c.rewrites.is_empty();
-        s.rewrites = c.rewrites;
-        s.index_builds = c
-            .index_builds
-            .into_iter()
-            .map(|b| crate::report::locks::IndexBuild {
-                concurrent: true,
-                ..b
-            })
-            .collect();
-        s.validations = c.validations;
-        self.prev = now;
-        Ok(())
     }
-
     /// Gives each probe wait to the statement whose lock made it wait, and returns the longest
     /// wait per table the migration locked.
     fn attribute(&mut self, waits: &[Wait]) -> Vec<TableWait> {
