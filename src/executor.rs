@@ -3,6 +3,7 @@
 //! rows. It reports what the server said and judges nothing.
 
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -1009,27 +1010,17 @@ impl Migrator {
         let url = with_scheme(db.url());
         let bare = with_scheme(without_password(&db.url()));
         let dir = tempfile::tempdir().map_err(|e| StepError::Connection(e.to_string()))?;
-        let ini = match &command.ini {
-            Some(original) => {
-                let text = std::fs::read_to_string(original).map_err(|e| StepError::Sql {
-                    location: Place::file(original),
+        let ini = match &command.config {
+            Some(config) => {
+                let text = std::fs::read_to_string(&config.path).map_err(|e| StepError::Sql {
+                    location: Place::file(&config.path),
                     message: format!("failed to read: {e}"),
                 })?;
-                let here = original
-                    .parent()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default();
-                let copy = dir.path().join("alembic.ini");
-                std::fs::write(
-                    &copy,
-                    crate::source::ini::with_value(
-                        &text.replace("%(here)s", &here),
-                        "alembic",
-                        "sqlalchemy.url",
-                        &url,
-                    ),
-                )
-                .map_err(|e| StepError::Connection(e.to_string()))?;
+                let here = config.path.parent().unwrap_or(Path::new(""));
+                let name = config.path.file_name().unwrap_or_default();
+                let copy = dir.path().join(name);
+                std::fs::write(&copy, (config.with_url)(&text, here, &url))
+                    .map_err(|e| StepError::Connection(e.to_string()))?;
                 copy.display().to_string()
             }
             None => String::new(),

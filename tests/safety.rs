@@ -1812,7 +1812,7 @@ mod parsers {
 
     fn check_folder(dir: &Path) {
         let shown = dir.display().to_string();
-        let formats = Format::ALL.iter().map(|f| Some(*f)).chain([None]);
+        let formats = Format::all().map(Some).chain([None]);
         for format in formats {
             match source::load(dir, format) {
                 Ok(set) => {

@@ -108,7 +108,7 @@ source = "{layout}"
 mod tests {
     #[test]
     fn the_template_is_a_valid_migproof_toml_for_every_layout() {
-        for format in crate::source::Format::ALL {
+        for format in crate::source::Format::all() {
             let dir = tempfile::tempdir().unwrap();
             std::fs::write(
                 dir.path().join(crate::source::config::FILE),
@@ -116,7 +116,7 @@ mod tests {
             )
             .unwrap();
             let layout = crate::source::config::layout(dir.path()).unwrap();
-            assert_eq!(layout, Some(*format));
+            assert_eq!(layout, Some(format));
             crate::source::config::load(dir.path(), &[]).unwrap();
         }
     }

@@ -404,7 +404,7 @@ pub struct SnapshotArgs {
 
 fn format_parser() -> impl clap::builder::TypedValueParser<Value = Format> {
     use clap::builder::TypedValueParser;
-    clap::builder::PossibleValuesParser::new(Format::ALL.iter().map(|f| f.name()))
+    clap::builder::PossibleValuesParser::new(Format::all().map(|f| f.name()))
         .map(|name| Format::from_name(&name).expect("clap admits only format names"))
 }
 

@@ -4,6 +4,7 @@
 //! `alembic downgrade <previous>`, against a temporary copy of the ini pointing at the scratch
 //! database (and `DATABASE_URL` set, for env.py files that read it).
 
+use super::{Detect, Layout};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
@@ -11,7 +12,8 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::{
-    list_migrations, read_text, Command, Format, Migration, MigrationSet, Script, SourceError, Want,
+    list_migrations, read_text, Command, ConfigFile, Format, Migration, MigrationSet, Script,
+    SourceError, Want,
 };
 
 static REVISION: LazyLock<Regex> =
@@ -31,6 +33,23 @@ struct Revision {
     id: String,
     down: Vec<String>,
     file: PathBuf,
+}
+/// The alembic layout, as the registry (`source::LAYOUTS`) knows it.
+pub const LAYOUT: Layout = Layout {
+    format: Format::Alembic,
+    name: "alembic",
+    load,
+    detect: Detect::Config(matches),
+    history_tables: &["alembic_version"],
+    marks: ("Alembic", &[]),
+    placeholders: false,
+};
+
+/// `alembic.ini` pointing at `url`: `%(here)s` (the file's folder) resolved, as the copy
+/// lives elsewhere, and `sqlalchemy.url` set.
+fn with_url(text: &str, here: &Path, url: &str) -> String {
+    let text = text.replace("%(here)s", &here.display().to_string());
+    super::ini::with_value(&text, "alembic", "sqlalchemy.url", url)
 }
 
 pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
@@ -148,7 +167,10 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
             .map(|s| s.to_string())
             .collect(),
         cwd: root.clone(),
-        ini: Some(root.join("alembic.ini")),
+        config: Some(ConfigFile {
+            path: root.join("alembic.ini"),
+            with_url,
+        }),
         scheme: "postgresql+psycopg".into(),
     };
     let script = |file: &Path, cmd: Command| -> Result<Script, SourceError> {

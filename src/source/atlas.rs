@@ -36,6 +36,7 @@
 //! - There is no down: Atlas moves back by planning a new migration (`migrate down` computes
 //!   one from the dev database), so every migration is forward-only.
 
+use super::{Detect, Layout};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -86,6 +87,16 @@ struct File {
     /// The bytes as on disk: what the sum is computed over.
     bytes: Vec<u8>,
 }
+/// The atlas layout, as the registry (`source::LAYOUTS`) knows it.
+pub const LAYOUT: Layout = Layout {
+    format: Format::Atlas,
+    name: "atlas",
+    load,
+    detect: Detect::OwnFile(matches),
+    history_tables: &[],
+    marks: ("Atlas", &[]),
+    placeholders: false,
+};
 
 /// Reads `dir` as an Atlas migration directory, verifying `atlas.sum` first.
 pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {

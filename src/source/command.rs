@@ -2,6 +2,7 @@
 //! in `migproof.toml`: the ordered versions and up/down command templates, run against each
 //! scratch database (`{url}` and `DATABASE_URL` name it, `{version}` the migration).
 
+use super::{Detect, Layout};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -51,6 +52,29 @@ pub fn matches(entries: &[PathBuf]) -> bool {
             && std::fs::read_to_string(p).is_ok_and(|t| t.lines().any(|l| l.trim() == "[command]"))
     })
 }
+/// The command layout, as the registry (`source::LAYOUTS`) knows it.
+pub const LAYOUT: Layout = Layout {
+    format: Format::Command,
+    name: "command",
+    load,
+    detect: Detect::Config(matches),
+    history_tables: &[
+        "_sqlx_migrations",
+        "__diesel_schema_migrations",
+        "schema_migrations",
+        "flyway_schema_history",
+        "databasechangelog",
+        "databasechangeloglock",
+        "alembic_version",
+        "refinery_schema_history",
+        "goose_db_version",
+        "gorp_migrations",
+        "ar_internal_metadata",
+        "django_migrations",
+    ],
+    marks: ("a [command] migrator", &[]),
+    placeholders: false,
+};
 
 pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
     let path = dir.join(FILE);
@@ -101,7 +125,7 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
                 })
                 .collect(),
             cwd: root.clone(),
-            ini: None,
+            config: None,
             scheme: scheme.clone(),
         }),
     };

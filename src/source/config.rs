@@ -280,7 +280,7 @@ pub fn layout(dir: &Path) -> Result<Option<Format>, SourceError> {
                 .lines()
                 .position(|l| l.trim_start().starts_with("source"))
                 .map_or(1, |i| i + 1);
-            let known: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+            let known: Vec<&str> = Format::all().map(|f| f.name()).collect();
             Err(SourceError::Invalid {
                 path,
                 message: format!(

@@ -20,6 +20,7 @@
 //!   "successfully" while changing nothing, so it is read as a down script, never as a missing
 //!   down: migproof then shows what the rollback leaves behind.
 
+use super::{Detect, Layout};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
@@ -73,6 +74,19 @@ pub fn matches(entries: &[PathBuf]) -> bool {
         p.is_file() && parse_name(p).is_some() && read_text(p).is_ok_and(|text| UP.is_match(&text))
     })
 }
+/// The dbmate layout, as the registry (`source::LAYOUTS`) knows it.
+pub const LAYOUT: Layout = Layout {
+    format: Format::Dbmate,
+    name: "dbmate",
+    load,
+    detect: Detect::Marks {
+        matches,
+        paired: false,
+    },
+    history_tables: &[],
+    marks: ("dbmate", &["-- migrate:"]),
+    placeholders: false,
+};
 
 /// Reads `dir` as a dbmate migrations folder.
 pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {

@@ -20,6 +20,7 @@
 //! parse (and runs the migration in a transaction), ignores unknown keys, and keeps only one of
 //! two folders whose versions are equal once dashes are removed. migproof reports all three.
 
+use super::{Detect, Group, Layout};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -73,6 +74,20 @@ pub fn matches(entries: &[PathBuf]) -> bool {
 fn order_key(version: &str) -> String {
     version.replace('-', "")
 }
+/// The diesel layout, as the registry (`source::LAYOUTS`) knows it.
+pub const LAYOUT: Layout = Layout {
+    format: Format::Diesel,
+    name: "diesel",
+    load,
+    detect: Detect::Names {
+        group: Group::Folders,
+        matches,
+        claims: super::claims_none,
+    },
+    history_tables: &[],
+    marks: ("diesel", &[]),
+    placeholders: false,
+};
 
 /// Reads `dir` as a diesel migrations folder.
 pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {

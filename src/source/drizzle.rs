@@ -30,6 +30,7 @@
 //!   drizzle-kit 1.0's folder-per-migration layout, which has no journal, is not read.
 //! - There is no down: drizzle migrations are forward-only.
 
+use super::{Detect, Layout};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -66,6 +67,16 @@ struct Entry {
     when: f64,
     tag: String,
 }
+/// The drizzle layout, as the registry (`source::LAYOUTS`) knows it.
+pub const LAYOUT: Layout = Layout {
+    format: Format::Drizzle,
+    name: "drizzle",
+    load,
+    detect: Detect::OwnFile(matches),
+    history_tables: &[],
+    marks: ("Drizzle", &["--> statement-breakpoint"]),
+    placeholders: false,
+};
 
 /// Reads `dir` as a drizzle-kit migrations folder.
 pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {

@@ -32,6 +32,7 @@
 //! past it without a word and records the version before it, so its changes stay and the next
 //! `Up` runs it again.
 
+use super::{Detect, Layout};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
@@ -120,6 +121,16 @@ struct Pair {
     up: Option<PathBuf>,
     down: Option<PathBuf>,
 }
+/// The files layout, as the registry (`source::LAYOUTS`) knows it.
+pub const LAYOUT: Layout = Layout {
+    format: Format::Files,
+    name: "files",
+    load,
+    detect: Detect::Asked,
+    history_tables: &[],
+    marks: ("maragudk/migrate", &[]),
+    placeholders: false,
+};
 
 /// Reads `dir` as a folder of migrate's `.up.sql` and `.down.sql` files.
 pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {

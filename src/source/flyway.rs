@@ -5,6 +5,7 @@
 //! refuses inside one. Placeholders (`${...}`) and Flyway settings other than `mixed` are not
 //! applied.
 
+use super::{Detect, Group, Layout};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -290,6 +291,20 @@ struct Pair {
     up: Option<(Name, PathBuf)>,
     undo: Option<(Name, PathBuf)>,
 }
+/// The flyway layout, as the registry (`source::LAYOUTS`) knows it.
+pub const LAYOUT: Layout = Layout {
+    format: Format::Flyway,
+    name: "flyway",
+    load,
+    detect: Detect::Names {
+        group: Group::Versioned,
+        matches,
+        claims: super::claims_none,
+    },
+    history_tables: &[],
+    marks: ("Flyway", &[]),
+    placeholders: true,
+};
 
 /// Reads `dir` and its subfolders as Flyway migrations, versioned ones in version order and
 /// repeatable ones in description order; names Flyway would ignore become notes.

@@ -20,6 +20,7 @@
 //! Where golang-migrate skips silently and migproof adds a note: a version too large for 64
 //! bits, and an up and down of one version whose titles differ.
 
+use super::{Detect, Group, Layout};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
@@ -92,6 +93,27 @@ struct Files {
     up: Option<(PathBuf, Name)>,
     down: Option<(PathBuf, Name)>,
 }
+/// A folder named like both sqlx's and golang-migrate's is golang-migrate's when one of its
+/// files holds a statement PostgreSQL refuses inside a transaction without sqlx's
+/// `-- no-transaction` first line: sqlx would fail on it, golang-migrate would not.
+pub fn claims(_: &Path, entries: &[PathBuf]) -> bool {
+    super::sqlx_would_refuse(entries).is_some()
+}
+
+/// The golang-migrate layout, as the registry (`source::LAYOUTS`) knows it.
+pub const LAYOUT: Layout = Layout {
+    format: Format::GolangMigrate,
+    name: "golang-migrate",
+    load,
+    detect: Detect::Names {
+        group: Group::Plain,
+        matches,
+        claims,
+    },
+    history_tables: &[],
+    marks: ("golang-migrate", &[]),
+    placeholders: false,
+};
 
 /// Reads `dir` as a golang-migrate migrations folder.
 pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {

@@ -44,6 +44,7 @@
 //! goose records versions in `goose_db_version`; migproof applies the migrations itself and
 //! does not create that table.
 
+use super::{Detect, Layout};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -178,6 +179,19 @@ pub fn matches(entries: &[PathBuf]) -> bool {
             })
     })
 }
+/// The goose layout, as the registry (`source::LAYOUTS`) knows it.
+pub const LAYOUT: Layout = Layout {
+    format: Format::Goose,
+    name: "goose",
+    load,
+    detect: Detect::Marks {
+        matches,
+        paired: false,
+    },
+    history_tables: &[],
+    marks: ("goose", &["-- +goose"]),
+    placeholders: false,
+};
 
 /// Reads `dir` as a goose migrations folder.
 pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {

@@ -18,6 +18,7 @@ mod formatted;
 mod xml;
 mod yaml;
 
+use super::{Detect, Layout};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -243,6 +244,22 @@ fn is_formatted_file(path: &Path) -> bool {
     let read = std::fs::File::open(path).and_then(|f| f.take(4096).read_to_end(&mut head));
     read.is_ok() && formatted::is_formatted(&String::from_utf8_lossy(&head))
 }
+/// The liquibase layout, as the registry (`source::LAYOUTS`) knows it.
+pub const LAYOUT: Layout = Layout {
+    format: Format::Liquibase,
+    name: "liquibase",
+    load,
+    detect: Detect::Marks {
+        matches,
+        paired: true,
+    },
+    history_tables: &[],
+    marks: (
+        "Liquibase formatted SQL",
+        &["--changeset", "--liquibase formatted sql"],
+    ),
+    placeholders: true,
+};
 
 /// Reads the master changelog of `dir` (`db.changelog-master.*` or `changelog.*`) with
 /// everything it includes; without one, every formatted SQL changelog under `dir` that no

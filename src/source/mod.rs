@@ -133,78 +133,125 @@ impl MigrationSet {
 }
 
 impl Format {
-    /// The tables the migrator of this layout keeps its history in, when migproof runs an
-    /// external migrator that creates them (Alembic; any tool behind `[command]`). migproof
-    /// applies the other layouts itself and records what it applied in its own schema, so
-    /// there a table named like a migrator's history table is the project's data.
+    /// What migproof knows of this layout.
+    pub fn layout(self) -> &'static Layout {
+        LAYOUTS
+            .iter()
+            .copied()
+            .find(|l| l.format == self)
+            .expect("every format has its layout in LAYOUTS")
+    }
+
+    /// The tables the migrator of this layout keeps its history in (see
+    /// [`Layout::history_tables`]).
     pub fn history_tables(self) -> &'static [&'static str] {
-        match self {
-            Format::Alembic => &["alembic_version"],
-            Format::Command => &[
-                "_sqlx_migrations",
-                "__diesel_schema_migrations",
-                "schema_migrations",
-                "flyway_schema_history",
-                "databasechangelog",
-                "databasechangeloglock",
-                "alembic_version",
-                "refinery_schema_history",
-                "goose_db_version",
-                "gorp_migrations",
-                "ar_internal_metadata",
-                "django_migrations",
-            ],
-            _ => &[],
-        }
+        self.layout().history_tables
     }
 
     pub fn name(self) -> &'static str {
-        match self {
-            Format::Sqlx => "sqlx",
-            Format::Diesel => "diesel",
-            Format::GolangMigrate => "golang-migrate",
-            Format::Dbmate => "dbmate",
-            Format::Refinery => "refinery",
-            Format::Flyway => "flyway",
-            Format::Liquibase => "liquibase",
-            Format::Alembic => "alembic",
-            Format::Command => "command",
-            Format::Goose => "goose",
-            Format::SqlMigrate => "sql-migrate",
-            Format::Tern => "tern",
-            Format::Atlas => "atlas",
-            Format::Prisma => "prisma",
-            Format::Drizzle => "drizzle",
-            Format::Sqitch => "sqitch",
-            Format::Files => "files",
-        }
+        self.layout().name
     }
 
-    pub const ALL: &'static [Format] = &[
-        Format::Sqlx,
-        Format::Diesel,
-        Format::GolangMigrate,
-        Format::Flyway,
-        Format::Dbmate,
-        Format::Liquibase,
-        Format::Refinery,
-        Format::Alembic,
-        Format::Command,
-        Format::Goose,
-        Format::SqlMigrate,
-        Format::Tern,
-        Format::Atlas,
-        Format::Prisma,
-        Format::Drizzle,
-        Format::Sqitch,
-        Format::Files,
-    ];
+    /// Every layout, in the order help texts list them.
+    pub fn all() -> impl Iterator<Item = Format> {
+        LAYOUTS.iter().map(|l| l.format)
+    }
 
     /// The format called `name`, as `--source` and saved cases spell it.
     pub fn from_name(name: &str) -> Option<Format> {
-        Format::ALL.iter().copied().find(|f| f.name() == name)
+        Format::all().find(|f| f.name() == name)
     }
 }
+
+/// Everything migproof knows of one layout: how to tell a folder of it, how to read it, and
+/// what its migrator leaves in the database. Each layout's module defines its own `LAYOUT`;
+/// [`LAYOUTS`] lists them. Adding a layout is a module and a line there.
+pub struct Layout {
+    pub format: Format,
+    /// As `--source`, `source =` in `migproof.toml` and saved cases spell it.
+    pub name: &'static str,
+    /// Reads a folder of this layout.
+    pub load: fn(&Path) -> Result<MigrationSet, SourceError>,
+    /// How [`detect`] tells a folder of this layout.
+    pub detect: Detect,
+    /// The tables its migrator keeps its history in, when migproof runs an external migrator
+    /// that creates them (Alembic; any tool behind `[command]`). migproof applies the other
+    /// layouts itself and records what it applied in its own schema, so there a table named
+    /// like a migrator's history table is the project's data.
+    pub history_tables: &'static [&'static str],
+    /// The marks its tool reads at the start of a line in SQL files (`-- +goose Up`), and
+    /// what the tool is called in a message: a file holding one, read in another layout,
+    /// would be run as a plain script, so it is refused.
+    pub marks: (&'static str, &'static [&'static str]),
+    /// Whether its tool replaces `${name}` placeholders before a script runs (Flyway,
+    /// Liquibase); in other layouts a placeholder is refused.
+    pub placeholders: bool,
+}
+
+/// How a layout's folders are told apart from others'. [`detect`] tries the kinds in the
+/// order they are declared here.
+pub enum Detect {
+    /// A configuration file that says how the project migrates (`alembic.ini`, a
+    /// `migproof.toml` with `[command]`): the folder is this layout, whatever it holds.
+    Config(fn(&[PathBuf]) -> bool),
+    /// A file only this tool writes (a plan, a sum file, a journal, a lock file).
+    OwnFile(fn(&[PathBuf]) -> bool),
+    /// Plain `.sql` files told by the marks inside them (`-- +goose Up`). Never a folder of
+    /// `.up.sql` and `.down.sql` files, unless `paired` says the tool's files may sit there;
+    /// the first that matches is taken instead of the plain-name layouts (`Group::Plain`).
+    Marks {
+        matches: fn(&[PathBuf]) -> bool,
+        paired: bool,
+    },
+    /// Told by file names, which the layouts of a group share: of those that match, the
+    /// first that `claims` the folder (`claims(dir, entries)`), else the first in
+    /// [`LAYOUTS`]. Layouts of different groups matching at once is a mixed folder, refused.
+    Names {
+        group: Group,
+        matches: fn(&[PathBuf]) -> bool,
+        claims: fn(&Path, &[PathBuf]) -> bool,
+    },
+    /// Never detected: read only when asked for (`--source`, `source =` in migproof.toml).
+    Asked,
+}
+
+/// Layouts whose file names look alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    /// `<version>_<name>.sql`, `.up.sql` and `.down.sql`: sqlx, golang-migrate.
+    Plain,
+    /// A folder per migration holding `up.sql` and `down.sql`: diesel.
+    Folders,
+    /// `V<version>__<name>.sql`: Flyway, refinery.
+    Versioned,
+}
+
+/// No folder is claimed: the first matching layout of its group is taken.
+pub fn claims_none(_: &Path, _: &[PathBuf]) -> bool {
+    false
+}
+
+/// Every layout migproof reads, in the order help texts list them; within each kind of
+/// [`Detect`], the order in which detection tries them.
+pub static LAYOUTS: [&Layout; 17] = [
+    &sqlx::LAYOUT,
+    &diesel::LAYOUT,
+    &golang_migrate::LAYOUT,
+    &flyway::LAYOUT,
+    &refinery::LAYOUT,
+    &command::LAYOUT,
+    &alembic::LAYOUT,
+    &goose::LAYOUT,
+    &sql_migrate::LAYOUT,
+    &tern::LAYOUT,
+    &liquibase::LAYOUT,
+    &dbmate::LAYOUT,
+    &sqitch::LAYOUT,
+    &atlas::LAYOUT,
+    &drizzle::LAYOUT,
+    &prisma::LAYOUT,
+    &files::LAYOUT,
+];
 
 impl fmt::Display for Format {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -252,16 +299,33 @@ pub struct Script {
 }
 
 /// An external migrator's command line. In `argv`, `{url}` becomes the scratch database's
-/// URL and `{ini}` a temporary copy of `ini` whose `sqlalchemy.url` points at it; the
-/// environment also gets `DATABASE_URL`.
+/// URL and `{ini}` the path of a temporary copy of `config` pointing at it; the environment
+/// also gets `DATABASE_URL`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Command {
     pub argv: Vec<String>,
     pub cwd: PathBuf,
-    pub ini: Option<PathBuf>,
+    pub config: Option<ConfigFile>,
     /// The URL scheme the tool expects (`postgresql+psycopg` for SQLAlchemy).
     pub scheme: String,
 }
+
+/// A migrator's configuration file that names the database (Alembic's `alembic.ini`): run,
+/// the migrator gets a copy of it pointing at the scratch database.
+#[derive(Debug, Clone)]
+pub struct ConfigFile {
+    pub path: PathBuf,
+    /// The file's text pointing at `url`, the file being in folder `here`.
+    pub with_url: fn(text: &str, here: &Path, url: &str) -> String,
+}
+
+/// The same file: how it is rewritten is its layout's, so the path tells.
+impl PartialEq for ConfigFile {
+    fn eq(&self, other: &ConfigFile) -> bool {
+        self.path == other.path
+    }
+}
+impl Eq for ConfigFile {}
 
 /// A run of SQL sent either inside one transaction or in autocommit mode.
 #[derive(Debug, Clone)]
@@ -556,25 +620,7 @@ pub fn load(dir: &Path, format: Option<Format>) -> Result<MigrationSet, SourceEr
             }
         },
     };
-    let mut set = match format {
-        Format::Sqlx => sqlx::load(dir),
-        Format::Diesel => diesel::load(dir),
-        Format::GolangMigrate => golang_migrate::load(dir),
-        Format::Dbmate => dbmate::load(dir),
-        Format::Refinery => refinery::load(dir),
-        Format::Flyway => flyway::load(dir),
-        Format::Liquibase => liquibase::load(dir),
-        Format::Alembic => alembic::load(dir),
-        Format::Command => command::load(dir),
-        Format::Goose => goose::load(dir),
-        Format::SqlMigrate => sql_migrate::load(dir),
-        Format::Tern => tern::load(dir),
-        Format::Atlas => atlas::load(dir),
-        Format::Prisma => prisma::load(dir),
-        Format::Drizzle => drizzle::load(dir),
-        Format::Sqitch => sqitch::load(dir),
-        Format::Files => files::load(dir),
-    }?;
+    let mut set = (format.layout().load)(dir)?;
     if let Some((path, line)) = why {
         set.notes.push(format!(
             "read as golang-migrate, not sqlx (their file names are alike): `{}:{line}` holds a \
@@ -594,7 +640,7 @@ pub fn load(dir: &Path, format: Option<Format>) -> Result<MigrationSet, SourceEr
 /// The first `.sql` file (and line) that sqlx would run in a transaction although it holds a
 /// statement PostgreSQL refuses in one (`CREATE INDEX CONCURRENTLY`, ...): such a folder is
 /// not a working sqlx project.
-fn sqlx_would_refuse(entries: &[PathBuf]) -> Option<(PathBuf, usize)> {
+pub(crate) fn sqlx_would_refuse(entries: &[PathBuf]) -> Option<(PathBuf, usize)> {
     entries
         .iter()
         .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "sql"))
@@ -611,30 +657,6 @@ fn sqlx_would_refuse(entries: &[PathBuf]) -> Option<(PathBuf, usize)> {
         })
 }
 
-/// Marks another migration tool writes into its SQL files, at the start of a line, with the
-/// tool, and the layouts that read the mark themselves.
-const FOREIGN_MARKERS: &[(&str, &str, &[Format])] = &[
-    ("-- +goose", "goose", &[Format::Goose]),
-    ("-- +migrate", "sql-migrate", &[Format::SqlMigrate]),
-    ("-- migrate:", "dbmate", &[Format::Dbmate]),
-    (
-        "---- create above / drop below ----",
-        "tern",
-        &[Format::Tern],
-    ),
-    ("--> statement-breakpoint", "Drizzle", &[Format::Drizzle]),
-    (
-        "--changeset",
-        "Liquibase formatted SQL",
-        &[Format::Liquibase],
-    ),
-    (
-        "--liquibase formatted sql",
-        "Liquibase formatted SQL",
-        &[Format::Liquibase],
-    ),
-];
-
 /// A placeholder Flyway (and Liquibase) replace before a script runs, `${name}`: sent as it
 /// is, the script would fail or mean something else.
 static PLACEHOLDER: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
@@ -650,17 +672,11 @@ fn refuse_foreign_markers(set: &MigrationSet) -> Result<(), SourceError> {
         .chain(&set.repeatable)
         .flat_map(|m| std::iter::once(&m.up).chain(m.down.as_ref()))
         .filter(|s| s.command.is_none());
-    let refuse = |script: &Script, i: usize, marker: &str, tool, own: &[Format]| {
-        let advice = match own.first() {
-            Some(layout) => format!(
-                "read the folder as {layout}: pass --source {layout}, or set source = \"{layout}\" \
-                 in migproof.toml"
-            ),
-            None => "migproof does not read such files: run them through their own tool with a \
-                     `[command]` migproof.toml (see the README), or pass the layout they are \
-                     written for with --source"
-                .to_owned(),
-        };
+    let refuse = |script: &Script, i: usize, marker: &str, tool, layout: Format| {
+        let advice = format!(
+            "read the folder as {layout}: pass --source {layout}, or set source = \"{layout}\" \
+             in migproof.toml"
+        );
         SourceError::ForeignMarker {
             path: script.path.clone(),
             line: i + 1,
@@ -670,21 +686,29 @@ fn refuse_foreign_markers(set: &MigrationSet) -> Result<(), SourceError> {
             advice,
         }
     };
-    let placeholders = !matches!(set.format, Format::Flyway | Format::Liquibase);
+    let others: Vec<&Layout> = LAYOUTS
+        .iter()
+        .copied()
+        .filter(|l| l.format != set.format)
+        .collect();
+    let placeholders = !set.format.layout().placeholders;
     for script in scripts {
         for (i, line) in script.text.lines().enumerate() {
             let line = line.trim_start();
             let lower = line.to_ascii_lowercase();
-            let found = FOREIGN_MARKERS.iter().find(|(mark, _, own)| {
-                lower.starts_with(&mark.to_ascii_lowercase()) && !own.contains(&set.format)
+            let found = others.iter().find(|l| {
+                l.marks
+                    .1
+                    .iter()
+                    .any(|mark| lower.starts_with(&mark.to_ascii_lowercase()))
             });
-            if let Some((_, tool, own)) = found {
-                return Err(refuse(script, i, line.trim_end(), tool, own));
+            if let Some(l) = found {
+                return Err(refuse(script, i, line.trim_end(), l.marks.0, l.format));
             }
             let code = line.split("--").next().unwrap_or_default();
             if let Some(m) = PLACEHOLDER.find(code).filter(|_| placeholders) {
-                let own = &[Format::Flyway, Format::Liquibase];
-                return Err(refuse(script, i, m.as_str(), "Flyway placeholder", own));
+                let flyway = Format::Flyway;
+                return Err(refuse(script, i, m.as_str(), "Flyway placeholder", flyway));
             }
         }
     }
@@ -698,63 +722,54 @@ fn refuse_foreign_markers(set: &MigrationSet) -> Result<(), SourceError> {
 /// A folder holding two different layouts is refused.
 pub fn detect(dir: &Path) -> Result<Format, SourceError> {
     let entries = list_dir(dir)?;
-    let mut found: Vec<Format> = Vec::new();
-    if command::matches(&entries) {
-        return Ok(Format::Command);
-    }
-    if alembic::matches(&entries) {
-        return Ok(Format::Alembic);
-    }
-    // Layouts told by a file of their own (a plan, a sum file, a journal, a lock file).
-    for (format, matches) in [
-        (Format::Sqitch, sqitch::matches as fn(&[PathBuf]) -> bool),
-        (Format::Atlas, atlas::matches),
-        (Format::Drizzle, drizzle::matches),
-        (Format::Prisma, prisma::matches),
-    ] {
-        if matches(&entries) {
-            return Ok(format);
+    for layout in LAYOUTS {
+        if let Detect::Config(matches) = layout.detect {
+            if matches(&entries) {
+                return Ok(layout.format);
+            }
         }
     }
-    // Layouts told by the direction markers inside their files. A folder of `.up.sql` and
-    // `.down.sql` files is sqlx's or golang-migrate's whatever its files hold: another tool's
-    // marker in one is then refused by name (see `refuse_foreign_markers`).
+    for layout in LAYOUTS {
+        if let Detect::OwnFile(matches) = layout.detect {
+            if matches(&entries) {
+                return Ok(layout.format);
+            }
+        }
+    }
+    // A folder of `.up.sql` and `.down.sql` files is sqlx's or golang-migrate's whatever its
+    // files hold: another tool's marker in one is then refused by name (see
+    // `refuse_foreign_markers`).
     let paired = entries.iter().any(|p| {
         let name = p.file_name().unwrap_or_default().to_string_lossy();
         name.ends_with(".up.sql") || name.ends_with(".down.sql")
     });
-    if !paired && goose::matches(&entries) {
-        found.push(Format::Goose);
-    } else if !paired && sql_migrate::matches(&entries) {
-        found.push(Format::SqlMigrate);
-    } else if !paired && tern::matches(&entries) {
-        found.push(Format::Tern);
-    } else if liquibase::matches(&entries) {
-        found.push(Format::Liquibase);
-    } else if !paired && dbmate::matches(&entries) {
-        found.push(Format::Dbmate);
-    } else if sqlx::matches(&entries) {
-        // golang-migrate names its files as sqlx does; a file sqlx would run in a transaction
-        // although it holds a statement PostgreSQL refuses in one is golang-migrate's
-        let golang = golang_migrate::matches(&entries) && sqlx_would_refuse(&entries).is_some();
-        found.push(if golang {
-            Format::GolangMigrate
-        } else {
-            Format::Sqlx
-        });
-    } else if golang_migrate::matches(&entries) {
-        found.push(Format::GolangMigrate);
-    }
-    if diesel::matches(&entries) {
-        found.push(Format::Diesel);
-    }
-    if flyway::matches(&entries) || refinery::matches(&entries) {
-        let refinery = refinery::claims(dir, &entries);
-        found.push(if refinery {
-            Format::Refinery
-        } else {
-            Format::Flyway
-        });
+    let marked = LAYOUTS.iter().find(|l| match l.detect {
+        Detect::Marks {
+            matches,
+            paired: may,
+        } => (may || !paired) && matches(&entries),
+        _ => false,
+    });
+    let mut found: Vec<Format> = marked.iter().map(|l| l.format).collect();
+    for group in [Group::Plain, Group::Folders, Group::Versioned] {
+        if group == Group::Plain && marked.is_some() {
+            continue;
+        }
+        let matching: Vec<(&Layout, fn(&Path, &[PathBuf]) -> bool)> = LAYOUTS
+            .iter()
+            .filter_map(|l| match l.detect {
+                Detect::Names {
+                    group: g,
+                    matches,
+                    claims,
+                } if g == group && matches(&entries) => Some((*l, claims)),
+                _ => None,
+            })
+            .collect();
+        let claimed = matching.iter().find(|(_, claims)| claims(dir, &entries));
+        if let Some((layout, _)) = claimed.or(matching.first()) {
+            found.push(layout.format);
+        }
     }
     let names: Vec<String> = entries
         .iter()
@@ -769,8 +784,7 @@ pub fn detect(dir: &Path) -> Result<Format, SourceError> {
             } else {
                 format!(
                     " in a layout migproof knows ({}); found: {}",
-                    Format::ALL
-                        .iter()
+                    Format::all()
                         .map(|f| f.name())
                         .collect::<Vec<_>>()
                         .join(", "),
@@ -866,6 +880,23 @@ mod tests {
         let set = load(dir.path(), Some(Format::Files)).unwrap();
         let ids: Vec<String> = set.migrations.iter().map(Migration::id).collect();
         assert_eq!(ids, ["1_orders", "1_users"]);
+    }
+
+    #[test]
+    fn the_registry_holds_each_layout_once_under_its_own_name() {
+        let mut names = std::collections::BTreeSet::new();
+        for layout in LAYOUTS {
+            assert!(names.insert(layout.name), "{} twice", layout.name);
+            assert_eq!(Format::from_name(layout.name), Some(layout.format));
+            assert!(std::ptr::eq(layout.format.layout(), layout));
+        }
+        // every mark is some layout's own, and no two layouts claim one
+        let marks: Vec<&str> = LAYOUTS
+            .iter()
+            .flat_map(|l| l.marks.1.iter().copied())
+            .collect();
+        let distinct: std::collections::BTreeSet<&str> = marks.iter().copied().collect();
+        assert_eq!(marks.len(), distinct.len());
     }
 
     #[test]

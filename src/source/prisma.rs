@@ -26,6 +26,7 @@
 //!   so a lock file for another database is refused, CockroachDB gets a note.
 //! - There is no down: Prisma Migrate is forward-only.
 
+use super::{Detect, Layout};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -42,6 +43,16 @@ pub fn matches(entries: &[PathBuf]) -> bool {
             || (p.is_dir() && p.join(SCRIPT).is_file())
     })
 }
+/// The prisma layout, as the registry (`source::LAYOUTS`) knows it.
+pub const LAYOUT: Layout = Layout {
+    format: Format::Prisma,
+    name: "prisma",
+    load,
+    detect: Detect::OwnFile(matches),
+    history_tables: &[],
+    marks: ("Prisma", &[]),
+    placeholders: false,
+};
 
 /// Reads `dir` as a Prisma `migrations` folder.
 pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {

@@ -20,6 +20,7 @@
 //! Flyway uses the same `V<N>__<NAME>.sql` names; [`matches`] only answers whether refinery
 //! could read the folder, and [`claims`] whether the folder is refinery's rather than Flyway's.
 
+use super::{Detect, Group, Layout};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
@@ -158,6 +159,20 @@ fn rust_migration(path: &Path, name: &Name) -> SourceError {
         ),
     }
 }
+/// The refinery layout, as the registry (`source::LAYOUTS`) knows it.
+pub const LAYOUT: Layout = Layout {
+    format: Format::Refinery,
+    name: "refinery",
+    load,
+    detect: Detect::Names {
+        group: Group::Versioned,
+        matches,
+        claims,
+    },
+    history_tables: &[],
+    marks: ("refinery", &[]),
+    placeholders: false,
+};
 
 /// Reads `dir` as a refinery migrations folder, sub-folders included.
 pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {

@@ -66,6 +66,7 @@
 //! A change with no revert script has no down. Migration ids are change names, and
 //! `name@TAG` for an earlier instance of a reworked change.
 
+use super::{Detect, Layout};
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::LazyLock;
@@ -83,11 +84,21 @@ pub fn matches(entries: &[PathBuf]) -> bool {
         matches!(name, Some("sqitch.plan" | "sqitch.conf")) && p.is_file()
     })
 }
+/// The sqitch layout, as the registry (`source::LAYOUTS`) knows it.
+pub const LAYOUT: Layout = Layout {
+    format: Format::Sqitch,
+    name: "sqitch",
+    load,
+    detect: Detect::OwnFile(matches),
+    history_tables: &[],
+    marks: ("Sqitch", &[]),
+    placeholders: false,
+};
 
 /// Reads `dir`, a Sqitch project root, as migrations: one per change, in plan order.
 pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
     let mut notes = Vec::new();
-    let layout = Layout::read(dir, &mut notes)?;
+    let layout = Project::read(dir, &mut notes)?;
     if std::fs::symlink_metadata(&layout.plan).is_err() {
         return Err(SourceError::Invalid {
             path: layout.plan.clone(),
@@ -186,7 +197,7 @@ const LAYOUT_KEYS: &[&str] = &[
 
 /// Where the plan and the scripts are, from `sqitch.conf`.
 #[derive(Debug)]
-struct Layout {
+struct Project {
     plan: PathBuf,
     deploy: PathBuf,
     revert: PathBuf,
@@ -194,8 +205,8 @@ struct Layout {
     extension: String,
 }
 
-impl Layout {
-    fn read(dir: &Path, notes: &mut Vec<String>) -> Result<Layout, SourceError> {
+impl Project {
+    fn read(dir: &Path, notes: &mut Vec<String>) -> Result<Project, SourceError> {
         let conf = dir.join("sqitch.conf");
         let settings = if exists(&conf) {
             read_conf(&conf, &read_text(&conf)?)?
@@ -258,7 +269,7 @@ impl Layout {
             Some(v) => under(dir, &v),
             None => top.join(default),
         };
-        Ok(Layout {
+        Ok(Project {
             plan: match value("plan_file") {
                 Some(v) => under(dir, &v),
                 None => top.join("sqitch.plan"),

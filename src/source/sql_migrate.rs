@@ -39,6 +39,7 @@
 //! sql-migrate records ids in `gorp_migrations`; migproof applies the migrations itself and
 //! does not create that table.
 
+use super::{Detect, Layout};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -95,6 +96,19 @@ fn order(a: &File, b: &File) -> Ordering {
         _ => a.name.as_bytes().cmp(b.name.as_bytes()),
     }
 }
+/// The sql-migrate layout, as the registry (`source::LAYOUTS`) knows it.
+pub const LAYOUT: Layout = Layout {
+    format: Format::SqlMigrate,
+    name: "sql-migrate",
+    load,
+    detect: Detect::Marks {
+        matches,
+        paired: false,
+    },
+    history_tables: &[],
+    marks: ("sql-migrate", &["-- +migrate"]),
+    placeholders: false,
+};
 
 /// Reads `dir` as a sql-migrate migrations folder.
 pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {

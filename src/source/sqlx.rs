@@ -2,6 +2,7 @@
 //! `<VERSION>_<DESCRIPTION>.sql` with no down. Each file is sent as one query in one
 //! transaction, unless its first line is `-- no-transaction`, as `sqlx migrate run` does.
 
+use super::{Detect, Group, Layout};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -81,6 +82,20 @@ struct Files {
     up: Option<PathBuf>,
     down: Option<PathBuf>,
 }
+/// The sqlx layout, as the registry (`source::LAYOUTS`) knows it.
+pub const LAYOUT: Layout = Layout {
+    format: Format::Sqlx,
+    name: "sqlx",
+    load,
+    detect: Detect::Names {
+        group: Group::Plain,
+        matches,
+        claims: super::claims_none,
+    },
+    history_tables: &[],
+    marks: ("sqlx", &[]),
+    placeholders: false,
+};
 
 pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
     let mut by_version: BTreeMap<i64, Files> = BTreeMap::new();

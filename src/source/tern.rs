@@ -40,6 +40,7 @@
 //! tern records the version in `public.schema_version`; migproof applies the migrations itself
 //! and does not create that table.
 
+use super::{Detect, Layout};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
@@ -99,6 +100,19 @@ pub fn matches(entries: &[PathBuf]) -> bool {
         .iter()
         .any(|p| read_text(p).is_ok_and(|text| text.contains(SEPARATOR)))
 }
+/// The tern layout, as the registry (`source::LAYOUTS`) knows it.
+pub const LAYOUT: Layout = Layout {
+    format: Format::Tern,
+    name: "tern",
+    load,
+    detect: Detect::Marks {
+        matches,
+        paired: false,
+    },
+    history_tables: &[],
+    marks: ("tern", &["---- create above / drop below ----"]),
+    placeholders: false,
+};
 
 /// Reads `dir` as a tern migrations folder.
 pub fn load(dir: &Path) -> Result<MigrationSet, SourceError> {
