@@ -4,7 +4,7 @@
 //! with rows written at the new version) and data preservation. Every finding of every
 //! migration is reported; after one, the run resumes from golden state.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ use crate::guard;
 use crate::observe::history::History;
 use crate::observe::snapshot::{self, Snapshot};
 use crate::observe::{catalog, data, readable, sequences};
-use crate::report::{Finding, Kind, Note, NoteKind, Report, Source};
+use crate::report::{Finding, Kind, Note, NoteKind, Object, Place, Report, Source};
 use crate::run::{lost, Event, Phase};
 pub use crate::run::{Progress, RunError, Silent};
 use crate::shrink;
@@ -65,6 +65,7 @@ pub mod step {
     pub const UP_AFTER: &str = "up after that down";
     pub const REPEATABLE: &str = "repeatable after the versioned migrations";
     pub const REPEATABLE_AGAIN: &str = "repeatable applied again";
+    pub const WRITE: &str = "rows written at this version";
 }
 
 /// The stairway runs in parts of about this many migrations, each starting from a fresh
@@ -124,6 +125,9 @@ struct Run<'a> {
     /// column unless the whole table went): reported once, on the up, and left out of the
     /// round trip's data comparison, where its loss is inevitable.
     dropped: Vec<(String, Option<String>)>,
+    /// Tables found unable to take rows, by table, SQLSTATE and message: reported once, at the
+    /// first version seen so.
+    unwritable: BTreeSet<(String, String, String)>,
 }
 
 /// True when no migration has a down: by design (Prisma, Drizzle, Atlas) or by the project's
@@ -306,6 +310,7 @@ impl<'a> Run<'a> {
             tables_of: Vec::new(),
             seeded: BTreeMap::new(),
             dropped: Vec::new(),
+            unwritable: BTreeSet::new(),
         }
     }
 
@@ -793,7 +798,10 @@ impl<'a> Run<'a> {
     /// another round of the same rows would test nothing new: skipping it keeps the cost of a
     /// migration's check proportional to what it changes, not to the size of the schema.
     /// Returns every live table.
-    async fn seed(&mut self, s: &mut Session) -> Result<Vec<catalog::Table>, RunError> {
+    ///
+    /// A table that refuses every write because a function or trigger is broken at this
+    /// version (`compare::unwritable`) is a finding on migration `at`, the last applied.
+    async fn seed(&mut self, s: &mut Session, at: usize) -> Result<Vec<catalog::Table>, RunError> {
         let tables = self.tables(s).await?;
         let (mut due, same): (Vec<&catalog::Table>, Vec<&catalog::Table>) = tables
             .iter()
@@ -809,6 +817,26 @@ impl<'a> Run<'a> {
         self.report.summary.steps += 1;
         self.report.summary.rows_seeded += seeded.inserted;
         self.report.summary.rows_skipped += seeded.skipped;
+        for r in &seeded.rejections {
+            let Some(message) = compare::unwritable(r) else {
+                continue;
+            };
+            let key = (r.table.clone(), r.code.clone(), r.message.clone());
+            let Some(m) = at.checked_sub(1).map(|i| &self.set.migrations[i]) else {
+                continue;
+            };
+            if self.unwritable.insert(key) {
+                let f = self.finding(Kind::Unwritable, m, step::WRITE, message);
+                let table = Object {
+                    table: r.table.clone(),
+                    column: None,
+                };
+                f.place = Some(Place {
+                    object: Some(Box::new(table)),
+                    ..Place::file(&m.up.path).sqlstate(&r.code)
+                });
+            }
+        }
         Ok(tables)
     }
 
@@ -877,7 +905,8 @@ impl<'a> Run<'a> {
                 return Ok(());
             }
         }
-        self.seed(&mut s).await?;
+        let at = self.set.migrations.len();
+        self.seed(&mut s, at).await?;
         let before = snapshot::take(s.conn()).await.map_err(lost)?;
         let tables = catalog::tables(s.conn()).await.map_err(lost)?;
         let stash = data::stash(s.conn(), 3, &tables).await.map_err(lost)?;
@@ -970,7 +999,9 @@ impl<'a> Run<'a> {
     fn merge(&mut self, reports: Vec<Report>) {
         for r in reports {
             for f in r.findings {
-                if !repeats_a_side_effect(&self.report.findings, &f) {
+                // a table unwritable at a part's first version, which the part before saw too
+                let seen = f.kind == Kind::Unwritable && self.report.findings.contains(&f);
+                if !seen && !repeats_a_side_effect(&self.report.findings, &f) {
                     self.report.findings.push(f);
                 }
             }
@@ -1087,7 +1118,7 @@ impl<'a> Run<'a> {
         // Two seeding rounds per migration, numbered by it: the rows do not depend on which
         // part of the stairway checks it.
         self.rounds = 2 * (v - 1);
-        let tables = self.seed(s).await?;
+        let tables = self.seed(s, v - 1).await?;
         self.dropped.clear();
         let behind = sequences::behind(s.conn()).await.map_err(lost)?;
         let unreadable = readable::unreadable(s.conn()).await.map_err(lost)?;
@@ -1183,7 +1214,7 @@ impl<'a> Run<'a> {
                 id: &m.id(),
                 phase: Phase::DownWithNewRows,
             });
-            self.seed(s).await?;
+            self.seed(s, v).await?;
             if !self
                 .apply(
                     s,

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::observe::data::{RowDiff, TableDiff};
+use crate::observe::data::{Rejection, RowDiff, TableDiff};
 use crate::observe::readable::Views;
 use crate::observe::sequences::Behind;
 use crate::observe::snapshot::{render_item, Item, Snapshot};
@@ -387,6 +387,41 @@ pub fn unreadable(before: &Views, now: &Views) -> Option<String> {
     })
 }
 
+/// Rows a table refused because a function or trigger their write runs is broken at this
+/// version: in static SQL (not an `EXECUTE`, whose text may depend on the row) it refers to
+/// a column, table or function that does not exist (SQLSTATE 42703, 42P01, 42883). That is
+/// no rule of the user's, which a seeded value may break by design (a constraint, a type's
+/// input syntax): the application's writes fail the same way whatever their values. The
+/// finding's message, or `None` for a refusal of the user's rules.
+pub fn unwritable(r: &Rejection) -> Option<String> {
+    let undefined = matches!(r.code.as_str(), "42703" | "42P01" | "42883");
+    // the frames of the user's functions, innermost first
+    let frames: Vec<&str> = r
+        .context
+        .lines()
+        .map(str::trim)
+        .filter(|f| f.contains(" function "))
+        .collect();
+    let dynamic = frames.iter().any(|f| f.ends_with("at EXECUTE"));
+    if !undefined || frames.is_empty() || dynamic {
+        return None;
+    }
+    let how_many = if r.rows >= r.tried {
+        format!("every seeded row ({}) was refused", r.rows)
+    } else {
+        format!("{} of {} seeded rows were refused", r.rows, r.tried)
+    };
+    Some(format!(
+        "{} cannot take rows at this version: {how_many}, ERROR {}: {} (in {}); a function \
+         or trigger that writing a row runs refers to a column, table or function that does \
+         not exist at this version, so the application's writes fail too",
+        r.table,
+        r.code,
+        r.message,
+        frames.join("; ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -625,5 +660,36 @@ mod tests {
             )
         );
         assert_eq!(unreadable(&views(&["public.v"], &["public.v"]), &now), None);
+    }
+
+    #[test]
+    fn only_an_undefined_object_in_a_functions_static_sql_makes_a_table_unwritable() {
+        let rejection = |code: &str, context: &str| Rejection {
+            table: "public.crates".into(),
+            code: code.into(),
+            message: "record \"new\" has no field \"keywords\"".into(),
+            context: context.into(),
+            rows: 20,
+            tried: 20,
+        };
+        let trigger = "PL/pgSQL function trigger_crates_name_search() line 6 at assignment";
+        let message = unwritable(&rejection("42703", trigger)).unwrap();
+        assert!(
+            message.starts_with(
+                "public.crates cannot take rows at this version: every seeded row (20) was \
+                 refused, ERROR 42703: record \"new\" has no field \"keywords\" (in PL/pgSQL \
+                 function trigger_crates_name_search() line 6 at assignment)"
+            ),
+            "{message}"
+        );
+        // the INSERT itself, not a function: the seeder's, never the user's
+        assert_eq!(unwritable(&rejection("42703", "")), None);
+        // dynamic SQL may name a table from the row (a partition per month)
+        let dynamic = "PL/pgSQL function route_event() line 4 at EXECUTE";
+        assert_eq!(unwritable(&rejection("42P01", dynamic)), None);
+        // the user's rules: a constraint, a type's input syntax (ltree), a cached plan
+        for code in ["23505", "23502", "22P02", "42601", "42804"] {
+            assert_eq!(unwritable(&rejection(code, trigger)), None, "{code}");
+        }
     }
 }

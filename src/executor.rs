@@ -16,7 +16,8 @@ use crate::backend::{answered, describe, ScratchDb};
 use crate::model::machine::Fault;
 use crate::model::seed;
 use crate::observe::catalog::{self, Table};
-use crate::observe::{data, ident, literal};
+use crate::observe::data::{self, Rejection};
+use crate::observe::{ident, literal};
 use crate::report::Place;
 use crate::source::{split, Chunk, Script};
 
@@ -168,6 +169,49 @@ pub struct Seeded {
     /// `RETURNING`, so defaults, identity values and trigger effects are included), as text
     /// in the table's column order.
     pub rows: Vec<(String, Vec<Option<String>>)>,
+    /// Why rows were refused: one per table and SQLSTATE.
+    pub rejections: Vec<Rejection>,
+}
+
+impl Seeded {
+    /// Counts a row refused with `code`, keeping the first reasons per table and SQLSTATE.
+    fn refused(&mut self, table: &Table, code: &str, message: &str, context: &str) {
+        self.skipped += 1;
+        let name = table.display_name();
+        match self
+            .rejections
+            .iter_mut()
+            .find(|r| r.table == name && r.code == code)
+        {
+            Some(r) => r.rows += 1,
+            None => self.rejections.push(Rejection {
+                table: name,
+                code: code.to_owned(),
+                message: message.to_owned(),
+                context: own_frames(context),
+                rows: 1,
+                tried: seed::ROWS,
+            }),
+        }
+    }
+}
+
+/// An error's CONTEXT without migproof's own frames: the `insert_each` function that ran the
+/// INSERT, and the INSERT itself.
+fn own_frames(context: &str) -> String {
+    let frames: Vec<&str> = context.lines().collect();
+    let ours = frames
+        .iter()
+        .position(|f| f.contains("_migproof.insert_each"))
+        .unwrap_or(frames.len());
+    let mut user = &frames[..ours];
+    if user
+        .last()
+        .is_some_and(|f| f.starts_with("SQL statement \"INSERT INTO"))
+    {
+        user = &user[..user.len() - 1];
+    }
+    user.join("\n")
 }
 
 impl Session {
@@ -822,12 +866,18 @@ impl Session {
                 let rows: Vec<seed::Row> = (0..seed::ROWS)
                     .map(|i| seed::row(table, i, round, &targets))
                     .collect();
-                if let Some(stored) = self.insert_each(table, &rows).await? {
-                    seeded.skipped += seed::ROWS - stored.len();
-                    seeded.inserted += stored.len();
-                    seeded
-                        .rows
-                        .extend(stored.into_iter().map(|r| (table.display_name(), r)));
+                if let Some(results) = self.insert_each(table, &rows).await? {
+                    for result in results {
+                        match result {
+                            Ok(stored) => {
+                                seeded.inserted += 1;
+                                seeded.rows.push((table.display_name(), stored));
+                            }
+                            Err((code, message, context)) => {
+                                seeded.refused(table, &code, &message, &context)
+                            }
+                        }
+                    }
                     continue;
                 }
             }
@@ -835,8 +885,11 @@ impl Session {
                 let row = seed::row(table, i, round, &targets);
                 let stored = match self.insert(table, &row).await {
                     Ok(stored) => stored,
-                    Err(sqlx::Error::Database(_)) => {
-                        seeded.skipped += 1;
+                    Err(sqlx::Error::Database(e)) => {
+                        let pg = e.try_downcast_ref::<PgDatabaseError>();
+                        let code = e.code().unwrap_or_default();
+                        let context = pg.and_then(|pg| pg.r#where()).unwrap_or_default();
+                        seeded.refused(table, &code, e.message(), context);
                         continue;
                     }
                     Err(e) => return Err(e),
@@ -890,27 +943,48 @@ impl Session {
             .await
     }
 
-    /// Inserts rows in one round trip, each in its own subtransaction, and reads back those
-    /// stored; a row a constraint rejects is skipped. `None` when the batch must be retried
-    /// row by row: it failed as a whole (a deferred constraint fails at commit) or a row was
-    /// not stored without an error (a trigger returned NULL).
+    /// Inserts rows in one round trip, each in its own subtransaction, and reads back each
+    /// as stored, or why it was refused (SQLSTATE, message, context). `None` when the batch
+    /// must be retried row by row: it failed as a whole (a deferred constraint fails at
+    /// commit) or a row was not stored without an error (a trigger returned NULL).
+    #[allow(clippy::type_complexity)]
     async fn insert_each(
         &mut self,
         table: &Table,
         rows: &[seed::Row],
-    ) -> Result<Option<Vec<Vec<Option<String>>>>, sqlx::Error> {
+    ) -> Result<Option<Vec<Result<Vec<Option<String>>, (String, String, String)>>>, sqlx::Error>
+    {
         let statements: Vec<String> = rows.iter().map(|r| insert_sql(table, r)).collect();
-        let stored: Vec<Option<Vec<Option<String>>>> =
-            match sqlx::query_scalar("SELECT stored FROM _migproof.insert_each($1) ORDER BY n")
-                .bind(statements)
-                .fetch_all(&mut self.conn)
-                .await
-            {
-                Ok(stored) => stored,
-                Err(sqlx::Error::Database(_)) => return Ok(None),
-                Err(e) => return Err(e),
-            };
-        Ok(stored.into_iter().collect())
+        type Each = (
+            Option<Vec<Option<String>>>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let results: Vec<Each> = match sqlx::query_as(
+            "SELECT stored, err_code, err_message, err_context FROM _migproof.insert_each($1) \
+             ORDER BY n",
+        )
+        .bind(statements)
+        .fetch_all(&mut self.conn)
+        .await
+        {
+            Ok(results) => results,
+            Err(sqlx::Error::Database(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(results
+            .into_iter()
+            .map(|(stored, code, message, context)| match (stored, code) {
+                (Some(stored), _) => Some(Ok(stored)),
+                (None, Some(code)) => Some(Err((
+                    code,
+                    message.unwrap_or_default(),
+                    context.unwrap_or_default(),
+                ))),
+                (None, None) => None,
+            })
+            .collect())
     }
 
     /// Inserts one row and reads it back as stored.
@@ -927,20 +1001,28 @@ impl Session {
     }
 }
 
-/// Creates the function behind `Session::insert_each`. Rows it stores come back with their
-/// position; a row whose INSERT stored nothing comes back as NULL.
+/// Creates the function behind `Session::insert_each`. Every row comes back with its
+/// position: as stored, or NULL with why the server refused it, or NULL alone when its INSERT
+/// stored nothing (a trigger returned NULL).
 const INSERT_EACH: &str = "
 CREATE OR REPLACE FUNCTION _migproof.insert_each(statements text[])
-RETURNS TABLE (n int, stored text[]) LANGUAGE plpgsql AS $$
+RETURNS TABLE (n int, stored text[], err_code text, err_message text, err_context text)
+LANGUAGE plpgsql AS $$
 BEGIN
     FOR i IN 1 .. coalesce(array_length(statements, 1), 0) LOOP
+        n := i;
+        err_code := NULL;
+        err_message := NULL;
+        err_context := NULL;
         BEGIN
             EXECUTE statements[i] INTO stored;
-            n := i;
-            RETURN NEXT;
         EXCEPTION WHEN OTHERS THEN
-            NULL; -- a row a constraint rejects is skipped
+            -- a refused row is skipped; why is kept
+            stored := NULL;
+            GET STACKED DIAGNOSTICS err_code = RETURNED_SQLSTATE,
+                err_message = MESSAGE_TEXT, err_context = PG_EXCEPTION_CONTEXT;
         END;
+        RETURN NEXT;
     END LOOP;
 END
 $$";

@@ -201,6 +201,11 @@ fn finds_a_down_that_leaves_a_materialized_view_unpopulated_as_check_does() {
 }
 
 #[test]
+fn finds_a_trigger_that_no_row_can_pass_at_its_version_as_check_does() {
+    finds_only("examples/bugs/trigger_reads_column_added_later", "10");
+}
+
+#[test]
 fn a_down_that_rebuilds_an_enum_may_map_labels_written_after_its_up() {
     // PostgreSQL cannot drop an enum label: the down of 0002 rebuilds the type under its name
     // and maps `archived`, written after the up, to `closed`. `check` accepts it (the rows it

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proptest_state_machine::StateMachineTest;
+use sqlx::postgres::PgDatabaseError;
 use sqlx::AssertSqlSafe;
 
 use crate::backend::{ScratchDb, Server};
@@ -19,7 +20,7 @@ use crate::executor::{Direction, Session};
 use crate::model::machine::{self, Fault, Model, Plan, State, Step, Value};
 use crate::model::seed;
 use crate::observe::catalog::Table;
-use crate::observe::data::{self, Stash};
+use crate::observe::data::{self, Rejection, Stash};
 use crate::observe::snapshot::{self, Snapshot};
 use crate::observe::{catalog, ident, literal, readable, sequences};
 use crate::report::{Finding, Kind};
@@ -630,6 +631,7 @@ impl Sut {
             return Ok(Ok(()));
         };
         let mut shown = Vec::new();
+        let mut unwritable = None;
         for row in rows {
             let mut cols = Vec::new();
             let mut values = Vec::new();
@@ -669,17 +671,37 @@ impl Sut {
                 .await
             {
                 Ok(_) => shown.push(row),
-                // A rejected row is skipped.
+                // A row a rule of the user's rejects is skipped; one a broken function or
+                // trigger rejects is a finding.
                 Err(sqlx::Error::Database(e)) => {
                     let (why, long) = cut(e.message(), 120);
                     let more = if long.is_some() { "…" } else { "" };
                     shown.push(format!("{row} rejected: {why}{more}"));
+                    let pg = e.try_downcast_ref::<PgDatabaseError>();
+                    let rejection = Rejection {
+                        table: t.display_name(),
+                        code: e.code().unwrap_or_default().into_owned(),
+                        message: e.message().to_owned(),
+                        context: pg
+                            .and_then(|pg| pg.r#where())
+                            .unwrap_or_default()
+                            .to_owned(),
+                        rows: 1,
+                        tried: 1,
+                    };
+                    unwritable = compare::unwritable(&rejection).filter(|_| self.level > 0);
+                    if unwritable.is_some() {
+                        break;
+                    }
                 }
                 Err(e) => return Err(broken(e)),
             }
         }
         let head = machine::write_rows_head(table, rows.len());
         self.describe(&format!("{head}: {}", shown.join(" ")));
+        if let Some(message) = unwritable {
+            return Ok(Err(self.finding(Kind::Unwritable, self.level, message)));
+        }
         Ok(Ok(()))
     }
 

@@ -17,6 +17,22 @@ const SAMPLE: usize = 20;
 /// arms (2,000 tables in one statement took 42 s, in batches of 50 under a second).
 const BATCH: usize = 50;
 
+/// A row the server refused to write into a table, with the server's reasons: the
+/// SQLSTATE, the message, and the functions it was in (the error's CONTEXT, innermost first,
+/// without migproof's own frames). Kept one per table and SQLSTATE, with how many rows it
+/// refused so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The table, as users write it (`public.crates`).
+    pub table: String,
+    pub code: String,
+    pub message: String,
+    pub context: String,
+    /// Rows refused with this SQLSTATE, and rows tried, in this table.
+    pub rows: usize,
+    pub tried: usize,
+}
+
 /// Creates migproof's bookkeeping schema in a scratch database.
 pub async fn ensure_schema(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     sqlx::raw_sql(

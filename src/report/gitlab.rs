@@ -90,6 +90,7 @@ fn severity(kind: Kind) -> &'static str {
         | Kind::EditedAfterRelease
         | Kind::SequenceBehind
         | Kind::Unreadable
+        | Kind::Unwritable
         | Kind::VerifyFailed
         | Kind::DataDependent => "major",
     }

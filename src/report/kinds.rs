@@ -22,6 +22,7 @@ pub fn title(kind: Kind) -> &'static str {
         Kind::Destructive => "Up drops values a rollback cannot bring back",
         Kind::SequenceBehind => "Sequence behind its column",
         Kind::Unreadable => "View cannot be read",
+        Kind::Unwritable => "Table cannot take rows",
         Kind::VerifyFailed => "Project's verify script fails",
         Kind::DataDependent => "Up fails on existing rows",
     }
@@ -105,6 +106,13 @@ pub fn help(kind: Kind) -> &'static str {
             "After this step a sequence feeding a column would next give a value the column \
              already holds, so the next insert collides. Reset the sequence in the step with \
              setval to the column's largest value."
+        }
+        Kind::Unwritable => {
+            "No row could be written into the table at this version: a trigger or function that \
+             every write runs refers to a column, table or function that does not exist yet (or \
+             any more), so the application's inserts fail too, for example after a rollback to \
+             this version. Create what the function needs in the same migration, or change the \
+             function in the migration that adds it."
         }
         Kind::Unreadable => {
             "After the round trip a view or materialized view that could be read before cannot: \

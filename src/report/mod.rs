@@ -51,6 +51,9 @@ pub enum Kind {
     SequenceBehind,
     /// A view or materialized view cannot be read (unpopulated, or its query fails).
     Unreadable,
+    /// A table cannot take rows at a version: a function or trigger its writes run refers to
+    /// a column, table or function that does not exist then.
+    Unwritable,
     /// An up that applies on an empty database fails on particular rows: duplicates under a
     /// new unique key, orphans under a new foreign key, NULLs under SET NOT NULL, values that
     /// do not convert.
@@ -61,7 +64,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in the order the README lists them.
-    pub const ALL: [Kind; 17] = [
+    pub const ALL: [Kind; 18] = [
         Kind::ApplyFailed,
         Kind::DataDependent,
         Kind::SchemaMismatch,
@@ -73,6 +76,7 @@ impl Kind {
         Kind::NotIdempotent,
         Kind::SequenceBehind,
         Kind::Unreadable,
+        Kind::Unwritable,
         Kind::VerifyFailed,
         Kind::LockHazard,
         Kind::Irreversible,
@@ -104,6 +108,7 @@ impl Kind {
             Kind::Destructive => "destructive",
             Kind::SequenceBehind => "sequence_behind",
             Kind::Unreadable => "unreadable",
+            Kind::Unwritable => "unwritable",
             Kind::VerifyFailed => "verify_failed",
         }
     }
@@ -354,7 +359,7 @@ pub struct Summary {
     pub migrations_checked: usize,
     /// Steps applied to databases (ups, downs, reruns, seedings).
     pub steps: usize,
-    /// Rows the seeder wrote, and rows a constraint rejected.
+    /// Rows the seeder wrote, and rows the schema refused (a constraint, a type, a trigger).
     pub rows_seeded: usize,
     pub rows_skipped: usize,
     pub duration_ms: u64,

@@ -1,0 +1,5 @@
+CREATE TABLE packages (
+    id serial PRIMARY KEY,
+    name text NOT NULL UNIQUE,
+    description text
+);
