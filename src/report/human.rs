@@ -174,7 +174,7 @@ pub fn summary(report: &Report, colour: bool) -> String {
             _ => String::new(),
         };
         format!(
-            "{}/{} migrations checked{scope}{downs}, {} steps, {} rows seeded ({} refused by the
+            "{}/{} migrations checked{scope}{downs}, {} steps, {} rows seeded ({} refused by the \
              schema)",
             s.migrations_checked, report.migrations, s.steps, s.rows_seeded, s.rows_skipped
         )
