@@ -15,6 +15,7 @@ use crate::compare::{self, SchemaVerdict};
 use crate::executor::{self, Direction, Session, StepError};
 use crate::golden::{self, Golden};
 use crate::guard;
+use crate::model::machine::Fault;
 use crate::observe::history::History;
 use crate::observe::snapshot::{self, Snapshot};
 use crate::observe::{catalog, data, readable, sequences};
@@ -22,7 +23,7 @@ use crate::report::{Finding, Kind, Note, NoteKind, Object, Place, Report, Source
 use crate::run::{lost, Event, Phase};
 pub use crate::run::{Progress, RunError, Silent};
 use crate::shrink;
-use crate::source::{Migration, MigrationSet};
+use crate::source::{split, Block, Migration, MigrationSet, Script};
 
 /// What the user asked of `check`.
 #[derive(Debug, Clone)]
@@ -1270,37 +1271,122 @@ impl<'a> Run<'a> {
             let line =
                 m.up.line_of(units[k - 1].chunks.last().map_or(0, |c| c.offset));
             let step = format!("interrupted after statement {k} (line {line}), then retried");
+            let what = format!(
+                "the up stopped after statement {k} of {} (line {line}), as a crash would \
+                 leave it outside a transaction",
+                units.len()
+            );
             self.at = None;
-            if let Err(e) = self.apply_step(s, m, Direction::Up, &step).await? {
-                let message = format!(
-                    "the up stopped after statement {k} of {} (line {line}), as a crash would \
-                     leave it outside a transaction; running it again fails: {e}",
-                    units.len()
-                );
-                self.finding(Kind::RetryFailed, m, &step, message).place = e.place().cloned();
+            if !self.retried(s, v, m, &step, &what, &before).await? {
                 return Ok(false);
             }
-            if !self
-                .expect_schema_as(s, v, m, &step, Kind::ResidueAfterFailure)
+        }
+        // A concurrent index build cancelled while it waits for older transactions (a
+        // deploy's timeout, an operator's cancel) leaves an INVALID index behind it.
+        for (j, unit) in units.iter().enumerate() {
+            let [chunk] = unit.chunks.as_slice() else {
+                continue;
+            };
+            let statements = split::split(&chunk.sql).unwrap_or_default();
+            let [statement] = statements.as_slice() else {
+                continue;
+            };
+            if unit.transactional || !split::builds_concurrently(&statement.sql) {
+                continue;
+            }
+            if self
+                .apply_step(s, m, Direction::Down, step::DOWN)
                 .await?
+                .is_err()
             {
                 return Ok(false);
             }
-            // (an up that changes data on purpose was reported, or declared, at its own step)
-            let up_changed_data = self
-                .report
-                .findings
-                .iter()
-                .any(|f| f.migration == m.id() && f.step == step::UP);
-            let findings = self.report.findings.len();
-            if !up_changed_data {
-                self.expect_data(s, &before, m, &step, true, None).await?;
+            let tables = self.tables(s).await?;
+            let before = data::stash(s.conn(), 1, &tables).await.map_err(lost)?;
+            if s.apply_units(&units[..j]).await.is_err() {
+                return Ok(false);
             }
-            if self.report.findings.len() > findings {
+            let build = Script {
+                blocks: vec![Block {
+                    transactional: false,
+                    chunks: vec![(*chunk).clone()],
+                }],
+                ..m.up.clone()
+            };
+            self.at = None;
+            match s
+                .apply_with_fault(&m.version, &build, Direction::Up, Fault::CancelWhileWaiting)
+                .await
+            {
+                Ok(Some(_)) => {}
+                Err(e) if e.is_environment() => return Err(e.into()),
+                // it completed (and was recorded) or failed without the cancel: off golden
+                Ok(None) | Err(_) => return Ok(false),
+            }
+            let line = m.up.line_of(chunk.offset + statement.offset);
+            let k = j + 1;
+            let step = format!(
+                "cancelled during statement {k}'s concurrent index build (line {line}), then \
+                 retried"
+            );
+            let what = format!(
+                "statement {k} of {} (line {line}), a concurrent index build, was cancelled \
+                 while it waited for older transactions, as a deploy's timeout or an operator \
+                 would cancel it",
+                units.len()
+            );
+            let findings = self.report.findings.len();
+            let golden = self.retried(s, v, m, &step, &what, &before).await?;
+            for f in &mut self.report.findings[findings..] {
+                f.message.push_str(
+                    "; a concurrent build that fails or is cancelled leaves an INVALID index \
+                     behind, which IF NOT EXISTS then keeps and a plain retry trips over: drop \
+                     it first (DROP INDEX CONCURRENTLY IF EXISTS, as a statement of its own), \
+                     or have the deploy check pg_index.indisvalid",
+                );
+            }
+            if !golden {
                 return Ok(false);
             }
         }
         Ok(true)
+    }
+
+    /// After `what` interrupted migration `v`'s up, runs the whole up again, as every
+    /// migrator does once its record is cleared: it must apply and give golden v with the
+    /// rows (stashed `before`) kept. Else `retry_failed` or `residue_after_failure` at `step`;
+    /// false when the database was left off golden state v.
+    async fn retried(
+        &mut self,
+        s: &mut Session,
+        v: usize,
+        m: &Migration,
+        step: &str,
+        what: &str,
+        before: &data::Stash,
+    ) -> Result<bool, RunError> {
+        if let Err(e) = self.apply_step(s, m, Direction::Up, step).await? {
+            let message = format!("{what}; running it again fails: {e}");
+            self.finding(Kind::RetryFailed, m, step, message).place = e.place().cloned();
+            return Ok(false);
+        }
+        if !self
+            .expect_schema_as(s, v, m, step, Kind::ResidueAfterFailure)
+            .await?
+        {
+            return Ok(false);
+        }
+        // (an up that changes data on purpose was reported, or declared, at its own step)
+        let up_changed_data = self
+            .report
+            .findings
+            .iter()
+            .any(|f| f.migration == m.id() && f.step == step::UP);
+        let findings = self.report.findings.len();
+        if !up_changed_data {
+            self.expect_data(s, before, m, step, true, None).await?;
+        }
+        Ok(self.report.findings.len() == findings)
     }
 
     async fn expect_schema_as(

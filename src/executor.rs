@@ -1578,7 +1578,7 @@ pub trait Observer {
 /// A part of a script that commits on its own: a transactional block, or one chunk of a block
 /// run in autocommit (a chunk holding several statements runs as one implicit transaction).
 pub struct Unit<'a> {
-    transactional: bool,
+    pub transactional: bool,
     pub chunks: Vec<&'a Chunk>,
 }
 

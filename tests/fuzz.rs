@@ -161,6 +161,34 @@ fn finds_a_non_transactional_migration_whose_retry_always_fails() {
     finds("examples/fuzz/cic_retry_fails", "40");
 }
 
+/// `check` finds both concurrent-build examples too, deterministically: it cancels the build
+/// while it waits for an older transaction, then retries the whole up.
+#[test]
+fn check_cancels_a_concurrent_index_build_and_judges_its_retry() {
+    for (example, kind) in [
+        (
+            "examples/fuzz/cic_if_not_exists_keeps_invalid_index",
+            "residue_after_failure",
+        ),
+        ("examples/fuzz/cic_retry_fails", "retry_failed"),
+    ] {
+        let (out, json) = check_json(&root().join(example).join("migrations"), &[]);
+        assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
+        assert_eq!(
+            findings(&json),
+            [(kind.to_string(), "0002_index_events_kind".to_string())],
+            "{json:#}"
+        );
+        let finding = &json["findings"][0];
+        assert_eq!(
+            finding["step"],
+            "cancelled during statement 1's concurrent index build (line 3), then retried"
+        );
+        let message = finding["message"].as_str().unwrap();
+        assert!(message.contains("leaves an INVALID index"), "{message}");
+    }
+}
+
 #[test]
 fn finds_case_variants_that_break_a_unique_index_on_lower_which_check_misses() {
     let example = "examples/fuzz/lower_email_unique";

@@ -74,6 +74,20 @@ pub fn is_non_transactional(sql: &str) -> bool {
 
 /// `REINDEX [ ( option [, ...] ) ] { INDEX | TABLE | SCHEMA | DATABASE | SYSTEM }
 /// [ CONCURRENTLY ] name`, from the word after `REINDEX`.
+/// True for a statement that builds an index concurrently (`CREATE INDEX CONCURRENTLY`,
+/// `REINDEX ... CONCURRENTLY`): it commits in phases, and one cancelled during its build
+/// leaves an INVALID index behind.
+pub fn builds_concurrently(sql: &str) -> bool {
+    let words = leading_words(sql);
+    let w: Vec<&str> = words.iter().map(String::as_str).collect();
+    match w.as_slice() {
+        ["create", "index", "concurrently", ..]
+        | ["create", "unique", "index", "concurrently", ..] => true,
+        ["reindex", rest @ ..] => rest.contains(&"concurrently"),
+        _ => false,
+    }
+}
+
 fn reindex_refused(rest: &[&str]) -> bool {
     let mut i = 0;
     let mut concurrently = false;
