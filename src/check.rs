@@ -810,7 +810,10 @@ impl<'a> Run<'a> {
         let empty = data::empty(s.conn(), &same).await.map_err(lost)?;
         due.extend(same.iter().zip(empty).filter(|(_, e)| *e).map(|(t, _)| *t));
         let due: Vec<catalog::Table> = due.into_iter().cloned().collect();
-        let seeded = s.seed(&due, self.rounds).await.map_err(lost)?;
+        let seeded = s
+            .seed(&due, self.rounds, &self.set.data)
+            .await
+            .map_err(lost)?;
         for t in due {
             self.seeded.insert(t.display_name(), t);
         }

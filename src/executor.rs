@@ -19,6 +19,7 @@ use crate::observe::catalog::{self, Table};
 use crate::observe::data::{self, Rejection};
 use crate::observe::{ident, literal};
 use crate::report::Place;
+use crate::source::config::DataRules;
 use crate::source::{split, Chunk, Script};
 
 /// How long a cancelled step may take to stop before its backend is terminated.
@@ -848,9 +849,22 @@ impl Session {
 
     /// Writes the seeder's rows into every table, parents before children; rows a
     /// constraint rejects are skipped.
-    pub async fn seed(&mut self, tables: &[Table], round: usize) -> Result<Seeded, sqlx::Error> {
+    pub async fn seed(
+        &mut self,
+        tables: &[Table],
+        round: usize,
+        rules: &DataRules,
+    ) -> Result<Seeded, sqlx::Error> {
         let mut seeded = Seeded::default();
         for table in catalog::parents_first(tables) {
+            let given: seed::Given = table
+                .columns
+                .iter()
+                .filter_map(|c| {
+                    let values = rules.seed_values(&table.schema, &table.name, &c.name)?;
+                    Some((c.name.as_str(), values))
+                })
+                .collect();
             let mut targets: seed::Targets = Vec::new();
             for fk in &table.foreign_keys {
                 targets.push(self.fk_targets(fk).await?);
@@ -864,7 +878,7 @@ impl Session {
                 .collect();
             if self_refs.is_empty() {
                 let rows: Vec<seed::Row> = (0..seed::ROWS)
-                    .map(|i| seed::row(table, i, round, &targets))
+                    .map(|i| seed::row(table, i, round, &targets, &given))
                     .collect();
                 if let Some(results) = self.insert_each(table, &rows).await? {
                     for result in results {
@@ -882,7 +896,7 @@ impl Session {
                 }
             }
             for i in 0..seed::ROWS {
-                let row = seed::row(table, i, round, &targets);
+                let row = seed::row(table, i, round, &targets, &given);
                 let stored = match self.insert(table, &row).await {
                     Ok(stored) => stored,
                     Err(sqlx::Error::Database(e)) => {

@@ -48,6 +48,8 @@ pub async fn pass(
         failure: None,
         side_effects: Vec::new(),
     };
+    // `[seed]` keys that name no column of the versions seen so far
+    let mut unseen: Vec<String> = set.data.seed.keys().cloned().collect();
     let mut record = async |s: &mut Session, golden: &mut Golden| -> Result<(), RunError> {
         if let Some(keep) = keep.as_mut() {
             keep(snapshot::take(s.conn()).await.map_err(lost)?);
@@ -58,6 +60,14 @@ pub async fn pass(
                 .push(catalog::tables(s.conn()).await.map_err(lost)?);
         }
         golden.versions += 1;
+        if !unseen.is_empty() {
+            let found: Vec<String> = sqlx::query_scalar(SEED_COLUMNS)
+                .bind(&unseen)
+                .fetch_all(s.conn())
+                .await
+                .map_err(lost)?;
+            unseen.retain(|k| !found.contains(k));
+        }
         Ok(())
     };
     record(&mut s, &mut golden).await?;
@@ -83,8 +93,27 @@ pub async fn pass(
     }
     drop(s);
     server.drop_db(&db).await?;
+    if let Some(key) = unseen.first().filter(|_| golden.failure.is_none()) {
+        return Err(RunError::Input(format!(
+            "{}: [seed] gives values for `{key}`, which is no column of any version the \
+             migrations make (name it `table.column` or `schema.table.column`)",
+            set.settings.dir.join(crate::source::config::FILE).display()
+        )));
+    }
     Ok(golden)
 }
+
+/// Which of the `[seed]` keys bound as `$1` name a column of a table of the database.
+const SEED_COLUMNS: &str = "
+SELECT k FROM unnest($1::text[]) AS k
+WHERE EXISTS (
+    SELECT 1
+    FROM pg_attribute a
+    JOIN pg_class c ON c.oid = a.attrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p')
+      AND k IN (n.nspname || '.' || c.relname || '.' || a.attname,
+                c.relname || '.' || a.attname))";
 
 /// The schema after applying every up to an empty database, or the failure of the first up
 /// that did not apply.

@@ -1119,3 +1119,64 @@ fn a_select_star_view_following_its_tables_new_column_order_is_a_note() {
     let (out, json) = common::check_json(dir.path(), &["--strict"]);
     assert_eq!(out.status.code(), Some(1), "{json:#}");
 }
+
+/// The seeder writes what real text columns hold and tidy code forgets (a single word, an
+/// empty string, only spaces), and `[seed]` in migproof.toml gives a column the project's own
+/// values, row after row; a key that names no column of any version exits 2.
+#[test]
+fn seed_values_of_the_project_replace_the_seeders_and_a_typo_is_refused() {
+    let example = root().join("examples/bugs/down_rebuild_joins_names_with_a_space/migrations");
+    let read = |name: &str| std::fs::read_to_string(example.join(name)).unwrap();
+    let names = [
+        "0001_create_people.up.sql",
+        "0001_create_people.down.sql",
+        "0002_split_name.up.sql",
+        "0002_split_name.down.sql",
+    ];
+    let texts: Vec<String> = names.iter().map(|n| read(n)).collect();
+    let with_toml = |toml: &str| {
+        let mut files: Vec<(&str, &str)> = names
+            .iter()
+            .copied()
+            .zip(texts.iter().map(String::as_str))
+            .collect();
+        files.push(("migproof.toml", toml));
+        folder(&files)
+    };
+    // The seeder's single-word and empty names show the bug.
+    let (out, json) = check_json(&example, &[]);
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
+    let rows = json["findings"][0]["rows"].to_string();
+    assert!(rows.contains("'Ann' -> 'Ann '"), "{rows}");
+    assert!(rows.contains("'' -> ' '"), "{rows}");
+    // Names of two words only, as the project says its rows hold: the down round-trips them.
+    let two_words = with_toml("[seed]\n\"people.name\" = [\"Grace Hopper\", \"Alan Turing\"]\n");
+    let (out, json) = check_json(two_words.path(), &[]);
+    assert_eq!(out.status.code(), code::OK, "{json:#}");
+    // A schema-qualified key, and a value the seeder never writes, found as it changes.
+    let hyphen = with_toml("[seed]\n\"public.people.name\" = [\"Jean-Luc\"]\n");
+    let (out, json) = check_json(hyphen.path(), &[]);
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
+    let rows = json["findings"][0]["rows"].to_string();
+    assert!(rows.contains("'Jean-Luc' -> 'Jean-Luc '"), "{rows}");
+    // A key naming no column of any version is bad input, named with its file.
+    let typo = with_toml("[seed]\n\"people.nmae\" = [\"Ann\"]\n");
+    let out = check_dir(typo.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), code::USAGE, "{stderr}");
+    assert!(
+        stderr.contains("migproof.toml") && stderr.contains("`people.nmae`"),
+        "{stderr}"
+    );
+    // A malformed key or an empty list is refused when the file is read, with its line.
+    for (toml, what) in [
+        ("[seed]\n\"name\" = [\"Ann\"]\n", "name a column as"),
+        ("[seed]\n\"people.name\" = []\n", "no values"),
+    ] {
+        let bad = with_toml(toml);
+        let out = check_dir(bad.path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), code::USAGE, "{stderr}");
+        assert!(stderr.contains("line 2") && stderr.contains(what), "{stderr}");
+    }
+}

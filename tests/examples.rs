@@ -59,6 +59,7 @@ planted_bugs!(
     down_leaves_view_unpopulated,
     down_loosens_check,
     down_lowercases_email,
+    down_rebuild_joins_names_with_a_space,
     down_rebuild_leaves_sequence_behind,
     down_restores_stricter_check,
     down_wrong_default,

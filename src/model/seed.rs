@@ -1,13 +1,14 @@
 //! The deterministic adversarial seeder: from a table's description, the rows a realistic but
 //! nasty production database would hold (NULLs where allowed, repeated values, text differing
-//! only by case, full numeric scale, long text up to the limit, extreme but legal numbers and
-//! timestamps, enum labels, JSON documents, NULL and non-NULL foreign keys). Values are SQL
+//! only by case, full numeric scale, long text up to the limit, single words, empty and
+//! whitespace-only text, extreme but legal numbers and timestamps, enum labels, JSON
+//! documents, NULL and non-NULL foreign keys). Values are SQL
 //! text literals; the executor inserts them and skips any row a constraint rejects.
 
 use crate::observe::catalog::{Column, Table};
 
 /// Rows seeded per table.
-pub const ROWS: usize = 6;
+pub const ROWS: usize = 9;
 
 /// One row to insert: the columns given a value (as text, `None` = SQL NULL). Columns left
 /// out take their defaults.
@@ -16,10 +17,14 @@ pub type Row = Vec<(String, Option<String>)>;
 /// Existing key tuples a foreign key may point at, one list per foreign key of the table.
 pub type Targets = Vec<Vec<Vec<Option<String>>>>;
 
+/// Values the project gives a column of the table (`[seed]` of migproof.toml), by column:
+/// row `i` takes the `i`-th, round and round.
+pub type Given<'a> = std::collections::BTreeMap<&'a str, &'a [String]>;
+
 /// The `i`-th adversarial row for `table` in seeding round `round`. `targets[f]` holds rows
 /// the table's `f`-th foreign key may reference. Unique columns take values that differ per
 /// row and per round, so that later rounds still add rows; other columns repeat values.
-pub fn row(table: &Table, i: usize, round: usize, targets: &Targets) -> Row {
+pub fn row(table: &Table, i: usize, round: usize, targets: &Targets, given: &Given) -> Row {
     let mut out: Row = Vec::new();
     let fk_columns: Vec<&str> = table
         .foreign_keys
@@ -66,6 +71,10 @@ pub fn row(table: &Table, i: usize, round: usize, targets: &Targets) -> Row {
         }
         if !col.not_null && i == 4 {
             out.push((col.name.clone(), None));
+            continue;
+        }
+        if let Some(values) = given.get(col.name.as_str()).filter(|v| !v.is_empty()) {
+            out.push((col.name.clone(), Some(values[i % values.len()].clone())));
             continue;
         }
         let unique = table.is_unique(&col.name) || table.primary_key.contains(&col.name);
@@ -172,7 +181,9 @@ fn fit(text: String, limit: Option<usize>) -> String {
 }
 
 /// Text for row `i`: rows 1 and 2 repeat each other, or differ only by case when the column
-/// must be unique; row 3 fills the column to its limit (1000 characters for text).
+/// must be unique; row 3 fills the column to its limit (1000 characters for text); row 4 is
+/// non-ASCII with quotes, row 5 padded with spaces; rows 6, 7 and 8 are what real text
+/// columns hold and tidy code forgets: a single word, an empty string, only spaces.
 fn text_value(col: &Column, i: usize, unique: bool) -> String {
     let limit = char_limit(col);
     let email = col.name.to_lowercase().contains("email");
@@ -201,12 +212,15 @@ fn text_value(col: &Column, i: usize, unique: bool) -> String {
             "ÅNGSTRÖM ünïcode ✓ 'quoted' \"dq\""
         }
         .to_string(),
-        _ => if email {
+        5 => if email {
             "o'brien@example.com"
         } else {
             "  padded  "
         }
         .to_string(),
+        6 => if email { "ann@localhost" } else { "Ann" }.to_string(),
+        7 => String::new(),
+        _ => "   ".to_string(),
     };
     let v = fit(v, limit);
     if unique && i >= 3 && limit.is_none_or(|n| n >= 8) {
@@ -419,7 +433,10 @@ mod tests {
             signature: String::new(),
         };
         t.columns[0].has_default = true;
-        assert!(row(&t, 0, 0, &vec![]).is_empty());
-        assert_eq!(row(&t, 4, 0, &vec![])[1], ("b".to_string(), None));
+        assert!(row(&t, 0, 0, &vec![], &Given::new()).is_empty());
+        assert_eq!(
+            row(&t, 4, 0, &vec![], &Given::new())[1],
+            ("b".to_string(), None)
+        );
     }
 }

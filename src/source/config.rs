@@ -50,6 +50,9 @@ struct File {
     /// failure is accepted.
     #[serde(default)]
     assume: BTreeMap<String, String>,
+    /// Values the seeder writes into a column: `"table.column"` or `"schema.table.column"`.
+    #[serde(default)]
+    seed: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     check: CheckSettings,
     #[serde(default)]
@@ -248,9 +251,23 @@ pub struct DataRules {
     /// failure on seeded rows is accepted (`[assume]`, top level in migproof.toml).
     #[serde(skip)]
     pub assume: BTreeMap<String, String>,
+    /// Values the seeder writes into a column, by `table.column` or `schema.table.column`
+    /// (`[seed]`, top level in migproof.toml).
+    #[serde(skip)]
+    pub seed: BTreeMap<String, Vec<String>>,
 }
 
 impl DataRules {
+    /// The values `[seed]` gives column `column` of table `schema.table`, if any.
+    pub fn seed_values(&self, schema: &str, table: &str, column: &str) -> Option<&[String]> {
+        let short = format!("{table}.{column}");
+        let long = format!("{schema}.{short}");
+        self.seed
+            .get(&long)
+            .or_else(|| self.seed.get(&short))
+            .map(Vec::as_slice)
+    }
+
     /// The assumption the project wrote for `migration`, if any.
     pub fn assumption(&self, migration: &Migration) -> Option<&str> {
         self.assume
@@ -361,9 +378,30 @@ pub fn load(dir: &Path, migrations: &[Migration]) -> Result<Config, SourceError>
             )));
         }
     }
+    for (column, values) in &file.seed {
+        let line = text
+            .lines()
+            .position(|l| l.contains(column.as_str()))
+            .map_or(1, |i| i + 1);
+        let parts: Vec<&str> = column.split('.').collect();
+        let message = if !(2..=3).contains(&parts.len()) || parts.iter().any(|p| p.is_empty()) {
+            format!(
+                "[seed] names `{column}`; name a column as `table.column` or `schema.table.column`"
+            )
+        } else if values.is_empty() {
+            format!("[seed] gives `{column}` no values; give at least one, or leave it out")
+        } else {
+            continue;
+        };
+        return Err(SourceError::Invalid {
+            path,
+            message: format!("line {line}: {message}"),
+        });
+    }
     Ok(Config {
         data: DataRules {
             assume: file.assume,
+            seed: file.seed,
             ..file.data
         },
         setup: file.setup,
@@ -466,6 +504,26 @@ mod tests {
     }
 
     #[test]
+    fn seed_values_are_found_by_table_and_column_with_or_without_schema() {
+        let rules = DataRules {
+            seed: BTreeMap::from([
+                ("users.name".to_string(), vec!["Ann".to_string(), String::new()]),
+                ("billing.users.name".to_string(), vec!["Bob".to_string()]),
+            ]),
+            ..DataRules::default()
+        };
+        assert_eq!(
+            rules.seed_values("public", "users", "name"),
+            Some(&["Ann".to_string(), String::new()][..])
+        );
+        assert_eq!(
+            rules.seed_values("billing", "users", "name"),
+            Some(&["Bob".to_string()][..])
+        );
+        assert_eq!(rules.seed_values("public", "users", "email"), None);
+    }
+
+    #[test]
     fn entries_name_tables_or_columns_with_or_without_schema() {
         let rules = DataRules {
             ignore_tables: vec!["audit_log".into(), "jobs.queue".into()],
@@ -473,7 +531,7 @@ mod tests {
                 "5".to_string(),
                 vec!["users.email".into(), "public.orders.total".into()],
             )]),
-            assume: BTreeMap::new(),
+            ..DataRules::default()
         };
         let m = |v: &str| Migration {
             version: v.into(),
