@@ -20,7 +20,7 @@ use crate::observe::data::{self, Rejection};
 use crate::observe::{ident, literal};
 use crate::report::Place;
 use crate::source::config::DataRules;
-use crate::source::{split, Chunk, Script};
+use crate::source::{newer, split, Chunk, Script};
 
 /// How long a cancelled step may take to stop before its backend is terminated.
 const CANCEL_GRACE: Duration = Duration::from_secs(5);
@@ -159,6 +159,8 @@ pub struct Session {
     conn: PgConnection,
     pid: i32,
     step_timeout: Duration,
+    /// The server's major version.
+    major: u32,
 }
 
 /// What the seeder wrote.
@@ -223,10 +225,11 @@ impl Session {
             .execute(&mut conn)
             .await
             .map_err(conn_err)?;
-        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-            .fetch_one(&mut conn)
-            .await
-            .map_err(conn_err)?;
+        let (pid, version): (i32, i32) =
+            sqlx::query_as("SELECT pg_backend_pid(), current_setting('server_version_num')::int")
+                .fetch_one(&mut conn)
+                .await
+                .map_err(conn_err)?;
         data::ensure_schema(&mut conn).await.map_err(conn_err)?;
         sqlx::raw_sql(INSERT_EACH)
             .execute(&mut conn)
@@ -237,6 +240,7 @@ impl Session {
             conn,
             pid,
             step_timeout,
+            major: (version / 10000) as u32,
         })
     }
 
@@ -303,6 +307,19 @@ impl Session {
                      superuser, pass --migration-role superuser or set migration_role = \
                      \"superuser\" under [setup] in migproof.toml",
                 );
+                Err(StepError::Sql { location, message })
+            }
+            // A syntax error, or a function the server lacks, in SQL a newer major accepts.
+            Err(StepError::Sql {
+                location,
+                mut message,
+            }) if script.command.is_none() => {
+                let statement = location.line.and_then(|line| statement_at(script, line));
+                let code = location.sqlstate.as_deref().unwrap_or_default();
+                if let Some(hint) = statement.and_then(|st| newer::hint(&st, code, self.major)) {
+                    message.push('\n');
+                    message.push_str(&hint);
+                }
                 Err(StepError::Sql { location, message })
             }
             other => other,
@@ -1640,6 +1657,16 @@ async fn run_unit(conn: &mut PgConnection, unit: &Unit<'_>) -> Result<(), sqlx::
         sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// The statement of `script` that `line` falls in: the last one starting at or before it.
+fn statement_at(script: &Script, line: usize) -> Option<String> {
+    let statements = split::split(&script.text).ok()?;
+    statements
+        .into_iter()
+        .take_while(|st| script.line_of(st.offset) <= line)
+        .last()
+        .map(|st| st.sql)
 }
 
 /// True when a script calls `pg_terminate_backend`, and so may end its own session.

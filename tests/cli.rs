@@ -1177,6 +1177,9 @@ fn seed_values_of_the_project_replace_the_seeders_and_a_typo_is_refused() {
         let out = check_dir(bad.path());
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), code::USAGE, "{stderr}");
-        assert!(stderr.contains("line 2") && stderr.contains(what), "{stderr}");
+        assert!(
+            stderr.contains("line 2") && stderr.contains(what),
+            "{stderr}"
+        );
     }
 }

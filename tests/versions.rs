@@ -93,3 +93,43 @@ fn a_major_that_is_not_installed_is_exit_3_naming_the_install_command() {
         "{err}"
     );
 }
+
+/// SQL that only a newer major accepts fails on an older server with a hint naming the major
+/// and how to check on it; on that major it applies.
+#[test]
+fn a_syntax_error_a_newer_major_accepts_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let files = [
+        (
+            "0001_create_lines.up.sql",
+            "CREATE TABLE lines (id int PRIMARY KEY, price numeric NOT NULL, qty int NOT NULL);\n",
+        ),
+        ("0001_create_lines.down.sql", "DROP TABLE lines;\n"),
+        (
+            "0002_add_total.up.sql",
+            "-- computed when read, stored nowhere\n\
+             ALTER TABLE lines\n    ADD COLUMN total numeric GENERATED ALWAYS AS (price * qty) VIRTUAL;\n",
+        ),
+        (
+            "0002_add_total.down.sql",
+            "ALTER TABLE lines DROP COLUMN total;\n",
+        ),
+    ];
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let (out, json) = shop_json(&["--pg-version", "15"], dir);
+    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    let finding = &json["findings"][0];
+    assert_eq!(finding["kind"], "apply_failed", "{json:#}");
+    assert_eq!(finding["place"]["line"], 3, "{json:#}");
+    let message = finding["message"].as_str().unwrap();
+    assert!(
+        message.contains("virtual generated columns, which PostgreSQL 18 accepts")
+            && message.contains("--pg-version 18"),
+        "{message}"
+    );
+    let (out, json) = shop_json(&["--pg-version", "18"], dir);
+    assert_eq!(out.status.code(), Some(0), "{json:#}");
+}

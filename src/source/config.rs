@@ -507,7 +507,10 @@ mod tests {
     fn seed_values_are_found_by_table_and_column_with_or_without_schema() {
         let rules = DataRules {
             seed: BTreeMap::from([
-                ("users.name".to_string(), vec!["Ann".to_string(), String::new()]),
+                (
+                    "users.name".to_string(),
+                    vec!["Ann".to_string(), String::new()],
+                ),
                 ("billing.users.name".to_string(), vec!["Bob".to_string()]),
             ]),
             ..DataRules::default()

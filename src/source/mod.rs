@@ -17,6 +17,7 @@ pub mod golang_migrate;
 pub mod goose;
 pub mod ini;
 pub mod liquibase;
+pub mod newer;
 pub mod prisma;
 pub mod refinery;
 pub mod split;
