@@ -1183,3 +1183,27 @@ fn seed_values_of_the_project_replace_the_seeders_and_a_typo_is_refused() {
         );
     }
 }
+
+/// `migproof check DIR` reads as `migproof check -m DIR`, as a newcomer types it; giving both
+/// is a usage error.
+#[test]
+fn the_folder_may_be_given_as_the_last_argument() {
+    let dir = root().join("examples/bugs/typo_in_up/migrations");
+    let out = migproof()
+        .args(["check", "--format", "json"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
+    assert_eq!(json["source"]["dir"], dir.display().to_string());
+    let out = migproof()
+        .args(["snapshot", "-m"])
+        .arg(&dir)
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), code::USAGE, "{stderr}");
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
+}

@@ -181,6 +181,10 @@ pub struct Common {
     #[arg(long, short = 'm', value_name = "DIR", default_value = "migrations")]
     pub migrations: PathBuf,
 
+    /// Folder holding the migrations, as `-m DIR` gives it.
+    #[arg(value_name = "DIR", conflicts_with = "migrations")]
+    pub dir: Option<PathBuf>,
+
     /// Read the folder as this layout instead of detecting it.
     #[arg(long, value_name = "NAME", value_parser = format_parser())]
     pub source: Option<Format>,
@@ -410,7 +414,7 @@ fn format_parser() -> impl clap::builder::TypedValueParser<Value = Format> {
 
 /// Parses the command line, runs the command, prints, and returns the exit code.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -421,6 +425,20 @@ pub fn main() -> ExitCode {
             });
         }
     };
+    // `migproof check DIR` reads as `migproof check -m DIR`
+    let common = match &mut cli.command {
+        Command::Check(args) => Some(&mut args.common),
+        Command::Baseline(args) => Some(&mut args.check.common),
+        Command::Fuzz(args) => Some(&mut args.common),
+        Command::Snapshot(args) => Some(&mut args.common),
+        Command::Locks(args) => Some(&mut args.common),
+        Command::Replay(_) | Command::Init(_) => None,
+    };
+    if let Some(common) = common {
+        if let Some(dir) = common.dir.take() {
+            common.migrations = dir;
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
