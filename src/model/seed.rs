@@ -129,9 +129,7 @@ fn unique_value(col: &Column, i: usize, round: usize) -> Option<String> {
             })
         }
         "uuid" => Some(format!("00000000-0000-4000-8000-{n:012x}")),
-        "date" if round > 0 || i == 0 => {
-            Some(format!("2000-01-01")).map(|_| format!("{}-01-01", 2000 + n % 7000))
-        }
+        "date" if round > 0 || i == 0 => Some(format!("{}-01-01", 2000 + n % 7000)),
         "timestamp" | "timestamptz" if round > 0 || i == 0 => {
             Some(format!("{}-06-15 12:00:00", 2000 + n % 7000))
         }

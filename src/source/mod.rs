@@ -756,19 +756,19 @@ pub fn detect(dir: &Path) -> Result<Format, SourceError> {
         if group == Group::Plain && marked.is_some() {
             continue;
         }
-        let matching: Vec<(&Layout, fn(&Path, &[PathBuf]) -> bool)> = LAYOUTS
+        let matching: Vec<&Layout> = LAYOUTS
             .iter()
-            .filter_map(|l| match l.detect {
-                Detect::Names {
-                    group: g,
-                    matches,
-                    claims,
-                } if g == group && matches(&entries) => Some((*l, claims)),
-                _ => None,
+            .copied()
+            .filter(|l| match l.detect {
+                Detect::Names { group: g, matches, .. } => g == group && matches(&entries),
+                _ => false,
             })
             .collect();
-        let claimed = matching.iter().find(|(_, claims)| claims(dir, &entries));
-        if let Some((layout, _)) = claimed.or(matching.first()) {
+        let claimed = matching.iter().find(|l| match l.detect {
+            Detect::Names { claims, .. } => claims(dir, &entries),
+            _ => false,
+        });
+        if let Some(layout) = claimed.or(matching.first()) {
             found.push(layout.format);
         }
     }
