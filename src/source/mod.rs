@@ -760,7 +760,9 @@ pub fn detect(dir: &Path) -> Result<Format, SourceError> {
             .iter()
             .copied()
             .filter(|l| match l.detect {
-                Detect::Names { group: g, matches, .. } => g == group && matches(&entries),
+                Detect::Names {
+                    group: g, matches, ..
+                } => g == group && matches(&entries),
                 _ => false,
             })
             .collect();
