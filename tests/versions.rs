@@ -95,7 +95,7 @@ fn a_major_that_is_not_installed_is_exit_3_naming_the_install_command() {
 }
 
 /// SQL that only a newer major accepts fails on an older server with a hint naming the major
-/// and how to check on it; on that major it applies.
+/// and how to check on it; on that major it applies; `--pg-version 15,18` checks on both.
 #[test]
 fn a_syntax_error_a_newer_major_accepts_says_so() {
     let tmp = tempfile::tempdir().unwrap();
@@ -132,4 +132,39 @@ fn a_syntax_error_a_newer_major_accepts_says_so() {
     );
     let (out, json) = shop_json(&["--pg-version", "18"], dir);
     assert_eq!(out.status.code(), Some(0), "{json:#}");
+
+    // On both, one after the other: the finding says which major it was found on.
+    let (out, json) = shop_json(&["--pg-version", "15,18"], dir);
+    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    let server = json["server"].as_str().unwrap();
+    assert!(
+        server.starts_with("15.") && server.contains(", 18."),
+        "{json:#}"
+    );
+    let findings = json["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{json:#}");
+    let step = findings[0]["step"].as_str().unwrap();
+    assert!(
+        step.starts_with("up on an empty database · PostgreSQL 15."),
+        "{step}"
+    );
+    // Only check runs on several majors.
+    let out = migproof()
+        .args([
+            "snapshot",
+            "--backend",
+            "local",
+            "--pg-version",
+            "15,18",
+            "-m",
+        ])
+        .arg(dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("only `check` runs on several majors"),
+        "{stderr}"
+    );
 }

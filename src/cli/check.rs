@@ -47,34 +47,62 @@ pub async fn run_baseline(args: BaselineArgs, interrupts: &mut Interrupts) -> u8
     run(args.check, Some(output), interrupts).await
 }
 
-/// `check`, or `baseline` when `write_baseline` names the file to write.
-async fn run(args: CheckArgs, write_baseline: Option<PathBuf>, interrupts: &mut Interrupts) -> u8 {
+/// `check`, or `baseline` when `write_baseline` names the file to write. With several
+/// `--pg-version` majors, a run on each, one after the other, reported as one.
+async fn run(
+    mut args: CheckArgs,
+    write_baseline: Option<PathBuf>,
+    interrupts: &mut Interrupts,
+) -> u8 {
+    let majors = args.common.docker.pg_version.clone();
+    let report = if majors.len() < 2 {
+        on_one_server(&args, write_baseline.is_some(), interrupts).await
+    } else {
+        let mut reports = Vec::new();
+        for major in majors {
+            args.common.docker.pg_version = vec![major];
+            match on_one_server(&args, write_baseline.is_some(), interrupts).await {
+                Ok(report) => reports.push(report),
+                Err(code) => return code,
+            }
+        }
+        Ok(on_each_version(reports))
+    };
+    match (report, &write_baseline) {
+        (Err(code), _) => code,
+        (Ok(report), None) => output::publish(&report, &args.common.output()),
+        (Ok(report), Some(path)) => write(&report, path),
+    }
+}
+
+/// One run of `check` on the server the arguments name: its report, with what the project
+/// accepted moved out of the failing findings, or the exit code of a run that did not finish.
+async fn on_one_server(
+    args: &CheckArgs,
+    baseline: bool,
+    interrupts: &mut Interrupts,
+) -> Result<Report, u8> {
     let mut plan = None;
     let vet = |set: &MigrationSet| {
-        let planned = check_plan(&args, set, write_baseline.is_some())
-            .map_err(|message| error(exit::USAGE, &message))?;
+        let planned =
+            check_plan(args, set, baseline).map_err(|message| error(exit::USAGE, &message))?;
         if planned.0.locks.is_some() {
             locks::refuse_external_migrators(set, "`check --locks`")?;
         }
         plan = Some(planned);
         Ok(())
     };
-    let (set, server) = match start(&args.common, interrupts, vet).await {
-        Ok(started) => started,
-        Err(code) => return code,
-    };
+    let (set, server) = start(&args.common, interrupts, vet).await?;
     let (options, accepts) = plan.expect("vet ran");
     if options.locks.is_some() {
         let rows = args.locks.rows(&set);
-        if let Err(code) = locks::refuse_rows_beyond_disk(&server, &set, "--lock-rows", rows) {
-            return code;
-        }
+        locks::refuse_rows_beyond_disk(&server, &set, "--lock-rows", rows)?;
     }
-    let output = args.common.output();
     let bar = progress::Bar::migrations(args.common.format == OutputFormat::Human);
     let work = async { Ok(check::run(&server, &set, &options, &bar).await?) };
     let url = args.common.database_url.as_deref();
-    supervise(
+    let mut done = None;
+    let code = supervise(
         &server,
         url,
         interrupts,
@@ -82,13 +110,53 @@ async fn run(args: CheckArgs, write_baseline: Option<PathBuf>, interrupts: &mut 
         || bar.clear(),
         |mut report| {
             accept(&mut report, &accepts);
-            match &write_baseline {
-                None => output::publish(&report, &output),
-                Some(path) => write(&report, path),
-            }
+            done = Some(report);
+            exit::OK
         },
     )
-    .await
+    .await;
+    done.ok_or(code)
+}
+
+/// The reports of runs on several majors as one: every finding and accepted finding says the
+/// version it was found on (in its step, so that every format shows it and a baseline tells
+/// them apart), notes are kept once, the counts add up.
+fn on_each_version(reports: Vec<Report>) -> Report {
+    let mut merged: Option<Report> = None;
+    let mut duration = 0;
+    for mut r in reports {
+        let on = format!(" · PostgreSQL {}", r.server);
+        for f in r
+            .findings
+            .iter_mut()
+            .chain(r.accepted.iter_mut().map(|a| &mut a.finding))
+        {
+            f.step.push_str(&on);
+        }
+        duration += r.summary.duration_ms;
+        let Some(m) = merged.as_mut() else {
+            merged = Some(r);
+            continue;
+        };
+        m.server = format!("{}, {}", m.server, r.server);
+        m.findings.append(&mut r.findings);
+        m.accepted.append(&mut r.accepted);
+        for note in r.notes {
+            if !m
+                .notes
+                .iter()
+                .any(|n| n.kind == note.kind && n.message == note.message)
+            {
+                m.notes.push(note);
+            }
+        }
+        m.summary.steps += r.summary.steps;
+        m.summary.rows_seeded += r.summary.rows_seeded;
+        m.summary.rows_skipped += r.summary.rows_skipped;
+    }
+    let mut merged = merged.expect("at least two reports");
+    merged.finish(Duration::from_millis(duration));
+    merged
 }
 
 /// Writes the run's findings as a baseline and says how many; exit 0 (a baseline of a failing

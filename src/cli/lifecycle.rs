@@ -104,6 +104,12 @@ pub(crate) async fn open_server(
     interrupts: &mut Interrupts,
 ) -> Result<Server, u8> {
     let url = args.url.filter(|u| !u.is_empty());
+    if let [_, _, ..] = args.docker.pg_version.as_slice() {
+        return Err(error(
+            exit::USAGE,
+            "--pg-version: only `check` runs on several majors; give this command one",
+        ));
+    }
     // The major a local cluster runs (else whatever is installed) and a container's tag.
     let major = args.docker.major(args.pg_version);
     let docker = args.docker.options(major);

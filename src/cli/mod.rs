@@ -262,9 +262,11 @@ pub struct DockerArgs {
     /// `local`, the installed server of that major (/usr/lib/postgresql/MAJOR/bin, or one
     /// `scripts/install-postgres.sh MAJOR` installed; default: the newest installed). Default:
     /// `version` of [server] in migproof.toml.
-    #[arg(long, value_name = "MAJOR", env = docker::PG_VERSION_ENV,
+    /// `check` takes several, `15,18`: it runs on each and reports every finding with the
+    /// version it was found on.
+    #[arg(long, value_name = "MAJOR", env = docker::PG_VERSION_ENV, value_delimiter = ',',
           value_parser = clap::value_parser!(u32).range(9..=99))]
-    pub pg_version: Option<u32>,
+    pub pg_version: Vec<u32>,
 
     /// Image for `--backend docker`, `NAME` or `NAME:TAG`, starting like the official one
     /// (default: `postgres:<pg-version>`).
@@ -276,7 +278,7 @@ impl DockerArgs {
     /// The major asked for: --pg-version (or its environment variable), else `configured`
     /// (migproof.toml's [server] version); `None` when neither says.
     fn major(&self, configured: Option<u32>) -> Option<u32> {
-        self.pg_version.or(configured)
+        self.pg_version.first().copied().or(configured)
     }
 
     /// The container to start for `major` (the docker default when none was asked for).
