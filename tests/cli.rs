@@ -1207,3 +1207,48 @@ fn the_folder_may_be_given_as_the_last_argument() {
     assert_eq!(out.status.code(), code::USAGE, "{stderr}");
     assert!(stderr.contains("cannot be used with"), "{stderr}");
 }
+
+/// A key changed through a type change shows as that change of its row, not as a row missing
+/// and another added: `'A-17'` becoming `17` under a text-to-integer key.
+#[test]
+fn a_key_changed_by_a_type_change_shows_as_that_change() {
+    let dir = folder(&[
+        (
+            "0001_codes.up.sql",
+            "CREATE TABLE codes (code text PRIMARY KEY, label text NOT NULL);\n",
+        ),
+        ("0001_codes.down.sql", "DROP TABLE codes;\n"),
+        (
+            "0002_numeric_codes.up.sql",
+            "ALTER TABLE codes ALTER COLUMN code TYPE int\n    \
+             USING regexp_replace(code, '[^0-9]', '', 'g')::int;\n",
+        ),
+        (
+            "0002_numeric_codes.down.sql",
+            "ALTER TABLE codes ALTER COLUMN code TYPE text;\n",
+        ),
+        (
+            "migproof.toml",
+            "[seed]\n\"codes.code\" = [\"A-17\", \"B-18\", \"C-19\", \"D-20\", \"E-21\", \"F-22\", \
+             \"G-23\", \"H-24\", \"I-25\"]\n",
+        ),
+    ]);
+    let (out, json) = check_json(dir.path(), &[]);
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
+    assert_eq!(
+        findings(&json),
+        [("data_changed".to_string(), "0002_numeric_codes".to_string())],
+        "{json:#}"
+    );
+    let rows: Vec<&str> = json["findings"][0]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert!(
+        rows.contains(&"public.codes(code=A-17).code: 'A-17' -> '17'"),
+        "{rows:#?}"
+    );
+    assert!(rows.iter().all(|r| !r.contains("row missing")), "{rows:#?}");
+}
