@@ -1197,6 +1197,8 @@ fn the_folder_may_be_given_as_the_last_argument() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
     assert_eq!(json["source"]["dir"], dir.display().to_string());
+    // an up that does not apply breaks the deploy
+    assert_eq!(json["findings"][0]["severity"], "critical", "{json:#}");
     let out = migproof()
         .args(["snapshot", "-m"])
         .arg(&dir)

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::{sarif, Finding, Kind, Report};
+use super::{sarif, Finding, Report};
 
 /// The `check_name` of the entry for a run whose environment failed.
 const ENVIRONMENT_FAILURE: &str = "environment_failure";
@@ -62,7 +62,7 @@ fn issue(f: &Finding, dir: &str) -> Issue {
         description: format!("{} [{}]: {}", f.migration, f.step, f.message),
         check_name: f.kind.as_str(),
         fingerprint: f.fingerprint(),
-        severity: severity(f.kind),
+        severity: super::kinds::severity(f.kind),
         location: Location {
             path,
             // GitLab requires a line; a finding about a whole file points at its first.
@@ -70,29 +70,6 @@ fn issue(f: &Finding, dir: &str) -> Issue {
                 begin: line.filter(|&l| l > 0).unwrap_or(1),
             },
         },
-    }
-}
-
-/// `critical` for what breaks a deploy or loses data for good, `major` for the rest.
-fn severity(kind: Kind) -> &'static str {
-    match kind {
-        Kind::ApplyFailed | Kind::DataLost | Kind::Destructive | Kind::GlobalSideEffect => {
-            "critical"
-        }
-        Kind::SchemaMismatch
-        | Kind::DataChanged
-        | Kind::ResidueAfterFailure
-        | Kind::RetryFailed
-        | Kind::NotIdempotent
-        | Kind::LockHazard
-        | Kind::Irreversible
-        | Kind::Timeout
-        | Kind::EditedAfterRelease
-        | Kind::SequenceBehind
-        | Kind::Unreadable
-        | Kind::Unwritable
-        | Kind::VerifyFailed
-        | Kind::DataDependent => "major",
     }
 }
 
@@ -111,6 +88,8 @@ mod tests {
     use std::path::Path;
 
     use serde_json::Value;
+
+    use crate::report::Kind;
 
     use super::*;
     use crate::report::{Accepted, Place, Source};
@@ -210,7 +189,12 @@ mod tests {
                 }
                 _ => "major",
             };
-            assert_eq!(severity(kind), expected, "{}", kind.as_str());
+            assert_eq!(
+                super::super::kinds::severity(kind),
+                expected,
+                "{}",
+                kind.as_str()
+            );
         }
     }
 

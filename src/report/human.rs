@@ -31,11 +31,12 @@ pub fn render(report: &Report, colour: bool) -> String {
     for f in &report.findings {
         let _ = writeln!(
             out,
-            "\n{} {}  {}  [{}]",
+            "\n{} {}  {}  [{}]  {}",
             c("✗", "1;31"),
             c(f.kind.as_str(), "1;31"),
             c(&f.migration, "1"),
-            f.step
+            f.step,
+            super::kinds::severity(f.kind)
         );
         for line in f.message.lines() {
             let _ = writeln!(out, "  {line}");

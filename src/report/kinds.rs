@@ -136,9 +136,35 @@ pub fn help(kind: Kind) -> &'static str {
     }
 }
 
+/// How serious a finding of the kind is: `critical` for what breaks a deploy or loses data
+/// for good (an up or down that does not apply, lost values, an up that drops values, a
+/// change outside the database), `major` for the rest.
+pub fn severity(kind: Kind) -> &'static str {
+    match kind {
+        Kind::ApplyFailed | Kind::DataLost | Kind::Destructive | Kind::GlobalSideEffect => {
+            "critical"
+        }
+        Kind::SchemaMismatch
+        | Kind::DataChanged
+        | Kind::ResidueAfterFailure
+        | Kind::RetryFailed
+        | Kind::NotIdempotent
+        | Kind::LockHazard
+        | Kind::Irreversible
+        | Kind::Timeout
+        | Kind::EditedAfterRelease
+        | Kind::SequenceBehind
+        | Kind::Unreadable
+        | Kind::Unwritable
+        | Kind::VerifyFailed
+        | Kind::DataDependent => "major",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::{Finding, Report, Source};
 
     #[test]
     fn every_kind_has_a_title_and_help() {
@@ -201,5 +227,28 @@ mod tests {
         let mut all: Vec<&str> = Kind::ALL.into_iter().map(Kind::as_str).collect();
         all.sort_unstable();
         assert_eq!(documented, all);
+    }
+
+    #[test]
+    fn a_finding_says_its_severity_and_keeps_it_in_step_with_its_kind() {
+        let f = Finding::new(
+            Kind::DataLost,
+            "0002_x".into(),
+            "down".into(),
+            "lost".into(),
+        );
+        assert_eq!(f.severity, "critical");
+        let source = Source {
+            dir: "m".into(),
+            format: "sqlx".into(),
+        };
+        let mut report = Report::new("check", source, 1, "local");
+        report.findings.push(f);
+        // a runner that regrades a finding (a retry's schema mismatch becomes residue)
+        report.findings[0].kind = Kind::ResidueAfterFailure;
+        report.finish(std::time::Duration::ZERO);
+        assert_eq!(report.findings[0].severity, "major");
+        assert_eq!(severity(Kind::DataDependent), "major");
+        assert_eq!(severity(Kind::ApplyFailed), "critical");
     }
 }

@@ -271,6 +271,9 @@ impl std::fmt::Display for Place {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     pub kind: Kind,
+    /// How serious the kind is (`critical`, `major`: [`kinds::severity`]); kept in step with
+    /// `kind` by [`Finding::new`] and [`Report::finish`].
+    pub severity: &'static str,
     /// The migration as in its file name, for example `0003_rename`.
     pub migration: String,
     /// Which step of which property, for example `down (round trip)`.
@@ -477,6 +480,7 @@ impl Finding {
     pub fn new(kind: Kind, migration: String, step: String, message: String) -> Finding {
         Finding {
             kind,
+            severity: kinds::severity(kind),
             migration,
             step,
             message,
@@ -611,6 +615,10 @@ impl Report {
 
     /// Fills the counts of the summary from the checked migrations, findings and notes.
     pub fn finish(&mut self, duration: std::time::Duration) {
+        let accepted = self.accepted.iter_mut().map(|a| &mut a.finding);
+        for f in self.findings.iter_mut().chain(accepted) {
+            f.severity = kinds::severity(f.kind);
+        }
         self.summary.migrations_checked = self.checked.len();
         self.summary.findings = self.findings.len();
         self.summary.notes = self.notes.len();
