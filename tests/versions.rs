@@ -143,6 +143,9 @@ fn a_syntax_error_a_newer_major_accepts_says_so() {
     );
     let findings = json["findings"].as_array().unwrap();
     assert_eq!(findings.len(), 1, "{json:#}");
+    // 0002 applies on 18 only: checked there, so checked
+    assert_eq!(json["summary"]["migrations_checked"], 2, "{json:#}");
+    assert!(json.get("skipped").is_none(), "{json:#}");
     let step = findings[0]["step"].as_str().unwrap();
     assert!(
         step.starts_with("up on an empty database · PostgreSQL 15."),

@@ -120,7 +120,8 @@ async fn on_one_server(
 
 /// The reports of runs on several majors as one: every finding and accepted finding says the
 /// version it was found on (in its step, so that every format shows it and a baseline tells
-/// them apart), notes are kept once, the counts add up.
+/// them apart), notes are kept once, a migration checked on any major counts as checked (and
+/// the downs tested are those of the major that tested most), the other counts add up.
 fn on_each_version(reports: Vec<Report>) -> Report {
     let mut merged: Option<Report> = None;
     let mut duration = 0;
@@ -150,9 +151,17 @@ fn on_each_version(reports: Vec<Report>) -> Report {
                 m.notes.push(note);
             }
         }
+        // checked on any major is checked; skipped only where no major reached it
+        for id in r.checked {
+            if !m.checked.contains(&id) {
+                m.checked.push(id);
+            }
+        }
+        m.skipped.retain(|id| !m.checked.contains(id));
         m.summary.steps += r.summary.steps;
         m.summary.rows_seeded += r.summary.rows_seeded;
         m.summary.rows_skipped += r.summary.rows_skipped;
+        m.summary.downs_tested = m.summary.downs_tested.max(r.summary.downs_tested);
     }
     let mut merged = merged.expect("at least two reports");
     merged.finish(Duration::from_millis(duration));
