@@ -372,13 +372,8 @@ impl<'a> Run<'a> {
             } else {
                 String::new()
             };
-            self.finding(
-                step_error_kind(&e),
-                m,
-                step::UP_EMPTY,
-                format!("{e}{skipped}"),
-            )
-            .place = e.place().cloned();
+            self.finding(e.kind(), m, step::UP_EMPTY, format!("{e}{skipped}"))
+                .place = e.place().cloned();
         }
         usable
     }
@@ -544,7 +539,7 @@ impl<'a> Run<'a> {
         match self.apply_step(s, m, direction, step).await? {
             Ok(()) => Ok(true),
             Err(e) => {
-                let kind = step_error_kind(&e);
+                let kind = e.kind();
                 self.finding(kind, m, step, format!("{context}{e}")).place = e.place().cloned();
                 Ok(false)
             }
@@ -702,7 +697,7 @@ impl<'a> Run<'a> {
                 Err(e) => e,
             };
             let Some(culprit) = shrink::culprit(&e, &m.up, tables) else {
-                let kind = step_error_kind(&e);
+                let kind = e.kind();
                 self.finding(kind, m, step::UP, format!("{context}{e}"))
                     .place = e.place().cloned();
                 return Ok(None);
@@ -710,7 +705,7 @@ impl<'a> Run<'a> {
             let key = (culprit.table.clone(), culprit.code.clone());
             if seen.contains(&key) {
                 // Removing the rows did not help: the up fails on any rows of that table.
-                let kind = step_error_kind(&e);
+                let kind = e.kind();
                 self.finding(kind, m, step::UP, format!("{context}{e}"))
                     .place = e.place().cloned();
                 return Ok(None);
@@ -1450,15 +1445,6 @@ fn parts(n: usize) -> Vec<std::ops::RangeInclusive<usize>> {
         }
     }
     out
-}
-
-/// The finding a step that did not apply is: `timeout` past `--step-timeout`, else
-/// `apply_failed`. `check` and `fuzz` report the same failure the same way.
-pub(crate) fn step_error_kind(e: &StepError) -> Kind {
-    match e {
-        StepError::Timeout { .. } => Kind::Timeout,
-        _ => Kind::ApplyFailed,
-    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use crate::model::seed;
 use crate::observe::catalog::{self, Table};
 use crate::observe::data::{self, Rejection};
 use crate::observe::{ident, literal};
-use crate::report::Place;
+use crate::report::{Kind, Place};
 use crate::source::config::DataRules;
 use crate::source::{newer, split, Chunk, Script};
 
@@ -144,6 +144,16 @@ impl StepError {
 
     pub fn is_environment(&self) -> bool {
         matches!(self, StepError::Connection(_) | StepError::NoAnswer(_))
+    }
+
+    /// The finding a step that did not apply is (an error that is not the environment's):
+    /// `timeout` past the step timeout, else `apply_failed`. `check`, `fuzz` and `locks`
+    /// report the same failure the same way.
+    pub fn kind(&self) -> Kind {
+        match self {
+            StepError::Timeout { .. } => Kind::Timeout,
+            _ => Kind::ApplyFailed,
+        }
     }
 }
 

@@ -678,13 +678,7 @@ async fn trace_migration(
     let (failure, offending) = match result {
         Ok(()) => (None, None),
         Err(e) if e.is_environment() => return Err(RunError::Lost(e.to_string())),
-        Err(e) => {
-            let kind = match e {
-                StepError::Timeout { .. } => Kind::Timeout,
-                _ => Kind::ApplyFailed,
-            };
-            (Some((kind, e.to_string())), Offending::of(&e))
-        }
+        Err(e) => (Some((e.kind(), e.to_string())), Offending::of(&e)),
     };
     let table_waits = t.attribute(&waits);
     let trace = MigrationTrace {

@@ -86,7 +86,7 @@ pub async fn prepare(
     if let Some(e) = &golden.failure {
         let m = &set.migrations[usable];
         let mut f = Finding::new(
-            check::step_error_kind(e),
+            e.kind(),
             m.id(),
             check::step::UP_EMPTY.into(),
             format!("{e}; fuzzing covers only the migrations before it"),

@@ -437,7 +437,7 @@ impl Sut {
             match applied {
                 Err(e) if e.is_environment() => return Err(broken(e)),
                 Err(e) => {
-                    let kind = crate::check::step_error_kind(&e);
+                    let kind = e.kind();
                     let at = if up { to } else { from };
                     let way = if up { "up" } else { "down" };
                     let mut f = self.finding(kind, at, format!("{way} failed: {e}"));
