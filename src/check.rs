@@ -820,7 +820,7 @@ impl<'a> Run<'a> {
             let Some(message) = compare::unwritable(r) else {
                 continue;
             };
-            let key = (r.table.clone(), r.code.clone(), r.message.clone());
+            let key = (r.table.clone(), r.why.code.clone(), r.why.message.clone());
             let Some(m) = at.checked_sub(1).map(|i| &self.set.migrations[i]) else {
                 continue;
             };
@@ -832,7 +832,7 @@ impl<'a> Run<'a> {
                 };
                 f.place = Some(Place {
                     object: Some(Box::new(table)),
-                    ..Place::file(&m.up.path).sqlstate(&r.code)
+                    ..Place::file(&m.up.path).sqlstate(&r.why.code)
                 });
             }
         }

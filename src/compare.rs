@@ -394,9 +394,10 @@ pub fn unreadable(before: &Views, now: &Views) -> Option<String> {
 /// input syntax): the application's writes fail the same way whatever their values. The
 /// finding's message, or `None` for a refusal of the user's rules.
 pub fn unwritable(r: &Rejection) -> Option<String> {
-    let undefined = matches!(r.code.as_str(), "42703" | "42P01" | "42883");
+    let why = &r.why;
+    let undefined = matches!(why.code.as_str(), "42703" | "42P01" | "42883");
     // the frames of the user's functions, innermost first
-    let frames: Vec<&str> = r
+    let frames: Vec<&str> = why
         .context
         .lines()
         .map(str::trim)
@@ -416,8 +417,8 @@ pub fn unwritable(r: &Rejection) -> Option<String> {
          or trigger that writing a row runs refers to a column, table or function that does \
          not exist at this version, so the application's writes fail too",
         r.table,
-        r.code,
-        r.message,
+        why.code,
+        why.message,
         frames.join("; ")
     ))
 }
@@ -664,11 +665,14 @@ mod tests {
 
     #[test]
     fn only_an_undefined_object_in_a_functions_static_sql_makes_a_table_unwritable() {
+        use crate::observe::data::Refusal;
         let rejection = |code: &str, context: &str| Rejection {
             table: "public.crates".into(),
-            code: code.into(),
-            message: "record \"new\" has no field \"keywords\"".into(),
-            context: context.into(),
+            why: Refusal {
+                code: code.into(),
+                message: "record \"new\" has no field \"keywords\"".into(),
+                context: context.into(),
+            },
             rows: 20,
             tried: 20,
         };

@@ -16,7 +16,7 @@ use crate::backend::{answered, describe, ScratchDb};
 use crate::model::machine::Fault;
 use crate::model::seed;
 use crate::observe::catalog::{self, Table};
-use crate::observe::data::{self, Rejection};
+use crate::observe::data::{self, Refusal, Rejection};
 use crate::observe::{ident, literal};
 use crate::report::{Kind, Place};
 use crate::source::config::DataRules;
@@ -173,6 +173,9 @@ pub struct Session {
     major: u32,
 }
 
+/// A row as the server stored it: its values as text, in the table's column order.
+type Stored = Vec<Option<String>>;
+
 /// What the seeder wrote.
 #[derive(Debug, Default, Clone)]
 pub struct Seeded {
@@ -187,21 +190,19 @@ pub struct Seeded {
 }
 
 impl Seeded {
-    /// Counts a row refused with `code`, keeping the first reasons per table and SQLSTATE.
-    fn refused(&mut self, table: &Table, code: &str, message: &str, context: &str) {
+    /// Counts a row of `table` refused, keeping the first reasons per table and SQLSTATE.
+    fn refused(&mut self, table: &Table, why: Refusal) {
         self.skipped += 1;
         let name = table.display_name();
         match self
             .rejections
             .iter_mut()
-            .find(|r| r.table == name && r.code == code)
+            .find(|r| r.table == name && r.why.code == why.code)
         {
             Some(r) => r.rows += 1,
             None => self.rejections.push(Rejection {
                 table: name,
-                code: code.to_owned(),
-                message: message.to_owned(),
-                context: own_frames(context),
+                why,
                 rows: 1,
                 tried: seed::ROWS,
             }),
@@ -914,9 +915,7 @@ impl Session {
                                 seeded.inserted += 1;
                                 seeded.rows.push((table.display_name(), stored));
                             }
-                            Err((code, message, context)) => {
-                                seeded.refused(table, &code, &message, &context)
-                            }
+                            Err(why) => seeded.refused(table, why),
                         }
                     }
                     continue;
@@ -927,10 +926,7 @@ impl Session {
                 let stored = match self.insert(table, &row).await {
                     Ok(stored) => stored,
                     Err(sqlx::Error::Database(e)) => {
-                        let pg = e.try_downcast_ref::<PgDatabaseError>();
-                        let code = e.code().unwrap_or_default();
-                        let context = pg.and_then(|pg| pg.r#where()).unwrap_or_default();
-                        seeded.refused(table, &code, e.message(), context);
+                        seeded.refused(table, Refusal::of(e.as_ref()));
                         continue;
                     }
                     Err(e) => return Err(e),
@@ -985,19 +981,17 @@ impl Session {
     }
 
     /// Inserts rows in one round trip, each in its own subtransaction, and reads back each
-    /// as stored, or why it was refused (SQLSTATE, message, context). `None` when the batch
-    /// must be retried row by row: it failed as a whole (a deferred constraint fails at
-    /// commit) or a row was not stored without an error (a trigger returned NULL).
-    #[allow(clippy::type_complexity)]
+    /// as stored (as text in the table's column order), or why it was refused. `None` when
+    /// the batch must be retried row by row: it failed as a whole (a deferred constraint
+    /// fails at commit) or a row was not stored without an error (a trigger returned NULL).
     async fn insert_each(
         &mut self,
         table: &Table,
         rows: &[seed::Row],
-    ) -> Result<Option<Vec<Result<Vec<Option<String>>, (String, String, String)>>>, sqlx::Error>
-    {
+    ) -> Result<Option<Vec<Result<Stored, Refusal>>>, sqlx::Error> {
         let statements: Vec<String> = rows.iter().map(|r| insert_sql(table, r)).collect();
         type Each = (
-            Option<Vec<Option<String>>>,
+            Option<Stored>,
             Option<String>,
             Option<String>,
             Option<String>,
@@ -1018,11 +1012,11 @@ impl Session {
             .into_iter()
             .map(|(stored, code, message, context)| match (stored, code) {
                 (Some(stored), _) => Some(Ok(stored)),
-                (None, Some(code)) => Some(Err((
+                (None, Some(code)) => Some(Err(Refusal {
                     code,
-                    message.unwrap_or_default(),
-                    context.unwrap_or_default(),
-                ))),
+                    message: message.unwrap_or_default(),
+                    context: own_frames(&context.unwrap_or_default()),
+                })),
                 (None, None) => None,
             })
             .collect())

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proptest_state_machine::StateMachineTest;
-use sqlx::postgres::PgDatabaseError;
 use sqlx::AssertSqlSafe;
 
 use crate::backend::{ScratchDb, Server};
@@ -20,7 +19,7 @@ use crate::executor::{Direction, Session};
 use crate::model::machine::{self, Fault, Model, Plan, State, Step, Value};
 use crate::model::seed;
 use crate::observe::catalog::Table;
-use crate::observe::data::{self, Rejection, Stash};
+use crate::observe::data::{self, Refusal, Rejection, Stash};
 use crate::observe::snapshot::{self, Snapshot};
 use crate::observe::{catalog, ident, literal, readable, sequences};
 use crate::report::{Finding, Kind};
@@ -677,15 +676,9 @@ impl Sut {
                     let (why, long) = cut(e.message(), 120);
                     let more = if long.is_some() { "…" } else { "" };
                     shown.push(format!("{row} rejected: {why}{more}"));
-                    let pg = e.try_downcast_ref::<PgDatabaseError>();
                     let rejection = Rejection {
                         table: t.display_name(),
-                        code: e.code().unwrap_or_default().into_owned(),
-                        message: e.message().to_owned(),
-                        context: pg
-                            .and_then(|pg| pg.r#where())
-                            .unwrap_or_default()
-                            .to_owned(),
+                        why: Refusal::of(e.as_ref()),
                         rows: 1,
                         tried: 1,
                     };

@@ -4,7 +4,8 @@
 //! table) compares the columns that exist on both sides, and only for tables whose checksums
 //! differ a second, narrower query names the rows and columns that changed.
 
-use sqlx::postgres::PgConnection;
+use sqlx::error::DatabaseError;
+use sqlx::postgres::{PgConnection, PgDatabaseError};
 use sqlx::{AssertSqlSafe, Row};
 
 use super::catalog::{Column, Table};
@@ -17,17 +18,37 @@ const SAMPLE: usize = 20;
 /// arms (2,000 tables in one statement took 42 s, in batches of 50 under a second).
 const BATCH: usize = 50;
 
-/// A row the server refused to write into a table, with the server's reasons: the
-/// SQLSTATE, the message, and the functions it was in (the error's CONTEXT, innermost first,
-/// without migproof's own frames). Kept one per table and SQLSTATE, with how many rows it
-/// refused so.
+/// Why the server refused to write a row: its SQLSTATE, its message, and the functions it
+/// was in (the error's CONTEXT, innermost first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: String,
+    pub message: String,
+    pub context: String,
+}
+
+impl Refusal {
+    /// The server's reasons in an error it returned.
+    pub fn of(e: &dyn DatabaseError) -> Refusal {
+        let pg = e.try_downcast_ref::<PgDatabaseError>();
+        Refusal {
+            code: e.code().unwrap_or_default().into_owned(),
+            message: e.message().to_owned(),
+            context: pg
+                .and_then(|pg| pg.r#where())
+                .unwrap_or_default()
+                .to_owned(),
+        }
+    }
+}
+
+/// Rows the server refused to write into a table for one reason (SQLSTATE), kept with the
+/// first refusal's reasons and how many rows it refused so.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
     /// The table, as users write it (`public.crates`).
     pub table: String,
-    pub code: String,
-    pub message: String,
-    pub context: String,
+    pub why: Refusal,
     /// Rows refused with this SQLSTATE, and rows tried, in this table.
     pub rows: usize,
     pub tried: usize,
