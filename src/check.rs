@@ -1254,18 +1254,9 @@ impl<'a> Run<'a> {
     ) -> Result<bool, RunError> {
         let units = executor::commit_units(&m.up);
         for k in 1..units.len() {
-            if self
-                .apply_step(s, m, Direction::Down, step::DOWN)
-                .await?
-                .is_err()
-            {
-                return Ok(false); // the round trip reported the down already
-            }
-            let tables = self.tables(s).await?;
-            let before = data::stash(s.conn(), 1, &tables).await.map_err(lost)?;
-            if s.apply_units(&units[..k]).await.is_err() {
-                return Ok(false); // it applied as a whole; not this check's finding
-            }
+            let Some(before) = self.partly_applied(s, m, &units[..k]).await? else {
+                return Ok(false);
+            };
             let line =
                 m.up.line_of(units[k - 1].chunks.last().map_or(0, |c| c.offset));
             let step = format!("interrupted after statement {k} (line {line}), then retried");
@@ -1292,18 +1283,9 @@ impl<'a> Run<'a> {
             if unit.transactional || !split::builds_concurrently(&statement.sql) {
                 continue;
             }
-            if self
-                .apply_step(s, m, Direction::Down, step::DOWN)
-                .await?
-                .is_err()
-            {
+            let Some(before) = self.partly_applied(s, m, &units[..j]).await? else {
                 return Ok(false);
-            }
-            let tables = self.tables(s).await?;
-            let before = data::stash(s.conn(), 1, &tables).await.map_err(lost)?;
-            if s.apply_units(&units[..j]).await.is_err() {
-                return Ok(false);
-            }
+            };
             let build = Script {
                 blocks: vec![Block {
                     transactional: false,
@@ -1348,6 +1330,32 @@ impl<'a> Run<'a> {
             }
         }
         Ok(true)
+    }
+
+    /// Takes the database from golden v back to golden v-1 with its rows (through the down),
+    /// stashes the rows, and applies the first `parts` of the up as the migrator would have
+    /// before an interruption. The stash, or `None` when the down fails (the round trip
+    /// reported it already) or those parts fail (they apply as a whole: not these checks'
+    /// finding).
+    async fn partly_applied(
+        &mut self,
+        s: &mut Session,
+        m: &Migration,
+        parts: &[executor::Unit<'_>],
+    ) -> Result<Option<data::Stash>, RunError> {
+        if self
+            .apply_step(s, m, Direction::Down, step::DOWN)
+            .await?
+            .is_err()
+        {
+            return Ok(None);
+        }
+        let tables = self.tables(s).await?;
+        let before = data::stash(s.conn(), 1, &tables).await.map_err(lost)?;
+        if s.apply_units(parts).await.is_err() {
+            return Ok(None);
+        }
+        Ok(Some(before))
     }
 
     /// After `what` interrupted migration `v`'s up, runs the whole up again, as every
