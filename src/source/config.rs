@@ -345,10 +345,7 @@ pub fn load(dir: &Path, migrations: &[Migration]) -> Result<Config, SourceError>
             .iter()
             .any(|m| m.version == *name || m.id() == *name)
         {
-            let line = text
-                .lines()
-                .position(|l| l.contains(name.as_str()))
-                .map_or(1, |i| i + 1);
+            let line = line_naming(&text, name);
             return Err(SourceError::Invalid {
                 path,
                 message: format!(
@@ -358,10 +355,7 @@ pub fn load(dir: &Path, migrations: &[Migration]) -> Result<Config, SourceError>
         }
     }
     for (table, rows) in &file.locks.rows {
-        let line = text
-            .lines()
-            .position(|l| l.contains(table.as_str()))
-            .map_or(1, |i| i + 1);
+        let line = line_naming(&text, table);
         let invalid = |message: String| SourceError::Invalid {
             path: path.clone(),
             message: format!("line {line}: {message}"),
@@ -379,10 +373,7 @@ pub fn load(dir: &Path, migrations: &[Migration]) -> Result<Config, SourceError>
         }
     }
     for (column, values) in &file.seed {
-        let line = text
-            .lines()
-            .position(|l| l.contains(column.as_str()))
-            .map_or(1, |i| i + 1);
+        let line = line_naming(&text, column);
         let parts: Vec<&str> = column.split('.').collect();
         let message = if !(2..=3).contains(&parts.len()) || parts.iter().any(|p| p.is_empty()) {
             format!(
@@ -413,6 +404,14 @@ pub fn load(dir: &Path, migrations: &[Migration]) -> Result<Config, SourceError>
             dir: dir.to_owned(),
         },
     })
+}
+
+/// The 1-based line of `text` that first names `key` (1 when none does), for messages about
+/// the key.
+fn line_naming(text: &str, key: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(key))
+        .map_or(1, |i| i + 1)
 }
 
 /// A table as the rules name it: its schema and its name.
