@@ -908,12 +908,7 @@ fn lost_rows_are_listed_with_numeric_keys_in_numeric_order() {
     ]);
     let (out, json) = check_json(dir.path(), &[]);
     assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
-    let rows: Vec<&str> = json["findings"][0]["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r.as_str().unwrap())
-        .collect();
+    let rows = first_rows(&json);
     let expected: Vec<String> = (1..=12)
         .map(|i| format!("public.t(id={i}): row missing"))
         .collect();
@@ -1242,12 +1237,7 @@ fn a_key_changed_by_a_type_change_shows_as_that_change() {
         [("data_changed".to_string(), "0002_numeric_codes".to_string())],
         "{json:#}"
     );
-    let rows: Vec<&str> = json["findings"][0]["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r.as_str().unwrap())
-        .collect();
+    let rows = first_rows(&json);
     assert!(
         rows.contains(&"public.codes(code=A-17).code: 'A-17' -> '17'"),
         "{rows:#?}"

@@ -100,6 +100,16 @@ pub fn findings(json: &serde_json::Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The `rows` of the first finding, as text.
+pub fn first_rows(json: &serde_json::Value) -> Vec<&str> {
+    json["findings"][0]["rows"]
+        .as_array()
+        .expect("rows array")
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect()
+}
+
 /// Writes `files` (name, content) into a fresh temporary folder.
 pub fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
