@@ -260,6 +260,9 @@ pub struct DataRules {
 impl DataRules {
     /// The values `[seed]` gives column `column` of table `schema.table`, if any.
     pub fn seed_values(&self, schema: &str, table: &str, column: &str) -> Option<&[String]> {
+        if self.seed.is_empty() {
+            return None; // most projects: no names to build for every column seeded
+        }
         let short = format!("{table}.{column}");
         let long = format!("{schema}.{short}");
         self.seed
