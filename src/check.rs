@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use crate::backend::{ScratchDb, Server};
 use crate::compare::{self, SchemaVerdict};
+use crate::compat;
 use crate::executor::{self, Direction, Session, StepError};
 use crate::golden::{self, Golden};
 use crate::guard;
@@ -23,6 +24,7 @@ use crate::report::{Finding, Kind, Note, NoteKind, Object, Place, Report, Source
 use crate::run::{lost, Event, Phase};
 pub use crate::run::{Progress, RunError, Silent};
 use crate::shrink;
+use crate::source::config::CompatMode;
 use crate::source::{split, Block, Migration, MigrationSet, Script};
 
 /// What the user asked of `check`.
@@ -38,6 +40,8 @@ pub struct CheckOptions {
     pub data_dependent_warn: bool,
     /// How long one step may run before it is stopped and reported as `timeout`.
     pub step_timeout: Duration,
+    /// What a failing statement of the previous release is (`--compat off|note|error`).
+    pub compat: crate::source::config::CompatMode,
     /// The lock analysis (`--locks warn|error`); `None` when off.
     pub locks: Option<crate::locks::LockCheck>,
     /// How many parts of the stairway run at once, each on its own scratch database.
@@ -129,6 +133,12 @@ struct Run<'a> {
     /// Tables found unable to take rows, by table, SQLSTATE and message: reported once, at the
     /// first version seen so.
     unwritable: BTreeSet<(String, String, String)>,
+}
+
+/// The previous release's statements for one migration, and how each fared before its up.
+struct Previous {
+    probes: Vec<compat::Probe>,
+    before: Vec<Option<data::Refusal>>,
 }
 
 /// True when no migration has a down: by design (Prisma, Drizzle, Atlas) or by the project's
@@ -1122,6 +1132,7 @@ impl<'a> Run<'a> {
         let behind = sequences::behind(s.conn()).await.map_err(lost)?;
         let unreadable = readable::unreadable(s.conn()).await.map_err(lost)?;
         let verified_before = self.verify(s, v - 1).await?.is_ok();
+        let previous = self.previous_release(s, v, &tables).await?;
         let Some(before_up) = self.up_over_rows(s, m, &tables).await? else {
             return Ok(false);
         };
@@ -1132,6 +1143,7 @@ impl<'a> Run<'a> {
             .await?;
         self.expect_sequences(s, m, step::UP, &behind).await?;
         self.expect_verified(s, m, step::UP, v, true).await?;
+        self.expect_previous_release(s, m, previous).await?;
         // The round trip would only repeat a data finding of the up.
         let up_changed_data = self.report.findings.len() > findings;
 
@@ -1235,6 +1247,70 @@ impl<'a> Run<'a> {
             golden &= self.interrupted_at_every_boundary(s, v, m).await?;
         }
         Ok(golden)
+    }
+
+    /// What the previous release runs on the tables and queries migration `v` could affect
+    /// (`compat`), and how each fares at v-1, on `tables`, the live ones: `None` when nothing
+    /// is to be tried.
+    async fn previous_release(
+        &mut self,
+        s: &mut Session,
+        v: usize,
+        tables: &[catalog::Table],
+    ) -> Result<Option<Previous>, RunError> {
+        if self.options.compat == CompatMode::Off || v < 2 {
+            return Ok(None);
+        }
+        let touched = {
+            let mut history = self.golden.lock().expect("not poisoned");
+            let before = history.get(v - 1).clone();
+            compat::touched(&before, history.get(v))
+        };
+        let changed = compat::tables(tables, &touched);
+        let queries = compat::queries(&self.set.queries, &touched);
+        if changed.is_empty() && queries.is_empty() {
+            return Ok(None);
+        }
+        let probes = compat::probes(s, &changed, &queries, &self.set.data)
+            .await
+            .map_err(lost)?;
+        let before = compat::run(s, &probes, tables).await.map_err(lost)?;
+        Ok(Some(Previous { probes, before }))
+    }
+
+    /// The previous release's statements again, after the up of `m`: those that worked before
+    /// it and fail now are one `breaks_previous_release` note, or finding under `--compat
+    /// error`.
+    async fn expect_previous_release(
+        &mut self,
+        s: &mut Session,
+        m: &Migration,
+        previous: Option<Previous>,
+    ) -> Result<(), RunError> {
+        let Some(Previous { probes, before }) = previous else {
+            return Ok(());
+        };
+        let tables = self.tables(s).await?;
+        let after = compat::run(s, &probes, &tables).await.map_err(lost)?;
+        let breaks = compat::breaks(&probes, &before, &after);
+        let Some(first) = breaks.first() else {
+            return Ok(());
+        };
+        let message = compat::message(&breaks);
+        let mut place = Place::file(&m.up.path).sqlstate(&first.why.code);
+        if let Some(table) = &first.probe.table {
+            place.object = Some(Box::new(Object {
+                table: table.clone(),
+                column: None,
+            }));
+        }
+        if self.options.compat == CompatMode::Error {
+            self.finding(Kind::BreaksPreviousRelease, m, step::UP, message)
+                .place = Some(place);
+        } else {
+            self.note(NoteKind::BreaksPreviousRelease, m, step::UP, message, None);
+        }
+        Ok(())
     }
 
     /// For an up whose parts commit on their own (a block run in autocommit, chunk by chunk:

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::observe::data::{Rejection, RowDiff, TableDiff};
+use crate::observe::data::{Refusal, Rejection, RowDiff, TableDiff};
 use crate::observe::readable::Views;
 use crate::observe::sequences::Behind;
 use crate::observe::snapshot::{render_item, Item, Snapshot};
@@ -387,6 +387,26 @@ pub fn unreadable(before: &Views, now: &Views) -> Option<String> {
     })
 }
 
+/// Whether a write was refused because a function it ran (a trigger, a default) refers, in
+/// static SQL, to a column, table or function that does not exist (42703, 42P01, 42883): the
+/// schema is broken there for every writer, whatever the row. Dynamic SQL (`EXECUTE`), whose
+/// text may depend on the row, is left out.
+pub fn broken_function(why: &Refusal) -> bool {
+    let undefined = matches!(why.code.as_str(), "42703" | "42P01" | "42883");
+    let frames = function_frames(why);
+    let dynamic = frames.iter().any(|f| f.ends_with("at EXECUTE"));
+    undefined && !frames.is_empty() && !dynamic
+}
+
+/// The frames of the user's functions in a refusal's context, innermost first.
+fn function_frames(why: &Refusal) -> Vec<&str> {
+    why.context
+        .lines()
+        .map(str::trim)
+        .filter(|f| f.contains(" function "))
+        .collect()
+}
+
 /// Rows a table refused because a function or trigger their write runs is broken at this
 /// version: in static SQL (not an `EXECUTE`, whose text may depend on the row) it refers to
 /// a column, table or function that does not exist (SQLSTATE 42703, 42P01, 42883). That is
@@ -395,16 +415,7 @@ pub fn unreadable(before: &Views, now: &Views) -> Option<String> {
 /// finding's message, or `None` for a refusal of the user's rules.
 pub fn unwritable(r: &Rejection) -> Option<String> {
     let why = &r.why;
-    let undefined = matches!(why.code.as_str(), "42703" | "42P01" | "42883");
-    // the frames of the user's functions, innermost first
-    let frames: Vec<&str> = why
-        .context
-        .lines()
-        .map(str::trim)
-        .filter(|f| f.contains(" function "))
-        .collect();
-    let dynamic = frames.iter().any(|f| f.ends_with("at EXECUTE"));
-    if !undefined || frames.is_empty() || dynamic {
+    if !broken_function(why) {
         return None;
     }
     let how_many = if r.rows >= r.tried {
@@ -419,7 +430,7 @@ pub fn unwritable(r: &Rejection) -> Option<String> {
         r.table,
         why.code,
         why.message,
-        frames.join("; ")
+        function_frames(why).join("; ")
     ))
 }
 

@@ -210,18 +210,19 @@ impl Seeded {
     }
 }
 
-/// An error's CONTEXT without migproof's own frames: the `insert_each` function that ran the
-/// INSERT, and the INSERT itself.
+/// An error's CONTEXT without migproof's own frames: the `insert_each` or `try_each` function
+/// that ran the statement, and the statement itself.
 fn own_frames(context: &str) -> String {
     let frames: Vec<&str> = context.lines().collect();
     let ours = frames
         .iter()
-        .position(|f| f.contains("_migproof.insert_each"))
+        .position(|f| f.contains("function _migproof."))
         .unwrap_or(frames.len());
     let mut user = &frames[..ours];
-    if user
-        .last()
-        .is_some_and(|f| f.starts_with("SQL statement \"INSERT INTO"))
+    if ours < frames.len()
+        && user
+            .last()
+            .is_some_and(|f| f.starts_with("SQL statement \""))
     {
         user = &user[..user.len() - 1];
     }
@@ -885,14 +886,7 @@ impl Session {
     ) -> Result<Seeded, sqlx::Error> {
         let mut seeded = Seeded::default();
         for table in catalog::parents_first(tables) {
-            let given: seed::Given = table
-                .columns
-                .iter()
-                .filter_map(|c| {
-                    let values = rules.seed_values(&table.schema, &table.name, &c.name)?;
-                    Some((c.name.as_str(), values))
-                })
-                .collect();
+            let given = given(table, rules);
             let mut targets: seed::Targets = Vec::new();
             for fk in &table.foreign_keys {
                 targets.push(self.fk_targets(fk).await?);
@@ -1022,6 +1016,51 @@ impl Session {
             .collect())
     }
 
+    /// Runs each statement in a subtransaction that is then rolled back, so that nothing it
+    /// writes stays (sequences aside), and says why each failed, if it did. Deferred
+    /// constraints are checked at the end of each statement.
+    pub async fn try_each(
+        &mut self,
+        statements: &[String],
+    ) -> Result<Vec<Option<Refusal>>, sqlx::Error> {
+        if statements.is_empty() {
+            return Ok(Vec::new());
+        }
+        let results: Vec<(Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT err_code, err_message, err_context FROM _migproof.try_each($1) ORDER BY n",
+        )
+        .bind(statements)
+        .fetch_all(&mut self.conn)
+        .await?;
+        Ok(results
+            .into_iter()
+            .map(|(code, message, context)| {
+                Some(Refusal {
+                    code: code?,
+                    message: message.unwrap_or_default(),
+                    context: own_frames(&context.unwrap_or_default()),
+                })
+            })
+            .collect())
+    }
+
+    /// Row `i` of seeding round `round` for `table`, as [`Session::seed`] would write it, its
+    /// foreign keys pointing at rows already there.
+    pub async fn seed_row(
+        &mut self,
+        table: &Table,
+        i: usize,
+        round: usize,
+        rules: &DataRules,
+    ) -> Result<seed::Row, sqlx::Error> {
+        let given = given(table, rules);
+        let mut targets: seed::Targets = Vec::new();
+        for fk in &table.foreign_keys {
+            targets.push(self.fk_targets(fk).await?);
+        }
+        Ok(seed::row(table, i, round, &targets, &given))
+    }
+
     /// Inserts one row and reads it back as stored.
     async fn insert(
         &mut self,
@@ -1036,9 +1075,22 @@ impl Session {
     }
 }
 
-/// Creates the function behind `Session::insert_each`. Every row comes back with its
-/// position: as stored, or NULL with why the server refused it, or NULL alone when its INSERT
-/// stored nothing (a trigger returned NULL).
+/// The values `[seed]` gives the columns of `table`.
+fn given<'a>(table: &'a Table, rules: &'a DataRules) -> seed::Given<'a> {
+    table
+        .columns
+        .iter()
+        .filter_map(|c| {
+            let values = rules.seed_values(&table.schema, &table.name, &c.name)?;
+            Some((c.name.as_str(), values))
+        })
+        .collect()
+}
+
+/// Creates the functions behind `Session::insert_each` and `Session::try_each`. Every row
+/// comes back with its position: as stored, or NULL with why the server refused it, or NULL
+/// alone when its INSERT stored nothing (a trigger returned NULL); every statement tried, with
+/// why it failed or NULLs.
 const INSERT_EACH: &str = "
 CREATE OR REPLACE FUNCTION _migproof.insert_each(statements text[])
 RETURNS TABLE (n int, stored text[], err_code text, err_message text, err_context text)
@@ -1060,6 +1112,30 @@ BEGIN
         RETURN NEXT;
     END LOOP;
 END
+$$;
+CREATE OR REPLACE FUNCTION _migproof.try_each(statements text[])
+RETURNS TABLE (n int, err_code text, err_message text, err_context text)
+LANGUAGE plpgsql AS $$
+BEGIN
+    SET CONSTRAINTS ALL IMMEDIATE;
+    FOR i IN 1 .. coalesce(array_length(statements, 1), 0) LOOP
+        n := i;
+        err_code := NULL;
+        err_message := NULL;
+        err_context := NULL;
+        BEGIN
+            EXECUTE statements[i];
+            -- undo what the statement wrote: its subtransaction is rolled back
+            RAISE SQLSTATE 'MPRB0';
+        EXCEPTION
+            WHEN SQLSTATE 'MPRB0' THEN NULL;
+            WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS err_code = RETURNED_SQLSTATE,
+                    err_message = MESSAGE_TEXT, err_context = PG_EXCEPTION_CONTEXT;
+        END;
+        RETURN NEXT;
+    END LOOP;
+END
 $$";
 
 /// `INSERT ... RETURNING` the row as stored, as text in the table's column order.
@@ -1069,30 +1145,37 @@ fn insert_sql(table: &Table, row: &seed::Row) -> String {
         .iter()
         .map(|c| format!("({})::text", ident(&c.name)))
         .collect();
-    let returning = format!(" RETURNING ARRAY[{}]::text[]", returning.join(", "));
-    let sql = if row.is_empty() {
-        format!("INSERT INTO {} DEFAULT VALUES", table.sql_name())
-    } else {
-        let mut cols = Vec::new();
-        let mut values = Vec::new();
-        for (name, value) in row {
-            let Some(col) = table.column(name) else {
-                continue;
-            };
-            cols.push(ident(name));
-            values.push(match value {
-                Some(v) => format!("{}::{}", literal(v), col.type_sql),
-                None => "NULL".to_string(),
-            });
-        }
-        format!(
-            "INSERT INTO {} ({}) VALUES ({})",
-            table.sql_name(),
-            cols.join(", "),
-            values.join(", ")
-        )
-    };
-    sql + &returning
+    format!(
+        "{} RETURNING ARRAY[{}]::text[]",
+        insert_statement(table, row),
+        returning.join(", ")
+    )
+}
+
+/// `INSERT` of `row` into `table`, each value cast to its column's type in `table` (as an
+/// application's typed parameters are); columns left out take their defaults.
+pub fn insert_statement(table: &Table, row: &seed::Row) -> String {
+    let mut cols = Vec::new();
+    let mut values = Vec::new();
+    for (name, value) in row {
+        let Some(col) = table.column(name) else {
+            continue;
+        };
+        cols.push(ident(name));
+        values.push(match value {
+            Some(v) => format!("{}::{}", literal(v), col.type_sql),
+            None => "NULL".to_string(),
+        });
+    }
+    if cols.is_empty() {
+        return format!("INSERT INTO {} DEFAULT VALUES", table.sql_name());
+    }
+    format!(
+        "INSERT INTO {} ({}) VALUES ({})",
+        table.sql_name(),
+        cols.join(", "),
+        values.join(", ")
+    )
 }
 
 /// An external migrator's invocation for one step: its command line pointed at a scratch

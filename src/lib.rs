@@ -5,6 +5,7 @@ pub mod backend;
 pub mod check;
 pub mod cli;
 pub mod compare;
+pub mod compat;
 pub mod executor;
 pub mod fuzz;
 pub mod golden;

@@ -261,6 +261,7 @@ fn check_plan(
         require_down: args.require_down || file.require_down == Some(true),
         allow_destructive: args.allow_destructive || file.allow_destructive == Some(true),
         data_dependent_warn: level == Some(Level::Warn),
+        compat: args.compat.or(file.compat).unwrap_or_default(),
         step_timeout,
         locks: args.locks.resolve(set, step_timeout),
         jobs: args.jobs.or(file.jobs).map_or_else(

@@ -314,6 +314,14 @@ pub struct CheckArgs {
     #[arg(long, value_enum, value_name = "LEVEL")]
     pub data_dependent: Option<Level>,
 
+    /// After each up, run what the previous release ran (read every column a table had,
+    /// insert with the columns it had, update and delete by key, and the queries of [compat]
+    /// in migproof.toml), rolled back: one that worked before the up and fails after it is
+    /// `breaks_previous_release`, a note with `note`, a finding with `error`; `off` skips it.
+    /// Default: `note` (or `compat` of [check] in migproof.toml).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub compat: Option<crate::source::config::CompatMode>,
+
     /// Stop a step that runs longer than this and report it as `timeout` (e.g. 30s, 5m).
     /// Default: 2m (or `step_timeout` of [check] in migproof.toml).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]

@@ -25,6 +25,7 @@ pub fn title(kind: Kind) -> &'static str {
         Kind::Unwritable => "Table cannot take rows",
         Kind::VerifyFailed => "Project's verify script fails",
         Kind::DataDependent => "Up fails on existing rows",
+        Kind::BreaksPreviousRelease => "Previous release breaks during the deploy",
     }
 }
 
@@ -133,6 +134,14 @@ pub fn help(kind: Kind) -> &'static str {
              before the constraint, or write the assumption down under [assume] in migproof.toml; \
              the rows are the fewest that still make it fail."
         }
+        Kind::BreaksPreviousRelease => {
+            "While a rolling deploy runs, the previous release's code still runs against the \
+             new schema, and statements it runs fail after this up: a column renamed or \
+             dropped, a NOT NULL column its inserts do not fill, a type its values do not \
+             convert to. Expand first (add the new shape beside the old, keep both in step), \
+             move the code, and contract in a later release; a contract step breaks the \
+             release before it on purpose."
+        }
     }
 }
 
@@ -157,7 +166,8 @@ pub fn severity(kind: Kind) -> &'static str {
         | Kind::Unreadable
         | Kind::Unwritable
         | Kind::VerifyFailed
-        | Kind::DataDependent => "major",
+        | Kind::DataDependent
+        | Kind::BreaksPreviousRelease => "major",
     }
 }
 

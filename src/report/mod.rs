@@ -60,11 +60,15 @@ pub enum Kind {
     DataDependent,
     /// The project's own verify script (Sqitch's `verify/`) fails after a step.
     VerifyFailed,
+    /// After an up, a statement the previous release runs (read, insert, update or delete
+    /// with the columns it knew, or one of the project's queries) fails: a rolling deploy
+    /// breaks. A note unless `--compat error`.
+    BreaksPreviousRelease,
 }
 
 impl Kind {
     /// Every kind, in the order the README lists them.
-    pub const ALL: [Kind; 18] = [
+    pub const ALL: [Kind; 19] = [
         Kind::ApplyFailed,
         Kind::DataDependent,
         Kind::SchemaMismatch,
@@ -78,6 +82,7 @@ impl Kind {
         Kind::Unreadable,
         Kind::Unwritable,
         Kind::VerifyFailed,
+        Kind::BreaksPreviousRelease,
         Kind::LockHazard,
         Kind::Irreversible,
         Kind::Timeout,
@@ -110,6 +115,7 @@ impl Kind {
             Kind::Unreadable => "unreadable",
             Kind::Unwritable => "unwritable",
             Kind::VerifyFailed => "verify_failed",
+            Kind::BreaksPreviousRelease => "breaks_previous_release",
         }
     }
 }
@@ -157,6 +163,8 @@ pub enum NoteKind {
     /// An up drops a table or column holding values, as the project declared
     /// (`[data.changes]`) or allowed (`--allow-destructive`).
     Destructive,
+    /// The previous release's statements fail after an up (a finding under `--compat error`).
+    BreaksPreviousRelease,
 }
 
 impl NoteKind {
@@ -173,6 +181,7 @@ impl NoteKind {
             NoteKind::LockAnalysis => "lock_analysis",
             NoteKind::DataDependent => "data_dependent",
             NoteKind::Destructive => "destructive",
+            NoteKind::BreaksPreviousRelease => "breaks_previous_release",
         }
     }
 }

@@ -59,6 +59,29 @@ struct File {
     fuzz: FuzzSettings,
     #[serde(default)]
     server: ServerSettings,
+    #[serde(default)]
+    compat: CompatSettings,
+}
+
+/// `[compat]`: the previous release's own queries, which `check` runs after each up.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompatSettings {
+    /// Files holding them, relative to migproof.toml's folder; `*` and `?` in the file name:
+    /// `.sql` files (each statement a query, `$1`... for parameters) and sqlx's offline query
+    /// files (`.sqlx/query-*.json`).
+    #[serde(default)]
+    queries: Vec<String>,
+}
+
+/// One query of the project's previous release (`[compat] queries`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    /// The file it was read from, as the user named its folder.
+    pub path: PathBuf,
+    /// Its first line there.
+    pub line: usize,
+    pub sql: String,
 }
 
 /// `[check]`: what `migproof check` would otherwise need flags for. A flag wins over its
@@ -77,6 +100,8 @@ pub struct CheckSettings {
     pub jobs: Option<u64>,
     /// `off`, `warn` or `error`, as `--locks`.
     pub locks: Option<LocksMode>,
+    /// `off`, `note` or `error`, as `--compat`.
+    pub compat: Option<CompatMode>,
     /// Rows per table for `--locks`, as `--lock-rows`.
     pub lock_rows: Option<u64>,
     #[serde(default, deserialize_with = "duration")]
@@ -128,6 +153,20 @@ pub enum LocksMode {
     /// Hazards are `lock_hazard` notes; the run still passes.
     Warn,
     /// Hazards are `lock_hazard` findings and fail the run; warnings stay notes.
+    Error,
+}
+
+/// What `check --compat` does when the previous release's statements fail after an up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum CompatMode {
+    /// The previous release's statements are not tried.
+    Off,
+    /// A failure is a `breaks_previous_release` note; the run still passes (the default: a
+    /// contract migration breaks the previous release on purpose).
+    #[default]
+    Note,
+    /// A failure is a `breaks_previous_release` finding and fails the run.
     Error,
 }
 
@@ -231,6 +270,8 @@ pub struct Setup {
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     pub data: DataRules,
+    /// The previous release's queries (`[compat] queries`).
+    pub queries: Vec<Query>,
     pub setup: Setup,
     pub locks: Locks,
     pub settings: Settings,
@@ -392,7 +433,19 @@ pub fn load(dir: &Path, migrations: &[Migration]) -> Result<Config, SourceError>
             message: format!("line {line}: {message}"),
         });
     }
+    let mut queries = Vec::new();
+    for pattern in &file.compat.queries {
+        let line = line_naming(&text, pattern);
+        let files = matching(dir, pattern).map_err(|message| SourceError::Invalid {
+            path: path.clone(),
+            message: format!("line {line}: [compat] queries: {message}"),
+        })?;
+        for file in files {
+            queries.extend(read_queries(&file)?);
+        }
+    }
     Ok(Config {
+        queries,
         data: DataRules {
             assume: file.assume,
             seed: file.seed,
@@ -407,6 +460,91 @@ pub fn load(dir: &Path, migrations: &[Migration]) -> Result<Config, SourceError>
             dir: dir.to_owned(),
         },
     })
+}
+
+/// The files of `dir` that `pattern` names: a path relative to `dir` whose file name may hold
+/// `*` (any characters but `/`) and `?` (one character). Sorted; a pattern naming none is an
+/// error, as it is most likely a typo.
+fn matching(dir: &Path, pattern: &str) -> Result<Vec<PathBuf>, String> {
+    let (folder, name) = match pattern.rsplit_once('/') {
+        Some((folder, name)) => (dir.join(folder), name),
+        None => (dir.to_owned(), pattern),
+    };
+    let wild = |c: char| matches!(c, '*' | '?' | '[' | '{');
+    if pattern
+        .rsplit_once('/')
+        .is_some_and(|(f, _)| f.contains(wild))
+    {
+        return Err(format!(
+            "`{pattern}`: wildcards are read in the file name only (`queries/*.sql`)"
+        ));
+    }
+    let regex: String = name
+        .chars()
+        .map(|c| match c {
+            '*' => "[^/]*".to_owned(),
+            '?' => ".".to_owned(),
+            c => regex::escape(&c.to_string()),
+        })
+        .collect();
+    let regex = regex::Regex::new(&format!("^{regex}$")).map_err(|e| e.to_string())?;
+    let entries = std::fs::read_dir(&folder)
+        .map_err(|e| format!("`{pattern}`: cannot read `{}`: {e}", folder.display()))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| regex.is_match(n))
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(format!(
+            "`{pattern}` matches no file in `{}`",
+            folder.display()
+        ));
+    }
+    Ok(files)
+}
+
+/// The queries of one file: the `query` of a sqlx offline file (`.json`), or each statement of
+/// an SQL file.
+fn read_queries(path: &Path) -> Result<Vec<Query>, SourceError> {
+    let text = super::read_text(path)?;
+    let invalid = |message: String| SourceError::Invalid {
+        path: path.to_owned(),
+        message,
+    };
+    if path.extension().is_some_and(|e| e == "json") {
+        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+            invalid(format!(
+                "line {}: not a sqlx offline query file: {e}",
+                e.line()
+            ))
+        })?;
+        let Some(sql) = json.get("query").and_then(|q| q.as_str()) else {
+            return Err(invalid(
+                "not a sqlx offline query file: it has no \"query\" text".to_owned(),
+            ));
+        };
+        return Ok(vec![Query {
+            path: path.to_owned(),
+            line: 1,
+            sql: sql.trim().trim_end_matches(';').to_owned(),
+        }]);
+    }
+    let statements = super::split::split(&text).map_err(|e| invalid(e.to_string()))?;
+    Ok(statements
+        .into_iter()
+        .map(|st| Query {
+            path: path.to_owned(),
+            line: super::split::line_of(&text, st.offset),
+            sql: st.sql,
+        })
+        .collect())
 }
 
 /// The 1-based line of `text` that first names `key` (1 when none does), for messages about

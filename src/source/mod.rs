@@ -51,6 +51,8 @@ pub struct MigrationSet {
     pub locks: config::Locks,
     /// What `migproof.toml` sets in place of flags (`[check]`, `[fuzz]`, `[server]`).
     pub settings: config::Settings,
+    /// The previous release's queries, which `check` runs after each up (`[compat] queries`).
+    pub queries: Vec<config::Query>,
     /// The project's own checks that a migration is in place (Sqitch's `verify/`), by
     /// migration id: run after the migration's up and after the next one's down, a verify
     /// that fails is a finding. Empty for most layouts.
@@ -126,6 +128,7 @@ impl MigrationSet {
             setup: config::Setup::default(),
             locks: config::Locks::default(),
             settings: config::Settings::default(),
+            queries: Vec::new(),
             verify: Default::default(),
             history_tables: Vec::new(),
             forward_only: false,
@@ -634,6 +637,7 @@ pub fn load(dir: &Path, format: Option<Format>) -> Result<MigrationSet, SourceEr
     refuse_foreign_markers(&set)?;
     let config = config::load(dir, &set.migrations)?;
     (set.data, set.setup, set.locks) = (config.data, config.setup, config.locks);
+    set.queries = config.queries;
     set.settings = config.settings;
     Ok(set)
 }
