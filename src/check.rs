@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use crate::backend::{ScratchDb, Server};
 use crate::compare::{self, SchemaVerdict};
 use crate::compat;
+use crate::data_from::{self, DataFrom, Origin};
 use crate::executor::{self, Direction, Session, StepError};
 use crate::golden::{self, Golden};
 use crate::guard;
@@ -40,6 +41,8 @@ pub struct CheckOptions {
     pub data_dependent_warn: bool,
     /// How long one step may run before it is stopped and reported as `timeout`.
     pub step_timeout: Duration,
+    /// Rows to check the pending migrations over besides seeded ones (`--data-from`).
+    pub data_from: Option<DataFrom>,
     /// What a failing statement of the previous release is (`--compat off|note|error`).
     pub compat: crate::source::config::CompatMode,
     /// The lock analysis (`--locks warn|error`); `None` when off.
@@ -133,6 +136,9 @@ struct Run<'a> {
     /// Tables found unable to take rows, by table, SQLSTATE and message: reported once, at the
     /// first version seen so.
     unwritable: BTreeSet<(String, String, String)>,
+    /// The database holds the project's own rows (`--data-from`): nothing is seeded, and an up
+    /// failing on them is not shrunk.
+    real: bool,
 }
 
 /// The previous release's statements for one migration, and how each fared before its up.
@@ -189,10 +195,22 @@ pub async fn run(
         .iter()
         .map(|p| Arc::new(Mutex::new(History::window(p.start() - 1, *p.end()))))
         .collect();
+    // `--data-from`: the source is read first, for the version its rows are at, whose golden
+    // snapshots on its pass keeps.
+    let mut origin = match &options.data_from {
+        Some(from) => Some(data_from::open(server, from, set).await?),
+        None => None,
+    };
+    let yours = origin.as_ref().map(|o| {
+        Arc::new(Mutex::new(History::window(
+            o.version.max(1) - 1,
+            set.migrations.len(),
+        )))
+    });
     let (recorded, ready) = watch::channel(Ready::default());
     let golden_pass = async {
         let mut feed = |snapshot: Snapshot| {
-            for h in &histories {
+            for h in histories.iter().chain(&yours) {
                 h.lock().expect("not poisoned").push(snapshot.clone());
             }
             recorded.send_modify(|r| r.versions += 1);
@@ -210,9 +228,25 @@ pub async fn run(
         golden
     };
     let stairway = run.stairways(parts, &histories, ready, progress);
-    let (golden, reports) = tokio::try_join!(golden_pass, stairway)?;
+    let joined = tokio::try_join!(golden_pass, stairway);
+    let (golden, reports) = match joined {
+        Ok(joined) => joined,
+        Err(e) => {
+            if let Some(origin) = origin {
+                origin.close(server).await;
+            }
+            return Err(e);
+        }
+    };
     let usable = run.golden_findings(golden);
     run.merge(reports);
+    if let (Some(mut origin), Some(history)) = (origin.take(), yours) {
+        let yours = run
+            .with_your_data(&mut origin, history, usable, progress)
+            .await;
+        origin.close(server).await;
+        run.merge_yours(yours?);
+    }
     if usable == set.migrations.len() && !set.repeatable.is_empty() {
         run.repeatables().await?;
     }
@@ -322,6 +356,7 @@ impl<'a> Run<'a> {
             seeded: BTreeMap::new(),
             dropped: Vec::new(),
             unwritable: BTreeSet::new(),
+            real: false,
         }
     }
 
@@ -706,6 +741,10 @@ impl<'a> Run<'a> {
                 Ok(()) => return Ok(Some(before)),
                 Err(e) => e,
             };
+            if self.real {
+                self.failed_on_your_rows(s, m, &e).await?;
+                return Ok(None);
+            }
             let Some(culprit) = shrink::culprit(&e, &m.up, tables) else {
                 let kind = e.kind();
                 self.finding(kind, m, step::UP, format!("{context}{e}"))
@@ -809,6 +848,9 @@ impl<'a> Run<'a> {
     /// version (`compare::unwritable`) is a finding on migration `at`, the last applied.
     async fn seed(&mut self, s: &mut Session, at: usize) -> Result<Vec<catalog::Table>, RunError> {
         let tables = self.tables(s).await?;
+        if self.real {
+            return Ok(tables);
+        }
         let (mut due, same): (Vec<&catalog::Table>, Vec<&catalog::Table>) = tables
             .iter()
             .partition(|t| self.seeded.get(&t.display_name()) != Some(*t));
@@ -1002,6 +1044,123 @@ impl<'a> Run<'a> {
             .try_collect::<Vec<()>>()
             .await?;
         Ok(workers.into_iter().map(|w| w.report).collect())
+    }
+
+    /// `--data-from`: the migrations the source has not run, each checked as the stairway
+    /// checks it, over the source's rows (loaded into a database at the version it is at)
+    /// instead of seeded ones. A report of its own; it stops at a migration that leaves the
+    /// database off golden state, since the rows cannot be loaded again at a later version.
+    async fn with_your_data(
+        &self,
+        origin: &mut Origin,
+        history: Arc<Mutex<History>>,
+        usable: usize,
+        progress: &dyn Progress,
+    ) -> Result<Report, RunError> {
+        let report = Report::new("check", self.report.source.clone(), 0, "");
+        let mut w = Run {
+            golden: history,
+            checkpoints: self.checkpoints.clone(),
+            real: true,
+            ..Run::new(self.server, self.set, self.options, report)
+        };
+        let at = origin.version;
+        let (db, mut s) = w.session_at(at).await?;
+        let tables = w.tables(&mut s).await?;
+        let loaded = origin.copy(&mut s, &tables).await?;
+        let shown = match at {
+            0 => "before any migration".to_owned(),
+            v => format!("at {}", self.set.migrations[v - 1].id()),
+        };
+        let tables = match loaded.tables {
+            1 => "1 table".to_owned(),
+            n => format!("{n} tables"),
+        };
+        let mut said = format!(
+            "with your data: {} rows of {tables} from {} ({shown})",
+            loaded.rows, origin.shown
+        );
+        let pending = usable.saturating_sub(at);
+        let mut checked = 0;
+        for v in at + 1..=usable {
+            let m = &self.set.migrations[v - 1];
+            w.noisy = false;
+            let ok = w.check_one(&mut s, v, m, progress).await?;
+            checked += 1;
+            if !ok {
+                if v < usable {
+                    said.push_str(&format!(
+                        "; stopped after {}, whose finding left the database off its golden \
+                         state ({} later migrations not checked over your rows)",
+                        m.id(),
+                        usable - v
+                    ));
+                }
+                break;
+            }
+        }
+        said.push_str(&match pending {
+            0 => "; no migration is pending there, so there was nothing to check".to_owned(),
+            n => format!("; {checked} of the {n} pending migrations checked over them"),
+        });
+        drop(s);
+        self.server.drop_db(&db).await?;
+        w.report.summary.your_data = Some(said);
+        Ok(w.report)
+    }
+
+    /// Adds the `--data-from` pass's findings and notes to this report, each step ending
+    /// ` · with your data`.
+    fn merge_yours(&mut self, mut yours: Report) {
+        const TAG: &str = " · with your data";
+        for mut f in yours.findings.drain(..) {
+            f.step.push_str(TAG);
+            if !repeats_a_side_effect(&self.report.findings, &f) {
+                self.report.findings.push(f);
+            }
+        }
+        for mut n in yours.notes.drain(..) {
+            if let Some(step) = n.step.as_mut() {
+                step.push_str(TAG);
+            }
+            self.report.notes.push(n);
+        }
+        self.report.summary.steps += yours.summary.steps;
+        self.report.summary.your_data = yours.summary.your_data;
+    }
+
+    /// An up that failed over the project's own rows: a `data_dependent` finding when the
+    /// failure is a data exception or an integrity violation, with how many rows violate it
+    /// where that can be counted; else what it is. Not shrunk: the rows are the user's.
+    async fn failed_on_your_rows(
+        &mut self,
+        s: &mut Session,
+        m: &Migration,
+        e: &StepError,
+    ) -> Result<(), RunError> {
+        let code = e
+            .place()
+            .and_then(|p| p.sqlstate.clone())
+            .unwrap_or_default();
+        if !(code.starts_with("22") || code.starts_with("23")) {
+            let kind = e.kind();
+            self.finding(kind, m, step::UP, format!("fails over your rows: {e}"))
+                .place = e.place().cloned();
+            return Ok(());
+        }
+        let count = shrink::violations(s.conn(), e).await.map_err(lost)?;
+        let how_many = match count {
+            Some((table, n)) => format!("{n} rows of {table} violate it"),
+            None => "rows of yours violate it".to_owned(),
+        };
+        let message = format!(
+            "applies on an empty database and on seeded rows, but fails over your rows: \
+             {how_many} ({}): {e}\nthe deploy would stop on them in production",
+            crate::report::data_cause(&code)
+        );
+        self.finding(Kind::DataDependent, m, step::UP, message)
+            .place = e.place().cloned();
+        Ok(())
     }
 
     /// Adds the parts' reports, in order, to this one.

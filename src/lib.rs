@@ -6,6 +6,7 @@ pub mod check;
 pub mod cli;
 pub mod compare;
 pub mod compat;
+pub mod data_from;
 pub mod executor;
 pub mod fuzz;
 pub mod golden;

@@ -12,6 +12,7 @@ use sqlx::AssertSqlSafe;
 
 use crate::executor::StepError;
 use crate::observe::catalog::Table;
+use crate::observe::ident;
 use crate::report::data_cause;
 use crate::source::split;
 use crate::source::Script;
@@ -453,5 +454,55 @@ mod tests {
             "alter table t add constraint c unique (y)",
             "y"
         ));
+    }
+}
+
+/// How many rows of which table violate what an up failed on, where the server's error says
+/// enough to count them: a NOT NULL (its table and column: the NULLs), a unique key (its
+/// `Key (...)=` columns: the rows of every duplicated value). `None` otherwise (a CHECK or a
+/// foreign key, whose definition went with the rolled-back up; a conversion).
+pub async fn violations(
+    conn: &mut PgConnection,
+    e: &StepError,
+) -> Result<Option<(String, u64)>, sqlx::Error> {
+    let StepError::Sql { location, message } = e else {
+        return Ok(None);
+    };
+    let Some(object) = &location.object else {
+        return Ok(None);
+    };
+    let table = &object.table;
+    let Some((schema, name)) = table.split_once('.') else {
+        return Ok(None);
+    };
+    let quoted = format!("{}.{}", ident(schema), ident(name));
+    let sql = match (location.sqlstate.as_deref(), &object.column) {
+        (Some("23502"), Some(column)) => format!(
+            "SELECT count(*) FROM {quoted} WHERE {} IS NULL",
+            ident(column)
+        ),
+        (Some("23505"), _) => {
+            let Some(key) = message
+                .split("Key (")
+                .nth(1)
+                .and_then(|k| k.split(")=(").next())
+            else {
+                return Ok(None);
+            };
+            format!(
+                "SELECT coalesce(sum(n), 0)::int8 FROM (SELECT count(*) AS n FROM {quoted} \
+                 GROUP BY {key} HAVING count(*) > 1) d"
+            )
+        }
+        _ => return Ok(None),
+    };
+    // The key comes from the server's own words; a key it cannot group by is not counted.
+    match sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql))
+        .fetch_one(&mut *conn)
+        .await
+    {
+        Ok(n) => Ok(Some((table.clone(), n as u64))),
+        Err(sqlx::Error::Database(_)) => Ok(None),
+        Err(e) => Err(e),
     }
 }

@@ -262,6 +262,7 @@ fn check_plan(
         allow_destructive: args.allow_destructive || file.allow_destructive == Some(true),
         data_dependent_warn: level == Some(Level::Warn),
         compat: args.compat.or(file.compat).unwrap_or_default(),
+        data_from: args.data_from.clone(),
         step_timeout,
         locks: args.locks.resolve(set, step_timeout),
         jobs: args.jobs.or(file.jobs).map_or_else(

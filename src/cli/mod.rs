@@ -322,6 +322,14 @@ pub struct CheckArgs {
     #[arg(long, value_enum, value_name = "MODE")]
     pub compat: Option<crate::source::config::CompatMode>,
 
+    /// Check the pending migrations over real rows too: a database URL (a staging copy, only
+    /// read, in one read-only transaction) or a pg_dump file (plain or custom format,
+    /// restored into a scratch database). The migrations it has run are read from its
+    /// migrator's history table; the later ones run over its rows, and their findings say
+    /// `with your data`. Seeded rows are checked as always.
+    #[arg(long, value_name = "URL|FILE", value_parser = crate::data_from::DataFrom::parse)]
+    pub data_from: Option<crate::data_from::DataFrom>,
+
     /// Stop a step that runs longer than this and report it as `timeout` (e.g. 30s, 5m).
     /// Default: 2m (or `step_timeout` of [check] in migproof.toml).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]

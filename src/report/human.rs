@@ -183,6 +183,9 @@ pub fn summary(report: &Report, colour: bool) -> String {
     if let Some(forward_only) = &s.forward_only {
         let _ = writeln!(out, "{forward_only}");
     }
+    if let Some(yours) = &s.your_data {
+        let _ = writeln!(out, "{yours}");
+    }
     let _ = writeln!(
         out,
         "{verdict}: {} finding(s){kinds}{accepted}, {} note(s); {work} in {seconds:.1}s",

@@ -389,6 +389,9 @@ pub struct Summary {
     pub in_scope: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// Check with `--data-from`: whose rows, how many, and what was checked over them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub your_data: Option<String>,
     /// Fuzz: cases run, and steps applied per second.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cases: Option<u64>,
