@@ -428,35 +428,6 @@ impl Found {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_column_the_up_adds_is_told_from_one_it_renames() {
-        assert!(adds_column(
-            "ALTER TABLE users ADD COLUMN gh_login VARCHAR NOT NULL;",
-            "gh_login"
-        ));
-        assert!(adds_column(
-            "alter table t add if not exists \"Code\" text not null",
-            "code"
-        ));
-        assert!(adds_column(
-            "alter table t add x int, add y int not null",
-            "y"
-        ));
-        assert!(!adds_column(
-            "ALTER TABLE v RENAME COLUMN owner_id TO user_id; ALTER TABLE v ALTER COLUMN user_id SET NOT NULL;",
-            "user_id"
-        ));
-        assert!(!adds_column(
-            "alter table t add constraint c unique (y)",
-            "y"
-        ));
-    }
-}
-
 /// How many rows of which table violate what an up failed on, where the server's error says
 /// enough to count them: a NOT NULL (its table and column: the NULLs), a unique key (its
 /// `Key (...)=` columns: the rows of every duplicated value). `None` otherwise (a CHECK or a
@@ -504,5 +475,34 @@ pub async fn violations(
         Ok(n) => Ok(Some((table.clone(), n as u64))),
         Err(sqlx::Error::Database(_)) => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_column_the_up_adds_is_told_from_one_it_renames() {
+        assert!(adds_column(
+            "ALTER TABLE users ADD COLUMN gh_login VARCHAR NOT NULL;",
+            "gh_login"
+        ));
+        assert!(adds_column(
+            "alter table t add if not exists \"Code\" text not null",
+            "code"
+        ));
+        assert!(adds_column(
+            "alter table t add x int, add y int not null",
+            "y"
+        ));
+        assert!(!adds_column(
+            "ALTER TABLE v RENAME COLUMN owner_id TO user_id; ALTER TABLE v ALTER COLUMN user_id SET NOT NULL;",
+            "user_id"
+        ));
+        assert!(!adds_column(
+            "alter table t add constraint c unique (y)",
+            "y"
+        ));
     }
 }
