@@ -1081,8 +1081,10 @@ fn given<'a>(table: &'a Table, rules: &'a DataRules) -> seed::Given<'a> {
         .columns
         .iter()
         .filter_map(|c| {
-            let values = rules.seed_values(&table.schema, &table.name, &c.name)?;
-            Some((c.name.as_str(), values))
+            Some((
+                c.name.as_str(),
+                rules.pick(&table.schema, &table.name, &c.name)?,
+            ))
         })
         .collect()
 }

@@ -18,3 +18,4 @@ pub mod report;
 pub mod run;
 pub mod shrink;
 pub mod source;
+pub mod stats_from;

@@ -99,7 +99,18 @@ async fn on_one_server(
         locks::refuse_rows_beyond_disk(&server, &set, "--lock-rows", rows)?;
     }
     let bar = progress::Bar::migrations(args.common.format == OutputFormat::Human);
-    let work = async { Ok(check::run(&server, &set, &options, &bar).await?) };
+    let work = async {
+        let mut set = set;
+        let mut shaped = None;
+        if let Some(url) = &args.stats_from {
+            let stats = crate::stats_from::read(url).await?;
+            shaped = Some(stats.describe(&crate::backend::url::redact(url)));
+            set.data.shapes = stats.shapes;
+        }
+        let mut report = check::run(&server, &set, &options, &bar).await?;
+        report.summary.stats_from = shaped;
+        Ok(report)
+    };
     let url = args.common.database_url.as_deref();
     let mut done = None;
     let code = supervise(

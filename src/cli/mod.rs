@@ -330,6 +330,13 @@ pub struct CheckArgs {
     #[arg(long, value_name = "URL|FILE", value_parser = crate::data_from::DataFrom::parse)]
     pub data_from: Option<crate::data_from::DataFrom>,
 
+    /// Seed rows shaped like a live database's, without copying it: only its planner
+    /// statistics are read (pg_stats: null fractions, most common values, histogram bounds;
+    /// row counts), in a read-only transaction, and the seeded rows of every column they
+    /// cover take that shape.
+    #[arg(long, value_name = "URL")]
+    pub stats_from: Option<String>,
+
     /// Stop a step that runs longer than this and report it as `timeout` (e.g. 30s, 5m).
     /// Default: 2m (or `step_timeout` of [check] in migproof.toml).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]

@@ -17,9 +17,37 @@ pub type Row = Vec<(String, Option<String>)>;
 /// Existing key tuples a foreign key may point at, one list per foreign key of the table.
 pub type Targets = Vec<Vec<Vec<Option<String>>>>;
 
-/// Values the project gives a column of the table (`[seed]` of migproof.toml), by column:
-/// row `i` takes the `i`-th, round and round.
-pub type Given<'a> = std::collections::BTreeMap<&'a str, &'a [String]>;
+/// What the project gives a column of the table, by column.
+pub type Given<'a> = std::collections::BTreeMap<&'a str, Pick<'a>>;
+
+/// Where a column's seeded values come from, besides the seeder's own.
+#[derive(Debug, Clone, Copy)]
+pub enum Pick<'a> {
+    /// `[seed]` of migproof.toml: row `i` takes the `i`-th value, round and round.
+    Values(&'a [String]),
+    /// `--stats-from`: values shaped like a live column's statistics.
+    Shaped(&'a Shape),
+}
+
+/// A live column's statistics as seeded rows (`--stats-from`): of the [`ROWS`] rows of a
+/// round, the first `nulls` are NULL (its null fraction), and the next take `values` in turn
+/// (its most common values as often as they are common, then values spread over its histogram
+/// bounds); rows past them take the seeder's own values.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Shape {
+    pub nulls: usize,
+    pub values: Vec<String>,
+}
+
+impl Shape {
+    /// Row `i`'s value: `Some(None)` NULL, `Some(Some(v))` a value, `None` the seeder's own.
+    pub fn value(&self, i: usize) -> Option<Option<String>> {
+        if i < self.nulls {
+            return Some(None);
+        }
+        self.values.get(i - self.nulls).cloned().map(Some)
+    }
+}
 
 /// The `i`-th adversarial row for `table` in seeding round `round`. `targets[f]` holds rows
 /// the table's `f`-th foreign key may reference. Unique columns take values that differ per
@@ -62,6 +90,32 @@ pub fn row(table: &Table, i: usize, round: usize, targets: &Targets, given: &Giv
         if col.server_filled(sequence) {
             continue;
         }
+        let unique = table.is_unique(&col.name) || table.primary_key.contains(&col.name);
+        // A live column's shape decides its NULLs and values (a unique one stays distinct).
+        if let Some(Pick::Shaped(shape)) = given.get(col.name.as_str()) {
+            match shape.value(i) {
+                Some(None) if !col.not_null => {
+                    out.push((col.name.clone(), None));
+                    continue;
+                }
+                Some(Some(v)) if !unique => {
+                    out.push((col.name.clone(), Some(v)));
+                    continue;
+                }
+                _ if col.has_default || !col.not_null => {
+                    // not NULL in production: the seeder's own value, never its NULL rows
+                    if let Some(v) = if unique {
+                        unique_value(col, i, round)
+                    } else {
+                        value(col, i, false)
+                    } {
+                        out.push((col.name.clone(), Some(v)));
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+        }
         // Row 0 is the row an application writes with the least effort: defaults and NULLs.
         if i == 0 && (col.has_default || !col.not_null) {
             continue;
@@ -73,11 +127,12 @@ pub fn row(table: &Table, i: usize, round: usize, targets: &Targets, given: &Giv
             out.push((col.name.clone(), None));
             continue;
         }
-        if let Some(values) = given.get(col.name.as_str()).filter(|v| !v.is_empty()) {
-            out.push((col.name.clone(), Some(values[i % values.len()].clone())));
-            continue;
+        if let Some(Pick::Values(values)) = given.get(col.name.as_str()) {
+            if !values.is_empty() {
+                out.push((col.name.clone(), Some(values[i % values.len()].clone())));
+                continue;
+            }
         }
-        let unique = table.is_unique(&col.name) || table.primary_key.contains(&col.name);
         let v = if unique {
             unique_value(col, i, round)
         } else {

@@ -183,8 +183,8 @@ pub fn summary(report: &Report, colour: bool) -> String {
     if let Some(forward_only) = &s.forward_only {
         let _ = writeln!(out, "{forward_only}");
     }
-    if let Some(yours) = &s.your_data {
-        let _ = writeln!(out, "{yours}");
+    for said in [&s.stats_from, &s.your_data].into_iter().flatten() {
+        let _ = writeln!(out, "{said}");
     }
     let _ = writeln!(
         out,

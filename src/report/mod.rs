@@ -392,6 +392,9 @@ pub struct Summary {
     /// Check with `--data-from`: whose rows, how many, and what was checked over them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub your_data: Option<String>,
+    /// Check with `--stats-from`: whose statistics shaped the seeded rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats_from: Option<String>,
     /// Fuzz: cases run, and steps applied per second.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cases: Option<u64>,
