@@ -68,6 +68,7 @@ source = "{layout}"
 # strict = true                # column order differences fail the run (--strict)
 # allow_destructive = false    # dropping a table or column holding values is a note (--allow-destructive)
 # data_dependent = "error"     # "warn": an up failing only on particular rows is a note (--data-dependent)
+# compat = "note"              # "error": the previous release breaking after an up fails the run (--compat)
 # step_timeout = "2m"          # a step running longer is a `timeout` finding (--step-timeout)
 # jobs = 2                     # parts of the history checked at once (--jobs; default: CPUs, at most 8)
 # locks = "off"                # "warn" or "error": trace the locks every up takes (--locks)
@@ -96,6 +97,12 @@ source = "{layout}"
 
 [locks.rows]
 # "public.orders" = 5_000_000  # a big table's real size for the lock trace
+
+[compat]
+# queries = ["../queries/*.sql", "../.sqlx/query-*.json"]  # the previous release's queries, run after each up
+
+[seed]
+# "users.email" = ["ann@example.com", "bob@example.com"]  # values the seeder writes into a column
 
 [setup]
 # roles = ["app_readonly"]     # roles the migrations grant to
