@@ -194,3 +194,20 @@ fn an_unreachable_source_is_an_environment_failure_without_its_password() {
     assert!(err.contains("127.0.0.1:1"), "{err}");
     assert!(!err.contains("hunter2secret"), "{err}");
 }
+
+#[test]
+fn a_source_that_ran_every_migration_has_nothing_pending() {
+    let staging = Staging::plant("done");
+    sql(
+        &staging.db,
+        "INSERT INTO _sqlx_migrations VALUES (2, 'unique email', now(), true, '\\x00', 3)",
+    );
+    let (out, json) = check_json(
+        &example().join("migrations"),
+        &["--data-from", &staging.url()],
+    );
+    assert_eq!(out.status.code(), code::OK, "{json:#}");
+    let yours = json["summary"]["your_data"].as_str().unwrap();
+    assert!(yours.contains("is at 0002_unique_email"), "{yours}");
+    assert!(yours.contains("nothing was checked"), "{yours}");
+}
