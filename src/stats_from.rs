@@ -103,25 +103,40 @@ async fn read_on(conn: &mut PgConnection) -> Result<Stats, sqlx::Error> {
     let rows: Vec<(String, i64)> = sqlx::query_as(ROW_COUNTS).fetch_all(&mut *conn).await?;
     sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await?;
     let mut stats = Stats::default();
-    for (schema, table, column, null_frac, _distinct, common, freqs, bounds) in columns {
-        let common = common.as_deref().and_then(elements).unwrap_or_default();
-        let bounds = bounds.as_deref().and_then(elements).unwrap_or_default();
-        let shape = shape(null_frac, &common, &freqs.unwrap_or_default(), &bounds);
-        stats
-            .shapes
-            .insert(format!("{schema}.{table}.{column}"), shape);
-    }
     stats.rows = rows
         .into_iter()
         .map(|(t, n)| (t, n.max(0) as u64))
         .collect();
+    for (schema, table, column, null_frac, distinct, common, freqs, bounds) in columns {
+        let common = common.as_deref().and_then(elements).unwrap_or_default();
+        let bounds = bounds.as_deref().and_then(elements).unwrap_or_default();
+        let rows = stats
+            .rows
+            .get(&format!("{schema}.{table}"))
+            .copied()
+            .unwrap_or_default() as f32;
+        let freqs = freqs.unwrap_or_default();
+        let shape = shape(null_frac, distinct, rows, &common, &freqs, &bounds);
+        stats
+            .shapes
+            .insert(format!("{schema}.{table}.{column}"), shape);
+    }
     Ok(stats)
 }
 
 /// The seeded rows of a column: `round(null_frac × ROWS)` NULLs (at least one when the column
 /// holds any), then each common value in proportion to its frequency among the non-NULL rows,
-/// then values spread evenly over the histogram bounds.
-pub fn shape(null_frac: f32, common: &[String], freqs: &[f32], bounds: &[String]) -> Shape {
+/// then values spread evenly over the histogram bounds; no more distinct values than the
+/// column has (`distinct`: `n_distinct` as `pg_stats` gives it, a count, or minus a fraction
+/// of `rows`).
+pub fn shape(
+    null_frac: f32,
+    distinct: f32,
+    rows: f32,
+    common: &[String],
+    freqs: &[f32],
+    bounds: &[String],
+) -> Shape {
     let mut nulls = (null_frac * ROWS as f32).round() as usize;
     if null_frac > 0.0 && nulls == 0 {
         nulls = 1;
@@ -147,6 +162,29 @@ pub fn shape(null_frac: f32, common: &[String], freqs: &[f32], bounds: &[String]
                 k * (bounds.len() - 1) / (rest - 1)
             };
             values.push(bounds[at].clone());
+        }
+    }
+    let distinct = if distinct < 0.0 {
+        -distinct * rows
+    } else {
+        distinct
+    };
+    if distinct >= 1.0 {
+        let mut kept: Vec<String> = Vec::new();
+        for v in &values {
+            if !kept.contains(v) && kept.len() < distinct as usize {
+                kept.push(v.clone());
+            }
+        }
+        if !kept.is_empty() {
+            values = values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match kept.contains(v) {
+                    true => v.clone(),
+                    false => kept[i % kept.len()].clone(),
+                })
+                .collect();
         }
     }
     Shape { nulls, values }
@@ -211,7 +249,14 @@ mod tests {
 
     #[test]
     fn a_third_of_nulls_is_three_of_nine_rows() {
-        let s = shape(1.0 / 3.0, &[], &[], &["a".into(), "m".into(), "z".into()]);
+        let s = shape(
+            1.0 / 3.0,
+            -1.0,
+            3000.0,
+            &[],
+            &[],
+            &["a".into(), "m".into(), "z".into()],
+        );
         assert_eq!(s.nulls, 3);
         assert_eq!(s.values.len(), 6);
         assert_eq!(s.values[0], "a");
@@ -220,7 +265,14 @@ mod tests {
 
     #[test]
     fn common_values_come_as_often_as_they_are_common() {
-        let s = shape(0.0, &["DE".into(), "FR".into()], &[0.67, 0.33], &[]);
+        let s = shape(
+            0.0,
+            2.0,
+            100.0,
+            &["DE".into(), "FR".into()],
+            &[0.67, 0.33],
+            &[],
+        );
         assert_eq!(s.nulls, 0);
         assert_eq!(
             s.values,
@@ -229,8 +281,19 @@ mod tests {
     }
 
     #[test]
+    fn no_more_distinct_values_than_the_column_has() {
+        let bounds: Vec<String> = (0..20).map(|n| format!("v{n:02}")).collect();
+        let s = shape(0.0, 3.0, 1000.0, &[], &[], &bounds);
+        let mut distinct = s.values.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 3, "{:?}", s.values);
+        assert_eq!(s.values.len(), 9);
+    }
+
+    #[test]
     fn a_column_with_any_null_gets_at_least_one() {
-        assert_eq!(shape(0.01, &[], &[], &[]).nulls, 1);
-        assert_eq!(shape(0.0, &[], &[], &[]).nulls, 0);
+        assert_eq!(shape(0.01, -1.0, 10.0, &[], &[], &[]).nulls, 1);
+        assert_eq!(shape(0.0, -1.0, 10.0, &[], &[], &[]).nulls, 0);
     }
 }
