@@ -2,7 +2,7 @@
 //! `examples/locks/<rule>` and stays quiet on its safe twin `examples/locks/<rule>_safe`; the
 //! trace names tables, lock modes and rewrites; the probe's measured wait grows with `--rows`;
 //! an ALTER queues behind the report query and the application behind it
-//! (`examples/locks/alter_queues_behind_report_query`);
+//! (`examples/locks/alter_queues_behind_report_query`), drawn by `--format html`;
 //! `check --locks` reports hazards as findings or notes.
 
 mod common;
@@ -576,6 +576,105 @@ fn a_short_lock_timeout_expiring_behind_the_report_query_is_a_note_and_traced_ag
     assert_eq!(migrations.len(), 3, "{json:#}");
     assert!(migrations[1].get("report_query").is_none(), "{json:#}");
     assert!(migrations[1].get("error").is_none(), "{json:#}");
+}
+
+/// `--format html`: one self-contained page (nothing fetched), with the migration, its
+/// statement (escaped), the report query and the probe queries that waited.
+#[test]
+fn html_is_one_self_contained_page_with_the_timeline() {
+    let dir = root().join("examples/locks/alter_queues_behind_report_query/migrations");
+    let out = migproof()
+        .args([
+            "locks",
+            "--backend",
+            "url",
+            "--rows",
+            "500",
+            "--format",
+            "html",
+        ])
+        .args(["--database-url", &server_url()])
+        .arg("--migrations")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        code::OK,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
+    assert_eq!(page.matches("<html").count(), 1, "{page}");
+    assert!(page.trim_end().ends_with("</html>"), "{page}");
+    for external in [
+        "src=", "<link", "<script", "http://", "https://", "url(", "@import",
+    ] {
+        assert!(!page.contains(external), "`{external}` in {page}");
+    }
+    assert!(
+        page.contains("<section id=\"0002_add_order_created_at\">"),
+        "{page}"
+    );
+    assert!(
+        page.contains(
+            "ALTER TABLE orders ADD COLUMN created_at timestamptz NOT NULL DEFAULT now()"
+        ),
+        "{page}"
+    );
+    assert!(page.contains("report query (REPEATABLE READ)"), "{page}");
+    assert!(page.contains("AccessExclusiveLock public.orders"), "{page}");
+    for access in ["read", "write"] {
+        assert!(
+            page.contains(&format!("probe {access} on public.orders waited")),
+            "{page}"
+        );
+    }
+}
+
+/// Only `locks` draws a lock trace: `--format html` (or `--report html=PATH`) elsewhere is a
+/// usage error naming the flag, before any server is reached.
+#[test]
+fn html_on_another_command_is_refused_naming_the_flag() {
+    let dir = root().join("examples/locks/alter_queues_behind_report_query/migrations");
+    for args in [
+        vec!["check", "--format", "html"],
+        vec!["fuzz", "--format", "html"],
+        vec!["check", "--report", "html=page.html"],
+        vec!["replay", "--format", "html"],
+    ] {
+        let out = migproof()
+            .args(&args)
+            .arg("--migrations")
+            .arg(&dir)
+            .args([
+                "--backend",
+                "url",
+                "--database-url",
+                "postgres://nobody@127.0.0.1:1/x",
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), code::USAGE, "{args:?}: {err}");
+        let flag = if args[1] == "--report" {
+            "`--report html=PATH`"
+        } else {
+            "`--format html`"
+        };
+        assert!(
+            err.contains(flag) && err.contains("migproof locks --format html"),
+            "{args:?}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    let out = migproof()
+        .args(["snapshot", "--format", "html"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), code::USAGE);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--format"));
 }
 
 #[test]

@@ -194,7 +194,7 @@ pub struct TableWait {
 const SQL_WIDTH: usize = 48;
 
 /// For the table: the strongest lock per relation other than indexes (the JSON has them all).
-fn strongest_per_relation(locks: &[LockTaken]) -> Vec<&LockTaken> {
+pub(crate) fn strongest_per_relation(locks: &[LockTaken]) -> Vec<&LockTaken> {
     let mut out: Vec<&LockTaken> = Vec::new();
     for lock in locks.iter().filter(|l| l.kind != "index") {
         match out.iter_mut().find(|l| l.relation == lock.relation) {
