@@ -4,7 +4,9 @@
 //! After each statement it reads the migrating backend's locks on relations that existed
 //! before the migration, rewrites, index builds and validations (`observe::locks`); statements
 //! that cannot run in a transaction block are sampled from a second connection while they run;
-//! a probe measures how long the application's reads and writes waited (`observe::probe`).
+//! a probe measures how long the application's reads and writes waited (`observe::probe`),
+//! beside a long report query holding a snapshot and a lock on every table
+//! (`observe::report_query`), and the sampler counts the sessions queued for a lock.
 //! The trace is judged by `rules` and reported by `migproof locks`, or inside `check --locks`.
 
 pub mod rules;
@@ -22,9 +24,14 @@ use crate::golden;
 use crate::model::fill;
 use crate::observe::catalog::{self, Table};
 use crate::observe::data;
-use crate::observe::locks::{blocks_reads, blocks_writes, changes, Existing, Sampler, State};
+use crate::observe::locks::{
+    blocks_reads, blocks_writes, changes, deepest, lock_wait, Existing, Sampler, State,
+};
 use crate::observe::probe::{Access, Probes, Wait};
-use crate::report::locks::{LockTaken, LockTrace, MigrationTrace, StatementTrace, TableWait};
+use crate::observe::report_query::{ReportQuery, HOLD as REPORT_HOLD};
+use crate::report::locks::{
+    self as trace, LockTaken, LockTrace, MigrationTrace, ProbeWait, StatementTrace, TableWait,
+};
 use crate::report::{data_cause, Finding, Kind, LockDetail, Note, NoteKind, Report, Source};
 use crate::run::{lost, Event, Phase, Progress, RunError};
 use crate::source::config;
@@ -77,6 +84,9 @@ struct Outcome {
     data_dependent: Vec<DataDependent>,
     /// (migration, message) for every table that could not be filled.
     unfilled: Vec<(String, String)>,
+    /// (migration, the server's error) for every up whose lock_timeout expired behind the
+    /// report query, which was then traced again without it.
+    timed_out_behind_report: Vec<(String, String)>,
     statements: usize,
     rows_filled: u64,
 }
@@ -131,6 +141,7 @@ pub async fn run(
             .push(Finding::new(*kind, migration.clone(), STEP.into(), message));
     }
     push_data_dependent(&mut report, &outcome.data_dependent);
+    push_timed_out_behind_report(&mut report, &outcome.timed_out_behind_report);
     push_unfilled(&mut report, &outcome.unfilled);
     // The migration that did not apply is the last one traced.
     let traced = outcome.trace.migrations.len() - usize::from(outcome.failure.is_some());
@@ -173,8 +184,30 @@ pub async fn add_to_check(
             diff: None,
         });
     }
+    push_timed_out_behind_report(report, &outcome.timed_out_behind_report);
     push_unfilled(report, &outcome.unfilled);
     Ok(())
+}
+
+/// Ups whose `lock_timeout` expired behind the report query: what a deploy meets whenever a
+/// query runs longer than that timeout; the migration is right to give up, and a deploy that
+/// retries gets through, as the trace did without the report query.
+fn push_timed_out_behind_report(report: &mut Report, timed_out: &[(String, String)]) {
+    for (migration, error) in timed_out {
+        report.notes.push(Note {
+            kind: NoteKind::LockAnalysis,
+            migration: Some(migration.clone()),
+            step: Some(STEP.into()),
+            message: format!(
+                "{error}\nthe up's lock_timeout expired behind the report query (a transaction \
+                 reading every table for up to {} ms): in production it gives up whenever a \
+                 query runs longer than its lock_timeout, so deploy it with retries. The trace \
+                 ran it again without the report query",
+                REPORT_HOLD.as_millis()
+            ),
+            diff: None,
+        });
+    }
 }
 
 /// The user's tables, and the quoted names of those that hold a row (one round trip for all).
@@ -384,6 +417,7 @@ async fn analyse_on(
         failure: None,
         data_dependent: Vec::new(),
         unfilled: Vec::new(),
+        timed_out_behind_report: Vec::new(),
         statements: 0,
         rows_filled: 0,
     };
@@ -418,10 +452,19 @@ async fn analyse_on(
         // on, so the migrations after it are traced too.
         let mut emptied: Vec<String> = Vec::new();
         let mut emptied_all = false;
+        let mut beside_report = true;
         let stopped = loop {
-            let (mut trace, failure, offending) = trace_migration(&mut session, m).await?;
+            let traced = trace_migration(&mut session, m, beside_report).await?;
+            let (mut trace, failure, offending, behind_report) = traced;
             trace.filled = filled.clone();
             outcome.statements += trace.statements.len();
+            if let (true, Some((_, error))) = (behind_report, &failure) {
+                outcome
+                    .timed_out_behind_report
+                    .push((m.id(), error.clone()));
+                beside_report = false;
+                continue;
+            }
             let retry = match (&failure, offending) {
                 (Some(_), Some(o)) => to_empty(session.conn(), &o, &emptied, emptied_all)
                     .await
@@ -570,6 +613,8 @@ impl Clock {
 #[derive(Debug, Clone)]
 struct Timing {
     start: Instant,
+    /// When it returned.
+    end: Option<Instant>,
     /// When the locks it took were released (end of its transaction).
     released: Option<Instant>,
     /// (relation oid, mode) of the locks it took first.
@@ -641,11 +686,22 @@ impl Offending {
     }
 }
 
-/// Runs one migration's up statement by statement on `session` and traces it.
+/// What tracing one up gave: its trace, why it failed, the rows it failed on, and whether it
+/// failed because its lock_timeout expired while the report query was open.
+type Traced = (
+    MigrationTrace,
+    Option<(Kind, String)>,
+    Option<Offending>,
+    bool,
+);
+
+/// Runs one migration's up statement by statement on `session` and traces it, beside the
+/// report query when `report_query`.
 async fn trace_migration(
     session: &mut Session,
     m: &Migration,
-) -> Result<(MigrationTrace, Option<(Kind, String)>, Option<Offending>), RunError> {
+    report_query: bool,
+) -> Result<Traced, RunError> {
     let db = session.db().clone();
     let before = State::read(session.conn()).await.map_err(lost)?;
     let existing = Existing::from_state(&before);
@@ -653,7 +709,14 @@ async fn trace_migration(
     let sampler = Sampler::start(&db, session.pid(), &existing, touched)
         .await
         .map_err(lost)?;
-    let probes = Probes::start(&db, existing.tables(), announced).await;
+    let tables = existing.tables();
+    let probes = Probes::start(&db, tables.clone(), announced).await;
+    // last, so that its hold starts as the migration does
+    let report = if report_query {
+        ReportQuery::open(&db, &tables.values().collect::<Vec<_>>()).await
+    } else {
+        None
+    };
     let mut t = Tracer {
         script: &m.up,
         existing,
@@ -671,16 +734,37 @@ async fn trace_migration(
     };
     let result = session.apply_observed(&m.up, &mut t).await;
     let duration = t.clock.now();
+    let report_query = match report {
+        Some(report) => {
+            let (ready, tables) = (report.ready, report.tables.clone());
+            let end = report.close().await.unwrap_or_else(Instant::now);
+            Some(trace::ReportQuery {
+                tables,
+                held_ms: ms(end.saturating_duration_since(ready.max(t.clock.start))),
+            })
+        }
+        None => None,
+    };
     if let Some(sampler) = t.sampler.take() {
         sampler.stop().await;
     }
     let waits = probes.stop().await;
-    let (failure, offending) = match result {
-        Ok(()) => (None, None),
+    let (failure, offending, lock_timed_out) = match result {
+        Ok(()) => (None, None, false),
         Err(e) if e.is_environment() => return Err(RunError::Lost(e.to_string())),
-        Err(e) => (Some((e.kind(), e.to_string())), Offending::of(&e)),
+        Err(e) => {
+            let timed_out = matches!(&e, StepError::Sql { location, .. }
+                if location.sqlstate.as_deref() == Some(LOCK_NOT_AVAILABLE));
+            (
+                Some((e.kind(), e.to_string())),
+                Offending::of(&e),
+                timed_out,
+            )
+        }
     };
-    let table_waits = t.attribute(&waits);
+    // the report query was open: it is what the lock request timed out behind
+    let behind_report = lock_timed_out && report_query.is_some();
+    let (table_waits, probe_waits) = t.attribute(&waits);
     let trace = MigrationTrace {
         migration: m.id(),
         file: m.up.path.display().to_string(),
@@ -688,10 +772,15 @@ async fn trace_migration(
         filled: Vec::new(),
         statements: t.statements,
         waits: table_waits,
+        probe_waits,
+        report_query,
         error: failure.as_ref().map(|(_, message)| message.clone()),
     };
-    Ok((trace, failure, offending))
+    Ok((trace, failure, offending, behind_report))
 }
+
+/// SQLSTATE `lock_not_available`: a `lock_timeout` expired.
+const LOCK_NOT_AVAILABLE: &str = "55P03";
 
 fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
@@ -740,6 +829,16 @@ impl Observer for Tracer<'_> {
         };
         let end = Instant::now();
         self.statements[at].duration_ms = ms(self.clock.now().saturating_sub(start));
+        let wall = self.timings[at].start;
+        self.timings[at].end = Some(end);
+        let queue = self
+            .sampler
+            .as_ref()
+            .map(|s| s.queue_between(wall, end))
+            .unwrap_or_default();
+        let waited = lock_wait(&queue, wall, end);
+        self.statements[at].lock_wait_ms = ms(waited);
+        self.statements[at].traffic.queue_max = u64::from(deepest(&queue));
         if let Some(before) = &before {
             self.timings[at].released = Some(end);
             self.sampled_locks(at, end);
@@ -761,7 +860,8 @@ impl Observer for Tracer<'_> {
                 self.prev = now;
             }
         } else if failed.is_none() {
-            self.locks_taken(conn, at, start).await?;
+            // a lock is held from when the statement got it, not from when it asked for it
+            self.locks_taken(conn, at, start + waited).await?;
         }
         if let Some(e) = failed {
             self.statements[at].error = Some(e.to_string());
@@ -813,11 +913,13 @@ impl Tracer<'_> {
             sql: sql.to_owned(),
             transaction: self.unit.as_ref().map_or(self.units, |u| u.number),
             in_transaction,
+            start_ms: ms(start.saturating_duration_since(self.clock.start)),
             lock_timeout: self.prev.lock_timeout.clone(),
             ..StatementTrace::default()
         });
         self.timings.push(Timing {
             start,
+            end: None,
             released: None,
             took: Vec::new(),
         });
@@ -834,13 +936,13 @@ impl Tracer<'_> {
         }
     }
 
-    /// Statement `at`, inside a transaction, completed: the locks it took first are read on
-    /// its own connection.
+    /// Statement `at`, inside a transaction, completed: the locks it took first (`acquired`
+    /// on the migration's clock) are read on its own connection.
     async fn locks_taken(
         &mut self,
         conn: &mut PgConnection,
         at: usize,
-        start: Duration,
+        acquired: Duration,
     ) -> Result<(), sqlx::Error> {
         let now = self.observe(conn).await?;
         let c = changes(&self.existing, &self.prev, &now, true);
@@ -855,7 +957,7 @@ impl Tracer<'_> {
             {
                 continue;
             }
-            unit.taken.push((oid, mode.clone(), at, start));
+            unit.taken.push((oid, mode.clone(), at, acquired));
             let lock = self.lock_taken(oid, &mode);
             self.statements[at].locks.push(lock);
             self.timings[at].took.push((oid, mode));
@@ -890,10 +992,14 @@ impl Tracer<'_> {
             self.timings[at].took.push((oid, mode));
         }
     }
-    /// Gives each probe wait to the statement whose lock made it wait, and returns the longest
-    /// wait per table the migration locked.
-    fn attribute(&mut self, waits: &[Wait]) -> Vec<TableWait> {
+    /// Gives each probe wait to the statement whose lock made it wait (else to the statement
+    /// running when it started) and each failure to the statement running when it failed,
+    /// fills every statement's traffic, and returns the longest wait per table the migration
+    /// locked and every wait on the migration's timeline.
+    fn attribute(&mut self, waits: &[Wait]) -> (Vec<TableWait>, Vec<ProbeWait>) {
         let slack = Duration::from_millis(5);
+        let mut credited: Vec<Vec<u64>> = vec![Vec::new(); self.statements.len()];
+        let mut timeline = Vec::new();
         for w in waits {
             let conflicts = |mode: &str| match w.access {
                 Access::Read => blocks_reads(mode),
@@ -911,10 +1017,43 @@ impl Tracer<'_> {
                 })
                 .or_else(|| self.timings.iter().rposition(|t| t.start <= w.start))
                 .unwrap_or(0);
+            let d = ms(w.duration());
             if let Some(s) = self.statements.get_mut(cause) {
-                s.longest_wait_ms = s.longest_wait_ms.max(ms(w.duration()));
+                s.longest_wait_ms = s.longest_wait_ms.max(d);
             }
+            if let Some(waited) = credited.get_mut(cause) {
+                waited.push(d);
+            }
+            if w.failed.is_some() {
+                let running = self.timings.iter().rposition(|t| t.start <= w.end);
+                if let Some(s) = self.statements.get_mut(running.unwrap_or(0)) {
+                    s.traffic.failed += 1;
+                }
+            }
+            timeline.push(ProbeWait {
+                table: self
+                    .existing
+                    .get(w.table)
+                    .map(|r| r.display_name())
+                    .unwrap_or_default(),
+                access: match w.access {
+                    Access::Read => "read",
+                    Access::Write => "write",
+                }
+                .into(),
+                start_ms: ms(w.start.saturating_duration_since(self.clock.start)),
+                duration_ms: d,
+                statement: cause + 1,
+                failed: w.failed.clone(),
+            });
         }
+        for (s, mut waited) in self.statements.iter_mut().zip(credited) {
+            waited.sort_unstable();
+            s.traffic.waited = waited.len() as u64;
+            s.traffic.wait_p50_ms = median(&waited);
+            s.traffic.wait_max_ms = waited.last().copied().unwrap_or(0);
+        }
+        timeline.sort_by(|a, b| a.start_ms.cmp(&b.start_ms).then(a.table.cmp(&b.table)));
         let mut tables: BTreeMap<String, TableWait> = BTreeMap::new();
         let locked = self
             .statements
@@ -955,6 +1094,27 @@ impl Tracer<'_> {
                 .cmp(&a.longest_wait_ms)
                 .then(a.table.cmp(&b.table))
         });
-        out
+        (out, timeline)
+    }
+}
+
+/// The middle of sorted `values` (the lower middle one for an even count); 0 for none.
+fn median(sorted: &[u64]) -> u64 {
+    match sorted.len() {
+        0 => 0,
+        n => sorted[(n - 1) / 2],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn the_median_of_an_even_count_is_the_lower_middle() {
+        assert_eq!(median(&[]), 0);
+        assert_eq!(median(&[7]), 7);
+        assert_eq!(median(&[1, 5, 9]), 5);
+        assert_eq!(median(&[1, 5, 9, 200]), 5);
     }
 }

@@ -1,6 +1,8 @@
 //! The lock analysis against a real PostgreSQL: every hazard rule fires on its example under
 //! `examples/locks/<rule>` and stays quiet on its safe twin `examples/locks/<rule>_safe`; the
 //! trace names tables, lock modes and rewrites; the probe's measured wait grows with `--rows`;
+//! an ALTER queues behind the report query and the application behind it
+//! (`examples/locks/alter_queues_behind_report_query`), drawn by `--format html`;
 //! `check --locks` reports hazards as findings or notes.
 
 mod common;
@@ -411,9 +413,268 @@ fn every_rule_has_a_hazard_example_and_a_safe_twin() {
     let mut expected: Vec<String> = migproof::locks::RULES
         .iter()
         .flat_map(|r| [r.id().to_string(), format!("{}_safe", r.id())])
+        .chain(TRAFFIC_EXAMPLES.iter().map(|e| e.to_string()))
         .collect();
     expected.sort();
-    assert_eq!(on_disk, expected);
+    assert_eq!(
+        on_disk, expected,
+        "a new example under examples/locks needs a rule or a place in TRAFFIC_EXAMPLES, and a \
+         test"
+    );
+}
+
+/// The examples under `examples/locks` about the traffic during a lock rather than a rule, each
+/// with its test below.
+const TRAFFIC_EXAMPLES: &[&str] = &["alter_queues_behind_report_query"];
+
+/// The classic outage: `ADD COLUMN ... DEFAULT now()` rewrites nothing, but its ACCESS EXCLUSIVE
+/// request, with no lock_timeout, waits behind the report query's snapshot, and every read and
+/// write of the table queues behind it. The lock's hold time stays the time it was held: the
+/// wait to get it is the statement's `lock_wait_ms`, and is not a `lock_held_too_long`.
+#[test]
+fn alter_queues_behind_the_report_query_and_the_application_queues_behind_it() {
+    let (out, json) = locks_json(
+        "alter_queues_behind_report_query",
+        &["--rows", "2000", "--lock-threshold", "100ms"],
+    );
+    assert_eq!(out.status.code(), code::OK, "{json:#}");
+    assert_eq!(json["findings"], serde_json::json!([]), "{json:#}");
+    let notes = json["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 1, "{json:#}");
+    assert_eq!(notes[0]["migration"], "0002_add_order_created_at");
+    assert!(
+        notes[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("[access_exclusive_without_lock_timeout]"),
+        "{json:#}"
+    );
+
+    let migrations = json["locks"]["migrations"].as_array().unwrap();
+    assert!(
+        migrations[0].get("report_query").is_none(),
+        "no table exists before the first migration: {json:#}"
+    );
+    let m = &migrations[1];
+    assert_eq!(
+        m["report_query"]["tables"],
+        serde_json::json!(["public.orders"])
+    );
+    let held = m["report_query"]["held_ms"].as_u64().unwrap();
+    assert!(
+        (100..=300).contains(&held),
+        "report query open {held} ms: {m:#}"
+    );
+
+    let s = statement(&json, "0002_add_order_created_at", "ADD COLUMN created_at");
+    let lock_wait = s["lock_wait_ms"].as_u64().unwrap();
+    assert!(lock_wait >= 100, "the ALTER waited {lock_wait} ms: {s:#}");
+    assert!(s["duration_ms"].as_u64().unwrap() >= lock_wait, "{s:#}");
+    let lock = &s["locks"][0];
+    assert_eq!(
+        (lock["relation"].as_str(), lock["mode"].as_str()),
+        (Some("public.orders"), Some("AccessExclusiveLock")),
+        "{s:#}"
+    );
+    assert!(
+        lock["held_ms"].as_u64().unwrap() < 100,
+        "held from when it was granted, not from when it was asked for: {s:#}"
+    );
+    let traffic = &s["traffic"];
+    assert!(traffic["waited"].as_u64().unwrap() >= 2, "{s:#}");
+    assert!(traffic["wait_p50_ms"].as_u64().unwrap() >= 50, "{s:#}");
+    let max = traffic["wait_max_ms"].as_u64().unwrap();
+    assert!(max >= 100, "{s:#}");
+    assert_eq!(max, s["longest_wait_ms"].as_u64().unwrap(), "{s:#}");
+    assert_eq!(traffic["failed"], 0, "{s:#}");
+    assert!(
+        traffic["queue_max"].as_u64().unwrap() >= 2,
+        "the ALTER and the probe behind it: {s:#}"
+    );
+    let behind: Vec<(&str, &str, u64)> = m["probe_waits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["statement"] == 1 && w["duration_ms"].as_u64().unwrap() >= 100)
+        .map(|w| {
+            (
+                w["table"].as_str().unwrap(),
+                w["access"].as_str().unwrap(),
+                w["start_ms"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    for access in ["read", "write"] {
+        assert!(
+            behind
+                .iter()
+                .any(|(t, a, start)| *t == "public.orders" && *a == access && *start < lock_wait),
+            "a probe {access} queued behind the ALTER while it waited: {m:#}"
+        );
+    }
+}
+
+/// A probe query that fails for another reason than its own short lock_timeout (here the table
+/// it reads is renamed under it) is counted as failed, on the statement running when it failed.
+#[test]
+fn probe_queries_on_a_renamed_table_fail_and_are_counted() {
+    let dir = folder(&[
+        (
+            "0001_t.up.sql",
+            "create table t (id int primary key, v text);\n",
+        ),
+        ("0001_t.down.sql", "drop table t;\n"),
+        ("0002_rename.up.sql", "alter table t rename to t2;\n"),
+        ("0002_rename.down.sql", "alter table t2 rename to t;\n"),
+    ]);
+    let (_, json) = locks_json_at(dir.path(), &["--rows", "100"]);
+    let s = statement(&json, "0002_rename", "rename to t2");
+    assert!(s["traffic"]["failed"].as_u64().unwrap() >= 1, "{json:#}");
+    let failed: Vec<&str> = json["locks"]["migrations"][1]["probe_waits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w["failed"].as_str())
+        .collect();
+    assert!(
+        !failed.is_empty() && failed.iter().all(|code| *code == "42P01"),
+        "undefined_table: {json:#}"
+    );
+}
+
+/// An up whose lock_timeout is shorter than the report query's hold gives up behind it, as it
+/// would in production behind a long query: a `lock_analysis` note saying to deploy it with
+/// retries, and the up traced again without the report query, so the trace goes on.
+#[test]
+fn a_short_lock_timeout_expiring_behind_the_report_query_is_a_note_and_traced_again() {
+    let dir = folder(&[
+        ("0001_t.up.sql", "create table t (id int primary key);\n"),
+        ("0001_t.down.sql", "drop table t;\n"),
+        (
+            "0002_add.up.sql",
+            "set local lock_timeout = '20ms';\nalter table t add column v text;\n",
+        ),
+        ("0002_add.down.sql", "alter table t drop column v;\n"),
+        ("0003_u.up.sql", "create table u (id int);\n"),
+        ("0003_u.down.sql", "drop table u;\n"),
+    ]);
+    let (out, json) = locks_json_at(dir.path(), &["--rows", "100"]);
+    assert_eq!(out.status.code(), code::OK, "{json:#}");
+    assert_eq!(json["findings"], serde_json::json!([]), "{json:#}");
+    let notes = json["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 1, "{json:#}");
+    assert_eq!(notes[0]["kind"], "lock_analysis");
+    assert_eq!(notes[0]["migration"], "0002_add");
+    let message = notes[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("lock timeout")
+            && message.contains("expired behind the report query")
+            && message.contains("retries"),
+        "{message}"
+    );
+    let migrations = json["locks"]["migrations"].as_array().unwrap();
+    assert_eq!(migrations.len(), 3, "{json:#}");
+    assert!(migrations[1].get("report_query").is_none(), "{json:#}");
+    assert!(migrations[1].get("error").is_none(), "{json:#}");
+}
+
+/// `--format html`: one self-contained page (nothing fetched), with the migration, its
+/// statement (escaped), the report query and the probe queries that waited.
+#[test]
+fn html_is_one_self_contained_page_with_the_timeline() {
+    let dir = root().join("examples/locks/alter_queues_behind_report_query/migrations");
+    let out = migproof()
+        .args([
+            "locks",
+            "--backend",
+            "url",
+            "--rows",
+            "500",
+            "--format",
+            "html",
+        ])
+        .args(["--database-url", &server_url()])
+        .arg("--migrations")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        code::OK,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
+    assert_eq!(page.matches("<html").count(), 1, "{page}");
+    assert!(page.trim_end().ends_with("</html>"), "{page}");
+    for external in [
+        "src=", "<link", "<script", "http://", "https://", "url(", "@import",
+    ] {
+        assert!(!page.contains(external), "`{external}` in {page}");
+    }
+    assert!(
+        page.contains("<section id=\"0002_add_order_created_at\">"),
+        "{page}"
+    );
+    assert!(
+        page.contains(
+            "ALTER TABLE orders ADD COLUMN created_at timestamptz NOT NULL DEFAULT now()"
+        ),
+        "{page}"
+    );
+    assert!(page.contains("report query (REPEATABLE READ)"), "{page}");
+    assert!(page.contains("AccessExclusiveLock public.orders"), "{page}");
+    for access in ["read", "write"] {
+        assert!(
+            page.contains(&format!("probe {access} on public.orders waited")),
+            "{page}"
+        );
+    }
+}
+
+/// Only `locks` draws a lock trace: `--format html` (or `--report html=PATH`) elsewhere is a
+/// usage error naming the flag, before any server is reached.
+#[test]
+fn html_on_another_command_is_refused_naming_the_flag() {
+    let dir = root().join("examples/locks/alter_queues_behind_report_query/migrations");
+    for args in [
+        vec!["check", "--format", "html"],
+        vec!["fuzz", "--format", "html"],
+        vec!["check", "--report", "html=page.html"],
+        vec!["replay", "--format", "html"],
+    ] {
+        let out = migproof()
+            .args(&args)
+            .arg("--migrations")
+            .arg(&dir)
+            .args([
+                "--backend",
+                "url",
+                "--database-url",
+                "postgres://nobody@127.0.0.1:1/x",
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), code::USAGE, "{args:?}: {err}");
+        let flag = if args[1] == "--report" {
+            "`--report html=PATH`"
+        } else {
+            "`--format html`"
+        };
+        assert!(
+            err.contains(flag) && err.contains("migproof locks --format html"),
+            "{args:?}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    let out = migproof()
+        .args(["snapshot", "--format", "html"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), code::USAGE);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--format"));
 }
 
 #[test]

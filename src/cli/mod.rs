@@ -66,7 +66,15 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Print the golden schema snapshot after applying the migrations to an empty database.
     Snapshot(SnapshotArgs),
-    /// Trace the locks every statement of every up takes, at a given table size, and who waits.
+    /// Trace the locks every statement of every up takes, at a given table size, and who waits
+    /// behind them.
+    ///
+    /// Before each migration a report query opens a REPEATABLE READ transaction, counts the
+    /// rows of every existing table and stays open up to 200 ms (or until the migration ends),
+    /// while a probe reads and writes every table the migration locks. Each statement reports
+    /// its locks and how long they were held, how long it waited for them, how long the
+    /// probe's queries waited (p50, max), how many failed, and how many sessions queued for a
+    /// lock. `--format html` draws a timeline per migration.
     Locks(locks::LocksArgs),
     /// Run `check` and write its findings to a baseline file: `check --baseline FILE` then fails
     /// only on findings that are not in it.
@@ -93,6 +101,9 @@ pub enum OutputFormat {
     Gitlab,
     /// A Markdown pull-request comment.
     Markdown,
+    /// `locks` only: one self-contained HTML page with a timeline per migration (statements,
+    /// the locks they held, the report query and the probe's waiting reads and writes).
+    Html,
 }
 
 impl OutputFormat {
@@ -106,8 +117,29 @@ impl OutputFormat {
             OutputFormat::Sarif => report::sarif::render(report),
             OutputFormat::Gitlab => report::gitlab::render(report),
             OutputFormat::Markdown => report::markdown::render(report),
+            OutputFormat::Html => report::html::render(report),
         }
     }
+}
+
+/// `--format html` (or `--report html=PATH`) on a command other than `locks`: the page draws
+/// the lock trace, which only `locks` prints (`check --locks` reports hazards without it).
+fn refuse_html(command: &str, format: OutputFormat, reports: &[ReportFile]) -> Result<(), u8> {
+    let flag = if format == OutputFormat::Html {
+        "--format html"
+    } else if reports.iter().any(|r| r.format == OutputFormat::Html) {
+        "--report html=PATH"
+    } else {
+        return Ok(());
+    };
+    Err(error(
+        exit::USAGE,
+        &format!(
+            "`{flag}` draws the lock trace of `migproof locks`, which `{command}` does not \
+             make; use `migproof locks --format html`, or another --format for `{command}` \
+             (human, json, junit, github, sarif, gitlab, markdown)"
+        ),
+    ))
 }
 
 /// `--report FORMAT=PATH`: one more rendering of the run, written to a file.
@@ -208,7 +240,8 @@ pub struct Common {
     pub access: AccessArgs,
 
     /// Output format on stdout: `human` on a terminal or in a log, `json` for tools, `junit`
-    /// for CI test reporters, `github` annotations, `sarif`, `gitlab` Code Quality, `markdown`.
+    /// for CI test reporters, `github` annotations, `sarif`, `gitlab` Code Quality, `markdown`,
+    /// and for `locks` only `html` (one self-contained page with a timeline per migration).
     /// With a machine format, a human summary still goes to stderr.
     #[arg(long, value_enum, default_value = "human")]
     pub format: OutputFormat,
@@ -501,6 +534,20 @@ async fn run(cli: Cli) -> u8 {
         Command::Baseline(_) => "baseline",
         Command::Init(_) => "init",
     });
+    let html = match &cli.command {
+        Command::Check(args) => refuse_html("check", args.common.format, &args.common.reports),
+        Command::Baseline(args) => refuse_html(
+            "baseline",
+            args.check.common.format,
+            &args.check.common.reports,
+        ),
+        Command::Fuzz(args) => refuse_html("fuzz", args.common.format, &args.common.reports),
+        Command::Replay(args) => refuse_html("replay", args.format, &args.reports),
+        Command::Snapshot(_) | Command::Locks(_) | Command::Init(_) => Ok(()),
+    };
+    if let Err(code) = html {
+        return code;
+    }
     match cli.command {
         Command::Check(args) => check::run_check(args, &mut interrupts).await,
         Command::Baseline(args) => check::run_baseline(args, &mut interrupts).await,

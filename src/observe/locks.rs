@@ -1,8 +1,10 @@
 //! The lock trace's observations: the state of the migrating backend read on its own connection
 //! between statements (relation files, constraints, NOT NULL columns, scans, locks held,
 //! `lock_timeout`), what one statement changed in it ([`changes`]), and a [`Sampler`] that
-//! polls `pg_locks` for the migrating backend from a second connection while a statement runs
-//! that cannot run in a transaction block. Read-only; judging is left to `crate::locks::rules`.
+//! polls `pg_locks` and `pg_stat_activity` from a second connection while a migration runs: the
+//! locks of the migrating backend (for statements that cannot run in a transaction block), and
+//! the queue of backends waiting for a lock. Read-only; judging is left to
+//! `crate::locks::rules`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -272,11 +274,30 @@ pub struct Seen {
     pub last: Instant,
 }
 
-/// Polls `pg_locks` for the migrating backend from a second connection for as long as a
-/// migration runs. It records when each lock on an existing relation was seen, and announces
-/// every existing table the migration locks, once, on `touched` (the probe starts on it).
+/// One look at the lock queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueSample {
+    pub at: Instant,
+    /// Backends of the scratch database waiting for a lock (the migrating one included).
+    pub waiting: u32,
+    /// Whether the migrating backend was one of them.
+    pub migration_waits: bool,
+}
+
+/// What the sampler saw.
+#[derive(Debug, Default)]
+struct Samples {
+    seen: Vec<Seen>,
+    queue: Vec<QueueSample>,
+}
+
+/// Polls `pg_locks` and `pg_stat_activity` from a second connection for as long as a migration
+/// runs. It records when each lock of the migrating backend on an existing relation was seen
+/// granted, how many backends waited for a lock, and announces every existing table the
+/// migration locks or waits to lock, once, on `touched` (the probe starts on it: a table the
+/// migration queues for is where the application queues behind it).
 pub struct Sampler {
-    seen: Arc<Mutex<Vec<Seen>>>,
+    samples: Arc<Mutex<Samples>>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -292,46 +313,57 @@ impl Sampler {
         touched: mpsc::UnboundedSender<i64>,
     ) -> Result<Sampler, sqlx::Error> {
         let mut conn = db.connect().await?;
-        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let samples: Arc<Mutex<Samples>> = Arc::default();
         let (stop, mut stopped) = watch::channel(false);
         let existing = existing.clone();
-        let record = Arc::clone(&seen);
+        let record = Arc::clone(&samples);
         let task = tokio::spawn(async move {
             let mut open: HashMap<(i64, String), usize> = HashMap::new();
             let mut announced: BTreeSet<i64> = BTreeSet::new();
             while !*stopped.borrow() {
-                let Ok(rows) = sqlx::query_as::<_, (i64, String)>(SAMPLE)
-                    .bind(pid)
-                    .fetch_all(&mut conn)
-                    .await
+                let Ok((waiting, migration_waits, locks)) =
+                    sqlx::query_as::<_, (i64, bool, String)>(SAMPLE)
+                        .bind(pid)
+                        .fetch_one(&mut conn)
+                        .await
                 else {
                     break;
                 };
+                let rows: Vec<(i64, String, bool)> =
+                    serde_json::from_str(&locks).unwrap_or_default();
                 let now = Instant::now();
                 let mut still = HashMap::new();
                 {
-                    let mut seen = record.lock().expect("not poisoned");
-                    for (oid, mode) in rows {
+                    let mut samples = record.lock().expect("not poisoned");
+                    samples.queue.push(QueueSample {
+                        at: now,
+                        waiting: u32::try_from(waiting).unwrap_or(u32::MAX),
+                        migration_waits,
+                    });
+                    for (oid, mode, granted) in rows {
                         let Some(rel) = existing.get(oid) else {
                             continue;
                         };
                         if rel.is_table() && announced.insert(oid) {
                             let _ = touched.send(oid);
                         }
+                        if !granted {
+                            continue;
+                        }
                         let key = (oid, mode);
                         let at = match open.get(&key) {
                             Some(&at) => {
-                                seen[at].last = now;
+                                samples.seen[at].last = now;
                                 at
                             }
                             None => {
-                                seen.push(Seen {
+                                samples.seen.push(Seen {
                                     oid,
                                     mode: key.1.clone(),
                                     first: now,
                                     last: now,
                                 });
-                                seen.len() - 1
+                                samples.seen.len() - 1
                             }
                         };
                         still.insert(key, at);
@@ -344,15 +376,32 @@ impl Sampler {
                 }
             }
         });
-        Ok(Sampler { seen, stop, task })
+        Ok(Sampler {
+            samples,
+            stop,
+            task,
+        })
     }
 
-    /// Locks seen at some time between `from` and `to`.
+    /// Locks seen granted at some time between `from` and `to`.
     pub fn seen_between(&self, from: Instant, to: Instant) -> Vec<Seen> {
-        let seen = self.seen.lock().expect("not poisoned");
-        seen.iter()
+        let samples = self.samples.lock().expect("not poisoned");
+        samples
+            .seen
+            .iter()
             .filter(|s| s.last >= from && s.first <= to)
             .cloned()
+            .collect()
+    }
+
+    /// The queue samples taken between `from` and `to`.
+    pub fn queue_between(&self, from: Instant, to: Instant) -> Vec<QueueSample> {
+        let samples = self.samples.lock().expect("not poisoned");
+        samples
+            .queue
+            .iter()
+            .filter(|q| q.at >= from && q.at <= to)
+            .copied()
             .collect()
     }
 
@@ -360,6 +409,25 @@ impl Sampler {
         let _ = self.stop.send(true);
         let _ = self.task.await;
     }
+}
+
+/// The most backends seen waiting for a lock at once among `samples`.
+pub fn deepest(samples: &[QueueSample]) -> u32 {
+    samples.iter().map(|q| q.waiting).max().unwrap_or(0)
+}
+
+/// How long a statement that ran from `from` to `to` waited for its locks, by the `samples`
+/// taken meanwhile: up to the first sample after the last one that saw the migrating backend
+/// wait (`to` when there is none), zero when none saw it wait. Accurate to a sampling interval.
+pub fn lock_wait(samples: &[QueueSample], from: Instant, to: Instant) -> Duration {
+    let Some(last) = samples.iter().rposition(|q| q.migration_waits) else {
+        return Duration::ZERO;
+    };
+    let granted = samples[last + 1..]
+        .iter()
+        .find(|q| !q.migration_waits)
+        .map_or(to, |q| q.at.min(to));
+    granted.saturating_duration_since(from)
 }
 
 pub use crate::report::locks::{blocks_reads, blocks_writes, strength, MODES};
@@ -484,6 +552,31 @@ mod tests {
             .map(|v| (v.object.as_str(), v.how.as_str()))
             .collect();
         assert_eq!(hows, [("t_fk", "validate"), ("t_check", "added")]);
+    }
+
+    #[test]
+    fn the_lock_wait_ends_at_the_first_sample_after_the_last_that_saw_the_migration_wait() {
+        let t0 = Instant::now();
+        let at = |ms: u64, waiting: u32, migration_waits: bool| QueueSample {
+            at: t0 + Duration::from_millis(ms),
+            waiting,
+            migration_waits,
+        };
+        let end = t0 + Duration::from_millis(100);
+        let never = [at(5, 2, false), at(10, 0, false)];
+        assert_eq!(lock_wait(&never, t0, end), Duration::ZERO);
+        let waited = [
+            at(5, 1, true),
+            at(40, 3, true),
+            at(45, 0, false),
+            at(50, 0, false),
+        ];
+        assert_eq!(lock_wait(&waited, t0, end), Duration::from_millis(45));
+        assert_eq!(deepest(&waited), 3);
+        // still waiting at the last sample: granted by the time the statement ended
+        let to_the_end = [at(5, 1, true), at(90, 1, true)];
+        assert_eq!(lock_wait(&to_the_end, t0, end), Duration::from_millis(100));
+        assert_eq!(deepest(&[]), 0);
     }
 
     #[test]

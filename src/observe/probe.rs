@@ -3,7 +3,9 @@
 //! and a write (`DELETE FROM t WHERE false` in a transaction that is rolled back: it takes the
 //! ROW EXCLUSIVE lock every write takes and changes nothing). Each runs in a loop under a
 //! short `lock_timeout`, so the probe never queues for long in front of the migration, and a
-//! run of timed-out attempts followed by one that gets through is one wait.
+//! run of timed-out attempts followed by one that gets through is one wait. An attempt that
+//! fails for any other reason (the table was dropped or renamed, a statement timeout) ends the
+//! wait as a failure, and that probe stops.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -32,6 +34,9 @@ pub struct Wait {
     pub access: Access,
     pub start: Instant,
     pub end: Instant,
+    /// The last attempt failed for a reason other than the probe's own `lock_timeout` (its
+    /// SQLSTATE is `code`): the application's query would have failed.
+    pub failed: Option<String>,
 }
 
 impl Wait {
@@ -202,6 +207,14 @@ fn is_lock_timeout(e: &sqlx::Error) -> bool {
     }
 }
 
+/// The SQLSTATE of a failed attempt; `08006` (connection failure) when the server sent none.
+fn sqlstate(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db) => db.code().map_or_else(|| "XX000".into(), |c| c.into_owned()),
+        _ => "08006".into(),
+    }
+}
+
 async fn probe(
     mut conn: PgConnection,
     table: i64,
@@ -234,15 +247,17 @@ async fn probe(
             }
             other => {
                 let since = blocked_since.take().unwrap_or(start);
-                if end - since >= NOISE {
+                let failed = other.err().map(|e| sqlstate(&e));
+                if end - since >= NOISE || failed.is_some() {
                     waits.push(Wait {
                         table,
                         access,
                         start: since,
                         end,
+                        failed: failed.clone(),
                     });
                 }
-                if other.is_err() {
+                if failed.is_some() {
                     break; // the table is gone or changed shape: nothing more to measure
                 }
             }

@@ -1,6 +1,8 @@
 //! The lock trace of `migproof locks` as data (per migration, per statement: locks and modes per
-//! relation, rewrites, index builds, validations, duration, the longest wait it caused) and its
-//! human rendering, a table per migration. The runner (`crate::locks`) fills it.
+//! relation, rewrites, index builds, validations, duration, the application traffic it made
+//! wait; per migration, every probe wait and the report query on one timeline) and its human
+//! rendering, a table per migration. The runner (`crate::locks`) fills it; `report::html` draws
+//! it.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -37,6 +39,13 @@ pub struct MigrationTrace {
     pub statements: Vec<StatementTrace>,
     /// The longest wait of the probe per table it touched, largest first.
     pub waits: Vec<TableWait>,
+    /// Every probe query that waited (1 ms or more) or failed, in the order they started.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub probe_waits: Vec<ProbeWait>,
+    /// The report transaction held open beside the migration; none when no table existed
+    /// before it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report_query: Option<ReportQuery>,
     /// Why the up stopped, when it did (`file:line: server message`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -56,7 +65,15 @@ pub struct StatementTrace {
     /// False for statements run outside a transaction block (`CREATE INDEX CONCURRENTLY`),
     /// whose locks are sampled from a second connection while they run.
     pub in_transaction: bool,
+    /// When it started, in ms after the migration started (wall time, migproof's observation
+    /// queries between statements included): its place on the timeline.
+    pub start_ms: u64,
+    /// Wall time, including `lock_wait_ms`.
     pub duration_ms: u64,
+    /// How long it waited for a lock before it could go on (its backend seen waiting by the
+    /// sampler, accurate to a few ms): behind the report query, for example. Not part of the
+    /// `held_ms` of the locks it took.
+    pub lock_wait_ms: u64,
     /// `lock_timeout` in effect when the statement started (`0` is none).
     pub lock_timeout: String,
     /// Locks on relations that existed before the migration, first taken by this statement.
@@ -71,8 +88,54 @@ pub struct StatementTrace {
     pub validations: Vec<Validation>,
     /// The longest probe wait this statement's locks caused.
     pub longest_wait_ms: u64,
+    /// The application's traffic while it ran.
+    pub traffic: Traffic,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// What the application's reads and writes (the probe) went through while one statement ran.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Traffic {
+    /// Probe queries this statement made wait 1 ms or more: credited to the statement whose
+    /// lock blocked them, else to the statement running when they started.
+    pub waited: u64,
+    /// The median of those waits (the lower middle one for an even count), 0 when none.
+    pub wait_p50_ms: u64,
+    /// The longest of those waits (`longest_wait_ms`).
+    pub wait_max_ms: u64,
+    /// Probe queries that failed while it ran, for a reason other than the probe's own short
+    /// `lock_timeout`: the table dropped or renamed, a statement timeout.
+    pub failed: u64,
+    /// The most sessions seen waiting for a lock at once while it ran (the migration's own
+    /// included when it waited), sampled every few ms from `pg_stat_activity`.
+    pub queue_max: u64,
+}
+
+/// One probe query that waited, on its migration's timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProbeWait {
+    pub table: String,
+    /// `read` or `write`.
+    pub access: String,
+    /// When its first blocked attempt started, in ms after the migration started.
+    pub start_ms: u64,
+    pub duration_ms: u64,
+    /// The statement it is credited to (1-based, as `StatementTrace::statement`).
+    pub statement: usize,
+    /// The SQLSTATE of the error it ended with, when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
+}
+
+/// The long report query held beside a migration: a `REPEATABLE READ` transaction that
+/// counted the rows of `tables` just before the migration started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReportQuery {
+    pub tables: Vec<String>,
+    /// How long it stayed open after the migration started (at most 200 ms, and never past
+    /// the migration's end).
+    pub held_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -131,7 +194,7 @@ pub struct TableWait {
 const SQL_WIDTH: usize = 48;
 
 /// For the table: the strongest lock per relation other than indexes (the JSON has them all).
-fn strongest_per_relation(locks: &[LockTaken]) -> Vec<&LockTaken> {
+pub(crate) fn strongest_per_relation(locks: &[LockTaken]) -> Vec<&LockTaken> {
     let mut out: Vec<&LockTaken> = Vec::new();
     for lock in locks.iter().filter(|l| l.kind != "index") {
         match out.iter_mut().find(|l| l.relation == lock.relation) {
@@ -152,6 +215,30 @@ fn short(sql: &str, width: usize) -> String {
         let cut: String = flat.chars().take(width - 1).collect();
         format!("{cut}…")
     }
+}
+
+/// What the application went through while `s` ran, when anything: its own wait for a lock,
+/// the probe queries it made wait, those that failed, and the deepest lock queue.
+fn traffic_line(s: &StatementTrace) -> Option<String> {
+    let t = &s.traffic;
+    if s.lock_wait_ms == 0 && t.waited == 0 && t.failed == 0 && t.queue_max == 0 {
+        return None;
+    }
+    let mut parts = Vec::new();
+    if s.lock_wait_ms > 0 {
+        parts.push(format!("waited {} ms for its lock", s.lock_wait_ms));
+    }
+    parts.push(format!(
+        "{} probe quer{} waited (p50 {} ms, max {} ms), {} failed, up to {} session(s) queued \
+         for a lock",
+        t.waited,
+        if t.waited == 1 { "y" } else { "ies" },
+        t.wait_p50_ms,
+        t.wait_max_ms,
+        t.failed,
+        t.queue_max
+    ));
+    Some(parts.join("; "))
 }
 
 /// A table per migration: statement, locks and modes per relation, rewrite, duration and the
@@ -202,9 +289,20 @@ pub fn render_human(trace: &LockTrace, colour: bool) -> String {
                 s.longest_wait_ms,
                 locks,
             );
+            if let Some(traffic) = traffic_line(s) {
+                let _ = writeln!(out, "            {traffic}");
+            }
             if let Some(e) = &s.error {
                 let _ = writeln!(out, "            {}", c(&format!("failed: {e}"), "31"));
             }
+        }
+        if let Some(r) = &m.report_query {
+            let _ = writeln!(
+                out,
+                "  report query: REPEATABLE READ over {}, open {} ms into the migration",
+                r.tables.join(", "),
+                r.held_ms
+            );
         }
         if !m.waits.is_empty() {
             let waits: Vec<String> = m
@@ -260,8 +358,20 @@ mod tests {
                         held_ms: 13,
                     }],
                     longest_wait_ms: 11,
+                    lock_wait_ms: 40,
+                    traffic: Traffic {
+                        waited: 3,
+                        wait_p50_ms: 9,
+                        wait_max_ms: 11,
+                        failed: 0,
+                        queue_max: 2,
+                    },
                     ..Default::default()
                 }],
+                report_query: Some(ReportQuery {
+                    tables: vec!["public.orders".into()],
+                    held_ms: 52,
+                }),
                 waits: vec![TableWait {
                     table: "public.orders".into(),
                     read_wait_ms: 0,
@@ -275,6 +385,17 @@ mod tests {
         assert!(text.contains("public.orders ShareLock (13 ms)"), "{text}");
         assert!(
             text.contains("public.orders reads 0 ms, writes 11 ms"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "waited 40 ms for its lock; 3 probe queries waited (p50 9 ms, max 11 ms), 0 \
+                 failed, up to 2 session(s) queued for a lock"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("report query: REPEATABLE READ over public.orders, open 52 ms"),
             "{text}"
         );
     }

@@ -5,6 +5,7 @@
 pub mod baseline;
 pub mod github;
 pub mod gitlab;
+pub mod html;
 pub mod human;
 pub mod json;
 pub mod junit;
