@@ -41,6 +41,8 @@ pub struct CheckOptions {
     pub data_dependent_warn: bool,
     /// How long one step may run before it is stopped and reported as `timeout`.
     pub step_timeout: Duration,
+    /// Live columns' statistics the seeded rows take the shape of (`--stats-from`).
+    pub shapes: crate::model::seed::Shapes,
     /// Rows to check the pending migrations over besides seeded ones (`--data-from`).
     pub data_from: Option<DataFrom>,
     /// What a failing statement of the previous release is (`--compat off|note|error`).
@@ -858,7 +860,7 @@ impl<'a> Run<'a> {
         due.extend(same.iter().zip(empty).filter(|(_, e)| *e).map(|(t, _)| *t));
         let due: Vec<catalog::Table> = due.into_iter().cloned().collect();
         let seeded = s
-            .seed(&due, self.rounds, &self.set.data)
+            .seed(&due, self.rounds, &self.set.data, &self.options.shapes)
             .await
             .map_err(lost)?;
         for t in due {
@@ -1437,7 +1439,7 @@ impl<'a> Run<'a> {
         if changed.is_empty() && queries.is_empty() {
             return Ok(None);
         }
-        let probes = compat::probes(s, &changed, &queries, &self.set.data)
+        let probes = compat::probes(s, &changed, &queries, &self.set.data, &self.options.shapes)
             .await
             .map_err(lost)?;
         let before = compat::run(s, &probes, tables).await.map_err(lost)?;

@@ -275,10 +275,11 @@ pub async fn probes(
     tables: &[&Table],
     queries: &[&Query],
     rules: &DataRules,
+    shapes: &seed::Shapes,
 ) -> Result<Vec<Probe>, sqlx::Error> {
     let mut out = Vec::new();
     for table in tables {
-        let row = s.seed_row(table, ROW, ROUND, rules).await?;
+        let row = s.seed_row(table, ROW, ROUND, rules, shapes).await?;
         out.extend(table_probes(table, &row));
     }
     out.extend(queries.iter().map(|q| Probe {

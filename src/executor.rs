@@ -883,10 +883,11 @@ impl Session {
         tables: &[Table],
         round: usize,
         rules: &DataRules,
+        shapes: &seed::Shapes,
     ) -> Result<Seeded, sqlx::Error> {
         let mut seeded = Seeded::default();
         for table in catalog::parents_first(tables) {
-            let given = given(table, rules);
+            let given = given(table, rules, shapes);
             let mut targets: seed::Targets = Vec::new();
             for fk in &table.foreign_keys {
                 targets.push(self.fk_targets(fk).await?);
@@ -1052,8 +1053,9 @@ impl Session {
         i: usize,
         round: usize,
         rules: &DataRules,
+        shapes: &seed::Shapes,
     ) -> Result<seed::Row, sqlx::Error> {
-        let given = given(table, rules);
+        let given = given(table, rules, shapes);
         let mut targets: seed::Targets = Vec::new();
         for fk in &table.foreign_keys {
             targets.push(self.fk_targets(fk).await?);
@@ -1075,16 +1077,22 @@ impl Session {
     }
 }
 
-/// The values `[seed]` gives the columns of `table`.
-fn given<'a>(table: &'a Table, rules: &'a DataRules) -> seed::Given<'a> {
+/// Where the seeder takes the columns of `table` from, when not from itself: the values
+/// `[seed]` gives, else the shape of a live column's statistics (`--stats-from`).
+fn given<'a>(table: &'a Table, rules: &'a DataRules, shapes: &'a seed::Shapes) -> seed::Given<'a> {
     table
         .columns
         .iter()
         .filter_map(|c| {
-            Some((
-                c.name.as_str(),
-                rules.pick(&table.schema, &table.name, &c.name)?,
-            ))
+            let pick = match rules.seed_values(&table.schema, &table.name, &c.name) {
+                Some(values) => seed::Pick::Values(values),
+                None if shapes.is_empty() => return None,
+                None => {
+                    let key = format!("{}.{}.{}", table.schema, table.name, c.name);
+                    seed::Pick::Shaped(shapes.get(&key)?)
+                }
+            };
+            Some((c.name.as_str(), pick))
         })
         .collect()
 }

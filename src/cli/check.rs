@@ -100,12 +100,12 @@ async fn on_one_server(
     }
     let bar = progress::Bar::migrations(args.common.format == OutputFormat::Human);
     let work = async {
-        let mut set = set;
+        let mut options = options;
         let mut shaped = None;
         if let Some(url) = &args.stats_from {
             let stats = crate::stats_from::read(url).await?;
             shaped = Some(stats.describe(&crate::backend::url::redact(url)));
-            set.data.shapes = stats.shapes;
+            options.shapes = stats.shapes;
         }
         let mut report = check::run(&server, &set, &options, &bar).await?;
         report.summary.stats_from = shaped;
@@ -274,6 +274,7 @@ fn check_plan(
         data_dependent_warn: level == Some(Level::Warn),
         compat: args.compat.or(file.compat).unwrap_or_default(),
         data_from: args.data_from.clone(),
+        shapes: Default::default(),
         step_timeout,
         locks: args.locks.resolve(set, step_timeout),
         jobs: args.jobs.or(file.jobs).map_or_else(

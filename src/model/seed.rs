@@ -29,6 +29,9 @@ pub enum Pick<'a> {
     Shaped(&'a Shape),
 }
 
+/// Live columns' statistics as seeded rows, by `schema.table.column` (`--stats-from`).
+pub type Shapes = std::collections::BTreeMap<String, Shape>;
+
 /// A live column's statistics as seeded rows (`--stats-from`): of the [`ROWS`] rows of a
 /// round, the first `nulls` are NULL (its null fraction), and the next take `values` in turn
 /// (its most common values as often as they are common, then values spread over its histogram

@@ -29,7 +29,6 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{Format, Migration, SourceError};
-use crate::model::seed::Pick;
 
 pub const FILE: &str = "migproof.toml";
 
@@ -297,9 +296,6 @@ pub struct DataRules {
     /// (`[seed]`, top level in migproof.toml).
     #[serde(skip)]
     pub seed: BTreeMap<String, Vec<String>>,
-    /// Live columns' statistics as seeded rows, by `schema.table.column` (`--stats-from`).
-    #[serde(skip)]
-    pub shapes: BTreeMap<String, crate::model::seed::Shape>,
 }
 
 impl DataRules {
@@ -314,20 +310,6 @@ impl DataRules {
             .get(&long)
             .or_else(|| self.seed.get(&short))
             .map(Vec::as_slice)
-    }
-
-    /// Where the seeder takes column `column` of table `schema.table` from, when not from
-    /// itself: `[seed]` first, then the live statistics of `--stats-from`.
-    pub fn pick(&self, schema: &str, table: &str, column: &str) -> Option<Pick<'_>> {
-        if let Some(values) = self.seed_values(schema, table, column) {
-            return Some(Pick::Values(values));
-        }
-        if self.shapes.is_empty() {
-            return None;
-        }
-        self.shapes
-            .get(&format!("{schema}.{table}.{column}"))
-            .map(Pick::Shaped)
     }
 
     /// The assumption the project wrote for `migration`, if any.
