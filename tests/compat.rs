@@ -257,3 +257,35 @@ fn an_unknown_compat_mode_is_a_usage_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--compat"), "{err}");
 }
+
+/// A type the previous release's values do not convert to: its insert sends text (as its
+/// typed parameters would), which a `jsonb` column does not take without a cast.
+#[test]
+fn a_type_old_values_do_not_convert_to_breaks_the_previous_release() {
+    let dir = folder(&[
+        (
+            "0001_notes.up.sql",
+            "CREATE TABLE notes (id bigserial PRIMARY KEY, body text NOT NULL);",
+        ),
+        ("0001_notes.down.sql", "DROP TABLE notes;"),
+        (
+            "0002_body_jsonb.up.sql",
+            "ALTER TABLE notes ALTER COLUMN body TYPE jsonb USING to_jsonb(body);",
+        ),
+        (
+            "0002_body_jsonb.down.sql",
+            "ALTER TABLE notes ALTER COLUMN body TYPE text USING body #>> '{}';",
+        ),
+    ]);
+    let (out, json) = check_json(dir.path(), &["--compat", "error"]);
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
+    let found = breaks(&json);
+    assert_eq!(found.len(), 1, "{json:#}");
+    assert_eq!(found[0].0, "0002_body_jsonb");
+    assert!(
+        found[0].1.contains("insert into public.notes"),
+        "{}",
+        found[0].1
+    );
+    assert!(found[0].1.contains("(42804)"), "{}", found[0].1);
+}
