@@ -26,11 +26,6 @@ use crate::source::{newer, split, Chunk, Script};
 const CANCEL_GRACE: Duration = Duration::from_secs(5);
 /// How long a timed-out migrator's process group has between SIGTERM and SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(2);
-/// How often the step clock reads the time, to notice that migproof itself was paused.
-const CLOCK_TICK: Duration = Duration::from_millis(100);
-/// A tick at least this late means migproof was not running (SIGSTOP, a suspended laptop, a
-/// frozen CI runner); the time it was away is not counted against the step.
-const PAUSED: Duration = Duration::from_millis(500);
 /// How many times a step timeout may find the server waiting on migproof and start over.
 const RESTARTS: usize = 3;
 
@@ -1539,29 +1534,10 @@ async fn describe_and_cancel(db: &ScratchDb, pid: i32) -> AtTimeout {
 }
 
 /// Runs `work` until it ends (`Some`), or until it has had `limit` of time in which migproof
-/// itself was running (`None`). Time in which migproof was paused (SIGSTOP, a suspended laptop,
-/// a frozen CI runner) is not counted: the server waited on migproof then, and a step is not
-/// to blame for it.
-async fn for_step_time<F: Future>(limit: Duration, mut work: Pin<&mut F>) -> Option<F::Output> {
-    let mut last = tokio::time::Instant::now();
-    let mut deadline = last + limit;
-    loop {
-        tokio::select! {
-            biased;
-            out = work.as_mut() => return Some(out),
-            () = tokio::time::sleep(CLOCK_TICK) => {
-                let now = tokio::time::Instant::now();
-                let late = now.saturating_duration_since(last).saturating_sub(CLOCK_TICK);
-                if late >= PAUSED {
-                    deadline += late;
-                }
-                last = now;
-                if now >= deadline {
-                    return None;
-                }
-            }
-        }
-    }
+/// itself was running (`None`): see [`backend::in_running_time`]. Time in which migproof was
+/// paused is not counted: the server waited on migproof then, and a step is not to blame.
+async fn for_step_time<F: Future>(limit: Duration, work: Pin<&mut F>) -> Option<F::Output> {
+    crate::backend::in_running_time(limit, work).await
 }
 
 /// The statement that records in migproof's bookkeeping that `version` was applied (up) or

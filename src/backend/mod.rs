@@ -1142,15 +1142,50 @@ const CLOSE_TIMEOUT: Duration = Duration::from_millis(200);
 
 /// `work` (talking to the server), failed with a timed-out I/O error when the server does not
 /// answer within [`ANSWER_TIMEOUT`].
+/// Time in which migproof itself was paused (SIGSTOP, a suspended laptop, a frozen CI runner)
+/// does not count: the server did answer then, to a process that was not running.
 pub async fn answered<T>(
     work: impl std::future::Future<Output = Result<T, sqlx::Error>>,
 ) -> Result<T, sqlx::Error> {
-    match tokio::time::timeout(ANSWER_TIMEOUT, work).await {
-        Ok(result) => result,
-        Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+    match in_running_time(ANSWER_TIMEOUT, std::pin::pin!(work)).await {
+        Some(result) => result,
+        None => Err(sqlx::Error::Io(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
             no_answer(ANSWER_TIMEOUT),
         ))),
+    }
+}
+
+/// How often [`in_running_time`] reads the clock, to notice that migproof itself was paused.
+const CLOCK_TICK: Duration = Duration::from_millis(100);
+/// A tick at least this late means migproof was not running (SIGSTOP, a suspended laptop, a
+/// frozen CI runner); the time it was away is not counted.
+const PAUSED: Duration = Duration::from_millis(500);
+
+/// Runs `work` until it ends (`Some`), or until it has had `limit` of time in which migproof
+/// itself was running (`None`): time in which migproof was paused is not counted.
+pub async fn in_running_time<F: std::future::Future>(
+    limit: Duration,
+    mut work: std::pin::Pin<&mut F>,
+) -> Option<F::Output> {
+    let mut last = tokio::time::Instant::now();
+    let mut deadline = last + limit;
+    loop {
+        tokio::select! {
+            biased;
+            out = work.as_mut() => return Some(out),
+            () = tokio::time::sleep(CLOCK_TICK) => {
+                let now = tokio::time::Instant::now();
+                let late = now.saturating_duration_since(last).saturating_sub(CLOCK_TICK);
+                if late >= PAUSED {
+                    deadline += late;
+                }
+                last = now;
+                if now >= deadline {
+                    return None;
+                }
+            }
+        }
     }
 }
 
