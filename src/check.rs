@@ -209,6 +209,19 @@ pub async fn run(
             set.migrations.len(),
         )))
     });
+    // The golden pass leaves a copy of its database where a part starts late enough for the
+    // copy to beat applying every up before it again.
+    let copied: BTreeSet<usize> = parts
+        .iter()
+        .map(|p| p.start() - 1)
+        .filter(|v| *v >= CHECKPOINT_GAP)
+        .collect();
+    let checkpoints = run.checkpoints.clone();
+    let keep_copy = |v: usize, db: ScratchDb| checkpoints.keep(v, db);
+    let copies = golden::Copies {
+        at: copied.clone(),
+        keep: &keep_copy,
+    };
     let (recorded, ready) = watch::channel(Ready::default());
     let golden_pass = async {
         let mut feed = |snapshot: Snapshot| {
@@ -224,12 +237,13 @@ pub async fn run(
             progress,
             false,
             Some(&mut feed),
+            Some(&copies),
         )
         .await;
         recorded.send_modify(|r| r.over = true);
         golden
     };
-    let stairway = run.stairways(parts, &histories, ready, progress);
+    let stairway = run.stairways(parts, &histories, &copied, ready, progress);
     let joined = tokio::try_join!(golden_pass, stairway);
     let (golden, reports) = match joined {
         Ok(joined) => joined,
@@ -999,14 +1013,16 @@ impl<'a> Run<'a> {
 
     /// Checks the migrations in contiguous `parts`, up to `options.jobs` parts at once, each
     /// on its own database brought to the golden version before its first migration (without
-    /// the rows earlier parts seeded), reading the golden history from `histories` as `ready`
-    /// says it grows; a part stops at the first migration that did not apply on an empty
+    /// the rows earlier parts seeded): a copy of the golden pass's database where it left one
+    /// (`copied` versions), else by applying the ups before it as the golden pass records
+    /// them. Each reads the golden history from `histories` as `ready` says it grows; a part stops at the first migration that did not apply on an empty
     /// database. The parts depend only on the number of migrations, and their reports are
     /// returned in migration order, so the report does not depend on the number of jobs.
     async fn stairways(
         &self,
         parts: Vec<std::ops::RangeInclusive<usize>>,
         histories: &[Arc<Mutex<History>>],
+        copied: &BTreeSet<usize>,
         ready: watch::Receiver<Ready>,
         progress: &dyn Progress,
     ) -> Result<Vec<Report>, RunError> {
@@ -1025,6 +1041,15 @@ impl<'a> Run<'a> {
         let runs = workers.iter_mut().zip(parts).map(|(w, part)| {
             let mut ready = ready.clone();
             async move {
+                let start = *part.start();
+                if copied.contains(&(start - 1)) {
+                    // The golden pass leaves a copy at the version before the part.
+                    if !golden_has(&mut ready, start).await {
+                        return Ok(());
+                    }
+                    let (db, s) = w.session_at(start - 1).await?;
+                    return w.stairway((db, s), part, &mut ready, progress).await;
+                }
                 // The database is created at once, and brought to the version before the
                 // part as the golden pass records the versions.
                 let (db, mut s) = w.session().await?;

@@ -3,9 +3,10 @@
 //! on it, `snapshot` prints its last version, and `locks` reads from it the constraints later
 //! migrations add, so that its fill writes rows the history can live with.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::backend::Server;
+use crate::backend::{ScratchDb, Server};
 use crate::executor::{Direction, Session, StepError};
 use crate::guard;
 use crate::observe::catalog;
@@ -27,6 +28,14 @@ pub struct Golden {
     pub side_effects: Vec<(usize, String)>,
 }
 
+/// Versions at which the golden pass leaves a copy of its database (`CREATE DATABASE ...
+/// TEMPLATE`), and what takes each: the stairway's parts start from them instead of applying
+/// every up before them again beside the golden pass.
+pub struct Copies<'a> {
+    pub at: BTreeSet<usize>,
+    pub keep: &'a (dyn Fn(usize, ScratchDb) + Send + Sync),
+}
+
 /// Applies every up in order to an empty scratch database. The snapshot of each version goes,
 /// in order, to `keep` when one is given, so that the caller decides what it holds on to (the
 /// whole history of a long project would not fit in memory as whole snapshots); the tables of
@@ -38,6 +47,7 @@ pub async fn pass(
     progress: &dyn Progress,
     with_tables: bool,
     mut keep: Option<&mut (dyn FnMut(Snapshot) + Send)>,
+    copies: Option<&Copies<'_>>,
 ) -> Result<Golden, RunError> {
     server.ensure_roles(&set.setup.roles).await?;
     let db = server.create().await?;
@@ -72,6 +82,14 @@ pub async fn pass(
     };
     record(&mut s, &mut golden).await?;
     for (i, m) in set.migrations.iter().enumerate() {
+        // A copy at version i, asked for: the session lets the database go while it is made.
+        if let Some(copies) = copies.filter(|c| c.at.contains(&i)) {
+            s.close().await;
+            if let Some(copy) = server.create_from(&db).await? {
+                (copies.keep)(i, copy);
+            }
+            s = Session::open(&db, step_timeout).await?;
+        }
         progress.event(Event::Migration {
             index: i,
             id: &m.id(),
@@ -130,6 +148,7 @@ pub async fn final_snapshot(
         &Silent,
         false,
         Some(&mut keep),
+        None,
     )
     .await?;
     Ok(match golden.failure {

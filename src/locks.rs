@@ -363,7 +363,16 @@ async fn analyse(
 ) -> Result<Outcome, RunError> {
     // The golden pass shows what every later version of each table holds, so that the fill
     // writes rows the constraints added later accept.
-    let golden = golden::pass(server, set, options.step_timeout, progress, true, None).await?;
+    let golden = golden::pass(
+        server,
+        set,
+        options.step_timeout,
+        progress,
+        true,
+        None,
+        None,
+    )
+    .await?;
     let table_rows = sized_tables(&options.table_rows, &golden.tables)?;
     let db = server.create().await?;
     let result = analyse_on(&db, set, options, &table_rows, &golden.tables, progress).await;

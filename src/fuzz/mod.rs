@@ -79,7 +79,16 @@ pub async fn prepare(
 ) -> Result<(Arc<Ctx>, Vec<Finding>), RunError> {
     let mut snapshots = Vec::new();
     let mut keep = |s| snapshots.push(s);
-    let golden = golden::pass(server, set, step_timeout, &Silent, true, Some(&mut keep)).await?;
+    let golden = golden::pass(
+        server,
+        set,
+        step_timeout,
+        &Silent,
+        true,
+        Some(&mut keep),
+        None,
+    )
+    .await?;
     let mut findings = Vec::new();
     let usable = golden.versions - 1;
     let mut set = set.clone();
