@@ -45,75 +45,13 @@ fn real_rows_of_a_dump_make_a_migration_fail_that_seeded_rows_do_not() {
 }
 
 /// A database on the shared server standing for a staging copy: the example's dump restored.
-struct Staging {
-    db: String,
-}
-
-impl Staging {
-    fn plant(tag: &str) -> Staging {
-        let db = format!("mp_staging_{tag}_{}", std::process::id());
-        sql(
-            "postgres",
-            &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
-        );
-        sql("postgres", &format!("CREATE DATABASE {db}"));
-        let out = Command::new("psql")
-            .args(["-q", "-X", "-v", "ON_ERROR_STOP=1", "-d"])
-            .arg(format!("{}/{db}", base_url()))
-            .arg("-f")
-            .arg(example().join("staging.sql"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Staging { db }
-    }
-
-    fn url(&self) -> String {
-        format!("{}/{}", base_url(), self.db)
-    }
-
-    /// Everything in it, schema and rows, as pg_dump writes it (without the random key of
-    /// its `\restrict` lines).
-    fn dump(&self) -> String {
-        let out = Command::new("pg_dump").arg(self.url()).output().unwrap();
-        assert!(out.status.success());
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        sql(
-            "postgres",
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db),
-        );
-    }
-}
-
-/// `postgres://postgres@127.0.0.1:5432` of the test server's URL, without its database.
-fn base_url() -> String {
-    let url = server_url();
-    url.rsplit_once('/').unwrap().0.to_owned()
-}
-
-/// The URL with a password in it, which the server (trust) ignores and migproof must never
-/// print.
-fn with_password(url: &str) -> String {
-    url.replacen("postgres@", "postgres:hunter2secret@", 1)
+fn staging(tag: &str) -> Planted {
+    Planted::plant(&format!("staging_{tag}"), &example().join("staging.sql"))
 }
 
 #[test]
 fn a_staging_database_is_only_read_and_its_password_never_printed() {
-    let staging = Staging::plant("url");
+    let staging = staging("url");
     let before = staging.dump();
     let url = with_password(&staging.url());
     assert!(url.contains("hunter2secret"), "{url}");
@@ -131,7 +69,7 @@ fn a_staging_database_is_only_read_and_its_password_never_printed() {
 
 #[test]
 fn a_custom_format_dump_is_restored_too() {
-    let staging = Staging::plant("custom");
+    let staging = staging("custom");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("staging.dump");
     let out = Command::new("pg_dump")
@@ -197,7 +135,7 @@ fn an_unreachable_source_is_an_environment_failure_without_its_password() {
 
 #[test]
 fn a_source_that_ran_every_migration_has_nothing_pending() {
-    let staging = Staging::plant("done");
+    let staging = staging("done");
     sql(
         &staging.db,
         "INSERT INTO _sqlx_migrations VALUES (2, 'unique email', now(), true, '\\x00', 3)",

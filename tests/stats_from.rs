@@ -4,71 +4,19 @@
 mod common;
 use common::code;
 
-use std::process::Command;
-
 use common::*;
 
 /// A database on the shared server standing for production: the example's `production.sql`.
-struct Production {
-    db: String,
-}
-
-impl Production {
-    fn plant(tag: &str) -> Production {
-        let db = format!("mp_production_{tag}_{}", std::process::id());
-        sql(
-            "postgres",
-            &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
-        );
-        sql("postgres", &format!("CREATE DATABASE {db}"));
-        let out = Command::new("psql")
-            .args(["-q", "-X", "-v", "ON_ERROR_STOP=1", "-d"])
-            .arg(url_of(&db))
-            .arg("-f")
-            .arg(root().join("examples/stats_from/production.sql"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Production { db }
-    }
-
-    /// Its rows and schema as pg_dump writes them, without the random `\restrict` key.
-    fn dump(&self) -> String {
-        let out = Command::new("pg_dump")
-            .arg(url_of(&self.db))
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-impl Drop for Production {
-    fn drop(&mut self) {
-        sql(
-            "postgres",
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db),
-        );
-    }
-}
-
-fn url_of(db: &str) -> String {
-    let url = server_url();
-    format!("{}/{db}", url.rsplit_once('/').unwrap().0)
+fn production(tag: &str) -> Planted {
+    Planted::plant(
+        &format!("production_{tag}"),
+        &root().join("examples/stats_from/production.sql"),
+    )
 }
 
 #[test]
 fn production_statistics_let_an_up_apply_that_seeded_nulls_stop() {
-    let production = Production::plant("example");
+    let production = production("example");
     let before = production.dump();
     let migrations = root().join("examples/stats_from/migrations");
     let (out, json) = check_json(&migrations, &[]);
@@ -77,7 +25,8 @@ fn production_statistics_let_an_up_apply_that_seeded_nulls_stop() {
         findings(&json),
         [("data_dependent".to_owned(), "0002_tier_required".to_owned())]
     );
-    let url = url_of(&production.db).replacen("postgres@", "postgres:hunter2secret@", 1);
+    let url = with_password(&production.url());
+    assert!(url.contains("hunter2secret"), "{url}");
     let (out, json) = check_json(&migrations, &["--stats-from", &url]);
     assert_eq!(out.status.code(), code::OK, "{json:#}");
     let said = json["summary"]["stats_from"].as_str().unwrap();
@@ -96,7 +45,7 @@ fn production_statistics_let_an_up_apply_that_seeded_nulls_stop() {
 /// them proves it from inside the scratch database.
 #[test]
 fn the_seeded_rows_have_production_s_null_fraction() {
-    let production = Production::plant("nulls");
+    let production = production("nulls");
     let dir = folder(&[
         (
             "0001_create_customers.up.sql",
@@ -123,7 +72,7 @@ fn the_seeded_rows_have_production_s_null_fraction() {
     assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
     let message = json["findings"][0]["message"].as_str().unwrap();
     assert!(message.contains("NULL phones: 2 of 9 rows"), "{message}");
-    let (out, json) = check_json(dir.path(), &["--stats-from", &url_of(&production.db)]);
+    let (out, json) = check_json(dir.path(), &["--stats-from", &production.url()]);
     assert_eq!(out.status.code(), code::OK, "{json:#}");
 }
 

@@ -121,13 +121,18 @@ pub fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
     dir
 }
 
-/// Runs SQL on the test server's maintenance database with psql-free sqlx.
-pub fn sql(database: &str, query: &str) -> Vec<Vec<Option<String>>> {
+/// The test server's URL for `database`.
+pub fn url_of(database: &str) -> String {
     let url = server_url();
-    let url = match url.rfind('/') {
+    match url.rfind('/') {
         Some(i) => format!("{}/{}", &url[..i], database),
         None => url,
-    };
+    }
+}
+
+/// Runs SQL on the test server's maintenance database with psql-free sqlx.
+pub fn sql(database: &str, query: &str) -> Vec<Vec<Option<String>>> {
+    let url = url_of(database);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -213,4 +218,71 @@ pub mod code {
     pub const USAGE: Option<i32> = Some(exit::USAGE as i32);
     pub const ENVIRONMENT: Option<i32> = Some(exit::ENVIRONMENT as i32);
     pub const INTERRUPTED: Option<i32> = Some(exit::INTERRUPTED as i32);
+}
+
+/// `url` with a password in it, which the test server (trust) ignores and migproof must never
+/// print.
+pub fn with_password(url: &str) -> String {
+    url.replacen("postgres@", "postgres:hunter2secret@", 1)
+}
+
+/// A database on the test server that a test fills from an SQL script (a staging copy, a
+/// stand-in for production) and that migproof may only read; dropped with the value.
+pub struct Planted {
+    pub db: String,
+}
+
+impl Planted {
+    /// `mp_<name>_<pid>`, made by running `script` with psql.
+    pub fn plant(name: &str, script: &Path) -> Planted {
+        let db = format!("mp_{name}_{}", std::process::id());
+        sql(
+            "postgres",
+            &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+        );
+        sql("postgres", &format!("CREATE DATABASE {db}"));
+        let planted = Planted { db };
+        let out = std::process::Command::new("psql")
+            .args(["-q", "-X", "-v", "ON_ERROR_STOP=1", "-d"])
+            .arg(planted.url())
+            .arg("-f")
+            .arg(script)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        planted
+    }
+
+    pub fn url(&self) -> String {
+        url_of(&self.db)
+    }
+
+    /// Everything in it, schema and rows, as pg_dump writes it (without the random key of
+    /// its `\restrict` lines).
+    pub fn dump(&self) -> String {
+        let out = std::process::Command::new("pg_dump")
+            .arg(self.url())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Planted {
+    fn drop(&mut self) {
+        sql(
+            "postgres",
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db),
+        );
+    }
 }
