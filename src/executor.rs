@@ -205,7 +205,7 @@ impl Seeded {
     }
 }
 
-/// An error's CONTEXT without migproof's own frames: the `insert_each` or `try_each` function
+/// An error's CONTEXT without migproof's own frames: the `_migproof.each` function
 /// that ran the statement, and the statement itself.
 fn own_frames(context: &str) -> String {
     let frames: Vec<&str> = context.lines().collect();
@@ -238,7 +238,7 @@ impl Session {
                 .await
                 .map_err(conn_err)?;
         data::ensure_schema(&mut conn).await.map_err(conn_err)?;
-        sqlx::raw_sql(INSERT_EACH)
+        sqlx::raw_sql(EACH)
             .execute(&mut conn)
             .await
             .map_err(conn_err)?;
@@ -980,33 +980,16 @@ impl Session {
         rows: &[seed::Row],
     ) -> Result<Option<Vec<Result<Stored, Refusal>>>, sqlx::Error> {
         let statements: Vec<String> = rows.iter().map(|r| insert_sql(table, r)).collect();
-        type Each = (
-            Option<Stored>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-        );
-        let results: Vec<Each> = match sqlx::query_as(
-            "SELECT stored, err_code, err_message, err_context FROM _migproof.insert_each($1) \
-             ORDER BY n",
-        )
-        .bind(statements)
-        .fetch_all(&mut self.conn)
-        .await
-        {
+        let results = match self.each(&statements, false).await {
             Ok(results) => results,
             Err(sqlx::Error::Database(_)) => return Ok(None),
             Err(e) => return Err(e),
         };
         Ok(results
             .into_iter()
-            .map(|(stored, code, message, context)| match (stored, code) {
+            .map(|(stored, why)| match (stored, why) {
                 (Some(stored), _) => Some(Ok(stored)),
-                (None, Some(code)) => Some(Err(Refusal {
-                    code,
-                    message: message.unwrap_or_default(),
-                    context: own_frames(&context.unwrap_or_default()),
-                })),
+                (None, Some(why)) => Some(Err(why)),
                 (None, None) => None,
             })
             .collect())
@@ -1022,20 +1005,39 @@ impl Session {
         if statements.is_empty() {
             return Ok(Vec::new());
         }
-        let results: Vec<(Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT err_code, err_message, err_context FROM _migproof.try_each($1) ORDER BY n",
+        let results = self.each(statements, true).await?;
+        Ok(results.into_iter().map(|(_, why)| why).collect())
+    }
+
+    /// Runs `_migproof.each`: per statement, in order, the row it stored and why it failed.
+    async fn each(
+        &mut self,
+        statements: &[String],
+        undo: bool,
+    ) -> Result<Vec<(Option<Stored>, Option<Refusal>)>, sqlx::Error> {
+        type Each = (
+            Option<Stored>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let results: Vec<Each> = sqlx::query_as(
+            "SELECT stored, err_code, err_message, err_context FROM _migproof.each($1, $2) \
+             ORDER BY n",
         )
         .bind(statements)
+        .bind(undo)
         .fetch_all(&mut self.conn)
         .await?;
         Ok(results
             .into_iter()
-            .map(|(code, message, context)| {
-                Some(Refusal {
-                    code: code?,
+            .map(|(stored, code, message, context)| {
+                let why = code.map(|code| Refusal {
+                    code,
                     message: message.unwrap_or_default(),
                     context: own_frames(&context.unwrap_or_default()),
-                })
+                });
+                (stored, why)
             })
             .collect())
     }
@@ -1092,49 +1094,37 @@ fn given<'a>(table: &'a Table, rules: &'a DataRules, shapes: &'a seed::Shapes) -
         .collect()
 }
 
-/// Creates the functions behind `Session::insert_each` and `Session::try_each`. Every row
-/// comes back with its position: as stored, or NULL with why the server refused it, or NULL
-/// alone when its INSERT stored nothing (a trigger returned NULL); every statement tried, with
-/// why it failed or NULLs.
-const INSERT_EACH: &str = "
-CREATE OR REPLACE FUNCTION _migproof.insert_each(statements text[])
+/// Creates the function behind `Session::insert_each` and `Session::try_each`: each statement
+/// in a subtransaction of its own, coming back with its position and why it failed (NULLs
+/// when it did not). With `undo` false, the subtransaction is kept and the row the statement
+/// returns comes back as stored (NULL when it stored nothing: a trigger returned NULL); with
+/// `undo` true, it is rolled back (a sentinel error no statement raises) and deferred
+/// constraints are checked at the end of each statement.
+const EACH: &str = "
+CREATE OR REPLACE FUNCTION _migproof.each(statements text[], undo boolean)
 RETURNS TABLE (n int, stored text[], err_code text, err_message text, err_context text)
 LANGUAGE plpgsql AS $$
 BEGIN
+    IF undo THEN
+        SET CONSTRAINTS ALL IMMEDIATE;
+    END IF;
     FOR i IN 1 .. coalesce(array_length(statements, 1), 0) LOOP
         n := i;
+        stored := NULL;
         err_code := NULL;
         err_message := NULL;
         err_context := NULL;
         BEGIN
-            EXECUTE statements[i] INTO stored;
-        EXCEPTION WHEN OTHERS THEN
-            -- a refused row is skipped; why is kept
-            stored := NULL;
-            GET STACKED DIAGNOSTICS err_code = RETURNED_SQLSTATE,
-                err_message = MESSAGE_TEXT, err_context = PG_EXCEPTION_CONTEXT;
-        END;
-        RETURN NEXT;
-    END LOOP;
-END
-$$;
-CREATE OR REPLACE FUNCTION _migproof.try_each(statements text[])
-RETURNS TABLE (n int, err_code text, err_message text, err_context text)
-LANGUAGE plpgsql AS $$
-BEGIN
-    SET CONSTRAINTS ALL IMMEDIATE;
-    FOR i IN 1 .. coalesce(array_length(statements, 1), 0) LOOP
-        n := i;
-        err_code := NULL;
-        err_message := NULL;
-        err_context := NULL;
-        BEGIN
-            EXECUTE statements[i];
-            -- undo what the statement wrote: its subtransaction is rolled back
-            RAISE SQLSTATE 'MPRB0';
+            IF undo THEN
+                EXECUTE statements[i];
+                RAISE SQLSTATE 'MPRB0';
+            ELSE
+                EXECUTE statements[i] INTO stored;
+            END IF;
         EXCEPTION
             WHEN SQLSTATE 'MPRB0' THEN NULL;
             WHEN OTHERS THEN
+                stored := NULL;
                 GET STACKED DIAGNOSTICS err_code = RETURNED_SQLSTATE,
                     err_message = MESSAGE_TEXT, err_context = PG_EXCEPTION_CONTEXT;
         END;
