@@ -257,7 +257,16 @@ impl Rows {
         );
     }
 
-    fn bar(&mut self, x: f64, w: f64, height: f64, colour: &str, tooltip: &str) {
+    /// A bar on the row from `start_ms` for `ms`, on `axis`.
+    fn bar(
+        &mut self,
+        axis: &Axis,
+        (start_ms, ms): (u64, u64),
+        height: f64,
+        colour: &str,
+        tooltip: &str,
+    ) {
+        let (x, w) = (axis.x(start_ms), axis.w(start_ms, ms));
         let _ = write!(
             self.svg,
             "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"{:.1}\" fill=\"{colour}\">\
@@ -298,7 +307,7 @@ fn migration(out: &mut String, m: &MigrationTrace) {
             r.held_ms
         );
         rows.label("report query (REPEATABLE READ)", &what, ROW, 0.0);
-        rows.bar(axis.x(0), axis.w(0, r.held_ms), ROW, REPORT, &what);
+        rows.bar(&axis, (0, r.held_ms), ROW, REPORT, &what);
         rows.y += ROW;
     }
     for s in &m.statements {
@@ -346,25 +355,13 @@ fn statement_rows(rows: &mut Rows, axis: &Axis, s: &StatementTrace) {
     );
     let label = format!("#{} L{} {}", s.statement, s.line, flat(&s.sql, LABEL_SQL));
     rows.label(&label, &tooltip, ROW, 0.0);
-    rows.bar(
-        axis.x(s.start_ms),
-        axis.w(s.start_ms, s.duration_ms),
-        ROW,
-        STATEMENT,
-        &tooltip,
-    );
+    rows.bar(axis, (s.start_ms, s.duration_ms), ROW, STATEMENT, &tooltip);
     if s.lock_wait_ms > 0 {
         let waiting = format!(
             "statement {} waited {} ms for its lock",
             s.statement, s.lock_wait_ms
         );
-        rows.bar(
-            axis.x(s.start_ms),
-            axis.w(s.start_ms, s.lock_wait_ms),
-            ROW,
-            LOCK_WAIT,
-            &waiting,
-        );
+        rows.bar(axis, (s.start_ms, s.lock_wait_ms), ROW, LOCK_WAIT, &waiting);
     }
     rows.y += ROW;
     let acquired = s.start_ms + s.lock_wait_ms;
@@ -372,8 +369,8 @@ fn statement_rows(rows: &mut Rows, axis: &Axis, s: &StatementTrace) {
         let what = format!("{} {} held {} ms", l.mode, l.relation, l.held_ms);
         rows.label(&format!("{} {}", l.mode, l.relation), &what, SUB_ROW, 16.0);
         rows.bar(
-            axis.x(acquired),
-            axis.w(acquired, l.held_ms),
+            axis,
+            (acquired, l.held_ms),
             SUB_ROW,
             lock_colour(&l.mode),
             &what,
@@ -416,13 +413,7 @@ fn probe_rows(rows: &mut Rows, axis: &Axis, waits: &[ProbeWait]) {
                     ),
                 ),
             };
-            rows.bar(
-                axis.x(w.start_ms),
-                axis.w(w.start_ms, w.duration_ms),
-                ROW,
-                colour,
-                &what,
-            );
+            rows.bar(axis, (w.start_ms, w.duration_ms), ROW, colour, &what);
         }
         rows.y += ROW;
     }
