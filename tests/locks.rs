@@ -19,23 +19,21 @@ fn locks_json(name: &str, extra: &[&str]) -> (std::process::Output, Value) {
     )
 }
 
-/// Runs `migproof locks` on `dir` with the url backend and JSON.
-fn locks_json_at(dir: &std::path::Path, extra: &[&str]) -> (std::process::Output, Value) {
-    let out = migproof()
-        .args([
-            "locks",
-            "--backend",
-            "url",
-            "--format",
-            "json",
-            "--database-url",
-        ])
+/// Runs `migproof locks` on `dir` with the url backend.
+fn locks_at(dir: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    migproof()
+        .args(["locks", "--backend", "url", "--database-url"])
         .arg(server_url())
         .arg("--migrations")
         .arg(dir)
         .args(extra)
         .output()
-        .expect("runs");
+        .expect("runs")
+}
+
+/// Runs `migproof locks` on `dir` with the url backend and JSON.
+fn locks_json_at(dir: &std::path::Path, extra: &[&str]) -> (std::process::Output, Value) {
+    let out = locks_at(dir, &[&["--format", "json"], extra].concat());
     let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "stdout is not JSON ({e}); stdout: {}\nstderr: {}",
@@ -329,20 +327,7 @@ fn probe_wait_of_a_rewrite_is_reported_and_grows_with_rows() {
 #[test]
 fn human_output_is_a_table_per_migration() {
     let dir = root().join("examples/locks/index_not_concurrent/migrations");
-    let out = migproof()
-        .args([
-            "locks",
-            "--backend",
-            "url",
-            "--rows",
-            "500",
-            "--database-url",
-        ])
-        .arg(server_url())
-        .arg("--migrations")
-        .arg(&dir)
-        .output()
-        .unwrap();
+    let out = locks_at(&dir, &["--rows", "500"]);
     assert_eq!(out.status.code(), code::FINDINGS);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -583,21 +568,7 @@ fn a_short_lock_timeout_expiring_behind_the_report_query_is_a_note_and_traced_ag
 #[test]
 fn html_is_one_self_contained_page_with_the_timeline() {
     let dir = root().join("examples/locks/alter_queues_behind_report_query/migrations");
-    let out = migproof()
-        .args([
-            "locks",
-            "--backend",
-            "url",
-            "--rows",
-            "500",
-            "--format",
-            "html",
-        ])
-        .args(["--database-url", &server_url()])
-        .arg("--migrations")
-        .arg(&dir)
-        .output()
-        .unwrap();
+    let out = locks_at(&dir, &["--rows", "500", "--format", "html"]);
     assert_eq!(
         out.status.code(),
         code::OK,
