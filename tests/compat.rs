@@ -206,24 +206,28 @@ fn expand_steps_and_value_dependent_refusals_are_not_breaks() {
     assert_eq!(out.status.code(), code::OK, "{json:#}");
 }
 
+/// What `check` says when it refuses the project `dir` before reaching a server (exit 2).
+fn refused(dir: &tempfile::TempDir) -> String {
+    let out = check_dir(&dir.path().join("migrations"));
+    assert_eq!(out.status.code(), code::USAGE);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
 #[test]
 fn a_queries_pattern_matching_nothing_is_refused_with_its_line() {
     let dir = project("# queries of the previous release\n[compat]\nqueries = [\"sql/*.sql\"]\n");
-    let out = check_dir(&dir.path().join("migrations"));
-    assert_eq!(out.status.code(), code::USAGE);
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(&dir);
     assert!(err.contains("migproof.toml"), "{err}");
     assert!(err.contains("line 3"), "{err}");
     assert!(err.contains("`sql/*.sql`"), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]
 fn a_wildcard_in_a_folder_is_refused() {
     let dir = project("[compat]\nqueries = [\"*/orders.sql\"]\n");
-    let out = check_dir(&dir.path().join("migrations"));
-    assert_eq!(out.status.code(), code::USAGE);
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(&dir);
     assert!(err.contains("file name only"), "{err}");
 }
 
@@ -231,16 +235,12 @@ fn a_wildcard_in_a_folder_is_refused() {
 fn a_broken_sqlx_offline_file_is_refused_by_name() {
     let dir = project(QUERIES);
     std::fs::write(dir.path().join(".sqlx/query-5f1c.json"), "{\"query\": 3}").unwrap();
-    let out = check_dir(&dir.path().join("migrations"));
-    assert_eq!(out.status.code(), code::USAGE);
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(&dir);
     assert!(err.contains("query-5f1c.json"), "{err}");
     assert!(err.contains("no \"query\" text"), "{err}");
 
     std::fs::write(dir.path().join(".sqlx/query-5f1c.json"), "{\n  \"query\": ").unwrap();
-    let out = check_dir(&dir.path().join("migrations"));
-    assert_eq!(out.status.code(), code::USAGE);
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(&dir);
     assert!(err.contains("query-5f1c.json"), "{err}");
     assert!(err.contains("line 2"), "{err}");
 }
