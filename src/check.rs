@@ -1456,8 +1456,8 @@ impl<'a> Run<'a> {
         }
         let touched = {
             let mut history = self.golden.lock().expect("not poisoned");
-            let before = history.get(v - 1).clone();
-            compat::touched(&before, history.get(v))
+            let changed = history.changes(v);
+            compat::touched(&changed, history.get(v))
         };
         let changed = compat::tables(tables, &touched);
         let queries = compat::queries(&self.set.queries, &touched);

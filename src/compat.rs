@@ -62,12 +62,6 @@ pub struct Touched {
     pub names: BTreeSet<String>,
 }
 
-impl Touched {
-    pub fn is_empty(&self) -> bool {
-        self.tables.is_empty() && self.names.is_empty()
-    }
-}
-
 /// Kinds of snapshot item that belong to a table, keyed `schema.table.name`.
 const TABLE_PARTS: &[&str] = &["column", "constraint", "trigger", "rule", "policy"];
 
@@ -119,14 +113,13 @@ fn table_of(item: &Item) -> Option<String> {
     }
 }
 
-/// What turned `before` into `after`, by name. A changed function, type or sequence also
-/// touches every table of `after` whose parts mention it (a trigger executing the function, a
-/// column of the type, a default drawing from the sequence).
-pub fn touched(before: &Snapshot, after: &Snapshot) -> Touched {
-    let old: BTreeSet<&Item> = before.items.iter().collect();
-    let new: BTreeSet<&Item> = after.items.iter().collect();
+/// What the items that `changed` between two versions touched, by name. A changed function,
+/// type or sequence also touches every table of `after` (the later version) whose parts
+/// mention it (a trigger executing the function, a column of the type, a default drawing from
+/// the sequence).
+pub fn touched(changed: &[Item], after: &Snapshot) -> Touched {
     let mut touched = Touched::default();
-    for item in old.symmetric_difference(&new) {
+    for item in changed {
         if item.kind == "comment" || item.kind == "column-order" {
             continue;
         }
@@ -402,7 +395,7 @@ async fn parameter(
     Ok(None)
 }
 
-/// The words of a `breaks_previous_release` finding or note on migration `id`.
+/// The words of a `breaks_previous_release` finding or note: the first breaks, and what to do.
 pub fn message(breaks: &[Break]) -> String {
     let shown: Vec<String> = breaks
         .iter()
@@ -436,6 +429,15 @@ mod tests {
         }
     }
 
+    /// What turned `before` into `after`, as the golden history records it.
+    fn between(before: Snapshot, after: Snapshot) -> Touched {
+        let mut history = crate::observe::history::History::new();
+        history.push(before);
+        history.push(after);
+        let changed = history.changes(1);
+        touched(&changed, history.get(1))
+    }
+
     #[test]
     fn a_renamed_column_touches_its_table_only() {
         let before = Snapshot::new(vec![
@@ -448,7 +450,7 @@ mod tests {
             item("column", "public.users.full_name", "text"),
             item("table", "public.orders", ""),
         ]);
-        let t = touched(&before, &after);
+        let t = between(before, after);
         assert_eq!(t.tables, BTreeSet::from(["public.users".to_owned()]));
         assert!(t.names.is_empty());
     }
@@ -473,7 +475,7 @@ mod tests {
         ]);
         let mut after = before.clone();
         after.items[2].body = "new body".into();
-        let t = touched(&before, &after);
+        let t = between(before, after);
         assert_eq!(t.tables, BTreeSet::from(["public.crates".to_owned()]));
         assert_eq!(
             t.names,

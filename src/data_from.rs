@@ -181,11 +181,12 @@ pub async fn open(
             looked.join(", ")
         )
     };
-    origin.close(server).await;
-    Err(RunError::Input(format!(
+    let message = format!(
         "--data-from `{}`: {why}, so the version its rows are at is unknown",
-        from.shown()
-    )))
+        origin.shown
+    );
+    origin.close(server).await;
+    Err(RunError::Input(message))
 }
 
 fn source_lost(shown: &str, e: sqlx::Error) -> RunError {

@@ -82,6 +82,23 @@ impl History {
         self.len += 1;
     }
 
+    /// What turned `version - 1` into `version`: the items that went away and those that came.
+    ///
+    /// # Panics
+    /// When either version was never pushed or is outside the window, as [`History::get`].
+    pub fn changes(&self, version: usize) -> Vec<Item> {
+        let stored = version.wrapping_sub(self.first);
+        assert!(
+            version > self.first && stored < self.len,
+            "versions {} and {version} not stored (versions {}..{} kept)",
+            version.wrapping_sub(1),
+            self.first,
+            self.first + self.len
+        );
+        let d = &self.deltas[stored - 1];
+        d.removed.iter().chain(&d.added).cloned().collect()
+    }
+
     /// The snapshot of `version`.
     ///
     /// # Panics
