@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::backend::{ScratchDb, Server};
 use crate::compare::{self, SchemaVerdict};
@@ -141,6 +141,10 @@ struct Run<'a> {
     /// The database holds the project's own rows (`--data-from`): nothing is seeded, and an up
     /// failing on them is not shrunk.
     real: bool,
+    /// Where a stairway part sends the databases it is done with, to be dropped beside it
+    /// instead of before its next step (`DROP DATABASE` waits on the server's checkpointer);
+    /// `None`: dropped at once.
+    discarded: Option<mpsc::UnboundedSender<ScratchDb>>,
 }
 
 /// The previous release's statements for one migration, and how each fared before its up.
@@ -373,6 +377,18 @@ impl<'a> Run<'a> {
             dropped: Vec::new(),
             unwritable: BTreeSet::new(),
             real: false,
+            discarded: None,
+        }
+    }
+
+    /// Drops `db`, which no session uses any more: beside the run when it has a reaper.
+    async fn discard(&self, db: ScratchDb) -> Result<(), RunError> {
+        match &self.discarded {
+            Some(reaper) => match reaper.send(db) {
+                Ok(()) => Ok(()),
+                Err(mpsc::error::SendError(db)) => Ok(self.server.drop_db(&db).await?),
+            },
+            None => Ok(self.server.drop_db(&db).await?),
         }
     }
 
@@ -916,7 +932,7 @@ impl<'a> Run<'a> {
         version: usize,
     ) -> Result<(ScratchDb, Session), RunError> {
         drop(s);
-        self.server.drop_db(&db).await?;
+        self.discard(db).await?;
         self.at = None;
         self.tables_of.clear();
         self.seeded.clear();
@@ -1027,6 +1043,7 @@ impl<'a> Run<'a> {
         progress: &dyn Progress,
     ) -> Result<Vec<Report>, RunError> {
         use futures_util::stream::{self, StreamExt, TryStreamExt};
+        let (reaper, mut discarded) = mpsc::unbounded_channel();
         let mut workers: Vec<Run> = histories
             .iter()
             .map(|h| {
@@ -1034,10 +1051,12 @@ impl<'a> Run<'a> {
                 Run {
                     golden: h.clone(),
                     checkpoints: self.checkpoints.clone(),
+                    discarded: Some(reaper.clone()),
                     ..Run::new(self.server, self.set, self.options, report)
                 }
             })
             .collect();
+        drop(reaper);
         let runs = workers.iter_mut().zip(parts).map(|(w, part)| {
             let mut ready = ready.clone();
             async move {
@@ -1066,10 +1085,40 @@ impl<'a> Run<'a> {
                 w.stairway((db, s), part, &mut ready, progress).await
             }
         });
-        stream::iter(runs)
-            .buffer_unordered(self.options.jobs.max(1))
-            .try_collect::<Vec<()>>()
-            .await?;
+        let (finished, mut done) = oneshot::channel::<()>();
+        let stairs = async {
+            let ran = stream::iter(runs)
+                .buffer_unordered(self.options.jobs.max(1))
+                .try_collect::<Vec<()>>()
+                .await;
+            let _ = finished.send(());
+            ran
+        };
+        // Drops what the parts discard while they go on, and what is left once they are done
+        // (a part that failed early still holds its sender).
+        let reap = async {
+            let mut failed = None;
+            loop {
+                let db = tokio::select! {
+                    db = discarded.recv() => db,
+                    _ = &mut done => None,
+                };
+                let Some(db) = db else { break };
+                if let Err(e) = self.server.drop_db(&db).await {
+                    failed.get_or_insert(RunError::from(e));
+                }
+            }
+            discarded.close();
+            while let Some(db) = discarded.recv().await {
+                if let Err(e) = self.server.drop_db(&db).await {
+                    failed.get_or_insert(RunError::from(e));
+                }
+            }
+            failed.map_or(Ok(()), Err)
+        };
+        let (ran, reaped) = tokio::join!(stairs, reap);
+        ran?;
+        reaped?;
         Ok(workers.into_iter().map(|w| w.report).collect())
     }
 
@@ -1299,7 +1348,7 @@ impl<'a> Run<'a> {
             self.report.checked.push(m.id());
         }
         drop(s);
-        self.server.drop_db(&db).await?;
+        self.discard(db).await?;
         Ok(())
     }
 

@@ -136,6 +136,10 @@ pub struct Sut {
     /// The steps applied so far, numbered as reports show them (`3. migrate to ...`), with the
     /// values written rather than the model's symbols.
     sequence: Vec<String>,
+    /// The live tables as last read, while no statement of the user's has run since (a
+    /// migration, a retry, a written row, whose triggers may do anything): a walk over many
+    /// migrations reads the catalog once per migration instead of before and after each stash.
+    tables: Option<Vec<Table>>,
 }
 
 impl Drop for Sut {
@@ -194,6 +198,7 @@ impl Sut {
             current: String::new(),
             text: String::new(),
             sequence: Vec::new(),
+            tables: None,
         })
     }
 
@@ -320,7 +325,7 @@ impl Sut {
         what: &str,
         retyped_may_change: bool,
     ) -> Outcome {
-        let tables = catalog::tables(self.s().conn()).await.map_err(broken)?;
+        let tables = self.tables().await?;
         // What the migration whose step ran changes on purpose, and the ignored tables.
         let migration = version.checked_sub(1).map(|i| &self.ctx.set.migrations[i]);
         let mut exclude = self.ctx.set.data.exclude(migration);
@@ -357,7 +362,12 @@ impl Sut {
     }
 
     async fn tables(&mut self) -> Result<Vec<Table>, Broken> {
-        catalog::tables(self.s().conn()).await.map_err(broken)
+        if let Some(tables) = &self.tables {
+            return Ok(tables.clone());
+        }
+        let tables = catalog::tables(self.s().conn()).await.map_err(broken)?;
+        self.tables = Some(tables.clone());
+        Ok(tables)
     }
 
     async fn usable(&mut self) -> Result<Usable, Broken> {
@@ -421,6 +431,7 @@ impl Sut {
                 Some(usable) => usable,
                 None => self.usable().await?,
             };
+            self.tables = None;
             let applied = match fault.take() {
                 Some(f) => {
                     self.s()
@@ -564,6 +575,7 @@ impl Sut {
                 m.down.clone().expect("model checked")
             };
             let direction = if up { Direction::Up } else { Direction::Down };
+            self.tables = None;
             match self.s().apply(&m.version, &script, direction).await {
                 Err(e) if e.is_environment() => return Err(broken(e)),
                 Err(e) => {
@@ -664,6 +676,7 @@ impl Sut {
                 )
             };
             self.written += 1;
+            self.tables = None;
             let row = format!("({})", cells.join(", "));
             match sqlx::raw_sql(AssertSqlSafe(sql))
                 .execute(self.s().conn())
