@@ -17,7 +17,7 @@ use crate::model::machine::Fault;
 use crate::model::seed;
 use crate::observe::catalog::{self, Table};
 use crate::observe::data::{self, Refusal, Rejection};
-use crate::observe::{ident, literal};
+use crate::observe::{ident, literal, sequences};
 use crate::report::{Kind, Place};
 use crate::source::config::DataRules;
 use crate::source::{newer, split, Chunk, Script};
@@ -228,20 +228,21 @@ impl Session {
     pub async fn open(db: &ScratchDb, step_timeout: Duration) -> Result<Session, StepError> {
         let conn_err = |e: sqlx::Error| StepError::Connection(describe(&e));
         let mut conn = db.connect().await.map_err(conn_err)?;
-        sqlx::raw_sql("SET TimeZone = 'UTC'; SET client_min_messages = warning;")
-            .execute(&mut conn)
+        // The session's settings, migproof's schema and functions, in one round trip.
+        let setup = format!(
+            "SET TimeZone = 'UTC'; SET client_min_messages = warning;\n{}\n{EACH};\n{};\n\
+             SELECT pg_backend_pid(), current_setting('server_version_num')::int",
+            data::SCHEMA,
+            sequences::FUNCTION
+        );
+        let row = sqlx::raw_sql(AssertSqlSafe(setup))
+            .fetch_one(&mut conn)
             .await
             .map_err(conn_err)?;
-        let (pid, version): (i32, i32) =
-            sqlx::query_as("SELECT pg_backend_pid(), current_setting('server_version_num')::int")
-                .fetch_one(&mut conn)
-                .await
-                .map_err(conn_err)?;
-        data::ensure_schema(&mut conn).await.map_err(conn_err)?;
-        sqlx::raw_sql(EACH)
-            .execute(&mut conn)
-            .await
-            .map_err(conn_err)?;
+        let (pid, version): (i32, i32) = (
+            row.try_get(0).map_err(conn_err)?,
+            row.try_get(1).map_err(conn_err)?,
+        );
         Ok(Session {
             db: db.clone(),
             conn,
@@ -957,8 +958,11 @@ impl Session {
             .iter()
             .map(|c| format!("{} IS NOT NULL", ident(c)))
             .collect();
+        // In value order: which rows are picked must not depend on where the server placed
+        // them, which depends on when other sessions let it prune (a report would change
+        // from one run to the next).
         let sql = format!(
-            "SELECT ARRAY[{}]::text[] FROM {} WHERE {} LIMIT {}",
+            "SELECT ARRAY[{}]::text[] FROM {} WHERE {} ORDER BY 1 LIMIT {}",
             cols.join(", "),
             fk.ref_table,
             not_null.join(" AND "),
@@ -1020,10 +1024,11 @@ impl Session {
             Option<String>,
             Option<String>,
             Option<String>,
+            Option<String>,
         );
         let results: Vec<Each> = sqlx::query_as(
-            "SELECT stored, err_code, err_message, err_context FROM _migproof.each($1, $2) \
-             ORDER BY n",
+            "SELECT stored, err_code, err_message, err_context, err_column \
+             FROM _migproof.each($1, $2) ORDER BY n",
         )
         .bind(statements)
         .bind(undo)
@@ -1031,11 +1036,12 @@ impl Session {
         .await?;
         Ok(results
             .into_iter()
-            .map(|(stored, code, message, context)| {
+            .map(|(stored, code, message, context, column)| {
                 let why = code.map(|code| Refusal {
                     code,
                     message: message.unwrap_or_default(),
                     context: own_frames(&context.unwrap_or_default()),
+                    column: column.filter(|c| !c.is_empty()),
                 });
                 (stored, why)
             })
@@ -1102,7 +1108,8 @@ fn given<'a>(table: &'a Table, rules: &'a DataRules, shapes: &'a seed::Shapes) -
 /// constraints are checked at the end of each statement.
 const EACH: &str = "
 CREATE OR REPLACE FUNCTION _migproof.each(statements text[], undo boolean)
-RETURNS TABLE (n int, stored text[], err_code text, err_message text, err_context text)
+RETURNS TABLE (n int, stored text[], err_code text, err_message text, err_context text,
+               err_column text)
 LANGUAGE plpgsql AS $$
 BEGIN
     IF undo THEN
@@ -1114,6 +1121,7 @@ BEGIN
         err_code := NULL;
         err_message := NULL;
         err_context := NULL;
+        err_column := NULL;
         BEGIN
             IF undo THEN
                 EXECUTE statements[i];
@@ -1126,7 +1134,8 @@ BEGIN
             WHEN OTHERS THEN
                 stored := NULL;
                 GET STACKED DIAGNOSTICS err_code = RETURNED_SQLSTATE,
-                    err_message = MESSAGE_TEXT, err_context = PG_EXCEPTION_CONTEXT;
+                    err_message = MESSAGE_TEXT, err_context = PG_EXCEPTION_CONTEXT,
+                    err_column = COLUMN_NAME;
         END;
         RETURN NEXT;
     END LOOP;

@@ -25,6 +25,8 @@ pub struct Refusal {
     pub code: String,
     pub message: String,
     pub context: String,
+    /// The column the error names, when it names one (a NOT NULL violation does).
+    pub column: Option<String>,
 }
 
 impl Refusal {
@@ -38,6 +40,7 @@ impl Refusal {
                 .and_then(|pg| pg.r#where())
                 .unwrap_or_default()
                 .to_owned(),
+            column: pg.and_then(|pg| pg.column()).map(str::to_owned),
         }
     }
 }
@@ -54,17 +57,10 @@ pub struct Rejection {
     pub tried: usize,
 }
 
-/// Creates migproof's bookkeeping schema in a scratch database.
-pub async fn ensure_schema(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql(
-        "CREATE SCHEMA IF NOT EXISTS _migproof;
-         CREATE TABLE IF NOT EXISTS _migproof.applied (
-             version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());",
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
-}
+/// migproof's bookkeeping schema in a scratch database, created by every session.
+pub const SCHEMA: &str = "CREATE SCHEMA IF NOT EXISTS _migproof;
+CREATE TABLE IF NOT EXISTS _migproof.applied (
+    version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());";
 
 /// The stash of `tag`: an unlogged table in migproof's own schema (not a temporary one: a
 /// stash must outlive the session, which a fault may kill between the stash and the compare).
