@@ -683,6 +683,7 @@ mod tests {
                 code: code.into(),
                 message: "record \"new\" has no field \"keywords\"".into(),
                 context: context.into(),
+                column: None,
             },
             rows: 20,
             tried: 20,

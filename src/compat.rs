@@ -197,7 +197,7 @@ pub fn table_probes(table: &Table, row: &seed::Row) -> Vec<Probe> {
     }
     let key: Vec<String> = key.iter().map(|c| ident(c)).collect();
     let by_key = format!(
-        "({}) IN (SELECT {} FROM {name} LIMIT 1)",
+        "({}) IN (SELECT {} FROM {name} ORDER BY 1 LIMIT 1)",
         key.join(", "),
         key.join(", ")
     );
@@ -221,29 +221,43 @@ pub fn table_probes(table: &Table, row: &seed::Row) -> Vec<Probe> {
     out
 }
 
-/// Whether a refusal comes from the shape of the schema rather than from the values written:
-/// a missing column, table, function or type, a privilege, a type the value does not convert
-/// to, a NOT NULL column the statement does not fill.
-pub fn structural(code: &str) -> bool {
-    matches!(
-        code,
-        "42703" | "42P01" | "42883" | "42704" | "42804" | "42501" | "23502"
-    ) || code.starts_with("22")
-}
-
 /// Whether the previous release's statement fails after the up because of the schema's shape,
-/// and only of it. Left out: a function broken for every writer (the `unwritable` finding
-/// says so, whatever the release), and a plan a PL/pgSQL function cached in this session
-/// before a column changed type (an artifact of the session's length).
-fn breaks_it(why: &Refusal) -> bool {
-    structural(&why.code)
+/// and only of it: a missing column, table, function or type, a privilege, a type its typed
+/// values do not convert to (all refused before any row is written), or a NOT NULL column the
+/// statement does not name. Left out: a NOT NULL column it names and a value a type, a CHECK
+/// or a computed column refuses (the probes' values are made up: a trigger that fills a
+/// column from a made-up version string gives NULL where production's never does), a function
+/// broken for every writer (the `unwritable` finding says so, whatever the release), and a
+/// plan a PL/pgSQL function cached in this session before a column changed type (an artifact
+/// of the session's length).
+fn breaks_it(probe: &Probe, why: &Refusal) -> bool {
+    let shape = match why.code.as_str() {
+        "42703" | "42P01" | "42883" | "42704" | "42804" | "42501" => true,
+        "23502" => why
+            .column
+            .as_deref()
+            .is_some_and(|column| !mentions(&probe.sql, column)),
+        _ => false,
+    };
+    shape
         && !compare::broken_function(why)
         && !why
             .message
             .contains("does not match that when preparing the plan")
 }
 
-/// The probes that worked `before` and fail `after` for a structural reason.
+/// Whether a probe got past the schema's shape at the previous version: it worked, or the
+/// server refused only its made-up values (a unique key, a foreign key, a CHECK, an exclusion),
+/// which it checks after parsing, typing, converting the values and NOT NULL. A structural
+/// refusal after the up is then new, whichever existing row the made-up values met.
+fn got_past_the_shape(before: &Option<Refusal>) -> bool {
+    before
+        .as_ref()
+        .is_none_or(|why| matches!(why.code.as_str(), "23505" | "23503" | "23514" | "23P01"))
+}
+
+/// The probes that got past the schema's shape `before` and fail `after` for a structural
+/// reason.
 pub fn breaks(
     probes: &[Probe],
     before: &[Option<Refusal>],
@@ -253,10 +267,12 @@ pub fn breaks(
         .iter()
         .zip(before.iter().zip(after))
         .filter_map(|(probe, (before, after))| match (before, after) {
-            (None, Some(why)) if breaks_it(why) => Some(Break {
-                probe: probe.clone(),
-                why: why.clone(),
-            }),
+            (before, Some(why)) if got_past_the_shape(before) && breaks_it(probe, why) => {
+                Some(Break {
+                    probe: probe.clone(),
+                    why: why.clone(),
+                })
+            }
             _ => None,
         })
         .collect()
@@ -382,7 +398,7 @@ async fn parameter(
     candidates.sort_by_key(|(_, c)| !mentions(sql, c));
     for (table, column) in candidates.into_iter().take(3) {
         let pick = format!(
-            "SELECT ({0})::text FROM {table} WHERE {0} IS NOT NULL LIMIT 1",
+            "SELECT ({0})::text FROM {table} WHERE {0} IS NOT NULL ORDER BY 1 LIMIT 1",
             ident(&column)
         );
         let row = sqlx::raw_sql(AssertSqlSafe(pick))
@@ -512,6 +528,7 @@ mod tests {
             code: code.into(),
             message: "m".into(),
             context: String::new(),
+            column: None,
         };
         let probes = [p("read"), p("insert"), p("delete"), p("update")];
         let before = [None, None, Some(r("23503")), None];
@@ -519,5 +536,62 @@ mod tests {
         let found = breaks(&probes, &before, &after);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].probe.what, "read");
+    }
+
+    #[test]
+    fn a_probe_refused_for_its_values_before_still_shows_a_new_structural_refusal() {
+        let p = |w: &str| Probe {
+            what: w.into(),
+            table: None,
+            sql: String::new(),
+            query: false,
+        };
+        let r = |code: &str| Refusal {
+            code: code.into(),
+            message: "m".into(),
+            context: String::new(),
+            column: None,
+        };
+        // A duplicate key before: the insert was typed and converted then, and its
+        // jsonb column refuses the old varchar value now.
+        let probes = [p("insert"), p("update"), p("delete")];
+        let before = [Some(r("23505")), Some(r("42703")), Some(r("23514"))];
+        let after = [Some(r("42804")), Some(r("42703")), Some(r("23514"))];
+        let found = breaks(&probes, &before, &after);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].probe.what, "insert");
+        assert_eq!(found[0].why.code, "42804");
+    }
+
+    #[test]
+    fn a_not_null_column_breaks_only_statements_that_do_not_name_it() {
+        let insert = Probe {
+            what: "insert".into(),
+            table: None,
+            sql: "INSERT INTO \"public\".\"versions\" (\"num\", \"semver_ord\") VALUES ('x', NULL)"
+                .into(),
+            query: false,
+        };
+        let refused = |code: &str, column: Option<&str>| Refusal {
+            code: code.into(),
+            message: "m".into(),
+            context: String::new(),
+            column: column.map(str::to_owned),
+        };
+        let probes = vec![insert; 5];
+        let before = vec![None; 5];
+        let after = [
+            // A new NOT NULL column the old insert does not give: its inserts fail.
+            Some(refused("23502", Some("published_by"))),
+            // One it gives, NULL here (a trigger computed it from a made-up value).
+            Some(refused("23502", Some("semver_ord"))),
+            Some(refused("23502", None)),
+            // A value a computed column or a type refuses: made up, not the release's.
+            Some(refused("22P02", None)),
+            Some(refused("23514", None)),
+        ];
+        let found = breaks(&probes, &before, &after);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].why.column.as_deref(), Some("published_by"));
     }
 }

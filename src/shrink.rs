@@ -166,7 +166,7 @@ pub async fn minimal_rows(
         None => return Ok(Found::default()),
     };
     let ctids: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
-        "SELECT ctid::text FROM {quoted} ORDER BY ctid"
+        "SELECT ctid::text FROM {quoted} AS t ORDER BY t::text, ctid"
     )))
     .fetch_all(&mut *conn)
     .await?;
@@ -220,7 +220,7 @@ pub async fn minimal_rows(
     }
     let rows: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
         "SELECT row_to_json(t)::text FROM {quoted} AS t \
-         WHERE ctid = ANY($1::text[]::tid[]) ORDER BY ctid LIMIT {MAX_ROWS_SHOWN}"
+         WHERE ctid = ANY($1::text[]::tid[]) ORDER BY t::text LIMIT {MAX_ROWS_SHOWN}"
     )))
     .bind(&kept)
     .fetch_all(&mut *conn)
