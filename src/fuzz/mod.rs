@@ -138,6 +138,7 @@ struct Failure {
 }
 
 /// A failing sequence: its steps, its finding, and the steps as the report shows them.
+#[derive(Clone)]
 struct Failing {
     steps: Vec<Step>,
     finding: Finding,
@@ -172,7 +173,7 @@ fn run_case(
     };
     let mut runner = TestRunner::new_with_rng(config.clone(), rng(seed));
     let strategy = Model::sequential_strategy(1..=options.max_steps.max(1));
-    let mut tree = strategy
+    let tree = strategy
         .new_tree(&mut runner)
         .map_err(|e| RunError::Lost(format!("failed to generate a case: {e}")))?;
     // A finding is a value: the case runs here, not through proptest's panicking runner.
@@ -181,19 +182,27 @@ fn run_case(
         Vec<Step>,
         Option<Arc<std::sync::atomic::AtomicUsize>>,
     ),
-               halt: &dyn Fn() -> bool|
+               halt: &dyn Fn() -> bool,
+               prefixes: Option<&sut::Prefixes>|
      -> Result<sut::Ran, RunError> {
         let (state, steps, seen) = case;
         let releases = state.releases.clone();
-        let ran = sut::run_steps(ctx.clone(), releases, &steps, seen.as_deref(), halt);
+        let ran = sut::run_steps(
+            ctx.clone(),
+            releases,
+            &steps,
+            seen.as_deref(),
+            halt,
+            prefixes,
+        );
         ctx.handle
             .block_on(ran)
             .map_err(|sut::Broken(e)| RunError::Lost(e))
     };
     // Run the case once; shrink only a failure not seen before.
     let (state, steps, seen) = tree.current();
-    let mut failing = (state.clone(), steps.clone());
-    let first = match run((state, steps, seen), halt)? {
+    let failing = (state.clone(), steps.clone());
+    let first = match run((state, steps, seen), halt, None)? {
         sut::Ran::Failed(f, _) => *f,
         sut::Ran::Halted { .. } => return Ok(Ended::Halted),
         sut::Ran::Passed | sut::Ran::Stale { .. } => return Ok(Ended::Ran(None)),
@@ -208,7 +217,40 @@ fn run_case(
     }
     // Shrink as proptest does: simplify while the case still fails, complicate when it passes.
     // Candidates are not halted: shrinking has its own budget, which may outlast the deadline
-    // by SHRINK_GRACE so that a failure found just before it is still shrunk.
+    // by SHRINK_GRACE so that a failure found just before it is still shrunk. Candidates start
+    // from copies of the prefixes they share with sequences run before; the copies go when
+    // the failure is shrunk.
+    let prefixes = sut::Prefixes::default();
+    let shrunk = shrink(ctx, seed, deadline, tree, failing, &run, &prefixes);
+    ctx.handle.block_on(prefixes.clear(&ctx.server));
+    shrunk
+}
+
+/// The shrinking of a case's first failure, `failing`, from `tree`; see [`run_case`].
+#[allow(clippy::type_complexity)]
+fn shrink(
+    ctx: &Arc<Ctx>,
+    seed: u64,
+    deadline: Option<Instant>,
+    mut tree: impl ValueTree<
+        Value = (
+            crate::model::machine::State,
+            Vec<Step>,
+            Option<Arc<std::sync::atomic::AtomicUsize>>,
+        ),
+    >,
+    mut failing: (crate::model::machine::State, Vec<Step>),
+    run: &dyn Fn(
+        (
+            crate::model::machine::State,
+            Vec<Step>,
+            Option<Arc<std::sync::atomic::AtomicUsize>>,
+        ),
+        &dyn Fn() -> bool,
+        Option<&sut::Prefixes>,
+    ) -> Result<sut::Ran, RunError>,
+    prefixes: &sut::Prefixes,
+) -> Result<Ended, RunError> {
     let started = Instant::now();
     let budget = match deadline {
         Some(d) => d.saturating_duration_since(started).max(SHRINK_GRACE),
@@ -229,7 +271,10 @@ fn run_case(
             let (state, steps, seen) = tree.current();
             let candidate = (state.clone(), steps.clone());
             // A shrunk candidate the model rejects is not a failing one.
-            if matches!(run((state, steps, seen), &|| false)?, sut::Ran::Failed(..)) {
+            if matches!(
+                run((state, steps, seen), &|| false, Some(prefixes))?,
+                sut::Ran::Failed(..)
+            ) {
                 failing = candidate;
                 if !tree.simplify() {
                     break;
@@ -256,7 +301,26 @@ fn run_case(
         }
         Err(sut::Broken(e)) => return Err(RunError::Lost(e)),
     };
-    let (failing, done) = minimize(ctx, &state, failing, started + budget)?;
+    let exact = failing.clone();
+    let (mut failing, done) = minimize(ctx, &state, failing, started + budget, prefixes)?;
+    // Minimizing resumed from copies: what is saved is read from an empty database again, or
+    // is the exact replay above when that does not give the same finding.
+    if failing.steps.len() < exact.steps.len() {
+        let again = sut::replay(ctx.clone(), state.releases.clone(), &failing.steps);
+        failing = match ctx.handle.block_on(again) {
+            Ok(sut::Ran::Failed(f, sequence))
+                if f.kind == failing.finding.kind && f.migration == failing.finding.migration =>
+            {
+                Failing {
+                    steps: failing.steps[..sequence.len()].to_vec(),
+                    finding: *f,
+                    sequence,
+                }
+            }
+            Ok(_) => exact,
+            Err(sut::Broken(e)) => return Err(RunError::Lost(e)),
+        };
+    }
     Ok(Ended::Ran(Some(Box::new(Failure {
         seed,
         releases: state.releases,
@@ -275,6 +339,7 @@ fn minimize(
     initial: &State,
     mut failing: Failing,
     deadline: Instant,
+    prefixes: &sut::Prefixes,
 ) -> Result<(Failing, bool), RunError> {
     let same = |a: &Finding, b: &Finding| a.kind == b.kind && a.migration == b.migration;
     let mut shorter = true;
@@ -286,7 +351,14 @@ fn minimize(
                 return Ok((failing, false));
             }
             let candidate = without(initial, &failing.steps, at);
-            let replayed = sut::replay(ctx.clone(), initial.releases.clone(), &candidate);
+            let replayed = sut::run_steps(
+                ctx.clone(),
+                initial.releases.clone(),
+                &candidate,
+                None,
+                &|| false,
+                Some(prefixes),
+            );
             match ctx.handle.block_on(replayed) {
                 Ok(sut::Ran::Failed(f, sequence)) if same(&f, &failing.finding) => {
                     failing = Failing {

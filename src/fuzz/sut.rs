@@ -160,6 +160,89 @@ impl Drop for Sut {
     }
 }
 
+/// A case's state after some of its steps, beside its database: what [`Prefixes`] keeps to
+/// resume another sequence that starts with the same steps.
+#[derive(Clone)]
+struct Resume {
+    level: usize,
+    fault: Option<Fault>,
+    pending: Option<usize>,
+    round_trip: BTreeMap<usize, Stash>,
+    after_up: BTreeMap<usize, Stash>,
+    usable_before_pending: Option<(usize, Usable)>,
+    written: usize,
+    index: usize,
+    current: String,
+    text: String,
+    sequence: Vec<String>,
+}
+
+/// A copy of a case's database after its first `steps` (a template no session uses), with
+/// the model's and the case's state there.
+struct Saved {
+    /// The prefix's steps, each migrate step as the version it went to ([`resolved`]).
+    steps: Vec<Step>,
+    template: ScratchDb,
+    state: State,
+    resume: Resume,
+}
+
+/// Databases at the end of prefixes of the sequences a failure's shrinking replays. Shrinking
+/// runs many sequences that share their first steps with one run before (proptest simplifies
+/// the release ends, which changes no step but a deploy's target, and drops or simplifies one
+/// step at a time): each starts from the copy of the longest prefix it shares
+/// instead of from an empty database, which on a long history spares it the walks up and
+/// down the migrations before the step that changed. A step is kept when it took long enough
+/// for a copy to be cheaper than running it again.
+#[derive(Default)]
+pub struct Prefixes {
+    saved: std::sync::Mutex<Vec<Saved>>,
+}
+
+/// A step that took at least this long is followed by a copy of the database.
+const SAVE_AFTER: std::time::Duration = std::time::Duration::from_millis(150);
+/// Copies kept at once; the oldest goes first.
+const SAVED: usize = 24;
+
+impl Prefixes {
+    /// The longest saved prefix of `steps` (resolved), shorter than `steps`.
+    fn longest(&self, steps: &[Step]) -> Option<(usize, ScratchDb, State, Resume)> {
+        let saved = self.saved.lock().expect("not poisoned");
+        saved
+            .iter()
+            .filter(|s| s.steps.len() < steps.len() && steps.starts_with(&s.steps))
+            .max_by_key(|s| s.steps.len())
+            .map(|s| {
+                (
+                    s.steps.len(),
+                    s.template.clone(),
+                    s.state.clone(),
+                    s.resume.clone(),
+                )
+            })
+    }
+
+    fn has(&self, steps: &[Step]) -> bool {
+        let saved = self.saved.lock().expect("not poisoned");
+        saved.iter().any(|s| s.steps == steps)
+    }
+
+    /// Keeps `saved`; returns the copy it pushed out, to drop.
+    fn keep(&self, saved: Saved) -> Option<ScratchDb> {
+        let mut all = self.saved.lock().expect("not poisoned");
+        all.push(saved);
+        (all.len() > SAVED).then(|| all.remove(0).template)
+    }
+
+    /// Drops every copy.
+    pub async fn clear(&self, server: &Server) {
+        let all = std::mem::take(&mut *self.saved.lock().expect("not poisoned"));
+        for s in all {
+            let _ = server.drop_db(&s.template).await;
+        }
+    }
+}
+
 /// What keeps a database usable beyond its schema and rows, observed before a migration step to
 /// judge the step after it (as `check` does across a migration): the sequences already behind
 /// their columns, and the views and materialized views with those that cannot be read.
@@ -200,6 +283,80 @@ impl Sut {
             sequence: Vec::new(),
             tables: None,
         })
+    }
+
+    /// A case resumed from a saved prefix: its database copied from the prefix's; `None` when
+    /// the server would not copy it.
+    async fn resume(ctx: Arc<Ctx>, template: &ScratchDb, r: Resume) -> Result<Option<Sut>, Broken> {
+        let Some(db) = ctx.server.create_from(template).await.map_err(broken)? else {
+            return Ok(None);
+        };
+        let session = Session::open(&db, ctx.step_timeout).await.map_err(broken)?;
+        Ok(Some(Sut {
+            ctx,
+            db: Some(db),
+            session: Some(session),
+            level: r.level,
+            fault: r.fault,
+            pending: r.pending,
+            round_trip: r.round_trip,
+            after_up: r.after_up,
+            usable_before_pending: r.usable_before_pending,
+            written: r.written,
+            index: r.index,
+            current: r.current,
+            text: r.text,
+            sequence: r.sequence,
+            tables: None,
+        }))
+    }
+
+    /// Copies the database as it is after `steps` into `prefixes` (the session is closed for
+    /// the copy and opened again, as after a fault).
+    async fn save(
+        &mut self,
+        prefixes: &Prefixes,
+        steps: &[Step],
+        state: &State,
+    ) -> Result<(), Broken> {
+        // The stashes are unlogged tables: a copy carries their rows too (`CREATE DATABASE`
+        // reads them through the shared buffers, or flushes every page before copying files).
+        if let Some(session) = self.session.take() {
+            session.close().await;
+        }
+        let db = self.db.clone().expect("open while the case runs");
+        let copy = self.ctx.server.create_from(&db).await.map_err(broken)?;
+        self.session = Some(
+            Session::open(&db, self.ctx.step_timeout)
+                .await
+                .map_err(broken)?,
+        );
+        let Some(template) = copy else {
+            return Ok(());
+        };
+        let resume = Resume {
+            level: self.level,
+            fault: self.fault,
+            pending: self.pending,
+            round_trip: self.round_trip.clone(),
+            after_up: self.after_up.clone(),
+            usable_before_pending: self.usable_before_pending.clone(),
+            written: self.written,
+            index: self.index,
+            current: self.current.clone(),
+            text: self.text.clone(),
+            sequence: self.sequence.clone(),
+        };
+        let out = prefixes.keep(Saved {
+            steps: steps.to_vec(),
+            template,
+            state: state.clone(),
+            resume,
+        });
+        if let Some(old) = out {
+            let _ = self.ctx.server.drop_db(&old).await;
+        }
+        Ok(())
     }
 
     fn s(&mut self) -> &mut Session {
@@ -860,22 +1017,71 @@ pub enum Ran {
 /// finding. A finding is a value here, never a panic: only proptest's own macro
 /// ([`FuzzTest`]) needs a failure to panic.
 pub async fn replay(ctx: Arc<Ctx>, releases: Vec<usize>, steps: &[Step]) -> Result<Ran, Broken> {
-    run_steps(ctx, releases, steps, None, &|| false).await
+    run_steps(ctx, releases, steps, None, &|| false, None).await
+}
+
+/// `steps` as the database sees them: each migrate step (a deploy, up, down or migrate to) as
+/// `MigrateTo` the version it goes to under `releases`; up to the first step the model
+/// refuses.
+fn resolved(plan: &Arc<Plan>, releases: &[usize], steps: &[Step]) -> Vec<Step> {
+    use proptest_state_machine::ReferenceStateMachine;
+    let mut state = State::new(plan.clone(), releases.to_vec());
+    let mut out = Vec::new();
+    for step in steps {
+        if !Model::preconditions(&state, step) {
+            break;
+        }
+        let migrates = matches!(
+            step,
+            Step::Deploy(_) | Step::MigrateUp | Step::MigrateDown | Step::MigrateTo(_)
+        );
+        out.push(match state.target(step) {
+            Some(to) if migrates => Step::MigrateTo(to),
+            _ => step.clone(),
+        });
+        state = Model::apply(state, step);
+    }
+    out
 }
 
 /// [`replay`], counting in `seen` the steps begun, as proptest-state-machine's shrinking
 /// expects (it drops the steps a failing case never reached), and asking `halt` before each
-/// step whether to stop there ([`Ran::Halted`]).
+/// step whether to stop there ([`Ran::Halted`]). With `prefixes`, it starts from the longest
+/// saved prefix of `steps` and saves the long steps it runs.
 pub async fn run_steps(
     ctx: Arc<Ctx>,
     releases: Vec<usize>,
     steps: &[Step],
     seen: Option<&std::sync::atomic::AtomicUsize>,
     halt: &dyn Fn() -> bool,
+    prefixes: Option<&Prefixes>,
 ) -> Result<Ran, Broken> {
-    let mut state = State::new(ctx.plan.clone(), releases);
-    let mut sut = Sut::start(ctx).await?;
-    for (i, step) in steps.iter().enumerate() {
+    let key = prefixes.map(|_| resolved(&ctx.plan, &releases, steps));
+    let longest = prefixes
+        .zip(key.as_deref())
+        .and_then(|(p, key)| p.longest(key));
+    let resumed = match longest {
+        Some((done, template, state, resume)) => Sut::resume(ctx.clone(), &template, resume)
+            .await?
+            .map(|sut| {
+                // The same versions, under this sequence's release ends.
+                let releases = releases.clone();
+                (done, State { releases, ..state }, sut)
+            }),
+        None => None,
+    };
+    let (done, mut state, mut sut) = match resumed {
+        Some(resumed) => resumed,
+        None => (
+            0,
+            State::new(ctx.plan.clone(), releases.clone()),
+            Sut::start(ctx).await?,
+        ),
+    };
+    if let Some(seen) = seen {
+        seen.fetch_add(done, std::sync::atomic::Ordering::SeqCst);
+    }
+    for (i, step) in steps.iter().enumerate().skip(done) {
         if halt() {
             return Ok(Ran::Halted { step: i + 1 });
         }
@@ -892,8 +1098,14 @@ pub async fn run_steps(
             seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
         state = <Model as proptest_state_machine::ReferenceStateMachine>::apply(state, step);
+        let began = std::time::Instant::now();
         if let Err(f) = sut.step(&state, step).await? {
             return Ok(Ran::Failed(Box::new(f), sut.sequence().to_vec()));
+        }
+        if let Some((p, key)) = prefixes.zip(key.as_deref()) {
+            if began.elapsed() >= SAVE_AFTER && i + 1 < key.len() && !p.has(&key[..=i]) {
+                sut.save(p, &key[..=i], &state).await?;
+            }
         }
     }
     Ok(Ran::Passed)
