@@ -516,20 +516,27 @@ mod tests {
         assert!(!mentions("SELECT 1", ""));
     }
 
-    #[test]
-    fn only_structural_refusals_that_are_new_break_the_previous_release() {
-        let p = |w: &str| Probe {
-            what: w.into(),
+    fn probe(what: &str) -> Probe {
+        Probe {
+            what: what.into(),
             table: None,
             sql: String::new(),
             query: false,
-        };
-        let r = |code: &str| Refusal {
+        }
+    }
+
+    fn refused(code: &str) -> Refusal {
+        Refusal {
             code: code.into(),
             message: "m".into(),
             context: String::new(),
             column: None,
-        };
+        }
+    }
+
+    #[test]
+    fn only_structural_refusals_that_are_new_break_the_previous_release() {
+        let (p, r) = (probe, refused);
         let probes = [p("read"), p("insert"), p("delete"), p("update")];
         let before = [None, None, Some(r("23503")), None];
         let after = [Some(r("42703")), Some(r("23505")), Some(r("23503")), None];
@@ -540,18 +547,7 @@ mod tests {
 
     #[test]
     fn a_probe_refused_for_its_values_before_still_shows_a_new_structural_refusal() {
-        let p = |w: &str| Probe {
-            what: w.into(),
-            table: None,
-            sql: String::new(),
-            query: false,
-        };
-        let r = |code: &str| Refusal {
-            code: code.into(),
-            message: "m".into(),
-            context: String::new(),
-            column: None,
-        };
+        let (p, r) = (probe, refused);
         // A duplicate key before: the insert was typed and converted then, and its
         // jsonb column refuses the old varchar value now.
         let probes = [p("insert"), p("update"), p("delete")];
@@ -573,10 +569,8 @@ mod tests {
             query: false,
         };
         let refused = |code: &str, column: Option<&str>| Refusal {
-            code: code.into(),
-            message: "m".into(),
-            context: String::new(),
             column: column.map(str::to_owned),
+            ..refused(code)
         };
         let probes = vec![insert; 5];
         let before = vec![None; 5];

@@ -114,28 +114,8 @@ pub struct Sut {
     ctx: Arc<Ctx>,
     db: Option<ScratchDb>,
     session: Option<Session>,
-    /// The version the database is at.
-    level: usize,
-    fault: Option<Fault>,
-    /// Target of an interrupted migrate.
-    pending: Option<usize>,
-    /// Contents stashed before the up that left each version, to compare after coming back.
-    round_trip: BTreeMap<usize, Stash>,
-    /// Contents stashed right after the up that left each version: with `round_trip`, the
-    /// rows that up inserted, which its down may delete again.
-    after_up: BTreeMap<usize, Stash>,
-    /// What was usable before an interrupted migration, and the version it started from: the
-    /// retry that runs it again is judged against it.
-    usable_before_pending: Option<(usize, Usable)>,
-    written: usize,
-    index: usize,
-    /// The step being applied, for findings: `step 3: migrate to 0003_add_role (apply ...)`.
-    current: String,
-    /// The step being applied, without its number.
-    text: String,
-    /// The steps applied so far, numbered as reports show them (`3. migrate to ...`), with the
-    /// values written rather than the model's symbols.
-    sequence: Vec<String>,
+    /// Where the case is: what a copy of its database resumes with.
+    case: CaseState,
     /// The live tables as last read, while no statement of the user's has run since (a
     /// migration, a retry, a written row, whose triggers may do anything): a walk over many
     /// migrations reads the catalog once per migration instead of before and after each stash.
@@ -160,20 +140,31 @@ impl Drop for Sut {
     }
 }
 
-/// A case's state after some of its steps, beside its database: what [`Prefixes`] keeps to
-/// resume another sequence that starts with the same steps.
-#[derive(Clone)]
-struct Resume {
+/// A case's state beside its database, after the steps run so far: what [`Prefixes`] keeps
+/// with a copy of the database to resume another sequence that starts with the same steps.
+#[derive(Clone, Default)]
+struct CaseState {
+    /// The version the database is at.
     level: usize,
     fault: Option<Fault>,
+    /// Target of an interrupted migrate.
     pending: Option<usize>,
+    /// Contents stashed before the up that left each version, to compare after coming back.
     round_trip: BTreeMap<usize, Stash>,
+    /// Contents stashed right after the up that left each version: with `round_trip`, the
+    /// rows that up inserted, which its down may delete again.
     after_up: BTreeMap<usize, Stash>,
+    /// What was usable before an interrupted migration, and the version it started from: the
+    /// retry that runs it again is judged against it.
     usable_before_pending: Option<(usize, Usable)>,
     written: usize,
     index: usize,
+    /// The step being applied, for findings: `step 3: migrate to 0003_add_role (apply ...)`.
     current: String,
+    /// The step being applied, without its number.
     text: String,
+    /// The steps applied so far, numbered as reports show them (`3. migrate to ...`), with the
+    /// values written rather than the model's symbols.
     sequence: Vec<String>,
 }
 
@@ -184,7 +175,7 @@ struct Saved {
     steps: Vec<Step>,
     template: ScratchDb,
     state: State,
-    resume: Resume,
+    resume: CaseState,
 }
 
 /// Databases at the end of prefixes of the sequences a failure's shrinking replays. Shrinking
@@ -206,7 +197,7 @@ const SAVED: usize = 24;
 
 impl Prefixes {
     /// The longest saved prefix of `steps` (resolved), shorter than `steps`.
-    fn longest(&self, steps: &[Step]) -> Option<(usize, ScratchDb, State, Resume)> {
+    fn longest(&self, steps: &[Step]) -> Option<(usize, ScratchDb, State, CaseState)> {
         let saved = self.saved.lock().expect("not poisoned");
         saved
             .iter()
@@ -270,24 +261,18 @@ impl Sut {
             ctx,
             db: Some(db),
             session: Some(session),
-            level: 0,
-            fault: None,
-            pending: None,
-            round_trip: BTreeMap::new(),
-            after_up: BTreeMap::new(),
-            usable_before_pending: None,
-            written: 0,
-            index: 0,
-            current: String::new(),
-            text: String::new(),
-            sequence: Vec::new(),
+            case: CaseState::default(),
             tables: None,
         })
     }
 
     /// A case resumed from a saved prefix: its database copied from the prefix's; `None` when
     /// the server would not copy it.
-    async fn resume(ctx: Arc<Ctx>, template: &ScratchDb, r: Resume) -> Result<Option<Sut>, Broken> {
+    async fn resume(
+        ctx: Arc<Ctx>,
+        template: &ScratchDb,
+        r: CaseState,
+    ) -> Result<Option<Sut>, Broken> {
         let Some(db) = ctx.server.create_from(template).await.map_err(broken)? else {
             return Ok(None);
         };
@@ -296,17 +281,7 @@ impl Sut {
             ctx,
             db: Some(db),
             session: Some(session),
-            level: r.level,
-            fault: r.fault,
-            pending: r.pending,
-            round_trip: r.round_trip,
-            after_up: r.after_up,
-            usable_before_pending: r.usable_before_pending,
-            written: r.written,
-            index: r.index,
-            current: r.current,
-            text: r.text,
-            sequence: r.sequence,
+            case: r,
             tables: None,
         }))
     }
@@ -334,19 +309,7 @@ impl Sut {
         let Some(template) = copy else {
             return Ok(());
         };
-        let resume = Resume {
-            level: self.level,
-            fault: self.fault,
-            pending: self.pending,
-            round_trip: self.round_trip.clone(),
-            after_up: self.after_up.clone(),
-            usable_before_pending: self.usable_before_pending.clone(),
-            written: self.written,
-            index: self.index,
-            current: self.current.clone(),
-            text: self.text.clone(),
-            sequence: self.sequence.clone(),
-        };
+        let resume = self.case.clone();
         let out = prefixes.keep(Saved {
             steps: steps.to_vec(),
             template,
@@ -371,47 +334,47 @@ impl Sut {
     }
 
     fn finding(&self, kind: Kind, version: usize, message: String) -> Finding {
-        Finding::new(kind, self.id(version), self.current.clone(), message)
+        Finding::new(kind, self.id(version), self.case.current.clone(), message)
     }
 
     /// Applies one transition; `after` is the model's state after it.
     pub async fn step(&mut self, after: &State, step: &Step) -> Outcome {
-        self.index += 1;
+        self.case.index += 1;
         // The model's state before the step, as far as describing it goes: this database's
         // version and, for a retry, the version the interrupted migrate was going to.
         let before = State {
-            version: self.level,
-            pending: (*step == Step::Retry).then_some((self.level, after.version)),
+            version: self.case.level,
+            pending: (*step == Step::Retry).then_some((self.case.level, after.version)),
             ..after.clone()
         };
         self.describe(&step.describe(&before));
         let outcome = self.step_inner(after, step).await;
-        let line = format!("{}. {}", self.index, self.text);
-        self.sequence.push(line);
-        outcome.map_err(|Broken(e)| Broken(format!("{}: {e}", self.current)))
+        let line = format!("{}. {}", self.case.index, self.case.text);
+        self.case.sequence.push(line);
+        outcome.map_err(|Broken(e)| Broken(format!("{}: {e}", self.case.current)))
     }
 
     /// Names the step being applied, for findings and the sequence.
     fn describe(&mut self, text: &str) {
-        self.current = format!("step {}: {text}", self.index);
-        self.text = text.to_owned();
+        self.case.current = format!("step {}: {text}", self.case.index);
+        self.case.text = text.to_owned();
     }
 
     /// The steps applied so far, numbered, as a finding's sequence shows them.
     pub fn sequence(&self) -> &[String] {
-        &self.sequence
+        &self.case.sequence
     }
 
     async fn step_inner(&mut self, after: &State, step: &Step) -> Outcome {
         self.ctx.steps.fetch_add(1, Ordering::Relaxed);
         match step {
             Step::Interrupt(f) => {
-                self.fault = Some(*f);
+                self.case.fault = Some(*f);
                 Ok(Ok(()))
             }
             Step::WriteRows { table, rows } => self.write_rows(table, rows).await,
             Step::Verify => {
-                self.expect_schema(self.level, self.level, Kind::SchemaMismatch, None)
+                self.expect_schema(self.case.level, self.case.level, Kind::SchemaMismatch, None)
                     .await
             }
             Step::RerunMigrator => self.rerun().await,
@@ -434,7 +397,7 @@ impl Sut {
     ) -> Outcome {
         let actual = snapshot::take(self.s().conn()).await.map_err(broken)?;
         let label = format!("golden schema at {}", self.id(version));
-        let after = format!("after {}", self.current);
+        let after = format!("after {}", self.case.current);
         match compare::schema(
             &self.ctx.golden[version],
             &actual,
@@ -557,15 +520,15 @@ impl Sut {
     /// Migrates one version at a time to `target`; an armed fault hits the first step.
     async fn migrate(&mut self, target: usize) -> Outcome {
         // As in the model, a migrate consumes the armed fault, even one with nothing to do.
-        let mut fault = self.fault.take();
+        let mut fault = self.case.fault.take();
         // What was usable after the last migration of this migrate, before the next one.
         let mut usable_now = None;
-        while self.level != target {
-            let up = target > self.level;
+        while self.case.level != target {
+            let up = target > self.case.level;
             let (from, to) = if up {
-                (self.level, self.level + 1)
+                (self.case.level, self.case.level + 1)
             } else {
-                (self.level, self.level - 1)
+                (self.case.level, self.case.level - 1)
             };
             let m = &self.ctx.set.migrations[if up { to } else { from } - 1];
             let (direction, script) = match (up, &m.down) {
@@ -580,9 +543,9 @@ impl Sut {
                 .await
                 .map_err(broken)?;
             if up {
-                self.round_trip.insert(from, before.clone());
+                self.case.round_trip.insert(from, before.clone());
                 // Stashed again once this up has applied.
-                self.after_up.remove(&from);
+                self.case.after_up.remove(&from);
             }
             let usable = match usable_now.take() {
                 Some(usable) => usable,
@@ -615,8 +578,8 @@ impl Sut {
                     // Interrupted: a transactional migration must leave exactly the version
                     // before it; a non-transactional one may leave residue for the retry, and
                     // so may an external migrator, whose transactions migproof cannot see.
-                    self.pending = Some(target);
-                    self.usable_before_pending = Some((from, usable));
+                    self.case.pending = Some(target);
+                    self.case.usable_before_pending = Some((from, usable));
                     if !script.has_autocommit() && script.command.is_none() {
                         let why = format!("the migration was interrupted ({what}) and rolled back, but left residue");
                         if let Err(f) = self
@@ -635,7 +598,7 @@ impl Sut {
                 }
                 Ok(None) => {}
             }
-            self.level = to;
+            self.case.level = to;
             let at = if up { to } else { from };
             if let Err(f) = self
                 .expect_schema(to, at, Kind::SchemaMismatch, None)
@@ -650,8 +613,8 @@ impl Sut {
             };
             let what = format!("{what} violated");
             if !up {
-                let inserted =
-                    (self.round_trip.get(&to).cloned()).zip(self.after_up.get(&to).cloned());
+                let inserted = (self.case.round_trip.get(&to).cloned())
+                    .zip(self.case.after_up.get(&to).cloned());
                 if let Some((before_up, after_up)) = inserted {
                     data::forget_inserted(self.s().conn(), &before, &before_up, &after_up)
                         .await
@@ -665,7 +628,7 @@ impl Sut {
                 return Ok(Err(f));
             }
             if !up {
-                if let Some(stash) = self.round_trip.get(&to).cloned() {
+                if let Some(stash) = self.case.round_trip.get(&to).cloned() {
                     let what = "up then down did not give back the rows present before the up";
                     if let Err(f) = self.expect_data(&stash, at, true, None, what).await? {
                         return Ok(Err(f));
@@ -673,14 +636,14 @@ impl Sut {
                 }
                 // What was stashed at `to` and above describes versions this down left: the
                 // next up from them stashes again.
-                self.round_trip.retain(|&v, _| v < to);
-                self.after_up.retain(|&v, _| v < to);
+                self.case.round_trip.retain(|&v, _| v < to);
+                self.case.after_up.retain(|&v, _| v < to);
             } else {
                 let tables = self.tables().await?;
                 let after = data::stash(self.s().conn(), 2000 + from as i32, &tables)
                     .await
                     .map_err(broken)?;
-                self.after_up.insert(from, after);
+                self.case.after_up.insert(from, after);
             }
             match self.expect_usable(&usable, at).await? {
                 Ok(now) => usable_now = Some(now),
@@ -703,26 +666,30 @@ impl Sut {
     }
 
     async fn retry(&mut self) -> Outcome {
-        let target = self.pending.take().unwrap_or(self.level);
-        self.level = self.recorded_level().await?;
+        let target = self.case.pending.take().unwrap_or(self.case.level);
+        self.case.level = self.recorded_level().await?;
         // The interrupted migration: the last one up, or the first one down, to the target.
-        let blame = if target < self.level {
+        let blame = if target < self.case.level {
             target + 1
         } else {
             target
         };
         // The first finding on sequences or views, reported unless the schema is off golden.
         let mut unusable = None;
-        let interrupted = self.usable_before_pending.take();
+        let interrupted = self.case.usable_before_pending.take();
         let mut usable_now = None;
-        while self.level != target {
-            let up = target > self.level;
-            let index = if up { self.level } else { self.level - 1 };
+        while self.case.level != target {
+            let up = target > self.case.level;
+            let index = if up {
+                self.case.level
+            } else {
+                self.case.level - 1
+            };
             let m = self.ctx.set.migrations[index].clone();
             // The migration interrupted is judged against what was there before the
             // interruption; a later one against what was there before it.
             let usable = match (&interrupted, usable_now.take()) {
-                (Some((from, usable)), _) if *from == self.level => usable.clone(),
+                (Some((from, usable)), _) if *from == self.case.level => usable.clone(),
                 (_, Some(usable)) => usable,
                 _ => self.usable().await?,
             };
@@ -740,7 +707,13 @@ impl Sut {
                         format!("the retry of {} after the interruption failed: {e}", m.id());
                     return Ok(Err(self.finding(Kind::RetryFailed, index + 1, message)));
                 }
-                Ok(()) => self.level = if up { self.level + 1 } else { self.level - 1 },
+                Ok(()) => {
+                    self.case.level = if up {
+                        self.case.level + 1
+                    } else {
+                        self.case.level - 1
+                    }
+                }
             }
             if unusable.is_none() {
                 match self.expect_usable(&usable, index + 1).await? {
@@ -750,8 +723,8 @@ impl Sut {
             }
         }
         // A retry does not stash: a stash above the version it ended at is out of date.
-        self.round_trip.retain(|&v, _| v <= target);
-        self.after_up.retain(|&v, _| v < target);
+        self.case.round_trip.retain(|&v, _| v <= target);
+        self.case.after_up.retain(|&v, _| v < target);
         let why = "after the interruption and the retry, the schema is not the golden one";
         if let Err(f) = self
             .expect_schema(target, blame, Kind::ResidueAfterFailure, Some(why))
@@ -768,20 +741,24 @@ impl Sut {
             .await
             .map_err(broken)?;
         let recorded = self.recorded_level().await?;
-        if recorded != self.level {
+        if recorded != self.case.level {
             let message = format!(
                 "the migrator's bookkeeping says version {recorded}, the database is at {}",
-                self.level
+                self.case.level
             );
-            return Ok(Err(self.finding(Kind::NotIdempotent, self.level, message)));
+            return Ok(Err(self.finding(
+                Kind::NotIdempotent,
+                self.case.level,
+                message,
+            )));
         }
         if let Err(f) = self
-            .expect_schema(self.level, self.level, Kind::NotIdempotent, None)
+            .expect_schema(self.case.level, self.case.level, Kind::NotIdempotent, None)
             .await?
         {
             return Ok(Err(f));
         }
-        let level = self.level;
+        let level = self.case.level;
         self.expect_data(
             &before,
             level,
@@ -812,7 +789,7 @@ impl Sut {
                         continue;
                     }
                     Value::Null => None,
-                    Value::Pick(k) => pick(col, *k, t.is_unique(name), self.written),
+                    Value::Pick(k) => pick(col, *k, t.is_unique(name), self.case.written),
                     Value::Ref(k) => self.reference(&t, name, *k).await?,
                 };
                 cells.push(format!("{name} = {}", show_value(col, text.as_deref())));
@@ -832,7 +809,7 @@ impl Sut {
                     values.join(", ")
                 )
             };
-            self.written += 1;
+            self.case.written += 1;
             self.tables = None;
             let row = format!("({})", cells.join(", "));
             match sqlx::raw_sql(AssertSqlSafe(sql))
@@ -852,7 +829,7 @@ impl Sut {
                         rows: 1,
                         tried: 1,
                     };
-                    unwritable = compare::unwritable(&rejection).filter(|_| self.level > 0);
+                    unwritable = compare::unwritable(&rejection).filter(|_| self.case.level > 0);
                     if unwritable.is_some() {
                         break;
                     }
@@ -863,7 +840,11 @@ impl Sut {
         let head = machine::write_rows_head(table, rows.len());
         self.describe(&format!("{head}: {}", shown.join(" ")));
         if let Some(message) = unwritable {
-            return Ok(Err(self.finding(Kind::Unwritable, self.level, message)));
+            return Ok(Err(self.finding(
+                Kind::Unwritable,
+                self.case.level,
+                message,
+            )));
         }
         Ok(Ok(()))
     }
