@@ -1098,18 +1098,21 @@ impl<'a> Run<'a> {
         // (a part that failed early still holds its sender).
         let reap = async {
             let mut failed = None;
+            let mut parts_done = false;
             loop {
-                let db = tokio::select! {
-                    db = discarded.recv() => db,
-                    _ = &mut done => None,
+                let db = if parts_done {
+                    discarded.recv().await
+                } else {
+                    tokio::select! {
+                        db = discarded.recv() => db,
+                        _ = &mut done => {
+                            parts_done = true;
+                            discarded.close();
+                            continue;
+                        }
+                    }
                 };
                 let Some(db) = db else { break };
-                if let Err(e) = self.server.drop_db(&db).await {
-                    failed.get_or_insert(RunError::from(e));
-                }
-            }
-            discarded.close();
-            while let Some(db) = discarded.recv().await {
                 if let Err(e) = self.server.drop_db(&db).await {
                     failed.get_or_insert(RunError::from(e));
                 }

@@ -146,6 +146,31 @@ struct Failing {
     sequence: Vec<String>,
 }
 
+impl Failing {
+    /// `steps` that failed with `finding` after the steps of `sequence`, the ones after it
+    /// left out.
+    fn of(steps: &[Step], finding: Box<Finding>, sequence: Vec<String>) -> Failing {
+        Failing {
+            steps: steps[..sequence.len()].to_vec(),
+            finding: *finding,
+            sequence,
+        }
+    }
+}
+
+/// Whether two findings are the same failure, as shrinking keeps it: its kind and migration.
+fn same(a: &Finding, b: &Finding) -> bool {
+    a.kind == b.kind && a.migration == b.migration
+}
+
+/// A case as proptest's tree holds it: the model's first state, the steps, and how many of
+/// them a run began.
+type Case = (
+    State,
+    Vec<Step>,
+    Option<Arc<std::sync::atomic::AtomicUsize>>,
+);
+
 /// How one case of the search ended.
 enum Ended {
     /// It ran to its end: the shrunk failure, if it found one not known before.
@@ -177,11 +202,7 @@ fn run_case(
         .new_tree(&mut runner)
         .map_err(|e| RunError::Lost(format!("failed to generate a case: {e}")))?;
     // A finding is a value: the case runs here, not through proptest's panicking runner.
-    let run = |case: (
-        crate::model::machine::State,
-        Vec<Step>,
-        Option<Arc<std::sync::atomic::AtomicUsize>>,
-    ),
+    let run = |case: Case,
                halt: &dyn Fn() -> bool,
                prefixes: Option<&sut::Prefixes>|
      -> Result<sut::Ran, RunError> {
@@ -227,28 +248,13 @@ fn run_case(
 }
 
 /// The shrinking of a case's first failure, `failing`, from `tree`; see [`run_case`].
-#[allow(clippy::type_complexity)]
 fn shrink(
     ctx: &Arc<Ctx>,
     seed: u64,
     deadline: Option<Instant>,
-    mut tree: impl ValueTree<
-        Value = (
-            crate::model::machine::State,
-            Vec<Step>,
-            Option<Arc<std::sync::atomic::AtomicUsize>>,
-        ),
-    >,
-    mut failing: (crate::model::machine::State, Vec<Step>),
-    run: &dyn Fn(
-        (
-            crate::model::machine::State,
-            Vec<Step>,
-            Option<Arc<std::sync::atomic::AtomicUsize>>,
-        ),
-        &dyn Fn() -> bool,
-        Option<&sut::Prefixes>,
-    ) -> Result<sut::Ran, RunError>,
+    mut tree: impl ValueTree<Value = Case>,
+    mut failing: (State, Vec<Step>),
+    run: &dyn Fn(Case, &dyn Fn() -> bool, Option<&sut::Prefixes>) -> Result<sut::Ran, RunError>,
     prefixes: &sut::Prefixes,
 ) -> Result<Ended, RunError> {
     let started = Instant::now();
@@ -290,11 +296,7 @@ fn shrink(
         .handle
         .block_on(sut::replay(ctx.clone(), state.releases.clone(), &steps));
     let failing = match replayed {
-        Ok(sut::Ran::Failed(finding, sequence)) => Failing {
-            steps: steps[..sequence.len()].to_vec(),
-            finding: *finding,
-            sequence,
-        },
+        Ok(sut::Ran::Failed(finding, sequence)) => Failing::of(&steps, finding, sequence),
         // Not reproducible from a fresh database (a flaky server, timing): nothing to save.
         Ok(sut::Ran::Passed | sut::Ran::Stale { .. } | sut::Ran::Halted { .. }) => {
             return Ok(Ended::Ran(None))
@@ -308,14 +310,8 @@ fn shrink(
     if failing.steps.len() < exact.steps.len() {
         let again = sut::replay(ctx.clone(), state.releases.clone(), &failing.steps);
         failing = match ctx.handle.block_on(again) {
-            Ok(sut::Ran::Failed(f, sequence))
-                if f.kind == failing.finding.kind && f.migration == failing.finding.migration =>
-            {
-                Failing {
-                    steps: failing.steps[..sequence.len()].to_vec(),
-                    finding: *f,
-                    sequence,
-                }
+            Ok(sut::Ran::Failed(f, sequence)) if same(&f, &failing.finding) => {
+                Failing::of(&failing.steps, f, sequence)
             }
             Ok(_) => exact,
             Err(sut::Broken(e)) => return Err(RunError::Lost(e)),
@@ -341,7 +337,6 @@ fn minimize(
     deadline: Instant,
     prefixes: &sut::Prefixes,
 ) -> Result<(Failing, bool), RunError> {
-    let same = |a: &Finding, b: &Finding| a.kind == b.kind && a.migration == b.migration;
     let mut shorter = true;
     while shorter {
         shorter = false;
@@ -361,11 +356,7 @@ fn minimize(
             );
             match ctx.handle.block_on(replayed) {
                 Ok(sut::Ran::Failed(f, sequence)) if same(&f, &failing.finding) => {
-                    failing = Failing {
-                        steps: candidate[..sequence.len()].to_vec(),
-                        finding: *f,
-                        sequence,
-                    };
+                    failing = Failing::of(&candidate, f, sequence);
                     shorter = true;
                 }
                 Ok(_) => at += 1,
