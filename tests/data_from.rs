@@ -72,16 +72,11 @@ fn a_custom_format_dump_is_restored_too() {
     let staging = staging("custom");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("staging.dump");
-    let out = Command::new("pg_dump")
-        .args(["--format", "custom", "--file"])
-        .arg(&file)
-        .arg(staging.url())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeded(
+        Command::new("pg_dump")
+            .args(["--format", "custom", "--file"])
+            .arg(&file)
+            .arg(staging.url()),
     );
     let (out, json) = check_json(
         &example().join("migrations"),

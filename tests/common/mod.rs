@@ -226,6 +226,18 @@ pub fn with_password(url: &str) -> String {
     url.replacen("postgres@", "postgres:hunter2secret@", 1)
 }
 
+/// Runs a tool the tests use (psql, pg_dump) and fails the test with its stderr unless it
+/// succeeded.
+pub fn succeeded(cmd: &mut std::process::Command) -> Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// A database on the test server that a test fills from an SQL script (a staging copy, a
 /// stand-in for production) and that migproof may only read; dropped with the value.
 pub struct Planted {
@@ -242,17 +254,12 @@ impl Planted {
         );
         sql("postgres", &format!("CREATE DATABASE {db}"));
         let planted = Planted { db };
-        let out = std::process::Command::new("psql")
-            .args(["-q", "-X", "-v", "ON_ERROR_STOP=1", "-d"])
-            .arg(planted.url())
-            .arg("-f")
-            .arg(script)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        succeeded(
+            std::process::Command::new("psql")
+                .args(["-q", "-X", "-v", "ON_ERROR_STOP=1", "-d"])
+                .arg(planted.url())
+                .arg("-f")
+                .arg(script),
         );
         planted
     }
@@ -264,11 +271,7 @@ impl Planted {
     /// Everything in it, schema and rows, as pg_dump writes it (without the random key of
     /// its `\restrict` lines).
     pub fn dump(&self) -> String {
-        let out = std::process::Command::new("pg_dump")
-            .arg(self.url())
-            .output()
-            .unwrap();
-        assert!(out.status.success());
+        let out = succeeded(std::process::Command::new("pg_dump").arg(self.url()));
         String::from_utf8(out.stdout)
             .unwrap()
             .lines()
