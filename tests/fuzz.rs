@@ -775,3 +775,72 @@ fn a_down_may_delete_the_rows_its_own_up_inserted() {
         "{json:#}"
     );
 }
+
+/// Shrinking resumes a sequence from a copy of the database at the end of the longest prefix
+/// it shares with one run before, kept after a slow step, and the resumed run judges as a
+/// run from an empty database does.
+#[test]
+fn a_sequence_sharing_a_slow_prefix_resumes_from_its_copy() {
+    use migproof::backend::BackendKind;
+    use migproof::fuzz::sut::{Prefixes, Ran};
+    use migproof::fuzz::Harness;
+    use migproof::model::machine::Step;
+
+    std::env::set_var("MIGPROOF_ALLOW_SUPERUSER", "1");
+    let dir = tempfile::tempdir().unwrap();
+    let files = [
+        (
+            "0001_slow.up.sql",
+            "CREATE TABLE t (id int PRIMARY KEY);\nSELECT pg_sleep(0.3);\n",
+        ),
+        ("0001_slow.down.sql", "DROP TABLE t;\n"),
+        ("0002_column.up.sql", "ALTER TABLE t ADD COLUMN c text;\n"),
+        ("0002_column.down.sql", "ALTER TABLE t DROP COLUMN c;\n"),
+    ];
+    for (name, sql) in files {
+        std::fs::write(dir.path().join(name), sql).unwrap();
+    }
+    let url = server_url();
+    let harness = Harness::new(dir.path(), BackendKind::Url, Some(&url)).expect("harness");
+    let releases = vec![2];
+    let passed = |ran: &Ran| matches!(ran, Ran::Passed);
+
+    let prefixes = Prefixes::default();
+    let first = [Step::MigrateUp, Step::MigrateUp, Step::MigrateDown];
+    let ran = harness
+        .run_steps(releases.clone(), &first, &prefixes)
+        .expect("runs");
+    assert!(passed(&ran), "{ran:?}");
+    assert_eq!(
+        prefixes.resumed(),
+        0,
+        "nothing saved before the first sequence"
+    );
+
+    // Shares its first step (the slow up) with the first sequence: starts after it.
+    let second = [Step::MigrateTo(1), Step::MigrateUp, Step::MigrateDown];
+    let ran = harness
+        .run_steps(releases.clone(), &second, &prefixes)
+        .expect("runs");
+    assert!(passed(&ran), "{ran:?}");
+    assert_eq!(
+        prefixes.resumed(),
+        1,
+        "the second sequence resumed from the copy"
+    );
+
+    // Shares nothing: from an empty database.
+    let third = [Step::MigrateTo(2), Step::MigrateDown];
+    let ran = harness
+        .run_steps(releases.clone(), &third, &prefixes)
+        .expect("runs");
+    assert!(passed(&ran), "{ran:?}");
+    assert_eq!(prefixes.resumed(), 1);
+    harness.clear(&prefixes);
+
+    // The same sequence from an empty database judges the same.
+    let fresh = Prefixes::default();
+    let ran = harness.run_steps(releases, &second, &fresh).expect("runs");
+    assert!(passed(&ran), "{ran:?}");
+    harness.clear(&fresh);
+}

@@ -651,6 +651,34 @@ impl Harness {
     }
 }
 
+impl Harness {
+    /// Runs `steps` as shrinking does: from the longest prefix `prefixes` holds, saving the
+    /// long steps it runs. For tests of shrinking's resumption.
+    #[doc(hidden)]
+    pub fn run_steps(
+        &self,
+        releases: Vec<usize>,
+        steps: &[Step],
+        prefixes: &sut::Prefixes,
+    ) -> Result<sut::Ran, sut::Broken> {
+        let run = sut::run_steps(
+            self.ctx.clone(),
+            releases,
+            steps,
+            None,
+            &|| false,
+            Some(prefixes),
+        );
+        self.runtime.block_on(run)
+    }
+
+    /// Drops the copies `prefixes` holds.
+    #[doc(hidden)]
+    pub fn clear(&self, prefixes: &sut::Prefixes) {
+        self.runtime.block_on(prefixes.clear(&self.server));
+    }
+}
+
 impl Drop for Harness {
     fn drop(&mut self) {
         let (ctx, server) = (self.ctx.clone(), self.server.clone());

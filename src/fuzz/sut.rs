@@ -188,6 +188,8 @@ struct Saved {
 #[derive(Default)]
 pub struct Prefixes {
     saved: std::sync::Mutex<Vec<Saved>>,
+    /// Sequences started from a copy instead of an empty database.
+    resumed: std::sync::atomic::AtomicUsize,
 }
 
 /// A step that took at least this long is followed by a copy of the database.
@@ -223,6 +225,11 @@ impl Prefixes {
         let mut all = self.saved.lock().expect("not poisoned");
         all.push(saved);
         (all.len() > SAVED).then(|| all.remove(0).template)
+    }
+
+    /// How many sequences started from a saved prefix.
+    pub fn resumed(&self) -> usize {
+        self.resumed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Drops every copy.
@@ -1052,7 +1059,12 @@ pub async fn run_steps(
         None => None,
     };
     let (done, mut state, mut sut) = match resumed {
-        Some(resumed) => resumed,
+        Some(resumed) => {
+            if let Some(p) = prefixes {
+                p.resumed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            resumed
+        }
         None => (
             0,
             State::new(ctx.plan.clone(), releases.clone()),
