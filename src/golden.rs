@@ -36,17 +36,25 @@ pub struct Copies<'a> {
     pub keep: &'a (dyn Fn(usize, ScratchDb) + Send + Sync),
 }
 
-/// Applies every up in order to an empty scratch database. The snapshot of each version goes,
-/// in order, to `keep` when one is given, so that the caller decides what it holds on to (the
-/// whole history of a long project would not fit in memory as whole snapshots); the tables of
-/// each version are kept in [`Golden::tables`] when `with_tables`.
+/// Where the golden pass sends the snapshot of each version, in order: from version `from` on;
+/// the versions before it reach `keep` as `None`, not taken (a check of the newest migrations
+/// reads none of them, and a snapshot of a long history's schema costs milliseconds).
+pub struct Snapshots<'a> {
+    pub from: usize,
+    pub keep: &'a mut (dyn FnMut(Option<Snapshot>) + Send),
+}
+
+/// Applies every up in order to an empty scratch database. The snapshot of each version goes
+/// to `snapshots` when given, so that the caller decides what it holds on to (the whole
+/// history of a long project would not fit in memory as whole snapshots); the tables of each
+/// version are kept in [`Golden::tables`] when `with_tables`.
 pub async fn pass(
     server: &Server,
     set: &MigrationSet,
     step_timeout: Duration,
     progress: &dyn Progress,
     with_tables: bool,
-    mut keep: Option<&mut (dyn FnMut(Snapshot) + Send)>,
+    mut snapshots: Option<Snapshots<'_>>,
     copies: Option<&Copies<'_>>,
 ) -> Result<Golden, RunError> {
     server.ensure_roles(&set.setup.roles).await?;
@@ -61,8 +69,13 @@ pub async fn pass(
     // `[seed]` keys that name no column of the versions seen so far
     let mut unseen: Vec<String> = set.data.seed.keys().cloned().collect();
     let mut record = async |s: &mut Session, golden: &mut Golden| -> Result<(), RunError> {
-        if let Some(keep) = keep.as_mut() {
-            keep(snapshot::take(s.conn()).await.map_err(lost)?);
+        if let Some(snapshots) = snapshots.as_mut() {
+            let snapshot = if golden.versions >= snapshots.from {
+                Some(snapshot::take(s.conn()).await.map_err(lost)?)
+            } else {
+                None
+            };
+            (snapshots.keep)(snapshot);
         }
         if with_tables {
             golden
@@ -140,14 +153,18 @@ pub async fn final_snapshot(
     set: &MigrationSet,
 ) -> Result<Result<Snapshot, String>, RunError> {
     let mut last = None;
-    let mut keep = |s| last = Some(s);
+    let mut keep = |s: Option<Snapshot>| last = s.or(last.take());
+    let snapshots = Snapshots {
+        from: set.migrations.len(),
+        keep: &mut keep,
+    };
     let golden = pass(
         server,
         set,
         Duration::from_secs(600),
         &Silent,
         false,
-        Some(&mut keep),
+        Some(snapshots),
         None,
     )
     .await?;

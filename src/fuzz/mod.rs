@@ -18,6 +18,7 @@ use crate::backend::{Access, Server};
 use crate::check;
 use crate::golden;
 use crate::model::machine::{Model, Plan, State, Step};
+use crate::observe::snapshot::Snapshot;
 use crate::report::{Finding, FuzzCase, Kind, Note, NoteKind, Report, Source};
 use crate::run::{Event, Progress, RunError, Silent};
 use crate::source::MigrationSet;
@@ -78,14 +79,17 @@ pub async fn prepare(
     jobs: usize,
 ) -> Result<(Arc<Ctx>, Vec<Finding>), RunError> {
     let mut snapshots = Vec::new();
-    let mut keep = |s| snapshots.push(s);
+    let mut keep = |s: Option<Snapshot>| snapshots.extend(s);
     let golden = golden::pass(
         server,
         set,
         step_timeout,
         &Silent,
         true,
-        Some(&mut keep),
+        Some(golden::Snapshots {
+            from: 0,
+            keep: &mut keep,
+        }),
         None,
     )
     .await?;

@@ -82,6 +82,27 @@ impl History {
         self.len += 1;
     }
 
+    /// Counts the next version without its snapshot, which nobody reads: it is below the
+    /// window.
+    ///
+    /// # Panics
+    /// When the next version is one the window keeps.
+    pub fn pass(&mut self) {
+        assert!(
+            self.pushed < self.first,
+            "version {} is kept (versions {}..={} kept): its snapshot is needed",
+            self.pushed,
+            self.first,
+            self.last_kept
+        );
+        self.pushed += 1;
+    }
+
+    /// The first version the window keeps.
+    pub fn first(&self) -> usize {
+        self.first
+    }
+
     /// What turned `version - 1` into `version`: the items that went away and those that came.
     ///
     /// # Panics
@@ -197,6 +218,27 @@ mod tests {
             body: format!("body {body}"),
             position: (kind % 3 == 1).then_some(i32::from(body % 4)),
         }
+    }
+
+    #[test]
+    fn versions_below_the_window_are_counted_without_a_snapshot() {
+        let mut history = History::window(2, 3);
+        history.pass();
+        history.pass();
+        history.push(Snapshot::new(vec![item(0, 1, 0)]));
+        history.push(Snapshot::new(vec![item(0, 1, 0), item(0, 2, 0)]));
+        history.push(Snapshot::default());
+        assert_eq!(history.len(), 5);
+        assert_eq!(history.get(3).items.len(), 2);
+        assert_eq!(history.get(2).items.len(), 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "is kept")]
+    fn a_version_the_window_keeps_cannot_go_without_its_snapshot() {
+        let mut history = History::window(1, 3);
+        history.pass();
+        history.pass();
     }
 
     proptest! {
