@@ -116,3 +116,92 @@ fn killed_migrators_of_correct_scripts_are_no_false_alarm() {
     );
     assert_eq!(out.status.code(), code::OK, "{json:#}");
 }
+
+/// The local backend keeps the data folder initdb made in its cache and copies it on the next
+/// runs (initdb, wrapped here to count its runs, runs once); a copy still gets a password of
+/// its own (psql reaches the copied cluster over TCP), and a kept folder found broken is made
+/// again.
+#[test]
+fn the_local_cluster_is_copied_from_the_cache_after_the_first_initdb() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let real = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|d| d.join("initdb"))
+        .find(|p| p.is_file())
+        .and_then(|p| std::fs::canonicalize(p).ok())
+        .and_then(|p| p.parent().map(|d| d.to_owned()))
+        .expect("initdb on PATH");
+    // A folder of binaries the cluster's user can enter: initdb counting its runs, the real
+    // postgres.
+    let tools = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tools.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let runs = tools.path().join("runs");
+    std::fs::write(&runs, "").unwrap();
+    std::fs::set_permissions(&runs, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let initdb = tools.path().join("initdb");
+    std::fs::write(
+        &initdb,
+        format!(
+            "#!/bin/sh\necho run >> '{}'\nexec '{}' \"$@\"\n",
+            runs.display(),
+            real.join("initdb").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&initdb, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink(real.join("postgres"), tools.path().join("postgres")).unwrap();
+    let path = std::env::join_paths(
+        std::iter::once(tools.path().to_owned())
+            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+
+    let cache = tempfile::tempdir().unwrap();
+    let run = || {
+        let out = migproof()
+            .env("MIGPROOF_PG_CACHE", cache.path())
+            .env("PATH", &path)
+            .args([
+                "check",
+                "--backend",
+                "local",
+                "--format",
+                "json",
+                "--migrations",
+            ])
+            .arg(root().join("examples/command/psql_scripts"))
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            code::OK,
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let initdb_runs = || std::fs::read_to_string(&runs).unwrap().lines().count();
+    let kept = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(cache.path().join("clusters"))
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default()
+    };
+    run();
+    assert_eq!(initdb_runs(), 1);
+    let folders = kept();
+    assert_eq!(folders.len(), 1, "{folders:?}");
+    let control = folders[0].join("global").join("pg_control");
+    assert!(control.is_file(), "{}", control.display());
+
+    run();
+    assert_eq!(initdb_runs(), 1, "the second cluster is a copy");
+    assert_eq!(kept(), folders);
+
+    std::fs::remove_file(&control).unwrap();
+    run();
+    assert_eq!(initdb_runs(), 2, "a broken kept folder is not copied");
+    assert_eq!(kept(), folders);
+    assert!(control.is_file(), "the broken folder was made again");
+    run();
+    assert_eq!(initdb_runs(), 2);
+}

@@ -379,56 +379,22 @@ pub async fn start(major: Option<u32>) -> Result<Server, BackendError> {
     // Trust only on the socket, whose folder only the cluster's user can enter; TCP (which
     // external migrators use) needs the superuser's random password, never printed.
     let password = super::random_secret();
-    let pwfile = socket.join("pwfile");
-    std::fs::write(&pwfile, format!("{password}\n")).map_err(|e| fail(e.to_string()))?;
-    if let Some(user) = &user {
-        nix::unistd::chown(pwfile.as_path(), Some(user.uid), Some(user.gid))
-            .map_err(|e| fail(e.to_string()))?;
-    }
-    let mut initdb = Command::new(bin.join("initdb"));
-    let log = dir.join("initdb.log");
-    initdb
-        .arg("-D")
-        .arg(&data)
-        .arg(format!("--pwfile={}", pwfile.display()))
-        .args([
-            "-U",
-            "postgres",
-            "--auth-local=trust",
-            "--auth-host=scram-sha-256",
-            "-E",
-            "UTF8",
-            "--no-locale",
-            "--no-sync",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).map_err(|e| fail(e.to_string()))?)
-        .process_group(0);
-    as_cluster_user(&mut initdb, &user);
-    // Held by `cluster` and awaited, not blocked on: Ctrl-C during initdb (a second or more)
-    // must stop migproof at once, and dropping `cluster` then stops initdb before removing
-    // the folder it writes into.
-    cluster.initdb = Some(
-        initdb
-            .spawn()
-            .map_err(|e| fail(format!("could not run initdb: {e}")))?,
-    );
-    let status = loop {
-        let child = cluster.initdb.as_mut().expect("just spawned");
-        match child
-            .try_wait()
-            .map_err(|e| fail(format!("could not wait for initdb: {e}")))?
-        {
-            Some(status) => break status,
-            None => tokio::time::sleep(Duration::from_millis(10)).await,
+    // A copy of the data folder initdb made for this server build before, else initdb (and
+    // a copy of what it made, kept for the next run).
+    let pristine = pristine_dir(&bin);
+    let copied = match &pristine {
+        Some(p) if p.join("global").join("pg_control").is_file() => {
+            copy_tree(p, &data, &user).is_ok()
         }
+        _ => false,
     };
-    cluster.initdb = None;
-    let _ = std::fs::remove_file(&pwfile);
-    if !status.success() {
-        let stderr = std::fs::read_to_string(&log).unwrap_or_default();
-        return Err(fail(format!("initdb failed: {}", stderr.trim())));
+    if !copied {
+        // what a failed copy left
+        clear_dir(&data);
+        initdb(&mut cluster, &bin, &data, &socket, &user, &password).await?;
+        if let Some(p) = &pristine {
+            keep_pristine(&data, p);
+        }
     }
 
     let mut last_error = String::new();
@@ -465,7 +431,13 @@ pub async fn start(major: Option<u32>) -> Result<Server, BackendError> {
             .username("postgres")
             .database("postgres")
             .application_name("migproof");
-        match wait_ready(&mut cluster, &options).await {
+        let ready = match wait_ready(&mut cluster, &options).await {
+            // A copied folder holds the password of the run that made it, never known: this
+            // run's replaces it before anything connects over TCP.
+            Ok(()) if copied => set_password(&options, &password).await,
+            ready => ready,
+        };
+        match ready {
             Ok(()) => {
                 let target = format!("a local cluster (port {port}, {})", dir.display());
                 return Ok(
@@ -483,6 +455,178 @@ pub async fn start(major: Option<u32>) -> Result<Server, BackendError> {
         }
     }
     Err(fail(last_error))
+}
+
+/// Runs initdb into `data` with the superuser's `password`, killed if `cluster` is dropped
+/// meanwhile.
+async fn initdb(
+    cluster: &mut Cluster,
+    bin: &Path,
+    data: &Path,
+    socket: &Path,
+    user: &Option<User>,
+    password: &str,
+) -> Result<(), BackendError> {
+    let pwfile = socket.join("pwfile");
+    std::fs::write(&pwfile, format!("{password}\n")).map_err(|e| fail(e.to_string()))?;
+    if let Some(user) = user {
+        nix::unistd::chown(pwfile.as_path(), Some(user.uid), Some(user.gid))
+            .map_err(|e| fail(e.to_string()))?;
+    }
+    let mut initdb = Command::new(bin.join("initdb"));
+    let log = cluster.dir.join("initdb.log");
+    initdb
+        .arg("-D")
+        .arg(data)
+        .arg(format!("--pwfile={}", pwfile.display()))
+        .args([
+            "-U",
+            "postgres",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--no-locale",
+            "--no-sync",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).map_err(|e| fail(e.to_string()))?)
+        .process_group(0);
+    as_cluster_user(&mut initdb, user);
+    // Held by `cluster` and awaited, not blocked on: Ctrl-C during initdb (a second or more)
+    // must stop migproof at once, and dropping `cluster` then stops initdb before removing
+    // the folder it writes into.
+    cluster.initdb = Some(
+        initdb
+            .spawn()
+            .map_err(|e| fail(format!("could not run initdb: {e}")))?,
+    );
+    let status = loop {
+        let child = cluster.initdb.as_mut().expect("just spawned");
+        match child
+            .try_wait()
+            .map_err(|e| fail(format!("could not wait for initdb: {e}")))?
+        {
+            Some(status) => break status,
+            None => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    };
+    cluster.initdb = None;
+    let _ = std::fs::remove_file(&pwfile);
+    if !status.success() {
+        let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+        return Err(fail(format!("initdb failed: {}", stderr.trim())));
+    }
+    Ok(())
+}
+
+/// Where the data folder initdb makes for the server build in `bin` is kept between runs:
+/// `<cache>/clusters/<key>`, the key naming the build (its folder, the size and time of its
+/// `postgres`) and the flags above. Copying it costs about half of running initdb, which
+/// makes the same files every time. `None` when the build cannot be told apart.
+fn pristine_dir(bin: &Path) -> Option<PathBuf> {
+    let meta = std::fs::metadata(bin.join("postgres")).ok()?;
+    let modified = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    // FNV-1a: the same key from every build of migproof
+    let mut key: u64 = 0xcbf2_9ce4_8422_2325;
+    let id = format!(
+        "initdb-v1 {} {} {}",
+        bin.display(),
+        meta.len(),
+        modified.as_nanos()
+    );
+    for b in id.bytes() {
+        key = (key ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    Some(cache_dir().join("clusters").join(format!("{key:016x}")))
+}
+
+/// Copies the folder `from` into the existing folder `to`, files with their modes, handed to
+/// `user` when given.
+fn copy_tree(from: &Path, to: &Path, user: &Option<User>) -> std::io::Result<()> {
+    let owner = |path: &Path| -> std::io::Result<()> {
+        if let Some(user) = user {
+            nix::unistd::chown(path, Some(user.uid), Some(user.gid))?;
+        }
+        Ok(())
+    };
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            std::fs::create_dir(&target)?;
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o700))?;
+            owner(&target)?;
+            copy_tree(&entry.path(), &target, user)?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target)?;
+            owner(&target)?;
+        } else {
+            return Err(std::io::Error::other("not a file or folder"));
+        }
+    }
+    Ok(())
+}
+
+/// Empties the folder `dir`, keeping it.
+fn clear_dir(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let _ = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+        }
+    }
+}
+
+/// Keeps a copy of the data folder initdb just made at `pristine`, for the next runs. Best
+/// effort: written beside it and renamed into place, so that a run never copies a half-written
+/// folder; another run that got there first wins.
+fn keep_pristine(data: &Path, pristine: &Path) {
+    let Some(parent) = pristine.parent() else {
+        return;
+    };
+    if std::fs::create_dir_all(parent).is_err() {
+        return;
+    }
+    if pristine.exists() && !pristine.join("global").join("pg_control").is_file() {
+        // broken (cut short by hand): replaced
+        let _ = std::fs::remove_dir_all(pristine);
+    }
+    let partial = parent.join(format!(".partial-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&partial);
+    let made = std::fs::create_dir(&partial).is_ok()
+        && std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o700)).is_ok()
+        && copy_tree(data, &partial, &None).is_ok()
+        && std::fs::rename(&partial, pristine).is_ok();
+    if !made {
+        let _ = std::fs::remove_dir_all(&partial);
+    }
+}
+
+/// Gives the superuser `password` (hexadecimal, from [`super::random_secret`]), over the
+/// socket.
+async fn set_password(options: &PgConnectOptions, password: &str) -> Result<(), String> {
+    let mut conn = options
+        .connect()
+        .await
+        .map_err(|e| format!("could not connect to set the password: {e}"))?;
+    let sql = format!("ALTER ROLE postgres PASSWORD '{password}'");
+    let set = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await;
+    let _ = conn.close().await;
+    set.map(|_| ())
+        .map_err(|e| format!("could not set the password: {e}"))
 }
 
 async fn wait_ready(cluster: &mut Cluster, options: &PgConnectOptions) -> Result<(), String> {
