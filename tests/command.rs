@@ -205,3 +205,82 @@ fn the_local_cluster_is_copied_from_the_cache_after_the_first_initdb() {
     run();
     assert_eq!(initdb_runs(), 2);
 }
+
+/// Without `TMPDIR`, the local cluster lives on the memory file system (`/dev/shm`) when it is
+/// one with room to spare (4 GiB), else in the system's temporary folder; with `TMPDIR`, there.
+#[test]
+fn the_local_cluster_lives_in_memory_when_there_is_room() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let project = tempfile::tempdir().unwrap();
+    std::fs::write(
+        project.path().join("0001_slow.up.sql"),
+        "CREATE TABLE t (id int);\nSELECT pg_sleep(0.3);\n",
+    )
+    .unwrap();
+    std::fs::write(project.path().join("0001_slow.down.sql"), "DROP TABLE t;\n").unwrap();
+    let roomy_shm = nix::sys::statfs::statfs("/dev/shm").is_ok_and(|fs| {
+        fs.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC
+            && fs.blocks_available() * (fs.block_size() as u64) >= 4 << 30
+    });
+    let chosen = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(chosen.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let system_tmp = std::path::PathBuf::from("/tmp");
+    let cases = [
+        (
+            None,
+            if roomy_shm {
+                "/dev/shm".into()
+            } else {
+                system_tmp
+            },
+        ),
+        (Some(chosen.path().to_owned()), chosen.path().to_owned()),
+    ];
+    for (tmpdir, want) in cases {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("migproof"));
+        cmd.env_remove("TMPDIR")
+            .env_remove("DATABASE_URL")
+            .env("MIGPROOF_ALLOW_SUPERUSER", "1")
+            .args([
+                "check",
+                "--backend",
+                "local",
+                "--format",
+                "json",
+                "--migrations",
+            ])
+            .arg(project.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if let Some(dir) = &tmpdir {
+            cmd.env("TMPDIR", dir);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let pid = child.id().to_string();
+        let mine = |home: &std::path::Path| {
+            std::fs::read_dir(home)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with("migproof-local-")
+                        && std::fs::read_to_string(e.path().join("owner.pid"))
+                            .is_ok_and(|p| p.trim() == pid)
+                })
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut found = false;
+        while !found && std::time::Instant::now() < deadline {
+            found = mine(&want);
+            if !found {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+        let status = child.wait().unwrap();
+        assert!(found, "no cluster of {pid} under {}", want.display());
+        assert_eq!(status.code(), code::OK);
+    }
+}

@@ -18,6 +18,35 @@ use sqlx::{ConnectOptions, Connection};
 use super::{process_alive, BackendError, BackendKind, Server};
 
 const DIR_PREFIX: &str = "migproof-local-";
+/// A memory file system most Linux systems mount.
+const SHM: &str = "/dev/shm";
+/// Free room [`SHM`] must have to hold a cluster: scratch databases of a long history, a
+/// few copies of each, come to hundreds of megabytes.
+const SHM_ROOM: u64 = 4 << 30;
+
+/// Where a throwaway cluster's folder goes: the temporary folder the user named (`TMPDIR`);
+/// else [`SHM`] when it is a memory file system with [`SHM_ROOM`] free, where making and
+/// deleting the thousands of files a run's databases hold costs a fraction of what it costs
+/// on a disk (a crates.io check: about 0.8x the time); else the system's temporary folder.
+fn clusters_home() -> PathBuf {
+    if std::env::var_os("TMPDIR").is_some_and(|d| !d.is_empty()) {
+        return std::env::temp_dir();
+    }
+    let roomy = nix::sys::statfs::statfs(SHM).is_ok_and(|fs| {
+        fs.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC
+            && fs.blocks_available().saturating_mul(fs.block_size() as u64) >= SHM_ROOM
+    });
+    let writable = nix::unistd::access(
+        SHM,
+        nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
+    )
+    .is_ok();
+    if roomy && writable {
+        PathBuf::from(SHM)
+    } else {
+        std::env::temp_dir()
+    }
+}
 
 /// Where `scripts/install-postgres.sh` installs server builds, one folder per major:
 /// `MIGPROOF_PG_CACHE`, else /var/cache/migproof/postgres for root, else
@@ -195,10 +224,15 @@ fn fail(message: impl Into<String>) -> BackendError {
 /// signalled only once /proc proves it is the postmaster serving that very folder and started
 /// after it: anyone can plant a `postmaster.pid`, and a PID is reused after a reboot.
 pub fn sweep_stale() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
+    let mut homes = vec![std::env::temp_dir()];
+    if Path::new(SHM).is_dir() && !homes.iter().any(|h| h == Path::new(SHM)) {
+        homes.push(PathBuf::from(SHM));
+    }
+    for entry in homes
+        .iter()
+        .filter_map(|home| std::fs::read_dir(home).ok())
+        .flat_map(|entries| entries.flatten())
+    {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         if !name.starts_with(DIR_PREFIX) {
@@ -347,7 +381,7 @@ pub async fn start(major: Option<u32>) -> Result<Server, BackendError> {
     };
     let dir = tempfile::Builder::new()
         .prefix(DIR_PREFIX)
-        .tempdir()
+        .tempdir_in(clusters_home())
         .map_err(|e| fail(format!("could not create a temporary folder: {e}")))?
         .keep();
     // From here on the folder is removed by Cluster's Drop, whatever happens.
