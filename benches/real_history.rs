@@ -41,7 +41,11 @@
 //! a panic or a failure (Ctrl-C reaches the server too, but leaves the temp dir). Where it
 //! cannot start, the bench says so and uses the server on 127.0.0.1:5432 (user postgres, no
 //! password) instead. Both sides connect by TCP without TLS: migproof does so by default on a
-//! loopback URL, and the baseline's psql and pg_dump get `PGSSLMODE=disable`.
+//! loopback URL, and the baseline's psql and pg_dump get `PGSSLMODE=disable`. The temp dir
+//! follows `TMPDIR`: `TMPDIR=/dev/shm` puts the cluster on a memory file system, as
+//! migproof's local backend does by default, where making and deleting files (every database
+//! is hundreds of them) costs far less than on a disk's file system; the bench prints which
+//! folder it used.
 //!
 //! The process exits nonzero only when something fails to run; a missed target is printed,
 //! not failed.
@@ -868,6 +872,10 @@ fn bench() -> Result<(), String> {
         println!("| {label:<width$} | {value:>16} |");
     }
     println!();
+    println!(
+        "cluster folder under {} (TMPDIR sets it)",
+        std::env::temp_dir().display()
+    );
     println!(
         "load average at start {load_before}, after the check rounds {load_after_check}, at \
          end {}; the bench took {}",
