@@ -17,15 +17,24 @@ fn psql_scripts_through_commands_pass() {
 /// the role migproof made, whose verifier migproof computed itself.
 #[test]
 fn psql_scripts_reach_the_local_cluster_over_tcp_with_the_roles_password() {
+    psql_scripts_pass_locally(&[]);
+}
+
+/// `check` on the local backend with a JSON report; the migrations folder follows.
+const CHECK_LOCALLY: [&str; 6] = [
+    "check",
+    "--backend",
+    "local",
+    "--format",
+    "json",
+    "--migrations",
+];
+
+/// `check --backend local` on the psql scripts example, with `env` added, passes.
+fn psql_scripts_pass_locally(env: &[(&str, &std::ffi::OsStr)]) {
     let out = migproof()
-        .args([
-            "check",
-            "--backend",
-            "local",
-            "--format",
-            "json",
-            "--migrations",
-        ])
+        .envs(env.iter().copied())
+        .args(CHECK_LOCALLY)
         .arg(root().join("examples/command/psql_scripts"))
         .output()
         .unwrap();
@@ -158,27 +167,10 @@ fn the_local_cluster_is_copied_from_the_cache_after_the_first_initdb() {
 
     let cache = tempfile::tempdir().unwrap();
     let run = || {
-        let out = migproof()
-            .env("MIGPROOF_PG_CACHE", cache.path())
-            .env("PATH", &path)
-            .args([
-                "check",
-                "--backend",
-                "local",
-                "--format",
-                "json",
-                "--migrations",
-            ])
-            .arg(root().join("examples/command/psql_scripts"))
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.code(),
-            code::OK,
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        psql_scripts_pass_locally(&[
+            ("MIGPROOF_PG_CACHE", cache.path().as_os_str()),
+            ("PATH", path.as_os_str()),
+        ])
     };
     let initdb_runs = || std::fs::read_to_string(&runs).unwrap().lines().count();
     let kept = || -> Vec<std::path::PathBuf> {
@@ -242,14 +234,7 @@ fn the_local_cluster_lives_in_memory_when_there_is_room() {
         cmd.env_remove("TMPDIR")
             .env_remove("DATABASE_URL")
             .env("MIGPROOF_ALLOW_SUPERUSER", "1")
-            .args([
-                "check",
-                "--backend",
-                "local",
-                "--format",
-                "json",
-                "--migrations",
-            ])
+            .args(CHECK_LOCALLY)
             .arg(project.path())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
