@@ -166,6 +166,15 @@ fn the_local_cluster_is_copied_from_the_cache_after_the_first_initdb() {
     .unwrap();
 
     let cache = tempfile::tempdir().unwrap();
+    // What a run killed while keeping its copy left: removed by the next run that keeps one.
+    let dead = (4_000_000..)
+        .find(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+        .unwrap();
+    let partial = cache
+        .path()
+        .join("clusters")
+        .join(format!(".partial-{dead}"));
+    std::fs::create_dir_all(partial.join("global")).unwrap();
     let run = || {
         psql_scripts_pass_locally(&[
             ("MIGPROOF_PG_CACHE", cache.path().as_os_str()),
@@ -180,6 +189,7 @@ fn the_local_cluster_is_copied_from_the_cache_after_the_first_initdb() {
     };
     run();
     assert_eq!(initdb_runs(), 1);
+    assert!(!partial.exists(), "a dead run's partial copy is removed");
     let folders = kept();
     assert_eq!(folders.len(), 1, "{folders:?}");
     let control = folders[0].join("global").join("pg_control");

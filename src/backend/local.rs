@@ -636,6 +636,17 @@ fn keep_pristine(data: &Path, pristine: &Path) {
         // broken (cut short by hand): replaced
         let _ = std::fs::remove_dir_all(pristine);
     }
+    // what runs killed while keeping a copy left
+    for entry in std::fs::read_dir(parent).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let pid = name.to_str().and_then(|n| n.strip_prefix(".partial-"));
+        if pid
+            .and_then(|p| p.parse::<i32>().ok())
+            .is_some_and(|p| !process_alive(p))
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
     let partial = parent.join(format!(".partial-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&partial);
     let made = std::fs::create_dir(&partial).is_ok()
