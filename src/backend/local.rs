@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{Pid, User};
-use sqlx::postgres::PgConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection};
 
 use super::{process_alive, BackendError, BackendKind, Server};
@@ -417,9 +417,7 @@ pub async fn start(major: Option<u32>) -> Result<Server, BackendError> {
     // a copy of what it made, kept for the next run).
     let pristine = pristine_dir(&bin);
     let copied = match &pristine {
-        Some(p) if p.join("global").join("pg_control").is_file() => {
-            copy_tree(p, &data, &user).is_ok()
-        }
+        Some(p) if is_whole(p) => copy_tree(p, &data, &user).is_ok(),
         _ => false,
     };
     if !copied {
@@ -468,8 +466,16 @@ pub async fn start(major: Option<u32>) -> Result<Server, BackendError> {
         let ready = match wait_ready(&mut cluster, &options).await {
             // A copied folder holds the password of the run that made it, never known: this
             // run's replaces it before anything connects over TCP.
-            Ok(()) if copied => set_password(&options, &password).await,
-            ready => ready,
+            Ok(mut conn) if copied => {
+                let set = set_password(&mut conn, &password).await;
+                let _ = conn.close().await;
+                set
+            }
+            Ok(conn) => {
+                let _ = conn.close().await;
+                Ok(())
+            }
+            Err(e) => Err(e),
         };
         match ready {
             Ok(()) => {
@@ -580,6 +586,12 @@ fn pristine_dir(bin: &Path) -> Option<PathBuf> {
     Some(cache_dir().join("clusters").join(format!("{key:016x}")))
 }
 
+/// Whether a kept data folder can be copied: one renamed into place always can; one cut short
+/// by hand may lack the control file, without which the server does not start.
+fn is_whole(pristine: &Path) -> bool {
+    pristine.join("global").join("pg_control").is_file()
+}
+
 /// Copies the folder `from` into the existing folder `to`, files with their modes, handed to
 /// `user` when given.
 fn copy_tree(from: &Path, to: &Path, user: &Option<User>) -> std::io::Result<()> {
@@ -632,7 +644,7 @@ fn keep_pristine(data: &Path, pristine: &Path) {
     if std::fs::create_dir_all(parent).is_err() {
         return;
     }
-    if pristine.exists() && !pristine.join("global").join("pg_control").is_file() {
+    if pristine.exists() && !is_whole(pristine) {
         // broken (cut short by hand): replaced
         let _ = std::fs::remove_dir_all(pristine);
     }
@@ -658,28 +670,29 @@ fn keep_pristine(data: &Path, pristine: &Path) {
     }
 }
 
-/// Gives the superuser `password` (hexadecimal, from [`super::random_secret`]), over the
-/// socket.
-async fn set_password(options: &PgConnectOptions, password: &str) -> Result<(), String> {
-    let mut conn = options
-        .connect()
+/// Gives the superuser `password`, as the verifier the server stores (see
+/// [`super::stored_password`]).
+async fn set_password(conn: &mut PgConnection, password: &str) -> Result<(), String> {
+    let sql = format!(
+        "ALTER ROLE postgres PASSWORD {}",
+        super::stored_password(password)
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(conn)
         .await
-        .map_err(|e| format!("could not connect to set the password: {e}"))?;
-    let sql = format!("ALTER ROLE postgres PASSWORD '{password}'");
-    let set = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .execute(&mut conn)
-        .await;
-    let _ = conn.close().await;
-    set.map(|_| ())
+        .map(|_| ())
         .map_err(|e| format!("could not set the password: {e}"))
 }
 
-async fn wait_ready(cluster: &mut Cluster, options: &PgConnectOptions) -> Result<(), String> {
+/// Waits until the server takes connections, and hands back the first.
+async fn wait_ready(
+    cluster: &mut Cluster,
+    options: &PgConnectOptions,
+) -> Result<PgConnection, String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(conn) = super::answered(options.connect()).await {
-            let _ = conn.close().await;
-            return Ok(());
+            return Ok(conn);
         }
         let child = cluster.child.as_mut().expect("started");
         if let Ok(Some(status)) = child.try_wait() {

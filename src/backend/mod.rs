@@ -484,12 +484,11 @@ impl Server {
             _ => (format!("{SCRATCH_PREFIX}apply"), false),
         };
         let password = random_secret();
-        // The verifier, not the password: a server that logs DDL would log the password.
         let sql = format!(
             "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS \
              PASSWORD {}",
             quote_ident(&name),
-            quote_literal(&scram_verifier(&password, &random_bytes()))
+            stored_password(&password)
         );
         sqlx::raw_sql(AssertSqlSafe(sql))
             .execute(&mut conn)
@@ -1033,6 +1032,12 @@ fn random_bytes() -> [u8; 16] {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).expect("the operating system provides random bytes");
     bytes
+}
+
+/// `password` as the SQL literal of a new SCRAM-SHA-256 verifier (a random salt), for
+/// `PASSWORD ...`: the verifier, not the password, since a server that logs DDL would log it.
+pub(crate) fn stored_password(password: &str) -> String {
+    quote_literal(&scram_verifier(password, &random_bytes()))
 }
 
 /// The SCRAM-SHA-256 verifier PostgreSQL stores for `password` (RFC 5802, 7677), which
