@@ -529,18 +529,7 @@ fn setup_roles_are_created_in_our_cluster_only_and_grants_are_compared() {
         ("migproof.toml", &toml),
     ]);
     let local = |dir: &std::path::Path| {
-        let out = migproof()
-            .args([
-                "check",
-                "--backend",
-                "local",
-                "--format",
-                "json",
-                "--migrations",
-            ])
-            .arg(dir)
-            .output()
-            .unwrap();
+        let out = migproof().args(CHECK_LOCALLY).arg(dir).output().unwrap();
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         (out.status.code(), json)
     };

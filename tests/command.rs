@@ -17,25 +17,16 @@ fn psql_scripts_through_commands_pass() {
 /// the role migproof made, whose verifier migproof computed itself.
 #[test]
 fn psql_scripts_reach_the_local_cluster_over_tcp_with_the_roles_password() {
-    psql_scripts_pass_locally(&[]);
+    psql_scripts_pass_locally(&[], &[]);
 }
 
-/// `check` on the local backend with a JSON report; the migrations folder follows.
-const CHECK_LOCALLY: [&str; 6] = [
-    "check",
-    "--backend",
-    "local",
-    "--format",
-    "json",
-    "--migrations",
-];
-
-/// `check --backend local` on the psql scripts example, with `env` added, passes.
-fn psql_scripts_pass_locally(env: &[(&str, &std::ffi::OsStr)]) {
+/// `check --backend local` on the psql scripts example, with `env` and `args` added, passes.
+fn psql_scripts_pass_locally(env: &[(&str, &std::ffi::OsStr)], args: &[&str]) {
     let out = migproof()
         .envs(env.iter().copied())
         .args(CHECK_LOCALLY)
         .arg(root().join("examples/command/psql_scripts"))
+        .args(args)
         .output()
         .unwrap();
     assert_eq!(
@@ -175,12 +166,16 @@ fn the_local_cluster_is_copied_from_the_cache_after_the_first_initdb() {
         .join("clusters")
         .join(format!(".partial-{dead}"));
     std::fs::create_dir_all(partial.join("global")).unwrap();
-    let run = || {
-        psql_scripts_pass_locally(&[
-            ("MIGPROOF_PG_CACHE", cache.path().as_os_str()),
-            ("PATH", path.as_os_str()),
-        ])
+    let run_as = |args: &[&str]| {
+        psql_scripts_pass_locally(
+            &[
+                ("MIGPROOF_PG_CACHE", cache.path().as_os_str()),
+                ("PATH", path.as_os_str()),
+            ],
+            args,
+        )
     };
+    let run = || run_as(&[]);
     let initdb_runs = || std::fs::read_to_string(&runs).unwrap().lines().count();
     let kept = || -> Vec<std::path::PathBuf> {
         std::fs::read_dir(cache.path().join("clusters"))
@@ -198,6 +193,9 @@ fn the_local_cluster_is_copied_from_the_cache_after_the_first_initdb() {
     run();
     assert_eq!(initdb_runs(), 1, "the second cluster is a copy");
     assert_eq!(kept(), folders);
+    // psql as the superuser, over TCP with the password this run set on its copy
+    run_as(&["--migration-role", "superuser"]);
+    assert_eq!(initdb_runs(), 1);
 
     std::fs::remove_file(&control).unwrap();
     run();

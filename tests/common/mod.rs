@@ -47,6 +47,16 @@ pub fn migproof() -> Command {
     cmd
 }
 
+/// `check` on the local backend with a JSON report; the migrations folder follows.
+pub const CHECK_LOCALLY: [&str; 6] = [
+    "check",
+    "--backend",
+    "local",
+    "--format",
+    "json",
+    "--migrations",
+];
+
 /// Runs `migproof check --migrations dir` and nothing else: for input that must be refused
 /// before any server is reached.
 pub fn check_dir(dir: &Path) -> Output {
