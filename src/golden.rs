@@ -153,7 +153,12 @@ pub async fn final_snapshot(
     set: &MigrationSet,
 ) -> Result<Result<Snapshot, String>, RunError> {
     let mut last = None;
-    let mut keep = |s: Option<Snapshot>| last = s.or(last.take());
+    // only the last version is snapshotted
+    let mut keep = |s: Option<Snapshot>| {
+        if s.is_some() {
+            last = s;
+        }
+    };
     let snapshots = Snapshots {
         from: set.migrations.len(),
         keep: &mut keep,

@@ -79,6 +79,6 @@ async fn foreign_keys_take_parent_rows_in_value_order_not_disk_order() {
         seed::ROWS
     );
     drop(s);
-    server.drop_db(&db).await.expect("drop");
+    // drops the scratch database too
     server.cleanup().await.expect("cleanup");
 }

@@ -175,6 +175,10 @@ type Case = (
     Option<Arc<std::sync::atomic::AtomicUsize>>,
 );
 
+/// Runs a case, stopping when told to, from the longest prefix given that it shares.
+type RunCase<'a> =
+    dyn Fn(Case, &dyn Fn() -> bool, Option<&sut::Prefixes>) -> Result<sut::Ran, RunError> + 'a;
+
 /// How one case of the search ended.
 enum Ended {
     /// It ran to its end: the shrunk failure, if it found one not known before.
@@ -258,7 +262,7 @@ fn shrink(
     deadline: Option<Instant>,
     mut tree: impl ValueTree<Value = Case>,
     mut failing: (State, Vec<Step>),
-    run: &dyn Fn(Case, &dyn Fn() -> bool, Option<&sut::Prefixes>) -> Result<sut::Ran, RunError>,
+    run: &RunCase<'_>,
     prefixes: &sut::Prefixes,
 ) -> Result<Ended, RunError> {
     let started = Instant::now();
@@ -653,9 +657,7 @@ impl Harness {
         );
         Ok(self.runtime.block_on(run)?)
     }
-}
 
-impl Harness {
     /// Runs `steps` as shrinking does: from the longest prefix `prefixes` holds, saving the
     /// long steps it runs. For tests of shrinking's resumption.
     #[doc(hidden)]
