@@ -818,7 +818,7 @@ fn a_sequence_sharing_a_slow_prefix_resumes_from_its_copy() {
     );
 
     // Shares its first step (the slow up) with the first sequence: starts after it.
-    let second = [Step::MigrateTo(1), Step::MigrateUp, Step::MigrateDown];
+    let second = [Step::MigrateTo(1), Step::MigrateUp, Step::Verify];
     let ran = harness
         .run_steps(releases.clone(), &second, &prefixes)
         .expect("runs");
@@ -843,4 +843,95 @@ fn a_sequence_sharing_a_slow_prefix_resumes_from_its_copy() {
     let ran = harness.run_steps(releases, &second, &fresh).expect("runs");
     assert!(passed(&ran), "{ran:?}");
     harness.clear(&fresh);
+}
+
+/// Shrinking answers a sequence from what one run before gave, without running it, when the
+/// database would see the same steps: one that begins with a failed sequence's steps up to its
+/// failing step fails there the same way (under other release ends too), and one that passed
+/// passes again. A sequence that differs runs.
+#[test]
+fn a_sequence_the_database_would_see_as_one_run_before_is_answered_without_running() {
+    use migproof::backend::BackendKind;
+    use migproof::fuzz::sut::{Prefixes, Ran};
+    use migproof::fuzz::Harness;
+    use migproof::model::machine::Step;
+    use migproof::report::Kind;
+
+    std::env::set_var("MIGPROOF_ALLOW_SUPERUSER", "1");
+    let dir = tempfile::tempdir().unwrap();
+    let files = [
+        (
+            "0001_table.up.sql",
+            "CREATE TABLE t (id int PRIMARY KEY);\n",
+        ),
+        ("0001_table.down.sql", "DROP TABLE t;\n"),
+        ("0002_column.up.sql", "ALTER TABLE t ADD COLUMN c text;\n"),
+        // forgets the column
+        ("0002_column.down.sql", "SELECT 1;\n"),
+    ];
+    for (name, sql) in files {
+        std::fs::write(dir.path().join(name), sql).unwrap();
+    }
+    let url = server_url();
+    let harness = Harness::new(dir.path(), BackendKind::Url, Some(&url)).expect("harness");
+    let failed_at_the_down = |ran: &Ran| match ran {
+        Ran::Failed(f, sequence) => {
+            f.kind == Kind::SchemaMismatch && f.migration == "0002_column" && sequence.len() == 3
+        }
+        _ => false,
+    };
+
+    let prefixes = Prefixes::default();
+    let failing = [
+        Step::MigrateUp,
+        Step::MigrateUp,
+        Step::MigrateDown,
+        Step::Verify,
+    ];
+    let ran = harness
+        .run_steps(vec![2], &failing, &prefixes)
+        .expect("runs");
+    assert!(failed_at_the_down(&ran), "{ran:?}");
+    assert_eq!(prefixes.recalled(), 0);
+
+    // Up to 0002, down to 0001: the same steps for the database, then another one.
+    let longer = [
+        Step::MigrateTo(1),
+        Step::MigrateTo(2),
+        Step::MigrateTo(1),
+        Step::RerunMigrator,
+    ];
+    let ran = harness
+        .run_steps(vec![2], &longer, &prefixes)
+        .expect("runs");
+    assert!(failed_at_the_down(&ran), "{ran:?}");
+    assert_eq!(prefixes.recalled(), 1, "answered from the failed sequence");
+    // Deploys under other release ends that go to the same versions.
+    let deploys = [Step::Deploy(0), Step::Deploy(1), Step::MigrateDown];
+    let ran = harness
+        .run_steps(vec![1, 2], &deploys, &prefixes)
+        .expect("runs");
+    assert!(failed_at_the_down(&ran), "{ran:?}");
+    assert_eq!(prefixes.recalled(), 2);
+
+    // A sequence that stops short of the failing step runs, and passes; then it is known.
+    let short = [Step::MigrateUp, Step::MigrateUp];
+    let ran = harness.run_steps(vec![2], &short, &prefixes).expect("runs");
+    assert!(matches!(ran, Ran::Passed), "{ran:?}");
+    assert_eq!(prefixes.recalled(), 2, "ran");
+    let ran = harness
+        .run_steps(vec![1, 2], &[Step::Deploy(0), Step::MigrateUp], &prefixes)
+        .expect("runs");
+    assert!(matches!(ran, Ran::Passed), "{ran:?}");
+    assert_eq!(prefixes.recalled(), 3, "answered from the passed sequence");
+    harness.clear(&prefixes);
+
+    // What was answered is what running it gives.
+    for (releases, steps) in [(vec![2], &longer[..]), (vec![1, 2], &deploys[..])] {
+        let fresh = Prefixes::default();
+        let ran = harness.run_steps(releases, steps, &fresh).expect("runs");
+        assert!(failed_at_the_down(&ran), "{ran:?}");
+        assert_eq!(fresh.recalled(), 0);
+        harness.clear(&fresh);
+    }
 }

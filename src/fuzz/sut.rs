@@ -185,11 +185,31 @@ struct Saved {
 /// instead of from an empty database, which on a long history spares it the walks up and
 /// down the migrations before the step that changed. A step is kept when it took long enough
 /// for a copy to be cheaper than running it again.
+///
+/// It also remembers what each sequence gave, by its steps as the database sees them: a
+/// sequence that begins with the steps of one that failed, up to its failing step, fails there
+/// the same way, and one that passed passes again; neither runs. Shrinking the release ends
+/// tries one candidate per release end, and most change no step a failure needs.
 #[derive(Default)]
 pub struct Prefixes {
     saved: std::sync::Mutex<Vec<Saved>>,
     /// Sequences started from a copy instead of an empty database.
     resumed: std::sync::atomic::AtomicUsize,
+    outcomes: std::sync::Mutex<Vec<Known>>,
+    /// Sequences answered from `outcomes` without running.
+    recalled: std::sync::atomic::AtomicUsize,
+}
+
+/// What a sequence run before gave, by its steps as the database sees them ([`resolved`]).
+enum Known {
+    /// Its steps up to the failing one, and what it failed with.
+    Failed {
+        steps: Vec<Step>,
+        finding: Box<Finding>,
+        sequence: Vec<String>,
+    },
+    /// Every step of it, all kept every property.
+    Passed(Vec<Step>),
 }
 
 /// A step that took at least this long is followed by a copy of the database.
@@ -230,6 +250,43 @@ impl Prefixes {
     /// How many sequences started from a saved prefix.
     pub fn resumed(&self) -> usize {
         self.resumed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// How many sequences were answered from what sequences run before gave.
+    pub fn recalled(&self) -> usize {
+        self.recalled.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// What `key` (a sequence's resolved steps; `complete` when every step is there) gives, if
+    /// a sequence run before tells.
+    fn recall(&self, key: &[Step], complete: bool) -> Option<Ran> {
+        let outcomes = self.outcomes.lock().expect("not poisoned");
+        let ran = outcomes.iter().find_map(|k| match k {
+            Known::Failed {
+                steps,
+                finding,
+                sequence,
+            } if key.starts_with(steps) => Some(Ran::Failed(finding.clone(), sequence.clone())),
+            Known::Passed(steps) if complete && key == steps.as_slice() => Some(Ran::Passed),
+            _ => None,
+        })?;
+        self.recalled
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Some(ran)
+    }
+
+    /// Remembers what `key` gave: a failure (at the last step of its sequence) or a pass.
+    fn remember(&self, key: &[Step], ran: &Ran) {
+        let known = match ran {
+            Ran::Failed(finding, sequence) if sequence.len() <= key.len() => Known::Failed {
+                steps: key[..sequence.len()].to_vec(),
+                finding: finding.clone(),
+                sequence: sequence.clone(),
+            },
+            Ran::Passed => Known::Passed(key.to_vec()),
+            _ => return,
+        };
+        self.outcomes.lock().expect("not poisoned").push(known);
     }
 
     /// Drops every copy.
@@ -1034,8 +1091,9 @@ fn resolved(plan: &Arc<Plan>, releases: &[usize], steps: &[Step]) -> Vec<Step> {
 
 /// [`replay`], counting in `seen` the steps begun, as proptest-state-machine's shrinking
 /// expects (it drops the steps a failing case never reached), and asking `halt` before each
-/// step whether to stop there ([`Ran::Halted`]). With `prefixes`, it starts from the longest
-/// saved prefix of `steps` and saves the long steps it runs.
+/// step whether to stop there ([`Ran::Halted`]). With `prefixes`, it answers from what a
+/// sequence run before gave when that tells ([`Prefixes`]), else starts from the longest saved
+/// prefix of `steps` and saves the long steps it runs.
 pub async fn run_steps(
     ctx: Arc<Ctx>,
     releases: Vec<usize>,
@@ -1044,10 +1102,36 @@ pub async fn run_steps(
     halt: &dyn Fn() -> bool,
     prefixes: Option<&Prefixes>,
 ) -> Result<Ran, Broken> {
-    let key = prefixes.map(|_| resolved(&ctx.plan, &releases, steps));
-    let longest = prefixes
-        .zip(key.as_deref())
-        .and_then(|(p, key)| p.longest(key));
+    let Some(p) = prefixes else {
+        return run_from(ctx, releases, steps, seen, halt, None).await;
+    };
+    let key = resolved(&ctx.plan, &releases, steps);
+    if let Some(ran) = p.recall(&key, key.len() == steps.len()) {
+        if let Some(seen) = seen {
+            let begun = match &ran {
+                Ran::Failed(_, sequence) => sequence.len(),
+                _ => steps.len(),
+            };
+            seen.fetch_add(begun, std::sync::atomic::Ordering::SeqCst);
+        }
+        return Ok(ran);
+    }
+    let ran = run_from(ctx, releases, steps, seen, halt, Some((p, &key))).await?;
+    p.remember(&key, &ran);
+    Ok(ran)
+}
+
+/// [`run_steps`] once the sequence must run: with `prefixes` and the sequence's resolved
+/// steps, from the longest saved prefix, saving the long steps it runs.
+async fn run_from(
+    ctx: Arc<Ctx>,
+    releases: Vec<usize>,
+    steps: &[Step],
+    seen: Option<&std::sync::atomic::AtomicUsize>,
+    halt: &dyn Fn() -> bool,
+    prefixes: Option<(&Prefixes, &[Step])>,
+) -> Result<Ran, Broken> {
+    let longest = prefixes.and_then(|(p, key)| p.longest(key));
     let resumed = match longest {
         Some((done, template, state, resume)) => Sut::resume(ctx.clone(), &template, resume)
             .await?
@@ -1060,7 +1144,7 @@ pub async fn run_steps(
     };
     let (done, mut state, mut sut) = match resumed {
         Some(resumed) => {
-            if let Some(p) = prefixes {
+            if let Some((p, _)) = prefixes {
                 p.resumed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
             resumed
@@ -1095,7 +1179,7 @@ pub async fn run_steps(
         if let Err(f) = sut.step(&state, step).await? {
             return Ok(Ran::Failed(Box::new(f), sut.sequence().to_vec()));
         }
-        if let Some((p, key)) = prefixes.zip(key.as_deref()) {
+        if let Some((p, key)) = prefixes {
             if began.elapsed() >= SAVE_AFTER && i + 1 < key.len() && !p.has(&key[..=i]) {
                 sut.save(p, &key[..=i], &state).await?;
             }

@@ -33,9 +33,12 @@ BEGIN
           AND d.deptype IN ('a', 'i')
           AND t.typname IN ('int2', 'int4', 'int8', 'numeric')
           AND n.nspname NOT IN ('pg_catalog', 'information_schema', '_migproof')
+          -- a table without a page holds no row (a parent's rows may live in its children)
+          AND (c.relkind = 'p' OR c.relhassubclass OR pg_relation_size(c.oid) > 0)
         ORDER BY 1, 2, 3
     LOOP
         EXECUTE format('SELECT max(%I)::numeric FROM %I.%I', f.att, f.schema, f.tbl) INTO m;
+        CONTINUE WHEN m IS NULL;
         EXECUTE format(
             'SELECT CASE WHEN q.is_called THEN q.last_value + p.seqincrement ELSE q.last_value END::numeric
              FROM %I.%I AS q, pg_sequence AS p WHERE p.seqrelid = %L::regclass AND p.seqincrement > 0',
