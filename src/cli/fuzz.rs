@@ -61,7 +61,8 @@ pub struct FuzzArgs {
     /// Length of the run, e.g. 10m, from its start: cases keep coming until it ends (with
     /// --cases too, whichever ends first). No case starts after it, and the case running then
     /// stops at its next step and is not counted. A failure found before the end is shrunk
-    /// until the end, or for 30s past it if that is longer. Default: none (64 cases).
+    /// for at most a quarter of the run and until the end, or for 30s (past the end if need
+    /// be) if that is longer; the run goes on searching meanwhile. Default: none (64 cases).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,
 
@@ -408,7 +409,8 @@ mod tests {
             ("max_steps", format!("Default: {}", default::MAX_STEPS)),
             ("regressions", format!("Default: {}", default::REGRESSIONS)),
             ("step_timeout", format!("Default: {timeout}m")),
-            ("duration", format!("for {grace}s past it")),
+            ("duration", format!("for {grace}s (past the end")),
+            ("duration", format!("at most a quarter of the run")),
             ("duration", format!("({} cases)", default::CASES)),
             ("jobs", format!("(1 to {})", default::MAX_JOBS)),
         ] {

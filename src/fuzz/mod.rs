@@ -53,6 +53,29 @@ pub const SHRINK_BUDGET: Duration = Duration::from_secs(120);
 /// past it: a failure found in the last seconds is still shrunk, if less.
 pub const SHRINK_GRACE: Duration = Duration::from_secs(30);
 
+/// The share of a run's `duration` one failure's shrinking may take at most (but at least
+/// [`SHRINK_GRACE`]): on a long history a failure can shrink for many minutes, and the run
+/// goes on searching meanwhile only with its other jobs, or not at all once each job shrinks
+/// one.
+pub const SHRINK_SHARE: u32 = 4;
+
+/// How long shrinking a failure found at `now` may take: without a `duration`,
+/// [`SHRINK_BUDGET`]; with one (ending at `deadline`), until the deadline but at most
+/// 1/[`SHRINK_SHARE`] of the duration, and never less than [`SHRINK_GRACE`].
+pub fn shrink_budget(
+    duration: Option<Duration>,
+    deadline: Option<Instant>,
+    now: Instant,
+) -> Duration {
+    match duration.zip(deadline) {
+        Some((duration, deadline)) => deadline
+            .saturating_duration_since(now)
+            .min(duration / SHRINK_SHARE)
+            .max(SHRINK_GRACE),
+        None => SHRINK_BUDGET,
+    }
+}
+
 /// The seed of case `case`: a SplitMix64 step, so cases are independent and reproducible.
 pub fn case_seed(seed: u64, case: u64) -> u64 {
     let mut z = seed ^ case.wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -188,7 +211,7 @@ enum Ended {
 }
 
 /// Runs one case, asking `halt` before each of its steps whether to stop there (shrinking is
-/// bounded by `deadline` instead). A failure whose (kind, migration) is already in `known` is
+/// bounded by [`shrink_budget`] instead). A failure whose (kind, migration) is already in `known` is
 /// not shrunk again: shrinking replays the case many times.
 fn run_case(
     ctx: &Arc<Ctx>,
@@ -245,12 +268,14 @@ fn run_case(
         known.push(key);
     }
     // Shrink as proptest does: simplify while the case still fails, complicate when it passes.
-    // Candidates are not halted: shrinking has its own budget, which may outlast the deadline
-    // by SHRINK_GRACE so that a failure found just before it is still shrunk. Candidates start
+    // Candidates are not halted: shrinking has its own budget, a share of the run, which may
+    // outlast the deadline by SHRINK_GRACE so that a failure found just before it is still
+    // shrunk. Candidates start
     // from copies of the prefixes they share with sequences run before; the copies go when
     // the failure is shrunk.
     let prefixes = sut::Prefixes::default();
-    let shrunk = shrink(ctx, seed, deadline, tree, failing, &run, &prefixes);
+    let budget = shrink_budget(options.duration, deadline, Instant::now());
+    let shrunk = shrink(ctx, seed, budget, tree, failing, &run, &prefixes);
     ctx.handle.block_on(prefixes.clear(&ctx.server));
     shrunk
 }
@@ -259,17 +284,13 @@ fn run_case(
 fn shrink(
     ctx: &Arc<Ctx>,
     seed: u64,
-    deadline: Option<Instant>,
+    budget: Duration,
     mut tree: impl ValueTree<Value = Case>,
     mut failing: (State, Vec<Step>),
     run: &RunCase<'_>,
     prefixes: &sut::Prefixes,
 ) -> Result<Ended, RunError> {
     let started = Instant::now();
-    let budget = match deadline {
-        Some(d) => d.saturating_duration_since(started).max(SHRINK_GRACE),
-        None => SHRINK_BUDGET,
-    };
     let mut iterations = 0;
     let mut out_of_time = false;
     if tree.simplify() {
@@ -548,7 +569,11 @@ fn shrinking_cut_short(
 ) -> Note {
     let (why, next) = match duration {
         Some(_) => (
-            format!("the run's --duration left it {}s", budget.as_secs()),
+            format!(
+                "the run's --duration left it {}s, at most 1/{SHRINK_SHARE} of the run per \
+                 failure",
+                budget.as_secs()
+            ),
             "; the same --seed with a longer --duration shrinks it further",
         ),
         None => (
@@ -698,6 +723,28 @@ impl Drop for Harness {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failure_shrinks_for_a_share_of_the_run_until_its_end_and_at_least_the_grace() {
+        let now = Instant::now();
+        let min = Duration::from_secs(60);
+        let budget = |duration: u64, left: u64| {
+            shrink_budget(
+                Some(Duration::from_secs(duration)),
+                Some(now + Duration::from_secs(left)),
+                now,
+            )
+        };
+        // early in a 10-minute run: a quarter of it, not the 9 minutes left
+        assert_eq!(budget(600, 540), 2 * min + Duration::from_secs(30));
+        // near its end: what is left
+        assert_eq!(budget(600, 100), Duration::from_secs(100));
+        // at its end, or in a short run: the grace
+        assert_eq!(budget(600, 0), SHRINK_GRACE);
+        assert_eq!(budget(60, 50), SHRINK_GRACE);
+        // no duration: the fixed budget
+        assert_eq!(shrink_budget(None, None, now), SHRINK_BUDGET);
+    }
 
     #[test]
     fn a_shrinking_cut_short_is_a_note_naming_the_replay_and_what_to_do() {
