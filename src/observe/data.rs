@@ -187,6 +187,23 @@ pub async fn held(
         .await
 }
 
+/// True when no table of the user's schemas holds a page on disk, so none holds a row: no
+/// catalog read of the tables is needed to know that their contents are empty. Cheap (no
+/// table is scanned); a table that held rows once may keep its pages, which only makes this
+/// false.
+pub async fn no_rows(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT NOT EXISTS (
+             SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind = 'r'
+               AND n.nspname NOT IN ('pg_catalog', 'information_schema', '_migproof')
+               AND n.nspname NOT LIKE 'pg\\_toast%'
+               AND pg_relation_size(c.oid) > 0)",
+    )
+    .fetch_one(conn)
+    .await
+}
+
 /// Which of `tables` hold no row, in one round trip.
 pub async fn empty(conn: &mut PgConnection, tables: &[&Table]) -> Result<Vec<bool>, sqlx::Error> {
     let mut out = vec![false; tables.len()];
