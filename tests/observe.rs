@@ -4,36 +4,14 @@
 
 mod common;
 
-use std::time::Duration;
-
-use migproof::backend::{docker, Access, BackendKind, Server};
 use migproof::executor::Session;
 use migproof::observe::{data, sequences};
-
-async fn scratch() -> (Server, migproof::backend::ScratchDb, Session) {
-    std::env::set_var("MIGPROOF_ALLOW_SUPERUSER", "1");
-    let url = common::server_url();
-    let server = Server::open(
-        BackendKind::Url,
-        Some(&url),
-        &docker::Options::from_env(),
-        None,
-        Access::from_env(None),
-    )
-    .await
-    .expect("server");
-    let db = server.create().await.expect("scratch database");
-    let s = Session::open(&db, Duration::from_secs(60))
-        .await
-        .expect("session");
-    (server, db, s)
-}
 
 /// `_migproof.behind()` skips the tables without a page, and reads a sequence only for a
 /// column that holds values.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_sees_rows_of_children_and_partitions_and_skips_nothing_that_holds_rows() {
-    let (server, _db, mut s) = scratch().await;
+    let (server, _db, mut s) = common::scratch_session().await;
     sqlx::raw_sql(
         "CREATE TABLE plain (id serial PRIMARY KEY);
          INSERT INTO plain (id) VALUES (7);
@@ -88,7 +66,7 @@ async fn no_rows(s: &mut Session, sql: &str) -> bool {
 /// true only while no user table holds a page; migproof's own tables do not count.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_rows_holds_only_while_no_user_table_has_a_page() {
-    let (server, _db, mut s) = scratch().await;
+    let (server, _db, mut s) = common::scratch_session().await;
     assert!(no_rows(&mut s, "CREATE TABLE t (id int); CREATE TABLE u (id int)").await);
     // migproof's own stash tables hold rows without making the user's tables hold any
     assert!(

@@ -3,10 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
-
-use migproof::backend::{docker, Access, BackendKind, Server};
-use migproof::executor::Session;
 use migproof::model::seed;
 use migproof::observe::catalog;
 use migproof::source::config::DataRules;
@@ -16,21 +12,7 @@ use migproof::source::config::DataRules;
 /// scan meets are the largest keys.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_keys_take_parent_rows_in_value_order_not_disk_order() {
-    std::env::set_var("MIGPROOF_ALLOW_SUPERUSER", "1");
-    let url = common::server_url();
-    let server = Server::open(
-        BackendKind::Url,
-        Some(&url),
-        &docker::Options::from_env(),
-        None,
-        Access::from_env(None),
-    )
-    .await
-    .expect("server");
-    let db = server.create().await.expect("scratch database");
-    let mut s = Session::open(&db, Duration::from_secs(60))
-        .await
-        .expect("session");
+    let (server, _db, mut s) = common::scratch_session().await;
     sqlx::raw_sql(
         "CREATE TABLE parent (id int PRIMARY KEY);
          INSERT INTO parent SELECT g FROM generate_series(20, 1, -1) AS g;

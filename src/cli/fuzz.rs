@@ -410,7 +410,7 @@ mod tests {
             ("regressions", format!("Default: {}", default::REGRESSIONS)),
             ("step_timeout", format!("Default: {timeout}m")),
             ("duration", format!("for {grace}s (past the end")),
-            ("duration", format!("at most a quarter of the run")),
+            ("duration", "at most a quarter of the run".to_string()),
             ("duration", format!("({} cases)", default::CASES)),
             ("jobs", format!("(1 to {})", default::MAX_JOBS)),
         ] {

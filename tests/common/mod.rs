@@ -299,3 +299,30 @@ impl Drop for Planted {
         );
     }
 }
+
+/// A server on `server_url()` (its role may be a superuser), a scratch database on it and a
+/// session on that database, for tests that observe the database directly. `Server::cleanup`
+/// drops the database.
+pub async fn scratch_session() -> (
+    migproof::backend::Server,
+    migproof::backend::ScratchDb,
+    migproof::executor::Session,
+) {
+    use migproof::backend::{docker, Access, BackendKind, Server};
+    std::env::set_var("MIGPROOF_ALLOW_SUPERUSER", "1");
+    let url = server_url();
+    let server = Server::open(
+        BackendKind::Url,
+        Some(&url),
+        &docker::Options::from_env(),
+        None,
+        Access::from_env(None),
+    )
+    .await
+    .expect("server");
+    let db = server.create().await.expect("scratch database");
+    let session = migproof::executor::Session::open(&db, std::time::Duration::from_secs(60))
+        .await
+        .expect("session");
+    (server, db, session)
+}
