@@ -776,18 +776,29 @@ fn a_down_may_delete_the_rows_its_own_up_inserted() {
     );
 }
 
+/// A project of `files` (name, SQL) in a temp dir, and a fuzz [`Harness`] on it on the test
+/// server, for tests of shrinking's machinery; the dir lives as long as the harness needs it.
+fn harness_of(files: &[(&str, &str)]) -> (tempfile::TempDir, migproof::fuzz::Harness) {
+    std::env::set_var("MIGPROOF_ALLOW_SUPERUSER", "1");
+    let dir = tempfile::tempdir().unwrap();
+    for (name, sql) in files {
+        std::fs::write(dir.path().join(name), sql).unwrap();
+    }
+    let url = server_url();
+    let harness =
+        migproof::fuzz::Harness::new(dir.path(), migproof::backend::BackendKind::Url, Some(&url))
+            .expect("harness");
+    (dir, harness)
+}
+
 /// Shrinking resumes a sequence from a copy of the database at the end of the longest prefix
 /// it shares with one run before, kept after a slow step, and the resumed run judges as a
 /// run from an empty database does.
 #[test]
 fn a_sequence_sharing_a_slow_prefix_resumes_from_its_copy() {
-    use migproof::backend::BackendKind;
     use migproof::fuzz::sut::{Prefixes, Ran};
-    use migproof::fuzz::Harness;
     use migproof::model::machine::Step;
 
-    std::env::set_var("MIGPROOF_ALLOW_SUPERUSER", "1");
-    let dir = tempfile::tempdir().unwrap();
     let files = [
         (
             "0001_slow.up.sql",
@@ -797,11 +808,7 @@ fn a_sequence_sharing_a_slow_prefix_resumes_from_its_copy() {
         ("0002_column.up.sql", "ALTER TABLE t ADD COLUMN c text;\n"),
         ("0002_column.down.sql", "ALTER TABLE t DROP COLUMN c;\n"),
     ];
-    for (name, sql) in files {
-        std::fs::write(dir.path().join(name), sql).unwrap();
-    }
-    let url = server_url();
-    let harness = Harness::new(dir.path(), BackendKind::Url, Some(&url)).expect("harness");
+    let (_dir, harness) = harness_of(&files);
     let releases = vec![2];
     let passed = |ran: &Ran| matches!(ran, Ran::Passed);
 
@@ -851,14 +858,10 @@ fn a_sequence_sharing_a_slow_prefix_resumes_from_its_copy() {
 /// passes again. A sequence that differs runs.
 #[test]
 fn a_sequence_the_database_would_see_as_one_run_before_is_answered_without_running() {
-    use migproof::backend::BackendKind;
     use migproof::fuzz::sut::{Prefixes, Ran};
-    use migproof::fuzz::Harness;
     use migproof::model::machine::Step;
     use migproof::report::Kind;
 
-    std::env::set_var("MIGPROOF_ALLOW_SUPERUSER", "1");
-    let dir = tempfile::tempdir().unwrap();
     let files = [
         (
             "0001_table.up.sql",
@@ -869,11 +872,7 @@ fn a_sequence_the_database_would_see_as_one_run_before_is_answered_without_runni
         // forgets the column
         ("0002_column.down.sql", "SELECT 1;\n"),
     ];
-    for (name, sql) in files {
-        std::fs::write(dir.path().join(name), sql).unwrap();
-    }
-    let url = server_url();
-    let harness = Harness::new(dir.path(), BackendKind::Url, Some(&url)).expect("harness");
+    let (_dir, harness) = harness_of(&files);
     let failed_at_the_down = |ran: &Ran| match ran {
         Ran::Failed(f, sequence) => {
             f.kind == Kind::SchemaMismatch && f.migration == "0002_column" && sequence.len() == 3

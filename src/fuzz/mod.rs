@@ -211,8 +211,8 @@ enum Ended {
 }
 
 /// Runs one case, asking `halt` before each of its steps whether to stop there (shrinking is
-/// bounded by [`shrink_budget`] instead). A failure whose (kind, migration) is already in `known` is
-/// not shrunk again: shrinking replays the case many times.
+/// bounded by [`shrink_budget`] instead). A failure whose (kind, migration) is already in
+/// `known` is not shrunk again: shrinking replays the case many times.
 fn run_case(
     ctx: &Arc<Ctx>,
     options: &FuzzOptions,
@@ -270,9 +270,8 @@ fn run_case(
     // Shrink as proptest does: simplify while the case still fails, complicate when it passes.
     // Candidates are not halted: shrinking has its own budget, a share of the run, which may
     // outlast the deadline by SHRINK_GRACE so that a failure found just before it is still
-    // shrunk. Candidates start
-    // from copies of the prefixes they share with sequences run before; the copies go when
-    // the failure is shrunk.
+    // shrunk. Candidates start from copies of the prefixes they share with sequences run
+    // before; the copies go when the failure is shrunk.
     let prefixes = sut::Prefixes::default();
     let budget = shrink_budget(options.duration, deadline, Instant::now());
     let shrunk = shrink(ctx, seed, budget, tree, failing, &run, &prefixes);

@@ -559,6 +559,15 @@ impl Sut {
         Ok(tables)
     }
 
+    /// The live tables, or none when the database holds no row (`empty`, from
+    /// [`data::no_rows`]): stashing a database without rows needs no catalog read.
+    async fn tables_unless(&mut self, empty: bool) -> Result<Vec<Table>, Broken> {
+        if empty {
+            return Ok(Vec::new());
+        }
+        self.tables().await
+    }
+
     async fn usable(&mut self) -> Result<Usable, Broken> {
         let behind = sequences::behind(self.s().conn()).await.map_err(broken)?;
         let views = readable::unreadable(self.s().conn())
@@ -592,7 +601,7 @@ impl Sut {
         let mut fault = self.case.fault.take();
         // What was usable after the last migration of this migrate, before the next one.
         let mut usable_now = None;
-        // Whether the database held no row then.
+        // Whether the database held no row after the last up of this migrate.
         let mut empty_now = None;
         while self.case.level != target {
             let up = target > self.case.level;
@@ -614,11 +623,7 @@ impl Sut {
                 Some(empty) => empty,
                 None => data::no_rows(self.s().conn()).await.map_err(broken)?,
             };
-            let tables = if empty {
-                Vec::new()
-            } else {
-                self.tables().await?
-            };
+            let tables = self.tables_unless(empty).await?;
             let tag = if up { 1000 + from as i32 } else { 1 };
             let before = data::stash(self.s().conn(), tag, &tables)
                 .await
@@ -720,14 +725,11 @@ impl Sut {
                 self.case.round_trip.retain(|&v, _| v < to);
                 self.case.after_up.retain(|&v, _| v < to);
             }
-            let empty = data::no_rows(self.s().conn()).await.map_err(broken)?;
-            empty_now = Some(empty);
             if up {
-                let tables = if empty {
-                    Vec::new()
-                } else {
-                    self.tables().await?
-                };
+                // (what the next up of this migrate starts from, too)
+                let empty = data::no_rows(self.s().conn()).await.map_err(broken)?;
+                empty_now = Some(empty);
+                let tables = self.tables_unless(empty).await?;
                 let after = data::stash(self.s().conn(), 2000 + from as i32, &tables)
                     .await
                     .map_err(broken)?;
