@@ -122,6 +122,9 @@ struct Run<'a> {
     checkpoints: Arc<Checkpoints>,
     /// Set when a comparison found only noise: the database is not exactly golden any more.
     noisy: bool,
+    /// The last script applied was an up, and it failed: applying it again to restore golden
+    /// state would only fail (or time out) again.
+    up_failed: bool,
     /// Noise already reported, by kind and objects.
     noise_seen: Vec<(NoteKind, String)>,
     /// The golden version the live schema was last seen to equal exactly, if no step ran since.
@@ -129,8 +132,8 @@ struct Run<'a> {
     /// The tables of golden versions, as read from the database while it was exactly at them
     /// (the two latest).
     tables_of: Vec<(usize, Vec<catalog::Table>)>,
-    /// Every table seeded in this database, as it was when seeded.
-    seeded: BTreeMap<String, catalog::Table>,
+    /// Every table seeded in this database, by name: as it was when seeded, and how that went.
+    seeded: BTreeMap<String, Seeding>,
     /// What the current migration's up dropped while it held values (`schema.table`, and the
     /// column unless the whole table went): reported once, on the up, and left out of the
     /// round trip's data comparison, where its loss is inevitable.
@@ -145,6 +148,16 @@ struct Run<'a> {
     /// instead of before its next step (`DROP DATABASE` waits on the server's checkpointer);
     /// `None`: dropped at once.
     discarded: Option<mpsc::UnboundedSender<ScratchDb>>,
+}
+
+/// One table's last seeding round in a database.
+struct Seeding {
+    /// The table as it was then.
+    table: catalog::Table,
+    /// The round (rounds only grow in one database).
+    round: usize,
+    /// Whether it held rows after it: it took some, or kept rows it had.
+    held: bool,
 }
 
 /// The previous release's statements for one migration, and how each fared before its up.
@@ -385,6 +398,7 @@ impl<'a> Run<'a> {
             rounds: 0,
             checkpoints: Arc::default(),
             noisy: false,
+            up_failed: false,
             noise_seen: Vec::new(),
             at: None,
             tables_of: Vec::new(),
@@ -653,11 +667,17 @@ impl<'a> Run<'a> {
         };
         self.report.summary.steps += 1;
         self.at = None;
+        if direction == Direction::Down {
+            // Whatever the down drops, the up recreates under new oids: the tables read
+            // before are not the live ones at any version any more.
+            self.tables_of.clear();
+        }
         let (applied, changes) =
             guard::watched(self.server, s.apply(&m.version, script, direction)).await?;
         for change in changes {
             self.side_effect(m, step, direction, change);
         }
+        self.up_failed = direction == Direction::Up && applied.is_err();
         match applied {
             Err(e) if e.is_environment() => Err(e.into()),
             applied => Ok(applied),
@@ -888,8 +908,11 @@ impl<'a> Run<'a> {
     /// database, changed since (columns, keys, constraints, indexes, triggers, defaults...),
     /// or left without rows. A table seeded before as it is now still holds those rows, and
     /// another round of the same rows would test nothing new: skipping it keeps the cost of a
-    /// migration's check proportional to what it changes, not to the size of the schema.
-    /// Returns every live table.
+    /// migration's check proportional to what it changes, not to the size of the schema. An
+    /// empty table left empty by its last round as it is now (every row refused: a trigger
+    /// that rejects the seeder's values, a parent table without rows) is tried again only
+    /// once a table it references is seeded again and holds rows: until then the same rows
+    /// meet the same refusal. Returns every live table.
     ///
     /// A table that refuses every write because a function or trigger is broken at this
     /// version (`compare::unwritable`) is a finding on migration `at`, the last applied.
@@ -898,18 +921,61 @@ impl<'a> Run<'a> {
         if self.real {
             return Ok(tables);
         }
-        let (mut due, same): (Vec<&catalog::Table>, Vec<&catalog::Table>) = tables
+        let same: Vec<&catalog::Table> = tables
             .iter()
-            .partition(|t| self.seeded.get(&t.display_name()) != Some(*t));
+            .filter(|t| {
+                self.seeded
+                    .get(&t.display_name())
+                    .is_some_and(|s| s.table == **t)
+            })
+            .collect();
         let empty = data::empty(s.conn(), &same).await.map_err(lost)?;
-        due.extend(same.iter().zip(empty).filter(|(_, e)| *e).map(|(t, _)| *t));
-        let due: Vec<catalog::Table> = due.into_iter().cloned().collect();
+        let empty: BTreeSet<String> = same
+            .iter()
+            .zip(empty)
+            .filter(|(_, e)| *e)
+            .map(|(t, _)| t.sql_name())
+            .collect();
+        // Parents first, so that a parent seeded again makes its children due in turn.
+        let mut due: Vec<catalog::Table> = Vec::new();
+        for t in catalog::parents_first(&tables) {
+            let Some(last) = self.seeded.get(&t.display_name()).filter(|s| s.table == *t) else {
+                due.push(t.clone());
+                continue;
+            };
+            if !empty.contains(&t.sql_name()) {
+                continue;
+            }
+            let parent_since = t.foreign_keys.iter().any(|fk| {
+                due.iter().any(|d| d.sql_name() == fk.ref_table)
+                    || self.seeded.values().any(|p| {
+                        p.held && p.round > last.round && p.table.sql_name() == fk.ref_table
+                    })
+            });
+            if last.held || parent_since {
+                due.push(t.clone());
+            }
+        }
         let seeded = s
             .seed(&due, self.rounds, &self.set.data, &self.options.shapes)
             .await
             .map_err(lost)?;
-        for t in due {
-            self.seeded.insert(t.display_name(), t);
+        let took_none: Vec<&catalog::Table> = due
+            .iter()
+            .filter(|t| !seeded.rows.iter().any(|(n, _)| *n == t.display_name()))
+            .collect();
+        let left_empty = data::empty(s.conn(), &took_none).await.map_err(lost)?;
+        let left_empty: BTreeSet<String> = took_none
+            .iter()
+            .zip(left_empty)
+            .filter(|(_, e)| *e)
+            .map(|(t, _)| t.display_name())
+            .collect();
+        for table in due {
+            let name = table.display_name();
+            let held = !left_empty.contains(&name);
+            let round = self.rounds;
+            self.seeded.insert(name, Seeding { table, round, held });
         }
         self.rounds += 1;
         self.report.summary.steps += 1;
@@ -936,6 +1002,56 @@ impl<'a> Run<'a> {
             }
         }
         Ok(tables)
+    }
+
+    /// Brings the database back to golden `v` after migration v's checks left it elsewhere:
+    /// in place where that works, keeping its rows (so the next migration seeds only what
+    /// changed), else a [`rebuild`](Self::rebuild). In place: the up applied again when its
+    /// record is gone and it was not the script that just failed, then a snapshot that must
+    /// equal golden v exactly, column order included; the same proof every step's database
+    /// gets.
+    async fn restore(
+        &mut self,
+        db: ScratchDb,
+        mut s: Session,
+        v: usize,
+    ) -> Result<(ScratchDb, Session), RunError> {
+        if !self.noisy && self.restored(&mut s, v).await {
+            self.at = Some(v);
+            self.tables_of.clear();
+            return Ok((db, s));
+        }
+        self.rebuild(db, s, v).await
+    }
+
+    /// Whether the database is at golden `v` exactly, after applying the up again where it
+    /// is pending. Any failure on the way is a no: the rebuild then runs.
+    async fn restored(&mut self, s: &mut Session, v: usize) -> bool {
+        let m = &self.set.migrations[v - 1];
+        let Ok(applied) = s.applied().await else {
+            return false;
+        };
+        let recorded = |i: usize| applied.contains(&self.set.migrations[i].version);
+        if (0..v - 1).any(|i| !recorded(i)) {
+            return false;
+        }
+        if !recorded(v - 1) {
+            if self.up_failed {
+                return false;
+            }
+            self.report.summary.steps += 1;
+            if s.apply(&m.version, &m.up, Direction::Up).await.is_err() {
+                return false;
+            }
+        }
+        let Ok(actual) = snapshot::take(s.conn()).await else {
+            return false;
+        };
+        let mut history = self.golden.lock().expect("not poisoned");
+        matches!(
+            compare::schema(history.get(v), &actual, true, ("", "")),
+            SchemaVerdict::Equal
+        )
     }
 
     /// A fresh database at golden `version`, without data, after a finding left the old one
@@ -1361,7 +1477,7 @@ impl<'a> Run<'a> {
             self.noisy = false;
             let ok = self.check_one(&mut s, v, m, progress).await?;
             if !ok || self.noisy {
-                (db, s) = self.rebuild(db, s, v).await?;
+                (db, s) = self.restore(db, s, v).await?;
             }
             self.report.checked.push(m.id());
         }

@@ -237,9 +237,10 @@ pub async fn minimal_rows(
     })
 }
 
-/// The seeded table whose rows the up fails on, when the server named none (a cast in
-/// `ALTER COLUMN ... TYPE ... USING`): the first table without whose rows (emptied in a trial,
-/// `TRUNCATE ... CASCADE`) the up no longer fails that way.
+/// The seeded table whose rows the up fails on, when the server named none of them (a cast in
+/// `ALTER COLUMN ... TYPE ... USING`; a table the up creates and fills from them): the first
+/// table without whose rows (emptied in a trial, `TRUNCATE ... CASCADE`) the up no longer
+/// fails that way.
 async fn locate(
     conn: &mut PgConnection,
     up: &Script,
@@ -329,11 +330,14 @@ async fn run_up(
             Ok(_) => {}
             Err(sqlx::Error::Database(e)) => {
                 let pg = e.try_downcast_ref::<PgDatabaseError>();
+                // While the culprit is being located (`name` empty), the table the server
+                // names is not a seeded one (a table the up creates and fills from them).
                 let same = pg.is_some_and(|pg| {
                     pg.code() == culprit.code
-                        && pg.table().is_none_or(|t| {
-                            format!("{}.{t}", pg.schema().unwrap_or("public")) == name
-                        })
+                        && (name.is_empty()
+                            || pg.table().is_none_or(|t| {
+                                format!("{}.{t}", pg.schema().unwrap_or("public")) == name
+                            }))
                 });
                 return Ok(if same {
                     Trial::SameFailure

@@ -725,6 +725,47 @@ fn data_dependent_ups_are_shrunk_to_their_rows_and_their_downs_still_tested() {
     assert_eq!(by_kind["data_dependent"], 4, "{json:#}");
 }
 
+/// An up that copies seeded rows into a table it creates, under a key they repeat, fails on
+/// the new table: the finding names the table the rows came from (found by emptying each
+/// seeded table in turn), not the first seeded table holding rows.
+#[test]
+fn a_failure_on_a_table_the_up_fills_names_the_table_its_rows_came_from() {
+    let dir = folder(&[
+        (
+            "0001_tables.up.sql",
+            "create table archive (id serial primary key, note text);
+             create table users (id serial primary key, active boolean not null);
+",
+        ),
+        (
+            "0001_tables.down.sql",
+            "drop table users;
+drop table archive;
+",
+        ),
+        (
+            "0002_flags.up.sql",
+            "create table flags (active boolean primary key);
+             insert into flags select active from users;
+",
+        ),
+        (
+            "0002_flags.down.sql",
+            "drop table flags;
+",
+        ),
+    ]);
+    let (out, json) = check_json(dir.path(), &[]);
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
+    assert_eq!(
+        findings(&json),
+        [("data_dependent".to_string(), "0002_flags".to_string())],
+        "{json:#}"
+    );
+    let message = json["findings"][0]["message"].as_str().unwrap();
+    assert!(message.contains("seeded rows of public.users"), "{message}");
+}
+
 /// `check` on the crates.io history: the foreign-key, unique and SET NOT NULL failures on
 /// seeded rows are `data_dependent` with their rows, a dropped table is `destructive` once,
 /// and nearly every down is tested.
