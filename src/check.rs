@@ -132,6 +132,9 @@ struct Run<'a> {
     /// The tables of golden versions, as read from the database while it was exactly at them
     /// (the two latest).
     tables_of: Vec<(usize, Vec<catalog::Table>)>,
+    /// The tables kept for version `at` carry the live identities (oids, signatures, column
+    /// numbers): read or re-identified since `at` was last set.
+    identified: bool,
     /// Every table seeded in this database, by name: as it was when seeded, and how that went.
     seeded: BTreeMap<String, Seeding>,
     /// What the current migration's up dropped while it held values (`schema.table`, and the
@@ -402,6 +405,7 @@ impl<'a> Run<'a> {
             noise_seen: Vec::new(),
             at: None,
             tables_of: Vec::new(),
+            identified: false,
             seeded: BTreeMap::new(),
             dropped: Vec::new(),
             unwritable: BTreeSet::new(),
@@ -509,6 +513,7 @@ impl<'a> Run<'a> {
             )
         };
         self.at = matches!(verdict, SchemaVerdict::Equal).then_some(version);
+        self.identified = false;
         match verdict {
             SchemaVerdict::Equal => Ok(true),
             SchemaVerdict::Noise {
@@ -667,11 +672,6 @@ impl<'a> Run<'a> {
         };
         self.report.summary.steps += 1;
         self.at = None;
-        if direction == Direction::Down {
-            // Whatever the down drops, the up recreates under new oids: the tables read
-            // before are not the live ones at any version any more.
-            self.tables_of.clear();
-        }
         let (applied, changes) =
             guard::watched(self.server, s.apply(&m.version, script, direction)).await?;
         for change in changes {
@@ -887,19 +887,30 @@ impl<'a> Run<'a> {
     }
 
     /// The live tables: read from the database, or, while it is exactly at a golden version
-    /// whose tables were read before, those.
+    /// whose tables were read before, those, with the identities a down and an up change
+    /// (oids, signatures, column numbers) read again where a step ran since.
     async fn tables(&mut self, s: &mut Session) -> Result<Vec<catalog::Table>, RunError> {
         if let Some(v) = self.at {
-            if let Some((_, tables)) = self.tables_of.iter().find(|(w, _)| *w == v) {
-                return Ok(tables.clone());
+            if let Some(at) = self.tables_of.iter().position(|(w, _)| *w == v) {
+                if self.identified {
+                    return Ok(self.tables_of[at].1.clone());
+                }
+                let kept = &self.tables_of[at].1;
+                if let Some(tables) = catalog::reidentified(s.conn(), kept).await.map_err(lost)? {
+                    self.tables_of[at].1 = tables.clone();
+                    self.identified = true;
+                    return Ok(tables);
+                }
             }
         }
         let tables = catalog::signed_tables(s.conn()).await.map_err(lost)?;
         if let Some(v) = self.at {
+            self.tables_of.retain(|(w, _)| *w != v);
             self.tables_of.push((v, tables.clone()));
             if self.tables_of.len() > 2 {
                 self.tables_of.remove(0);
             }
+            self.identified = true;
         }
         Ok(tables)
     }
@@ -1018,7 +1029,7 @@ impl<'a> Run<'a> {
     ) -> Result<(ScratchDb, Session), RunError> {
         if !self.noisy && self.restored(&mut s, v).await {
             self.at = Some(v);
-            self.tables_of.clear();
+            self.identified = false;
             return Ok((db, s));
         }
         self.rebuild(db, s, v).await

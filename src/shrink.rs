@@ -171,6 +171,12 @@ pub async fn minimal_rows(
     .fetch_all(&mut *conn)
     .await?;
     let total = ctids.len();
+    // A located culprit's failure names another table (or none): trials match on the
+    // SQLSTATE alone, as `locate` did.
+    let on = culprit
+        .table
+        .as_ref()
+        .map_or("", |(named, _)| named.as_str());
     if !culprit.shrinkable || total > MAX_ROWS_TRIED {
         return Ok(Found {
             total,
@@ -187,7 +193,7 @@ pub async fn minimal_rows(
     for ctid in &ctids {
         let mut trial = removed.clone();
         trial.push(ctid.clone());
-        match trial_without(conn, up, culprit, name, quoted, &trial).await? {
+        match trial_without(conn, up, culprit, on, quoted, &trial).await? {
             Trial::SameFailure => removed = trial,
             Trial::Referenced => referenced += 1,
             Trial::Applies | Trial::OtherFailure => {}
@@ -205,7 +211,7 @@ pub async fn minimal_rows(
     let mut applies = false;
     for ctid in &ctids {
         removal.push(ctid.clone());
-        if trial_without(conn, up, culprit, name, quoted, &removal).await? == Trial::Applies {
+        if trial_without(conn, up, culprit, on, quoted, &removal).await? == Trial::Applies {
             applies = true;
             break;
         }
@@ -213,7 +219,7 @@ pub async fn minimal_rows(
     if applies {
         for ctid in removal.clone() {
             let fewer: Vec<String> = removal.iter().filter(|c| **c != ctid).cloned().collect();
-            if trial_without(conn, up, culprit, name, quoted, &fewer).await? == Trial::Applies {
+            if trial_without(conn, up, culprit, on, quoted, &fewer).await? == Trial::Applies {
                 removal = fewer;
             }
         }
@@ -291,7 +297,8 @@ enum Trial {
 }
 
 /// Runs the up inside a transaction that is always rolled back, without the rows `without`
-/// of the culprit table; the same failure is the same SQLSTATE on the same table, when named.
+/// of the culprit table; the same failure is the same SQLSTATE on the table `name`, when the
+/// server names one and `name` is not empty.
 async fn trial_without(
     conn: &mut PgConnection,
     up: &Script,
