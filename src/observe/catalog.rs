@@ -187,6 +187,9 @@ pub async fn signed_tables(conn: &mut PgConnection) -> Result<Vec<Table>, sqlx::
     Ok(tables)
 }
 
+/// A live table's oid, and its columns' numbers and type oids by name.
+type Identity = (i64, BTreeMap<String, (i32, i64)>);
+
 /// `tables`, signed, as read before from a schema the live one is known to equal (a snapshot
 /// said so), with the identities a down and an up change under the same names brought up to
 /// date: table oids, signatures, column numbers and type oids. Two light queries instead of
@@ -197,7 +200,8 @@ pub async fn reidentified(
 ) -> Result<Option<Vec<Table>>, sqlx::Error> {
     let rows: Vec<(i64, String, String, String, i32, i64)> =
         sqlx::query_as(IDENTITIES).fetch_all(&mut *conn).await?;
-    let mut live: BTreeMap<(String, String), (i64, BTreeMap<String, (i32, i64)>)> = BTreeMap::new();
+    // by (schema, table): the table's oid, and its columns' (attnum, type oid) by name
+    let mut live: BTreeMap<(String, String), Identity> = BTreeMap::new();
     for (oid, schema, table, column, attnum, type_oid) in rows {
         live.entry((schema, table))
             .or_insert_with(|| (oid, BTreeMap::new()))
