@@ -940,13 +940,7 @@ impl<'a> Run<'a> {
                     .is_some_and(|s| s.table == **t)
             })
             .collect();
-        let empty = data::empty(s.conn(), &same).await.map_err(lost)?;
-        let empty: BTreeSet<String> = same
-            .iter()
-            .zip(empty)
-            .filter(|(_, e)| *e)
-            .map(|(t, _)| t.sql_name())
-            .collect();
+        let empty = empty_ones(s, &same).await?;
         // Parents first, so that a parent seeded again makes its children due in turn.
         let mut due: Vec<catalog::Table> = Vec::new();
         for t in catalog::parents_first(&tables) {
@@ -975,16 +969,10 @@ impl<'a> Run<'a> {
             .iter()
             .filter(|t| !seeded.rows.iter().any(|(n, _)| *n == t.display_name()))
             .collect();
-        let left_empty = data::empty(s.conn(), &took_none).await.map_err(lost)?;
-        let left_empty: BTreeSet<String> = took_none
-            .iter()
-            .zip(left_empty)
-            .filter(|(_, e)| *e)
-            .map(|(t, _)| t.display_name())
-            .collect();
+        let left_empty = empty_ones(s, &took_none).await?;
         for table in due {
+            let held = !left_empty.contains(&table.sql_name());
             let name = table.display_name();
-            let held = !left_empty.contains(&name);
             let round = self.rounds;
             self.seeded.insert(name, Seeding { table, round, held });
         }
@@ -1873,6 +1861,20 @@ impl<'a> Run<'a> {
         }
         Ok(ok)
     }
+}
+
+/// The `sql_name`s of those of `tables` that hold no row.
+async fn empty_ones(
+    s: &mut Session,
+    tables: &[&catalog::Table],
+) -> Result<BTreeSet<String>, RunError> {
+    let empty = data::empty(s.conn(), tables).await.map_err(lost)?;
+    Ok(tables
+        .iter()
+        .zip(empty)
+        .filter(|(_, e)| *e)
+        .map(|(t, _)| t.sql_name())
+        .collect())
 }
 
 /// True for a side effect on the server that an earlier step of the same migration already

@@ -4,12 +4,9 @@
 
 mod common;
 
-/// A down that fails once rows were written at its version rolls back: the database is still
-/// exactly at golden 0002 and keeps its rows, so the next migration seeds only its new table
-/// (a rebuilt database would need `account` seeded again: 9 rows more).
-#[test]
-fn a_database_left_at_golden_state_by_a_failed_step_keeps_its_rows() {
-    let dir = common::folder(&[
+/// `account` (0001), its `note` column (0002, with `note_down` as its down) and `tag` (0003).
+fn three_migrations(note_down: &str) -> tempfile::TempDir {
+    common::folder(&[
         (
             "0001_account.up.sql",
             "CREATE TABLE account (id serial PRIMARY KEY, name text NOT NULL);\n",
@@ -19,21 +16,28 @@ fn a_database_left_at_golden_state_by_a_failed_step_keeps_its_rows() {
             "0002_note.up.sql",
             "ALTER TABLE account ADD COLUMN note text;\n",
         ),
-        (
-            "0002_note.down.sql",
-            "DO $$ BEGIN\n\
-             IF EXISTS (SELECT FROM account WHERE note IS NOT NULL) THEN\n\
-             RAISE EXCEPTION 'notes would be lost';\n\
-             END IF;\n\
-             END $$;\n\
-             ALTER TABLE account DROP COLUMN note;\n",
-        ),
+        ("0002_note.down.sql", note_down),
         (
             "0003_tag.up.sql",
             "CREATE TABLE tag (id serial PRIMARY KEY, label text NOT NULL);\n",
         ),
         ("0003_tag.down.sql", "DROP TABLE tag;\n"),
-    ]);
+    ])
+}
+
+/// A down that fails once rows were written at its version rolls back: the database is still
+/// exactly at golden 0002 and keeps its rows, so the next migration seeds only its new table
+/// (a rebuilt database would need `account` seeded again: 9 rows more).
+#[test]
+fn a_database_left_at_golden_state_by_a_failed_step_keeps_its_rows() {
+    let dir = three_migrations(
+        "DO $$ BEGIN\n\
+             IF EXISTS (SELECT FROM account WHERE note IS NOT NULL) THEN\n\
+             RAISE EXCEPTION 'notes would be lost';\n\
+             END IF;\n\
+             END $$;\n\
+             ALTER TABLE account DROP COLUMN note;\n",
+    );
     let (out, json) = common::check_json(dir.path(), &[]);
     assert_eq!(out.status.code(), Some(1), "{json:#}");
     assert_eq!(
@@ -55,27 +59,10 @@ fn a_database_left_at_golden_state_by_a_failed_step_keeps_its_rows() {
 /// place, its up would show the stray index as a difference of its own).
 #[test]
 fn a_database_off_golden_state_is_rebuilt_before_the_next_migration() {
-    let dir = common::folder(&[
-        (
-            "0001_account.up.sql",
-            "CREATE TABLE account (id serial PRIMARY KEY, name text NOT NULL);\n",
-        ),
-        ("0001_account.down.sql", "DROP TABLE account;\n"),
-        (
-            "0002_note.up.sql",
-            "ALTER TABLE account ADD COLUMN note text;\n",
-        ),
-        (
-            "0002_note.down.sql",
-            "ALTER TABLE account DROP COLUMN note;\n\
+    let dir = three_migrations(
+        "ALTER TABLE account DROP COLUMN note;\n\
              CREATE INDEX account_name_idx ON account (name);\n",
-        ),
-        (
-            "0003_tag.up.sql",
-            "CREATE TABLE tag (id serial PRIMARY KEY, label text NOT NULL);\n",
-        ),
-        ("0003_tag.down.sql", "DROP TABLE tag;\n"),
-    ]);
+    );
     let (out, json) = common::check_json(dir.path(), &[]);
     assert_eq!(out.status.code(), Some(1), "{json:#}");
     assert_eq!(
