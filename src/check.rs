@@ -512,8 +512,7 @@ impl<'a> Run<'a> {
                 (&label, &after),
             )
         };
-        self.at = matches!(verdict, SchemaVerdict::Equal).then_some(version);
-        self.identified = false;
+        self.seen_at(matches!(verdict, SchemaVerdict::Equal).then_some(version));
         match verdict {
             SchemaVerdict::Equal => Ok(true),
             SchemaVerdict::Noise {
@@ -934,17 +933,13 @@ impl<'a> Run<'a> {
         }
         let same: Vec<&catalog::Table> = tables
             .iter()
-            .filter(|t| {
-                self.seeded
-                    .get(&t.display_name())
-                    .is_some_and(|s| s.table == **t)
-            })
+            .filter(|t| self.seeded_as(t).is_some())
             .collect();
         let empty = empty_ones(s, &same).await?;
         // Parents first, so that a parent seeded again makes its children due in turn.
         let mut due: Vec<catalog::Table> = Vec::new();
         for t in catalog::parents_first(&tables) {
-            let Some(last) = self.seeded.get(&t.display_name()).filter(|s| s.table == *t) else {
+            let Some(last) = self.seeded_as(t) else {
                 due.push(t.clone());
                 continue;
             };
@@ -1003,6 +998,18 @@ impl<'a> Run<'a> {
         Ok(tables)
     }
 
+    /// The last seeding of table `t` in this database, when `t` was then as it is now.
+    fn seeded_as(&self, t: &catalog::Table) -> Option<&Seeding> {
+        self.seeded.get(&t.display_name()).filter(|s| s.table == *t)
+    }
+
+    /// Records that the live schema was just seen to equal golden `at` exactly (or none): the
+    /// tables kept for it must have their identities read again before they are used.
+    fn seen_at(&mut self, at: Option<usize>) {
+        self.at = at;
+        self.identified = false;
+    }
+
     /// Brings the database back to golden `v` after migration v's checks left it elsewhere:
     /// in place where that works, keeping its rows (so the next migration seeds only what
     /// changed), else a [`rebuild`](Self::rebuild). In place: the up applied again when its
@@ -1016,8 +1023,7 @@ impl<'a> Run<'a> {
         v: usize,
     ) -> Result<(ScratchDb, Session), RunError> {
         if !self.noisy && self.restored(&mut s, v).await {
-            self.at = Some(v);
-            self.identified = false;
+            self.seen_at(Some(v));
             return Ok((db, s));
         }
         self.rebuild(db, s, v).await

@@ -171,14 +171,19 @@ pub async fn tables(conn: &mut PgConnection) -> Result<Vec<Table>, sqlx::Error> 
     Ok(tables)
 }
 
-/// [`tables`] with their signatures, for deciding which tables changed since seen.
-pub async fn signed_tables(conn: &mut PgConnection) -> Result<Vec<Table>, sqlx::Error> {
-    let mut tables = self::tables(&mut *conn).await?;
-    let signatures: BTreeMap<i64, String> = sqlx::query_as(SIGNATURES)
+/// Every table's signature (see `queries/signatures.sql`), by oid.
+async fn signatures(conn: &mut PgConnection) -> Result<BTreeMap<i64, String>, sqlx::Error> {
+    Ok(sqlx::query_as(SIGNATURES)
         .fetch_all(&mut *conn)
         .await?
         .into_iter()
-        .collect();
+        .collect())
+}
+
+/// [`tables`] with their signatures, for deciding which tables changed since seen.
+pub async fn signed_tables(conn: &mut PgConnection) -> Result<Vec<Table>, sqlx::Error> {
+    let mut tables = self::tables(&mut *conn).await?;
+    let signatures = signatures(&mut *conn).await?;
     for table in &mut tables {
         if let Some(signature) = signatures.get(&table.oid) {
             table.signature = signature.clone();
@@ -208,11 +213,7 @@ pub async fn reidentified(
             .1
             .insert(column, (attnum, type_oid));
     }
-    let signatures: BTreeMap<i64, String> = sqlx::query_as(SIGNATURES)
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .collect();
+    let signatures = signatures(&mut *conn).await?;
     let mut out = Vec::with_capacity(tables.len());
     for table in tables {
         let Some((oid, columns)) = live.get(&(table.schema.clone(), table.name.clone())) else {
