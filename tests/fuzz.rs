@@ -934,3 +934,84 @@ fn a_sequence_the_database_would_see_as_one_run_before_is_answered_without_runni
         harness.clear(&fresh);
     }
 }
+
+/// A climb from empty (up only, without rows, faults or failures) continues from the copy a
+/// climb before left at every 8th version of a 16-migration history (where climbing there took
+/// longer than a copy), and judges what follows as a climb from an empty database does; a case
+/// that went down first climbs without copies.
+#[test]
+fn a_climb_from_empty_continues_from_the_copy_an_earlier_climb_left() {
+    use migproof::fuzz::sut::{Prefixes, Ran};
+    use migproof::model::machine::Step;
+
+    let mut files = Vec::new();
+    for i in 1..=16 {
+        files.push((
+            format!("{i:04}_t{i}.up.sql"),
+            // slow enough that climbing 8 of them takes longer than a copy
+            format!("CREATE TABLE t{i} (id int PRIMARY KEY, v text);\nSELECT pg_sleep(0.025);\n"),
+        ));
+        // The planted bug: 0012's down leaves its table's index behind.
+        let down = if i == 12 {
+            "CREATE INDEX kept ON t12 (v);\nALTER TABLE t12 RENAME TO gone;\n".to_string()
+        } else {
+            format!("DROP TABLE t{i};\n")
+        };
+        files.push((format!("{i:04}_t{i}.down.sql"), down));
+    }
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, s)| (n.as_str(), s.as_str()))
+        .collect();
+    let releases: Vec<usize> = (1..=16).collect();
+    let failed_with = |ran: Ran| match ran {
+        Ran::Failed(f, _) => (f.kind.as_str().to_string(), f.migration, f.message),
+        other => panic!("expected a finding, got {other:?}"),
+    };
+    let bug = [Step::MigrateTo(12), Step::MigrateDown];
+
+    let (_dir, harness) = harness_of(&files);
+    let prefixes = Prefixes::default();
+    let climb = [Step::MigrateTo(16), Step::Verify];
+    let ran = harness
+        .run_steps(releases.clone(), &climb, &prefixes)
+        .expect("runs");
+    assert!(matches!(ran, Ran::Passed), "{ran:?}");
+    assert_eq!(harness.climbs_used(), 0, "no copy before the first climb");
+
+    // Went down first: climbs without copies.
+    let strayed = [Step::MigrateTo(2), Step::MigrateDown, Step::MigrateTo(16)];
+    let ran = harness
+        .run_steps(releases.clone(), &strayed, &prefixes)
+        .expect("runs");
+    assert!(matches!(ran, Ran::Passed), "{ran:?}");
+    assert_eq!(
+        harness.climbs_used(),
+        0,
+        "a case that went down climbs itself"
+    );
+
+    // Climbs to 12 from the copy at 8, then finds the bug.
+    let resumed = harness
+        .run_steps(releases.clone(), &bug, &prefixes)
+        .expect("runs");
+    assert_eq!(
+        harness.climbs_used(),
+        1,
+        "the climb to 12 started from the copy at 8"
+    );
+    let resumed = failed_with(resumed);
+    assert_eq!(
+        (resumed.0.as_str(), resumed.1.as_str()),
+        ("schema_mismatch", "0012_t12"),
+        "{resumed:?}"
+    );
+
+    // The same sequence from an empty database, on a fresh harness: the same finding.
+    let (_dir2, fresh) = harness_of(&files);
+    let ran = fresh
+        .run_steps(releases, &bug, &Prefixes::default())
+        .expect("runs");
+    assert_eq!(fresh.climbs_used(), 0);
+    assert_eq!(failed_with(ran), resumed);
+}

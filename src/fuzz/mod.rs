@@ -141,6 +141,7 @@ pub async fn prepare(
             .first()
             .is_some_and(|m| m.up.command.is_some()),
     };
+    let every = climb_every(plan.len());
     let ctx = Ctx {
         server: server.clone(),
         set: Arc::new(set),
@@ -150,9 +151,17 @@ pub async fn prepare(
         strict,
         step_timeout,
         steps: Arc::new(AtomicU64::new(0)),
+        climbs: sut::Climbs::new(every),
         spares: sut::Spares::start(server.clone(), jobs.max(1)),
     };
     Ok((Arc::new(ctx), findings))
+}
+
+/// How many versions apart the copies of climbs from empty are kept ([`sut::Climbs`]) on a
+/// history of `n` migrations: about 16 copies, none closer than 8 versions (a copy costs a
+/// `CREATE DATABASE`, about what a few migrations' steps and checks cost).
+fn climb_every(n: usize) -> usize {
+    (n / 16).max(8)
 }
 
 /// One shrunk failure.
@@ -700,6 +709,12 @@ impl Harness {
             Some(prefixes),
         );
         self.runtime.block_on(run)
+    }
+
+    /// How many climbs from empty continued from a copy ([`sut::Climbs`]). For tests.
+    #[doc(hidden)]
+    pub fn climbs_used(&self) -> u64 {
+        self.ctx.climbs.used()
     }
 
     /// Drops the copies `prefixes` holds.

@@ -39,6 +39,71 @@ pub struct Ctx {
     /// Scratch databases created ahead of time (creating one can take a second on a server
     /// that syncs to disk), and the background drops of finished cases.
     pub spares: Spares,
+    /// Copies of databases that climbed from empty, shared by every case of the run.
+    pub climbs: Climbs,
+}
+
+/// Copies of a database that went only up from empty, one migration after the other, without
+/// a row written, a fault or a failure, kept at every `every`-th version: what such a climb
+/// gives depends on nothing but the version it reaches, so a case that climbs from empty (most
+/// cases start so, and every candidate a failure's shrinking replays) copies the highest one
+/// on its way (`CREATE DATABASE ... TEMPLATE`) instead of applying and checking each migration
+/// below it again. The first climb to pass a version checked every migration under it and
+/// keeps the copy.
+pub struct Climbs {
+    every: usize,
+    at: std::sync::Mutex<BTreeMap<usize, Climb>>,
+    /// Climbs that started from a copy.
+    used: AtomicU64,
+}
+
+/// A database at a version a climb reached, with what the case had stashed on its way.
+#[derive(Clone)]
+struct Climb {
+    template: ScratchDb,
+    round_trip: BTreeMap<usize, Stash>,
+    after_up: BTreeMap<usize, Stash>,
+}
+
+impl Climbs {
+    /// A copy every `every` versions (where the climb to it since the version before took at
+    /// least [`SAVE_AFTER`]); none when `every` is 0.
+    pub fn new(every: usize) -> Climbs {
+        Climbs {
+            every,
+            at: std::sync::Mutex::default(),
+            used: AtomicU64::new(0),
+        }
+    }
+
+    /// The highest copy above `level` and at most `target`.
+    fn highest(&self, level: usize, target: usize) -> Option<(usize, Climb)> {
+        let at = self.at.lock().expect("not poisoned");
+        let (&v, c) = at.range(level + 1..=target).next_back()?;
+        Some((v, c.clone()))
+    }
+
+    /// Whether a climb reaching `version` should leave a copy there.
+    fn wants(&self, version: usize) -> bool {
+        self.every > 0
+            && version.is_multiple_of(self.every)
+            && !self.at.lock().expect("not poisoned").contains_key(&version)
+    }
+
+    /// Keeps `climb` at `version`; gives its copy back when another case kept one there first.
+    fn keep(&self, version: usize, climb: Climb) -> Option<ScratchDb> {
+        let mut at = self.at.lock().expect("not poisoned");
+        if at.contains_key(&version) {
+            return Some(climb.template);
+        }
+        at.insert(version, climb);
+        None
+    }
+
+    /// How many climbs continued from a copy.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::SeqCst)
+    }
 }
 
 /// Scratch databases made ahead, so a case rarely waits for `CREATE DATABASE`.
@@ -126,18 +191,22 @@ impl Drop for Sut {
     fn drop(&mut self) {
         self.session.take();
         if let Some(db) = self.db.take() {
-            let server = self.ctx.server.clone();
-            let drop_db = async move {
-                let _ = server.drop_db(&db).await;
-            };
-            // Dropped in the background; the run waits for these drops before it ends.
-            let task = self.ctx.handle.spawn(drop_db);
-            let mut drops = self.ctx.spares.drops.lock().expect("not poisoned");
-            // A finished drop's handle still holds its task: let it go, or a long run grows.
-            drops.retain(|d| !d.is_finished());
-            drops.push(task);
+            drop_later(&self.ctx, db);
         }
     }
+}
+
+/// Drops `db` in the background; the run waits for these drops before it ends.
+fn drop_later(ctx: &Ctx, db: ScratchDb) {
+    let server = ctx.server.clone();
+    let drop_db = async move {
+        let _ = server.drop_db(&db).await;
+    };
+    let task = ctx.handle.spawn(drop_db);
+    let mut drops = ctx.spares.drops.lock().expect("not poisoned");
+    // A finished drop's handle still holds its task: let it go, or a long run grows.
+    drops.retain(|d| !d.is_finished());
+    drops.push(task);
 }
 
 /// A case's state beside its database, after the steps run so far: what [`Prefixes`] keeps
@@ -158,6 +227,9 @@ struct CaseState {
     /// retry that runs it again is judged against it.
     usable_before_pending: Option<(usize, Usable)>,
     written: usize,
+    /// The case did more than climb from empty (see [`Climbs`]): it went down, wrote rows,
+    /// armed a fault, retried or reran the migrator.
+    strayed: bool,
     index: usize,
     /// The step being applied, for findings: `step 3: migrate to 0003_add_role (apply ...)`.
     current: String,
@@ -358,19 +430,7 @@ impl Sut {
         steps: &[Step],
         state: &State,
     ) -> Result<(), Broken> {
-        // The stashes are unlogged tables: a copy carries their rows too (`CREATE DATABASE`
-        // reads them through the shared buffers, or flushes every page before copying files).
-        if let Some(session) = self.session.take() {
-            session.close().await;
-        }
-        let db = self.db.clone().expect("open while the case runs");
-        let copy = self.ctx.server.create_from(&db).await.map_err(broken)?;
-        self.session = Some(
-            Session::open(&db, self.ctx.step_timeout)
-                .await
-                .map_err(broken)?,
-        );
-        let Some(template) = copy else {
+        let Some(template) = self.copy().await? else {
             return Ok(());
         };
         let resume = self.case.clone();
@@ -384,6 +444,67 @@ impl Sut {
             let _ = self.ctx.server.drop_db(&old).await;
         }
         Ok(())
+    }
+
+    /// A copy of the database as it is now (the session is closed for the copy and opened
+    /// again, as after a fault); `None` when the server would not copy it.
+    async fn copy(&mut self) -> Result<Option<ScratchDb>, Broken> {
+        // The stashes are unlogged tables: a copy carries their rows too (`CREATE DATABASE`
+        // reads them through the shared buffers, or flushes every page before copying files).
+        if let Some(session) = self.session.take() {
+            session.close().await;
+        }
+        let db = self.db.clone().expect("open while the case runs");
+        let copy = self.ctx.server.create_from(&db).await.map_err(broken)?;
+        self.session = Some(
+            Session::open(&db, self.ctx.step_timeout)
+                .await
+                .map_err(broken)?,
+        );
+        Ok(copy)
+    }
+
+    /// Leaves a copy of the database where a climb from empty reached (see [`Climbs`]).
+    async fn keep_climb(&mut self) -> Result<(), Broken> {
+        let Some(template) = self.copy().await? else {
+            return Ok(());
+        };
+        let climb = Climb {
+            template,
+            round_trip: self.case.round_trip.clone(),
+            after_up: self.case.after_up.clone(),
+        };
+        if let Some(extra) = self.ctx.climbs.keep(self.case.level, climb) {
+            let _ = self.ctx.server.drop_db(&extra).await;
+        }
+        Ok(())
+    }
+
+    /// Continues a climb from empty at the highest copy on its way to `target`, with a
+    /// database copied from it; false when there is none or the server would not copy it.
+    async fn skip_climb(&mut self, target: usize) -> Result<bool, Broken> {
+        let Some((version, climb)) = self.ctx.climbs.highest(self.case.level, target) else {
+            return Ok(false);
+        };
+        let copied = self.ctx.server.create_from(&climb.template).await;
+        let Some(db) = copied.map_err(broken)? else {
+            return Ok(false);
+        };
+        let session = Session::open(&db, self.ctx.step_timeout)
+            .await
+            .map_err(broken)?;
+        if let Some(old) = self.session.replace(session) {
+            old.close().await;
+        }
+        if let Some(old) = self.db.replace(db) {
+            drop_later(&self.ctx, old);
+        }
+        self.case.level = version;
+        self.case.round_trip = climb.round_trip;
+        self.case.after_up = climb.after_up;
+        self.tables = None;
+        self.ctx.climbs.used.fetch_add(1, Ordering::SeqCst);
+        Ok(true)
     }
 
     fn s(&mut self) -> &mut Session {
@@ -433,16 +554,26 @@ impl Sut {
         self.ctx.steps.fetch_add(1, Ordering::Relaxed);
         match step {
             Step::Interrupt(f) => {
+                self.case.strayed = true;
                 self.case.fault = Some(*f);
                 Ok(Ok(()))
             }
-            Step::WriteRows { table, rows } => self.write_rows(table, rows).await,
+            Step::WriteRows { table, rows } => {
+                self.case.strayed = true;
+                self.write_rows(table, rows).await
+            }
             Step::Verify => {
                 self.expect_schema(self.case.level, self.case.level, Kind::SchemaMismatch, None)
                     .await
             }
-            Step::RerunMigrator => self.rerun().await,
-            Step::Retry => self.retry().await,
+            Step::RerunMigrator => {
+                self.case.strayed = true;
+                self.rerun().await
+            }
+            Step::Retry => {
+                self.case.strayed = true;
+                self.retry().await
+            }
             _ => {
                 let target = after.pending.map(|(_, to)| to).unwrap_or(after.version);
                 self.migrate(target).await
@@ -603,8 +734,17 @@ impl Sut {
         let mut usable_now = None;
         // Whether the database held no row after the last up of this migrate.
         let mut empty_now = None;
+        // When the climb since the last version a copy could be kept at began.
+        let mut since = std::time::Instant::now();
         while self.case.level != target {
             let up = target > self.case.level;
+            let climbing = up && !self.case.strayed && fault.is_none();
+            if climbing && self.skip_climb(target).await? {
+                (usable_now, empty_now) = (None, None);
+                since = std::time::Instant::now();
+                continue;
+            }
+            self.case.strayed |= !up;
             let (from, to) = if up {
                 (self.case.level, self.case.level + 1)
             } else {
@@ -738,6 +878,14 @@ impl Sut {
             match self.expect_usable(&usable, at).await? {
                 Ok(now) => usable_now = Some(now),
                 Err(f) => return Ok(Err(f)),
+            }
+            if climbing && self.ctx.climbs.wants(to) {
+                // Only where climbing there took longer than copying would: on a history of
+                // quick migrations, a copy costs more than it saves.
+                if since.elapsed() >= SAVE_AFTER {
+                    self.keep_climb().await?;
+                }
+                since = std::time::Instant::now();
             }
         }
         Ok(Ok(()))
