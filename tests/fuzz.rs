@@ -951,7 +951,8 @@ fn a_climb_from_empty_continues_from_the_copy_an_earlier_climb_left() {
             // slow enough that climbing 8 of them takes longer than a copy
             format!("CREATE TABLE t{i} (id int PRIMARY KEY, v text);\nSELECT pg_sleep(0.025);\n"),
         ));
-        // The planted bug: 0012's down leaves its table's index behind.
+        // The planted bug: 0012's down keeps its table, renamed and with a new index, instead
+        // of dropping it.
         let down = if i == 12 {
             "CREATE INDEX kept ON t12 (v);\nALTER TABLE t12 RENAME TO gone;\n".to_string()
         } else {

@@ -196,6 +196,19 @@ impl Drop for Sut {
     }
 }
 
+/// A new database copied from `template`, with a session on it; `None` when the server would
+/// not copy it.
+async fn open_copy(
+    ctx: &Ctx,
+    template: &ScratchDb,
+) -> Result<Option<(ScratchDb, Session)>, Broken> {
+    let Some(db) = ctx.server.create_from(template).await.map_err(broken)? else {
+        return Ok(None);
+    };
+    let session = Session::open(&db, ctx.step_timeout).await.map_err(broken)?;
+    Ok(Some((db, session)))
+}
+
 /// Drops `db` in the background; the run waits for these drops before it ends.
 fn drop_later(ctx: &Ctx, db: ScratchDb) {
     let server = ctx.server.clone();
@@ -409,10 +422,9 @@ impl Sut {
         template: &ScratchDb,
         r: CaseState,
     ) -> Result<Option<Sut>, Broken> {
-        let Some(db) = ctx.server.create_from(template).await.map_err(broken)? else {
+        let Some((db, session)) = open_copy(&ctx, template).await? else {
             return Ok(None);
         };
-        let session = Session::open(&db, ctx.step_timeout).await.map_err(broken)?;
         Ok(Some(Sut {
             ctx,
             db: Some(db),
@@ -486,13 +498,9 @@ impl Sut {
         let Some((version, climb)) = self.ctx.climbs.highest(self.case.level, target) else {
             return Ok(false);
         };
-        let copied = self.ctx.server.create_from(&climb.template).await;
-        let Some(db) = copied.map_err(broken)? else {
+        let Some((db, session)) = open_copy(&self.ctx, &climb.template).await? else {
             return Ok(false);
         };
-        let session = Session::open(&db, self.ctx.step_timeout)
-            .await
-            .map_err(broken)?;
         if let Some(old) = self.session.replace(session) {
             old.close().await;
         }
