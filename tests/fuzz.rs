@@ -1016,3 +1016,72 @@ fn a_climb_from_empty_continues_from_the_copy_an_earlier_climb_left() {
     assert_eq!(fresh.climbs_used(), 0);
     assert_eq!(failed_with(ran), resumed);
 }
+
+/// A failure that is one migration's own shrinks to the sequence that exercises that migration
+/// alone, tried before proptest's shrinking: a down that keeps an index shrinks to migrating to
+/// it and rolling it back; an up that fails once a table holds a row shrinks to climbing to where
+/// the case wrote it, the write, and migrating to the failing migration.
+#[test]
+fn a_migrations_own_failure_shrinks_to_the_steps_that_exercise_it_alone() {
+    let mut files = Vec::new();
+    for i in 1..=16 {
+        let up = match i {
+            // Planted: fails once t3 holds a row whose v is null.
+            6 => "CREATE TABLE t6 (id int PRIMARY KEY);\nALTER TABLE t3 ALTER COLUMN v SET NOT NULL;\n"
+                .to_string(),
+            _ => format!("CREATE TABLE t{i} (id int PRIMARY KEY, v text);\n"),
+        };
+        let down = match i {
+            6 => "ALTER TABLE t3 ALTER COLUMN v DROP NOT NULL;\nDROP TABLE t6;\n".to_string(),
+            // Planted: keeps an index it created.
+            12 => "CREATE INDEX kept ON t1 (v);\nDROP TABLE t12;\n".to_string(),
+            _ => format!("DROP TABLE t{i};\n"),
+        };
+        files.push((format!("{i:04}_t{i}.up.sql"), up));
+        files.push((format!("{i:04}_t{i}.down.sql"), down));
+    }
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, s)| (n.as_str(), s.as_str()))
+        .collect();
+    let dir = folder(&files);
+    let regressions = tempfile::tempdir().unwrap();
+    let (out, json) = fuzz_json(
+        dir.path(),
+        regressions.path(),
+        &["--cases", "30", "--jobs", "1"],
+    );
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
+    let sequence_of = |kind: &str, migration: &str| -> Vec<String> {
+        let f = json["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["kind"] == kind && f["migration"] == migration)
+            .unwrap_or_else(|| panic!("no {kind} at {migration}: {json:#}"));
+        f["sequence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        sequence_of("schema_mismatch", "0012_t12"),
+        [
+            "1. migrate to 0012_t12 (apply 0001_t1..0012_t12)",
+            "2. migrate down one version (roll back 0012_t12)",
+        ],
+        "{json:#}"
+    );
+    let failed = sequence_of("apply_failed", "0006_t6");
+    assert_eq!(failed.len(), 3, "{failed:#?}");
+    assert!(failed[0].starts_with("1. migrate to 000"), "{failed:#?}");
+    assert!(failed[1].starts_with("2. write "), "{failed:#?}");
+    assert!(failed[1].contains("into public.t3"), "{failed:#?}");
+    assert!(
+        failed[2].starts_with("3. migrate to 0006_t6 (apply "),
+        "{failed:#?}"
+    );
+    assert!(json["notes"].as_array().unwrap().is_empty(), "{json:#}");
+}
