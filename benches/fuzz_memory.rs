@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 const URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 const SAMPLE_EVERY: Duration = Duration::from_secs(2);
 /// Peak memory of the last quarter over the first quarter.
-const TARGET_RATIO: f64 = 1.2;
+const TARGET_RATIO: f64 = 1.1;
 
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

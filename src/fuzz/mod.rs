@@ -850,6 +850,55 @@ impl Drop for Harness {
 mod tests {
     use super::*;
 
+    /// The direct sequences of a failure at 0003: shortest first, with the case's faults on
+    /// its up and its down, each once, and only what the model allows (no rollback without a
+    /// down, no step before a retry).
+    #[test]
+    fn direct_sequences_exercise_the_failing_migration_alone_with_the_cases_faults() {
+        let plan = |downs: bool| {
+            Arc::new(Plan {
+                ids: (1..=4).map(|i| format!("{i:04}_m")).collect(),
+                has_down: vec![downs; 4],
+                tables: vec![Vec::new(); 5],
+                releases: None,
+                external: false,
+            })
+        };
+        let lock = Step::Interrupt(Fault::LockTimeout);
+        let ran = [
+            Step::MigrateTo(1),
+            lock.clone(),
+            Step::MigrateUp,
+            Step::Retry,
+            lock.clone(),
+            Step::MigrateTo(4),
+        ];
+        let initial = State::new(plan(true), vec![4]);
+        let (to, up, down, retry) = (
+            Step::MigrateTo,
+            Step::MigrateUp,
+            Step::MigrateDown,
+            Step::Retry,
+        );
+        assert_eq!(
+            direct(&initial, "0003_m", &ran),
+            vec![
+                vec![to(3)],
+                vec![to(3), down.clone()],
+                vec![to(3), down.clone(), up.clone()],
+                vec![to(2), lock.clone(), up, retry.clone()],
+                vec![to(3), lock, down, retry],
+            ]
+        );
+        let no_downs = State::new(plan(false), vec![4]);
+        assert_eq!(
+            direct(&no_downs, "0003_m", &ran).len(),
+            2,
+            "the up alone, and with the fault"
+        );
+        assert!(direct(&initial, "0009_gone", &ran).is_empty());
+    }
+
     #[test]
     fn a_failure_shrinks_for_a_share_of_the_run_until_its_end_and_at_least_the_grace() {
         let now = Instant::now();
