@@ -462,16 +462,19 @@ fn direct(initial: &State, id: &str, ran: &[Step]) -> Vec<Vec<Step>> {
         );
     }
     all.sort_by_key(Vec::len);
-    all.dedup();
-    all.retain(|steps| {
+    let mut unique: Vec<Vec<Step>> = Vec::new();
+    for steps in all {
         let mut state = initial.clone();
-        steps.iter().all(|step| {
+        let allowed = steps.iter().all(|step| {
             let ok = Model::preconditions(&state, step);
             state = Model::apply(state.clone(), step);
             ok
-        })
-    });
-    all
+        });
+        if allowed && !unique.contains(&steps) {
+            unique.push(steps);
+        }
+    }
+    unique
 }
 
 /// Deletes the steps a failure does not need, one at a time, each with the later steps its
