@@ -262,9 +262,9 @@ fn run_case(
     };
     // Run the case once; shrink only a failure not seen before.
     let (state, steps, seen) = tree.current();
-    let failing = (state.clone(), steps.clone());
-    let (first, ran) = match run((state, steps.clone(), seen), halt, None)? {
-        sut::Ran::Failed(f, sequence) => (*f, steps[..sequence.len()].to_vec()),
+    let failing = (state.clone(), steps);
+    let (first, ran) = match run((state, failing.1.clone(), seen), halt, None)? {
+        sut::Ran::Failed(f, sequence) => (*f, sequence.len()),
         sut::Ran::Halted { .. } => return Ok(Ended::Halted),
         sut::Ran::Passed | sut::Ran::Stale { .. } => return Ok(Ended::Ran(None)),
     };
@@ -276,74 +276,84 @@ fn run_case(
         }
         known.push(key);
     }
-    // Shrink as proptest does: simplify while the case still fails, complicate when it passes.
-    // Candidates are not halted: shrinking has its own budget, a share of the run, which may
-    // outlast the deadline by SHRINK_GRACE so that a failure found just before it is still
-    // shrunk. Candidates start from copies of the prefixes they share with sequences run
-    // before; the copies go when the failure is shrunk.
+    // The sequences that exercise the failing migration alone come first; proptest's shrinking
+    // runs only when none of them gives the same finding. Candidates are not halted: shrinking
+    // has its own budget, a share of the run, which may outlast the deadline by SHRINK_GRACE so
+    // that a failure found just before it is still shrunk. Candidates start from copies of the
+    // prefixes they share with sequences run before; the copies go when the failure is shrunk.
     let prefixes = sut::Prefixes::default();
     let budget = shrink_budget(options.duration, deadline, Instant::now());
-    let direct = direct(&failing.0, &first.migration, &ran);
-    let shrunk = shrink(
-        ctx,
-        seed,
-        budget,
-        tree,
-        failing,
-        (&first, direct),
-        &run,
-        &prefixes,
-    );
+    let deadline = Instant::now() + budget;
+    let direct = direct(&failing.0, &first.migration, &failing.1[..ran]);
+    let shrunk = match direct_cause(&failing.0, &first, direct, &run, &prefixes) {
+        Ok(Some(steps)) => Ok(((failing.0, steps), false)),
+        Ok(None) => simplify(tree, failing, deadline, &run, &prefixes),
+        Err(e) => Err(e),
+    }
+    .and_then(|(failing, out_of_time)| {
+        settle(
+            ctx,
+            seed,
+            (deadline, budget),
+            failing,
+            out_of_time,
+            &prefixes,
+        )
+    });
     ctx.handle.block_on(prefixes.clear(&ctx.server));
     shrunk
 }
 
-/// The shrinking of a case's first failure, `failing` with its finding, from `tree`, the
-/// finding's [`direct`] sequences tried first; see [`run_case`].
-#[allow(clippy::too_many_arguments)]
-fn shrink(
-    ctx: &Arc<Ctx>,
-    seed: u64,
-    budget: Duration,
+/// proptest's shrinking of `failing`, the case `tree` holds: simplify while the case still
+/// fails, complicate when it passes, until neither can go on or `deadline` comes. Returns the
+/// simplest failing case and whether the deadline stopped it.
+fn simplify(
     mut tree: impl ValueTree<Value = Case>,
     mut failing: (State, Vec<Step>),
-    (finding, direct): (&Finding, Vec<Vec<Step>>),
+    deadline: Instant,
     run: &RunCase<'_>,
     prefixes: &sut::Prefixes,
-) -> Result<Ended, RunError> {
-    let started = Instant::now();
+) -> Result<((State, Vec<Step>), bool), RunError> {
     let mut iterations = 0;
-    let mut out_of_time = false;
-    if let Some(steps) = direct_cause(&failing.0, finding, direct, run, prefixes)? {
-        failing.1 = steps;
-    } else if tree.simplify() {
-        loop {
-            if started.elapsed() >= budget {
-                out_of_time = true;
-                break;
+    if !tree.simplify() {
+        return Ok((failing, false));
+    }
+    loop {
+        if Instant::now() >= deadline {
+            return Ok((failing, true));
+        }
+        if iterations >= 2048 {
+            return Ok((failing, false));
+        }
+        iterations += 1;
+        let (state, steps, seen) = tree.current();
+        let candidate = (state.clone(), steps.clone());
+        // A shrunk candidate the model rejects is not a failing one.
+        if matches!(
+            run((state, steps, seen), &|| false, Some(prefixes))?,
+            sut::Ran::Failed(..)
+        ) {
+            failing = candidate;
+            if !tree.simplify() {
+                return Ok((failing, false));
             }
-            if iterations >= 2048 {
-                break;
-            }
-            iterations += 1;
-            let (state, steps, seen) = tree.current();
-            let candidate = (state.clone(), steps.clone());
-            // A shrunk candidate the model rejects is not a failing one.
-            if matches!(
-                run((state, steps, seen), &|| false, Some(prefixes))?,
-                sut::Ran::Failed(..)
-            ) {
-                failing = candidate;
-                if !tree.simplify() {
-                    break;
-                }
-            } else if !tree.complicate() {
-                break;
-            }
+        } else if !tree.complicate() {
+            return Ok((failing, false));
         }
     }
-    let (state, steps) = failing;
-    // Replay the shrunk sequence once more to read its finding exactly.
+}
+
+/// A shrunk failure made final: replayed from an empty database to read its finding exactly,
+/// its needless steps deleted by [`minimize`] until `deadline`, and read again. Cut short when
+/// `out_of_time` (shrinking ran out of its `budget`) or minimizing did.
+fn settle(
+    ctx: &Arc<Ctx>,
+    seed: u64,
+    (deadline, budget): (Instant, Duration),
+    (state, steps): (State, Vec<Step>),
+    out_of_time: bool,
+    prefixes: &sut::Prefixes,
+) -> Result<Ended, RunError> {
     let replayed = ctx
         .handle
         .block_on(sut::replay(ctx.clone(), state.releases.clone(), &steps));
@@ -356,7 +366,7 @@ fn shrink(
         Err(sut::Broken(e)) => return Err(RunError::Lost(e)),
     };
     let exact = failing.clone();
-    let (mut failing, done) = minimize(ctx, &state, failing, started + budget, prefixes)?;
+    let (mut failing, done) = minimize(ctx, &state, failing, deadline, prefixes)?;
     // Minimizing resumed from copies: what is saved is read from an empty database again, or
     // is the exact replay above when that does not give the same finding.
     if failing.steps.len() < exact.steps.len() {
@@ -464,12 +474,7 @@ fn direct(initial: &State, id: &str, ran: &[Step]) -> Vec<Vec<Step>> {
     all.sort_by_key(Vec::len);
     let mut unique: Vec<Vec<Step>> = Vec::new();
     for steps in all {
-        let mut state = initial.clone();
-        let allowed = steps.iter().all(|step| {
-            let ok = Model::preconditions(&state, step);
-            state = Model::apply(state.clone(), step);
-            ok
-        });
+        let allowed = allowed(initial, &steps).len() == steps.len();
         if allowed && !unique.contains(&steps) {
             unique.push(steps);
         }
@@ -521,10 +526,16 @@ fn minimize(
 
 /// `steps` without step `at` and without every later step that is then invalid for the model.
 fn without(initial: &State, steps: &[Step], at: usize) -> Vec<Step> {
+    let rest = steps.iter().enumerate().filter(|(i, _)| *i != at);
+    allowed(initial, rest.map(|(_, step)| step))
+}
+
+/// The steps the model allows from `initial`, in order, each of the others left out.
+fn allowed<'a>(initial: &State, steps: impl IntoIterator<Item = &'a Step>) -> Vec<Step> {
     let mut state = initial.clone();
     let mut kept = Vec::new();
-    for (i, step) in steps.iter().enumerate() {
-        if i != at && Model::preconditions(&state, step) {
+    for step in steps {
+        if Model::preconditions(&state, step) {
             state = Model::apply(state, step);
             kept.push(step.clone());
         }
