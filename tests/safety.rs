@@ -431,7 +431,7 @@ fn interrupt_mid_statement(command: &str, backend: &Backend, signal: Signal) {
                 "{signal}: scratch left"
             )
         }
-        Backend::Local(tmp) => assert_no_local_leftovers(tmp, &signal.to_string()),
+        Backend::Local(tmp) => assert_no_local_leftovers(tmp, signal.as_ref()),
     }
 }
 
@@ -1178,6 +1178,9 @@ impl Drop for Role {
     }
 }
 
+/// A run of the password test: what, args, DATABASE_URL, expected exit code.
+type Run = (String, Vec<String>, Option<String>, Option<i32>);
+
 #[test]
 fn a_password_never_appears_in_any_output() {
     let _g = shared();
@@ -1223,8 +1226,7 @@ fn a_password_never_appears_in_any_output() {
     let slow = slow_set();
     let hang = folder(&[("0001_hang.up.sql", "select pg_sleep(3600);\n")]);
 
-    // (what, args, DATABASE_URL, expected exit code)
-    let mut runs: Vec<(String, Vec<String>, Option<String>, Option<i32>)> = Vec::new();
+    let mut runs: Vec<Run> = Vec::new();
     for command in COMMANDS {
         let dir = bug.to_string_lossy().into_owned();
         for format in ["human", "json", "junit"] {

@@ -192,6 +192,25 @@ pub async fn run(args: LocksArgs, interrupts: &mut Interrupts) -> u8 {
     .await
 }
 
+/// The lock trace follows the statements migproof sends itself; an external migrator's
+/// (Alembic, `[command]`) it does not see. Refused, rather than a pass that traced nothing.
+pub(crate) fn refuse_external_migrators(set: &MigrationSet, what: &str) -> Result<(), u8> {
+    if !set.migrations.iter().any(|m| m.up.command.is_some()) {
+        return Ok(());
+    }
+    Err(error(
+        exit::USAGE,
+        &format!(
+            "{what} cannot trace the locks of `{}`: its migrations ({} layout) are applied by an \
+             external migrator, whose statements migproof does not send itself and does not \
+             trace; it refuses rather than pass having traced nothing. Run `migproof check` \
+             without --locks for the other properties",
+            set.dir.display(),
+            set.format
+        ),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,23 +239,4 @@ mod tests {
             "{err}"
         );
     }
-}
-
-/// The lock trace follows the statements migproof sends itself; an external migrator's
-/// (Alembic, `[command]`) it does not see. Refused, rather than a pass that traced nothing.
-pub(crate) fn refuse_external_migrators(set: &MigrationSet, what: &str) -> Result<(), u8> {
-    if !set.migrations.iter().any(|m| m.up.command.is_some()) {
-        return Ok(());
-    }
-    Err(error(
-        exit::USAGE,
-        &format!(
-            "{what} cannot trace the locks of `{}`: its migrations ({} layout) are applied by an \
-             external migrator, whose statements migproof does not send itself and does not \
-             trace; it refuses rather than pass having traced nothing. Run `migproof check` \
-             without --locks for the other properties",
-            set.dir.display(),
-            set.format
-        ),
-    ))
 }

@@ -321,6 +321,33 @@ pub fn render_human(trace: &LockTrace, colour: bool) -> String {
     out
 }
 
+/// `pg_locks` modes from weakest to strongest.
+pub const MODES: [&str; 8] = [
+    "AccessShareLock",
+    "RowShareLock",
+    "RowExclusiveLock",
+    "ShareUpdateExclusiveLock",
+    "ShareLock",
+    "ShareRowExclusiveLock",
+    "ExclusiveLock",
+    "AccessExclusiveLock",
+];
+
+/// The strength of a table lock mode (0 for unknown modes, 1 to 8 by [`MODES`]).
+pub fn strength(mode: &str) -> usize {
+    MODES.iter().position(|m| *m == mode).map_or(0, |p| p + 1)
+}
+
+/// True when `mode` makes the application's writes (ROW EXCLUSIVE) wait.
+pub fn blocks_writes(mode: &str) -> bool {
+    strength(mode) >= strength("ShareLock")
+}
+
+/// True when `mode` makes the application's reads (ACCESS SHARE) wait.
+pub fn blocks_reads(mode: &str) -> bool {
+    mode == "AccessExclusiveLock"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,31 +426,4 @@ mod tests {
             "{text}"
         );
     }
-}
-
-/// `pg_locks` modes from weakest to strongest.
-pub const MODES: [&str; 8] = [
-    "AccessShareLock",
-    "RowShareLock",
-    "RowExclusiveLock",
-    "ShareUpdateExclusiveLock",
-    "ShareLock",
-    "ShareRowExclusiveLock",
-    "ExclusiveLock",
-    "AccessExclusiveLock",
-];
-
-/// The strength of a table lock mode (0 for unknown modes, 1 to 8 by [`MODES`]).
-pub fn strength(mode: &str) -> usize {
-    MODES.iter().position(|m| *m == mode).map_or(0, |p| p + 1)
-}
-
-/// True when `mode` makes the application's writes (ROW EXCLUSIVE) wait.
-pub fn blocks_writes(mode: &str) -> bool {
-    strength(mode) >= strength("ShareLock")
-}
-
-/// True when `mode` makes the application's reads (ACCESS SHARE) wait.
-pub fn blocks_reads(mode: &str) -> bool {
-    mode == "AccessExclusiveLock"
 }
