@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::backend::{ScratchDb, Server};
+use crate::backend::{ScratchDb, Server, DROP_BATCH};
 use crate::compare::{self, SchemaVerdict};
 use crate::compat;
 use crate::data_from::{self, DataFrom, Origin};
@@ -1230,11 +1230,12 @@ impl<'a> Run<'a> {
             let _ = finished.send(());
             ran
         };
-        // Drops what the parts discard while they go on, and what is left once they are done
-        // (a part that failed early still holds its sender).
+        // Drops what the parts discard while they go on, DROP_BATCH at a time, and what is
+        // left once they are done (a part that failed early still holds its sender).
         let reap = async {
             let mut failed = None;
             let mut parts_done = false;
+            let mut batch = Vec::new();
             loop {
                 let db = if parts_done {
                     discarded.recv().await
@@ -1248,9 +1249,16 @@ impl<'a> Run<'a> {
                         }
                     }
                 };
-                let Some(db) = db else { break };
-                if let Err(e) = self.server.drop_db(&db).await {
-                    failed.get_or_insert(RunError::from(e));
+                let last = db.is_none();
+                batch.extend(db);
+                if batch.len() >= DROP_BATCH || (last && !batch.is_empty()) {
+                    if let Err(e) = self.server.drop_all(&batch).await {
+                        failed.get_or_insert(RunError::from(e));
+                    }
+                    batch.clear();
+                }
+                if last {
+                    break;
                 }
             }
             failed.map_or(Ok(()), Err)

@@ -343,7 +343,7 @@ async fn replay_all(
             }
         }
         let outcome = sut::replay(ctx.clone(), case.releases.clone(), &case.steps).await;
-        ctx.spares.finish().await;
+        ctx.spares.finish(&server).await;
         steps += case.steps.len();
         match outcome {
             Ok(sut::Ran::Stale { what, .. }) => {

@@ -628,7 +628,7 @@ pub async fn run(
             Err(e) => error = Some(RunError::Lost(format!("a fuzz worker failed: {e}"))),
         }
     }
-    ctx.spares.finish().await;
+    ctx.spares.finish(&ctx.server).await;
     if let Some(e) = error {
         return Err(e);
     }
@@ -854,7 +854,7 @@ impl Drop for Harness {
     fn drop(&mut self) {
         let (ctx, server) = (self.ctx.clone(), self.server.clone());
         self.runtime.block_on(async move {
-            ctx.spares.finish().await;
+            ctx.spares.finish(&ctx.server).await;
             let _ = server.cleanup().await;
         });
     }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use proptest_state_machine::StateMachineTest;
 use sqlx::AssertSqlSafe;
 
-use crate::backend::{ScratchDb, Server};
+use crate::backend::{ScratchDb, Server, DROP_BATCH};
 use crate::compare::{self, SchemaVerdict};
 use crate::executor::{Direction, Session};
 use crate::model::machine::{self, Fault, Model, Plan, State, Step, Value};
@@ -111,6 +111,8 @@ pub struct Spares {
     rx: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<ScratchDb>>,
     producer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     drops: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Databases the cases are done with, dropped [`DROP_BATCH`] at a time.
+    finished: std::sync::Mutex<Vec<ScratchDb>>,
 }
 
 impl Spares {
@@ -132,6 +134,7 @@ impl Spares {
             rx: tokio::sync::Mutex::new(rx),
             producer: std::sync::Mutex::new(Some(producer)),
             drops: std::sync::Mutex::new(Vec::new()),
+            finished: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -143,15 +146,17 @@ impl Spares {
         }
     }
 
-    /// Stops making databases and waits for the background drops; the spares left are
-    /// dropped by the server's clean-up.
-    pub async fn finish(&self) {
+    /// Stops making databases, drops the finished ones and waits for the background drops;
+    /// the spares left are dropped by the server's clean-up.
+    pub async fn finish(&self, server: &Server) {
         let producer = self.producer.lock().expect("not poisoned").take();
         if let Some(p) = producer {
             p.abort();
             let _ = p.await;
         }
         self.rx.lock().await.close();
+        let finished = std::mem::take(&mut *self.finished.lock().expect("not poisoned"));
+        let _ = server.drop_all(&finished).await;
         let drops = std::mem::take(&mut *self.drops.lock().expect("not poisoned"));
         for d in drops {
             let _ = d.await;
@@ -209,13 +214,21 @@ async fn open_copy(
     Ok(Some((db, session)))
 }
 
-/// Drops `db` in the background; the run waits for these drops before it ends.
+/// Drops `db` in the background, with the next finished ones (see [`DROP_BATCH`]); the run
+/// waits for these drops before it ends.
 fn drop_later(ctx: &Ctx, db: ScratchDb) {
-    let server = ctx.server.clone();
-    let drop_db = async move {
-        let _ = server.drop_db(&db).await;
+    let batch = {
+        let mut finished = ctx.spares.finished.lock().expect("not poisoned");
+        finished.push(db);
+        if finished.len() < DROP_BATCH {
+            return;
+        }
+        std::mem::take(&mut *finished)
     };
-    let task = ctx.handle.spawn(drop_db);
+    let server = ctx.server.clone();
+    let task = ctx.handle.spawn(async move {
+        let _ = server.drop_all(&batch).await;
+    });
     let mut drops = ctx.spares.drops.lock().expect("not poisoned");
     // A finished drop's handle still holds its task: let it go, or a long run grows.
     drops.retain(|d| !d.is_finished());

@@ -7,7 +7,10 @@ WITH ns AS (
       AND nspname NOT LIKE 'pg\_toast%' AND nspname NOT LIKE 'pg\_temp\_%'
 ),
 ext AS (
-    SELECT classid, objid FROM pg_depend WHERE deptype = 'e'
+    -- an extension's members depend on it: read through the index on the referenced object,
+    -- not the whole of pg_depend
+    SELECT classid, objid FROM pg_depend
+    WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
 ),
 rel AS (
     SELECT c.oid, c.relname, c.relkind, c.relpersistence, c.relrowsecurity,
