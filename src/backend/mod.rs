@@ -176,7 +176,7 @@ pub struct Server {
     pub superuser: bool,
     /// The server's version as it reports it (`18.4`), read when the run starts.
     pub version: String,
-    /// `STRATEGY FILE_COPY` for new databases (see [`Server::read_strategy`]).
+    /// `STRATEGY FILE_COPY` for new databases (see [`Server::read_settings`]).
     file_copy: bool,
     /// Tables an external migrator keeps its history in, left out of snapshots and data
     /// checks: given to every scratch database session as `migproof.history_tables`.
@@ -416,8 +416,7 @@ impl Server {
             }
         };
         server.hold_run_lock().await?;
-        server.version = server.read_version().await?;
-        server.file_copy = server.read_strategy().await?;
+        (server.version, server.file_copy) = server.read_settings().await?;
         server.choose_applier(access).await?;
         server.sweep().await?;
         Ok(server)
@@ -429,38 +428,28 @@ impl Server {
         self.history_tables = names.join(",");
     }
 
-    /// The server's version (`SHOW server_version`), on the run lock's connection.
-    async fn read_version(&self) -> Result<String, BackendError> {
-        let mut held = self.run_lock.lock().await;
-        let conn = held.as_mut().expect("the run lock is held");
-        let version: String = sqlx::query_scalar("SHOW server_version")
-            .fetch_one(conn)
-            .await
-            .map_err(|e| self.admin_error("read the server's version", e))?;
-        // Debian builds say `15.14 (Debian 15.14-1.pgdg13+1)`.
-        Ok(version
-            .split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_owned())
-    }
-
-    /// Whether new databases are copied file by file (`STRATEGY FILE_COPY`, PostgreSQL 15 and
-    /// later) rather than through the WAL (the default since 15): on a server that does not
-    /// sync its files (`fsync` off: migproof's own local cluster, a throwaway one in CI) the
+    /// The server's version as it reports it (`SHOW server_version`), and whether new
+    /// databases are copied file by file (`STRATEGY FILE_COPY`, PostgreSQL 15 and later)
+    /// rather than through the WAL (the default since 15): on a server that does not sync its
+    /// files (`fsync` off: migproof's own local cluster, a throwaway one in CI) the
     /// checkpoints a file copy waits for are cheap, and logging every page of the template,
     /// about 7.5 MB a database, is not (half the time of a `CREATE DATABASE` there). A server
-    /// that syncs its files keeps the default: its checkpoints cost more.
-    async fn read_strategy(&self) -> Result<bool, BackendError> {
+    /// that syncs its files keeps the default: its checkpoints cost more. Read in one round
+    /// trip on the run lock's connection.
+    async fn read_settings(&self) -> Result<(String, bool), BackendError> {
         let mut held = self.run_lock.lock().await;
         let conn = held.as_mut().expect("the run lock is held");
-        let (version, fsync): (String, String) = sqlx::query_as(
-            "SELECT current_setting('server_version_num'), current_setting('fsync')",
+        let (version, number, fsync): (String, String, String) = sqlx::query_as(
+            "SELECT current_setting('server_version'), current_setting('server_version_num'), \
+             current_setting('fsync')",
         )
         .fetch_one(conn)
         .await
-        .map_err(|e| self.admin_error("read the server's settings", e))?;
-        Ok(version.parse::<u32>().unwrap_or(0) >= 150000 && fsync == "off")
+        .map_err(|e| self.admin_error("read the server's version and settings", e))?;
+        let file_copy = number.parse::<u32>().unwrap_or(0) >= 150000 && fsync == "off";
+        // Debian builds say `15.14 (Debian 15.14-1.pgdg13+1)`.
+        let version = version.split_whitespace().next().unwrap_or_default();
+        Ok((version.to_owned(), file_copy))
     }
 
     /// Takes this run's advisory lock on a connection of its own, kept until cleanup.
@@ -749,13 +738,8 @@ impl Server {
             let _creating = creating;
             let _turn = turn;
             let strategy = file_copy.then_some("FILE_COPY");
-            let created = (
-                task_name.as_str(),
-                owner.as_deref(),
-                template.as_str(),
-                strategy,
-            );
-            create_marked(&admin, &target, created).await
+            let (name, owner) = (task_name.as_str(), owner.as_deref());
+            create_marked(&admin, &target, name, owner, &template, strategy).await
         })
         .await
         .expect("creating a database does not panic")?;
@@ -1125,7 +1109,10 @@ fn run_nonce() -> String {
 async fn create_marked(
     admin: &PgConnectOptions,
     target: &str,
-    (name, owner, template, strategy): (&str, Option<&str>, &str, Option<&str>),
+    name: &str,
+    owner: Option<&str>,
+    template: &str,
+    strategy: Option<&str>,
 ) -> Result<(), BackendError> {
     let failed = |action: String, e: sqlx::Error| BackendError::Admin {
         action,

@@ -282,24 +282,26 @@ fn run_case(
     // that a failure found just before it is still shrunk. Candidates start from copies of the
     // prefixes they share with sequences run before; the copies go when the failure is shrunk.
     let prefixes = sut::Prefixes::default();
-    let budget = shrink_budget(options.duration, deadline, Instant::now());
-    let deadline = Instant::now() + budget;
+    let now = Instant::now();
+    let budget = shrink_budget(options.duration, deadline, now);
+    let shrink_until = now + budget;
     let direct = direct(&failing.0, &first.migration, &failing.1[..ran]);
-    let shrunk = match direct_cause(&failing.0, &first, direct, &run, &prefixes) {
-        Ok(Some(steps)) => Ok(((failing.0, steps), false)),
-        Ok(None) => simplify(tree, failing, deadline, &run, &prefixes),
-        Err(e) => Err(e),
-    }
-    .and_then(|(failing, out_of_time)| {
-        settle(
-            ctx,
-            seed,
-            (deadline, budget),
-            failing,
-            out_of_time,
-            &prefixes,
-        )
-    });
+    let shrunk = direct_cause(&failing.0, &first, direct, &run, &prefixes)
+        .and_then(|found| match found {
+            Some(steps) => Ok(((failing.0, steps), false)),
+            None => simplify(tree, failing, shrink_until, &run, &prefixes),
+        })
+        .and_then(|(failing, out_of_time)| {
+            settle(
+                ctx,
+                seed,
+                shrink_until,
+                budget,
+                failing,
+                out_of_time,
+                &prefixes,
+            )
+        });
     ctx.handle.block_on(prefixes.clear(&ctx.server));
     shrunk
 }
@@ -349,7 +351,8 @@ fn simplify(
 fn settle(
     ctx: &Arc<Ctx>,
     seed: u64,
-    (deadline, budget): (Instant, Duration),
+    deadline: Instant,
+    budget: Duration,
     (state, steps): (State, Vec<Step>),
     out_of_time: bool,
     prefixes: &sut::Prefixes,
