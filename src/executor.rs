@@ -230,10 +230,9 @@ impl Session {
         let mut conn = db.connect().await.map_err(conn_err)?;
         // The session's settings, migproof's schema and functions, in one round trip.
         let setup = format!(
-            "SET TimeZone = 'UTC'; SET client_min_messages = warning;\n{}\n{EACH};\n{};\n\
+            "SET TimeZone = 'UTC'; SET client_min_messages = warning;\n{}\n\
              SELECT pg_backend_pid(), current_setting('server_version_num')::int",
-            data::SCHEMA,
-            sequences::FUNCTION
+            install()
         );
         let row = sqlx::raw_sql(AssertSqlSafe(setup))
             .fetch_one(&mut conn)
@@ -254,6 +253,16 @@ impl Session {
 
     pub fn conn(&mut self) -> &mut PgConnection {
         &mut self.conn
+    }
+
+    /// Runs `sql` and then installs migproof's schema and functions again, in one transaction:
+    /// for a script that empties the database, migproof's schema with the rest.
+    pub async fn run_then_install(&mut self, sql: &str) -> Result<(), sqlx::Error> {
+        let script = format!("{sql}\n{}", install());
+        sqlx::raw_sql(AssertSqlSafe(script))
+            .execute(&mut self.conn)
+            .await
+            .map(|_| ())
     }
 
     /// Ends the session, waiting until the server has let it go (a database copied as a
@@ -1106,6 +1115,11 @@ fn given<'a>(table: &'a Table, rules: &'a DataRules, shapes: &'a seed::Shapes) -
 /// returns comes back as stored (NULL when it stored nothing: a trigger returned NULL); with
 /// `undo` true, it is rolled back (a sentinel error no statement raises) and deferred
 /// constraints are checked at the end of each statement.
+/// migproof's schema and functions in a database, created where missing.
+fn install() -> String {
+    format!("{}\n{EACH};\n{};", data::SCHEMA, sequences::FUNCTION)
+}
+
 const EACH: &str = "
 CREATE OR REPLACE FUNCTION _migproof.each(statements text[], undo boolean)
 RETURNS TABLE (n int, stored text[], err_code text, err_message text, err_context text,

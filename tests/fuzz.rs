@@ -1085,3 +1085,99 @@ fn a_migrations_own_failure_shrinks_to_the_steps_that_exercise_it_alone() {
     );
     assert!(json["notes"].as_array().unwrap().is_empty(), "{json:#}");
 }
+
+/// A finished case's database emptied in place (`fuzz::reuse`) is handed to the next case only
+/// when it is a fresh one's equal: after a rich schema with rows, it is, with the same (empty)
+/// snapshot and none of migproof's stashes; after what the reset cannot undo (a changed `public`
+/// schema, a large object, default privileges, a setting of the database), it is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emptied_database_goes_to_the_next_case_only_as_a_fresh_ones_equal() {
+    use migproof::executor::Session;
+    use migproof::fuzz::reuse::{self, Pristine};
+    use migproof::observe::snapshot;
+    let timeout = std::time::Duration::from_secs(60);
+    let (server, other, s) = common::scratch_session().await;
+    s.close().await;
+    // As in a run: the boundary is read before the sessions write; a fresh database gives the
+    // fingerprint.
+    let boundary = reuse::boundary(&other)
+        .await
+        .expect("room before a wrap-around");
+    let fresh = server.create().await.expect("database");
+    let mut s = Session::open(&fresh, timeout).await.expect("session");
+    let pristine = Pristine::read(boundary, &mut s).await.expect("fingerprint");
+    let empty = snapshot::take(s.conn()).await.unwrap();
+    s.close().await;
+    let mut first = Session::open(&fresh, timeout).await.expect("session");
+    sqlx::raw_sql(
+        "CREATE EXTENSION IF NOT EXISTS pgcrypto;
+         CREATE SCHEMA app;
+         CREATE TYPE mood AS ENUM ('sad', 'ok');
+         CREATE DOMAIN positive AS int CHECK (VALUE > 0);
+         CREATE TYPE pair AS (a int, b text);
+         CREATE TYPE span AS RANGE (subtype = float8);
+         CREATE TABLE customers (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, m mood,
+             n positive, email text UNIQUE);
+         CREATE TABLE app.orders (id serial PRIMARY KEY,
+             customer int REFERENCES customers ON DELETE CASCADE);
+         CREATE TABLE part (k int) PARTITION BY RANGE (k);
+         CREATE TABLE part_1 PARTITION OF part FOR VALUES FROM (0) TO (10);
+         CREATE SEQUENCE loose;
+         CREATE VIEW v AS SELECT id, email FROM customers;
+         CREATE MATERIALIZED VIEW mv AS SELECT count(*) FROM app.orders;
+         CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+         CREATE TRIGGER t BEFORE INSERT ON customers FOR EACH ROW EXECUTE FUNCTION touch();
+         CREATE PROCEDURE p() LANGUAGE sql AS 'SELECT 1';
+         CREATE AGGREGATE total(int) (sfunc = int4pl, stype = int);
+         CREATE POLICY mine ON customers USING (true);
+         COMMENT ON TABLE customers IS 'people';
+         INSERT INTO customers (m, n, email) SELECT 'ok', g, 'c' || g FROM generate_series(1, 50) g;
+         INSERT INTO app.orders (customer) SELECT id FROM customers;
+         CREATE UNLOGGED TABLE _migproof.stash_7 AS SELECT * FROM customers;
+         INSERT INTO _migproof.applied (version) VALUES ('0001');",
+    )
+    .execute(first.conn())
+    .await
+    .expect("schema");
+    first.close().await;
+    let s = Session::open(&fresh, timeout).await.expect("session");
+    let mut s = pristine
+        .reset(s)
+        .await
+        .expect("emptied to a fresh one's equal");
+    assert_eq!(snapshot::take(s.conn()).await.unwrap(), empty);
+    let ours: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c WHERE c.relnamespace = '_migproof'::regnamespace
+         AND c.relkind = 'r' UNION ALL SELECT version FROM _migproof.applied ORDER BY 1",
+    )
+    .fetch_all(s.conn())
+    .await
+    .unwrap();
+    assert_eq!(ours, ["applied"], "migproof's schema installed afresh");
+    s.close().await;
+
+    let name = |db: &migproof::backend::ScratchDb| format!("\"{}\"", db.name);
+    for undoable in [
+        "COMMENT ON SCHEMA public IS 'changed'".to_owned(),
+        "GRANT CREATE ON SCHEMA public TO PUBLIC".to_owned(),
+        "SELECT lo_create(0)".to_owned(),
+        "ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO PUBLIC".to_owned(),
+        "CREATE TEMP TABLE scratch (a int)".to_owned(),
+        "ALTER DATABASE {db} SET work_mem = '8MB'".to_owned(),
+    ] {
+        let db = server.create().await.expect("database");
+        let undoable = undoable.replace("{db}", &name(&db));
+        let mut s = Session::open(&db, timeout).await.expect("session");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(undoable.clone()))
+            .execute(s.conn())
+            .await
+            .unwrap_or_else(|e| panic!("{undoable}: {e}"));
+        s.close().await;
+        let s = Session::open(&db, timeout).await.expect("session");
+        assert!(
+            pristine.reset(s).await.is_none(),
+            "handed on after `{undoable}`"
+        );
+    }
+    server.cleanup().await.expect("scratch databases dropped");
+}

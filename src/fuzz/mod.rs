@@ -3,6 +3,7 @@
 //! themselves, and replayed exactly.
 
 pub mod regression;
+pub mod reuse;
 pub mod sut;
 
 use std::path::PathBuf;
