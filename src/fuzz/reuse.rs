@@ -3,16 +3,17 @@
 //! syncs its files, logs every page of the template).
 //!
 //! Emptying is proven, not trusted. Every row of the database's own catalogs either comes
-//! from the template (its `xmin` is older than anything this run wrote: [`Pristine::boundary`],
-//! read before the first case began) or was written since. A row of the template that a case
-//! changed or deleted is gone (an update writes a new row), so the count of older rows per
-//! catalog falls; what a case added and the reset left is one more newer row. The database is
-//! handed on only when, after the reset and migproof's schema installed again, every catalog
-//! holds as many older and newer rows as a fresh database with migproof's schema does, and the
-//! database's own settings, owner and privileges are those of a fresh one; else it is dropped
-//! as before. Planner statistics (`pg_statistic`, which autovacuum writes on its own) are
-//! left out, and so are the catalogs the session's role may not read (`pg_largeobject`, whose
-//! large objects `pg_largeobject_metadata` counts; statistics).
+//! from the template (its `xmin` is older than anything this run wrote: [`boundary`], read
+//! before the first case began) or was written since. A row of the template that a case
+//! changed or deleted is gone (an update writes a new row; one in place, which keeps `xmin`,
+//! writes only statistics of a template row, such as a catalog's page count), so the count of
+//! older rows per catalog falls; what a case added and the reset left is one more newer row.
+//! The database is handed on only when, after the reset and migproof's schema installed again,
+//! every catalog holds as many older and newer rows as a fresh database with migproof's schema
+//! does, and the database's own settings, owner and privileges are those of a fresh one; else
+//! it is dropped as before. Planner statistics (`pg_statistic`, which autovacuum writes on its
+//! own) are left out, and so are the catalogs the session's role may not read
+//! (`pg_largeobject`, whose large objects `pg_largeobject_metadata` counts; statistics).
 
 use sqlx::postgres::PgConnection;
 use sqlx::AssertSqlSafe;
@@ -39,8 +40,9 @@ UNION ALL SELECT 'pg_database', format('%s|%s|%s|%s|%s', d.datdba, d.datacl, d.d
      FROM pg_db_role_setting s WHERE s.setdatabase = d.oid))
 FROM pg_database d WHERE d.datname = current_database()";
 
-/// Transaction ids below this (raw, 32 bits) are kept only where far from wrapping around:
-/// the comparison with `xmin` must not meet a wrap during a run.
+/// The boundary (with its epoch) must be below this for reuse: the server's transaction ids
+/// have not wrapped around, and a run has room before the 32-bit `xmin` it is compared with
+/// would.
 const ROOM: i64 = 3_000_000_000;
 
 /// What a fresh database of this run looks like, to compare an emptied one with.

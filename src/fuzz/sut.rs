@@ -115,6 +115,8 @@ pub struct Spares {
     drops: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Databases the cases are done with, dropped [`DROP_BATCH`] at a time.
     finished: std::sync::Mutex<Vec<ScratchDb>>,
+    /// How many databases are kept ready, as spares and as given back.
+    ahead: usize,
     /// Empty databases given back, with open sessions: the ones cases finished with, emptied
     /// in place ([`recycle`]), and the ones a case left untouched when it went straight to a
     /// climb's copy.
@@ -147,6 +149,7 @@ impl Spares {
             producer: std::sync::Mutex::new(Some(producer)),
             drops: std::sync::Mutex::new(Vec::new()),
             finished: std::sync::Mutex::new(Vec::new()),
+            ahead: ahead.max(1),
             returned: std::sync::Mutex::new(Vec::new()),
             boundary: tokio::sync::OnceCell::new(),
             pristine: tokio::sync::OnceCell::new(),
@@ -180,12 +183,9 @@ impl Spares {
         Ok((db, session))
     }
 
-    /// Keeps an empty database no step has changed, and its session, for the next case.
-    fn give_back(&self, db: ScratchDb, session: Session) {
-        self.returned
-            .lock()
-            .expect("not poisoned")
-            .push((db, session));
+    /// Whether another database given back would be kept (see [`give_back`]).
+    fn wants_back(&self) -> bool {
+        self.returned.lock().expect("not poisoned").len() < self.ahead
     }
 
     /// Stops making databases, drops the finished ones and waits for the background drops;
@@ -254,10 +254,25 @@ impl Drop for Sut {
     }
 }
 
+/// Keeps an empty database no step has changed, and its session, for the next case; past
+/// [`Spares::ahead`] of them (a case that continues on a copy leaves one more database than it
+/// took) drops it.
+fn give_back(ctx: &Ctx, db: ScratchDb, session: Session) {
+    let mut returned = ctx.spares.returned.lock().expect("not poisoned");
+    if returned.len() < ctx.spares.ahead {
+        returned.push((db, session));
+        return;
+    }
+    drop(returned);
+    drop(session);
+    drop_later(ctx, db);
+}
+
 /// Empties a finished case's database for the next case in the background (see [`reuse`]),
-/// or drops it when it cannot be brought back to a fresh one's state.
+/// or drops it when it cannot be brought back to a fresh one's state or enough are kept.
 fn recycle(ctx: &Arc<Ctx>, db: ScratchDb, session: Option<Session>) {
-    if !matches!(ctx.spares.pristine.get(), Some(Some(_))) {
+    let reusable = matches!(ctx.spares.pristine.get(), Some(Some(_)));
+    if !reusable || !ctx.spares.wants_back() {
         drop(session);
         return drop_later(ctx, db);
     }
@@ -274,7 +289,7 @@ fn recycle(ctx: &Arc<Ctx>, db: ScratchDb, session: Option<Session>) {
                 _ => None,
             };
             match reset {
-                Some(session) => ctx.spares.give_back(db, session),
+                Some(session) => give_back(&ctx, db, session),
                 None => drop_later(&ctx, db),
             }
         }
@@ -605,7 +620,7 @@ impl Sut {
         let untouched = self.case.level == 0 && !self.case.strayed;
         if let Some(old) = old_db {
             match old_session {
-                Some(s) if untouched => self.ctx.spares.give_back(old, s),
+                Some(s) if untouched => give_back(&self.ctx, old, s),
                 s => recycle(&self.ctx, old, s),
             }
         }
