@@ -1109,17 +1109,17 @@ fn given<'a>(table: &'a Table, rules: &'a DataRules, shapes: &'a seed::Shapes) -
         .collect()
 }
 
+/// migproof's schema and functions in a database, created where missing.
+fn install() -> String {
+    format!("{}\n{EACH};\n{};", data::SCHEMA, sequences::FUNCTION)
+}
+
 /// Creates the function behind `Session::insert_each` and `Session::try_each`: each statement
 /// in a subtransaction of its own, coming back with its position and why it failed (NULLs
 /// when it did not). With `undo` false, the subtransaction is kept and the row the statement
 /// returns comes back as stored (NULL when it stored nothing: a trigger returned NULL); with
 /// `undo` true, it is rolled back (a sentinel error no statement raises) and deferred
 /// constraints are checked at the end of each statement.
-/// migproof's schema and functions in a database, created where missing.
-fn install() -> String {
-    format!("{}\n{EACH};\n{};", data::SCHEMA, sequences::FUNCTION)
-}
-
 const EACH: &str = "
 CREATE OR REPLACE FUNCTION _migproof.each(statements text[], undo boolean)
 RETURNS TABLE (n int, stored text[], err_code text, err_message text, err_context text,

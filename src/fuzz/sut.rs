@@ -188,8 +188,8 @@ impl Spares {
         self.returned.lock().expect("not poisoned").len() < self.ahead
     }
 
-    /// Stops making databases, drops the finished ones and waits for the background drops;
-    /// the spares left are dropped by the server's clean-up.
+    /// Stops making databases, waits for the background drops and resets, and drops the
+    /// finished and the emptied ones; the spares left are dropped by the server's clean-up.
     pub async fn finish(&self, server: &Server) {
         let producer = self.producer.lock().expect("not poisoned").take();
         if let Some(p) = producer {
