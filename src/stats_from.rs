@@ -102,11 +102,13 @@ async fn read_on(conn: &mut PgConnection) -> Result<Stats, sqlx::Error> {
     let columns: Vec<ColumnStats> = sqlx::query_as(QUERY).fetch_all(&mut *conn).await?;
     let rows: Vec<(String, i64)> = sqlx::query_as(ROW_COUNTS).fetch_all(&mut *conn).await?;
     sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await?;
-    let mut stats = Stats::default();
-    stats.rows = rows
-        .into_iter()
-        .map(|(t, n)| (t, n.max(0) as u64))
-        .collect();
+    let mut stats = Stats {
+        rows: rows
+            .into_iter()
+            .map(|(t, n)| (t, n.max(0) as u64))
+            .collect(),
+        ..Stats::default()
+    };
     for (schema, table, column, null_frac, distinct, common, freqs, bounds) in columns {
         let common = common.as_deref().and_then(elements).unwrap_or_default();
         let bounds = bounds.as_deref().and_then(elements).unwrap_or_default();

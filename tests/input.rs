@@ -35,7 +35,9 @@ fn assert_refused_naming(out: &std::process::Output, what: &[&str]) {
 fn folder_named_like_a_migration_file_is_refused_not_skipped() {
     // sqlx, golang-migrate, dbmate, Flyway, refinery and Liquibase read files: a folder named
     // like one of their migrations was skipped, and the run passed without it.
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+    // (layout, the files of its history, the name given to a folder)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
         (
             "sqlx",
             &[("0001_a.up.sql", "create table a (id int);")],

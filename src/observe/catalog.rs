@@ -14,6 +14,10 @@ const KEYS: &str = include_str!("queries/keys.sql");
 const SIGNATURES: &str = include_str!("queries/signatures.sql");
 const IDENTITIES: &str = include_str!("queries/identities.sql");
 
+/// A row of [`KEYS`]: the table's oid, the key's kind, its columns, and for a foreign key the
+/// referenced table's oid and columns.
+type KeyRow = (i64, String, Option<Vec<String>>, i64, Option<Vec<String>>);
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Column {
     pub name: String,
@@ -143,8 +147,7 @@ pub async fn tables(conn: &mut PgConnection) -> Result<Vec<Table>, sqlx::Error> 
         }
         table.columns.push(column);
     }
-    let keys: Vec<(i64, String, Option<Vec<String>>, i64, Option<Vec<String>>)> =
-        sqlx::query_as(KEYS).fetch_all(&mut *conn).await?;
+    let keys: Vec<KeyRow> = sqlx::query_as(KEYS).fetch_all(&mut *conn).await?;
     let names: BTreeMap<i64, String> = by_oid.iter().map(|(oid, t)| (*oid, t.sql_name())).collect();
     for (oid, kind, columns, ref_oid, ref_columns) in keys {
         let (Some(table), Some(columns)) = (by_oid.get_mut(&oid), columns) else {

@@ -24,7 +24,7 @@ pub struct History {
     /// `deltas[i]` turns stored version `i` into stored version `i + 1`.
     deltas: Vec<Delta>,
     /// Versions stored.
-    len: usize,
+    stored: usize,
     /// The versions kept: `first..=last`; pushes of others only advance the count.
     first: usize,
     last_kept: usize,
@@ -50,7 +50,7 @@ impl History {
             at: 0,
             last: Snapshot::default(),
             deltas: Vec::new(),
-            len: 0,
+            stored: 0,
             first,
             last_kept: last,
             pushed: 0,
@@ -73,13 +73,13 @@ impl History {
         if version < self.first || version > self.last_kept {
             return;
         }
-        if self.len == 0 {
+        if self.stored == 0 {
             self.current = next.clone();
         } else {
             self.deltas.push(difference(&self.last.items, &next.items));
         }
         self.last = next;
-        self.len += 1;
+        self.stored += 1;
     }
 
     /// Counts the next version without its snapshot, which nobody reads: it is below the
@@ -108,15 +108,15 @@ impl History {
     /// # Panics
     /// When either version was never pushed or is outside the window, as [`History::get`].
     pub fn changes(&self, version: usize) -> Vec<Item> {
-        let stored = version.wrapping_sub(self.first);
+        let slot = version.wrapping_sub(self.first);
         assert!(
-            version > self.first && stored < self.len,
+            version > self.first && slot < self.stored,
             "versions {} and {version} not stored (versions {}..{} kept)",
             version.wrapping_sub(1),
             self.first,
-            self.first + self.len
+            self.first + self.stored
         );
-        let d = &self.deltas[stored - 1];
+        let d = &self.deltas[slot - 1];
         d.removed.iter().chain(&d.added).cloned().collect()
     }
 
@@ -126,14 +126,14 @@ impl History {
     /// When `version` was never pushed or is outside the window, like indexing a slice out of
     /// bounds.
     pub fn get(&mut self, version: usize) -> &Snapshot {
-        let stored = version.wrapping_sub(self.first);
+        let slot = version.wrapping_sub(self.first);
         assert!(
-            version >= self.first && stored < self.len,
+            version >= self.first && slot < self.stored,
             "version {version} not stored (versions {}..{} kept)",
             self.first,
-            self.first + self.len
+            self.first + self.stored
         );
-        self.seek(stored);
+        self.seek(slot);
         &self.current
     }
 
