@@ -230,9 +230,10 @@ impl Session {
         let mut conn = db.connect().await.map_err(conn_err)?;
         // The session's settings, migproof's schema and functions, in one round trip.
         let setup = format!(
-            "SET TimeZone = 'UTC'; SET client_min_messages = warning;\n{}\n\
+            "SET TimeZone = 'UTC'; SET client_min_messages = warning;\n{}\n{EACH};\n{};\n\
              SELECT pg_backend_pid(), current_setting('server_version_num')::int",
-            install()
+            data::SCHEMA,
+            sequences::FUNCTION
         );
         let row = sqlx::raw_sql(AssertSqlSafe(setup))
             .fetch_one(&mut conn)
@@ -253,16 +254,6 @@ impl Session {
 
     pub fn conn(&mut self) -> &mut PgConnection {
         &mut self.conn
-    }
-
-    /// Runs `sql` and then installs migproof's schema and functions again, in one transaction:
-    /// for a script that empties the database, migproof's schema with the rest.
-    pub async fn run_then_install(&mut self, sql: &str) -> Result<(), sqlx::Error> {
-        let script = format!("{sql}\n{}", install());
-        sqlx::raw_sql(AssertSqlSafe(script))
-            .execute(&mut self.conn)
-            .await
-            .map(|_| ())
     }
 
     /// Ends the session, waiting until the server has let it go (a database copied as a
@@ -1107,11 +1098,6 @@ fn given<'a>(table: &'a Table, rules: &'a DataRules, shapes: &'a seed::Shapes) -
             Some((c.name.as_str(), pick))
         })
         .collect()
-}
-
-/// migproof's schema and functions in a database, created where missing.
-fn install() -> String {
-    format!("{}\n{EACH};\n{};", data::SCHEMA, sequences::FUNCTION)
 }
 
 /// Creates the function behind `Session::insert_each` and `Session::try_each`: each statement

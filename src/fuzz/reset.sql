@@ -1,7 +1,8 @@
 -- Empties a finished case's database for the next case: the extensions (but plpgsql), every
--- schema but public and the system's, and what lives in public. What this leaves (an event
--- trigger, a publication, a grant on public...) the fingerprint finds, and the database is
--- dropped instead. One transaction with the reinstall of migproof's schema that follows.
+-- schema but public, migproof's and the system's, what lives in public, and migproof's stashes
+-- and bookkeeping (its schema and functions the session that runs this has just installed).
+-- What this leaves (an event trigger, a publication, a grant on public...) the fingerprint
+-- finds, and the database is dropped instead.
 DO $reset$
 DECLARE r record;
 BEGIN
@@ -10,10 +11,15 @@ BEGIN
         EXECUTE format('DROP EXTENSION IF EXISTS %I CASCADE', r.extname);
     END LOOP;
     FOR r IN SELECT nspname FROM pg_namespace
-             WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'public', 'pg_toast')
+             WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'public', 'pg_toast', '_migproof')
                AND nspname NOT LIKE 'pg\_temp\_%' AND nspname NOT LIKE 'pg\_toast\_temp\_%' LOOP
         EXECUTE format('DROP SCHEMA IF EXISTS %I CASCADE', r.nspname);
     END LOOP;
+    FOR r IN SELECT c.relname FROM pg_class c
+             WHERE c.relnamespace = '_migproof'::regnamespace AND c.relkind = 'r' AND c.relname <> 'applied' LOOP
+        EXECUTE format('DROP TABLE _migproof.%I', r.relname);
+    END LOOP;
+    TRUNCATE _migproof.applied;
     -- tables first; an identity's sequence goes with its table (a partitioned table depends
     -- on itself)
     FOR r IN SELECT c.relname, c.relkind FROM pg_class c

@@ -8,12 +8,13 @@
 //! changed or deleted is gone (an update writes a new row; one in place, which keeps `xmin`,
 //! writes only statistics of a template row, such as a catalog's page count), so the count of
 //! older rows per catalog falls; what a case added and the reset left is one more newer row.
-//! The database is handed on only when, after the reset and migproof's schema installed again,
-//! every catalog holds as many older and newer rows as a fresh database with migproof's schema
-//! does, and the database's own settings, owner and privileges are those of a fresh one; else
-//! it is dropped as before. Planner statistics (`pg_statistic`, which autovacuum writes on its
-//! own) are left out, and so are the catalogs the session's role may not read
-//! (`pg_largeobject`, whose large objects `pg_largeobject_metadata` counts; statistics).
+//! The database is handed on only when, after the reset (migproof's schema kept as the new
+//! session installed it, its stashes and bookkeeping emptied), every catalog holds as many
+//! older and newer rows as a fresh database with migproof's schema does, and the database's own
+//! settings, owner and privileges are those of a fresh one; else it is dropped as before.
+//! Planner statistics (`pg_statistic`, which autovacuum writes on its own) are left out, and so
+//! are the catalogs the session's role may not read (`pg_largeobject`, whose large objects
+//! `pg_largeobject_metadata` counts; statistics).
 
 use sqlx::postgres::PgConnection;
 use sqlx::AssertSqlSafe;
@@ -87,7 +88,7 @@ impl Pristine {
     /// migrations made) and hands the session back for the next case; `None` when the
     /// database could not be brought back to a fresh one's state (drop it).
     pub async fn reset(&self, mut session: Session) -> Option<Session> {
-        let emptied = session.run_then_install(RESET).await.is_ok()
+        let emptied = sqlx::raw_sql(RESET).execute(session.conn()).await.is_ok()
             && fingerprint(session.conn(), &self.query, self.boundary)
                 .await
                 .is_ok_and(|now| now == self.fresh);

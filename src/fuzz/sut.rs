@@ -276,7 +276,6 @@ fn recycle(ctx: &Arc<Ctx>, db: ScratchDb, session: Option<Session>) {
         drop(session);
         return drop_later(ctx, db);
     }
-    let ctx = ctx.clone();
     let task = ctx.handle.spawn({
         let ctx = ctx.clone();
         async move {
@@ -294,7 +293,7 @@ fn recycle(ctx: &Arc<Ctx>, db: ScratchDb, session: Option<Session>) {
             }
         }
     });
-    track(&ctx, task);
+    track(ctx, task);
 }
 
 /// Keeps `task` for [`Spares::finish`] to wait for.
