@@ -53,6 +53,59 @@ async fn behind_sees_rows_of_children_and_partitions_and_skips_nothing_that_hold
     server.cleanup().await.expect("cleanup");
 }
 
+/// The next value `behind()` compares a column's largest with: after `nextval`, `setval(n)`
+/// and `setval(n, true)` it is n plus the increment; before any and after `setval(n, false)`,
+/// n itself; a descending sequence is not judged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_reads_the_next_value_of_called_and_uncalled_sequences() {
+    let (server, _db, mut s) = common::scratch_session().await;
+    sqlx::raw_sql(
+        "CREATE TABLE called (id serial PRIMARY KEY);
+         INSERT INTO called DEFAULT VALUES;
+         INSERT INTO called DEFAULT VALUES;
+         INSERT INTO called (id) VALUES (3);
+         CREATE TABLE set_ahead (id serial PRIMARY KEY);
+         INSERT INTO set_ahead (id) VALUES (10);
+         SELECT setval('set_ahead_id_seq', 10);
+         CREATE TABLE set_at (id serial PRIMARY KEY);
+         INSERT INTO set_at (id) VALUES (10);
+         SELECT setval('set_at_id_seq', 9, true);
+         CREATE TABLE set_uncalled (id serial PRIMARY KEY);
+         INSERT INTO set_uncalled (id) VALUES (10);
+         SELECT setval('set_uncalled_id_seq', 10, false);
+         CREATE TABLE set_uncalled_ahead (id serial PRIMARY KEY);
+         INSERT INTO set_uncalled_ahead (id) VALUES (10);
+         SELECT setval('set_uncalled_ahead_id_seq', 11, false);
+         CREATE TABLE stepped (id int PRIMARY KEY);
+         CREATE SEQUENCE stepped_seq INCREMENT 5 OWNED BY stepped.id;
+         SELECT nextval('stepped_seq');
+         INSERT INTO stepped (id) VALUES (6);
+         CREATE TABLE falling (id int PRIMARY KEY);
+         CREATE SEQUENCE falling_seq INCREMENT -1 OWNED BY falling.id;
+         INSERT INTO falling (id) VALUES (100);",
+    )
+    .execute(s.conn())
+    .await
+    .expect("schema");
+    let behind = sequences::behind(s.conn()).await.expect("behind");
+    let columns: Vec<(&str, &str, &str)> = behind
+        .iter()
+        .map(|b| (b.column.as_str(), b.max.as_str(), b.next.as_str()))
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            ("public.called.id", "3", "3"),
+            ("public.set_at.id", "10", "10"),
+            ("public.set_uncalled.id", "10", "10"),
+            ("public.stepped.id", "6", "6"),
+        ],
+        "{behind:?}"
+    );
+    drop(s);
+    server.cleanup().await.expect("cleanup");
+}
+
 /// Runs `sql`, then says whether the database holds no row as `data::no_rows` sees it.
 async fn no_rows(s: &mut Session, sql: &str) -> bool {
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))

@@ -6,10 +6,13 @@ use sqlx::postgres::PgConnection;
 
 /// Creates `_migproof.behind()`, installed with the session (`Session::open`): the columns a
 /// sequence feeds (owned by the column, `serial`, `OWNED BY`, or an identity) whose sequence,
-/// ascending, would next give a value at or below the column's largest. The next value is read
-/// from the sequence itself (`last_value`, `is_called`): `pg_sequences` hides it after
-/// `setval(..., false)`. A function, so that a check is one round trip and its small queries
-/// are planned one by one, not as one union of every table planned again on every call.
+/// ascending, would next give a value at or below the column's largest. The next value of a
+/// sequence that has given one is its last plus its increment (`pg_sequence_last_value`, read
+/// with the list, no statement of its own); one that has not (new, or after
+/// `setval(..., false)`, where that function and `pg_sequences` give NULL) is read from the
+/// sequence itself (`last_value`, `is_called`). A function, so that a check is one round trip
+/// and its small queries are planned one by one, not as one union of every table planned again
+/// on every call.
 pub const FUNCTION: &str = "
 CREATE OR REPLACE FUNCTION _migproof.behind()
 RETURNS TABLE (col text, seq text, max text, next text)
@@ -21,9 +24,11 @@ DECLARE
 BEGIN
     FOR f IN
         SELECT n.nspname::text AS schema, c.relname::text AS tbl, a.attname::text AS att,
-               sn.nspname::text AS seq_schema, s.relname::text AS seq_name
+               sn.nspname::text AS seq_schema, s.relname::text AS seq_name,
+               pg_sequence_last_value(s.oid)::numeric + p.seqincrement AS called_next
         FROM pg_depend d
         JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+        JOIN pg_sequence p ON p.seqrelid = s.oid AND p.seqincrement > 0
         JOIN pg_namespace sn ON sn.oid = s.relnamespace
         JOIN pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p')
         JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -39,10 +44,12 @@ BEGIN
     LOOP
         EXECUTE format('SELECT max(%I)::numeric FROM %I.%I', f.att, f.schema, f.tbl) INTO m;
         CONTINUE WHEN m IS NULL;
-        EXECUTE format(
+        nx := f.called_next;
+        IF nx IS NULL THEN EXECUTE format(
             'SELECT CASE WHEN q.is_called THEN q.last_value + p.seqincrement ELSE q.last_value END::numeric
              FROM %I.%I AS q, pg_sequence AS p WHERE p.seqrelid = %L::regclass AND p.seqincrement > 0',
             f.seq_schema, f.seq_name, format('%I.%I', f.seq_schema, f.seq_name)) INTO nx;
+        END IF;
         IF nx <= m THEN
             col := f.schema || '.' || f.tbl || '.' || f.att;
             seq := f.seq_schema || '.' || f.seq_name;
