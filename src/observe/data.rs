@@ -196,6 +196,8 @@ pub async fn no_rows(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
         "SELECT NOT EXISTS (
              SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
              WHERE c.relkind = 'r'
+               -- (created after initdb: the catalogs' own sizes are not read)
+               AND c.oid >= 16384
                AND n.nspname NOT IN ('pg_catalog', 'information_schema', '_migproof')
                AND n.nspname NOT LIKE 'pg\\_toast%'
                AND pg_relation_size(c.oid) > 0)",

@@ -38,7 +38,9 @@ BEGIN
           AND d.deptype IN ('a', 'i')
           AND t.typname IN ('int2', 'int4', 'int8', 'numeric')
           AND n.nspname NOT IN ('pg_catalog', 'information_schema', '_migproof')
-          -- a table without a page holds no row (a parent's rows may live in its children)
+          -- a table without a page holds no row (a parent's rows may live in its children);
+          -- the catalogs, made by initdb, are not the user's
+          AND c.oid >= 16384
           AND (c.relkind = 'p' OR c.relhassubclass OR pg_relation_size(c.oid) > 0)
         ORDER BY 1, 2, 3
     LOOP
