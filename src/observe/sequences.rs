@@ -7,8 +7,8 @@ use sqlx::postgres::PgConnection;
 /// Creates `_migproof.behind()`, installed with the session (`Session::open`): the columns a
 /// sequence feeds (owned by the column, `serial`, `OWNED BY`, or an identity) whose sequence,
 /// ascending, would next give a value at or below the column's largest. The next value of a
-/// sequence that has given one is its last plus its increment (`pg_sequence_last_value`, read
-/// with the list, no statement of its own); one that has not (new, or after
+/// sequence that has given one is its last plus its increment (`pg_sequence_last_value`, an
+/// expression, not a statement of its own); one that has not (new, or after
 /// `setval(..., false)`, where that function and `pg_sequences` give NULL) is read from the
 /// sequence itself (`last_value`, `is_called`). A function, so that a check is one round trip
 /// and its small queries are planned one by one, not as one union of every table planned again
@@ -25,7 +25,7 @@ BEGIN
     FOR f IN
         SELECT n.nspname::text AS schema, c.relname::text AS tbl, a.attname::text AS att,
                sn.nspname::text AS seq_schema, s.relname::text AS seq_name,
-               pg_sequence_last_value(s.oid)::numeric + p.seqincrement AS called_next
+               s.oid AS seq_oid, p.seqincrement AS increment
         FROM pg_depend d
         JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
         JOIN pg_sequence p ON p.seqrelid = s.oid AND p.seqincrement > 0
@@ -46,7 +46,7 @@ BEGIN
     LOOP
         EXECUTE format('SELECT max(%I)::numeric FROM %I.%I', f.att, f.schema, f.tbl) INTO m;
         CONTINUE WHEN m IS NULL;
-        nx := f.called_next;
+        nx := pg_sequence_last_value(f.seq_oid)::numeric + f.increment;
         IF nx IS NULL THEN EXECUTE format(
             'SELECT CASE WHEN q.is_called THEN q.last_value + p.seqincrement ELSE q.last_value END::numeric
              FROM %I.%I AS q, pg_sequence AS p WHERE p.seqrelid = %L::regclass AND p.seqincrement > 0',
