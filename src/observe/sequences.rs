@@ -48,9 +48,8 @@ BEGIN
         CONTINUE WHEN m IS NULL;
         nx := pg_sequence_last_value(f.seq_oid)::numeric + f.increment;
         IF nx IS NULL THEN EXECUTE format(
-            'SELECT CASE WHEN q.is_called THEN q.last_value + p.seqincrement ELSE q.last_value END::numeric
-             FROM %I.%I AS q, pg_sequence AS p WHERE p.seqrelid = %L::regclass AND p.seqincrement > 0',
-            f.seq_schema, f.seq_name, format('%I.%I', f.seq_schema, f.seq_name)) INTO nx;
+            'SELECT CASE WHEN is_called THEN last_value + %s ELSE last_value END::numeric FROM %I.%I',
+            f.increment, f.seq_schema, f.seq_name) INTO nx;
         END IF;
         IF nx <= m THEN
             col := f.schema || '.' || f.tbl || '.' || f.att;
