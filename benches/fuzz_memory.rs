@@ -1,11 +1,15 @@
-//! The memory benchmark of `migproof fuzz`: memory must stay flat over a long run. It runs
-//! `fuzz` on `examples/shop` for a fixed time (10 minutes by default) against the server on
-//! 127.0.0.1:5432, samples the process's resident memory every few seconds, and prints the
-//! peak of the last quarter of the run against the peak of its first quarter (the baseline,
-//! measured in the same run, after start-up has settled).
+//! The memory and speed benchmark of `migproof fuzz`: memory must stay flat over a long run,
+//! and the run must take at least 100 steps a second. It runs `fuzz --jobs 2` on
+//! `examples/shop` for a fixed time (10 minutes by default) on the default backend, migproof's
+//! own local cluster, as a user who gives no server runs it (or, with `MIGPROOF_BENCH_URL`, on
+//! that server through the url backend), samples the process's resident memory every few
+//! seconds, and prints the peak of the last quarter of the run against the peak of its first
+//! quarter (the baseline, measured in the same run, after start-up has settled), and the steps
+//! per second.
 //!
 //!     cargo bench --bench fuzz_memory                 (10 minutes)
 //!     cargo bench --bench fuzz_memory -- --quick      (1 minute; or MIGPROOF_BENCH_SECS=N)
+//!     MIGPROOF_BENCH_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench fuzz_memory
 //!
 //! The process exits nonzero only when something fails to run; a missed target is printed,
 //! not failed.
@@ -14,10 +18,11 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 const SAMPLE_EVERY: Duration = Duration::from_secs(2);
 /// Peak memory of the last quarter over the first quarter.
 const TARGET_RATIO: f64 = 1.1;
+/// Steps a second over the whole run.
+const TARGET_STEPS: f64 = 100.0;
 
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -36,21 +41,27 @@ fn bench() -> Result<(), String> {
     };
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let regressions = tempfile::tempdir().map_err(|e| e.to_string())?;
-    println!("fuzz_memory: `migproof fuzz` on examples/shop for {secs}s, {URL}");
+    let url = std::env::var("MIGPROOF_BENCH_URL").ok();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_migproof"));
+    command.args(["fuzz", "--jobs", "2", "--format", "json", "--seed", "1"]);
+    let server = match &url {
+        Some(url) => {
+            command.env("MIGPROOF_ALLOW_SUPERUSER", "1").args([
+                "--backend",
+                "url",
+                "--database-url",
+                url,
+            ]);
+            "the url backend"
+        }
+        None => {
+            command.args(["--backend", "local"]);
+            "the local backend"
+        }
+    };
+    println!("fuzz_memory: `migproof fuzz --jobs 2` on examples/shop for {secs}s, {server}");
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_migproof"))
-        .env("MIGPROOF_ALLOW_SUPERUSER", "1")
-        .args([
-            "fuzz",
-            "--backend",
-            "url",
-            "--database-url",
-            URL,
-            "--format",
-            "json",
-            "--seed",
-            "1",
-        ])
+    let mut child = command
         .args(["--cases", "1000000000", "--duration", &format!("{secs}s")])
         .arg("--migrations")
         .arg(root.join("examples/shop/migrations"))
@@ -95,11 +106,12 @@ fn bench() -> Result<(), String> {
         return Err("too few memory samples: run longer".into());
     }
     let ratio = last as f64 / first as f64;
+    let speed = report["summary"]["steps_per_second"]
+        .as_f64()
+        .unwrap_or(0.0);
     println!(
-        "  cases {}, steps {}, {} steps/s",
-        report["summary"]["cases"],
-        report["summary"]["steps"],
-        report["summary"]["steps_per_second"]
+        "  cases {}, steps {}, {speed} steps/s",
+        report["summary"]["cases"], report["summary"]["steps"],
     );
     println!("| part of the run        | peak RSS     |");
     println!("|------------------------|--------------|");
@@ -108,6 +120,8 @@ fn bench() -> Result<(), String> {
     println!("| ratio last / first     | {ratio:>11.2}x |");
     let verdict = if ratio <= TARGET_RATIO { "MET" } else { "MISS" };
     println!("target: memory flat over the run (ratio at most {TARGET_RATIO}): {verdict}");
+    let verdict = if speed >= TARGET_STEPS { "MET" } else { "MISS" };
+    println!("target: at least {TARGET_STEPS} steps per second: {verdict}");
     Ok(())
 }
 

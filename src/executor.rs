@@ -256,6 +256,30 @@ impl Session {
         &mut self.conn
     }
 
+    /// Brings the session back to the state [`Session::open`] left it in, for another case on
+    /// the same database, keeping what the server has cached for it (its plans, its catalog
+    /// caches): what a migration may have left in the session (settings, a role, temporary
+    /// objects, cursors, listens, advisory locks, sequence values) is undone as `DISCARD ALL`
+    /// would, except migproof's own prepared statements. `None` when that cannot be proven:
+    /// the session is gone, or holds a statement a migration prepared (the caller opens a new
+    /// one).
+    pub async fn cleared(mut self) -> Option<Session> {
+        // Ends a transaction a failed step may have left open (a warning when none is).
+        let cleared = sqlx::raw_sql("ROLLBACK")
+            .execute(&mut self.conn)
+            .await
+            .is_ok()
+            && sqlx::raw_sql(SESSION_RESET)
+                .execute(&mut self.conn)
+                .await
+                .is_ok();
+        if cleared {
+            return Some(self);
+        }
+        self.close().await;
+        None
+    }
+
     /// Ends the session, waiting until the server has let it go (a database copied as a
     /// template must have no session).
     pub async fn close(self) {
@@ -1106,6 +1130,18 @@ fn given<'a>(table: &'a Table, rules: &'a DataRules, shapes: &'a seed::Shapes) -
 /// returns comes back as stored (NULL when it stored nothing: a trigger returned NULL); with
 /// `undo` true, it is rolled back (a sentinel error no statement raises) and deferred
 /// constraints are checked at the end of each statement.
+/// What `DISCARD ALL` does but for `DEALLOCATE ALL` and `DISCARD PLANS`, and the settings of
+/// [`Session::open`] again; it fails on a statement a migration prepared (`PREPARE`), which the
+/// next case's migration could not prepare again.
+const SESSION_RESET: &str = "DO $$ BEGIN
+    IF EXISTS (SELECT FROM pg_prepared_statements WHERE from_sql) THEN
+        RAISE EXCEPTION 'the session holds a prepared statement of a migration';
+    END IF;
+END $$;
+CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *;
+SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES;
+SET TimeZone = 'UTC'; SET client_min_messages = warning";
+
 const EACH: &str = "
 CREATE OR REPLACE FUNCTION _migproof.each(statements text[], undo boolean)
 RETURNS TABLE (n int, stored text[], err_code text, err_message text, err_context text,

@@ -1086,6 +1086,79 @@ fn a_migrations_own_failure_shrinks_to_the_steps_that_exercise_it_alone() {
     assert!(json["notes"].as_array().unwrap().is_empty(), "{json:#}");
 }
 
+/// The session a case used goes on to the next case (`Session::cleared`) only as a new session's
+/// equal: what a migration left in it (settings, a role, a temporary table, a cursor, a listen,
+/// an advisory lock, a sequence's value, an open transaction) is gone, the session's own settings
+/// are back, and its prepared statements still run; a statement a migration prepared sends the
+/// case to a new session instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_session_goes_on_only_cleared_of_what_migrations_left_in_it() {
+    use migproof::executor::Session;
+    let timeout = std::time::Duration::from_secs(60);
+    let (server, db, mut s) = common::scratch_session().await;
+    async fn read(s: &mut Session) -> String {
+        let state = "SELECT concat_ws(' | ', current_setting('TimeZone'),
+            current_setting('client_min_messages'), current_setting('search_path'),
+            current_setting('work_mem'), current_setting('DateStyle'),
+            current_user::text = session_user::text,
+            (SELECT count(*) FROM pg_class WHERE relpersistence = 't'),
+            (SELECT count(*) FROM pg_cursors WHERE name <> ''), (SELECT count(*) FROM pg_listening_channels()),
+            (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()),
+            pg_current_xact_id_if_assigned() IS NULL)";
+        sqlx::query_scalar(state).fetch_one(s.conn()).await.unwrap()
+    }
+    let fresh = read(&mut s).await;
+    assert_eq!(
+        fresh,
+        "UTC | warning | \"$user\", public | 4MB | ISO, MDY | t | 0 | 0 | 0 | 0 | t"
+    );
+    sqlx::raw_sql("CREATE SEQUENCE counter")
+        .execute(s.conn())
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "SET search_path = pg_catalog; SET work_mem = '8MB'; SET TimeZone = 'Asia/Tokyo';
+         SET DateStyle = 'German'; SET client_min_messages = notice;
+         SET myapp.flag = 'on';
+         CREATE TEMP TABLE scratch AS SELECT 1 AS a;
+         SELECT nextval('public.counter');
+         SELECT pg_advisory_lock(42);
+         LISTEN somewhere;
+         BEGIN; DECLARE held CURSOR WITH HOLD FOR SELECT 1; COMMIT;
+         SET ROLE pg_database_owner;
+         BEGIN; SELECT pg_current_xact_id();",
+    )
+    .execute(s.conn())
+    .await
+    .unwrap();
+    assert_ne!(read(&mut s).await, fresh);
+    let mut s = s.cleared().await.expect("cleared");
+    assert_eq!(read(&mut s).await, fresh);
+    // The sequence's value of the session is gone, and a setting of an extension's (or an
+    // application's) namespace is back to none.
+    let currval = sqlx::query_scalar::<_, i64>("SELECT currval('counter')")
+        .fetch_one(s.conn())
+        .await;
+    assert!(currval.is_err(), "{currval:?}");
+    let flag: Option<String> =
+        sqlx::query_scalar("SELECT NULLIF(current_setting('myapp.flag', true), '')")
+            .fetch_one(s.conn())
+            .await
+            .unwrap();
+    assert_eq!(flag, None);
+    // A statement the session prepared through the protocol (as migproof's own are) runs again.
+    assert_eq!(read(&mut s).await, fresh);
+
+    sqlx::raw_sql("PREPARE mine AS SELECT 1")
+        .execute(s.conn())
+        .await
+        .unwrap();
+    assert!(s.cleared().await.is_none(), "a prepared statement was kept");
+    let s = Session::open(&db, timeout).await.expect("a new session");
+    s.close().await;
+    server.cleanup().await.expect("scratch databases dropped");
+}
+
 /// A finished case's database emptied in place (`fuzz::reuse`) is handed to the next case only
 /// when it is a fresh one's equal: after a rich schema with rows, it is, with the same (empty)
 /// snapshot and none of migproof's stashes; after what the reset cannot undo (a changed `public`

@@ -422,13 +422,6 @@ impl Server {
         Ok(server)
     }
 
-    /// Whether a new database is cheap to make: copied file by file on a server that does not
-    /// sync its files (see [`Server::read_settings`]), rather than logged page by page or
-    /// behind a checkpoint that syncs.
-    pub fn creates_cheaply(&self) -> bool {
-        self.file_copy
-    }
-
     /// Leaves the tables named out of every snapshot and data check on scratch databases made
     /// from now on: the history tables of the migrator that applies the project.
     pub fn ignore_history_tables(&mut self, names: &[&str]) {

@@ -84,8 +84,8 @@ impl Pristine {
         })
     }
 
-    /// Empties the database of `session` (a new session: the case's may carry settings its
-    /// migrations made) and hands the session back for the next case; `None` when the
+    /// Empties the database of `session` (the case's, cleared of what its migrations left in
+    /// it: [`Session::cleared`]) and hands the session back for the next case; `None` when the
     /// database could not be brought back to a fresh one's state (drop it).
     pub async fn reset(&self, mut session: Session) -> Option<Session> {
         let emptied = sqlx::raw_sql(RESET).execute(session.conn()).await.is_ok()
