@@ -276,7 +276,8 @@ CREATE INDEX attachments_task_id_idx ON attachments (task_id);",
     ),
     (
         "create_invoice_number_sequence",
-        "CREATE SEQUENCE invoice_number_seq AS integer START WITH 1000 OWNED BY invoices.number;
+        "CREATE SEQUENCE invoice_number_seq AS bigint OWNED BY invoices.number;
+SELECT setval('invoice_number_seq', COALESCE((SELECT max(number)::bigint FROM invoices), 0) + 1, false);
 ALTER TABLE invoices ALTER COLUMN number SET DEFAULT nextval('invoice_number_seq');",
         "ALTER TABLE invoices ALTER COLUMN number DROP DEFAULT;
 DROP SEQUENCE invoice_number_seq;",

@@ -245,44 +245,72 @@ pub async fn minimal_rows(
 
 /// The seeded table whose rows the up fails on, when the server named none of them (a cast in
 /// `ALTER COLUMN ... TYPE ... USING`; a table the up creates and fills from them): the first
-/// table without whose rows (emptied in a trial, `TRUNCATE ... CASCADE`) the up no longer
-/// fails that way.
+/// table without whose rows (emptied in a trial) the up no longer fails that way. Tables are
+/// first emptied alone, and only then, for those other tables' rows reference, with those
+/// rows (`TRUNCATE ... CASCADE`): a parent emptied with its children would take the blame for
+/// a child's rows.
 async fn locate(
     conn: &mut PgConnection,
     up: &Script,
     culprit: &Culprit,
 ) -> Result<Option<(String, String)>, sqlx::Error> {
+    let mut referenced: Vec<&String> = Vec::new();
     for quoted in &culprit.all {
-        let holds: bool = sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT EXISTS (SELECT 1 FROM {quoted})"
-        )))
-        .fetch_one(&mut *conn)
-        .await?;
-        if !holds {
-            continue;
+        match empties_the_failure(conn, up, culprit, quoted, "").await? {
+            Some(true) => return named(conn, quoted).await.map(Some),
+            Some(false) => {}
+            None => referenced.push(quoted),
         }
-        sqlx::raw_sql("BEGIN").execute(&mut *conn).await?;
-        let emptied = sqlx::raw_sql(AssertSqlSafe(format!("TRUNCATE {quoted} CASCADE")))
-            .execute(&mut *conn)
-            .await;
-        let outcome = match emptied {
-            Ok(_) => run_up(conn, up, culprit, "").await.map(Some),
-            Err(sqlx::Error::Database(_)) => Ok(None),
-            Err(e) => Err(e),
-        };
-        sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await?;
-        if outcome?.is_some_and(|t| t != Trial::SameFailure) {
-            let name: String = sqlx::query_scalar(
-                "SELECT n.nspname || '.' || c.relname FROM pg_class c \
-                 JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass",
-            )
-            .bind(quoted)
-            .fetch_one(&mut *conn)
-            .await?;
-            return Ok(Some((name, quoted.clone())));
+    }
+    for quoted in referenced {
+        if empties_the_failure(conn, up, culprit, quoted, " CASCADE").await? == Some(true) {
+            return named(conn, quoted).await.map(Some);
         }
     }
     Ok(None)
+}
+
+/// Whether the up no longer fails as it did once table `quoted` is emptied (`TRUNCATE`, with
+/// `cascade`), in a transaction rolled back: false for a table without rows, `None` when the
+/// server refuses to empty it (rows of other tables reference it).
+async fn empties_the_failure(
+    conn: &mut PgConnection,
+    up: &Script,
+    culprit: &Culprit,
+    quoted: &str,
+    cascade: &str,
+) -> Result<Option<bool>, sqlx::Error> {
+    let holds: bool = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT EXISTS (SELECT 1 FROM {quoted})"
+    )))
+    .fetch_one(&mut *conn)
+    .await?;
+    if !holds {
+        return Ok(Some(false));
+    }
+    sqlx::raw_sql("BEGIN").execute(&mut *conn).await?;
+    let emptied = sqlx::raw_sql(AssertSqlSafe(format!("TRUNCATE {quoted}{cascade}")))
+        .execute(&mut *conn)
+        .await;
+    let outcome = match emptied {
+        Ok(_) => run_up(conn, up, culprit, "").await.map(Some),
+        Err(sqlx::Error::Database(_)) => Ok(None),
+        Err(e) => Err(e),
+    };
+    sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await?;
+    Ok(outcome?.map(|t| t != Trial::SameFailure))
+}
+
+/// A table as the report names it (`schema.table`), with it quoted.
+async fn named(conn: &mut PgConnection, quoted: &str) -> Result<(String, String), sqlx::Error> {
+    let name: String = sqlx::query_scalar(
+        "SELECT n.nspname || '.' || c.relname FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass",
+    )
+    .bind(quoted)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok((name, quoted.to_owned()))
 }
 
 /// How the up went in a trial.

@@ -771,6 +771,50 @@ drop table archive;
     );
 }
 
+/// A failure the server names no table for (a cast) on a child table's rows is blamed on the
+/// child, not on its parent, whose emptying with `CASCADE` would also empty the child: tables
+/// are emptied alone first.
+#[test]
+fn a_cast_failure_on_a_child_table_names_the_child_not_its_parent() {
+    let dir = folder(&[
+        (
+            "0001_tables.up.sql",
+            "create table accounts (id serial primary key, name text);
+             create table invoices (id serial primary key,
+                 account_id int not null references accounts (id), code text);
+",
+        ),
+        (
+            "0001_tables.down.sql",
+            "drop table invoices;
+drop table accounts;
+",
+        ),
+        (
+            "0002_code.up.sql",
+            "alter table invoices alter column code type int using code::int;
+",
+        ),
+        (
+            "0002_code.down.sql",
+            "alter table invoices alter column code type text;
+",
+        ),
+    ]);
+    let (out, json) = check_json(dir.path(), &[]);
+    assert_eq!(out.status.code(), code::FINDINGS, "{json:#}");
+    assert_eq!(
+        findings(&json),
+        [("data_dependent".to_string(), "0002_code".to_string())],
+        "{json:#}"
+    );
+    let message = json["findings"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("seeded rows of public.invoices"),
+        "{message}"
+    );
+}
+
 /// `check` on the crates.io history: the foreign-key, unique and SET NOT NULL failures on
 /// seeded rows are `data_dependent` with their rows, a dropped table is `destructive` once,
 /// and nearly every down is tested.
