@@ -230,7 +230,7 @@ impl Session {
         let mut conn = db.connect().await.map_err(conn_err)?;
         // The session's settings, migproof's schema and functions, in one round trip.
         let setup = format!(
-            "SET TimeZone = 'UTC'; SET client_min_messages = warning;\n{}\n{EACH};\n{};\n\
+            "{SETTINGS};\n{}\n{EACH};\n{};\n\
              SELECT pg_backend_pid(), current_setting('server_version_num')::int",
             data::SCHEMA,
             sequences::FUNCTION
@@ -269,7 +269,7 @@ impl Session {
             .execute(&mut self.conn)
             .await
             .is_ok()
-            && sqlx::raw_sql(SESSION_RESET)
+            && sqlx::raw_sql(AssertSqlSafe(format!("{SESSION_RESET};\n{SETTINGS}")))
                 .execute(&mut self.conn)
                 .await
                 .is_ok();
@@ -1124,14 +1124,12 @@ fn given<'a>(table: &'a Table, rules: &'a DataRules, shapes: &'a seed::Shapes) -
         .collect()
 }
 
-/// Creates the function behind `Session::insert_each` and `Session::try_each`: each statement
-/// in a subtransaction of its own, coming back with its position and why it failed (NULLs
-/// when it did not). With `undo` false, the subtransaction is kept and the row the statement
-/// returns comes back as stored (NULL when it stored nothing: a trigger returned NULL); with
-/// `undo` true, it is rolled back (a sentinel error no statement raises) and deferred
-/// constraints are checked at the end of each statement.
-/// What `DISCARD ALL` does but for `DEALLOCATE ALL` and `DISCARD PLANS`, and the settings of
-/// [`Session::open`] again; it fails on a statement a migration prepared (`PREPARE`), which the
+/// The settings of every session of migproof's: what it reads back does not depend on the
+/// server's or the role's time zone, and the server's notices stay quiet.
+pub const SETTINGS: &str = "SET TimeZone = 'UTC'; SET client_min_messages = warning";
+
+/// What `DISCARD ALL` does but for `DEALLOCATE ALL` and `DISCARD PLANS` (followed by
+/// [`SETTINGS`] again); it fails on a statement a migration prepared (`PREPARE`), which the
 /// next case's migration could not prepare again.
 const SESSION_RESET: &str = "DO $$ BEGIN
     IF EXISTS (SELECT FROM pg_prepared_statements WHERE from_sql) THEN
@@ -1139,9 +1137,14 @@ const SESSION_RESET: &str = "DO $$ BEGIN
     END IF;
 END $$;
 CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *;
-SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES;
-SET TimeZone = 'UTC'; SET client_min_messages = warning";
+SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES";
 
+/// Creates the function behind `Session::insert_each` and `Session::try_each`: each statement
+/// in a subtransaction of its own, coming back with its position and why it failed (NULLs
+/// when it did not). With `undo` false, the subtransaction is kept and the row the statement
+/// returns comes back as stored (NULL when it stored nothing: a trigger returned NULL); with
+/// `undo` true, it is rolled back (a sentinel error no statement raises) and deferred
+/// constraints are checked at the end of each statement.
 const EACH: &str = "
 CREATE OR REPLACE FUNCTION _migproof.each(statements text[], undo boolean)
 RETURNS TABLE (n int, stored text[], err_code text, err_message text, err_context text,

@@ -541,7 +541,7 @@ async fn fill_tables(
     // the plans its triggers were compiled with, which a column's new type breaks.
     let mut own = db.connect().await?;
     let conn = &mut own;
-    sqlx::raw_sql("SET TimeZone = 'UTC'; SET client_min_messages = warning;")
+    sqlx::raw_sql(crate::executor::SETTINGS)
         .execute(&mut *conn)
         .await?;
     for t in catalog::parents_first(&tables) {

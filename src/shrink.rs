@@ -256,6 +256,14 @@ async fn locate(
 ) -> Result<Option<(String, String)>, sqlx::Error> {
     let mut referenced: Vec<&String> = Vec::new();
     for quoted in &culprit.all {
+        let holds: bool = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT EXISTS (SELECT 1 FROM {quoted})"
+        )))
+        .fetch_one(&mut *conn)
+        .await?;
+        if !holds {
+            continue;
+        }
         match empties_the_failure(conn, up, culprit, quoted, "").await? {
             Some(true) => return named(conn, quoted).await.map(Some),
             Some(false) => {}
@@ -270,9 +278,9 @@ async fn locate(
     Ok(None)
 }
 
-/// Whether the up no longer fails as it did once table `quoted` is emptied (`TRUNCATE`, with
-/// `cascade`), in a transaction rolled back: false for a table without rows, `None` when the
-/// server refuses to empty it (rows of other tables reference it).
+/// Whether the up no longer fails as it did once table `quoted`, which holds rows, is emptied
+/// (`TRUNCATE`, with `cascade`), in a transaction rolled back: `None` when the server refuses
+/// to empty it (rows of other tables reference it).
 async fn empties_the_failure(
     conn: &mut PgConnection,
     up: &Script,
@@ -280,14 +288,6 @@ async fn empties_the_failure(
     quoted: &str,
     cascade: &str,
 ) -> Result<Option<bool>, sqlx::Error> {
-    let holds: bool = sqlx::query_scalar(AssertSqlSafe(format!(
-        "SELECT EXISTS (SELECT 1 FROM {quoted})"
-    )))
-    .fetch_one(&mut *conn)
-    .await?;
-    if !holds {
-        return Ok(Some(false));
-    }
     sqlx::raw_sql("BEGIN").execute(&mut *conn).await?;
     let emptied = sqlx::raw_sql(AssertSqlSafe(format!("TRUNCATE {quoted}{cascade}")))
         .execute(&mut *conn)

@@ -277,11 +277,12 @@ fn recycle(ctx: &Arc<Ctx>, db: ScratchDb, session: Option<Session>) {
     let task = ctx.handle.spawn({
         let ctx = ctx.clone();
         async move {
-            let session = match session {
+            // The case's session, cleared, else a new one.
+            let cleared = match session {
                 Some(s) => s.cleared().await,
                 None => None,
             };
-            let session = match session {
+            let session = match cleared {
                 Some(s) => Ok(s),
                 None => Session::open(&db, ctx.step_timeout).await,
             };
